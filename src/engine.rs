@@ -1,0 +1,242 @@
+//! The engine API and the one registry of engines.
+//!
+//! Every technique implements [`Technique`]: `compile` turns a validated
+//! [`Program`] into the technique's own code, `execute` runs that code.
+//! The registry wraps each technique as a `&'static dyn` [`Engine`], whose
+//! public API is entirely safe: [`Executable::execute`] checks the argument
+//! count once, before the technique's unchecked `execute` runs.
+//!
+//! Adding an engine = one module under `engines/` + one line in
+//! [`for_each_engine!`]. The CLI, the tests and the benchmarks expand that
+//! macro (or iterate [`engines()`]); none of them lists engines by hand.
+
+use crate::front::program::Program;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Which part of the comparison an engine belongs to; reports group by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// The ten techniques of the original comparison (including `walker`).
+    Original,
+    /// Techniques the original did not have: register VM, `become`, JIT.
+    Beyond,
+    /// Like another engine, plus declared superinstructions.
+    Fused,
+    /// A real interpreter or VM people would embed instead (Lua, wasmi, ...).
+    Peer,
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tier::Original => "original",
+            Tier::Beyond => "beyond",
+            Tier::Fused => "fused",
+            Tier::Peer => "peer",
+        })
+    }
+}
+
+/// A compile stage that could not finish (a JIT or a peer may refuse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileError(pub String);
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Too few arguments for the program: reported before execution starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgError {
+    pub needed: usize,
+    pub given: usize,
+}
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.needed == 1 { "" } else { "s" };
+        write!(
+            f,
+            "the program needs {} argument{plural}, {} given",
+            self.needed, self.given
+        )
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+/// What each technique implements. Only the registry calls `execute`.
+pub trait Technique: 'static {
+    /// The engine's name on the command line and in reports.
+    const NAME: &'static str;
+    /// Where the engine sits in the comparison.
+    const TIER: Tier;
+    /// One line for `vm-perf list --long` and the report.
+    const SUMMARY: &'static str;
+    /// The largest magnitude every intermediate value may have for this
+    /// engine to be exact (`None`: every `i64`). LuaJIT's doubles: 2⁵³.
+    const EXACT_MAGNITUDE: Option<u64> = None;
+
+    /// The technique's own compiled form.
+    type Code;
+
+    /// Whether the engine can run this program at all (peers may refuse,
+    /// e.g. Lua's parser limits nesting). Checked before `compile`.
+    fn supports(_program: &Program) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Builds the code. Time spent here is the "compile" stage.
+    fn compile(program: &Program) -> Result<Self::Code, CompileError>;
+
+    /// Runs the code to completion and returns the program's value.
+    ///
+    /// # Safety
+    ///
+    /// `args.len()` must be at least the [`Program::arg_count`] of the
+    /// program `code` was compiled from. Engines may read arguments
+    /// without bounds checks on that promise.
+    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64;
+
+    /// What `compile` produced, for people: `vm-perf show`.
+    fn show(code: &Self::Code) -> String;
+}
+
+/// An engine as the registry exposes it: object safe and entirely safe.
+pub trait Engine: Sync {
+    fn name(&self) -> &'static str;
+    fn tier(&self) -> Tier;
+    fn summary(&self) -> &'static str;
+    fn exact_magnitude(&self) -> Option<u64>;
+    fn supports(&self, program: &Program) -> Result<(), String>;
+    fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError>;
+}
+
+/// A compiled program, ready to run any number of times.
+pub trait Executable {
+    /// How many arguments `execute` needs.
+    fn arg_count(&self) -> usize;
+    /// Runs the program; an error only when `args` is too short.
+    fn execute(&self, args: &[i64]) -> Result<i64, ArgError>;
+    /// The compiled form as text (`vm-perf show`).
+    fn show(&self) -> String;
+}
+
+/// Adapts a [`Technique`] to the registry's [`Engine`].
+pub struct Registered<T>(PhantomData<fn() -> T>);
+
+impl<T> Registered<T> {
+    pub const NEW: Self = Registered(PhantomData);
+}
+
+struct Compiled<T: Technique> {
+    code: T::Code,
+    arg_count: usize,
+}
+
+impl<T: Technique> Engine for Registered<T> {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+    fn tier(&self) -> Tier {
+        T::TIER
+    }
+    fn summary(&self) -> &'static str {
+        T::SUMMARY
+    }
+    fn exact_magnitude(&self) -> Option<u64> {
+        T::EXACT_MAGNITUDE
+    }
+    fn supports(&self, program: &Program) -> Result<(), String> {
+        T::supports(program)
+    }
+    fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
+        T::supports(program).map_err(CompileError)?;
+        let code = T::compile(program)?;
+        Ok(Box::new(Compiled::<T> { code, arg_count: program.arg_count() }))
+    }
+}
+
+impl<T: Technique> Executable for Compiled<T> {
+    fn arg_count(&self) -> usize {
+        self.arg_count
+    }
+    #[inline]
+    fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
+        if args.len() < self.arg_count {
+            return Err(ArgError { needed: self.arg_count, given: args.len() });
+        }
+        // SAFETY: `arg_count` is the compiled program's `Program::arg_count`,
+        // and we just checked `args` holds at least that many values.
+        Ok(unsafe { T::execute(&self.code, args) })
+    }
+    fn show(&self) -> String {
+        T::show(&self.code)
+    }
+}
+
+/// Calls `$callback! { name: Type, ... }` with every registered engine.
+///
+/// This is the registry: the one place that lists engines. Entries may carry
+/// `#[cfg(...)]` attributes for engines behind cargo features.
+#[macro_export]
+macro_rules! for_each_engine {
+    ($callback:ident) => {
+        $callback! {
+            walker: $crate::engines::walker::Walker,
+        }
+    };
+}
+
+macro_rules! engine_table {
+    ($($(#[$attr:meta])* $name:ident: $ty:ty,)*) => {
+        static ENGINES: &[&dyn Engine] = &[
+            $($(#[$attr])* &Registered::<$ty>::NEW,)*
+        ];
+    };
+}
+
+for_each_engine!(engine_table);
+
+/// Every registered engine, in registry order (`walker` first).
+pub fn engines() -> &'static [&'static dyn Engine] {
+    ENGINES
+}
+
+/// The engine called `name`, if it is registered (and built).
+pub fn engine(name: &str) -> Option<&'static dyn Engine> {
+    ENGINES.iter().copied().find(|e| e.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_walker_is_first() {
+        let names: Vec<_> = engines().iter().map(|e| e.name()).collect();
+        assert_eq!(names[0], "walker");
+        let unique: HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "duplicate engine name in {names:?}");
+    }
+
+    #[test]
+    fn execute_checks_the_argument_count() {
+        let program = Program::validate(crate::Expr::Arg(2)).unwrap();
+        for engine in engines() {
+            if engine.supports(&program).is_err() {
+                continue;
+            }
+            let code = engine.compile(&program).unwrap();
+            assert_eq!(code.execute(&[1, 2]), Err(ArgError { needed: 3, given: 2 }));
+            assert_eq!(code.execute(&[1, 2, 7]), Ok(7), "{}", engine.name());
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per technique, named exactly like the engine. Each begins with
+//! a doc comment: what compile produces, where values and locals live at run
+//! time, how control flows, and the trade-off.
+
+pub mod walker;

@@ -1,0 +1,15 @@
+//! vm-perf: one tiny language, many ways to interpret it, measured fairly.
+//!
+//! The stages are kept apart: [`front`] (AST, parser, printer, validator),
+//! [`engines`] (one module per technique), the [`engine`] API and registry,
+//! [`workloads`] and their native candles, and the harness and CLI on top.
+
+pub mod engine;
+pub mod engines;
+pub mod front;
+pub mod workloads;
+
+pub use engine::{ArgError, CompileError, Engine, Executable, Tier, engine, engines};
+pub use front::ast::Expr;
+pub use front::program::{MAX_DEPTH, Program, ValidationError};
+pub mod cli;
