@@ -198,6 +198,7 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            bytecode: $crate::engines::bytecode::Bytecode,
         }
     };
 }
