@@ -199,6 +199,7 @@ macro_rules! for_each_engine {
         $callback! {
             walker: $crate::engines::walker::Walker,
             bytecode: $crate::engines::bytecode::Bytecode,
+            closures: $crate::engines::closures::Closures,
         }
     };
 }

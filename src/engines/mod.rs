@@ -3,6 +3,7 @@
 //! time, how control flows, and the trade-off.
 
 pub mod bytecode;
+pub mod closures;
 pub mod walker;
 
 #[cfg(test)]
