@@ -198,6 +198,8 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            bytecode: $crate::engines::bytecode::Bytecode,
+            closures: $crate::engines::closures::Closures,
         }
     };
 }
