@@ -190,6 +190,7 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };
 }

@@ -3,3 +3,4 @@
 //! time, how control flows, and the trade-off.
 
 pub mod walker;
+pub mod tape_continuations;
