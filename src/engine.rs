@@ -200,6 +200,7 @@ macro_rules! for_each_engine {
             walker: $crate::engines::walker::Walker,
             bytecode: $crate::engines::bytecode::Bytecode,
             closures: $crate::engines::closures::Closures,
+            tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };
 }

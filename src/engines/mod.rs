@@ -4,6 +4,7 @@
 
 pub mod bytecode;
 pub mod closures;
+pub mod tape_continuations;
 pub mod walker;
 
 #[cfg(test)]
