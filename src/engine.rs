@@ -200,6 +200,7 @@ macro_rules! for_each_engine {
             walker: $crate::engines::walker::Walker,
             bytecode: $crate::engines::bytecode::Bytecode,
             closures: $crate::engines::closures::Closures,
+            stack_closures: $crate::engines::stack_closures::StackClosures,
         }
     };
 }

@@ -4,6 +4,7 @@
 
 pub mod bytecode;
 pub mod closures;
+pub mod stack_closures;
 pub mod walker;
 
 #[cfg(test)]
