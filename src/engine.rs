@@ -201,6 +201,7 @@ macro_rules! for_each_engine {
             bytecode: $crate::engines::bytecode::Bytecode,
             closures: $crate::engines::closures::Closures,
             stack_closures: $crate::engines::stack_closures::StackClosures,
+            tape_closures: $crate::engines::tape_closures::TapeClosures,
         }
     };
 }

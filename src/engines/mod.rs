@@ -5,6 +5,7 @@
 pub mod bytecode;
 pub mod closures;
 pub mod stack_closures;
+pub mod tape_closures;
 pub mod walker;
 
 #[cfg(test)]
