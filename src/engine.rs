@@ -202,6 +202,7 @@ macro_rules! for_each_engine {
             closures: $crate::engines::closures::Closures,
             stack_closures: $crate::engines::stack_closures::StackClosures,
             tape_closures: $crate::engines::tape_closures::TapeClosures,
+            bytecode_closures: $crate::engines::bytecode_closures::BytecodeClosures,
         }
     };
 }

@@ -3,6 +3,7 @@
 //! time, how control flows, and the trade-off.
 
 pub mod bytecode;
+pub mod bytecode_closures;
 pub mod closures;
 pub mod stack_closures;
 pub mod tape_closures;
