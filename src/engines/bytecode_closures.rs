@@ -2,7 +2,7 @@
 //! instruction-like closures, run by a loop with an instruction pointer.
 //!
 //! **Compile** first produces and verifies exactly the instruction list of
-//! [`bytecode`](super::bytecode) (the same stack discipline, rotated loops
+//! [`bytecode`] (the same stack discipline, rotated loops
 //! and resolved local slots), then turns each instruction into one
 //! `Box<dyn Fn(&mut Vm) -> usize>` that captures its operands — and its own
 //! successor's address — and returns the address to run next: `ip + 1` for

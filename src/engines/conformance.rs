@@ -81,7 +81,11 @@ pub fn agrees_with_walker<T: Technique>(extra: &[(&str, &[i64])]) {
         assert!(!T::show(&code).is_empty());
     }
     // Workloads run millions of steps: too slow under Miri.
-    let workloads = if cfg!(miri) { &[][..] } else { crate::workloads::WORKLOADS };
+    let workloads = if cfg!(miri) {
+        &[][..]
+    } else {
+        crate::workloads::WORKLOADS
+    };
     for w in workloads {
         let program = w.program().unwrap();
         assert_eq!(
