@@ -200,6 +200,9 @@ macro_rules! for_each_engine {
             walker: $crate::engines::walker::Walker,
             bytecode: $crate::engines::bytecode::Bytecode,
             closures: $crate::engines::closures::Closures,
+            stack_closures: $crate::engines::stack_closures::StackClosures,
+            tape_closures: $crate::engines::tape_closures::TapeClosures,
+            bytecode_closures: $crate::engines::bytecode_closures::BytecodeClosures,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };

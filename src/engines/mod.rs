@@ -3,7 +3,10 @@
 //! time, how control flows, and the trade-off.
 
 pub mod bytecode;
+pub mod bytecode_closures;
 pub mod closures;
+pub mod stack_closures;
+pub mod tape_closures;
 pub mod tape_continuations;
 pub mod walker;
 
