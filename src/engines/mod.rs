@@ -2,5 +2,5 @@
 //! a doc comment: what compile produces, where values and locals live at run
 //! time, how control flows, and the trade-off.
 
-pub mod walker;
 pub mod tape_continuations;
+pub mod walker;
