@@ -128,7 +128,7 @@ pub(crate) type Handler =
     unsafe fn(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: i64, r1: i64) -> Exit;
 
 /// One tape cell: the handler and its operand (slot, index, literal or
-/// relative jump distance).
+/// relative jump distance in bytes).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Op {
@@ -139,7 +139,8 @@ pub(crate) struct Op {
 impl Instr {
     /// The tape cell for this instruction at tape position `at`.
     fn op(self, at: usize) -> Op {
-        let rel = |t: usize| t as i64 - at as i64;
+        // Jump distances are stored in bytes, saving the handler a scale.
+        let rel = |t: usize| (t as i64 - at as i64) * size_of::<Op>() as i64;
         let (handler, operand): (Handler, i64) = match self {
             Instr::Lit(n) => (lit, n),
             Instr::Arg(i) => (arg, i as i64),
@@ -344,7 +345,7 @@ unsafe fn jump_if_not_pos(
     // SAFETY: `verify` checked the target is a later op of the same tape;
     // the handler contract carries over to it.
     unsafe {
-        let ip = ip.offset(rel);
+        let ip = ip.byte_offset(rel);
         ((*ip).handler)(ip, fp, args, acc, r0, r1)
     }
 }
@@ -358,7 +359,7 @@ unsafe fn loop_back(ip: *const Op, fp: *mut i64, _: *const i64, _: i64, r0: i64,
     unsafe {
         *fp.add(SAVE_BASE) = r0;
         *fp.add(SAVE_BASE + 1) = r1;
-        (ip.offset(rel), 0)
+        (ip.byte_offset(rel), 0)
     }
 }
 
