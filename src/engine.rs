@@ -198,6 +198,7 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };

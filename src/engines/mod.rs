@@ -2,5 +2,6 @@
 //! a doc comment: what compile produces, where values and locals live at run
 //! time, how control flows, and the trade-off.
 
+pub mod closure_continuations;
 pub mod tape_continuations;
 pub mod walker;
