@@ -199,6 +199,8 @@ macro_rules! for_each_engine {
         $callback! {
             walker: $crate::engines::walker::Walker,
             closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
+            closure_stack_continuations:
+                $crate::engines::closure_stack_continuations::ClosureStackContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };

@@ -3,5 +3,6 @@
 //! time, how control flows, and the trade-off.
 
 pub mod closure_continuations;
+pub mod closure_stack_continuations;
 pub mod tape_continuations;
 pub mod walker;
