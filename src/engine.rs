@@ -198,6 +198,7 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            register_closures: $crate::engines::register_closures::RegisterClosures,
             closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
             closure_stack_continuations:
                 $crate::engines::closure_stack_continuations::ClosureStackContinuations,

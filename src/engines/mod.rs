@@ -4,5 +4,6 @@
 
 pub mod closure_continuations;
 pub mod closure_stack_continuations;
+pub mod register_closures;
 pub mod tape_continuations;
 pub mod walker;
