@@ -3,8 +3,9 @@
 //!
 //! **Compile** first flattens the tree into a [`Chain`] of steps in
 //! evaluation order (what `show` prints), then folds each chain from its end
-//! into boxed closures: every closure captures the closure of the step after
-//! it, and the last one captures a closure that just returns the value.
+//! into boxed closures: every closure captures (a pointer to) the closure of
+//! the step after it, and the last one is a closure that returns the value.
+//! An arena owns all closures, so dropping a long chain does not recurse.
 //! **Values** travel as an argument: a step receives the previous step's
 //! value and calls its continuation with its own. The left operand of an
 //! `Add` is simply the value flowing in; the right operand runs as a *nested*
@@ -115,61 +116,104 @@ impl Chain {
     }
 }
 
-/// A continuation: `(locals, args, value of the previous step)`.
-type Cont = Box<dyn Fn(&mut [i64], &[i64], i64) -> i64>;
+/// A step's closure: `(locals, args, value of the previous step)`.
+type Fun = dyn Fn(&mut [i64], &[i64], i64) -> i64;
 
-/// The end of every chain: hand the value back to whoever called the chain.
-fn ret() -> Cont {
-    Box::new(|_, _, v| v)
+/// A continuation: a step's closure, owned by the code's [`Arena`].
+///
+/// Closures refer to their successors by these plain pointers instead of
+/// owning them, so dropping a chain of any length frees its closures one by
+/// one from a `Vec`, instead of recursing once per step.
+#[derive(Clone, Copy)]
+struct Cont(*const Fun);
+
+impl Cont {
+    #[inline(always)]
+    fn call(self, locals: &mut [i64], args: &[i64], v: i64) -> i64 {
+        // SAFETY: a `Cont` is only made by `Arena::alloc` and only held by
+        // closures in the same arena or by the `Code` owning it; the arena
+        // frees its closures only when that `Code` is dropped, and closures
+        // only run while `execute` borrows the `Code`.
+        unsafe { (*self.0)(locals, args, v) }
+    }
 }
 
-/// Folds `chain` into closures, from the last step to the first.
-fn build(chain: &Chain, end: Cont) -> Cont {
-    let mut next = end;
-    for step in chain.0.iter().rev() {
-        next = match *step {
-            Step::Lit(n) => Box::new(move |l, a, _| next(l, a, n)),
-            Step::Arg(i) => Box::new(move |l, a, _| {
-                // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
-                // and `execute`'s caller guarantees `args` is that long.
-                let v = unsafe { *a.get_unchecked(i) };
-                next(l, a, v)
-            }),
-            Step::Get(s) => Box::new(move |l, a, _| {
-                // SAFETY: validation put the local in scope, so its level
-                // `s` is below `max_locals`, the slice's length.
-                let v = unsafe { *l.get_unchecked(s) };
-                next(l, a, v)
-            }),
-            Step::Bind(s) => Box::new(move |l, a, v| {
-                // SAFETY: a `Let` at level `s` means `s < max_locals`.
-                unsafe { *l.get_unchecked_mut(s) = v };
-                next(l, a, v)
-            }),
-            Step::Set(s) => Box::new(move |l, a, v| {
-                // SAFETY: as for `Get`: the local is in scope.
-                unsafe { *l.get_unchecked_mut(s) = v };
-                next(l, a, 0)
-            }),
-            Step::AddRight(ref right) => {
-                let right = build(right, ret());
-                Box::new(move |l, a, v| {
-                    let r = right(l, a, 0);
-                    next(l, a, v.wrapping_add(r))
-                })
-            }
-            Step::While(ref cond, ref body) => {
-                let (cond, body) = (build(cond, ret()), build(body, ret()));
-                Box::new(move |l, a, _| {
-                    while cond(l, a, 0) > 0 {
-                        body(l, a, 0);
-                    }
-                    next(l, a, 0)
-                })
-            }
-        };
+/// Owns every closure of a compiled program.
+#[derive(Default)]
+struct Arena(Vec<*mut Fun>);
+
+impl Arena {
+    fn alloc(&mut self, f: impl Fn(&mut [i64], &[i64], i64) -> i64 + 'static) -> Cont {
+        let f: Box<Fun> = Box::new(f);
+        let p = Box::into_raw(f);
+        self.0.push(p);
+        Cont(p)
     }
-    next
+
+    /// The end of every chain: hand the value back to whoever called it.
+    fn ret(&mut self) -> Cont {
+        self.alloc(|_, _, v| v)
+    }
+
+    /// Folds `chain` into closures, from the last step to the first.
+    fn build(&mut self, chain: &Chain) -> Cont {
+        let mut next = self.ret();
+        for step in chain.0.iter().rev() {
+            next = match *step {
+                Step::Lit(n) => self.alloc(move |l, a, _| next.call(l, a, n)),
+                Step::Arg(i) => self.alloc(move |l, a, _| {
+                    // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
+                    // and `execute`'s caller guarantees `args` is that long.
+                    let v = unsafe { *a.get_unchecked(i) };
+                    next.call(l, a, v)
+                }),
+                Step::Get(s) => self.alloc(move |l, a, _| {
+                    // SAFETY: validation put the local in scope, so its
+                    // level `s` is below `max_locals`, the slice's length.
+                    let v = unsafe { *l.get_unchecked(s) };
+                    next.call(l, a, v)
+                }),
+                Step::Bind(s) => self.alloc(move |l, a, v| {
+                    // SAFETY: a `Let` at level `s` means `s < max_locals`.
+                    unsafe { *l.get_unchecked_mut(s) = v };
+                    next.call(l, a, v)
+                }),
+                Step::Set(s) => self.alloc(move |l, a, v| {
+                    // SAFETY: as for `Get`: the local is in scope.
+                    unsafe { *l.get_unchecked_mut(s) = v };
+                    next.call(l, a, 0)
+                }),
+                Step::AddRight(ref right) => {
+                    let right = self.build(right);
+                    self.alloc(move |l, a, v| {
+                        let r = right.call(l, a, 0);
+                        next.call(l, a, v.wrapping_add(r))
+                    })
+                }
+                Step::While(ref cond, ref body) => {
+                    let (cond, body) = (self.build(cond), self.build(body));
+                    self.alloc(move |l, a, _| {
+                        while cond.call(l, a, 0) > 0 {
+                            body.call(l, a, 0);
+                        }
+                        next.call(l, a, 0)
+                    })
+                }
+            };
+        }
+        next
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            // SAFETY: every pointer came from `Box::into_raw` in `alloc` and
+            // is freed exactly once, here. Closures capture only `Cont`s and
+            // plain values, so freeing one never touches another.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
 }
 
 /// The compiled program: the chain for `show` and its first closure.
@@ -177,6 +221,9 @@ pub struct Code {
     chain: Chain,
     entry: Cont,
     max_locals: usize,
+    /// Owns `entry` and every closure it reaches; declared last so that it is
+    /// dropped last.
+    _arena: Arena,
 }
 
 pub struct ClosureContinuations;
@@ -190,17 +237,19 @@ impl Technique for ClosureContinuations {
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
         let chain = Chain::of(program.expr(), 0);
-        let entry = build(&chain, ret());
+        let mut arena = Arena::default();
+        let entry = arena.build(&chain);
         Ok(Code {
             chain,
             entry,
             max_locals: program.max_locals(),
+            _arena: arena,
         })
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
         let mut locals = vec![0i64; code.max_locals];
-        (code.entry)(&mut locals, args, 0)
+        code.entry.call(&mut locals, args, 0)
     }
 
     fn show(code: &Code) -> String {
@@ -232,5 +281,10 @@ mod tests {
     #[test]
     fn deep_programs() {
         testkit::deep_programs(NAME);
+    }
+
+    #[test]
+    fn long_straight_line() {
+        testkit::long_straight_line(NAME);
     }
 }

@@ -5,7 +5,8 @@
 //! **Compile** flattens the tree into a [`Chain`] of stack-machine steps in
 //! evaluation order (what `show` prints), tracking the operand-stack height
 //! so the stack can be sized exactly, then folds each chain from its end into
-//! boxed closures, each capturing the closure of the step after it.
+//! boxed closures, each capturing (a pointer to) the closure of the step
+//! after it; an arena owns them all, so dropping a long chain never recurses.
 //! **Values** live in one buffer `mem = [locals… | operand stack…]`: a step
 //! pops its operands and pushes its result at `mem[sp]`, and passes the new
 //! stack pointer `sp` to its continuation. Because both sides of `Add` are
@@ -158,73 +159,116 @@ impl Chain {
     }
 }
 
-/// A continuation: `(mem, args, sp)`; `mem[sp]` is the next free stack slot.
-type Cont = Box<dyn Fn(&mut [i64], &[i64], usize) -> i64>;
+/// A step's closure: `(mem, args, sp)`; `mem[sp]` is the next free slot.
+type Fun = dyn Fn(&mut [i64], &[i64], usize) -> i64;
 
-/// Folds `chain` into closures, from its end to its first step.
+/// A continuation: a step's closure, owned by the code's [`Arena`].
 ///
-/// Every step below relies on the same invariant: the stack pointer a step
-/// receives is the height `Lower` computed for that point, plus the stack's
-/// base, and `mem` holds `max_locals + max_height` slots; so a push writes
-/// below `mem.len()` and a pop reads above the stack's base.
-fn build(chain: &Chain) -> Cont {
-    let mut next: Cont = if chain.pushes {
-        Box::new(|m, _, sp| {
-            // SAFETY: a chain that pushes has its value at `sp - 1`
-            // (stack invariant above).
-            unsafe { *m.get_unchecked(sp - 1) }
-        })
-    } else {
-        Box::new(|_, _, _| 0)
-    };
-    for step in chain.steps.iter().rev() {
-        next = match *step {
-            Step::Lit(n) => Box::new(move |m, a, sp| {
-                // SAFETY: a push stays below `mem.len()` (stack invariant).
-                unsafe { *m.get_unchecked_mut(sp) = n };
-                next(m, a, sp + 1)
-            }),
-            Step::Arg(i) => Box::new(move |m, a, sp| {
-                // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
-                // which `execute`'s caller guarantees; the push is in bounds
-                // by the stack invariant.
-                unsafe { *m.get_unchecked_mut(sp) = *a.get_unchecked(i) };
-                next(m, a, sp + 1)
-            }),
-            Step::Get(s) => Box::new(move |m, a, sp| {
-                // SAFETY: validation put the local in scope, so its level
-                // `s < max_locals`; the push is in bounds (stack invariant).
-                unsafe { *m.get_unchecked_mut(sp) = *m.get_unchecked(s) };
-                next(m, a, sp + 1)
-            }),
-            Step::Add => Box::new(move |m, a, sp| {
-                // SAFETY: `Add` follows the pushes of both operands, so
-                // `sp - 2` and `sp - 1` are stack slots (stack invariant).
-                unsafe {
-                    let b = *m.get_unchecked(sp - 1);
-                    let x = m.get_unchecked_mut(sp - 2);
-                    *x = x.wrapping_add(b);
-                }
-                next(m, a, sp - 1)
-            }),
-            Step::Store(s) => Box::new(move |m, a, sp| {
-                // SAFETY: the stored value was just pushed (stack
-                // invariant), and the local's level `s < max_locals`.
-                unsafe { *m.get_unchecked_mut(s) = *m.get_unchecked(sp - 1) };
-                next(m, a, sp - 1)
-            }),
-            Step::While(ref cond, ref body) => {
-                let (cond, body) = (build(cond), build(body));
-                Box::new(move |m, a, sp| {
-                    while cond(m, a, sp) > 0 {
-                        body(m, a, sp);
-                    }
-                    next(m, a, sp)
-                })
-            }
-        };
+/// Closures refer to their successors by these plain pointers instead of
+/// owning them, so dropping a chain of any length frees its closures one by
+/// one from a `Vec`, instead of recursing once per step.
+#[derive(Clone, Copy)]
+struct Cont(*const Fun);
+
+impl Cont {
+    #[inline(always)]
+    fn call(self, mem: &mut [i64], args: &[i64], sp: usize) -> i64 {
+        // SAFETY: a `Cont` is only made by `Arena::alloc` and only held by
+        // closures in the same arena or by the `Code` owning it; the arena
+        // frees its closures only when that `Code` is dropped, and closures
+        // only run while `execute` borrows the `Code`.
+        unsafe { (*self.0)(mem, args, sp) }
     }
-    next
+}
+
+/// Owns every closure of a compiled program.
+#[derive(Default)]
+struct Arena(Vec<*mut Fun>);
+
+impl Arena {
+    fn alloc(&mut self, f: impl Fn(&mut [i64], &[i64], usize) -> i64 + 'static) -> Cont {
+        let f: Box<Fun> = Box::new(f);
+        let p = Box::into_raw(f);
+        self.0.push(p);
+        Cont(p)
+    }
+
+    /// Folds `chain` into closures, from its end to its first step.
+    ///
+    /// Every step below relies on the same invariant: the stack pointer a
+    /// step receives is the height `Lower` computed for that point plus the
+    /// stack's base, and `mem` holds `max_locals + max_height` slots; so a
+    /// push writes below `mem.len()` and a pop reads above the stack's base.
+    fn build(&mut self, chain: &Chain) -> Cont {
+        let mut next = if chain.pushes {
+            self.alloc(|m, _, sp| {
+                // SAFETY: a chain that pushes has its value at `sp - 1`
+                // (stack invariant above).
+                unsafe { *m.get_unchecked(sp - 1) }
+            })
+        } else {
+            self.alloc(|_, _, _| 0)
+        };
+        for step in chain.steps.iter().rev() {
+            next = match *step {
+                Step::Lit(n) => self.alloc(move |m, a, sp| {
+                    // SAFETY: a push stays below `mem.len()` (stack invariant).
+                    unsafe { *m.get_unchecked_mut(sp) = n };
+                    next.call(m, a, sp + 1)
+                }),
+                Step::Arg(i) => self.alloc(move |m, a, sp| {
+                    // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
+                    // which `execute`'s caller guarantees; the push is in
+                    // bounds by the stack invariant.
+                    unsafe { *m.get_unchecked_mut(sp) = *a.get_unchecked(i) };
+                    next.call(m, a, sp + 1)
+                }),
+                Step::Get(s) => self.alloc(move |m, a, sp| {
+                    // SAFETY: validation put the local in scope, so its level
+                    // `s < max_locals`; the push is in bounds (stack invariant).
+                    unsafe { *m.get_unchecked_mut(sp) = *m.get_unchecked(s) };
+                    next.call(m, a, sp + 1)
+                }),
+                Step::Add => self.alloc(move |m, a, sp| {
+                    // SAFETY: `Add` follows the pushes of both operands, so
+                    // `sp - 2` and `sp - 1` are stack slots (stack invariant).
+                    unsafe {
+                        let b = *m.get_unchecked(sp - 1);
+                        let x = m.get_unchecked_mut(sp - 2);
+                        *x = x.wrapping_add(b);
+                    }
+                    next.call(m, a, sp - 1)
+                }),
+                Step::Store(s) => self.alloc(move |m, a, sp| {
+                    // SAFETY: the stored value was just pushed (stack
+                    // invariant), and the local's level `s < max_locals`.
+                    unsafe { *m.get_unchecked_mut(s) = *m.get_unchecked(sp - 1) };
+                    next.call(m, a, sp - 1)
+                }),
+                Step::While(ref cond, ref body) => {
+                    let (cond, body) = (self.build(cond), self.build(body));
+                    self.alloc(move |m, a, sp| {
+                        while cond.call(m, a, sp) > 0 {
+                            body.call(m, a, sp);
+                        }
+                        next.call(m, a, sp)
+                    })
+                }
+            };
+        }
+        next
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            // SAFETY: every pointer came from `Box::into_raw` in `alloc` and
+            // is freed exactly once, here. Closures capture only `Cont`s and
+            // plain values, so freeing one never touches another.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
 }
 
 /// The compiled program: the chain for `show` and its first closure.
@@ -233,6 +277,8 @@ pub struct Code {
     entry: Cont,
     max_locals: usize,
     max_height: usize,
+    /// Owns `entry` and every closure it reaches.
+    _arena: Arena,
 }
 
 pub struct ClosureStackContinuations;
@@ -250,18 +296,20 @@ impl Technique for ClosureStackContinuations {
             max_height: 0,
         };
         let chain = lower.chain(program.expr(), 0, true);
-        let entry = build(&chain);
+        let mut arena = Arena::default();
+        let entry = arena.build(&chain);
         Ok(Code {
             chain,
             entry,
             max_locals: program.max_locals(),
             max_height: lower.max_height,
+            _arena: arena,
         })
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
         let mut mem = vec![0i64; code.max_locals + code.max_height];
-        (code.entry)(&mut mem, args, code.max_locals)
+        code.entry.call(&mut mem, args, code.max_locals)
     }
 
     fn show(code: &Code) -> String {
@@ -293,5 +341,10 @@ mod tests {
     #[test]
     fn deep_programs() {
         testkit::deep_programs(NAME);
+    }
+
+    #[test]
+    fn long_straight_line() {
+        testkit::long_straight_line(NAME);
     }
 }

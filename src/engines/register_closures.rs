@@ -285,4 +285,9 @@ mod tests {
     fn deep_programs() {
         testkit::deep_programs(NAME);
     }
+
+    #[test]
+    fn long_straight_line() {
+        testkit::long_straight_line(NAME);
+    }
 }

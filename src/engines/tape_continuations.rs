@@ -750,6 +750,34 @@ pub(crate) mod testkit {
         assert_eq!(v, 7);
     }
 
+    /// A shallow program with a very long straight line (400,000 steps in
+    /// balanced blocks), compiled, run and dropped on a 256 KiB stack: the
+    /// continuation engines' chains must be jumps, and dropping them must
+    /// not recurse per step.
+    pub fn long_straight_line(name: &str) {
+        let name = name.to_string();
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                fn tree(n: usize) -> Expr {
+                    if n == 1 {
+                        return Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)));
+                    }
+                    Expr::then(tree(n / 2), tree(n - n / 2))
+                }
+                let n = 200_000;
+                let e = Expr::let_(Expr::Arg(0), Expr::then(tree(n), Expr::Get(0)));
+                let p = Program::validate(e).unwrap();
+                let code = engine(&name).unwrap().compile(&p).unwrap();
+                assert_eq!(code.execute(&[5]).unwrap(), n as i64 + 5, "{name}");
+                drop(code);
+                drop(p);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     /// Programs at the depth limit, compiled and run on a 2 MiB stack.
     pub fn deep_programs(name: &str) {
         let name = name.to_string();
@@ -809,6 +837,11 @@ mod tests {
     #[test]
     fn deep_programs() {
         testkit::deep_programs(NAME);
+    }
+
+    #[test]
+    fn long_straight_line() {
+        testkit::long_straight_line(NAME);
     }
 
     #[test]
