@@ -202,7 +202,10 @@ macro_rules! for_each_engine {
             closures: $crate::engines::closures::Closures,
             stack_closures: $crate::engines::stack_closures::StackClosures,
             tape_closures: $crate::engines::tape_closures::TapeClosures,
+            register_closures: $crate::engines::register_closures::RegisterClosures,
             bytecode_closures: $crate::engines::bytecode_closures::BytecodeClosures,
+            closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
+            closure_stack_continuations: $crate::engines::closure_stack_continuations::ClosureStackContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };

@@ -4,11 +4,13 @@
 
 pub mod bytecode;
 pub mod bytecode_closures;
+pub mod closure_continuations;
+pub mod closure_stack_continuations;
 pub mod closures;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod register_closures;
 pub mod stack_closures;
 pub mod tape_closures;
 pub mod tape_continuations;
 pub mod walker;
-
-#[cfg(test)]
-pub(crate) mod conformance;
