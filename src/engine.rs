@@ -190,6 +190,8 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            register_bytecode: $crate::engines::register_bytecode::RegisterBytecode,
+            register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
         }
     };
 }

@@ -2,4 +2,9 @@
 //! a doc comment: what compile produces, where values and locals live at run
 //! time, how control flows, and the trade-off.
 
+pub mod register_bytecode;
+pub mod register_bytecode_fused;
 pub mod walker;
+
+#[cfg(test)]
+pub(crate) mod checks;
