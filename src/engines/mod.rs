@@ -2,9 +2,12 @@
 //! a doc comment: what compile produces, where values and locals live at run
 //! time, how control flows, and the trade-off.
 
+pub mod bytecode;
+pub mod closures;
 pub mod register_bytecode;
 pub mod register_bytecode_fused;
+pub mod tape_continuations;
 pub mod walker;
 
 #[cfg(test)]
-pub(crate) mod checks;
+pub(crate) mod conformance;

@@ -49,11 +49,12 @@ impl Technique for RegisterBytecodeFused {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::checks;
+    use crate::engines::conformance as checks;
+    use crate::engines::register_bytecode::REGISTER_TRICKY;
 
     #[test]
     fn agrees_with_walker() {
-        checks::agrees_with_walker::<RegisterBytecodeFused>();
+        checks::agrees_with_walker::<RegisterBytecodeFused>(REGISTER_TRICKY);
     }
 
     #[test]
