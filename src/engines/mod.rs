@@ -4,6 +4,8 @@
 
 pub mod bytecode;
 pub mod closures;
+#[cfg(feature = "jit")]
+pub mod jit;
 pub mod register_bytecode;
 pub mod register_bytecode_fused;
 pub mod tape_continuations;
