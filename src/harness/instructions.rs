@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! valgrind --tool=callgrind --collect-atstart=no
-//!          --toggle-collect=*measured_execute* --dump-after=*measured_execute*
+//!          --toggle-collect=*::measured_execute --dump-after=*::measured_execute
 //! ```
 //!
 //! so callgrind counts only inside [`measured_execute`], which runs one
@@ -69,7 +69,10 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
         let run = |out: &mut dyn Write, name: &str, code: Code| -> Result<(), String> {
             // Warm-up outside the counted function: first-touch work is not
             // the technique's cost.
-            let warm = measured_execute_uncounted(&code, &case.args);
+            let warm = match &code {
+                Code::Engine(exe) => exe.execute(&case.args),
+                Code::Native(f) => Ok(f(&case.args)),
+            };
             let value = measured_execute(&code, &case.args);
             if value != Ok(case.expected) || warm != value {
                 return Err(format!("{name} on {}: returned {value:?}, expected {}", case.name, case.expected));
@@ -88,14 +91,6 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
         }
     }
     Ok(())
-}
-
-#[inline(never)]
-fn measured_execute_uncounted(code: &Code, args: &[i64]) -> Result<i64, ArgError> {
-    match code {
-        Code::Engine(exe) => exe.execute(std::hint::black_box(args)),
-        Code::Native(f) => Ok(f(std::hint::black_box(args))),
-    }
 }
 
 /// One counted cell.
@@ -145,6 +140,10 @@ pub fn read_dump(path: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("{}: no summary line", path.display()))
 }
 
+fn sig(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0}") } else { super::stats::sig3(v) }
+}
+
 /// Grids of instructions per iteration and per execution.
 pub fn grids(counts: &[Count]) -> Vec<Grid> {
     let mut workloads: Vec<&str> = Vec::new();
@@ -179,8 +178,8 @@ pub fn grids(counts: &[Count]) -> Vec<Grid> {
             .iter()
             .map(|(s, g)| {
                 let mut row = vec![s.to_string(), tier(s)];
-                row.extend(workloads.iter().map(|w| per_iter(s, w).map_or("n/a".into(), |v| format!("{v:.1}"))));
-                row.push(if g.is_finite() { format!("{g:.1}") } else { "n/a".into() });
+                row.extend(workloads.iter().map(|w| per_iter(s, w).map_or("n/a".into(), sig)));
+                row.push(if g.is_finite() { sig(*g) } else { "n/a".into() });
                 row
             })
             .collect(),
@@ -221,8 +220,8 @@ pub fn run(
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg("--collect-atstart=no")
-        .arg("--toggle-collect=*measured_execute*")
-        .arg("--dump-after=*measured_execute*")
+        .arg("--toggle-collect=*::measured_execute")
+        .arg("--dump-after=*::measured_execute")
         .arg(format!("--callgrind-out-file={}", dir.join("cg.out").display()))
         .arg(format!("--log-file={}", dir.join("valgrind.log").display()))
         .arg(&exe)
@@ -291,6 +290,7 @@ mod tests {
         let g = grids(&counts);
         assert_eq!(g[0].rows[0][0], "walker");
         assert_eq!(g[0].rows[0][2], "10.0");
+        assert_eq!(g[0].rows[1][2], "n/a");
     }
 
     #[test]

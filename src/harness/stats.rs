@@ -96,7 +96,7 @@ pub fn growth_exponent(points: &[(f64, f64)]) -> Option<f64> {
 }
 
 /// Three significant digits, without exponent notation.
-fn sig3(v: f64) -> String {
+pub fn sig3(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
