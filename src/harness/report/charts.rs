@@ -46,6 +46,9 @@ where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
 {
+    // Plotters counts segments from the bottom; fastest (first) goes on top.
+    let bars: Vec<&Bar> = bars.iter().rev().collect();
+    let bars = bars.as_slice();
     let n = bars.len() as u32;
     let height = 90 + 26 * n.max(1);
     let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
@@ -56,7 +59,8 @@ where
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(210)
-        .build_cartesian_2d(x, (0..n).into_segmented())
+        // `a..b` segmented has a slot for `b` too: n bars need `0..n-1`.
+        .build_cartesian_2d(x, (0..n.saturating_sub(1).max(1)).into_segmented())
         .map_err(|e| e.to_string())?;
     let names: Vec<String> = bars.iter().map(|b| format!("{} [{}]", b.label, b.tier)).collect();
     chart
