@@ -8,9 +8,11 @@ pub mod engine;
 pub mod engines;
 pub mod front;
 pub mod harness;
+pub mod random;
 pub mod workloads;
 
 pub use engine::{ArgError, CompileError, Engine, Executable, Tier, engine, engines};
 pub use front::ast::Expr;
 pub use front::program::{MAX_DEPTH, Program, ValidationError};
+pub mod check;
 pub mod cli;

@@ -37,7 +37,11 @@ impl SourceError {
         let id = self.file.as_str();
         let mut excerpt = Vec::new();
         let written = Report::build(ReportKind::Error, (id, start..end))
-            .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
+            .with_config(
+                Config::default()
+                    .with_color(color)
+                    .with_index_type(IndexType::Byte),
+            )
             .with_message(&self.message)
             .with_label(Label::new((id, start..end)).with_message("here"))
             .finish()
@@ -64,8 +68,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
@@ -80,7 +90,10 @@ pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, SourceError> {
             file: file.to_string(),
             span: valid..valid,
             source,
-            message: format!("invalid UTF-8 (byte 0x{:02x}); programs are UTF-8 text", bytes[valid]),
+            message: format!(
+                "invalid UTF-8 (byte 0x{:02x}); programs are UTF-8 text",
+                bytes[valid]
+            ),
         }
     })
 }

@@ -28,7 +28,10 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 fn error<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError { span, message: message.into() })
+    Err(ParseError {
+        span,
+        message: message.into(),
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,7 +152,12 @@ fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, ParseError> {
 /// [`super::program::Program`] is still checked separately.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let toks = lex(src)?;
-    let mut p = Parser { toks, pos: 0, scope: Vec::new(), nesting: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        scope: Vec::new(),
+        nesting: 0,
+    };
     let (e, _) = p.seq(None)?;
     match p.peek() {
         Tok::Eof => Ok(e),
@@ -191,7 +199,10 @@ impl Parser {
         if *self.peek() == want {
             Ok(self.bump().1)
         } else {
-            error(self.span(), format!("expected {want} {context}, found {}", self.peek()))
+            error(
+                self.span(),
+                format!("expected {want} {context}, found {}", self.peek()),
+            )
         }
     }
 
@@ -199,7 +210,10 @@ impl Parser {
     fn enter(&mut self) -> Result<(), ParseError> {
         self.nesting += 1;
         if self.nesting > MAX_DEPTH {
-            return error(self.span(), format!("program nests deeper than the limit of {MAX_DEPTH}"));
+            return error(
+                self.span(),
+                format!("program nests deeper than the limit of {MAX_DEPTH}"),
+            );
         }
         Ok(())
     }
@@ -211,7 +225,10 @@ impl Parser {
     fn node(&self, e: Expr, child_depth: usize, at: Range<usize>) -> Result<Node, ParseError> {
         let depth = child_depth + 1;
         if depth > MAX_DEPTH {
-            return error(at, format!("program nests deeper than the limit of {MAX_DEPTH}"));
+            return error(
+                at,
+                format!("program nests deeper than the limit of {MAX_DEPTH}"),
+            );
         }
         Ok((e, depth))
     }
@@ -242,7 +259,9 @@ impl Parser {
                 self.bump();
                 let (name, _) = match self.bump() {
                     (Tok::Ident(name), span) => (name, span),
-                    (t, span) => return error(span, format!("expected a name after `let`, found {t}")),
+                    (t, span) => {
+                        return error(span, format!("expected a name after `let`, found {t}"));
+                    }
                 };
                 self.expect(Tok::Assign, "after the name in `let`")?;
                 let init = self.expr()?;
@@ -261,16 +280,23 @@ impl Parser {
                 Tok::Eof | Tok::RBrace => break,
                 _ if ends_with_brace => {}
                 t => {
-                    let what = if closing.is_some() { "`;` or `}`" } else { "`;` or end of input" };
+                    let what = if closing.is_some() {
+                        "`;` or `}`"
+                    } else {
+                        "`;` or end of input"
+                    };
                     return error(self.span(), format!("expected {what}, found {t}"));
                 }
             }
         }
         self.scope.truncate(outer_scope);
-        if let Some(open) = closing {
-            if *self.peek() != Tok::RBrace {
-                return error(open, "unclosed `{`: no matching `}` before the end of input");
-            }
+        if let Some(open) = closing
+            && *self.peek() != Tok::RBrace
+        {
+            return error(
+                open,
+                "unclosed `{`: no matching `}` before the end of input",
+            );
         }
         // Fold from the right without recursion: `a; rest` is Then(a, rest).
         let mut acc: Option<Node> = None;
@@ -317,7 +343,10 @@ impl Parser {
                 if *self.peek() != Tok::LBrace {
                     return error(
                         self.span(),
-                        format!("expected `{{` to start the loop body, found {}", self.peek()),
+                        format!(
+                            "expected `{{` to start the loop body, found {}",
+                            self.peek()
+                        ),
                     );
                 }
                 let (body, db) = self.block()?;
@@ -353,7 +382,10 @@ impl Parser {
                     (Tok::Int(n), s) => match usize::try_from(n) {
                         Ok(i) => i,
                         Err(_) => {
-                            return error(s, format!("argument index must be 0 or more, found {n}"));
+                            return error(
+                                s,
+                                format!("argument index must be 0 or more, found {n}"),
+                            );
                         }
                     },
                     (t, s) => return error(s, format!("expected an argument index, found {t}")),
@@ -371,7 +403,11 @@ impl Parser {
                 if *self.peek() != Tok::RParen {
                     return error(
                         self.span(),
-                        format!("expected `)` to close the `(` at byte {}, found {}", span.start, self.peek()),
+                        format!(
+                            "expected `)` to close the `(` at byte {}, found {}",
+                            span.start,
+                            self.peek()
+                        ),
                     );
                 }
                 self.bump();
@@ -427,7 +463,10 @@ mod tests {
 
     #[test]
     fn sums_are_left_associative_and_greedy() {
-        assert_eq!(p("1 + 2 + 3"), Expr::add(Expr::add(Litr(1), Litr(2)), Litr(3)));
+        assert_eq!(
+            p("1 + 2 + 3"),
+            Expr::add(Expr::add(Litr(1), Litr(2)), Litr(3))
+        );
         assert_eq!(p("{ 1 } + 1"), Expr::add(Litr(1), Litr(1)));
         assert_eq!(p("let x1 = 0; x1 = 0; 1").kind(), "Let");
     }
@@ -435,14 +474,23 @@ mod tests {
     #[test]
     fn separator_may_be_left_out_after_a_brace() {
         let e = p("let x = 1; while x { x = 0 } x");
-        assert_eq!(format!("{e:?}"), "Let(Litr(1), Then(While(Get(0), Set(0, Litr(0))), Get(0)))");
+        assert_eq!(
+            format!("{e:?}"),
+            "Let(Litr(1), Then(While(Get(0), Set(0, Litr(0))), Get(0)))"
+        );
         assert!(parse("1 2").is_err());
     }
 
     #[test]
     fn shadowing_resolves_to_the_innermost() {
-        assert_eq!(p("let x = 1; let x = 2; x"), Expr::let_(Litr(1), Expr::let_(Litr(2), Get(0))));
-        assert_eq!(p("let x = 1; let y = 2; x"), Expr::let_(Litr(1), Expr::let_(Litr(2), Get(1))));
+        assert_eq!(
+            p("let x = 1; let x = 2; x"),
+            Expr::let_(Litr(1), Expr::let_(Litr(2), Get(0)))
+        );
+        assert_eq!(
+            p("let x = 1; let y = 2; x"),
+            Expr::let_(Litr(1), Expr::let_(Litr(2), Get(1)))
+        );
         // A block's `let` ends with the block.
         assert!(parse("{ let y = 1; y }; y").is_err());
     }
@@ -466,7 +514,10 @@ mod tests {
         assert!(err(&parens).message.contains("limit"));
         let sum = vec!["1"; 100_000].join(" + ");
         assert!(err(&sum).message.contains("limit"));
-        let lets: String = (0..100_000).map(|i| format!("let a{i} = 1;")).collect::<String>() + "0";
+        let lets: String = (0..100_000)
+            .map(|i| format!("let a{i} = 1;"))
+            .collect::<String>()
+            + "0";
         assert!(err(&lets).message.contains("limit"));
         let ok = vec!["1"; MAX_DEPTH].join(" + ");
         assert_eq!(p(&ok).depth(), MAX_DEPTH);
