@@ -390,12 +390,12 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
         settings.seed = seed;
     }
     let cells = cases.len() * (engines.len() + 2);
+    let (rounds, _) = settings.plan(cells);
     eprintln!(
-        "vm-perf bench: {} engines × {} workloads (+ candles), {} rounds, about {:.0} s of sampling",
+        "vm-perf bench: {} engines × {} workloads (+ candles), {rounds} interleaved rounds, about {:.0} s of sampling",
         engines.len(),
         cases.len(),
-        settings.rounds,
-        settings.budget_seconds.max(cells as f64 * (settings.rounds + settings.warmup_rounds) as f64 * 2e-4)
+        settings.budget_seconds
     );
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:40}] {pos}/{len} samples, {msg}")

@@ -9,7 +9,7 @@ use vm_perf::workloads::{WORKLOADS, workload};
 use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
 
 fn tiny() -> Settings {
-    Settings { quick: true, rounds: 3, warmup_rounds: 1, budget_seconds: 0.02, seed: 1 }
+    Settings { quick: true, rounds: 0, max_rounds: 7, sample_ms: 0.2, warmup_rounds: 1, budget_seconds: 0.02, seed: 1 }
 }
 
 /// An engine that compiles anything and answers `walker + 1`.
@@ -91,10 +91,11 @@ fn every_execution_is_verified_and_refusals_are_na() {
     let walker = engines()[0];
     let r = run(&sum_case(), &[walker, &Picky], true, &tiny(), &ProgressBar::hidden()).unwrap();
     let w = r.cell("walker", "sum").unwrap();
-    assert_eq!(w.execute_ns.len(), 3);
-    assert_eq!(w.compile_ns.len(), 3);
+    assert_eq!(r.settings.rounds, 7);
+    assert_eq!(w.execute_ns.len(), 7);
+    assert_eq!(w.compile_ns.len(), 7);
     // Warm-up, calibration and rounds all count as verified executions.
-    assert!(w.verified_executions >= 1 + 4 * w.reps_per_sample);
+    assert!(w.verified_executions >= 1 + 8 * w.reps_per_sample);
     assert!(r.cell("rust", "sum").unwrap().execute.is_some());
     assert!(r.cell("rust_opt", "sum").is_some());
     let p = r.cell("picky", "sum").unwrap();

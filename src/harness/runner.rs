@@ -31,8 +31,15 @@ use std::time::Instant;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub quick: bool,
-    /// Measured rounds (samples per cell).
+    /// Measured rounds (samples per cell). [`run`] derives it from the
+    /// budget (at most `max_rounds`); the results record the actual count.
     pub rounds: usize,
+    /// Upper bound of `rounds`.
+    pub max_rounds: usize,
+    /// Target length of one sample in milliseconds. Short samples are
+    /// rarely cut by the scheduler on a busy machine, and many of them
+    /// give the median a tight interval.
+    pub sample_ms: f64,
     /// Rounds run first and thrown away.
     pub warmup_rounds: usize,
     /// Target seconds of sampling for the whole run (all cells, all rounds).
@@ -42,14 +49,33 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The default run: about 90 s of sampling, 21 rounds.
+    /// The default run: about 80 s of sampling, up to 301 rounds.
     pub fn full() -> Settings {
-        Settings { quick: false, rounds: 21, warmup_rounds: 2, budget_seconds: 90.0, seed: 0x5eed }
+        Settings {
+            quick: false,
+            rounds: 0,
+            max_rounds: 301,
+            sample_ms: 1.0,
+            warmup_rounds: 3,
+            budget_seconds: 80.0,
+            seed: 0x5eed,
+        }
     }
 
-    /// `--quick`: about 10 s of sampling, 11 rounds.
+    /// `--quick`: about 8 s of sampling, up to 101 rounds.
     pub fn quick() -> Settings {
-        Settings { quick: true, rounds: 11, warmup_rounds: 1, budget_seconds: 10.0, seed: 0x5eed }
+        Settings { quick: true, max_rounds: 101, warmup_rounds: 1, budget_seconds: 8.0, ..Settings::full() }
+    }
+
+    /// Rounds and sample length (ns) for `cells` cells within the budget:
+    /// as many ~`sample_ms` rounds as fit, at least 7, at most `max_rounds`.
+    pub fn plan(&self, cells: usize) -> (usize, f64) {
+        // Compile samples take up to a quarter of an execute sample.
+        let budget = self.budget_seconds * 1e9 / 1.25 / cells.max(1) as f64;
+        let fit = (budget / (self.sample_ms * 1e6)) as usize;
+        let rounds = fit.saturating_sub(self.warmup_rounds).clamp(7, self.max_rounds.max(7));
+        let sample_ns = (budget / (rounds + self.warmup_rounds) as f64).max(2e5);
+        (rounds, sample_ns)
     }
 }
 
@@ -202,8 +228,8 @@ pub fn run(
     }
 
     // 2. Calibrate: compile samples get a quarter of an execute sample.
-    let total_rounds = (settings.rounds + settings.warmup_rounds).max(1) as f64;
-    let sample_ns = (settings.budget_seconds * 1e9 / (total_rounds * cells.len().max(1) as f64 * 1.25)).max(2e5);
+    let (rounds, sample_ns) = settings.plan(cells.len());
+    let settings = &Settings { rounds, ..settings.clone() };
     progress.set_length((cells.len() * (settings.rounds + settings.warmup_rounds)) as u64);
     progress.set_message("calibrating");
     for p in &mut cells {
