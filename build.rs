@@ -15,7 +15,9 @@ fn main() {
     let opt = std::env::var("OPT_LEVEL").unwrap_or_default();
     println!("cargo:rustc-env=VM_PERF_OPT_LEVEL={opt}");
     // Flags arrive separated by 0x1f; spaces are clearer in a report.
-    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default().replace('\x1f', " ");
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS")
+        .unwrap_or_default()
+        .replace('\x1f', " ");
     println!("cargo:rustc-env=VM_PERF_RUSTFLAGS={flags}");
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-env=VM_PERF_TARGET={target}");

@@ -31,7 +31,9 @@ fn benches(c: &mut Criterion) {
                 b.iter(|| assert_eq!(code.execute(black_box(&args)), Ok(expected)))
             });
         }
-        group.bench_function("rust_execute", |b| b.iter(|| assert_eq!((w.rust)(black_box(&args)), expected)));
+        group.bench_function("rust_execute", |b| {
+            b.iter(|| assert_eq!((w.rust)(black_box(&args)), expected))
+        });
         group.bench_function("rust_opt_execute", |b| {
             b.iter(|| assert_eq!((w.rust_opt)(black_box(&args)), expected))
         });

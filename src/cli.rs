@@ -150,7 +150,14 @@ pub fn main() -> ExitCode {
         Some(Command::Show { engine, file }) => show(&mut out, &engine, &file),
         Some(Command::Check) => check(&mut out),
         Some(Command::Bench(args)) => bench(&mut out, &args),
-        None => bench(&mut out, &BenchArgs { out: "report".into(), readme_charts: "docs/results".into(), ..BenchArgs::default() }),
+        None => bench(
+            &mut out,
+            &BenchArgs {
+                out: "report".into(),
+                readme_charts: "docs/results".into(),
+                ..BenchArgs::default()
+            },
+        ),
         Some(Command::Scale(args)) => scale(&mut out, &args),
         Some(Command::InstructionsChild(sel)) => instructions_child(&mut out, &sel),
     };
@@ -350,12 +357,23 @@ fn selected_cases(sel: &Selection) -> Result<Vec<crate::harness::Case>, Failure>
         let program = load(file)?;
         let args = parse_args(&sel.args)?;
         if program.arg_count() > args.len() {
-            let e = crate::engine::ArgError { needed: program.arg_count(), given: args.len() };
+            let e = crate::engine::ArgError {
+                needed: program.arg_count(),
+                given: args.len(),
+            };
             return fail(format!("{file}: {e}"));
         }
-        let source = if file == "-" { String::new() } else { std::fs::read_to_string(file).unwrap_or_default() };
-        let name = std::path::Path::new(file).file_stem().map_or("program".into(), |s| s.to_string_lossy().into_owned());
-        return Ok(vec![Case::user(&name, &source, program, args).map_err(Failure::Plain)?]);
+        let source = if file == "-" {
+            String::new()
+        } else {
+            std::fs::read_to_string(file).unwrap_or_default()
+        };
+        let name = std::path::Path::new(file)
+            .file_stem()
+            .map_or("program".into(), |s| s.to_string_lossy().into_owned());
+        return Ok(vec![
+            Case::user(&name, &source, program, args).map_err(Failure::Plain)?,
+        ]);
     }
     if !sel.args.is_empty() {
         return fail("program arguments need a program: `vm-perf bench FILE ARG...`");
@@ -369,7 +387,10 @@ fn selected_cases(sel: &Selection) -> Result<Vec<crate::harness::Case>, Failure>
     for n in &sel.workloads {
         if workload(n).is_none() {
             let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
-            return fail(format!("unknown workload `{n}` (available: {})", names.join(", ")));
+            return fail(format!(
+                "unknown workload `{n}` (available: {})",
+                names.join(", ")
+            ));
         }
     }
     Ok(cases)
@@ -380,12 +401,19 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     let engines = selected_engines(&a.selection.engines)?;
     let cases = selected_cases(&a.selection)?;
     if a.instructions {
-        return crate::harness::instructions::run(out, &a.selection, &engines, &cases, &a.out).map_err(Failure::Plain);
+        return crate::harness::instructions::run(out, &a.selection, &engines, &cases, &a.out)
+            .map_err(Failure::Plain);
     }
     if cfg!(debug_assertions) {
-        eprintln!("vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`.");
+        eprintln!(
+            "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
+        );
     }
-    let mut settings = if a.quick { runner::Settings::quick() } else { runner::Settings::full() };
+    let mut settings = if a.quick {
+        runner::Settings::quick()
+    } else {
+        runner::Settings::full()
+    };
     if let Some(seed) = a.seed {
         settings.seed = seed;
     }
@@ -398,20 +426,34 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
         settings.budget_seconds
     );
     let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:40}] {pos}/{len} samples, {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed:>4} [{bar:40}] {pos}/{len} samples, {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
-    let results = runner::run(&cases, &engines, true, &settings, &bar).map_err(|e| Failure::Plain(format!("wrong result: {e}")))?;
+    let results = runner::run(&cases, &engines, true, &settings, &bar)
+        .map_err(|e| Failure::Plain(format!("wrong result: {e}")))?;
     for g in table::grids(&results) {
         writeln!(out, "{}", table::terminal(&g)).map_err(io)?;
     }
-    writeln!(out, "Machine: {}\nBuild: {}", results.machine.line(), results.build.line()).map_err(io)?;
+    writeln!(
+        out,
+        "Machine: {}\nBuild: {}",
+        results.machine.line(),
+        results.build.line()
+    )
+    .map_err(io)?;
     let refused = results.cells.iter().filter(|c| c.refused.is_some()).count();
     if refused > 0 {
-        writeln!(out, "{refused} cells n/a (engine refused the program; reasons in results.md)").map_err(io)?;
+        writeln!(
+            out,
+            "{refused} cells n/a (engine refused the program; reasons in results.md)"
+        )
+        .map_err(io)?;
     }
-    report::write_all(&results, &a.out).map_err(|e| Failure::Plain(format!("{}: {e}", a.out.display())))?;
+    report::write_all(&results, &a.out)
+        .map_err(|e| Failure::Plain(format!("{}: {e}", a.out.display())))?;
     writeln!(
         out,
         "Measured for {:.1} s; every execution verified. Reports: {}/{{results.json, results.csv, results.md, index.html}}",
@@ -435,7 +477,9 @@ fn instructions_child(out: &mut impl Write, sel: &Selection) -> Result<(), Failu
 fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
     let engines = selected_engines(&a.engines)?;
     if cfg!(debug_assertions) {
-        eprintln!("vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`.");
+        eprintln!(
+            "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
+        );
     }
     crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
 }

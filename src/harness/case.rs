@@ -28,7 +28,9 @@ impl Case {
         Case {
             name: w.name.to_string(),
             description: w.description().to_string(),
-            program: w.program().unwrap_or_else(|e| panic!("built-in workload {} is invalid: {e}", w.name)),
+            program: w
+                .program()
+                .unwrap_or_else(|e| panic!("built-in workload {} is invalid: {e}", w.name)),
             iterations: w.iterations(&args),
             expected: w.expected(),
             args,
@@ -39,7 +41,12 @@ impl Case {
     /// A user's program. The expected value is what `walker` (the
     /// reference) computes; the iteration count comes from an
     /// `// iterations: arg0*arg1` header if the source has one.
-    pub fn user(name: &str, source: &str, program: Program, args: Vec<i64>) -> Result<Case, String> {
+    pub fn user(
+        name: &str,
+        source: &str,
+        program: Program,
+        args: Vec<i64>,
+    ) -> Result<Case, String> {
         let walker = engines()[0];
         let expected = walker
             .compile(&program)
@@ -48,7 +55,13 @@ impl Case {
             .map_err(|e| format!("{name}: {e}"))?;
         Ok(Case {
             name: name.to_string(),
-            description: source.lines().next().and_then(|l| l.strip_prefix("//")).unwrap_or("").trim().to_string(),
+            description: source
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("//"))
+                .unwrap_or("")
+                .trim()
+                .to_string(),
             iterations: iterations_from_header(source, &args),
             expected,
             program,
@@ -63,14 +76,24 @@ pub fn iterations_from_header(source: &str, args: &[i64]) -> u64 {
     let formula = source
         .lines()
         .take_while(|l| l.trim_start().starts_with("//"))
-        .find_map(|l| l.trim_start().trim_start_matches('/').trim().strip_prefix("iterations:").map(str::trim));
+        .find_map(|l| {
+            l.trim_start()
+                .trim_start_matches('/')
+                .trim()
+                .strip_prefix("iterations:")
+                .map(str::trim)
+        });
     let Some(formula) = formula else { return 1 };
     formula
         .split('*')
         .map(|f| {
             let f = f.trim();
             let n = match f.strip_prefix("arg") {
-                Some(i) => i.parse::<usize>().ok().and_then(|i| args.get(i).copied()).unwrap_or(1),
+                Some(i) => i
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| args.get(i).copied())
+                    .unwrap_or(1),
                 None => f.parse().unwrap_or(1),
             };
             n.max(0) as u64
@@ -113,7 +136,10 @@ mod tests {
 
     #[test]
     fn header_iterations() {
-        assert_eq!(iterations_from_header("// x\n// iterations: arg0*arg1\nfoo", &[3, 4]), 12);
+        assert_eq!(
+            iterations_from_header("// x\n// iterations: arg0*arg1\nfoo", &[3, 4]),
+            12
+        );
         assert_eq!(iterations_from_header("// iterations: arg0*10\n", &[3]), 30);
         assert_eq!(iterations_from_header("1 + 2", &[]), 1);
     }

@@ -52,14 +52,19 @@ pub fn valgrind_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// An engine's compiled program, or why it refused.
+type Compiled = Result<Box<dyn Executable>, String>;
+
 /// The child: every selected cell, in order; one `cell` line each.
 /// Format: `cell SUBJECT WORKLOAD ITERATIONS measured` or `... n/a REASON`.
 pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     for case in cases {
-        let mut subjects: Vec<(&str, Result<Box<dyn Executable>, String>)> = Vec::new();
+        let mut subjects: Vec<(&str, Compiled)> = Vec::new();
         for e in engines {
-            let code = e.supports(&case.program).and_then(|()| e.compile(&case.program).map_err(|x| x.to_string()));
+            let code = e
+                .supports(&case.program)
+                .and_then(|()| e.compile(&case.program).map_err(|x| x.to_string()));
             subjects.push((e.name(), code));
         }
         let candles: Vec<(&str, Candle)> = match case.candles {
@@ -75,15 +80,30 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
             };
             let value = measured_execute(&code, &case.args);
             if value != Ok(case.expected) || warm != value {
-                return Err(format!("{name} on {}: returned {value:?}, expected {}", case.name, case.expected));
+                return Err(format!(
+                    "{name} on {}: returned {value:?}, expected {}",
+                    case.name, case.expected
+                ));
             }
-            writeln!(out, "cell {name} {} {} measured", case.name, case.iterations).map_err(io)?;
+            writeln!(
+                out,
+                "cell {name} {} {} measured",
+                case.name, case.iterations
+            )
+            .map_err(io)?;
             out.flush().map_err(io)
         };
         for (name, code) in &subjects {
             match code {
                 Ok(exe) => run(out, name, Code::Engine(exe.as_ref()))?,
-                Err(why) => writeln!(out, "cell {name} {} {} n/a {}", case.name, case.iterations, why.replace('\n', " ")).map_err(io)?,
+                Err(why) => writeln!(
+                    out,
+                    "cell {name} {} {} n/a {}",
+                    case.name,
+                    case.iterations,
+                    why.replace('\n', " ")
+                )
+                .map_err(io)?,
             }
         }
         for (name, f) in candles {
@@ -104,7 +124,10 @@ pub struct Count {
 }
 
 /// Pairs the child's `cell` lines with callgrind's numbered dumps.
-pub fn pair(lines: &str, dump: &dyn Fn(usize) -> Result<u64, String>) -> Result<Vec<Count>, String> {
+pub fn pair(
+    lines: &str,
+    dump: &dyn Fn(usize) -> Result<u64, String>,
+) -> Result<Vec<Count>, String> {
     let mut counts = Vec::new();
     let mut n = 0;
     for line in lines.lines() {
@@ -112,7 +135,9 @@ pub fn pair(lines: &str, dump: &dyn Fn(usize) -> Result<u64, String>) -> Result<
         if parts.next() != Some("cell") {
             continue;
         }
-        let (Some(subject), Some(workload), Some(iters), Some(status)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(subject), Some(workload), Some(iters), Some(status)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(format!("malformed child line `{line}`"));
         };
         let instructions = if status == "measured" {
@@ -124,7 +149,9 @@ pub fn pair(lines: &str, dump: &dyn Fn(usize) -> Result<u64, String>) -> Result<
         counts.push(Count {
             subject: subject.into(),
             workload: workload.into(),
-            iterations: iters.parse().map_err(|_| format!("bad iteration count in `{line}`"))?,
+            iterations: iters
+                .parse()
+                .map_err(|_| format!("bad iteration count in `{line}`"))?,
             instructions,
         });
     }
@@ -135,13 +162,20 @@ pub fn pair(lines: &str, dump: &dyn Fn(usize) -> Result<u64, String>) -> Result<
 pub fn read_dump(path: &Path) -> Result<u64, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| format!("{}: no summary line", path.display()))
 }
 
 fn sig(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else { super::stats::sig3(v) }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        super::stats::sig3(v)
+    }
 }
 
 /// Grids of instructions per iteration and per execution.
@@ -158,27 +192,44 @@ pub fn grids(counts: &[Count]) -> Vec<Grid> {
     }
     let get = |s: &str, w: &str| counts.iter().find(|c| c.subject == s && c.workload == w);
     let per_iter = |s: &str, w: &str| {
-        get(s, w).and_then(|c| c.instructions.as_ref().ok().map(|&i| i as f64 / c.iterations as f64))
+        get(s, w).and_then(|c| {
+            c.instructions
+                .as_ref()
+                .ok()
+                .map(|&i| i as f64 / c.iterations as f64)
+        })
     };
     // Fewest instructions first, by geometric mean per iteration.
     let mut ranked: Vec<(&str, f64)> = subjects
         .iter()
-        .map(|s| (*s, geomean(workloads.iter().filter_map(|w| per_iter(s, w))).unwrap_or(f64::INFINITY)))
+        .map(|s| {
+            (
+                *s,
+                geomean(workloads.iter().filter_map(|w| per_iter(s, w))).unwrap_or(f64::INFINITY),
+            )
+        })
         .collect();
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let tier = |s: &str| crate::engine::engine(s).map_or("native".to_string(), |e| e.tier().to_string());
+    let tier =
+        |s: &str| crate::engine::engine(s).map_or("native".to_string(), |e| e.tier().to_string());
     let mut header = vec!["engine".to_string(), "tier".to_string()];
     header.extend(workloads.iter().map(|w| w.to_string()));
     let mut h1 = header.clone();
     h1.push("geomean".into());
     let per_iteration = Grid {
-        title: "Instructions per loop iteration, execute stage only (callgrind; exact and repeatable)".into(),
+        title:
+            "Instructions per loop iteration, execute stage only (callgrind; exact and repeatable)"
+                .into(),
         header: h1,
         rows: ranked
             .iter()
             .map(|(s, g)| {
                 let mut row = vec![s.to_string(), tier(s)];
-                row.extend(workloads.iter().map(|w| per_iter(s, w).map_or("n/a".into(), sig)));
+                row.extend(
+                    workloads
+                        .iter()
+                        .map(|w| per_iter(s, w).map_or("n/a".into(), sig)),
+                );
                 row.push(if g.is_finite() { sig(*g) } else { "n/a".into() });
                 row
             })
@@ -192,7 +243,9 @@ pub fn grids(counts: &[Count]) -> Vec<Grid> {
             .map(|(s, _)| {
                 let mut row = vec![s.to_string(), tier(s)];
                 row.extend(workloads.iter().map(|w| {
-                    get(s, w).and_then(|c| c.instructions.as_ref().ok()).map_or("n/a".into(), |i| i.to_string())
+                    get(s, w)
+                        .and_then(|c| c.instructions.as_ref().ok())
+                        .map_or("n/a".into(), |i| i.to_string())
                 }));
                 row
             })
@@ -211,10 +264,15 @@ pub fn run(
 ) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     if !valgrind_available() {
-        writeln!(out, "valgrind not found: instruction counts skipped (install valgrind to count them)").map_err(io)?;
+        writeln!(
+            out,
+            "valgrind not found: instruction counts skipped (install valgrind to count them)"
+        )
+        .map_err(io)?;
         return Ok(());
     }
-    let dir: PathBuf = std::env::temp_dir().join(format!("vm-perf-callgrind-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("vm-perf-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io)?;
     let exe = std::env::current_exe().map_err(io)?;
     let mut cmd = Command::new("valgrind");
@@ -222,7 +280,10 @@ pub fn run(
         .arg("--collect-atstart=no")
         .arg("--toggle-collect=*::measured_execute")
         .arg("--dump-after=*::measured_execute")
-        .arg(format!("--callgrind-out-file={}", dir.join("cg.out").display()))
+        .arg(format!(
+            "--callgrind-out-file={}",
+            dir.join("cg.out").display()
+        ))
         .arg(format!("--log-file={}", dir.join("valgrind.log").display()))
         .arg(&exe)
         .arg("instructions-child");
@@ -240,7 +301,11 @@ pub fn run(
     let total = cases.len() * (engines.len() + 2);
     eprintln!("vm-perf: counting instructions under callgrind ({total} cells; this takes a while)");
     let bar = indicatif::ProgressBar::new(total as u64);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot start valgrind: {e}"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start valgrind: {e}"))?;
     let mut lines = String::new();
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line.map_err(io)?;
@@ -257,7 +322,11 @@ pub fn run(
     if !status.success() {
         let log = std::fs::read_to_string(dir.join("valgrind.log")).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(format!("the callgrind run failed ({status}): {}{}", stderr.trim(), log.lines().rev().take(5).collect::<Vec<_>>().join("\n")));
+        return Err(format!(
+            "the callgrind run failed ({status}): {}{}",
+            stderr.trim(),
+            log.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+        ));
     }
     let counts = pair(&lines, &|n| read_dump(&dir.join(format!("cg.out.{n}"))));
     let _ = std::fs::remove_dir_all(&dir);
@@ -290,7 +359,10 @@ mod tests {
         let g = grids(&counts);
         assert_eq!(g[0].rows[0][0], "walker");
         assert_eq!(g[0].rows[0][2], "10.0");
-        assert_eq!((g[0].rows[1][2].as_str(), g[0].rows[2][2].as_str()), ("20.0", "n/a"));
+        assert_eq!(
+            (g[0].rows[1][2].as_str(), g[0].rows[2][2].as_str()),
+            ("20.0", "n/a")
+        );
     }
 
     #[test]

@@ -32,19 +32,28 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_string())
+            })
             .unwrap_or_else(|| "unknown CPU".into());
         let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
         let os = os_release
             .lines()
-            .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            .find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
             .unwrap_or_else(|| std::env::consts::OS.to_string());
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
         Machine {
             cpu,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             os,
             kernel,
             arch: std::env::consts::ARCH.to_string(),
@@ -53,8 +62,15 @@ impl Machine {
 
     /// One line for headers: `CPU, N cores, OS (kernel)`.
     pub fn line(&self) -> String {
-        let kernel = if self.kernel.is_empty() { String::new() } else { format!(", Linux {}", self.kernel) };
-        format!("{}, {} cores, {} {}{kernel}", self.cpu, self.cores, self.os, self.arch)
+        let kernel = if self.kernel.is_empty() {
+            String::new()
+        } else {
+            format!(", Linux {}", self.kernel)
+        };
+        format!(
+            "{}, {} cores, {} {}{kernel}",
+            self.cpu, self.cores, self.os, self.arch
+        )
     }
 }
 
@@ -74,7 +90,14 @@ impl Build {
 
     /// One line for headers.
     pub fn line(&self) -> String {
-        let flags = if self.rustflags.is_empty() { "no RUSTFLAGS".to_string() } else { format!("RUSTFLAGS `{}`", self.rustflags) };
-        format!("{}, profile {} (opt-level {}), {flags}", self.rustc, self.profile, self.opt_level)
+        let flags = if self.rustflags.is_empty() {
+            "no RUSTFLAGS".to_string()
+        } else {
+            format!("RUSTFLAGS `{}`", self.rustflags)
+        };
+        format!(
+            "{}, profile {} (opt-level {}), {flags}",
+            self.rustc, self.profile, self.opt_level
+        )
     }
 }

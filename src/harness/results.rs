@@ -65,12 +65,17 @@ pub const WALKER: &str = "walker";
 
 impl Results {
     pub fn cell(&self, subject: &str, workload: &str) -> Option<&Cell> {
-        self.cells.iter().find(|c| c.subject == subject && c.workload == workload)
+        self.cells
+            .iter()
+            .find(|c| c.subject == subject && c.workload == workload)
     }
 
     /// Median execute nanoseconds, if measured.
     pub fn median(&self, subject: &str, workload: &str) -> Option<f64> {
-        self.cell(subject, workload)?.execute.as_ref().map(|s| s.median)
+        self.cell(subject, workload)?
+            .execute
+            .as_ref()
+            .map(|s| s.median)
     }
 
     /// Median nanoseconds per loop iteration.
@@ -87,7 +92,11 @@ impl Results {
     /// Geometric mean over workloads of [`Results::ratio`]; only workloads
     /// where both rows were measured count.
     pub fn geomean_ratio(&self, subject: &str, base: &str) -> Option<f64> {
-        geomean(self.workloads.iter().filter_map(|w| self.ratio(subject, &w.name, base)))
+        geomean(
+            self.workloads
+                .iter()
+                .filter_map(|w| self.ratio(subject, &w.name, base)),
+        )
     }
 
     /// The base that exists in this run for ranking: `rust`, else `walker`,
@@ -106,7 +115,12 @@ impl Results {
         let mut rows: Vec<(&SubjectInfo, f64)> = self
             .subjects
             .iter()
-            .map(|s| (s, self.geomean_ratio(&s.name, &base).unwrap_or(f64::INFINITY)))
+            .map(|s| {
+                (
+                    s,
+                    self.geomean_ratio(&s.name, &base).unwrap_or(f64::INFINITY),
+                )
+            })
             .collect();
         rows.sort_by(|a, b| a.1.total_cmp(&b.1));
         rows.into_iter().map(|(s, _)| s).collect()
@@ -117,6 +131,9 @@ impl Results {
     }
 
     pub fn tier_of(&self, subject: &str) -> &str {
-        self.subjects.iter().find(|s| s.name == subject).map_or("", |s| s.tier.as_str())
+        self.subjects
+            .iter()
+            .find(|s| s.name == subject)
+            .map_or("", |s| s.tier.as_str())
     }
 }

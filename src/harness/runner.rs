@@ -64,7 +64,13 @@ impl Settings {
 
     /// `--quick`: about 8 s of sampling, up to 101 rounds.
     pub fn quick() -> Settings {
-        Settings { quick: true, max_rounds: 101, warmup_rounds: 1, budget_seconds: 8.0, ..Settings::full() }
+        Settings {
+            quick: true,
+            max_rounds: 101,
+            warmup_rounds: 1,
+            budget_seconds: 8.0,
+            ..Settings::full()
+        }
     }
 
     /// Rounds and sample length (ns) for `cells` cells within the budget:
@@ -73,7 +79,9 @@ impl Settings {
         // Compile samples take up to a quarter of an execute sample.
         let budget = self.budget_seconds * 1e9 / 1.25 / cells.max(1) as f64;
         let fit = (budget / (self.sample_ms * 1e6)) as usize;
-        let rounds = fit.saturating_sub(self.warmup_rounds).clamp(7, self.max_rounds.max(7));
+        let rounds = fit
+            .saturating_sub(self.warmup_rounds)
+            .clamp(7, self.max_rounds.max(7));
         let sample_ns = (budget / (rounds + self.warmup_rounds) as f64).max(2e5);
         (rounds, sample_ns)
     }
@@ -153,7 +161,9 @@ impl Prepared<'_> {
 
     /// Compiles `reps` times; returns elapsed nanoseconds.
     fn time_compile(&self, case: &Case, reps: u64) -> Option<f64> {
-        let Subject::Engine(engine) = self.subject else { return None };
+        let Subject::Engine(engine) = self.subject else {
+            return None;
+        };
         let start = Instant::now();
         for _ in 0..reps {
             drop(black_box(engine.compile(black_box(&case.program)).ok()?));
@@ -163,7 +173,10 @@ impl Prepared<'_> {
 }
 
 /// Smallest power of two of repetitions lasting at least `target_ns`.
-fn calibrate(mut timed: impl FnMut(u64) -> Result<f64, Wrong>, target_ns: f64) -> Result<u64, Wrong> {
+fn calibrate(
+    mut timed: impl FnMut(u64) -> Result<f64, Wrong>,
+    target_ns: f64,
+) -> Result<u64, Wrong> {
     let mut reps = 1u64;
     loop {
         let ns = timed(reps)?;
@@ -209,19 +222,36 @@ pub fn run(
                 compile: None,
             };
             let code = match subject {
-                Subject::Engine(e) => match e.supports(&case.program).and_then(|()| e.compile(&case.program).map_err(|e| e.to_string())) {
+                Subject::Engine(e) => match e
+                    .supports(&case.program)
+                    .and_then(|()| e.compile(&case.program).map_err(|e| e.to_string()))
+                {
                     Ok(code) => Code::Engine(code),
                     Err(why) => {
-                        refused.push(Cell { refused: Some(why), ..blank });
+                        refused.push(Cell {
+                            refused: Some(why),
+                            ..blank
+                        });
                         continue;
                     }
                 },
                 Subject::Rust | Subject::RustOpt => match case.candles {
-                    Some((rust, opt)) => Code::Native(if matches!(subject, Subject::Rust) { rust } else { opt }),
+                    Some((rust, opt)) => Code::Native(if matches!(subject, Subject::Rust) {
+                        rust
+                    } else {
+                        opt
+                    }),
                     None => continue,
                 },
             };
-            let mut p = Prepared { subject: *subject, case: ci, code, reps: 1, compile_reps: 1, cell: blank };
+            let mut p = Prepared {
+                subject: *subject,
+                case: ci,
+                code,
+                reps: 1,
+                compile_reps: 1,
+                cell: blank,
+            };
             p.time_execute(case, 1)?;
             cells.push(p);
         }
@@ -229,7 +259,10 @@ pub fn run(
 
     // 2. Calibrate: compile samples get a quarter of an execute sample.
     let (rounds, sample_ns) = settings.plan(cells.len());
-    let settings = &Settings { rounds, ..settings.clone() };
+    let settings = &Settings {
+        rounds,
+        ..settings.clone()
+    };
     progress.set_length((cells.len() * (settings.rounds + settings.warmup_rounds)) as u64);
     progress.set_message("calibrating");
     for p in &mut cells {
@@ -237,7 +270,10 @@ pub fn run(
         p.reps = calibrate(|r| p.time_execute(case, r), sample_ns)?;
         p.cell.reps_per_sample = p.reps;
         if matches!(p.subject, Subject::Engine(_)) {
-            p.compile_reps = calibrate(|r| Ok(p.time_compile(case, r).unwrap_or(0.0)), sample_ns / 4.0)?;
+            p.compile_reps = calibrate(
+                |r| Ok(p.time_compile(case, r).unwrap_or(0.0)),
+                sample_ns / 4.0,
+            )?;
         }
     }
 
@@ -246,7 +282,15 @@ pub fn run(
     let mut order: Vec<usize> = (0..cells.len()).collect();
     for round in 0..settings.rounds + settings.warmup_rounds {
         let warm = round < settings.warmup_rounds;
-        progress.set_message(if warm { "warm-up".to_string() } else { format!("round {}/{}", round + 1 - settings.warmup_rounds, settings.rounds) });
+        progress.set_message(if warm {
+            "warm-up".to_string()
+        } else {
+            format!(
+                "round {}/{}",
+                round + 1 - settings.warmup_rounds,
+                settings.rounds
+            )
+        });
         order.shuffle(&mut rng);
         for &i in &order {
             let p = &mut cells[i];
@@ -277,15 +321,28 @@ pub fn run(
         .chain(refused)
         .collect();
     // Stable order: by subject as listed, then workload as listed.
-    let pos = |name: &str| subjects.iter().position(|s| s.name() == name).unwrap_or(usize::MAX);
-    let wpos = |name: &str| cases.iter().position(|c| c.name == name).unwrap_or(usize::MAX);
+    let pos = |name: &str| {
+        subjects
+            .iter()
+            .position(|s| s.name() == name)
+            .unwrap_or(usize::MAX)
+    };
+    let wpos = |name: &str| {
+        cases
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or(usize::MAX)
+    };
     done.sort_by_key(|c| (pos(&c.subject), wpos(&c.workload)));
 
     Ok(Results {
         machine: Machine::detect(),
         build: Build::current(),
         settings: settings.clone(),
-        started_unix: started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        started_unix: started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         wall_seconds: wall.elapsed().as_secs_f64(),
         workloads: cases
             .iter()

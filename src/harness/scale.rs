@@ -21,9 +21,9 @@ use super::table::{Grid, markdown, terminal};
 use crate::engine::Engine;
 use crate::front::ast::Expr;
 use crate::front::program::{MAX_DEPTH, Program};
+use cpu_time::ThreadTime;
 use std::hint::black_box;
 use std::io::Write;
-use cpu_time::ThreadTime;
 
 /// Exponents up to this count as linear (measurement noise).
 pub const LINEAR_UP_TO: f64 = 1.15;
@@ -39,7 +39,10 @@ fn statement(i: usize) -> Expr {
     match i % 4 {
         0 => Expr::set(2, Expr::add(Get(2), Litr(lit))),
         1 => Expr::set(1, Expr::add(Get(1), Get(2))),
-        2 => Expr::let_(Expr::add(Get(1), Litr(lit)), Expr::set(2, Expr::add(Get(0), Get(3)))),
+        2 => Expr::let_(
+            Expr::add(Get(1), Litr(lit)),
+            Expr::set(2, Expr::add(Get(0), Get(3))),
+        ),
         _ => Expr::while_(Get(0), Expr::set(0, Litr(0))),
     }
 }
@@ -101,7 +104,13 @@ fn verdict(exp: Option<f64>) -> String {
 /// One engine's timings at each size: `(size, ns)`; `None` = refused.
 type Series = Vec<(usize, Option<f64>)>;
 
-fn grid(title: &str, unit: &str, sizes: &[usize], rows: &[(&dyn Engine, Series)], per: bool) -> Grid {
+fn grid(
+    title: &str,
+    unit: &str,
+    sizes: &[usize],
+    rows: &[(&dyn Engine, Series)],
+    per: bool,
+) -> Grid {
     let mut header = vec!["engine".to_string(), "tier".to_string()];
     header.extend(sizes.iter().map(|s| format!("{s} {unit}")));
     header.push("exponent".into());
@@ -110,24 +119,46 @@ fn grid(title: &str, unit: &str, sizes: &[usize], rows: &[(&dyn Engine, Series)]
         .map(|(e, series)| {
             let mut row = vec![e.name().to_string(), e.tier().to_string()];
             row.extend(series.iter().map(|(n, t)| match t {
-                Some(t) if per => format!("{}/{}", fmt_ns(t / *n as f64), unit.trim_end_matches('s')),
+                Some(t) if per => {
+                    format!("{}/{}", fmt_ns(t / *n as f64), unit.trim_end_matches('s'))
+                }
                 Some(t) => fmt_ns(*t),
                 None => "n/a".into(),
             }));
-            let points: Vec<(f64, f64)> =
-                series.iter().filter(|(n, _)| *n >= 1000).filter_map(|(n, t)| Some((*n as f64, (*t)?))).collect();
+            let points: Vec<(f64, f64)> = series
+                .iter()
+                .filter(|(n, _)| *n >= 1000)
+                .filter_map(|(n, t)| Some((*n as f64, (*t)?)))
+                .collect();
             row.push(verdict(growth_exponent(&points)));
             row
         })
         .collect();
-    Grid { title: title.into(), header, rows }
+    Grid {
+        title: title.into(),
+        header,
+        rows,
+    }
 }
 
 /// Measures and prints both scaling tables; writes `scale.md` to `out_dir`.
-pub fn run(out: &mut impl Write, engines: &[&dyn Engine], quick: bool, max_nodes: usize, out_dir: &std::path::Path) -> Result<(), String> {
+pub fn run(
+    out: &mut impl Write,
+    engines: &[&dyn Engine],
+    quick: bool,
+    max_nodes: usize,
+    out_dir: &std::path::Path,
+) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
-    let max_nodes = if quick { max_nodes.min(100_000) } else { max_nodes };
-    let sizes: Vec<usize> = (1..=7).map(|k| 10usize.pow(k)).filter(|&n| n <= max_nodes.max(10)).collect();
+    let max_nodes = if quick {
+        max_nodes.min(100_000)
+    } else {
+        max_nodes
+    };
+    let sizes: Vec<usize> = (1..=7)
+        .map(|k| 10usize.pow(k))
+        .filter(|&n| n <= max_nodes.max(10))
+        .collect();
     let (samples, min_ns) = if quick { (9, 1e6) } else { (21, 2e6) };
     let walker = crate::engine::engines()[0];
 
@@ -136,7 +167,10 @@ pub fn run(out: &mut impl Write, engines: &[&dyn Engine], quick: bool, max_nodes
         .iter()
         .map(|&n| {
             let p = generate(n);
-            let expected = walker.compile(&p).and_then(|c| Ok(c.execute(&[5]).expect("one argument"))).map_err(|e| e.to_string());
+            let expected = walker
+                .compile(&p)
+                .map(|c| c.execute(&[5]).expect("one argument"))
+                .map_err(|e| e.to_string());
             (p.node_count(), p, expected.unwrap_or(0))
         })
         .collect();
@@ -151,25 +185,45 @@ pub fn run(out: &mut impl Write, engines: &[&dyn Engine], quick: bool, max_nodes
                 series.push((*n, None));
                 continue;
             }
-            let code = e.compile(p).map_err(|x| format!("{} cannot compile a {n}-node program: {x}", e.name()))?;
+            let code = e
+                .compile(p)
+                .map_err(|x| format!("{} cannot compile a {n}-node program: {x}", e.name()))?;
             let got = code.execute(&[5]).map_err(|x| x.to_string())?;
             if got != *expected {
-                return Err(format!("{} returned {got} on the {n}-node program, walker {expected}", e.name()));
+                return Err(format!(
+                    "{} returned {got} on the {n}-node program, walker {expected}",
+                    e.name()
+                ));
             }
             drop(code);
-            let s = if *n >= 100_000 { samples.min(5) } else { samples };
+            let s = if *n >= 100_000 {
+                samples.min(5)
+            } else {
+                samples
+            };
             series.push((*n, Some(fastest_ns(s, min_ns, || e.compile(black_box(p))))));
         }
         compile_rows.push((*e, series));
     }
 
     // Execute time against iterations (the `sum` workload's shape).
-    let sum = crate::workloads::workload("sum").expect("sum workload").program().map_err(|e| e.to_string())?;
-    let counts: Vec<usize> = if quick { vec![1_000, 10_000, 100_000, 1_000_000] } else { vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000] };
+    let sum = crate::workloads::workload("sum")
+        .expect("sum workload")
+        .program()
+        .map_err(|e| e.to_string())?;
+    let counts: Vec<usize> = if quick {
+        vec![1_000, 10_000, 100_000, 1_000_000]
+    } else {
+        vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000]
+    };
     let mut exec_rows = Vec::new();
     for e in engines {
         let mut series = Vec::new();
-        let code = if e.supports(&sum).is_ok() { e.compile(&sum).ok() } else { None };
+        let code = if e.supports(&sum).is_ok() {
+            e.compile(&sum).ok()
+        } else {
+            None
+        };
         for &n in &counts {
             let Some(code) = &code else {
                 series.push((n, None));
@@ -180,8 +234,17 @@ pub fn run(out: &mut impl Write, engines: &[&dyn Engine], quick: bool, max_nodes
             if code.execute(&args) != Ok(expected) {
                 return Err(format!("{} got a wrong sum for {n} iterations", e.name()));
             }
-            let s = if n >= 1_000_000 { samples.min(5) } else { samples };
-            series.push((n, Some(fastest_ns(s, min_ns, || assert_eq!(code.execute(black_box(&args)), Ok(expected))))));
+            let s = if n >= 1_000_000 {
+                samples.min(5)
+            } else {
+                samples
+            };
+            series.push((
+                n,
+                Some(fastest_ns(s, min_ns, || {
+                    assert_eq!(code.execute(black_box(&args)), Ok(expected))
+                })),
+            ));
         }
         bar.inc(4);
         exec_rows.push((*e, series));
@@ -189,8 +252,20 @@ pub fn run(out: &mut impl Write, engines: &[&dyn Engine], quick: bool, max_nodes
     bar.finish_and_clear();
 
     let grids = [
-        grid("Compile time per node against program size (generated balanced programs)", "nodes", &node_sizes, &compile_rows, true),
-        grid("Execute time per iteration against iteration count (`sum`)", "iters", &counts, &exec_rows, true),
+        grid(
+            "Compile time per node against program size (generated balanced programs)",
+            "nodes",
+            &node_sizes,
+            &compile_rows,
+            true,
+        ),
+        grid(
+            "Execute time per iteration against iteration count (`sum`)",
+            "iters",
+            &counts,
+            &exec_rows,
+            true,
+        ),
     ];
     let mut md = String::from("# Scaling\n\n");
     for g in &grids {
@@ -217,7 +292,11 @@ mod tests {
     fn generated_programs_have_the_asked_size_and_bounded_depth() {
         for n in [10, 100, 1000, 100_000] {
             let p = generate(n);
-            assert!(p.node_count() >= n / 2 && p.node_count() <= n * 2 + 20, "{n}: {}", p.node_count());
+            assert!(
+                p.node_count() >= n / 2 && p.node_count() <= n * 2 + 20,
+                "{n}: {}",
+                p.node_count()
+            );
             assert!(p.depth() < 40, "{n}: depth {}", p.depth());
             assert_eq!(p.arg_count(), 1);
         }

@@ -29,7 +29,11 @@ impl Summary {
         let mut s = samples.to_vec();
         s.sort_by(f64::total_cmp);
         let n = s.len();
-        let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
         // Ranks n/2 ± 1.96·√n/2 bracket the median with ≈95 % confidence
         // (normal approximation of the binomial; conservative for small n).
         let half = 1.96 * (n as f64).sqrt() / 2.0;
@@ -48,7 +52,11 @@ impl Summary {
     /// Half the confidence interval's width relative to the median: the
     /// "±" shown next to every number.
     pub fn noise(&self) -> f64 {
-        if self.median > 0.0 { (self.ci_high - self.ci_low) / 2.0 / self.median } else { 0.0 }
+        if self.median > 0.0 {
+            (self.ci_high - self.ci_low) / 2.0 / self.median
+        } else {
+            0.0
+        }
     }
 
     /// The same summary with every value divided by `d` (e.g. per iteration).
@@ -147,7 +155,9 @@ mod tests {
         assert_eq!(fmt_ns(0.004_21), "0.00421 ns");
         assert_eq!(fmt_ratio(123.4), "123×");
         assert_eq!(fmt_ratio(0.5), "0.500×");
-        let linear: Vec<_> = (1..6).map(|i| (10f64.powi(i), 3.0 * 10f64.powi(i))).collect();
+        let linear: Vec<_> = (1..6)
+            .map(|i| (10f64.powi(i), 3.0 * 10f64.powi(i)))
+            .collect();
         assert!((growth_exponent(&linear).unwrap() - 1.0).abs() < 1e-9);
         let square: Vec<_> = (1..6).map(|i| (i as f64, (i * i) as f64)).collect();
         assert!((growth_exponent(&square).unwrap() - 2.0).abs() < 1e-9);

@@ -64,7 +64,11 @@ pub fn ratio_grid(r: &Results, base: &str) -> Option<Grid> {
             row
         })
         .collect();
-    Some(Grid { title, header: header(r, &["geomean vs rust", "geomean vs walker"]), rows })
+    Some(Grid {
+        title,
+        header: header(r, &["geomean vs rust", "geomean vs walker"]),
+        rows,
+    })
 }
 
 /// Median execute time per loop iteration.
@@ -108,7 +112,11 @@ pub fn compile_grid(r: &Results) -> Grid {
             row
         })
         .collect();
-    Grid { title: "Median compile time".into(), header: header(r, &["geomean"]), rows }
+    Grid {
+        title: "Median compile time".into(),
+        header: header(r, &["geomean"]),
+        rows,
+    }
 }
 
 /// Every grid a report shows, in order.
@@ -141,14 +149,25 @@ pub fn terminal(grid: &Grid) -> String {
 /// The grid as a Markdown table.
 pub fn markdown(grid: &Grid) -> String {
     let esc = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("**{}**\n\n| {} |\n", grid.title, grid.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
+    let mut out = format!(
+        "**{}**\n\n| {} |\n",
+        grid.title,
+        grid.header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     out.push('|');
     for i in 0..grid.header.len() {
         out.push_str(if i < 2 { " :--- |" } else { " ---: |" });
     }
     out.push('\n');
     for row in &grid.rows {
-        out.push_str(&format!("| {} |\n", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+        out.push_str(&format!(
+            "| {} |\n",
+            row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        ));
     }
     out
 }

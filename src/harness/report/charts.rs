@@ -41,7 +41,14 @@ pub fn legend_html() -> String {
         .join(" ")
 }
 
-fn draw<X>(svg: &mut String, caption: &str, x_desc: &str, bars: &[Bar], x: X, fmt: &dyn Fn(f64) -> String) -> Result<(), String>
+fn draw<X>(
+    svg: &mut String,
+    caption: &str,
+    x_desc: &str,
+    bars: &[Bar],
+    x: X,
+    fmt: &dyn Fn(f64) -> String,
+) -> Result<(), String>
 where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
@@ -62,7 +69,10 @@ where
         // `a..b` segmented has a slot for `b` too: n bars need `0..n-1`.
         .build_cartesian_2d(x, (0..n.saturating_sub(1).max(1)).into_segmented())
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = bars.iter().map(|b| format!("{} [{}]", b.label, b.tier)).collect();
+    let names: Vec<String> = bars
+        .iter()
+        .map(|b| format!("{} [{}]", b.label, b.tier))
+        .collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -81,13 +91,19 @@ where
         let color = tier_color(&b.tier);
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(floor, SegmentValue::Exact(i)), (b.value, SegmentValue::Exact(i + 1))],
+                [
+                    (floor, SegmentValue::Exact(i)),
+                    (b.value, SegmentValue::Exact(i + 1)),
+                ],
                 color.mix(0.8).filled(),
             )))
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(std::iter::once(PathElement::new(
-                vec![(b.low, SegmentValue::CenterOf(i)), (b.high, SegmentValue::CenterOf(i))],
+                vec![
+                    (b.low, SegmentValue::CenterOf(i)),
+                    (b.high, SegmentValue::CenterOf(i)),
+                ],
                 BLACK.stroke_width(2),
             )))
             .map_err(|e| e.to_string())?;
@@ -105,36 +121,63 @@ where
 
 fn chart(caption: &str, x_desc: &str, bars: &[Bar], fmt: &dyn Fn(f64) -> String) -> String {
     let mut svg = String::new();
-    let lo = bars.iter().map(|b| b.low.min(b.value)).fold(f64::INFINITY, f64::min);
+    let lo = bars
+        .iter()
+        .map(|b| b.low.min(b.value))
+        .fold(f64::INFINITY, f64::min);
     let hi = bars.iter().map(|b| b.high.max(b.value)).fold(0.0, f64::max);
     let result = if bars.is_empty() || !lo.is_finite() || lo <= 0.0 {
         draw(&mut svg, caption, x_desc, bars, 0.0..1.0, fmt)
     } else if hi / lo > 20.0 {
         // The label text needs room on the right of the longest bar.
-        draw(&mut svg, caption, &format!("{x_desc} (log scale)"), bars, (lo / 2.0..hi * 4.0).log_scale(), fmt)
+        draw(
+            &mut svg,
+            caption,
+            &format!("{x_desc} (log scale)"),
+            bars,
+            (lo / 2.0..hi * 4.0).log_scale(),
+            fmt,
+        )
     } else {
         draw(&mut svg, caption, x_desc, bars, 0.0..hi * 1.25, fmt)
     };
     if let Err(e) = result {
-        svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"4\" y=\"20\">chart failed: {e}</text></svg>");
+        svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"4\" y=\"20\">chart failed: {e}</text></svg>"
+        );
     }
     svg
 }
 
 /// The chart of one workload: time per loop iteration, fastest on top.
 pub fn workload_chart(r: &Results, workload: &str) -> String {
-    let iters = r.workloads.iter().find(|w| w.name == workload).map_or(1.0, |w| w.iterations as f64);
+    let iters = r
+        .workloads
+        .iter()
+        .find(|w| w.name == workload)
+        .map_or(1.0, |w| w.iterations as f64);
     let bars: Vec<Bar> = r
         .ranked()
         .into_iter()
         .filter_map(|s| {
             let e = r.cell(&s.name, workload)?.execute.as_ref()?.scaled(iters);
-            Some(Bar { label: s.name.clone(), tier: s.tier.clone(), value: e.median, low: e.ci_low, high: e.ci_high })
+            Some(Bar {
+                label: s.name.clone(),
+                tier: s.tier.clone(),
+                value: e.median,
+                low: e.ci_low,
+                high: e.ci_high,
+            })
         })
         .collect();
     let mut sorted = bars;
     sorted.sort_by(|a, b| a.value.total_cmp(&b.value));
-    chart(&format!("{workload}: time per loop iteration"), "median (line: 95% CI)", &sorted, &|v| fmt_ns(v))
+    chart(
+        &format!("{workload}: time per loop iteration"),
+        "median (line: 95% CI)",
+        &sorted,
+        &|v| fmt_ns(v),
+    )
 }
 
 /// The geometric mean over workloads of each row's ratio to `rust`
@@ -146,20 +189,41 @@ pub fn geomean_chart(r: &Results) -> String {
         .into_iter()
         .filter_map(|s| {
             let g = r.geomean_ratio(&s.name, base)?;
-            Some(Bar { label: s.name.clone(), tier: s.tier.clone(), value: g, low: g, high: g })
+            Some(Bar {
+                label: s.name.clone(),
+                tier: s.tier.clone(),
+                value: g,
+                low: g,
+                high: g,
+            })
         })
         .collect();
-    chart(&format!("Geometric mean over workloads, relative to {base}"), "× slower than the base", &bars, &|v| fmt_ratio(v))
+    chart(
+        &format!("Geometric mean over workloads, relative to {base}"),
+        "× slower than the base",
+        &bars,
+        &|v| fmt_ratio(v),
+    )
 }
 
 /// File name of a workload's chart (also its HTML id).
 pub fn file_name(workload: &str) -> String {
-    format!("{}.svg", workload.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-', "_"))
+    format!(
+        "{}.svg",
+        workload.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-',
+            "_"
+        )
+    )
 }
 
 /// `(file name, svg)` for every chart: the geomean chart first.
 pub fn all(r: &Results) -> Vec<(String, String)> {
     let mut v = vec![("geomean.svg".to_string(), geomean_chart(r))];
-    v.extend(r.workloads.iter().map(|w| (file_name(&w.name), workload_chart(r, &w.name))));
+    v.extend(
+        r.workloads
+            .iter()
+            .map(|w| (file_name(&w.name), workload_chart(r, &w.name))),
+    );
     v
 }

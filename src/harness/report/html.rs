@@ -6,7 +6,10 @@ use crate::harness::results::Results;
 use crate::harness::table::grids;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Inline code spans of the Markdown help text as HTML.
@@ -66,14 +69,23 @@ pub fn render(r: &Results) -> String {
         }
         out.push_str("</table>\n");
     }
-    out.push_str(&format!("<h2>Charts</h2>\n<p>{}</p>\n", charts::legend_html()));
+    out.push_str(&format!(
+        "<h2>Charts</h2>\n<p>{}</p>\n",
+        charts::legend_html()
+    ));
     for (file, svg) in charts::all(r) {
         let id = file.trim_end_matches(".svg");
-        out.push_str(&format!("<figure id=\"chart-{}\">\n{svg}\n</figure>\n", esc(id)));
+        out.push_str(&format!(
+            "<figure id=\"chart-{}\">\n{svg}\n</figure>\n",
+            esc(id)
+        ));
     }
     out.push_str("<h2>How to read this</h2>\n<ul>\n");
     for item in super::md::HOW_TO_READ.split("\n- ") {
-        out.push_str(&format!("<li>{}</li>\n", md_inline(item.trim_start_matches("- "))));
+        out.push_str(&format!(
+            "<li>{}</li>\n",
+            md_inline(item.trim_start_matches("- "))
+        ));
     }
     out.push_str("</ul>\n</body></html>\n");
     out

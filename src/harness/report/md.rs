@@ -44,7 +44,11 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
         out.push_str(&markdown(&g));
         out.push('\n');
     }
-    let refused: Vec<_> = r.cells.iter().filter_map(|c| Some((c, c.refused.as_ref()?))).collect();
+    let refused: Vec<_> = r
+        .cells
+        .iter()
+        .filter_map(|c| Some((c, c.refused.as_ref()?)))
+        .collect();
     if !refused.is_empty() {
         out.push_str("Not applicable:\n\n");
         for (c, why) in refused {

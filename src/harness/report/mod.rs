@@ -39,10 +39,16 @@ pub const END: &str = "<!-- results:end -->";
 pub fn update_readme(r: &Results, readme: &Path, chart_dir: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(readme).map_err(|e| format!("{}: {e}", readme.display()))?;
     let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        return Err(format!("{}: no `{START}` … `{END}` markers", readme.display()));
+        return Err(format!(
+            "{}: no `{START}` … `{END}` markers",
+            readme.display()
+        ));
     };
     if b < a {
-        return Err(format!("{}: results markers are out of order", readme.display()));
+        return Err(format!(
+            "{}: results markers are out of order",
+            readme.display()
+        ));
     }
     let base = readme.parent().unwrap_or(Path::new("."));
     let charts_path = base.join(chart_dir);
