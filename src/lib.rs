@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod engines;
 pub mod front;
+pub mod harness;
 pub mod random;
 pub mod workloads;
 
