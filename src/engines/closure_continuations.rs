@@ -287,4 +287,9 @@ mod tests {
     fn long_straight_line() {
         testkit::long_straight_line(NAME);
     }
+
+    #[test]
+    fn far_assignments() {
+        testkit::far_assignments(NAME);
+    }
 }

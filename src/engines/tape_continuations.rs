@@ -698,6 +698,28 @@ pub(crate) mod testkit {
         ),
     ];
 
+    /// Assignments to locals `n` scopes out, for many `n`: the value must
+    /// come back out through every scope in between (registers shifting,
+    /// spilling and reloading on the way).
+    pub fn far_assignments(name: &str) {
+        for n in [1, 2, 3, 4, 5, 62, 63, 64, 65, 70, 130] {
+            // let x = arg(0); { let … (n lets) …; x = x + 7 + innermost }; x
+            let mut inner = Expr::then(
+                Expr::set(
+                    n,
+                    Expr::add(Expr::add(Expr::Get(n), Expr::Litr(7)), Expr::Get(0)),
+                ),
+                Expr::Get(n - 1),
+            );
+            for i in 0..n {
+                inner = Expr::let_(Expr::add(Expr::Litr(i as i64), Expr::Get(0)), inner);
+            }
+            let e = Expr::let_(Expr::Arg(0), Expr::add(inner, Expr::Get(0)));
+            let p = Program::validate(e).unwrap();
+            check_program(name, &p, &[100], &format!("assignment {n} scopes out"));
+        }
+    }
+
     fn walker(p: &Program, args: &[i64]) -> i64 {
         engine("walker")
             .unwrap()
@@ -842,6 +864,11 @@ mod tests {
     #[test]
     fn long_straight_line() {
         testkit::long_straight_line(NAME);
+    }
+
+    #[test]
+    fn far_assignments() {
+        testkit::far_assignments(NAME);
     }
 
     #[test]
