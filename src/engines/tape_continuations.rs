@@ -87,6 +87,8 @@ pub(crate) enum Instr {
     JumpIfNotPos(usize),
     /// back-edge: save the registers and return the target to the driver
     Loop(usize),
+    /// back-edge if `acc > 0` (as `Loop`), else continue with the next op
+    LoopIfPos(usize),
     /// return `acc` to the driver
     Halt,
 }
@@ -107,6 +109,7 @@ impl fmt::Display for Instr {
             Instr::Unbind(k, s) => write!(f, "unbind r{k} reload [{s}]"),
             Instr::JumpIfNotPos(t) => write!(f, "jump_if_not_pos @{t}"),
             Instr::Loop(t) => write!(f, "loop @{t}"),
+            Instr::LoopIfPos(t) => write!(f, "loop_if_pos @{t}"),
             Instr::Halt => write!(f, "halt"),
         }
     }
@@ -153,6 +156,7 @@ impl Instr {
             Instr::Unbind(k, s) => ([unbind::<0>, unbind::<1>][k], s as i64),
             Instr::JumpIfNotPos(t) => (jump_if_not_pos, rel(t)),
             Instr::Loop(t) => (loop_back, rel(t)),
+            Instr::LoopIfPos(t) => (loop_if_pos, rel(t)),
             Instr::Halt => (halt, 0),
         };
         Op { handler, operand }
@@ -167,10 +171,9 @@ macro_rules! next {
     ($ip:expr, $fp:expr, $args:expr, $acc:expr, $r0:expr, $r1:expr) => {{
         let (ip, fp, args, acc, r0, r1): (*const Op, _, _, i64, i64, i64) =
             ($ip, $fp, $args, $acc, $r0, $r1);
-        // SAFETY: `verify` proved the tape ends with `halt` and only `halt`
-        // and `loop` do not fall through, so a falling-through op is never
-        // the last one: `ip + 1` is in the tape and, by the handler
-        // contract passed on unchanged, may be called.
+        // SAFETY: `verify` proved the last op is `halt`, which never
+        // continues; so an op that continues is not the last, `ip + 1` is in
+        // the tape and, by the handler contract passed on, may be called.
         unsafe {
             let ip = ip.add(1);
             ((*ip).handler)(ip, fp, args, acc, r0, r1)
@@ -365,6 +368,29 @@ unsafe fn loop_back(ip: *const Op, fp: *mut i64, _: *const i64, _: i64, r0: i64,
 
 /// # Safety
 /// The handler contract of [`Handler`].
+unsafe fn loop_if_pos(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> Exit {
+    if acc <= 0 {
+        return next!(ip, fp, args, acc, r0, r1);
+    }
+    let rel = operand!(ip) as isize;
+    // SAFETY: as for `loop_back`: the save slots are in the frame and the
+    // target is an op of the same tape (`verify`).
+    unsafe {
+        *fp.add(SAVE_BASE) = r0;
+        *fp.add(SAVE_BASE + 1) = r1;
+        (ip.byte_offset(rel), 0)
+    }
+}
+
+/// # Safety
+/// The handler contract of [`Handler`].
 unsafe fn halt(_: *const Op, _: *mut i64, _: *const i64, acc: i64, _: i64, _: i64) -> Exit {
     (std::ptr::null(), acc)
 }
@@ -390,7 +416,7 @@ pub(crate) fn verify(code: &[Instr], frame_len: usize, arg_count: usize) -> Resu
             }
             Instr::BindSpill(k, s) | Instr::Unbind(k, s) => k < REGS && s < frame_len,
             Instr::JumpIfNotPos(t) => at < t && t < code.len(),
-            Instr::Loop(t) => t <= at,
+            Instr::Loop(t) | Instr::LoopIfPos(t) => t <= at,
         };
         if !ok {
             return Err(format!("@{at}: `{instr}` is out of range"));
@@ -403,6 +429,18 @@ pub(crate) fn verify(code: &[Instr], frame_len: usize, arg_count: usize) -> Resu
 enum Place {
     Reg(usize),
     Slot(usize),
+}
+
+/// Whether `e` contains a `While` (searched without recursion).
+fn has_loop(e: &Expr) -> bool {
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
+        if let Expr::While(..) = e {
+            return true;
+        }
+        todo.extend(e.children());
+    }
+    false
 }
 
 /// Lowers the tree to [`Instr`]s.
@@ -499,6 +537,24 @@ impl Compiler {
                     Place::Reg(k) => Instr::SetReg(k),
                     Place::Slot(s) => Instr::SetSlot(s),
                 });
+                if want {
+                    self.emit(Instr::Lit(0));
+                }
+            }
+            // Rotated: `c; jump_if_not_pos exit; head: body; c; loop_if_pos
+            // head; exit:` runs one dispatch fewer per iteration than
+            // `head: c; jump_if_not_pos exit; body; loop head`, but emits the
+            // condition twice. A condition that itself contains a loop keeps
+            // the plain form, so nested conditions cannot double repeatedly.
+            Expr::While(c, body) if !has_loop(c) => {
+                self.expr(c, scope, height, true);
+                let exit = self.code.len();
+                self.emit(Instr::JumpIfNotPos(usize::MAX));
+                let head = self.code.len();
+                self.expr(body, scope, height, false);
+                self.expr(c, scope, height, true);
+                self.emit(Instr::LoopIfPos(head));
+                self.code[exit] = Instr::JumpIfNotPos(self.code.len());
                 if want {
                     self.emit(Instr::Lit(0));
                 }
@@ -696,6 +752,24 @@ pub(crate) mod testkit {
             "let a = 1; let b = 2; let c = 3; c = b; b = a; a = c; (a + b) + (c + (a + (b + c)))",
             &[],
         ),
+        ("let a = 1; let b = 2; { let c = 3; a = 5 }; a + b", &[]),
+        (
+            "let a = 1; let b = 2; let c = { let d = 3; b = d + a; a = b + d; 0 }; a + b + c",
+            &[],
+        ),
+        (
+            "let a = 1; let b = 2; let c = 3; while a { let d = c; a = a + -1; c = d + b }; c",
+            &[],
+        ),
+        (
+            "let i = 3; let s = 0; while { let j = i; while j { s = s + 1; j = j + -1 }; \
+             i = i + -1; i + 1 } { s = s + 100 }; s",
+            &[],
+        ),
+        (
+            "let x = 2; while { let y = x; x = x + -1; y } { x = x + 0 }; x",
+            &[],
+        ),
     ];
 
     /// Assignments to locals `n` scopes out, for many `n`: the value must
@@ -878,7 +952,7 @@ mod tests {
         let code = crate::engine::engine(NAME).unwrap().compile(&p).unwrap();
         let text = code.show();
         assert!(
-            text.contains("loop @") && text.contains("jump_if_not_pos"),
+            text.contains("loop_if_pos @") && text.contains("jump_if_not_pos"),
             "{text}"
         );
     }
