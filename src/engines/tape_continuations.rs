@@ -2,13 +2,13 @@
 //! the next op itself, with an accumulator and two local registers carried
 //! in handler arguments.
 //!
-//! **Compile** lowers the tree to a typed listing ([`Instr`]), checks it with
-//! [`verify`], then turns each instruction into an [`Op`]: a plain `fn`
+//! **Compile** lowers the tree to a typed listing (`Instr`), checks it with
+//! `verify`, then turns each instruction into an `Op`: a plain `fn`
 //! pointer (the handler) plus one operand word. All emission goes through
-//! [`Compiler::emit`] and all handler selection through [`Instr::op`], so a
+//! `Compiler::emit` and all handler selection through `Instr::op`, so a
 //! fused variant can add instructions and handlers in exactly two places.
 //!
-//! **Calling convention** (every [`Handler`] has the same six scalar
+//! **Calling convention** (every `Handler` has the same six scalar
 //! arguments, which the x86-64 and AArch64 ABIs keep in registers):
 //!
 //! | arg | meaning |
@@ -17,30 +17,34 @@
 //! | `fp` | the frame: `[save r0, save r1, locals…, temporaries…]`, sized at compile time |
 //! | `args` | the program's arguments |
 //! | `acc` | the accumulator: the value of the expression just evaluated |
-//! | `r0`, `r1` | the two innermost locals ([`REGS`]) |
+//! | `r0`, `r1` | the two innermost locals (`REGS`) |
 //!
 //! **Values**: every expression leaves its value in `acc`. `Add` saves its
-//! left value in a temporary frame slot (`push tN`) whose index is the static
-//! operand-stack height, so no stack pointer is needed at run time.
+//! left value in a temporary frame slot (`push [slot]`) whose index follows
+//! from the static operand-stack height, so no stack pointer exists at run
+//! time. A value nobody uses (the left of `;`, a loop body) is not computed
+//! at all if it is a leaf, and `Set`/`While` produce their 0 only if used.
 //! **Locals**: a `Let` at scope level `k` lives in register `k % REGS` while it
-//! is one of the [`REGS`] innermost locals; a deeper `Let` spills the register's
+//! is one of the `REGS` innermost locals; a deeper `Let` spills the register's
 //! previous owner to that owner's home slot (`bind … spill`) and reloads it when
 //! the inner scope ends (`unbind`). So registers never shift, and any number of
 //! locals works: locals further out than `REGS` are read from their home slot.
 //!
 //! **Control**: every handler ends by calling the next op (`ip + 1`) in tail
 //! position, which LLVM compiles to a jump from opt-level 1 on; forward jumps
-//! (`jump_if_not_pos` to the loop exit) are tail calls too. The only backward
-//! edge, `loop`, instead stores `r0`/`r1` in the frame and *returns* the loop
-//! head to the driver in [`run`], which reloads them and calls again. So a
-//! chain of calls only ever moves forward: its depth is bounded by the tape
-//! length even where tail calls are not optimised, and never by iterations.
+//! (`jump_if_not_pos` to the loop exit) are tail calls too. The backward
+//! edges, `loop` and `loop_if_pos` (loops are rotated so the condition is
+//! tested at the bottom), instead store `r0`/`r1` in the frame and *return*
+//! the loop head to the driver in `Tape::run`, which reloads them and calls
+//! again. So a chain of calls only ever moves forward: its depth is bounded
+//! by the tape length even where tail calls are not optimised (opt-level 0),
+//! and never by the number of iterations.
 //!
 //! Trade-off: the cheapest dispatch of the original techniques (one indirect
 //! jump per node, operands next to the handler, the hot locals never touch
 //! memory) for a compiler with an allocator and unsafe handlers, whose
 //! soundness rests on the verified tape. Without superinstructions, `a + b`
-//! still costs three dispatches (`a`, `push`, `b`, `add`).
+//! still costs two dispatches of its own (`push`, `add`) beside its operands'.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
