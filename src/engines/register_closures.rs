@@ -502,4 +502,12 @@ mod tests {
     fn far_assignments() {
         testkit::far_assignments(NAME);
     }
+
+    #[test]
+    fn shared_conformance() {
+        use crate::engines::conformance as c;
+        c::agrees_with_walker::<super::RegisterClosures>(testkit::CASES);
+        c::deep_programs_fit_in_2_mib::<super::RegisterClosures>();
+        c::long_loop_fits_in_256_kib::<super::RegisterClosures>();
+    }
 }

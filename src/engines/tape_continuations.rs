@@ -950,6 +950,14 @@ mod tests {
     }
 
     #[test]
+    fn shared_conformance() {
+        use crate::engines::conformance as c;
+        c::agrees_with_walker::<super::TapeContinuations>(testkit::CASES);
+        c::deep_programs_fit_in_2_mib::<super::TapeContinuations>();
+        c::long_loop_fits_in_256_kib::<super::TapeContinuations>();
+    }
+
+    #[test]
     fn show_lists_the_tape() {
         let p =
             crate::front::compile_source("s", "let n = arg(0); while n { n = n + -1 }; n").unwrap();
