@@ -825,7 +825,13 @@ pub(crate) mod testkit {
             let p = compile_source("case", src).unwrap_or_else(|e| panic!("{src}: {e}"));
             check_program(name, &p, args, src);
         }
-        for w in crate::workloads::WORKLOADS {
+        // Workloads run millions of steps: too slow under Miri.
+        let workloads = if cfg!(miri) {
+            &[]
+        } else {
+            crate::workloads::WORKLOADS
+        };
+        for w in workloads {
             let p = w.program().unwrap();
             // Smaller first argument keeps the dev-profile test quick.
             let mut args = w.args();
@@ -843,7 +849,10 @@ pub(crate) mod testkit {
         let e = engine(name).unwrap();
         let v = std::thread::Builder::new()
             .stack_size(256 * 1024)
-            .spawn(move || e.compile(&p).unwrap().execute(&[10_000_000]).unwrap())
+            .spawn(move || {
+                let n = if cfg!(miri) { 1_000 } else { 10_000_000 };
+                e.compile(&p).unwrap().execute(&[n]).unwrap()
+            })
             .unwrap()
             .join()
             .unwrap();
@@ -865,7 +874,7 @@ pub(crate) mod testkit {
                     }
                     Expr::then(tree(n / 2), tree(n - n / 2))
                 }
-                let n = 200_000;
+                let n = if cfg!(miri) { 500 } else { 200_000 };
                 let e = Expr::let_(Expr::Arg(0), Expr::then(tree(n), Expr::Get(0)));
                 let p = Program::validate(e).unwrap();
                 let code = engine(&name).unwrap().compile(&p).unwrap();
