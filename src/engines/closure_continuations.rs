@@ -287,4 +287,17 @@ mod tests {
     fn long_straight_line() {
         testkit::long_straight_line(NAME);
     }
+
+    #[test]
+    fn far_assignments() {
+        testkit::far_assignments(NAME);
+    }
+
+    #[test]
+    fn shared_conformance() {
+        use crate::engines::conformance as c;
+        c::agrees_with_walker::<super::ClosureContinuations>(testkit::CASES);
+        c::deep_programs_fit_in_2_mib::<super::ClosureContinuations>();
+        c::long_loop_fits_in_256_kib::<super::ClosureContinuations>();
+    }
 }

@@ -347,4 +347,17 @@ mod tests {
     fn long_straight_line() {
         testkit::long_straight_line(NAME);
     }
+
+    #[test]
+    fn far_assignments() {
+        testkit::far_assignments(NAME);
+    }
+
+    #[test]
+    fn shared_conformance() {
+        use crate::engines::conformance as c;
+        c::agrees_with_walker::<super::ClosureStackContinuations>(testkit::CASES);
+        c::deep_programs_fit_in_2_mib::<super::ClosureStackContinuations>();
+        c::long_loop_fits_in_256_kib::<super::ClosureStackContinuations>();
+    }
 }

@@ -4,8 +4,12 @@
 //!
 //! **Compile** turns every node into a boxed closure that captures its
 //! children's closures (indirect threading), plus a description tree that
-//! `show` prints. Each closure takes the register file `[i64; REGS]` by value
-//! and returns its value together with the (possibly updated) registers.
+//! `show` prints. Each closure takes the register file (`r0`, `r1`) by
+//! value, in two machine registers. What it returns depends on what the
+//! subtree can do, known at compile time: a subtree that assigns no
+//! register-resident local returns just its value; one whose value is always
+//! 0 (`Set`, `While`, or a `Then`/`Let` ending in one) returns just the
+//! registers; only the rest return both (three words, through memory).
 //!
 //! **Locals**: register `r0` holds the innermost local, `r1` the next one,
 //! up to [`REGS`]; anything further out lives in a spill buffer, in a slot
@@ -21,14 +25,20 @@
 //! **Values** are return values; **control** is Rust's own (a `While` is a
 //! Rust loop), so native stack depth follows the tree, not the run.
 //!
-//! `REGS = 2`: the original's choice, and what keeps the registers plus the
-//! memory pointer in argument registers. More registers make each `Let` shift
-//! and every return copy more words; the return (value + registers) already
-//! goes through a small caller-provided buffer at two.
+//! `REGS = 2`, the original's choice: the closure environment, the memory
+//! pointer and two registers fill four argument registers, and two registers
+//! (or one value) fit the two return registers. A third register would push
+//! every register-returning closure's result through memory, and make each
+//! `Let` shift one more word.
 //!
 //! Trade-off: the hottest locals are read without touching memory and nothing
 //! is pushed or popped per `Let`, at the cost of moving the register file in
-//! and out of every closure call.
+//! and out of every closure call and a compiler that tracks, per subtree,
+//! which registers it may change. Done for every program (not just two
+//! locals of one benchmark), that cost shows: every node that calls two
+//! children must keep both registers alive across the first call, so on x86-64
+//! this engine executes somewhat more instructions than `closures`, whose
+//! locals are one L1-resident load away anyway.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -37,7 +47,29 @@ use crate::front::program::Program;
 /// How many innermost locals are passed through the closures.
 pub const REGS: usize = 2;
 
-type Regs = [i64; REGS];
+/// The register file: `r0` is the innermost local. Two fields rather than an
+/// array because Rust passes a two-scalar struct in two machine registers
+/// (and returns it in two), but an array of two through memory.
+#[derive(Clone, Copy)]
+struct Regs(i64, i64);
+
+impl Regs {
+    #[inline(always)]
+    fn get<const K: usize>(self) -> i64 {
+        if K == 0 { self.0 } else { self.1 }
+    }
+
+    #[inline(always)]
+    fn set<const K: usize>(&mut self, v: i64) {
+        if K == 0 { self.0 = v } else { self.1 = v }
+    }
+
+    /// The local pushed out of the registers by a new one.
+    #[inline(always)]
+    fn last(self) -> i64 {
+        self.1
+    }
+}
 
 /// What every closure can reach besides its registers.
 struct Mem<'a> {
@@ -46,7 +78,126 @@ struct Mem<'a> {
     args: &'a [i64],
 }
 
-type Node = Box<dyn Fn(&mut Mem<'_>, Regs) -> (i64, Regs)>;
+/// A closure that cannot change the registers returns only its value.
+type PureFn = dyn Fn(&mut Mem<'_>, Regs) -> i64;
+/// A closure whose value is always 0 (`Set`, `While`, or a `Then`/`Let`
+/// ending in one) returns only the registers.
+type ZeroFn = dyn Fn(&mut Mem<'_>, Regs) -> Regs;
+/// Any other closure that may assign a register-resident local returns its
+/// value and the registers.
+type MutFn = dyn Fn(&mut Mem<'_>, Regs) -> (i64, Regs);
+
+/// A compiled node. Its kind is decided at compile time from the locals the
+/// subtree assigns (see [`Writes`]) and whether its value is always 0, so
+/// that most calls return at most two words, in registers; only a node that
+/// both has a value and assigns a register local returns three words
+/// (through memory).
+enum Node {
+    Pure(Box<PureFn>),
+    Zero(Box<ZeroFn>),
+    Mut(Box<MutFn>),
+}
+
+/// Calling a child, whatever its kind; inlined into each parent closure, so
+/// the kind costs nothing at run time.
+trait Eval: 'static {
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs);
+}
+
+struct P(Box<PureFn>);
+struct Z(Box<ZeroFn>);
+struct M(Box<MutFn>);
+
+impl Eval for P {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        ((self.0)(m, r), r)
+    }
+}
+
+impl Eval for Z {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        (0, (self.0)(m, r))
+    }
+}
+
+impl Eval for M {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        (self.0)(m, r)
+    }
+}
+
+/// What compile knows about a node: its kind.
+#[derive(Clone, Copy)]
+struct Kind {
+    /// Assigns no register-resident local.
+    pure: bool,
+    /// Its value is always 0.
+    zero: bool,
+}
+
+/// Wraps a closure written in the general `(value, registers)` form as the
+/// kind says; whatever that kind does not return is dead code.
+fn node(k: Kind, f: impl Fn(&mut Mem<'_>, Regs) -> (i64, Regs) + 'static) -> Node {
+    if k.pure {
+        Node::Pure(Box::new(move |m, r| f(m, r).0))
+    } else if k.zero {
+        Node::Zero(Box::new(move |m, r| f(m, r).1))
+    } else {
+        Node::Mut(Box::new(f))
+    }
+}
+
+/// Binds `$x` to the child `$n` as its concrete kind, [`P`], [`Z`] or [`M`].
+macro_rules! typed {
+    ($n:expr, |$x:ident| $body:expr) => {
+        match $n {
+            Node::Pure(f) => {
+                let $x = P(f);
+                $body
+            }
+            Node::Zero(f) => {
+                let $x = Z(f);
+                $body
+            }
+            Node::Mut(f) => {
+                let $x = M(f);
+                $body
+            }
+        }
+    };
+}
+
+/// Which locals a subtree assigns, as distances from its own scope: bit `d`
+/// means "assigns the local `d` scopes out". Distances of 63 and beyond
+/// share the top bit, which sticks, so the answer is only ever too cautious.
+#[derive(Clone, Copy)]
+struct Writes(u64);
+
+impl Writes {
+    const FAR: u64 = 1 << 63;
+
+    fn local(d: usize) -> Writes {
+        Writes(1 << d.min(63))
+    }
+
+    /// The same writes seen from one scope further out (leaving a `Let`,
+    /// whose own local is distance 0 inside and vanishes).
+    fn outer(self) -> Writes {
+        Writes((self.0 >> 1) | (self.0 & Self::FAR))
+    }
+
+    fn or(self, other: Writes) -> Writes {
+        Writes(self.0 | other.0)
+    }
+
+    /// Whether no register-resident local is assigned.
+    fn pure(self) -> bool {
+        self.0 & ((1 << REGS) - 1) == 0
+    }
+}
 
 /// The closure tree's description, for `show`.
 struct Shape {
@@ -72,128 +223,185 @@ impl Shape {
     }
 }
 
-// `get_reg::<K>` etc. are instantiated for each register by hand below.
+// `Regs`, `get_reg::<K>` etc. are written out for exactly two registers.
 const _: () = assert!(REGS == 2);
 
 fn get_reg<const K: usize>() -> Node {
-    Box::new(|_, r| (r[K], r))
+    Node::Pure(Box::new(|_, r| r.get::<K>()))
 }
 
-fn set_reg<const K: usize>(value: Node) -> Node {
-    Box::new(move |m, r| {
-        let (v, mut r) = value(m, r);
-        r[K] = v;
+fn set_reg<const K: usize, V: Eval>(value: V) -> Node {
+    node(
+        Kind {
+            pure: false,
+            zero: true,
+        },
+        move |m, r| {
+            let (v, mut r) = value.eval(m, r);
+            r.set::<K>(v);
+            (0, r)
+        },
+    )
+}
+
+fn set_slot<V: Eval>(value: V, slot: usize, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (v, r) = value.eval(m, r);
+        // SAFETY: see `spill_len`: a local `REGS` or more scopes out has its
+        // level below `max_locals - REGS`.
+        unsafe { *m.spill.get_unchecked_mut(slot) = v };
         (0, r)
     })
 }
 
-/// Compiles `e`, evaluated with `scope` locals in scope.
-fn compile(e: &Expr, scope: usize) -> (Node, Shape) {
+fn add<A: Eval, B: Eval>(a: A, b: B, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (x, r) = a.eval(m, r);
+        let (y, r) = b.eval(m, r);
+        (x.wrapping_add(y), r)
+    })
+}
+
+fn then<A: Eval, B: Eval>(a: A, b: B, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (_, r) = a.eval(m, r);
+        b.eval(m, r)
+    })
+}
+
+fn while_<C: Eval, B: Eval>(cond: C, body: B, k: Kind) -> Node {
+    node(k, move |m, mut r| {
+        loop {
+            let (c, r1) = cond.eval(m, r);
+            r = r1;
+            if c <= 0 {
+                return (0, r);
+            }
+            r = body.eval(m, r).1;
+        }
+    })
+}
+
+/// A `Let` whose new local pushes no other local out of the registers.
+fn let_<I: Eval, B: Eval>(init: I, body: B, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (v, r) = init.eval(m, r);
+        let (x, inner) = body.eval(m, shift_in(v, r));
+        (x, shift_out(inner, 0))
+    })
+}
+
+/// A `Let` that spills the local pushed out of the last register to its
+/// home `slot` for the body, and reloads it after.
+fn let_spill<I: Eval, B: Eval>(init: I, body: B, slot: usize, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (v, r) = init.eval(m, r);
+        // SAFETY: a `Let` at level `scope` nests inside `scope` others, so
+        // `scope < max_locals` and `slot = scope - REGS < spill_len`.
+        unsafe { *m.spill.get_unchecked_mut(slot) = r.last() };
+        let (x, inner) = body.eval(m, shift_in(v, r));
+        // SAFETY: as above.
+        let back = unsafe { *m.spill.get_unchecked(slot) };
+        (x, shift_out(inner, back))
+    })
+}
+
+/// Compiles `e`, evaluated with `scope` locals in scope; also says which
+/// outer locals it assigns and whether its value is always 0.
+fn compile(e: &Expr, scope: usize) -> (Node, Shape, Writes, bool) {
+    let leaf = |n: Node, label: String| (n, Shape::new(label, vec![]), Writes(0), false);
+    // The label says what a node returns besides its value.
+    let kind = |label: &str, w: Writes, zero: bool| {
+        let k = Kind {
+            pure: w.pure(),
+            zero,
+        };
+        let label = match (k.pure, k.zero) {
+            (true, _) => label.to_string(),
+            (false, true) => format!("{label} -> regs only (value 0)"),
+            (false, false) => format!("{label} -> value, regs"),
+        };
+        (k, label)
+    };
     match e {
         Expr::Litr(n) => {
             let n = *n;
-            (
-                Box::new(move |_, r| (n, r)),
-                Shape::new(format!("lit {n}"), vec![]),
-            )
+            leaf(Node::Pure(Box::new(move |_, _| n)), format!("lit {n}"))
         }
         Expr::Arg(i) => {
             let i = *i;
-            let node: Node = Box::new(move |m, r| {
+            let f = move |m: &mut Mem<'_>, _| {
                 // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
                 // which `execute`'s caller guarantees `args` holds.
-                (unsafe { *m.args.get_unchecked(i) }, r)
-            });
-            (node, Shape::new(format!("arg {i}"), vec![]))
+                unsafe { *m.args.get_unchecked(i) }
+            };
+            leaf(Node::Pure(Box::new(f)), format!("arg {i}"))
         }
-        Expr::Get(d) if *d < REGS => {
-            let node = [get_reg::<0>, get_reg::<1>][*d]();
-            (node, Shape::new(format!("get r{d}"), vec![]))
-        }
+        Expr::Get(d) if *d < REGS => leaf([get_reg::<0>, get_reg::<1>][*d](), format!("get r{d}")),
         Expr::Get(d) => {
             let slot = scope - 1 - d;
-            let node: Node = Box::new(move |m, r| {
+            let f = move |m: &mut Mem<'_>, _| {
                 // SAFETY: see `spill_len`: a local `REGS` or more scopes out
                 // has its level below `max_locals - REGS`.
-                (unsafe { *m.spill.get_unchecked(slot) }, r)
-            });
-            (node, Shape::new(format!("get [{slot}]"), vec![]))
+                unsafe { *m.spill.get_unchecked(slot) }
+            };
+            leaf(Node::Pure(Box::new(f)), format!("get [{slot}]"))
         }
         Expr::Set(d, v) => {
-            let (value, vs) = compile(v, scope);
-            if *d < REGS {
-                let node = [set_reg::<0>, set_reg::<1>][*d](value);
-                return (node, Shape::new(format!("set r{d}"), vec![vs]));
-            }
-            let slot = scope - 1 - d;
-            let node: Node = Box::new(move |m, r| {
-                let (v, r) = value(m, r);
-                // SAFETY: as for `Get`: the slot is below `spill_len`.
-                unsafe { *m.spill.get_unchecked_mut(slot) = v };
-                (0, r)
-            });
-            (node, Shape::new(format!("set [{slot}]"), vec![vs]))
+            let (value, vs, vw, _) = compile(v, scope);
+            let w = vw.or(Writes::local(*d));
+            let (node, label) = if *d < REGS {
+                let n = typed!(value, |v| [set_reg::<0, _>, set_reg::<1, _>][*d](v));
+                (n, format!("set r{d}"))
+            } else {
+                let slot = scope - 1 - d;
+                let (k, _) = kind("", w, true);
+                (
+                    typed!(value, |v| set_slot(v, slot, k)),
+                    format!("set [{slot}]"),
+                )
+            };
+            (node, Shape::new(kind(&label, w, true).1, vec![vs]), w, true)
         }
         Expr::Add(a, b) => {
-            let ((a, sa), (b, sb)) = (compile(a, scope), compile(b, scope));
-            let node: Node = Box::new(move |m, r| {
-                let (x, r) = a(m, r);
-                let (y, r) = b(m, r);
-                (x.wrapping_add(y), r)
-            });
-            (node, Shape::new("add", vec![sa, sb]))
-        }
-        Expr::Let(init, body) => {
-            let ((init, si), (body, sb)) = (compile(init, scope), compile(body, scope + 1));
-            // The local at level `scope - REGS` is in the last register and
-            // is pushed out by the new one.
-            match scope.checked_sub(REGS) {
-                None => {
-                    let node: Node = Box::new(move |m, r| {
-                        let (v, r) = init(m, r);
-                        let (x, inner) = body(m, shift_in(v, r));
-                        (x, shift_out(inner, 0))
-                    });
-                    (node, Shape::new("let r0 (shift)", vec![si, sb]))
-                }
-                Some(slot) => {
-                    let node: Node = Box::new(move |m, r| {
-                        let (v, r) = init(m, r);
-                        // SAFETY: a `Let` at level `scope` nests inside
-                        // `scope` others, so `scope < max_locals` and
-                        // `slot = scope - REGS < spill_len`.
-                        unsafe { *m.spill.get_unchecked_mut(slot) = r[REGS - 1] };
-                        let (x, inner) = body(m, shift_in(v, r));
-                        // SAFETY: as above.
-                        let back = unsafe { *m.spill.get_unchecked(slot) };
-                        (x, shift_out(inner, back))
-                    });
-                    let label = format!("let r0 (shift, r{} spills to [{slot}])", REGS - 1);
-                    (node, Shape::new(label, vec![si, sb]))
-                }
-            }
-        }
-        Expr::While(c, body) => {
-            let ((cond, sc), (body, sb)) = (compile(c, scope), compile(body, scope));
-            let node: Node = Box::new(move |m, mut r| {
-                loop {
-                    let (c, r1) = cond(m, r);
-                    r = r1;
-                    if c <= 0 {
-                        return (0, r);
-                    }
-                    r = body(m, r).1;
-                }
-            });
-            (node, Shape::new("while", vec![sc, sb]))
+            let ((a, sa, wa, _), (b, sb, wb, _)) = (compile(a, scope), compile(b, scope));
+            let (k, label) = kind("add", wa.or(wb), false);
+            let node = typed!(a, |a| typed!(b, |b| add(a, b, k)));
+            (node, Shape::new(label, vec![sa, sb]), wa.or(wb), false)
         }
         Expr::Then(a, b) => {
-            let ((a, sa), (b, sb)) = (compile(a, scope), compile(b, scope));
-            let node: Node = Box::new(move |m, r| {
-                let (_, r) = a(m, r);
-                b(m, r)
-            });
-            (node, Shape::new("then", vec![sa, sb]))
+            let ((a, sa, wa, _), (b, sb, wb, zb)) = (compile(a, scope), compile(b, scope));
+            let (k, label) = kind("then", wa.or(wb), zb);
+            let node = typed!(a, |a| typed!(b, |b| then(a, b, k)));
+            (node, Shape::new(label, vec![sa, sb]), wa.or(wb), zb)
+        }
+        Expr::While(c, body) => {
+            let ((c, sc, wc, _), (b, sb, wb, _)) = (compile(c, scope), compile(body, scope));
+            let (k, label) = kind("while", wc.or(wb), true);
+            let node = typed!(c, |c| typed!(b, |b| while_(c, b, k)));
+            (node, Shape::new(label, vec![sc, sb]), wc.or(wb), true)
+        }
+        Expr::Let(init, body) => {
+            let (init, si, wi, _) = compile(init, scope);
+            let (body, sb, wb, zb) = compile(body, scope + 1);
+            let w = wi.or(wb.outer());
+            // The local at level `scope - REGS` is in the last register and
+            // is pushed out by the new one.
+            let (node, label) = match scope.checked_sub(REGS) {
+                None => {
+                    let (k, label) = kind("let r0 (shift)", w, zb);
+                    (typed!(init, |i| typed!(body, |b| let_(i, b, k))), label)
+                }
+                Some(slot) => {
+                    let text = format!("let r0 (shift, r{} spills to [{slot}])", REGS - 1);
+                    let (k, label) = kind(&text, w, zb);
+                    (
+                        typed!(init, |i| typed!(body, |b| let_spill(i, b, slot, k))),
+                        label,
+                    )
+                }
+            };
+            (node, Shape::new(label, vec![si, sb]), w, zb)
         }
     }
 }
@@ -201,17 +409,13 @@ fn compile(e: &Expr, scope: usize) -> (Node, Shape) {
 /// Registers inside a new scope: `v` first, the rest moved up one.
 #[inline(always)]
 fn shift_in(v: i64, outer: Regs) -> Regs {
-    let mut r = [v; REGS];
-    r[1..].copy_from_slice(&outer[..REGS - 1]);
-    r
+    Regs(v, outer.0)
 }
 
 /// Registers after the scope: moved back down, `last` refilling the end.
 #[inline(always)]
 fn shift_out(inner: Regs, last: i64) -> Regs {
-    let mut r = [last; REGS];
-    r[..REGS - 1].copy_from_slice(&inner[1..]);
-    r
+    Regs(inner.1, last)
 }
 
 /// Spill slots needed: a local is only ever in memory if `REGS` newer locals
@@ -237,7 +441,7 @@ impl Technique for RegisterClosures {
     type Code = Code;
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
-        let (root, shape) = compile(program.expr(), 0);
+        let (root, shape, _, _) = compile(program.expr(), 0);
         Ok(Code {
             root,
             shape,
@@ -251,7 +455,14 @@ impl Technique for RegisterClosures {
             spill: &mut spill,
             args,
         };
-        (code.root)(&mut mem, [0; REGS]).0
+        match &code.root {
+            Node::Pure(f) => f(&mut mem, Regs(0, 0)),
+            Node::Zero(f) => {
+                f(&mut mem, Regs(0, 0));
+                0
+            }
+            Node::Mut(f) => f(&mut mem, Regs(0, 0)).0,
+        }
     }
 
     fn show(code: &Code) -> String {
@@ -289,5 +500,18 @@ mod tests {
     #[test]
     fn long_straight_line() {
         testkit::long_straight_line(NAME);
+    }
+
+    #[test]
+    fn far_assignments() {
+        testkit::far_assignments(NAME);
+    }
+
+    #[test]
+    fn shared_conformance() {
+        use crate::engines::conformance as c;
+        c::agrees_with_walker::<super::RegisterClosures>(testkit::CASES);
+        c::deep_programs_fit_in_2_mib::<super::RegisterClosures>();
+        c::long_loop_fits_in_256_kib::<super::RegisterClosures>();
     }
 }
