@@ -205,6 +205,8 @@ macro_rules! for_each_engine {
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             #[cfg(feature = "jit")]
             jit: $crate::engines::jit::Jit,
+            #[cfg(feature = "nightly")]
+            tail_calls: $crate::engines::tail_calls::TailCalls,
         }
     };
 }

@@ -8,6 +8,8 @@ pub mod closures;
 pub mod jit;
 pub mod register_bytecode;
 pub mod register_bytecode_fused;
+#[cfg(feature = "nightly")]
+pub mod tail_calls;
 pub mod tape_continuations;
 pub mod walker;
 
