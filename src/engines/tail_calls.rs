@@ -67,6 +67,7 @@ fn op(instr: Instr, at: usize) -> Op {
         Instr::Unbind(k, s) => ([unbind::<0>, unbind::<1>][k], s as i64),
         Instr::JumpIfNotPos(t) => (jump_if_not_pos, rel(t)),
         Instr::Loop(t) => (loop_back, rel(t)),
+        Instr::LoopIfPos(t) => (loop_if_pos, rel(t)),
         Instr::Halt => (halt, 0),
     };
     Op { handler, operand }
@@ -236,6 +237,22 @@ unsafe fn jump_if_not_pos(
 /// The handler contract of [`Handler`].
 unsafe fn loop_back(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: i64, r1: i64) -> i64 {
     let rel = operand!(ip) as isize;
+    jump!(ip, rel, fp, args, acc, r0, r1)
+}
+
+/// The rotated loop's bottom test: jump back while `acc > 0`.
+///
+/// # Safety
+/// The handler contract of [`Handler`].
+unsafe fn loop_if_pos(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> i64 {
+    let rel = if acc > 0 { operand!(ip) as isize } else { 1 };
     jump!(ip, rel, fp, args, acc, r0, r1)
 }
 

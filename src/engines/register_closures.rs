@@ -1,0 +1,513 @@
+//! `register_closures` — nested closures (like `closures`) whose innermost
+//! locals travel through the closures as arguments instead of sitting in
+//! memory.
+//!
+//! **Compile** turns every node into a boxed closure that captures its
+//! children's closures (indirect threading), plus a description tree that
+//! `show` prints. Each closure takes the register file (`r0`, `r1`) by
+//! value, in two machine registers. What it returns depends on what the
+//! subtree can do, known at compile time: a subtree that assigns no
+//! register-resident local returns just its value; one whose value is always
+//! 0 (`Set`, `While`, or a `Then`/`Let` ending in one) returns just the
+//! registers; only the rest return both (three words, through memory).
+//!
+//! **Locals**: register `r0` holds the innermost local, `r1` the next one,
+//! up to [`REGS`]; anything further out lives in a spill buffer, in a slot
+//! fixed by its scope level. So `Get(d)`/`Set(d, _)` with `d < REGS` touch a
+//! register and the others a spill slot; the rule depends only on `d`, for
+//! any number of locals. **`Let` shifts the registers**: the new local enters
+//! as `r0`, the others move up by one, and the one pushed out of the last
+//! register (if that register held a local) is spilled to its home slot.
+//! When the body returns, the registers shift back down and the spilled local
+//! is reloaded into the last register; a `Set` to it meanwhile went to the
+//! spill slot, so the reload sees it.
+//!
+//! **Values** are return values; **control** is Rust's own (a `While` is a
+//! Rust loop), so native stack depth follows the tree, not the run.
+//!
+//! `REGS = 2`, the original's choice: the closure environment, the memory
+//! pointer and two registers fill four argument registers, and two registers
+//! (or one value) fit the two return registers. A third register would push
+//! every register-returning closure's result through memory, and make each
+//! `Let` shift one more word.
+//!
+//! Trade-off: the hottest locals are read without touching memory and nothing
+//! is pushed or popped per `Let`, at the cost of moving the register file in
+//! and out of every closure call and a compiler that tracks, per subtree,
+//! which registers it may change.
+
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::ast::Expr;
+use crate::front::program::Program;
+
+/// How many innermost locals are passed through the closures.
+pub const REGS: usize = 2;
+
+/// The register file: `r0` is the innermost local. Two fields rather than an
+/// array because Rust passes a two-scalar struct in two machine registers
+/// (and returns it in two), but an array of two through memory.
+#[derive(Clone, Copy)]
+struct Regs(i64, i64);
+
+impl Regs {
+    #[inline(always)]
+    fn get<const K: usize>(self) -> i64 {
+        if K == 0 { self.0 } else { self.1 }
+    }
+
+    #[inline(always)]
+    fn set<const K: usize>(&mut self, v: i64) {
+        if K == 0 { self.0 = v } else { self.1 = v }
+    }
+
+    /// The local pushed out of the registers by a new one.
+    #[inline(always)]
+    fn last(self) -> i64 {
+        self.1
+    }
+}
+
+/// What every closure can reach besides its registers.
+struct Mem<'a> {
+    /// Home slots of locals that are not in registers, by scope level.
+    spill: &'a mut [i64],
+    args: &'a [i64],
+}
+
+/// A closure that cannot change the registers returns only its value.
+type PureFn = dyn Fn(&mut Mem<'_>, Regs) -> i64;
+/// A closure whose value is always 0 (`Set`, `While`, or a `Then`/`Let`
+/// ending in one) returns only the registers.
+type ZeroFn = dyn Fn(&mut Mem<'_>, Regs) -> Regs;
+/// Any other closure that may assign a register-resident local returns its
+/// value and the registers.
+type MutFn = dyn Fn(&mut Mem<'_>, Regs) -> (i64, Regs);
+
+/// A compiled node. Its kind is decided at compile time from the locals the
+/// subtree assigns (see [`Writes`]) and whether its value is always 0, so
+/// that most calls return at most two words, in registers; only a node that
+/// both has a value and assigns a register local returns three words
+/// (through memory).
+enum Node {
+    Pure(Box<PureFn>),
+    Zero(Box<ZeroFn>),
+    Mut(Box<MutFn>),
+}
+
+/// Calling a child, whatever its kind; inlined into each parent closure, so
+/// the kind costs nothing at run time.
+trait Eval: 'static {
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs);
+}
+
+struct P(Box<PureFn>);
+struct Z(Box<ZeroFn>);
+struct M(Box<MutFn>);
+
+impl Eval for P {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        ((self.0)(m, r), r)
+    }
+}
+
+impl Eval for Z {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        (0, (self.0)(m, r))
+    }
+}
+
+impl Eval for M {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        (self.0)(m, r)
+    }
+}
+
+/// What compile knows about a node: its kind.
+#[derive(Clone, Copy)]
+struct Kind {
+    /// Assigns no register-resident local.
+    pure: bool,
+    /// Its value is always 0.
+    zero: bool,
+}
+
+/// Wraps a closure written in the general `(value, registers)` form as the
+/// kind says; whatever that kind does not return is dead code.
+fn node(k: Kind, f: impl Fn(&mut Mem<'_>, Regs) -> (i64, Regs) + 'static) -> Node {
+    if k.pure {
+        Node::Pure(Box::new(move |m, r| f(m, r).0))
+    } else if k.zero {
+        Node::Zero(Box::new(move |m, r| f(m, r).1))
+    } else {
+        Node::Mut(Box::new(f))
+    }
+}
+
+/// Binds `$x` to the child `$n` as its concrete kind, [`P`], [`Z`] or [`M`].
+macro_rules! typed {
+    ($n:expr, |$x:ident| $body:expr) => {
+        match $n {
+            Node::Pure(f) => {
+                let $x = P(f);
+                $body
+            }
+            Node::Zero(f) => {
+                let $x = Z(f);
+                $body
+            }
+            Node::Mut(f) => {
+                let $x = M(f);
+                $body
+            }
+        }
+    };
+}
+
+/// Which locals a subtree assigns, as distances from its own scope: bit `d`
+/// means "assigns the local `d` scopes out". Distances of 63 and beyond
+/// share the top bit, which sticks, so the answer is only ever too cautious.
+#[derive(Clone, Copy)]
+struct Writes(u64);
+
+impl Writes {
+    const FAR: u64 = 1 << 63;
+
+    fn local(d: usize) -> Writes {
+        Writes(1 << d.min(63))
+    }
+
+    /// The same writes seen from one scope further out (leaving a `Let`,
+    /// whose own local is distance 0 inside and vanishes).
+    fn outer(self) -> Writes {
+        Writes((self.0 >> 1) | (self.0 & Self::FAR))
+    }
+
+    fn or(self, other: Writes) -> Writes {
+        Writes(self.0 | other.0)
+    }
+
+    /// Whether no register-resident local is assigned.
+    fn pure(self) -> bool {
+        self.0 & ((1 << REGS) - 1) == 0
+    }
+}
+
+/// The closure tree's description, for `show`.
+struct Shape {
+    label: String,
+    kids: Vec<Shape>,
+}
+
+impl Shape {
+    fn new(label: impl Into<String>, kids: Vec<Shape>) -> Shape {
+        Shape {
+            label: label.into(),
+            kids,
+        }
+    }
+
+    fn write(&self, indent: usize, out: &mut String) {
+        out.push_str(&"  ".repeat(indent));
+        out.push_str(&self.label);
+        out.push('\n');
+        for k in &self.kids {
+            k.write(indent + 1, out);
+        }
+    }
+}
+
+// `Regs`, `get_reg::<K>` etc. are written out for exactly two registers.
+const _: () = assert!(REGS == 2);
+
+fn get_reg<const K: usize>() -> Node {
+    Node::Pure(Box::new(|_, r| r.get::<K>()))
+}
+
+fn set_reg<const K: usize, V: Eval>(value: V) -> Node {
+    node(
+        Kind {
+            pure: false,
+            zero: true,
+        },
+        move |m, r| {
+            let (v, mut r) = value.eval(m, r);
+            r.set::<K>(v);
+            (0, r)
+        },
+    )
+}
+
+fn set_slot<V: Eval>(value: V, slot: usize, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (v, r) = value.eval(m, r);
+        // SAFETY: see `spill_len`: a local `REGS` or more scopes out has its
+        // level below `max_locals - REGS`.
+        unsafe { *m.spill.get_unchecked_mut(slot) = v };
+        (0, r)
+    })
+}
+
+fn add<A: Eval, B: Eval>(a: A, b: B, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (x, r) = a.eval(m, r);
+        let (y, r) = b.eval(m, r);
+        (x.wrapping_add(y), r)
+    })
+}
+
+fn then<A: Eval, B: Eval>(a: A, b: B, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (_, r) = a.eval(m, r);
+        b.eval(m, r)
+    })
+}
+
+fn while_<C: Eval, B: Eval>(cond: C, body: B, k: Kind) -> Node {
+    node(k, move |m, mut r| {
+        loop {
+            let (c, r1) = cond.eval(m, r);
+            r = r1;
+            if c <= 0 {
+                return (0, r);
+            }
+            r = body.eval(m, r).1;
+        }
+    })
+}
+
+/// A `Let` whose new local pushes no other local out of the registers.
+fn let_<I: Eval, B: Eval>(init: I, body: B, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (v, r) = init.eval(m, r);
+        let (x, inner) = body.eval(m, shift_in(v, r));
+        (x, shift_out(inner, 0))
+    })
+}
+
+/// A `Let` that spills the local pushed out of the last register to its
+/// home `slot` for the body, and reloads it after.
+fn let_spill<I: Eval, B: Eval>(init: I, body: B, slot: usize, k: Kind) -> Node {
+    node(k, move |m, r| {
+        let (v, r) = init.eval(m, r);
+        // SAFETY: a `Let` at level `scope` nests inside `scope` others, so
+        // `scope < max_locals` and `slot = scope - REGS < spill_len`.
+        unsafe { *m.spill.get_unchecked_mut(slot) = r.last() };
+        let (x, inner) = body.eval(m, shift_in(v, r));
+        // SAFETY: as above.
+        let back = unsafe { *m.spill.get_unchecked(slot) };
+        (x, shift_out(inner, back))
+    })
+}
+
+/// Compiles `e`, evaluated with `scope` locals in scope; also says which
+/// outer locals it assigns and whether its value is always 0.
+fn compile(e: &Expr, scope: usize) -> (Node, Shape, Writes, bool) {
+    let leaf = |n: Node, label: String| (n, Shape::new(label, vec![]), Writes(0), false);
+    // The label says what a node returns besides its value.
+    let kind = |label: &str, w: Writes, zero: bool| {
+        let k = Kind {
+            pure: w.pure(),
+            zero,
+        };
+        let label = match (k.pure, k.zero) {
+            (true, _) => label.to_string(),
+            (false, true) => format!("{label} -> regs only (value 0)"),
+            (false, false) => format!("{label} -> value, regs"),
+        };
+        (k, label)
+    };
+    match e {
+        Expr::Litr(n) => {
+            let n = *n;
+            leaf(Node::Pure(Box::new(move |_, _| n)), format!("lit {n}"))
+        }
+        Expr::Arg(i) => {
+            let i = *i;
+            let f = move |m: &mut Mem<'_>, _| {
+                // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
+                // which `execute`'s caller guarantees `args` holds.
+                unsafe { *m.args.get_unchecked(i) }
+            };
+            leaf(Node::Pure(Box::new(f)), format!("arg {i}"))
+        }
+        Expr::Get(d) if *d < REGS => leaf([get_reg::<0>, get_reg::<1>][*d](), format!("get r{d}")),
+        Expr::Get(d) => {
+            let slot = scope - 1 - d;
+            let f = move |m: &mut Mem<'_>, _| {
+                // SAFETY: see `spill_len`: a local `REGS` or more scopes out
+                // has its level below `max_locals - REGS`.
+                unsafe { *m.spill.get_unchecked(slot) }
+            };
+            leaf(Node::Pure(Box::new(f)), format!("get [{slot}]"))
+        }
+        Expr::Set(d, v) => {
+            let (value, vs, vw, _) = compile(v, scope);
+            let w = vw.or(Writes::local(*d));
+            let (node, label) = if *d < REGS {
+                let n = typed!(value, |v| [set_reg::<0, _>, set_reg::<1, _>][*d](v));
+                (n, format!("set r{d}"))
+            } else {
+                let slot = scope - 1 - d;
+                let (k, _) = kind("", w, true);
+                (
+                    typed!(value, |v| set_slot(v, slot, k)),
+                    format!("set [{slot}]"),
+                )
+            };
+            (node, Shape::new(kind(&label, w, true).1, vec![vs]), w, true)
+        }
+        Expr::Add(a, b) => {
+            let ((a, sa, wa, _), (b, sb, wb, _)) = (compile(a, scope), compile(b, scope));
+            let (k, label) = kind("add", wa.or(wb), false);
+            let node = typed!(a, |a| typed!(b, |b| add(a, b, k)));
+            (node, Shape::new(label, vec![sa, sb]), wa.or(wb), false)
+        }
+        Expr::Then(a, b) => {
+            let ((a, sa, wa, _), (b, sb, wb, zb)) = (compile(a, scope), compile(b, scope));
+            let (k, label) = kind("then", wa.or(wb), zb);
+            let node = typed!(a, |a| typed!(b, |b| then(a, b, k)));
+            (node, Shape::new(label, vec![sa, sb]), wa.or(wb), zb)
+        }
+        Expr::While(c, body) => {
+            let ((c, sc, wc, _), (b, sb, wb, _)) = (compile(c, scope), compile(body, scope));
+            let (k, label) = kind("while", wc.or(wb), true);
+            let node = typed!(c, |c| typed!(b, |b| while_(c, b, k)));
+            (node, Shape::new(label, vec![sc, sb]), wc.or(wb), true)
+        }
+        Expr::Let(init, body) => {
+            let (init, si, wi, _) = compile(init, scope);
+            let (body, sb, wb, zb) = compile(body, scope + 1);
+            let w = wi.or(wb.outer());
+            // The local at level `scope - REGS` is in the last register and
+            // is pushed out by the new one.
+            let (node, label) = match scope.checked_sub(REGS) {
+                None => {
+                    let (k, label) = kind("let r0 (shift)", w, zb);
+                    (typed!(init, |i| typed!(body, |b| let_(i, b, k))), label)
+                }
+                Some(slot) => {
+                    let text = format!("let r0 (shift, r{} spills to [{slot}])", REGS - 1);
+                    let (k, label) = kind(&text, w, zb);
+                    (
+                        typed!(init, |i| typed!(body, |b| let_spill(i, b, slot, k))),
+                        label,
+                    )
+                }
+            };
+            (node, Shape::new(label, vec![si, sb]), w, zb)
+        }
+    }
+}
+
+/// Registers inside a new scope: `v` first, the rest moved up one.
+#[inline(always)]
+fn shift_in(v: i64, outer: Regs) -> Regs {
+    Regs(v, outer.0)
+}
+
+/// Registers after the scope: moved back down, `last` refilling the end.
+#[inline(always)]
+fn shift_out(inner: Regs, last: i64) -> Regs {
+    Regs(inner.1, last)
+}
+
+/// Spill slots needed: a local is only ever in memory if `REGS` newer locals
+/// exist, so only levels below `max_locals - REGS` need a home.
+fn spill_len(program: &Program) -> usize {
+    program.max_locals().saturating_sub(REGS)
+}
+
+/// The compiled program: the closure tree and its description.
+pub struct Code {
+    root: Node,
+    shape: Shape,
+    spill_len: usize,
+}
+
+pub struct RegisterClosures;
+
+impl Technique for RegisterClosures {
+    const NAME: &'static str = "register_closures";
+    const TIER: Tier = Tier::Original;
+    const SUMMARY: &'static str =
+        "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
+    type Code = Code;
+
+    fn compile(program: &Program) -> Result<Code, CompileError> {
+        let (root, shape, _, _) = compile(program.expr(), 0);
+        Ok(Code {
+            root,
+            shape,
+            spill_len: spill_len(program),
+        })
+    }
+
+    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        let mut spill = vec![0i64; code.spill_len];
+        let mut mem = Mem {
+            spill: &mut spill,
+            args,
+        };
+        match &code.root {
+            Node::Pure(f) => f(&mut mem, Regs(0, 0)),
+            Node::Zero(f) => {
+                f(&mut mem, Regs(0, 0));
+                0
+            }
+            Node::Mut(f) => f(&mut mem, Regs(0, 0)).0,
+        }
+    }
+
+    fn show(code: &Code) -> String {
+        let mut out = format!(
+            "; registers r0..r{} (r0 = innermost local), {} spill slots\n",
+            REGS - 1,
+            code.spill_len
+        );
+        code.shape.write(0, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engines::tape_continuations::testkit;
+
+    const NAME: &str = "register_closures";
+
+    #[test]
+    fn agrees_with_walker() {
+        testkit::agrees_with_walker(NAME);
+    }
+
+    #[test]
+    fn long_loop_on_a_small_stack() {
+        testkit::small_stack_long_loop(NAME);
+    }
+
+    #[test]
+    fn deep_programs() {
+        testkit::deep_programs(NAME);
+    }
+
+    #[test]
+    fn long_straight_line() {
+        testkit::long_straight_line(NAME);
+    }
+
+    #[test]
+    fn far_assignments() {
+        testkit::far_assignments(NAME);
+    }
+
+    #[test]
+    fn shared_conformance() {
+        use crate::engines::conformance as c;
+        c::agrees_with_walker::<super::RegisterClosures>(testkit::CASES);
+        c::deep_programs_fit_in_2_mib::<super::RegisterClosures>();
+        c::long_loop_fits_in_256_kib::<super::RegisterClosures>();
+    }
+}
