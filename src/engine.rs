@@ -209,6 +209,7 @@ macro_rules! for_each_engine {
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
             register_bytecode: $crate::engines::register_bytecode::RegisterBytecode,
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
+            tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
             #[cfg(feature = "jit")]
             jit: $crate::engines::jit::Jit,
             #[cfg(feature = "nightly")]

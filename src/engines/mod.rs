@@ -17,6 +17,7 @@ pub mod stack_closures;
 pub mod tail_calls;
 pub mod tape_closures;
 pub mod tape_continuations;
+pub mod tape_continuations_fused;
 pub mod walker;
 
 #[cfg(test)]

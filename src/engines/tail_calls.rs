@@ -69,6 +69,7 @@ fn op(instr: Instr, at: usize) -> Op {
         Instr::Loop(t) => (loop_back, rel(t)),
         Instr::LoopIfPos(t) => (loop_if_pos, rel(t)),
         Instr::Halt => (halt, 0),
+        Instr::Fused(_) => unreachable!("`Compiler::program` emits no superinstructions"),
     };
     Op { handler, operand }
 }
@@ -157,7 +158,14 @@ unsafe fn set_reg<const K: usize>(
 
 /// # Safety
 /// The handler contract of [`Handler`].
-unsafe fn set_slot(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: i64, r1: i64) -> i64 {
+unsafe fn set_slot(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> i64 {
     let slot = operand!(ip) as usize;
     // SAFETY: `verify` checked the slot is below `frame_len`.
     unsafe { *fp.add(slot) = acc };
@@ -166,7 +174,14 @@ unsafe fn set_slot(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: 
 
 /// # Safety
 /// The handler contract of [`Handler`].
-unsafe fn add_pop(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: i64, r1: i64) -> i64 {
+unsafe fn add_pop(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> i64 {
     let slot = operand!(ip) as usize;
     // SAFETY: `verify` checked the slot is below `frame_len`.
     let left = unsafe { *fp.add(slot) };
@@ -235,7 +250,14 @@ unsafe fn jump_if_not_pos(
 ///
 /// # Safety
 /// The handler contract of [`Handler`].
-unsafe fn loop_back(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: i64, r1: i64) -> i64 {
+unsafe fn loop_back(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> i64 {
     let rel = operand!(ip) as isize;
     jump!(ip, rel, fp, args, acc, r0, r1)
 }
@@ -280,7 +302,11 @@ impl Technique for TailCalls {
         let (code, frame_len) = Compiler::program(program);
         verify(&code, frame_len, program.arg_count()).map_err(CompileError)?;
         let ops = code.iter().enumerate().map(|(at, i)| op(*i, at)).collect();
-        Ok(Tape { code, ops, frame_len })
+        Ok(Tape {
+            code,
+            ops,
+            frame_len,
+        })
     }
 
     unsafe fn execute(code: &Tape, args: &[i64]) -> i64 {
