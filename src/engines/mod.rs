@@ -15,6 +15,9 @@ pub mod register_bytecode;
 pub mod register_bytecode_fused;
 pub mod register_closures;
 pub mod stack_closures;
+#[cfg(feature = "nightly")]
+pub mod tail_calls;
 pub mod tape_closures;
 pub mod tape_continuations;
+pub mod tape_continuations_fused;
 pub mod walker;

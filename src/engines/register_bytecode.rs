@@ -185,7 +185,7 @@ pub fn compile(program: &Program, options: Options) -> Result<Code, CompileError
 /// Records every node whose subtree contains a `Set` (so reading a local in
 /// place before evaluating it would be wrong). Recursion depth is the tree's
 /// depth, at most `MAX_DEPTH`.
-fn mark_stores(e: &Expr, out: &mut HashSet<*const Expr>) -> bool {
+pub(crate) fn mark_stores(e: &Expr, out: &mut HashSet<*const Expr>) -> bool {
     let stores = match e {
         Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => false,
         Expr::Set(_, v) => {
