@@ -7,6 +7,8 @@
 pub mod engine;
 pub mod engines;
 pub mod front;
+pub mod guard;
+pub mod oracle;
 pub mod workloads;
 
 pub use engine::{ArgError, CompileError, Engine, Executable, Tier, engine, engines};
