@@ -8,7 +8,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vm-perf", version, about = "A fair, measured comparison of interpreter techniques")]
+#[command(
+    name = "vm-perf",
+    version,
+    about = "A fair, measured comparison of interpreter techniques"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -17,8 +21,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a program and print its value.
-    #[command(after_help = "Exit status: 0 the value was printed; 1 bad input or the program \
-cannot run; 2 bad command line; 124 the program did not finish within --timeout.")]
+    #[command(
+        after_help = "Exit status: 0 the value was printed; 1 bad input or the program \
+cannot run; 2 bad command line; 124 the program did not finish within --timeout."
+    )]
     Run {
         /// Engine to run with, or `all` to run every engine and compare.
         #[arg(long, short, default_value = "walker")]
@@ -72,14 +78,21 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
-        Some(Command::Run { engine, timeout, file, args }) => {
-            run(&mut out, &engine, &file, &args, timeout)
-        }
+        Some(Command::Run {
+            engine,
+            timeout,
+            file,
+            args,
+        }) => run(&mut out, &engine, &file, &args, timeout),
         Some(Command::List { long }) => list(&mut out, long),
         Some(Command::Show { engine, file }) => show(&mut out, &engine, &file),
         Some(Command::Check) | None => check(&mut out),
@@ -133,7 +146,10 @@ pub fn parse_args(args: &[String]) -> Result<Vec<i64>, Failure> {
 fn find_engine(name: &str) -> Result<&'static dyn Engine, Failure> {
     engine(name).ok_or_else(|| {
         let names: Vec<_> = engines().iter().map(|e| e.name()).collect();
-        Failure::Plain(format!("unknown engine `{name}` (available: {})", names.join(", ")))
+        Failure::Plain(format!(
+            "unknown engine `{name}` (available: {})",
+            names.join(", ")
+        ))
     })
 }
 
@@ -144,12 +160,18 @@ fn io(e: std::io::Error) -> Failure {
 /// Compiles and runs `program` on `engine`, reporting errors as the CLI does.
 pub fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i64, Failure> {
     if program.arg_count() > args.len() {
-        let e = crate::engine::ArgError { needed: program.arg_count(), given: args.len() };
+        let e = crate::engine::ArgError {
+            needed: program.arg_count(),
+            given: args.len(),
+        };
         return fail(e.to_string());
     }
-    let code = engine
-        .compile(program)
-        .or_else(|e| fail(format!("engine `{}` cannot compile this program: {e}", engine.name())))?;
+    let code = engine.compile(program).or_else(|e| {
+        fail(format!(
+            "engine `{}` cannot compile this program: {e}",
+            engine.name()
+        ))
+    })?;
     code.execute(args).or_else(|e| fail(e.to_string()))
 }
 
@@ -160,11 +182,18 @@ fn run(
     args: &[String],
     timeout: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
-    let chosen = if engine == "all" { None } else { Some(find_engine(engine)?) };
+    let chosen = if engine == "all" {
+        None
+    } else {
+        Some(find_engine(engine)?)
+    };
     let program = load(file)?;
     let args = parse_args(args)?;
     if program.arg_count() > args.len() {
-        let e = crate::engine::ArgError { needed: program.arg_count(), given: args.len() };
+        let e = crate::engine::ArgError {
+            needed: program.arg_count(),
+            given: args.len(),
+        };
         return fail(format!("{file}: {e}"));
     }
     // The guard is a watchdog thread around the whole run: no engine checks
@@ -215,9 +244,12 @@ fn list(out: &mut impl Write, long: bool) -> Result<(), Failure> {
 fn show(out: &mut impl Write, engine: &str, file: &str) -> Result<(), Failure> {
     let engine = find_engine(engine)?;
     let program = load(file)?;
-    let code = engine
-        .compile(&program)
-        .or_else(|e| fail(format!("engine `{}` cannot compile this program: {e}", engine.name())))?;
+    let code = engine.compile(&program).or_else(|e| {
+        fail(format!(
+            "engine `{}` cannot compile this program: {e}",
+            engine.name()
+        ))
+    })?;
     write!(out, "{}", code.show()).map_err(io)
 }
 

@@ -15,7 +15,9 @@ use std::fmt;
 use std::marker::PhantomData;
 
 /// Which part of the comparison an engine belongs to; reports group by it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// The ten techniques of the original comparison (including `walker`).
@@ -159,7 +161,10 @@ impl<T: Technique> Engine for Registered<T> {
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
         T::supports(program).map_err(CompileError)?;
         let code = T::compile(program)?;
-        Ok(Box::new(Compiled::<T> { code, arg_count: program.arg_count() }))
+        Ok(Box::new(Compiled::<T> {
+            code,
+            arg_count: program.arg_count(),
+        }))
     }
 }
 
@@ -170,7 +175,10 @@ impl<T: Technique> Executable for Compiled<T> {
     #[inline]
     fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
         if args.len() < self.arg_count {
-            return Err(ArgError { needed: self.arg_count, given: args.len() });
+            return Err(ArgError {
+                needed: self.arg_count,
+                given: args.len(),
+            });
         }
         // SAFETY: `arg_count` is the compiled program's `Program::arg_count`,
         // and we just checked `args` holds at least that many values.
@@ -224,7 +232,11 @@ mod tests {
         let names: Vec<_> = engines().iter().map(|e| e.name()).collect();
         assert_eq!(names[0], "walker");
         let unique: HashSet<_> = names.iter().collect();
-        assert_eq!(unique.len(), names.len(), "duplicate engine name in {names:?}");
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "duplicate engine name in {names:?}"
+        );
     }
 
     #[test]
@@ -235,7 +247,13 @@ mod tests {
                 continue;
             }
             let code = engine.compile(&program).unwrap();
-            assert_eq!(code.execute(&[1, 2]), Err(ArgError { needed: 3, given: 2 }));
+            assert_eq!(
+                code.execute(&[1, 2]),
+                Err(ArgError {
+                    needed: 3,
+                    given: 2
+                })
+            );
             assert_eq!(code.execute(&[1, 2, 7]), Ok(7), "{}", engine.name());
         }
     }

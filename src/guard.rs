@@ -38,7 +38,8 @@ pub fn with_timeout<R>(limit: Option<Duration>, what: &str, f: impl FnOnce() -> 
                 let mut err = std::io::stderr().lock();
                 let _ = writeln!(err, "{message}");
                 let _ = err.flush();
-                let _ = std::io::stdout().flush();
+                // Not `stdout().flush()`: the CLI holds the stdout lock while
+                // the program runs. `exit` flushes it if it can take it.
                 std::process::exit(i32::from(TIMEOUT_EXIT_CODE));
             }
         })
@@ -59,7 +60,11 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 fn show_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s == s.trunc() { format!("{s} s") } else { format!("{s:.3} s") }
+    if s == s.trunc() {
+        format!("{s} s")
+    } else {
+        format!("{s:.3} s")
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +73,10 @@ mod tests {
 
     #[test]
     fn a_quick_closure_is_not_disturbed() {
-        assert_eq!(with_timeout(Some(Duration::from_secs(60)), "test", || 42), 42);
+        assert_eq!(
+            with_timeout(Some(Duration::from_secs(60)), "test", || 42),
+            42
+        );
         assert_eq!(with_timeout(None, "test", || 7), 7);
     }
 

@@ -44,7 +44,10 @@ pub enum Outcome {
 /// The arguments a source file asks for in a `// args: A B ...` header line
 /// (as workloads and fuzz regressions carry), if there is one.
 pub fn header_args(text: &str) -> Option<Vec<i64>> {
-    let line = text.lines().take_while(|l| l.starts_with("//")).find_map(|l| l.strip_prefix("// args:"))?;
+    let line = text
+        .lines()
+        .take_while(|l| l.starts_with("//"))
+        .find_map(|l| l.strip_prefix("// args:"))?;
     line.split_whitespace().map(|a| a.parse().ok()).collect()
 }
 
@@ -52,9 +55,15 @@ pub fn header_args(text: &str) -> Option<Vec<i64>> {
 /// with the `// args:` header's arguments if there are enough of them, else
 /// [`default_args`]. Panics when an engine disagrees.
 pub fn check_source(bytes: &[u8]) -> Outcome {
-    let Ok(text) = decode("fuzz", bytes.to_vec()) else { return Outcome::Rejected };
-    let Ok(expr) = crate::front::parser::parse(&text) else { return Outcome::Rejected };
-    let Ok(program) = Program::validate(expr) else { return Outcome::Rejected };
+    let Ok(text) = decode("fuzz", bytes.to_vec()) else {
+        return Outcome::Rejected;
+    };
+    let Ok(expr) = crate::front::parser::parse(&text) else {
+        return Outcome::Rejected;
+    };
+    let Ok(program) = Program::validate(expr) else {
+        return Outcome::Rejected;
+    };
     if program.arg_count() > MAX_ARGS {
         return Outcome::TooManyArgs;
     }
@@ -79,9 +88,12 @@ pub fn check_program(program: &Program, args: &[i64]) -> Outcome {
         if !comparable(*engine, program, magnitude) {
             continue;
         }
-        let code = engine
-            .compile(program)
-            .unwrap_or_else(|e| panic!("engine `{}` supports but cannot compile: {e}", engine.name()));
+        let code = engine.compile(program).unwrap_or_else(|e| {
+            panic!(
+                "engine `{}` supports but cannot compile: {e}",
+                engine.name()
+            )
+        });
         let got = code.execute(args).expect("arguments were checked");
         assert_eq!(
             got,
@@ -107,7 +119,11 @@ mod tests {
     fn workloads_pass_the_oracle() {
         for w in crate::workloads::WORKLOADS {
             let outcome = check_source(w.source.as_bytes());
-            assert!(matches!(outcome, Outcome::Agreed(_) | Outcome::OutOfSteps), "{}: {outcome:?}", w.name);
+            assert!(
+                matches!(outcome, Outcome::Agreed(_) | Outcome::OutOfSteps),
+                "{}: {outcome:?}",
+                w.name
+            );
         }
     }
 

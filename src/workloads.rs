@@ -35,7 +35,16 @@ macro_rules! workloads {
     };
 }
 
-workloads!(sum, nested_loops, fib, many_locals, long_body, deep_expr, unpredictable, let_set);
+workloads!(
+    sum,
+    nested_loops,
+    fib,
+    many_locals,
+    long_body,
+    deep_expr,
+    unpredictable,
+    let_set
+);
 
 /// The workload called `name`.
 pub fn workload(name: &str) -> Option<&'static Workload> {
@@ -55,18 +64,28 @@ impl Workload {
 
     /// The expected value with the default arguments (`// expect:`).
     pub fn expected(&self) -> i64 {
-        header_ints(self.source, "expect").first().copied().unwrap_or(0)
+        header_ints(self.source, "expect")
+            .first()
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Hot-loop iterations for `args` (`// iterations: arg0*arg1`).
     pub fn iterations(&self, args: &[i64]) -> u64 {
-        let Some(formula) = header(self.source, "iterations") else { return 1 };
+        let Some(formula) = header(self.source, "iterations") else {
+            return 1;
+        };
         formula
             .split('*')
             .map(|f| {
                 let f = f.trim();
                 match f.strip_prefix("arg") {
-                    Some(i) => i.parse::<usize>().ok().and_then(|i| args.get(i)).copied().unwrap_or(1),
+                    Some(i) => i
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| args.get(i))
+                        .copied()
+                        .unwrap_or(1),
                     None => f.parse().unwrap_or(1),
                 }
             })
@@ -77,7 +96,12 @@ impl Workload {
 
     /// The first comment line of the file: what the workload stresses.
     pub fn description(&self) -> &'static str {
-        self.source.lines().next().and_then(|l| l.strip_prefix("//")).unwrap_or("").trim()
+        self.source
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("//"))
+            .unwrap_or("")
+            .trim()
     }
 }
 
@@ -91,7 +115,11 @@ fn header<'a>(source: &'a str, key: &str) -> Option<&'a str> {
 
 fn header_ints(source: &str, key: &str) -> Vec<i64> {
     header(source, key)
-        .map(|s| s.split_whitespace().filter_map(|t| t.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -198,7 +226,8 @@ pub mod candles {
                 }
                 n = bb(bb(n).wrapping_add(bb(-1)));
             }
-            l.iter().fold(bb(0i64), |acc, &x| bb(bb(acc).wrapping_add(bb(x))))
+            l.iter()
+                .fold(bb(0i64), |acc, &x| bb(bb(acc).wrapping_add(bb(x))))
         }
         pub fn rust_opt(args: &[i64]) -> i64 {
             let mut l: [i64; 16] = std::array::from_fn(|i| i as i64 + 1);
@@ -388,7 +417,12 @@ mod tests {
         for w in WORKLOADS {
             let args = w.args();
             assert_eq!((w.rust)(&args), w.expected(), "rust candle of {}", w.name);
-            assert_eq!((w.rust_opt)(&args), w.expected(), "rust_opt candle of {}", w.name);
+            assert_eq!(
+                (w.rust_opt)(&args),
+                w.expected(),
+                "rust_opt candle of {}",
+                w.name
+            );
         }
     }
 }

@@ -86,22 +86,40 @@ pub fn eval_budgeted(program: &Program, args: &[i64], budget: u64) -> Result<i64
             given: args.len(),
         }));
     }
-    let mut st = Budget { args, locals: Vec::new(), steps: budget, max_magnitude: 0 };
-    let v = st.eval(program.expr()).map_err(|_| BudgetError::OutOfSteps)?;
+    let mut st = Budget {
+        args,
+        locals: Vec::new(),
+        steps: budget,
+        max_magnitude: 0,
+    };
+    let v = st
+        .eval(program.expr())
+        .map_err(|_| BudgetError::OutOfSteps)?;
     Ok(v)
 }
 
 /// Like [`eval_budgeted`], also reporting the largest magnitude of any value
 /// produced on the way (what decides whether a double-based peer is exact).
-pub fn eval_traced(program: &Program, args: &[i64], budget: u64) -> Result<(i64, u64), BudgetError> {
+pub fn eval_traced(
+    program: &Program,
+    args: &[i64],
+    budget: u64,
+) -> Result<(i64, u64), BudgetError> {
     if args.len() < program.arg_count() {
         return Err(BudgetError::Args(crate::engine::ArgError {
             needed: program.arg_count(),
             given: args.len(),
         }));
     }
-    let mut st = Budget { args, locals: Vec::new(), steps: budget, max_magnitude: 0 };
-    let v = st.eval(program.expr()).map_err(|_| BudgetError::OutOfSteps)?;
+    let mut st = Budget {
+        args,
+        locals: Vec::new(),
+        steps: budget,
+        max_magnitude: 0,
+    };
+    let v = st
+        .eval(program.expr())
+        .map_err(|_| BudgetError::OutOfSteps)?;
     Ok((v, st.max_magnitude))
 }
 

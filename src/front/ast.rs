@@ -176,7 +176,13 @@ mod tests {
 
     #[test]
     fn debug_form_matches_the_language_document() {
-        let e = Expr::let_(Expr::Litr(0), Expr::then(Expr::set(0, Expr::Arg(1)), Expr::Get(0)));
-        assert_eq!(format!("{e:?}"), "Let(Litr(0), Then(Set(0, Arg(1)), Get(0)))");
+        let e = Expr::let_(
+            Expr::Litr(0),
+            Expr::then(Expr::set(0, Expr::Arg(1)), Expr::Get(0)),
+        );
+        assert_eq!(
+            format!("{e:?}"),
+            "Let(Litr(0), Then(Set(0, Arg(1)), Get(0)))"
+        );
     }
 }

@@ -45,17 +45,34 @@ impl SourceError {
         if from == line_start && line_start <= 1 << 20 {
             from = 0;
         }
-        let to = floor_char(text, line_end.min(end.max(start + 1).saturating_add(WINDOW)));
+        let to = floor_char(
+            text,
+            line_end.min(end.max(start + 1).saturating_add(WINDOW)),
+        );
         let (line, _) = self.line_col();
         let id = self.file.as_str();
         let local = start - from..end.min(to) - from;
         let mut excerpt = Vec::new();
         let written = Report::build(ReportKind::Error, (id, local.clone()))
-            .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
+            .with_config(
+                Config::default()
+                    .with_color(color)
+                    .with_index_type(IndexType::Byte),
+            )
             .with_message(&self.message)
             .with_label(Label::new((id, local)).with_message("here"))
             .finish()
-            .write((id, Source::from(&text[from..to]).with_display_line_offset(if from == 0 { 0 } else { line - 1 })), &mut excerpt);
+            .write(
+                (
+                    id,
+                    Source::from(&text[from..to]).with_display_line_offset(if from == 0 {
+                        0
+                    } else {
+                        line - 1
+                    }),
+                ),
+                &mut excerpt,
+            );
         if written.is_ok() {
             out.push_str(&String::from_utf8_lossy(&excerpt));
         }
@@ -90,8 +107,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
@@ -106,7 +129,10 @@ pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, SourceError> {
             file: file.to_string(),
             span: valid..valid,
             source,
-            message: format!("invalid UTF-8 (byte 0x{:02x}); programs are UTF-8 text", bytes[valid]),
+            message: format!(
+                "invalid UTF-8 (byte 0x{:02x}); programs are UTF-8 text",
+                bytes[valid]
+            ),
         }
     })
 }

@@ -27,8 +27,19 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// `text` cut to a length fit for a one-line message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
 fn error<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError { span, message: message.into() })
+    Err(ParseError {
+        span,
+        message: message.into(),
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +63,7 @@ impl fmt::Display for Tok<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Tok::Int(n) => write!(f, "integer `{n}`"),
-            Tok::Ident(s) => write!(f, "name `{s}`"),
+            Tok::Ident(s) => write!(f, "name `{}`", shorten(s)),
             Tok::Let => f.write_str("`let`"),
             Tok::While => f.write_str("`while`"),
             Tok::ArgKw => f.write_str("`arg`"),
@@ -88,7 +99,10 @@ impl<'s> Lexer<'s> {
             match bytes.get(i) {
                 Some(b' ' | b'\t' | b'\n' | b'\r') => i += 1,
                 Some(b'/') if bytes.get(i + 1) == Some(&b'/') => {
-                    i += bytes[i..].iter().position(|&b| b == b'\n').unwrap_or(bytes.len() - i);
+                    i += bytes[i..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .unwrap_or(bytes.len() - i);
                 }
                 _ => break,
             }
@@ -112,20 +126,20 @@ impl<'s> Lexer<'s> {
                     );
                 }
                 if i < bytes.len() && (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
-                    return error(start..i + 1, format!("invalid integer literal `{}…`", text));
+                    return error(
+                        start..i + 1,
+                        format!("invalid integer literal `{}…`", shorten(text)),
+                    );
                 }
                 match text.parse::<i64>() {
                     Ok(n) => Tok::Int(n),
                     Err(_) => {
-                        // Do not echo a megabyte of digits back.
-                        let shown = if text.len() > 40 {
-                            format!("{}…", &text[..40])
-                        } else {
-                            text.to_string()
-                        };
                         return error(
                             start..i,
-                            format!("integer literal `{shown}` does not fit in 64 bits"),
+                            format!(
+                                "integer literal `{}` does not fit in 64 bits",
+                                shorten(text)
+                            ),
                         );
                     }
                 }
@@ -172,7 +186,14 @@ impl<'s> Lexer<'s> {
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let mut lexer = Lexer { src, pos: 0 };
     let cur = lexer.next()?;
-    let mut p = Parser { lexer, cur, ahead: None, prev_rbrace: false, scope: Vec::new(), nesting: 0 };
+    let mut p = Parser {
+        lexer,
+        cur,
+        ahead: None,
+        prev_rbrace: false,
+        scope: Vec::new(),
+        nesting: 0,
+    };
     let (e, _) = p.seq(None)?;
     match p.peek() {
         Tok::Eof => Ok(e),
@@ -224,7 +245,10 @@ impl<'s> Parser<'s> {
         if self.peek() == want {
             Ok(self.bump()?.1)
         } else {
-            error(self.span(), format!("expected {want} {context}, found {}", self.peek()))
+            error(
+                self.span(),
+                format!("expected {want} {context}, found {}", self.peek()),
+            )
         }
     }
 
@@ -232,7 +256,10 @@ impl<'s> Parser<'s> {
     fn enter(&mut self) -> Result<(), ParseError> {
         self.nesting += 1;
         if self.nesting > MAX_DEPTH {
-            return error(self.span(), format!("program nests deeper than the limit of {MAX_DEPTH}"));
+            return error(
+                self.span(),
+                format!("program nests deeper than the limit of {MAX_DEPTH}"),
+            );
         }
         Ok(())
     }
@@ -244,7 +271,10 @@ impl<'s> Parser<'s> {
     fn node(&self, e: Expr, child_depth: usize, at: Range<usize>) -> Result<Node, ParseError> {
         let depth = child_depth + 1;
         if depth > MAX_DEPTH {
-            return error(at, format!("program nests deeper than the limit of {MAX_DEPTH}"));
+            return error(
+                at,
+                format!("program nests deeper than the limit of {MAX_DEPTH}"),
+            );
         }
         Ok((e, depth))
     }
@@ -252,7 +282,7 @@ impl<'s> Parser<'s> {
     fn resolve(&self, name: &str, span: Range<usize>) -> Result<usize, ParseError> {
         match self.scope.iter().rposition(|n| *n == name) {
             Some(i) => Ok(self.scope.len() - 1 - i),
-            None => error(span, format!("unknown name `{name}`")),
+            None => error(span, format!("unknown name `{}`", shorten(name))),
         }
     }
 
@@ -276,14 +306,19 @@ impl<'s> Parser<'s> {
             // (10⁶ items, 10⁶ `let`s) from being collected, and the name
             // lookups in `resolve` short.
             if items.len() >= MAX_DEPTH || self.scope.len() >= MAX_DEPTH {
-                return error(start, format!("program nests deeper than the limit of {MAX_DEPTH}"));
+                return error(
+                    start,
+                    format!("program nests deeper than the limit of {MAX_DEPTH}"),
+                );
             }
             let ends_with_brace;
             if self.peek() == Tok::Let {
                 self.bump()?;
                 let (name, _) = match self.bump()? {
                     (Tok::Ident(name), span) => (name, span),
-                    (t, span) => return error(span, format!("expected a name after `let`, found {t}")),
+                    (t, span) => {
+                        return error(span, format!("expected a name after `let`, found {t}"));
+                    }
                 };
                 self.expect(Tok::Assign, "after the name in `let`")?;
                 let init = self.expr()?;
@@ -302,7 +337,11 @@ impl<'s> Parser<'s> {
                 Tok::Eof | Tok::RBrace => break,
                 _ if ends_with_brace => {}
                 t => {
-                    let what = if closing.is_some() { "`;` or `}`" } else { "`;` or end of input" };
+                    let what = if closing.is_some() {
+                        "`;` or `}`"
+                    } else {
+                        "`;` or end of input"
+                    };
                     return error(self.span(), format!("expected {what}, found {t}"));
                 }
             }
@@ -310,7 +349,10 @@ impl<'s> Parser<'s> {
         self.scope.truncate(outer_scope);
         if let Some(open) = closing {
             if self.peek() != Tok::RBrace {
-                return error(open, "unclosed `{`: no matching `}` before the end of input");
+                return error(
+                    open,
+                    "unclosed `{`: no matching `}` before the end of input",
+                );
             }
         }
         // Fold from the right without recursion: `a; rest` is Then(a, rest).
@@ -360,7 +402,10 @@ impl<'s> Parser<'s> {
                 if self.peek() != Tok::LBrace {
                     return error(
                         self.span(),
-                        format!("expected `{{` to start the loop body, found {}", self.peek()),
+                        format!(
+                            "expected `{{` to start the loop body, found {}",
+                            self.peek()
+                        ),
                     );
                 }
                 let (body, db) = self.block()?;
@@ -396,7 +441,10 @@ impl<'s> Parser<'s> {
                     (Tok::Int(n), s) => match usize::try_from(n) {
                         Ok(i) => i,
                         Err(_) => {
-                            return error(s, format!("argument index must be 0 or more, found {n}"));
+                            return error(
+                                s,
+                                format!("argument index must be 0 or more, found {n}"),
+                            );
                         }
                     },
                     (t, s) => return error(s, format!("expected an argument index, found {t}")),
@@ -414,7 +462,11 @@ impl<'s> Parser<'s> {
                 if self.peek() != Tok::RParen {
                     return error(
                         self.span(),
-                        format!("expected `)` to close the `(` at byte {}, found {}", span.start, self.peek()),
+                        format!(
+                            "expected `)` to close the `(` at byte {}, found {}",
+                            span.start,
+                            self.peek()
+                        ),
                     );
                 }
                 self.bump()?;
@@ -470,7 +522,10 @@ mod tests {
 
     #[test]
     fn sums_are_left_associative_and_greedy() {
-        assert_eq!(p("1 + 2 + 3"), Expr::add(Expr::add(Litr(1), Litr(2)), Litr(3)));
+        assert_eq!(
+            p("1 + 2 + 3"),
+            Expr::add(Expr::add(Litr(1), Litr(2)), Litr(3))
+        );
         assert_eq!(p("{ 1 } + 1"), Expr::add(Litr(1), Litr(1)));
         assert_eq!(p("let x1 = 0; x1 = 0; 1").kind(), "Let");
     }
@@ -478,14 +533,23 @@ mod tests {
     #[test]
     fn separator_may_be_left_out_after_a_brace() {
         let e = p("let x = 1; while x { x = 0 } x");
-        assert_eq!(format!("{e:?}"), "Let(Litr(1), Then(While(Get(0), Set(0, Litr(0))), Get(0)))");
+        assert_eq!(
+            format!("{e:?}"),
+            "Let(Litr(1), Then(While(Get(0), Set(0, Litr(0))), Get(0)))"
+        );
         assert!(parse("1 2").is_err());
     }
 
     #[test]
     fn shadowing_resolves_to_the_innermost() {
-        assert_eq!(p("let x = 1; let x = 2; x"), Expr::let_(Litr(1), Expr::let_(Litr(2), Get(0))));
-        assert_eq!(p("let x = 1; let y = 2; x"), Expr::let_(Litr(1), Expr::let_(Litr(2), Get(1))));
+        assert_eq!(
+            p("let x = 1; let x = 2; x"),
+            Expr::let_(Litr(1), Expr::let_(Litr(2), Get(0)))
+        );
+        assert_eq!(
+            p("let x = 1; let y = 2; x"),
+            Expr::let_(Litr(1), Expr::let_(Litr(2), Get(1)))
+        );
         // A block's `let` ends with the block.
         assert!(parse("{ let y = 1; y }; y").is_err());
     }
@@ -509,7 +573,10 @@ mod tests {
         assert!(err(&parens).message.contains("limit"));
         let sum = vec!["1"; 100_000].join(" + ");
         assert!(err(&sum).message.contains("limit"));
-        let lets: String = (0..100_000).map(|i| format!("let a{i} = 1;")).collect::<String>() + "0";
+        let lets: String = (0..100_000)
+            .map(|i| format!("let a{i} = 1;"))
+            .collect::<String>()
+            + "0";
         assert!(err(&lets).message.contains("limit"));
         let ok = vec!["1"; MAX_DEPTH].join(" + ");
         assert_eq!(p(&ok).depth(), MAX_DEPTH);

@@ -10,7 +10,11 @@ use std::fmt::Write;
 
 /// Prints `e` as program text, one item per line, indented by block.
 pub fn print(e: &Expr) -> String {
-    let mut p = Printer { out: String::new(), indent: 0, scope: 0 };
+    let mut p = Printer {
+        out: String::new(),
+        indent: 0,
+        scope: 0,
+    };
     p.seq(e);
     p.out.push('\n');
     p.out

@@ -34,7 +34,11 @@ pub struct Program {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ValidationError {
     /// `Get(depth)` or `Set(depth, _)` where only `in_scope` locals exist.
-    UnboundLocal { node: &'static str, depth: usize, in_scope: usize },
+    UnboundLocal {
+        node: &'static str,
+        depth: usize,
+        in_scope: usize,
+    },
     /// The tree nests deeper than [`MAX_DEPTH`].
     TooDeep { depth: usize },
 }
@@ -42,7 +46,11 @@ pub enum ValidationError {
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ValidationError::UnboundLocal { node, depth, in_scope } => write!(
+            ValidationError::UnboundLocal {
+                node,
+                depth,
+                in_scope,
+            } => write!(
                 f,
                 "{node}({depth}) refers to a local that is not in scope ({in_scope} in scope)"
             ),
@@ -70,7 +78,9 @@ impl Program {
             depth = depth.max(d);
             if d > MAX_DEPTH {
                 // Measure the real depth without recursion for the message.
-                return Err(ValidationError::TooDeep { depth: expr.depth() });
+                return Err(ValidationError::TooDeep {
+                    depth: expr.depth(),
+                });
             }
             max_locals = max_locals.max(scope);
             match e {
@@ -95,7 +105,13 @@ impl Program {
                 }
             }
         }
-        Ok(Program { expr, arg_count, max_locals, depth, node_count })
+        Ok(Program {
+            expr,
+            arg_count,
+            max_locals,
+            depth,
+            node_count,
+        })
     }
 
     /// The validated tree.
@@ -149,7 +165,11 @@ mod tests {
         let e = Expr::let_(Litr(1), Expr::then(Get(0), Expr::set(1, Litr(2))));
         assert_eq!(
             Program::validate(e),
-            Err(ValidationError::UnboundLocal { node: "Set", depth: 1, in_scope: 1 })
+            Err(ValidationError::UnboundLocal {
+                node: "Set",
+                depth: 1,
+                in_scope: 1
+            })
         );
         // The initialiser does not see its own binding.
         assert!(Program::validate(Expr::let_(Get(0), Litr(0))).is_err());
@@ -167,7 +187,9 @@ mod tests {
         assert!(Program::validate(chain(MAX_DEPTH)).is_ok());
         assert_eq!(
             Program::validate(chain(MAX_DEPTH + 1)),
-            Err(ValidationError::TooDeep { depth: MAX_DEPTH + 1 })
+            Err(ValidationError::TooDeep {
+                depth: MAX_DEPTH + 1
+            })
         );
         assert!(Program::validate(chain(200_000)).is_err());
     }
