@@ -198,6 +198,15 @@ macro_rules! for_each_engine {
     ($callback:ident) => {
         $callback! {
             walker: $crate::engines::walker::Walker,
+            bytecode: $crate::engines::bytecode::Bytecode,
+            closures: $crate::engines::closures::Closures,
+            stack_closures: $crate::engines::stack_closures::StackClosures,
+            tape_closures: $crate::engines::tape_closures::TapeClosures,
+            register_closures: $crate::engines::register_closures::RegisterClosures,
+            bytecode_closures: $crate::engines::bytecode_closures::BytecodeClosures,
+            closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
+            closure_stack_continuations: $crate::engines::closure_stack_continuations::ClosureStackContinuations,
+            tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
         }
     };
 }

@@ -9,9 +9,11 @@ pub mod engines;
 pub mod front;
 pub mod guard;
 pub mod oracle;
+pub mod random;
 pub mod workloads;
 
 pub use engine::{ArgError, CompileError, Engine, Executable, Tier, engine, engines};
 pub use front::ast::Expr;
 pub use front::program::{MAX_DEPTH, Program, ValidationError};
+pub mod check;
 pub mod cli;

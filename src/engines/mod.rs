@@ -2,4 +2,15 @@
 //! a doc comment: what compile produces, where values and locals live at run
 //! time, how control flows, and the trade-off.
 
+pub mod bytecode;
+pub mod bytecode_closures;
+pub mod closure_continuations;
+pub mod closure_stack_continuations;
+pub mod closures;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod register_closures;
+pub mod stack_closures;
+pub mod tape_closures;
+pub mod tape_continuations;
 pub mod walker;

@@ -347,13 +347,13 @@ impl<'s> Parser<'s> {
             }
         }
         self.scope.truncate(outer_scope);
-        if let Some(open) = closing {
-            if self.peek() != Tok::RBrace {
-                return error(
-                    open,
-                    "unclosed `{`: no matching `}` before the end of input",
-                );
-            }
+        if let Some(open) = closing
+            && self.peek() != Tok::RBrace
+        {
+            return error(
+                open,
+                "unclosed `{`: no matching `}` before the end of input",
+            );
         }
         // Fold from the right without recursion: `a; rest` is Then(a, rest).
         let mut acc: Option<Node> = None;

@@ -1,0 +1,257 @@
+//! Every registered engine against `walker`: on every workload and on
+//! thousands of random valid, terminating programs (see `vm_perf::random`).
+//! A last test proves the checker itself can fail: deliberately wrong
+//! engines are caught.
+
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use vm_perf::check::{Outcome, compare};
+use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
+use vm_perf::front::printer::print;
+use vm_perf::random::{Shape, program};
+use vm_perf::workloads::WORKLOADS;
+use vm_perf::{Expr, Program, engines};
+
+const BUDGET: u64 = 5_000_000;
+
+fn shape_for(seed: u64) -> Shape {
+    Shape {
+        depth: 3 + (seed % 14) as usize,
+        loop_nesting: 1 + (seed % 3) as usize,
+        ..Shape::default()
+    }
+}
+
+/// Checks every engine on one generated program; the error names the engine
+/// and shows the program as text.
+fn check_all(engines: &[&dyn Engine], seed: u64) -> Result<usize, String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (expr, args) = program(&mut rng, &shape_for(seed));
+    let text = print(&expr);
+    let program =
+        Program::validate(expr).map_err(|e| format!("generator made an invalid program: {e}"))?;
+    let mut checked = 0;
+    for engine in engines {
+        match compare(*engine, &program, &args, BUDGET) {
+            Outcome::Agree(_) => checked += 1,
+            Outcome::Skipped(_) => {}
+            mismatch => {
+                return Err(format!(
+                    "engine `{}` on seed {seed}, args {args:?}: {mismatch}\n{text}",
+                    engine.name()
+                ));
+            }
+        }
+    }
+    Ok(checked)
+}
+
+#[test]
+fn every_engine_gives_every_workloads_expected_value() {
+    for w in WORKLOADS {
+        let program = w.program().unwrap();
+        for engine in engines() {
+            if engine.supports(&program).is_err() {
+                continue;
+            }
+            let code = engine
+                .compile(&program)
+                .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));
+            let got = code.execute(&w.args()).unwrap();
+            assert_eq!(
+                got,
+                w.expected(),
+                "engine {} on workload {}",
+                engine.name(),
+                w.name
+            );
+        }
+    }
+}
+
+proptest! {
+    // 10,000 random programs per run, each on every engine.
+    #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_engine_agrees_with_walker_on_random_programs(seed in any::<u64>()) {
+        if let Err(e) = check_all(engines(), seed) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
+
+#[test]
+fn order_of_evaluation_and_scoping_corner_cases() {
+    use Expr::*;
+    let cases: Vec<(Expr, Vec<i64>, i64)> = vec![
+        // The store happens before both reads.
+        (
+            Expr::let_(
+                Litr(1),
+                Expr::add(Expr::then(Expr::set(0, Litr(5)), Get(0)), Get(0)),
+            ),
+            vec![],
+            10,
+        ),
+        // The left operand is read before the right one stores.
+        (
+            Expr::let_(
+                Litr(1),
+                Expr::add(Get(0), Expr::then(Expr::set(0, Litr(5)), Get(0))),
+            ),
+            vec![],
+            6,
+        ),
+        // Set and While are worth 0.
+        (
+            Expr::let_(Litr(1), Expr::add(Expr::set(0, Litr(9)), Get(0))),
+            vec![],
+            9,
+        ),
+        (
+            Expr::add(Expr::while_(Litr(0), Litr(1)), Litr(4)),
+            vec![],
+            4,
+        ),
+        // Shadowing: the inner store does not touch the outer local.
+        (
+            Expr::let_(
+                Litr(1),
+                Expr::add(
+                    Expr::let_(Litr(2), Expr::then(Expr::set(0, Litr(7)), Get(0))),
+                    Get(0),
+                ),
+            ),
+            vec![],
+            8,
+        ),
+        // Wrapping.
+        (Expr::add(Arg(0), Litr(1)), vec![i64::MAX], i64::MIN),
+        (Expr::add(Litr(i64::MIN), Litr(-1)), vec![], i64::MAX),
+        // A let's value is its body's; a loop with a negative count never runs.
+        (
+            Expr::let_(
+                Arg(0),
+                Expr::then(Expr::while_(Get(0), Expr::set(0, Litr(0))), Litr(3)),
+            ),
+            vec![-4],
+            3,
+        ),
+    ];
+    for (expr, args, want) in cases {
+        let program = Program::validate(expr).unwrap();
+        for engine in engines() {
+            if engine.supports(&program).is_err() {
+                continue;
+            }
+            let got = engine.compile(&program).unwrap().execute(&args).unwrap();
+            assert_eq!(
+                got,
+                want,
+                "engine {} on {:?}",
+                engine.name(),
+                program.expr()
+            );
+        }
+    }
+}
+
+// ---- The checker can fail: three engines with classic bugs. ----
+
+fn eval(e: &Expr, args: &[i64], locals: &mut Vec<i64>, bug: Bug) -> i64 {
+    let ev = |e: &Expr, locals: &mut Vec<i64>| eval(e, args, locals, bug);
+    match e {
+        Expr::Litr(n) => *n,
+        Expr::Arg(i) => args[*i],
+        Expr::Get(d) => locals[locals.len() - 1 - d],
+        Expr::Add(a, b) if bug == Bug::RightToLeft => {
+            let b = ev(b, locals);
+            ev(a, locals).wrapping_add(b)
+        }
+        Expr::Add(a, b) if bug == Bug::Saturating => {
+            let a = ev(a, locals);
+            a.saturating_add(ev(b, locals))
+        }
+        Expr::Add(a, b) => {
+            let a = ev(a, locals);
+            a.wrapping_add(ev(b, locals))
+        }
+        Expr::Let(i, b) => {
+            let v = ev(i, locals);
+            locals.push(v);
+            let r = ev(b, locals);
+            let first = locals[0];
+            locals.pop();
+            if bug == Bug::FirstLocal && locals.is_empty() {
+                first
+            } else {
+                r
+            }
+        }
+        Expr::Set(d, v) => {
+            let v = ev(v, locals);
+            let slot = locals.len() - 1 - d;
+            locals[slot] = v;
+            0
+        }
+        Expr::While(c, b) => {
+            while ev(c, locals) > 0 {
+                ev(b, locals);
+            }
+            0
+        }
+        Expr::Then(a, b) => {
+            ev(a, locals);
+            ev(b, locals)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Bug {
+    RightToLeft,
+    Saturating,
+    FirstLocal,
+}
+
+macro_rules! wrong_engine {
+    ($name:ident, $bug:expr) => {
+        struct $name;
+        impl Technique for $name {
+            const NAME: &'static str = stringify!($name);
+            const TIER: Tier = Tier::Original;
+            const SUMMARY: &'static str = "deliberately wrong";
+            type Code = Program;
+            fn compile(p: &Program) -> Result<Program, CompileError> {
+                Ok(p.clone())
+            }
+            unsafe fn execute(p: &Program, args: &[i64]) -> i64 {
+                eval(p.expr(), args, &mut Vec::new(), $bug)
+            }
+            fn show(p: &Program) -> String {
+                print(p.expr())
+            }
+        }
+    };
+}
+
+wrong_engine!(RightToLeft, Bug::RightToLeft);
+wrong_engine!(Saturating, Bug::Saturating);
+wrong_engine!(FirstLocal, Bug::FirstLocal);
+
+#[test]
+fn the_checker_catches_deliberately_wrong_engines() {
+    let wrong: [&dyn Engine; 3] = [
+        &Registered::<RightToLeft>::NEW,
+        &Registered::<Saturating>::NEW,
+        &Registered::<FirstLocal>::NEW,
+    ];
+    for engine in wrong {
+        let caught = (0..2_000u64).find_map(|seed| check_all(&[engine], seed).err());
+        let report =
+            caught.unwrap_or_else(|| panic!("{} was not caught in 2,000 programs", engine.name()));
+        assert!(report.contains(engine.name()), "{report}");
+    }
+}
