@@ -68,7 +68,11 @@ impl Gen<'_> {
     fn expr(&mut self, scope: usize, depth: usize) -> Result<Expr> {
         self.nodes += 1;
         if self.u.is_empty() || depth <= 1 || self.nodes > MAX_NODES {
-            return Ok(if scope > 0 { Expr::Get(0) } else { Expr::Litr(0) });
+            return Ok(if scope > 0 {
+                Expr::Get(0)
+            } else {
+                Expr::Litr(0)
+            });
         }
         let tag = self.u.arbitrary::<u8>()? % TAGS;
         let d = depth - 1;
@@ -90,7 +94,10 @@ impl Gen<'_> {
                 let n = i64::from(self.u.arbitrary::<u8>()? % 16);
                 let body = self.expr(scope + 1, depth - 4)?;
                 let dec = Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(-1)));
-                Expr::let_(Expr::Litr(n), Expr::while_(Expr::Get(0), Expr::then(body, dec)))
+                Expr::let_(
+                    Expr::Litr(n),
+                    Expr::while_(Expr::Get(0), Expr::then(body, dec)),
+                )
             }
             TAG_WORKLOAD => {
                 let w = &WORKLOADS[usize::from(self.u.arbitrary::<u8>()?) % WORKLOADS.len()];
