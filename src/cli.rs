@@ -22,10 +22,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a program and print its value.
+    #[command(
+        after_help = "Exit status: 0 the value was printed; 1 bad input or the program \
+cannot run; 2 bad command line; 124 the program did not finish within --timeout."
+    )]
     Run {
         /// Engine to run with, or `all` to run every engine and compare.
         #[arg(long, short, default_value = "walker")]
         engine: String,
+        /// Stop the program after SECS seconds (fractions allowed) with exit
+        /// status 124 and a message on stderr. No engine is slowed down by it.
+        #[arg(long, value_name = "SECS", value_parser = crate::guard::parse_seconds)]
+        timeout: Option<std::time::Duration>,
         /// Program file, or `-` for standard input.
         file: String,
         /// Arguments: decimal 64-bit integers, negative ones too.
@@ -145,7 +153,12 @@ pub fn main() -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
-        Some(Command::Run { engine, file, args }) => run(&mut out, &engine, &file, &args),
+        Some(Command::Run {
+            engine,
+            timeout,
+            file,
+            args,
+        }) => run(&mut out, &engine, &file, &args, timeout),
         Some(Command::List { long }) => list(&mut out, long),
         Some(Command::Show { engine, file }) => show(&mut out, &engine, &file),
         Some(Command::Check) => check(&mut out),
@@ -239,7 +252,13 @@ pub fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i6
     code.execute(args).or_else(|e| fail(e.to_string()))
 }
 
-fn run(out: &mut impl Write, engine: &str, file: &str, args: &[String]) -> Result<(), Failure> {
+fn run(
+    out: &mut impl Write,
+    engine: &str,
+    file: &str,
+    args: &[String],
+    timeout: Option<std::time::Duration>,
+) -> Result<(), Failure> {
     let chosen = if engine == "all" {
         None
     } else {
@@ -254,6 +273,12 @@ fn run(out: &mut impl Write, engine: &str, file: &str, args: &[String]) -> Resul
         };
         return fail(format!("{file}: {e}"));
     }
+    // The guard is a watchdog thread around the whole run: no engine checks
+    // a clock or a flag (see `guard`).
+    let run_on = |e: &dyn Engine, program: &Program, args: &[i64]| {
+        let what = format!("`{file}` on engine `{}`", e.name());
+        crate::guard::with_timeout(timeout, &what, || run_on(e, program, args))
+    };
     if let Some(engine) = chosen {
         let value = run_on(engine, &program, &args)?;
         return writeln!(out, "{value}").map_err(io);
