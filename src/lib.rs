@@ -4,9 +4,19 @@
 //! [`engines`] (one module per technique), the [`engine`] API and registry,
 //! [`workloads`] and their native candles, and the harness and CLI on top.
 
+// `tail_calls` needs guaranteed tail calls (`become`), a nightly feature.
+#![cfg_attr(
+    feature = "nightly",
+    feature(explicit_tail_calls),
+    allow(incomplete_features)
+)]
+
 pub mod engine;
 pub mod engines;
 pub mod front;
+pub mod guard;
+pub mod harness;
+pub mod oracle;
 pub mod random;
 pub mod workloads;
 

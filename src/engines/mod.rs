@@ -9,8 +9,15 @@ pub mod closure_stack_continuations;
 pub mod closures;
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(feature = "jit")]
+pub mod jit;
+pub mod register_bytecode;
+pub mod register_bytecode_fused;
 pub mod register_closures;
 pub mod stack_closures;
+#[cfg(feature = "nightly")]
+pub mod tail_calls;
 pub mod tape_closures;
 pub mod tape_continuations;
+pub mod tape_continuations_fused;
 pub mod walker;

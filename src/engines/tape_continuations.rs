@@ -58,7 +58,7 @@ use std::fmt;
 pub(crate) const REGS: usize = 2;
 
 /// Frame slots `0..REGS` hold `r0`, `r1` while the driver is between calls.
-const SAVE_BASE: usize = 0;
+pub(crate) const SAVE_BASE: usize = 0;
 /// Home slots of locals start here, indexed by scope level.
 const LOCALS_BASE: usize = SAVE_BASE + REGS;
 
@@ -95,6 +95,9 @@ pub(crate) enum Instr {
     LoopIfPos(usize),
     /// return `acc` to the driver
     Halt,
+    /// A superinstruction of `tape_continuations_fused`; this engine's own
+    /// compiler never emits one (see [`Compiler::fused`]).
+    Fused(super::tape_continuations_fused::Fused),
 }
 
 impl fmt::Display for Instr {
@@ -115,6 +118,7 @@ impl fmt::Display for Instr {
             Instr::Loop(t) => write!(f, "loop @{t}"),
             Instr::LoopIfPos(t) => write!(f, "loop_if_pos @{t}"),
             Instr::Halt => write!(f, "halt"),
+            Instr::Fused(x) => write!(f, "{x}"),
         }
     }
 }
@@ -139,8 +143,8 @@ pub(crate) type Handler =
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Op {
-    handler: Handler,
-    operand: i64,
+    pub(crate) handler: Handler,
+    pub(crate) operand: i64,
 }
 
 impl Instr {
@@ -162,6 +166,7 @@ impl Instr {
             Instr::Loop(t) => (loop_back, rel(t)),
             Instr::LoopIfPos(t) => (loop_if_pos, rel(t)),
             Instr::Halt => (halt, 0),
+            Instr::Fused(x) => return x.op(at),
         };
         Op { handler, operand }
     }
@@ -192,6 +197,9 @@ macro_rules! operand {
         unsafe { (*$ip).operand }
     };
 }
+
+// `tape_continuations_fused`'s handlers continue the same way.
+pub(crate) use {next, operand};
 
 /// # Safety
 /// The handler contract of [`Handler`].
@@ -421,6 +429,7 @@ pub(crate) fn verify(code: &[Instr], frame_len: usize, arg_count: usize) -> Resu
             Instr::BindSpill(k, s) | Instr::Unbind(k, s) => k < REGS && s < frame_len,
             Instr::JumpIfNotPos(t) => at < t && t < code.len(),
             Instr::Loop(t) | Instr::LoopIfPos(t) => t <= at,
+            Instr::Fused(x) => x.in_range(at, code.len(), frame_len, arg_count),
         };
         if !ok {
             return Err(format!("@{at}: `{instr}` is out of range"));
@@ -430,13 +439,13 @@ pub(crate) fn verify(code: &[Instr], frame_len: usize, arg_count: usize) -> Resu
 }
 
 /// Where a local lives at some program point.
-enum Place {
+pub(crate) enum Place {
     Reg(usize),
     Slot(usize),
 }
 
 /// Whether `e` contains a `While` (searched without recursion).
-fn has_loop(e: &Expr) -> bool {
+pub(crate) fn has_loop(e: &Expr) -> bool {
     let mut todo = vec![e];
     while let Some(e) = todo.pop() {
         if let Expr::While(..) = e {
@@ -454,6 +463,8 @@ pub(crate) struct Compiler {
     temp_base: usize,
     /// Operand-stack height reached so far.
     max_temps: usize,
+    /// `Some` only for `tape_continuations_fused`: its shape matcher.
+    fused: Option<std::rc::Rc<super::tape_continuations_fused::Shapes>>,
 }
 
 impl Compiler {
@@ -463,6 +474,7 @@ impl Compiler {
             code: Vec::with_capacity(program.node_count() + 1),
             temp_base,
             max_temps: 0,
+            fused: None,
         }
     }
 
@@ -472,7 +484,7 @@ impl Compiler {
     }
 
     /// The local `d` scopes out from a point with `scope` locals in scope.
-    fn place(scope: usize, d: usize) -> Place {
+    pub(crate) fn place(scope: usize, d: usize) -> Place {
         let level = scope - 1 - d;
         if d < REGS {
             Place::Reg(level % REGS)
@@ -481,7 +493,7 @@ impl Compiler {
         }
     }
 
-    fn temp(&mut self, height: usize) -> usize {
+    pub(crate) fn temp(&mut self, height: usize) -> usize {
         self.max_temps = self.max_temps.max(height + 1);
         self.temp_base + height
     }
@@ -489,6 +501,12 @@ impl Compiler {
     /// Emits `e`, evaluated with `scope` locals in scope and `height`
     /// temporaries live. Only if `want` is the value left in `acc`.
     pub(crate) fn expr(&mut self, e: &Expr, scope: usize, height: usize, want: bool) {
+        // The fused engine's shapes get the first look at every node.
+        if let Some(fused) = self.fused.clone()
+            && fused.lower(self, e, scope, height, want)
+        {
+            return;
+        }
         match e {
             Expr::Litr(n) => {
                 if want {
@@ -582,9 +600,31 @@ impl Compiler {
         }
     }
 
+    /// The current end of the tape (the next instruction's position).
+    pub(crate) fn len(&self) -> usize {
+        self.code.len()
+    }
+
+    /// Replaces the placeholder at `at` once its jump target is known.
+    pub(crate) fn patch(&mut self, at: usize, instr: Instr) {
+        self.code[at] = instr;
+    }
+
     /// The whole program, ending in `halt`.
     pub(crate) fn program(program: &Program) -> (Vec<Instr>, usize) {
+        Self::finish(Compiler::new(program), program)
+    }
+
+    /// The whole program with `tape_continuations_fused`'s superinstructions.
+    pub(crate) fn fused(program: &Program) -> (Vec<Instr>, usize) {
         let mut c = Compiler::new(program);
+        c.fused = Some(std::rc::Rc::new(
+            super::tape_continuations_fused::Shapes::new(program),
+        ));
+        Self::finish(c, program)
+    }
+
+    fn finish(mut c: Compiler, program: &Program) -> (Vec<Instr>, usize) {
         c.expr(program.expr(), 0, 0, true);
         c.emit(Instr::Halt);
         let frame_len = c.temp_base + c.max_temps;

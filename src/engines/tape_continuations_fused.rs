@@ -1,0 +1,458 @@
+//! `tape_continuations_fused` — `tape_continuations` plus superinstructions
+//! for common node shapes.
+//!
+//! Everything is `tape_continuations` (see that module): the same compiler,
+//! calling convention (`ip`, `fp`, `args`, `acc`, `r0`, `r1`), tape, verifier
+//! and driver. Its compiler, when built by [`Compiler::fused`], first offers
+//! every node to [`Shapes::lower`] here; a node that matches one of the
+//! shapes below becomes one superinstruction ([`Fused`], one handler each),
+//! any other node is compiled as usual (its children still get offered).
+//!
+//! A *leaf* is `Litr(n)`, `Arg(i)` or `Get(d)` (wherever local `d` lives: a
+//! register `r0`/`r1` or its frame slot). Shapes are chosen by node kind and
+//! by where a local lives, never by a literal's value or an index. **Every
+//! fused shape:**
+//!
+//! 1. `Set(d, Add(Get(d), leaf))`, `d` in a register → `add_assign rK, leaf`:
+//!    `rK = rK + leaf` (the counter and accumulator updates of every loop).
+//! 2. `Set(d, leaf)`, `d` in a register → `set rK, leaf`: `rK = leaf`.
+//! 3. `Add(x, leaf)` whose value is used → `x; add leaf`: `acc = acc + leaf`,
+//!    no `push`/`add [slot]` round trip through the frame.
+//! 4. `Add(leaf, x)` whose value is used, when `leaf` is a literal or an
+//!    argument, or a local and `x` contains no `Set` (so reading the local
+//!    after `x` sees the same value) → `x; add leaf` (`+` commutes).
+//! 5. `While(Get(d), body)`, `d` in a register → the rotated loop with the
+//!    test on the register itself: `jump_if_not_pos rK @exit; head: body;
+//!    loop_if_pos rK @head; exit:` (no `get` before either test).
+//!
+//! On `sum` the loop body goes from twelve dispatches per iteration to three
+//! (`add_assign r0, arg 1`, `add_assign r1, -1`, `loop_if_pos r1`).
+//! Trade-off: 29 more handlers and a shape matcher in the compiler; the loop
+//! back-edge still returns to the driver (stable Rust cannot promise a
+//! backward tail call), which now dominates what is left of an iteration.
+
+use super::register_bytecode::mark_stores;
+use super::tape_continuations::{
+    Compiler, Exit, Handler, Instr, Op, Place, REGS, SAVE_BASE, Tape, next, operand,
+};
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::ast::Expr;
+use crate::front::program::Program;
+use std::collections::HashSet;
+use std::fmt;
+
+pub struct TapeContinuationsFused;
+
+/// An operand read in place by a superinstruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    Lit(i64),
+    Arg(usize),
+    Reg(usize),
+    Slot(usize),
+}
+
+impl fmt::Display for Leaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Leaf::Lit(n) => write!(f, "{n}"),
+            Leaf::Arg(i) => write!(f, "arg {i}"),
+            Leaf::Reg(k) => write!(f, "r{k}"),
+            Leaf::Slot(s) => write!(f, "[{s}]"),
+        }
+    }
+}
+
+/// Leaf kinds, as the handlers' const parameter.
+const LIT: u8 = 0;
+const ARG: u8 = 1;
+const REG0: u8 = 2;
+const REG1: u8 = 3;
+const SLOT: u8 = 4;
+
+impl Leaf {
+    /// The handler-table column and the operand word.
+    fn encode(self) -> (usize, i64) {
+        match self {
+            Leaf::Lit(n) => (LIT as usize, n),
+            Leaf::Arg(i) => (ARG as usize, i as i64),
+            Leaf::Reg(k) => (REG0 as usize + k, 0),
+            Leaf::Slot(s) => (SLOT as usize, s as i64),
+        }
+    }
+
+    fn in_range(self, frame_len: usize, arg_count: usize) -> bool {
+        match self {
+            Leaf::Lit(_) => true,
+            Leaf::Arg(i) => i < arg_count,
+            Leaf::Reg(k) => k < REGS,
+            Leaf::Slot(s) => s < frame_len,
+        }
+    }
+}
+
+/// The superinstructions (shapes 1–5 of the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fused {
+    /// `r[k] = r[k] + leaf` (shape 1)
+    AddAssign(usize, Leaf),
+    /// `r[k] = leaf` (shape 2)
+    SetLeaf(usize, Leaf),
+    /// `acc = acc + leaf` (shapes 3 and 4)
+    AddLeaf(Leaf),
+    /// if `r[k] <= 0` continue at the target (forward; shape 5)
+    JumpIfRegNotPos(usize, usize),
+    /// back-edge if `r[k] > 0`, else continue (shape 5)
+    LoopIfRegPos(usize, usize),
+}
+
+impl fmt::Display for Fused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Fused::AddAssign(k, l) => write!(f, "add_assign r{k}, {l}"),
+            Fused::SetLeaf(k, l) => write!(f, "set r{k}, {l}"),
+            Fused::AddLeaf(l) => write!(f, "add {l}"),
+            Fused::JumpIfRegNotPos(k, t) => write!(f, "jump_if_not_pos r{k} @{t}"),
+            Fused::LoopIfRegPos(k, t) => write!(f, "loop_if_pos r{k} @{t}"),
+        }
+    }
+}
+
+impl Fused {
+    /// The tape cell at position `at` (jump distances in bytes, as in
+    /// `tape_continuations`).
+    pub(crate) fn op(self, at: usize) -> Op {
+        let rel = |t: usize| (t as i64 - at as i64) * size_of::<Op>() as i64;
+        let (handler, operand): (Handler, i64) = match self {
+            Fused::AddAssign(k, l) => {
+                let (col, x) = l.encode();
+                (ADD_ASSIGN[k][col], x)
+            }
+            Fused::SetLeaf(k, l) => {
+                let (col, x) = l.encode();
+                (SET_LEAF[k][col], x)
+            }
+            Fused::AddLeaf(l) => {
+                let (col, x) = l.encode();
+                (ADD_LEAF[col], x)
+            }
+            Fused::JumpIfRegNotPos(k, t) => (JUMP_IF_REG_NOT_POS[k], rel(t)),
+            Fused::LoopIfRegPos(k, t) => (LOOP_IF_REG_POS[k], rel(t)),
+        };
+        Op { handler, operand }
+    }
+
+    /// What `tape_continuations::verify` checks for a superinstruction.
+    pub(crate) fn in_range(self, at: usize, len: usize, frame_len: usize, args: usize) -> bool {
+        match self {
+            Fused::AddAssign(k, l) | Fused::SetLeaf(k, l) => {
+                k < REGS && l.in_range(frame_len, args)
+            }
+            Fused::AddLeaf(l) => l.in_range(frame_len, args),
+            Fused::JumpIfRegNotPos(k, t) => k < REGS && at < t && t < len,
+            Fused::LoopIfRegPos(k, t) => k < REGS && t <= at,
+        }
+    }
+}
+
+/// The shape matcher, built once per program.
+pub(crate) struct Shapes {
+    /// Nodes whose subtree contains a `Set` (for shape 4).
+    stores: HashSet<*const Expr>,
+}
+
+impl Shapes {
+    pub(crate) fn new(program: &Program) -> Shapes {
+        let mut stores = HashSet::new();
+        mark_stores(program.expr(), &mut stores);
+        Shapes { stores }
+    }
+
+    fn leaf(e: &Expr, scope: usize) -> Option<Leaf> {
+        match *e {
+            Expr::Litr(n) => Some(Leaf::Lit(n)),
+            Expr::Arg(i) => Some(Leaf::Arg(i)),
+            Expr::Get(d) => Some(match Compiler::place(scope, d) {
+                Place::Reg(k) => Leaf::Reg(k),
+                Place::Slot(s) => Leaf::Slot(s),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Emits `e` as a superinstruction if it has one of the fused shapes
+    /// (arguments as for `Compiler::expr`); `false` leaves it to the plain
+    /// compiler.
+    pub(crate) fn lower(
+        &self,
+        c: &mut Compiler,
+        e: &Expr,
+        scope: usize,
+        height: usize,
+        want: bool,
+    ) -> bool {
+        let fused = |f| Instr::Fused(f);
+        match e {
+            Expr::Set(d, v) => {
+                let Place::Reg(k) = Compiler::place(scope, *d) else {
+                    return false;
+                };
+                if let Expr::Add(a, b) = &**v
+                    && **a == Expr::Get(*d)
+                    && let Some(l) = Self::leaf(b, scope)
+                {
+                    c.emit(fused(Fused::AddAssign(k, l)));
+                } else if let Some(l) = Self::leaf(v, scope) {
+                    c.emit(fused(Fused::SetLeaf(k, l)));
+                } else {
+                    return false;
+                }
+                if want {
+                    c.emit(Instr::Lit(0));
+                }
+                true
+            }
+            Expr::Add(a, b) if want => {
+                if let Some(l) = Self::leaf(b, scope) {
+                    c.expr(a, scope, height, true);
+                    c.emit(fused(Fused::AddLeaf(l)));
+                    true
+                } else if let Some(l) = Self::leaf(a, scope)
+                    && (!matches!(**a, Expr::Get(_))
+                        || !self.stores.contains(&(&**b as *const Expr)))
+                {
+                    c.expr(b, scope, height, true);
+                    c.emit(fused(Fused::AddLeaf(l)));
+                    true
+                } else {
+                    false
+                }
+            }
+            Expr::While(cond, body) => {
+                let Expr::Get(d) = **cond else { return false };
+                let Place::Reg(k) = Compiler::place(scope, d) else {
+                    return false;
+                };
+                let exit = c.len();
+                c.emit(fused(Fused::JumpIfRegNotPos(k, usize::MAX)));
+                let head = c.len();
+                c.expr(body, scope, height, false);
+                c.emit(fused(Fused::LoopIfRegPos(k, head)));
+                c.patch(exit, fused(Fused::JumpIfRegNotPos(k, c.len())));
+                if want {
+                    c.emit(Instr::Lit(0));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Reads a leaf operand of kind `L`.
+///
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`, for an op whose
+/// leaf has kind `L`.
+#[inline(always)]
+unsafe fn leaf<const L: u8>(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    r0: i64,
+    r1: i64,
+) -> i64 {
+    let x = operand!(ip);
+    match L {
+        LIT => x,
+        // SAFETY: `verify` checked the index is below `arg_count`, which
+        // `args` holds by the handler contract.
+        ARG => unsafe { *args.add(x as usize) },
+        REG0 => r0,
+        REG1 => r1,
+        // SAFETY: `verify` checked the slot is below `frame_len`.
+        _ => unsafe { *fp.add(x as usize) },
+    }
+}
+
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`.
+unsafe fn add_assign<const K: usize, const L: u8>(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    mut r0: i64,
+    mut r1: i64,
+) -> Exit {
+    // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
+    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
+    if K == 0 {
+        r0 = r0.wrapping_add(x)
+    } else {
+        r1 = r1.wrapping_add(x)
+    }
+    next!(ip, fp, args, acc, r0, r1)
+}
+
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`.
+unsafe fn set_leaf<const K: usize, const L: u8>(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    mut r0: i64,
+    mut r1: i64,
+) -> Exit {
+    // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
+    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
+    if K == 0 {
+        r0 = x
+    } else {
+        r1 = x
+    }
+    next!(ip, fp, args, acc, r0, r1)
+}
+
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`.
+unsafe fn add_leaf<const L: u8>(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> Exit {
+    // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
+    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
+    next!(ip, fp, args, acc.wrapping_add(x), r0, r1)
+}
+
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`.
+unsafe fn jump_if_reg_not_pos<const K: usize>(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> Exit {
+    if (if K == 0 { r0 } else { r1 }) > 0 {
+        return next!(ip, fp, args, acc, r0, r1);
+    }
+    let rel = operand!(ip) as isize;
+    // SAFETY: `verify` checked the target is a later op of the same tape;
+    // the handler contract carries over to it.
+    unsafe {
+        let ip = ip.byte_offset(rel);
+        ((*ip).handler)(ip, fp, args, acc, r0, r1)
+    }
+}
+
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`.
+unsafe fn loop_if_reg_pos<const K: usize>(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> Exit {
+    if (if K == 0 { r0 } else { r1 }) <= 0 {
+        return next!(ip, fp, args, acc, r0, r1);
+    }
+    let rel = operand!(ip) as isize;
+    // SAFETY: as `tape_continuations`' back-edges: the save slots are in the
+    // frame and the target is an op of the same tape (`verify`); the driver
+    // reloads the registers and continues there.
+    unsafe {
+        *fp.add(SAVE_BASE) = r0;
+        *fp.add(SAVE_BASE + 1) = r1;
+        (ip.byte_offset(rel), 0)
+    }
+}
+
+// Handler tables: [register K][leaf kind L].
+const _: () = assert!(REGS == 2);
+macro_rules! by_leaf {
+    ($f:ident $(, $k:literal)?) => {
+        [$f::<$($k,)? LIT>, $f::<$($k,)? ARG>, $f::<$($k,)? REG0>, $f::<$($k,)? REG1>, $f::<$($k,)? SLOT>]
+    };
+}
+const ADD_ASSIGN: [[Handler; 5]; REGS] = [by_leaf!(add_assign, 0), by_leaf!(add_assign, 1)];
+const SET_LEAF: [[Handler; 5]; REGS] = [by_leaf!(set_leaf, 0), by_leaf!(set_leaf, 1)];
+const ADD_LEAF: [Handler; 5] = by_leaf!(add_leaf);
+const JUMP_IF_REG_NOT_POS: [Handler; REGS] = [jump_if_reg_not_pos::<0>, jump_if_reg_not_pos::<1>];
+const LOOP_IF_REG_POS: [Handler; REGS] = [loop_if_reg_pos::<0>, loop_if_reg_pos::<1>];
+
+impl Technique for TapeContinuationsFused {
+    const NAME: &'static str = "tape_continuations_fused";
+    const TIER: Tier = Tier::Fused;
+    const SUMMARY: &'static str =
+        "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
+    type Code = Tape;
+
+    fn compile(program: &Program) -> Result<Tape, CompileError> {
+        let (code, frame_len) = Compiler::fused(program);
+        Tape::new(code, frame_len, program.arg_count())
+    }
+
+    unsafe fn execute(code: &Tape, args: &[i64]) -> i64 {
+        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
+        unsafe { code.run(args) }
+    }
+
+    fn show(code: &Tape) -> String {
+        code.listing()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::conformance as checks;
+    use crate::engines::register_bytecode::REGISTER_TRICKY;
+    use crate::engines::tape_continuations::testkit;
+
+    const NAME: &str = "tape_continuations_fused";
+
+    #[test]
+    fn agrees_with_walker() {
+        checks::agrees_with_walker::<TapeContinuationsFused>(REGISTER_TRICKY);
+        checks::agrees_with_walker::<TapeContinuationsFused>(testkit::CASES);
+        testkit::agrees_with_walker(NAME);
+        testkit::far_assignments(NAME);
+    }
+
+    #[test]
+    fn deep_programs_fit_in_2_mib() {
+        checks::deep_programs_fit_in_2_mib::<TapeContinuationsFused>();
+        testkit::deep_programs(NAME);
+    }
+
+    #[test]
+    fn long_loop_fits_in_256_kib() {
+        checks::long_loop_fits_in_256_kib::<TapeContinuationsFused>();
+        testkit::small_stack_long_loop(NAME);
+    }
+
+    #[test]
+    fn sum_fuses_to_three_ops_per_iteration() {
+        let p = crate::workloads::workload("sum")
+            .unwrap()
+            .program()
+            .unwrap();
+        let listing = TapeContinuationsFused::show(&TapeContinuationsFused::compile(&p).unwrap());
+        for op in [
+            "add_assign r0, arg 1",
+            "add_assign r1, -1",
+            "loop_if_pos r1",
+        ] {
+            assert!(listing.contains(op), "{listing}");
+        }
+    }
+}
