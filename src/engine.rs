@@ -207,6 +207,10 @@ macro_rules! for_each_engine {
             closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
             closure_stack_continuations: $crate::engines::closure_stack_continuations::ClosureStackContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
+            register_bytecode: $crate::engines::register_bytecode::RegisterBytecode,
+            #[cfg(feature = "jit")]
+            jit: $crate::engines::jit::Jit,
+            register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
         }
     };
 }

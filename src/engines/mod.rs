@@ -9,6 +9,10 @@ pub mod closure_stack_continuations;
 pub mod closures;
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(feature = "jit")]
+pub mod jit;
+pub mod register_bytecode;
+pub mod register_bytecode_fused;
 pub mod register_closures;
 pub mod stack_closures;
 pub mod tape_closures;
