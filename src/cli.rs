@@ -1,5 +1,6 @@
 //! The command line. `run` and `list` follow `LANGUAGE.md` to the letter;
 //! everything else (`show`, the benchmark) builds on the same registry.
+//! Without a subcommand, `vm-perf` runs `bench`: the main job.
 
 use crate::engine::{Engine, engine, engines};
 use crate::front::{SourceError, compile_source, decode, program::Program};
@@ -21,10 +22,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a program and print its value.
+    #[command(
+        after_help = "Exit status: 0 the value was printed; 1 bad input or the program \
+cannot run; 2 bad command line; 124 the program did not finish within --timeout."
+    )]
     Run {
         /// Engine to run with, or `all` to run every engine and compare.
         #[arg(long, short, default_value = "walker")]
         engine: String,
+        /// Stop the program after SECS seconds (fractions allowed) with exit
+        /// status 124 and a message on stderr. No engine is slowed down by it.
+        #[arg(long, value_name = "SECS", value_parser = crate::guard::parse_seconds)]
+        timeout: Option<std::time::Duration>,
         /// Program file, or `-` for standard input.
         file: String,
         /// Arguments: decimal 64-bit integers, negative ones too.
@@ -46,6 +55,71 @@ enum Command {
     },
     /// Run every workload on every engine and print the values.
     Check,
+    /// Measure every engine on every workload (the default command).
+    Bench(BenchArgs),
+    /// Compile time against program size, execute time against iterations.
+    Scale(ScaleArgs),
+    /// Internal: the process `bench --instructions` runs under callgrind.
+    #[command(hide = true)]
+    InstructionsChild(Selection),
+}
+
+/// Which engines and programs to measure.
+#[derive(clap::Args, Default, Clone)]
+pub struct Selection {
+    /// Only this engine (repeatable); `walker` is always kept as the reference.
+    #[arg(long = "engine", short = 'e')]
+    pub engines: Vec<String>,
+    /// Only this built-in workload (repeatable).
+    #[arg(long = "workload", short = 'w')]
+    pub workloads: Vec<String>,
+    /// Measure this program file (`-`: standard input) instead of the
+    /// built-in workloads.
+    pub file: Option<String>,
+    /// Arguments for the program file (decimal 64-bit integers).
+    #[arg(allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(clap::Args, Default)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// A short run (about 15 s): fewer rounds, shorter samples.
+    #[arg(long)]
+    pub quick: bool,
+    /// Folder for results.json, results.csv, results.md, index.html, charts/.
+    #[arg(long, default_value = "report")]
+    pub out: std::path::PathBuf,
+    /// Count instructions of the execute stage with callgrind instead of timing.
+    #[arg(long)]
+    pub instructions: bool,
+    /// Also replace the results section of this README (between
+    /// `<!-- results:start -->` and `<!-- results:end -->`).
+    #[arg(long)]
+    pub readme: Option<std::path::PathBuf>,
+    /// Where `--readme` puts the chart SVGs, relative to the README.
+    #[arg(long, default_value = "docs/results")]
+    pub readme_charts: String,
+    /// Seed for the shuffled round order.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(clap::Args, Default)]
+pub struct ScaleArgs {
+    /// Only this engine (repeatable).
+    #[arg(long = "engine", short = 'e')]
+    pub engines: Vec<String>,
+    /// Smaller sizes and fewer repetitions.
+    #[arg(long)]
+    pub quick: bool,
+    /// Largest generated program, in AST nodes.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_nodes: usize,
+    /// Folder for scale.md.
+    #[arg(long, default_value = "report")]
+    pub out: std::path::PathBuf,
 }
 
 /// A failure the CLI reports: the first line names the cause.
@@ -79,10 +153,26 @@ pub fn main() -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
-        Some(Command::Run { engine, file, args }) => run(&mut out, &engine, &file, &args),
+        Some(Command::Run {
+            engine,
+            timeout,
+            file,
+            args,
+        }) => run(&mut out, &engine, &file, &args, timeout),
         Some(Command::List { long }) => list(&mut out, long),
         Some(Command::Show { engine, file }) => show(&mut out, &engine, &file),
-        Some(Command::Check) | None => check(&mut out),
+        Some(Command::Check) => check(&mut out),
+        Some(Command::Bench(args)) => bench(&mut out, &args),
+        None => bench(
+            &mut out,
+            &BenchArgs {
+                out: "report".into(),
+                readme_charts: "docs/results".into(),
+                ..BenchArgs::default()
+            },
+        ),
+        Some(Command::Scale(args)) => scale(&mut out, &args),
+        Some(Command::InstructionsChild(sel)) => instructions_child(&mut out, &sel),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,7 +252,13 @@ pub fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i6
     code.execute(args).or_else(|e| fail(e.to_string()))
 }
 
-fn run(out: &mut impl Write, engine: &str, file: &str, args: &[String]) -> Result<(), Failure> {
+fn run(
+    out: &mut impl Write,
+    engine: &str,
+    file: &str,
+    args: &[String],
+    timeout: Option<std::time::Duration>,
+) -> Result<(), Failure> {
     let chosen = if engine == "all" {
         None
     } else {
@@ -177,6 +273,12 @@ fn run(out: &mut impl Write, engine: &str, file: &str, args: &[String]) -> Resul
         };
         return fail(format!("{file}: {e}"));
     }
+    // The guard is a watchdog thread around the whole run: no engine checks
+    // a clock or a flag (see `guard`).
+    let run_on = |e: &dyn Engine, program: &Program, args: &[i64]| {
+        let what = format!("`{file}` on engine `{}`", e.name());
+        crate::guard::with_timeout(timeout, &what, || run_on(e, program, args))
+    };
     if let Some(engine) = chosen {
         let value = run_on(engine, &program, &args)?;
         return writeln!(out, "{value}").map_err(io);
@@ -258,4 +360,151 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
         return fail(format!("{wrong} results differ from the expected values"));
     }
     Ok(())
+}
+
+/// The engines a selection names, in registry order; `walker` always.
+fn selected_engines(names: &[String]) -> Result<Vec<&'static dyn Engine>, Failure> {
+    for n in names {
+        find_engine(n)?;
+    }
+    Ok(engines()
+        .iter()
+        .copied()
+        .filter(|e| names.is_empty() || e.name() == "walker" || names.iter().any(|n| n == e.name()))
+        .collect())
+}
+
+/// The cases a selection names: a user file, or built-in workloads.
+fn selected_cases(sel: &Selection) -> Result<Vec<crate::harness::Case>, Failure> {
+    use crate::harness::Case;
+    use crate::workloads::{WORKLOADS, workload};
+    if let Some(file) = &sel.file {
+        let program = load(file)?;
+        let args = parse_args(&sel.args)?;
+        if program.arg_count() > args.len() {
+            let e = crate::engine::ArgError {
+                needed: program.arg_count(),
+                given: args.len(),
+            };
+            return fail(format!("{file}: {e}"));
+        }
+        let source = if file == "-" {
+            String::new()
+        } else {
+            std::fs::read_to_string(file).unwrap_or_default()
+        };
+        let name = std::path::Path::new(file)
+            .file_stem()
+            .map_or("program".into(), |s| s.to_string_lossy().into_owned());
+        return Ok(vec![
+            Case::user(&name, &source, program, args).map_err(Failure::Plain)?,
+        ]);
+    }
+    if !sel.args.is_empty() {
+        return fail("program arguments need a program: `vm-perf bench FILE ARG...`");
+    }
+    let mut cases = Vec::new();
+    for w in WORKLOADS {
+        if sel.workloads.is_empty() || sel.workloads.iter().any(|n| n == w.name) {
+            cases.push(Case::builtin(w));
+        }
+    }
+    for n in &sel.workloads {
+        if workload(n).is_none() {
+            let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
+            return fail(format!(
+                "unknown workload `{n}` (available: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(cases)
+}
+
+fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
+    use crate::harness::{report, runner, table};
+    let engines = selected_engines(&a.selection.engines)?;
+    let cases = selected_cases(&a.selection)?;
+    if a.instructions {
+        return crate::harness::instructions::run(out, &a.selection, &engines, &cases, &a.out)
+            .map_err(Failure::Plain);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
+        );
+    }
+    let mut settings = if a.quick {
+        runner::Settings::quick()
+    } else {
+        runner::Settings::full()
+    };
+    if let Some(seed) = a.seed {
+        settings.seed = seed;
+    }
+    let cells = cases.len() * (engines.len() + 2);
+    let (rounds, _) = settings.plan(cells);
+    eprintln!(
+        "vm-perf bench: {} engines × {} workloads (+ candles), {rounds} interleaved rounds, about {:.0} s of sampling",
+        engines.len(),
+        cases.len(),
+        settings.budget_seconds
+    );
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed:>4} [{bar:40}] {pos}/{len} samples, {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let results = runner::run(&cases, &engines, true, &settings, &bar)
+        .map_err(|e| Failure::Plain(format!("wrong result: {e}")))?;
+    for g in table::grids(&results) {
+        writeln!(out, "{}", table::terminal(&g)).map_err(io)?;
+    }
+    writeln!(
+        out,
+        "Machine: {}\nBuild: {}",
+        results.machine.line(),
+        results.build.line()
+    )
+    .map_err(io)?;
+    let refused = results.cells.iter().filter(|c| c.refused.is_some()).count();
+    if refused > 0 {
+        writeln!(
+            out,
+            "{refused} cells n/a (engine refused the program; reasons in results.md)"
+        )
+        .map_err(io)?;
+    }
+    report::write_all(&results, &a.out)
+        .map_err(|e| Failure::Plain(format!("{}: {e}", a.out.display())))?;
+    writeln!(
+        out,
+        "Measured for {:.1} s; every execution verified. Reports: {}/{{results.json, results.csv, results.md, index.html}}",
+        results.wall_seconds,
+        a.out.display()
+    )
+    .map_err(io)?;
+    if let Some(readme) = &a.readme {
+        report::update_readme(&results, readme, &a.readme_charts).map_err(Failure::Plain)?;
+        writeln!(out, "Updated the results section of {}", readme.display()).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn instructions_child(out: &mut impl Write, sel: &Selection) -> Result<(), Failure> {
+    let engines = selected_engines(&sel.engines)?;
+    let cases = selected_cases(sel)?;
+    crate::harness::instructions::child(out, &engines, &cases).map_err(Failure::Plain)
+}
+
+fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
+    let engines = selected_engines(&a.engines)?;
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
+        );
+    }
+    crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
 }

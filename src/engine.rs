@@ -208,12 +208,12 @@ macro_rules! for_each_engine {
             closure_stack_continuations: $crate::engines::closure_stack_continuations::ClosureStackContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
             register_bytecode: $crate::engines::register_bytecode::RegisterBytecode,
-            register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
-            tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
-            #[cfg(feature = "jit")]
-            jit: $crate::engines::jit::Jit,
             #[cfg(feature = "nightly")]
             tail_calls: $crate::engines::tail_calls::TailCalls,
+            #[cfg(feature = "jit")]
+            jit: $crate::engines::jit::Jit,
+            register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
+            tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
         }
     };
 }

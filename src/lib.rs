@@ -14,6 +14,9 @@
 pub mod engine;
 pub mod engines;
 pub mod front;
+pub mod guard;
+pub mod harness;
+pub mod oracle;
 pub mod random;
 pub mod workloads;
 

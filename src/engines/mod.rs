@@ -7,6 +7,8 @@ pub mod bytecode_closures;
 pub mod closure_continuations;
 pub mod closure_stack_continuations;
 pub mod closures;
+#[cfg(test)]
+pub(crate) mod conformance;
 #[cfg(feature = "jit")]
 pub mod jit;
 pub mod register_bytecode;
@@ -19,6 +21,3 @@ pub mod tape_closures;
 pub mod tape_continuations;
 pub mod tape_continuations_fused;
 pub mod walker;
-
-#[cfg(test)]
-pub(crate) mod conformance;

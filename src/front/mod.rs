@@ -32,20 +32,47 @@ impl SourceError {
     pub fn render(&self, color: bool) -> String {
         use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
         let mut out = format!("{self}\n");
-        let start = self.span.start.min(self.source.len());
-        let end = self.span.end.clamp(start, self.source.len());
+        // Show only a window around the span: the lines it covers, cut to
+        // a few hundred bytes, so a huge one-line file prints a short excerpt.
+        let text = self.source.as_str();
+        let start = floor_char(text, self.span.start.min(text.len()));
+        let end = floor_char(text, self.span.end.clamp(start, text.len()));
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+        let mut from = floor_char(text, line_start.max(start.saturating_sub(WINDOW)));
+        // ariadne numbers the excerpt's lines from its own start, so start
+        // at the top of the file unless that is a lot of text to scan.
+        if from == line_start && line_start <= 1 << 20 {
+            from = 0;
+        }
+        let to = floor_char(
+            text,
+            line_end.min(end.max(start + 1).saturating_add(WINDOW)),
+        );
+        let (line, _) = self.line_col();
         let id = self.file.as_str();
+        let local = start - from..end.min(to) - from;
         let mut excerpt = Vec::new();
-        let written = Report::build(ReportKind::Error, (id, start..end))
+        let written = Report::build(ReportKind::Error, (id, local.clone()))
             .with_config(
                 Config::default()
                     .with_color(color)
                     .with_index_type(IndexType::Byte),
             )
             .with_message(&self.message)
-            .with_label(Label::new((id, start..end)).with_message("here"))
+            .with_label(Label::new((id, local)).with_message("here"))
             .finish()
-            .write((id, Source::from(self.source.as_str())), &mut excerpt);
+            .write(
+                (
+                    id,
+                    Source::from(&text[from..to]).with_display_line_offset(if from == 0 {
+                        0
+                    } else {
+                        line - 1
+                    }),
+                ),
+                &mut excerpt,
+            );
         if written.is_ok() {
             out.push_str(&String::from_utf8_lossy(&excerpt));
         }
@@ -62,6 +89,18 @@ impl fmt::Display for SourceError {
 }
 
 impl std::error::Error for SourceError {}
+
+/// Bytes of context an excerpt shows on each side of an error.
+const WINDOW: usize = 160;
+
+/// The largest char boundary of `text` at or below `i`.
+fn floor_char(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
 
 /// 1-based line and character column of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -100,9 +139,11 @@ pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, SourceError> {
 
 /// Parses and validates program text: the whole front end in one call.
 pub fn compile_source(file: &str, source: &str) -> Result<Program, SourceError> {
+    // Keep the text only up to a little past the error: the excerpt never
+    // shows more, and a huge file is not copied for one error message.
     let located = |span: Range<usize>, message: String| SourceError {
         file: file.to_string(),
-        source: source.to_string(),
+        source: source[..floor_char(source, span.end.saturating_add(WINDOW + 1))].to_string(),
         span,
         message,
     };

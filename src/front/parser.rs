@@ -27,6 +27,14 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// `text` cut to a length fit for a one-line message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
 fn error<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError {
         span,
@@ -34,10 +42,10 @@ fn error<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, ParseEr
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tok<'s> {
     Int(i64),
-    Ident(String),
+    Ident(&'s str),
     Let,
     While,
     ArgKw,
@@ -51,11 +59,11 @@ enum Tok {
     Eof,
 }
 
-impl fmt::Display for Tok {
+impl fmt::Display for Tok<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Tok::Int(n) => write!(f, "integer `{n}`"),
-            Tok::Ident(s) => write!(f, "name `{s}`"),
+            Tok::Ident(s) => write!(f, "name `{}`", shorten(s)),
             Tok::Let => f.write_str("`let`"),
             Tok::While => f.write_str("`while`"),
             Tok::ArgKw => f.write_str("`arg`"),
@@ -71,20 +79,40 @@ impl fmt::Display for Tok {
     }
 }
 
-fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, ParseError> {
-    let bytes = src.as_bytes();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let start = i;
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
+type Lexed<'s> = (Tok<'s>, Range<usize>);
+
+/// A streaming lexer: one token per call, so memory does not grow with the
+/// input and an error near the start of a huge file is found at once.
+struct Lexer<'s> {
+    src: &'s str,
+    pos: usize,
+}
+
+impl<'s> Lexer<'s> {
+    /// The next token; `Eof` (again and again) at the end.
+    fn next(&mut self) -> Result<Lexed<'s>, ParseError> {
+        let src = self.src;
+        let bytes = src.as_bytes();
+        let mut i = self.pos;
+        // Whitespace and comments.
+        loop {
+            match bytes.get(i) {
+                Some(b' ' | b'\t' | b'\n' | b'\r') => i += 1,
+                Some(b'/') if bytes.get(i + 1) == Some(&b'/') => {
+                    i += bytes[i..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .unwrap_or(bytes.len() - i);
                 }
+                _ => break,
             }
+        }
+        let start = i;
+        let Some(&c) = bytes.get(i) else {
+            self.pos = i;
+            return Ok((Tok::Eof, src.len()..src.len()));
+        };
+        let tok = match c {
             b'-' | b'0'..=b'9' => {
                 i += 1;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -98,14 +126,20 @@ fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, ParseError> {
                     );
                 }
                 if i < bytes.len() && (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_') {
-                    return error(start..i + 1, format!("invalid integer literal `{}…`", text));
+                    return error(
+                        start..i + 1,
+                        format!("invalid integer literal `{}…`", shorten(text)),
+                    );
                 }
                 match text.parse::<i64>() {
-                    Ok(n) => toks.push((Tok::Int(n), start..i)),
+                    Ok(n) => Tok::Int(n),
                     Err(_) => {
                         return error(
                             start..i,
-                            format!("integer literal `{text}` does not fit in 64 bits"),
+                            format!(
+                                "integer literal `{}` does not fit in 64 bits",
+                                shorten(text)
+                            ),
                         );
                     }
                 }
@@ -114,13 +148,12 @@ fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, ParseError> {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
-                let tok = match &src[start..i] {
+                match &src[start..i] {
                     "let" => Tok::Let,
                     "while" => Tok::While,
                     "arg" => Tok::ArgKw,
-                    name => Tok::Ident(name.to_string()),
-                };
-                toks.push((tok, start..i));
+                    name => Tok::Ident(name),
+                }
             }
             _ => {
                 let tok = match c {
@@ -140,21 +173,24 @@ fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, ParseError> {
                     }
                 };
                 i += 1;
-                toks.push((tok, start..i));
+                tok
             }
-        }
+        };
+        self.pos = i;
+        Ok((tok, start..i))
     }
-    toks.push((Tok::Eof, src.len()..src.len()));
-    Ok(toks)
 }
 
 /// Parses a whole program. Names are resolved; validity of the result as a
 /// [`super::program::Program`] is still checked separately.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
-    let toks = lex(src)?;
+    let mut lexer = Lexer { src, pos: 0 };
+    let cur = lexer.next()?;
     let mut p = Parser {
-        toks,
-        pos: 0,
+        lexer,
+        cur,
+        ahead: None,
+        prev_rbrace: false,
         scope: Vec::new(),
         nesting: 0,
     };
@@ -166,11 +202,16 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
     }
 }
 
-struct Parser {
-    toks: Vec<(Tok, Range<usize>)>,
-    pos: usize,
-    /// Names of the locals in scope, innermost last.
-    scope: Vec<String>,
+struct Parser<'s> {
+    lexer: Lexer<'s>,
+    /// The current token (always lexed).
+    cur: Lexed<'s>,
+    /// The token after it, lexed only when `peek2` asked for it.
+    ahead: Option<Lexed<'s>>,
+    /// Whether the token before `cur` was `}` (a `;` may be left out).
+    prev_rbrace: bool,
+    /// Names of the locals in scope, innermost last (at most [`MAX_DEPTH`]).
+    scope: Vec<&'s str>,
     /// How many parser functions are active for nested constructs.
     nesting: usize,
 }
@@ -178,26 +219,31 @@ struct Parser {
 /// A parsed subtree and its depth (a leaf is 1).
 type Node = (Expr, usize);
 
-impl Parser {
-    fn peek(&self) -> &Tok {
-        &self.toks[self.pos].0
+impl<'s> Parser<'s> {
+    fn peek(&self) -> Tok<'s> {
+        self.cur.0
     }
-    fn peek2(&self) -> &Tok {
-        &self.toks[(self.pos + 1).min(self.toks.len() - 1)].0
+    fn peek2(&mut self) -> Result<Tok<'s>, ParseError> {
+        if self.ahead.is_none() {
+            self.ahead = Some(self.lexer.next()?);
+        }
+        Ok(self.ahead.as_ref().map_or(Tok::Eof, |t| t.0))
     }
     fn span(&self) -> Range<usize> {
-        self.toks[self.pos].1.clone()
+        self.cur.1.clone()
     }
-    fn bump(&mut self) -> (Tok, Range<usize>) {
-        let t = self.toks[self.pos].clone();
-        if self.pos + 1 < self.toks.len() {
-            self.pos += 1;
-        }
-        t
+    fn bump(&mut self) -> Result<Lexed<'s>, ParseError> {
+        let next = match self.ahead.take() {
+            Some(t) => t,
+            None => self.lexer.next()?,
+        };
+        let t = std::mem::replace(&mut self.cur, next);
+        self.prev_rbrace = t.0 == Tok::RBrace;
+        Ok(t)
     }
-    fn expect(&mut self, want: Tok, context: &str) -> Result<Range<usize>, ParseError> {
-        if *self.peek() == want {
-            Ok(self.bump().1)
+    fn expect(&mut self, want: Tok<'s>, context: &str) -> Result<Range<usize>, ParseError> {
+        if self.peek() == want {
+            Ok(self.bump()?.1)
         } else {
             error(
                 self.span(),
@@ -234,9 +280,9 @@ impl Parser {
     }
 
     fn resolve(&self, name: &str, span: Range<usize>) -> Result<usize, ParseError> {
-        match self.scope.iter().rposition(|n| n == name) {
+        match self.scope.iter().rposition(|n| *n == name) {
             Some(i) => Ok(self.scope.len() - 1 - i),
-            None => error(span, format!("unknown name `{name}`")),
+            None => error(span, format!("unknown name `{}`", shorten(name))),
         }
     }
 
@@ -254,10 +300,21 @@ impl Parser {
                 _ => {}
             }
             let start = self.span();
+            // Every item but the last is a `Then`/`Let` around the rest, and
+            // every local in scope is a `Let` around us: either count alone
+            // bounds the depth from below. Refusing here keeps hostile input
+            // (10⁶ items, 10⁶ `let`s) from being collected, and the name
+            // lookups in `resolve` short.
+            if items.len() >= MAX_DEPTH || self.scope.len() >= MAX_DEPTH {
+                return error(
+                    start,
+                    format!("program nests deeper than the limit of {MAX_DEPTH}"),
+                );
+            }
             let ends_with_brace;
-            if *self.peek() == Tok::Let {
-                self.bump();
-                let (name, _) = match self.bump() {
+            if self.peek() == Tok::Let {
+                self.bump()?;
+                let (name, _) = match self.bump()? {
                     (Tok::Ident(name), span) => (name, span),
                     (t, span) => {
                         return error(span, format!("expected a name after `let`, found {t}"));
@@ -265,17 +322,17 @@ impl Parser {
                 };
                 self.expect(Tok::Assign, "after the name in `let`")?;
                 let init = self.expr()?;
-                ends_with_brace = self.toks[self.pos - 1].0 == Tok::RBrace;
+                ends_with_brace = self.prev_rbrace;
                 self.scope.push(name);
                 items.push(Item::Let(init, start));
             } else {
                 let e = self.expr()?;
-                ends_with_brace = self.toks[self.pos - 1].0 == Tok::RBrace;
+                ends_with_brace = self.prev_rbrace;
                 items.push(Item::Expr(e, start));
             }
             match self.peek() {
                 Tok::Semi => {
-                    self.bump();
+                    self.bump()?;
                 }
                 Tok::Eof | Tok::RBrace => break,
                 _ if ends_with_brace => {}
@@ -291,7 +348,7 @@ impl Parser {
         }
         self.scope.truncate(outer_scope);
         if let Some(open) = closing
-            && *self.peek() != Tok::RBrace
+            && self.peek() != Tok::RBrace
         {
             return error(
                 open,
@@ -329,18 +386,20 @@ impl Parser {
     }
 
     fn expr_inner(&mut self) -> Result<Node, ParseError> {
-        match (self.peek().clone(), self.peek2()) {
-            (Tok::Ident(name), Tok::Assign) => {
-                let (_, span) = self.bump();
-                self.bump();
-                let d = self.resolve(&name, span.clone())?;
+        let first = self.peek();
+        let assigns = matches!(first, Tok::Ident(_)) && self.peek2()? == Tok::Assign;
+        match first {
+            Tok::Ident(name) if assigns => {
+                let (_, span) = self.bump()?;
+                self.bump()?;
+                let d = self.resolve(name, span.clone())?;
                 let (value, dv) = self.expr()?;
                 self.node(Expr::set(d, value), dv, span)
             }
-            (Tok::While, _) => {
-                let (_, span) = self.bump();
+            Tok::While => {
+                let (_, span) = self.bump()?;
                 let (cond, dc) = self.expr()?;
-                if *self.peek() != Tok::LBrace {
+                if self.peek() != Tok::LBrace {
                     return error(
                         self.span(),
                         format!(
@@ -359,8 +418,8 @@ impl Parser {
     /// `sum = atom { "+" atom }`, left associative, built in a loop.
     fn sum(&mut self) -> Result<Node, ParseError> {
         let (mut acc, mut depth) = self.atom()?;
-        while *self.peek() == Tok::Plus {
-            let (_, span) = self.bump();
+        while self.peek() == Tok::Plus {
+            let (_, span) = self.bump()?;
             let (rhs, dr) = self.atom()?;
             (acc, depth) = self.node(Expr::add(acc, rhs), depth.max(dr), span)?;
         }
@@ -370,15 +429,15 @@ impl Parser {
     /// `atom = INT | "arg" "(" INT ")" | IDENT | "(" expr ")" | block`
     fn atom(&mut self) -> Result<Node, ParseError> {
         let span = self.span();
-        match self.peek().clone() {
+        match self.peek() {
             Tok::Int(n) => {
-                self.bump();
+                self.bump()?;
                 Ok((Expr::Litr(n), 1))
             }
             Tok::ArgKw => {
-                self.bump();
+                self.bump()?;
                 self.expect(Tok::LParen, "after `arg`")?;
-                let index = match self.bump() {
+                let index = match self.bump()? {
                     (Tok::Int(n), s) => match usize::try_from(n) {
                         Ok(i) => i,
                         Err(_) => {
@@ -394,13 +453,13 @@ impl Parser {
                 Ok((Expr::Arg(index), 1))
             }
             Tok::Ident(name) => {
-                self.bump();
-                Ok((Expr::Get(self.resolve(&name, span)?), 1))
+                self.bump()?;
+                Ok((Expr::Get(self.resolve(name, span)?), 1))
             }
             Tok::LParen => {
-                self.bump();
+                self.bump()?;
                 let inner = self.expr()?;
-                if *self.peek() != Tok::RParen {
+                if self.peek() != Tok::RParen {
                     return error(
                         self.span(),
                         format!(
@@ -410,7 +469,7 @@ impl Parser {
                         ),
                     );
                 }
-                self.bump();
+                self.bump()?;
                 Ok(inner)
             }
             Tok::LBrace => self.block(),
@@ -428,7 +487,7 @@ impl Parser {
         // Not counted as nesting: the items inside are, through `expr`.
         let open = self.expect(Tok::LBrace, "to start a block")?;
         let r = self.seq(Some(open))?;
-        self.bump(); // the `}` checked by `seq`
+        self.bump()?; // the `}` checked by `seq`
         Ok(r)
     }
 }

@@ -1,0 +1,3 @@
+//! Support for the fuzz targets: the structure-aware program generator.
+
+pub mod generate;

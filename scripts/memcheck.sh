@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every engine on every workload under valgrind memcheck and asserts
+# 0 errors and 0 bytes definitely or indirectly lost.
+# Usage: scripts/memcheck.sh [ENGINE...]   (default: every engine in `vm-perf list`)
+#
+# Uses a release build (it keeps line tables for valgrind's reports). Each
+# workload runs with its `// args:` header, every argument capped at 20 so a
+# run takes seconds under valgrind while every loop still turns. Exits 1 if
+# any run had an error or a leak; prints a summary table either way.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; exit 2; }
+cargo build --release --quiet
+bin=target/release/vm-perf
+if [ $# -gt 0 ]; then engines=("$@"); else mapfile -t engines < <("$bin" list); fi
+logs=$(mktemp -d)
+failed=0
+runs=0
+printf '%-30s' engine
+for w in workloads/*.vm; do printf ' %-13s' "$(basename "$w" .vm)"; done
+echo
+for e in "${engines[@]}"; do
+    printf '%-30s' "$e"
+    for w in workloads/*.vm; do
+        name=$(basename "$w" .vm)
+        args=$(sed -n 's|^// args:||p' "$w" | head -1)
+        small=()
+        for a in $args; do small+=("$((a > 20 ? 20 : a))"); done
+        log="$logs/$e-$name.log"
+        set +e
+        # JIT engines write code then run it: --smc-check makes valgrind see it.
+        valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
+            --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --smc-check=all-non-file \
+            --log-file="$log" "$bin" run --engine "$e" "$w" "${small[@]}" >/dev/null 2>"$log.stderr"
+        status=$?
+        set -e
+        runs=$((runs + 1))
+        errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+        if [ "$status" -eq 0 ] && [ "$errors" = 0 ]; then
+            printf ' %-13s' ok
+        else
+            failed=$((failed + 1))
+            printf ' %-13s' "FAIL($status/$errors)"
+            cp "$log" "$root/target/memcheck-$e-$name.log"
+        fi
+    done
+    echo
+done
+definite=$(cat "$logs"/*.log | grep -o 'definitely lost: [0-9,]* bytes' | grep -v ': 0 bytes' | wc -l)
+indirect=$(cat "$logs"/*.log | grep -o 'indirectly lost: [0-9,]* bytes' | grep -v ': 0 bytes' | wc -l)
+rm -rf "$logs"
+echo "memcheck: $runs runs, $failed failed; runs with definitely lost > 0: $definite, indirectly lost > 0: $indirect"
+if [ "$failed" -gt 0 ]; then
+    echo "memcheck: FAILED (logs in target/memcheck-*.log)" >&2
+    exit 1
+fi
+echo "memcheck: 0 errors, 0 bytes definitely or indirectly lost"

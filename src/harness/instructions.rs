@@ -1,0 +1,376 @@
+//! Instruction counts of the execute stage, with valgrind's callgrind.
+//!
+//! Times on a shared machine move by percents from run to run; the number
+//! of instructions an execution retires does not. `vm-perf bench
+//! --instructions` re-runs this binary (the hidden `instructions-child`
+//! subcommand) under
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=no
+//!          --toggle-collect=*::measured_execute --dump-after=*::measured_execute
+//! ```
+//!
+//! so callgrind counts only inside [`measured_execute`], which runs one
+//! execution and nothing else, and writes one numbered dump per call. The
+//! child compiles and warms each cell outside that function, prints one line
+//! per cell in order, and the parent pairs the lines with the dumps.
+//! No client requests (and so no `unsafe`) are needed.
+//!
+//! When valgrind is not installed the command says so and succeeds, so CI
+//! can call it unconditionally.
+
+use super::case::{Candle, Case};
+use super::stats::geomean;
+use super::table::{Grid, markdown, terminal};
+use crate::engine::{ArgError, Engine, Executable};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What one measured call runs.
+pub enum Code<'a> {
+    Engine(&'a dyn Executable),
+    Native(Candle),
+}
+
+/// The one function callgrind counts: exactly one execution.
+#[inline(never)]
+pub fn measured_execute(code: &Code, args: &[i64]) -> Result<i64, ArgError> {
+    match code {
+        Code::Engine(exe) => exe.execute(std::hint::black_box(args)),
+        Code::Native(f) => Ok(f(std::hint::black_box(args))),
+    }
+}
+
+/// Whether `valgrind` can be started.
+pub fn valgrind_available() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// An engine's compiled program, or why it refused.
+type Compiled = Result<Box<dyn Executable>, String>;
+
+/// The child: every selected cell, in order; one `cell` line each.
+/// Format: `cell SUBJECT WORKLOAD ITERATIONS measured` or `... n/a REASON`.
+pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    for case in cases {
+        let mut subjects: Vec<(&str, Compiled)> = Vec::new();
+        for e in engines {
+            let code = e
+                .supports(&case.program)
+                .and_then(|()| e.compile(&case.program).map_err(|x| x.to_string()));
+            subjects.push((e.name(), code));
+        }
+        let candles: Vec<(&str, Candle)> = match case.candles {
+            Some((rust, opt)) => vec![("rust", rust), ("rust_opt", opt)],
+            None => vec![],
+        };
+        let run = |out: &mut dyn Write, name: &str, code: Code| -> Result<(), String> {
+            // Warm-up outside the counted function: first-touch work is not
+            // the technique's cost.
+            let warm = match &code {
+                Code::Engine(exe) => exe.execute(&case.args),
+                Code::Native(f) => Ok(f(&case.args)),
+            };
+            let value = measured_execute(&code, &case.args);
+            if value != Ok(case.expected) || warm != value {
+                return Err(format!(
+                    "{name} on {}: returned {value:?}, expected {}",
+                    case.name, case.expected
+                ));
+            }
+            writeln!(
+                out,
+                "cell {name} {} {} measured",
+                case.name, case.iterations
+            )
+            .map_err(io)?;
+            out.flush().map_err(io)
+        };
+        for (name, code) in &subjects {
+            match code {
+                Ok(exe) => run(out, name, Code::Engine(exe.as_ref()))?,
+                Err(why) => writeln!(
+                    out,
+                    "cell {name} {} {} n/a {}",
+                    case.name,
+                    case.iterations,
+                    why.replace('\n', " ")
+                )
+                .map_err(io)?,
+            }
+        }
+        for (name, f) in candles {
+            run(out, name, Code::Native(f))?;
+        }
+    }
+    Ok(())
+}
+
+/// One counted cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Count {
+    pub subject: String,
+    pub workload: String,
+    pub iterations: u64,
+    /// `None`: the engine refused the program (the reason).
+    pub instructions: Result<u64, String>,
+}
+
+/// Pairs the child's `cell` lines with callgrind's numbered dumps.
+pub fn pair(
+    lines: &str,
+    dump: &dyn Fn(usize) -> Result<u64, String>,
+) -> Result<Vec<Count>, String> {
+    let mut counts = Vec::new();
+    let mut n = 0;
+    for line in lines.lines() {
+        let mut parts = line.splitn(6, ' ');
+        if parts.next() != Some("cell") {
+            continue;
+        }
+        let (Some(subject), Some(workload), Some(iters), Some(status)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("malformed child line `{line}`"));
+        };
+        let instructions = if status == "measured" {
+            n += 1;
+            Ok(dump(n)?)
+        } else {
+            Err(parts.next().unwrap_or("refused").to_string())
+        };
+        counts.push(Count {
+            subject: subject.into(),
+            workload: workload.into(),
+            iterations: iters
+                .parse()
+                .map_err(|_| format!("bad iteration count in `{line}`"))?,
+            instructions,
+        });
+    }
+    Ok(counts)
+}
+
+/// Reads the `summary:` (or `totals:`) line of a callgrind dump.
+pub fn read_dump(path: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("{}: no summary line", path.display()))
+}
+
+fn sig(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        super::stats::sig3(v)
+    }
+}
+
+/// Grids of instructions per iteration and per execution.
+pub fn grids(counts: &[Count]) -> Vec<Grid> {
+    let mut workloads: Vec<&str> = Vec::new();
+    let mut subjects: Vec<&str> = Vec::new();
+    for c in counts {
+        if !workloads.contains(&c.workload.as_str()) {
+            workloads.push(&c.workload);
+        }
+        if !subjects.contains(&c.subject.as_str()) {
+            subjects.push(&c.subject);
+        }
+    }
+    let get = |s: &str, w: &str| counts.iter().find(|c| c.subject == s && c.workload == w);
+    let per_iter = |s: &str, w: &str| {
+        get(s, w).and_then(|c| {
+            c.instructions
+                .as_ref()
+                .ok()
+                .map(|&i| i as f64 / c.iterations as f64)
+        })
+    };
+    // Fewest instructions first, by geometric mean per iteration.
+    let mut ranked: Vec<(&str, f64)> = subjects
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                geomean(workloads.iter().filter_map(|w| per_iter(s, w))).unwrap_or(f64::INFINITY),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let tier =
+        |s: &str| crate::engine::engine(s).map_or("native".to_string(), |e| e.tier().to_string());
+    let mut header = vec!["engine".to_string(), "tier".to_string()];
+    header.extend(workloads.iter().map(|w| w.to_string()));
+    let mut h1 = header.clone();
+    h1.push("geomean".into());
+    let per_iteration = Grid {
+        title:
+            "Instructions per loop iteration, execute stage only (callgrind; exact and repeatable)"
+                .into(),
+        header: h1,
+        rows: ranked
+            .iter()
+            .map(|(s, g)| {
+                let mut row = vec![s.to_string(), tier(s)];
+                row.extend(
+                    workloads
+                        .iter()
+                        .map(|w| per_iter(s, w).map_or("n/a".into(), sig)),
+                );
+                row.push(if g.is_finite() { sig(*g) } else { "n/a".into() });
+                row
+            })
+            .collect(),
+    };
+    let total = Grid {
+        title: "Instructions per execution (execute stage only)".into(),
+        header,
+        rows: ranked
+            .iter()
+            .map(|(s, _)| {
+                let mut row = vec![s.to_string(), tier(s)];
+                row.extend(workloads.iter().map(|w| {
+                    get(s, w)
+                        .and_then(|c| c.instructions.as_ref().ok())
+                        .map_or("n/a".into(), |i| i.to_string())
+                }));
+                row
+            })
+            .collect(),
+    };
+    vec![per_iteration, total]
+}
+
+/// The parent: runs the child under callgrind and prints the tables.
+pub fn run(
+    out: &mut impl Write,
+    selection: &crate::cli::Selection,
+    engines: &[&dyn Engine],
+    cases: &[Case],
+    out_dir: &Path,
+) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    if !valgrind_available() {
+        writeln!(
+            out,
+            "valgrind not found: instruction counts skipped (install valgrind to count them)"
+        )
+        .map_err(io)?;
+        return Ok(());
+    }
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("vm-perf-callgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let exe = std::env::current_exe().map_err(io)?;
+    let mut cmd = Command::new("valgrind");
+    cmd.arg("--tool=callgrind")
+        .arg("--collect-atstart=no")
+        .arg("--toggle-collect=*::measured_execute")
+        .arg("--dump-after=*::measured_execute")
+        .arg(format!(
+            "--callgrind-out-file={}",
+            dir.join("cg.out").display()
+        ))
+        .arg(format!("--log-file={}", dir.join("valgrind.log").display()))
+        .arg(&exe)
+        .arg("instructions-child");
+    for e in engines {
+        cmd.arg("--engine").arg(e.name());
+    }
+    for c in cases {
+        if selection.file.is_none() {
+            cmd.arg("--workload").arg(&c.name);
+        }
+    }
+    if let Some(f) = &selection.file {
+        cmd.arg(f).arg("--").args(&selection.args);
+    }
+    let total = cases.len() * (engines.len() + 2);
+    eprintln!("vm-perf: counting instructions under callgrind ({total} cells; this takes a while)");
+    let bar = indicatif::ProgressBar::new(total as u64);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start valgrind: {e}"))?;
+    let mut lines = String::new();
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.map_err(io)?;
+        bar.inc(1);
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let status = child.wait().map_err(io)?;
+    bar.finish_and_clear();
+    if !status.success() {
+        let log = std::fs::read_to_string(dir.join("valgrind.log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!(
+            "the callgrind run failed ({status}): {}{}",
+            stderr.trim(),
+            log.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    let counts = pair(&lines, &|n| read_dump(&dir.join(format!("cg.out.{n}"))));
+    let _ = std::fs::remove_dir_all(&dir);
+    let counts = counts?;
+    let mut md = String::from("# Instruction counts\n\n");
+    for g in grids(&counts) {
+        writeln!(out, "{}", terminal(&g)).map_err(io)?;
+        md.push_str(&markdown(&g));
+        md.push('\n');
+    }
+    std::fs::create_dir_all(out_dir).map_err(io)?;
+    let path = out_dir.join("instructions.md");
+    std::fs::write(&path, md).map_err(io)?;
+    writeln!(out, "Written to {}", path.display()).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_lines_with_dumps_in_order() {
+        let lines = "cell walker sum 10 measured\ncell lua sum 10 n/a too deep\nnoise\ncell rust sum 10 measured\n";
+        let counts = pair(lines, &|n| Ok(100 * n as u64)).unwrap();
+        assert_eq!(counts.len(), 3);
+        assert_eq!(counts[0].instructions, Ok(100));
+        assert_eq!(counts[1].instructions, Err("too deep".to_string()));
+        assert_eq!(counts[2].instructions, Ok(200));
+        let g = grids(&counts);
+        assert_eq!(g[0].rows[0][0], "walker");
+        assert_eq!(g[0].rows[0][2], "10.0");
+        assert_eq!(
+            (g[0].rows[1][2].as_str(), g[0].rows[2][2].as_str()),
+            ("20.0", "n/a")
+        );
+    }
+
+    #[test]
+    fn child_verifies_and_lists_every_cell() {
+        let cases = vec![Case::builtin(crate::workloads::workload("sum").unwrap())];
+        let mut out = Vec::new();
+        child(&mut out, crate::engine::engines(), &cases).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), crate::engine::engines().len() + 2);
+    }
+}

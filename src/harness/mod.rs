@@ -1,0 +1,29 @@
+//! The measurement harness: everything `vm-perf bench` and `vm-perf scale`
+//! do, kept in stages.
+//!
+//! - [`case`]: what is measured (a workload or a user's program, with the
+//!   value every execution must produce);
+//! - [`runner`]: interleaved, verified timing in one process → [`results`];
+//! - [`stats`]: medians, confidence intervals, geometric means;
+//! - [`table`] and [`report`]: the terminal table and the report files
+//!   (JSON, CSV, Markdown, HTML with SVG charts), plus the README section;
+//! - [`instructions`]: instruction counts of the execute stage (callgrind);
+//! - [`scale`]: compile time against program size, execute time against
+//!   iteration count, and whether each grows linearly.
+//!
+//! Nothing here is a pass/fail timing test: the numbers are reported, and
+//! the only failure is a wrong result.
+
+pub mod case;
+pub mod instructions;
+pub mod machine;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scale;
+pub mod stats;
+pub mod table;
+
+pub use case::Case;
+pub use results::Results;
+pub use runner::{Settings, run};

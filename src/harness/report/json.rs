@@ -1,0 +1,11 @@
+//! `results.json`: every sample and all metadata, via serde.
+
+use crate::harness::results::Results;
+
+pub fn render(r: &Results) -> String {
+    serde_json::to_string_pretty(r).expect("results serialise")
+}
+
+pub fn parse(text: &str) -> Result<Results, serde_json::Error> {
+    serde_json::from_str(text)
+}

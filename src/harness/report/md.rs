@@ -1,0 +1,66 @@
+//! `results.md` and the README's results section: the machine, the tables,
+//! the charts and how to read them.
+
+use crate::harness::results::Results;
+use crate::harness::table::{grids, markdown};
+
+/// The "how to read this" text shared by the Markdown and HTML reports.
+pub const HOW_TO_READ: &str = "\
+- **Ratio**: median execute time of the engine divided by the median of the base \
+(the `rust` candle, or `walker`) on the same workload, measured in the same run. \
+`4.0×` means four times slower than the base; below `1×` is faster. Ratios from \
+different runs or machines are not comparable cell by cell, but they are far more \
+stable than absolute times.
+- **Geomean**: the geometric mean of a row's ratios over the workloads it ran; \
+rows are sorted by it, fastest first. `n/a` cells (an engine that refuses a \
+program) are left out of its mean.
+- **Noise (±)**: half the width of the 95% confidence interval of the median, \
+relative to the median, from order statistics over the samples. Rounds visit \
+every cell in a shuffled order, so drift of a shared machine hits every engine \
+alike; a difference smaller than the two cells' ± is not a difference.
+- **Per iteration**: the whole execution divided by the workload's hot-loop \
+iteration count; it includes the setup, so short workloads slightly overstate it.
+- **Tiers**: `original` (the ten techniques of the original comparison), \
+`beyond` (techniques it did not have), `fused` (with declared superinstructions), \
+`peer` (real embeddable interpreters), `native` (the Rust candles).
+- Instruction counts (`vm-perf bench --instructions`) are the repeatable \
+complement to these times.";
+
+/// The Markdown body; charts are linked as `{chart_dir}/<name>.svg`.
+pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
+    let h = "#".repeat(level);
+    let mut out = String::new();
+    out.push_str(&format!("{h} Benchmark results\n\n"));
+    out.push_str(&format!("- Machine: {}\n", r.machine.line()));
+    out.push_str(&format!("- Build: {}\n", r.build.line()));
+    out.push_str(&format!(
+        "- Run: {} mode, {} measured rounds after {} warm-up, {:.0} s wall time, every execution verified\n\n",
+        if r.settings.quick { "quick" } else { "full" },
+        r.settings.rounds,
+        r.settings.warmup_rounds,
+        r.wall_seconds
+    ));
+    for g in grids(r) {
+        out.push_str(&markdown(&g));
+        out.push('\n');
+    }
+    let refused: Vec<_> = r
+        .cells
+        .iter()
+        .filter_map(|c| Some((c, c.refused.as_ref()?)))
+        .collect();
+    if !refused.is_empty() {
+        out.push_str("Not applicable:\n\n");
+        for (c, why) in refused {
+            out.push_str(&format!("- `{}` on `{}`: {why}\n", c.subject, c.workload));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("{h}# Charts\n\n"));
+    for (file, _) in super::charts::all(r) {
+        let name = file.trim_end_matches(".svg");
+        out.push_str(&format!("![{name}]({chart_dir}/{file})\n\n"));
+    }
+    out.push_str(&format!("{h}# How to read this\n\n{HOW_TO_READ}\n"));
+    out
+}

@@ -1,0 +1,372 @@
+//! Interleaved, verified timing of every engine on every case, in one process.
+//!
+//! 1. Prepare: each engine that supports a case compiles it once; the result
+//!    is checked against the case's expected value before any timing.
+//! 2. Calibrate: each cell gets a repetition count so one sample lasts about
+//!    `sample_ns`, with the budget shared evenly by all cells.
+//! 3. Rounds: every round visits every cell once, in a freshly shuffled order,
+//!    taking one compile sample and one execute sample. Drift of the machine
+//!    (another process, frequency changes) thus hits every engine alike
+//!    instead of whichever happened to run at the time. The first
+//!    `warmup_rounds` are discarded.
+//!
+//! Every execution — warm-up and calibration included — is compared with the
+//! expected value inside the timed loop; a single wrong value stops the run
+//! with an error naming the engine. The comparison costs one predictable
+//! branch per execution, the same for every engine.
+
+use super::case::{Candle, Case, Subject};
+use super::machine::{Build, Machine};
+use super::results::{Cell, Results, SubjectInfo, WorkloadInfo};
+use super::stats::Summary;
+use crate::engine::{Engine, Executable};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// How long and how carefully to measure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub quick: bool,
+    /// Measured rounds (samples per cell). [`run`] derives it from the
+    /// budget (at most `max_rounds`); the results record the actual count.
+    pub rounds: usize,
+    /// Upper bound of `rounds`.
+    pub max_rounds: usize,
+    /// Target length of one sample in milliseconds. Short samples are
+    /// rarely cut by the scheduler on a busy machine, and many of them
+    /// give the median a tight interval.
+    pub sample_ms: f64,
+    /// Rounds run first and thrown away.
+    pub warmup_rounds: usize,
+    /// Target seconds of sampling for the whole run (all cells, all rounds).
+    pub budget_seconds: f64,
+    /// Seed of the round order shuffles (recorded so a run can be replayed).
+    pub seed: u64,
+}
+
+impl Settings {
+    /// The default run: about 80 s of sampling, up to 301 rounds.
+    pub fn full() -> Settings {
+        Settings {
+            quick: false,
+            rounds: 0,
+            max_rounds: 301,
+            sample_ms: 1.0,
+            warmup_rounds: 3,
+            budget_seconds: 80.0,
+            seed: 0x5eed,
+        }
+    }
+
+    /// `--quick`: about 8 s of sampling, up to 101 rounds.
+    pub fn quick() -> Settings {
+        Settings {
+            quick: true,
+            max_rounds: 101,
+            warmup_rounds: 1,
+            budget_seconds: 8.0,
+            ..Settings::full()
+        }
+    }
+
+    /// Rounds and sample length (ns) for `cells` cells within the budget:
+    /// as many ~`sample_ms` rounds as fit, at least 7, at most `max_rounds`.
+    pub fn plan(&self, cells: usize) -> (usize, f64) {
+        // Compile samples take up to a quarter of an execute sample.
+        let budget = self.budget_seconds * 1e9 / 1.25 / cells.max(1) as f64;
+        let fit = (budget / (self.sample_ms * 1e6)) as usize;
+        let rounds = fit
+            .saturating_sub(self.warmup_rounds)
+            .clamp(7, self.max_rounds.max(7));
+        let sample_ns = (budget / (rounds + self.warmup_rounds) as f64).max(2e5);
+        (rounds, sample_ns)
+    }
+}
+
+/// The run stopped: an engine computed a wrong value (or could not run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrong {
+    pub subject: String,
+    pub workload: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Wrong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}: {}", self.subject, self.workload, self.message)
+    }
+}
+
+impl std::error::Error for Wrong {}
+
+enum Code {
+    Engine(Box<dyn Executable>),
+    Native(Candle),
+}
+
+struct Prepared<'a> {
+    subject: Subject<'a>,
+    case: usize,
+    code: Code,
+    reps: u64,
+    compile_reps: u64,
+    cell: Cell,
+}
+
+impl Prepared<'_> {
+    /// Runs `reps` verified executions; returns elapsed nanoseconds.
+    #[inline(never)]
+    fn time_execute(&mut self, case: &Case, reps: u64) -> Result<f64, Wrong> {
+        let args = black_box(case.args.as_slice());
+        let expected = case.expected;
+        let mut bad = None;
+        let start = Instant::now();
+        match &self.code {
+            Code::Engine(exe) => {
+                for _ in 0..reps {
+                    match exe.execute(args) {
+                        Ok(v) if v == expected => {}
+                        other => {
+                            bad = Some(format!("{other:?}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            Code::Native(f) => {
+                for _ in 0..reps {
+                    let v = f(args);
+                    if v != expected {
+                        bad = Some(format!("Ok({v})"));
+                        break;
+                    }
+                }
+            }
+        }
+        let ns = start.elapsed().as_nanos() as f64;
+        self.cell.verified_executions += reps;
+        match bad {
+            None => Ok(ns),
+            Some(got) => Err(Wrong {
+                subject: self.subject.name().to_string(),
+                workload: case.name.clone(),
+                message: format!("returned {got}, expected Ok({expected})"),
+            }),
+        }
+    }
+
+    /// Compiles `reps` times; returns elapsed nanoseconds.
+    fn time_compile(&self, case: &Case, reps: u64) -> Option<f64> {
+        let Subject::Engine(engine) = self.subject else {
+            return None;
+        };
+        let start = Instant::now();
+        for _ in 0..reps {
+            drop(black_box(engine.compile(black_box(&case.program)).ok()?));
+        }
+        Some(start.elapsed().as_nanos() as f64)
+    }
+}
+
+/// Smallest power of two of repetitions lasting at least `target_ns`.
+fn calibrate(
+    mut timed: impl FnMut(u64) -> Result<f64, Wrong>,
+    target_ns: f64,
+) -> Result<u64, Wrong> {
+    let mut reps = 1u64;
+    loop {
+        let ns = timed(reps)?;
+        if ns >= target_ns / 4.0 || reps >= 1 << 30 {
+            let per = (ns / reps as f64).max(1.0);
+            return Ok(((target_ns / per).round() as u64).max(1));
+        }
+        reps *= 2;
+    }
+}
+
+/// Measures every subject (engines, then the `rust` and `rust_opt` candles
+/// when `candles` is set and the case has them) on every case.
+pub fn run(
+    cases: &[Case],
+    engines: &[&dyn Engine],
+    candles: bool,
+    settings: &Settings,
+    progress: &ProgressBar,
+) -> Result<Results, Wrong> {
+    let started = std::time::SystemTime::now();
+    let wall = Instant::now();
+    let mut subjects: Vec<Subject> = engines.iter().map(|e| Subject::Engine(*e)).collect();
+    if candles && cases.iter().any(|c| c.candles.is_some()) {
+        subjects.push(Subject::Rust);
+        subjects.push(Subject::RustOpt);
+    }
+
+    // 1. Prepare and verify once.
+    let mut cells: Vec<Prepared> = Vec::new();
+    let mut refused: Vec<Cell> = Vec::new();
+    for (ci, case) in cases.iter().enumerate() {
+        for subject in &subjects {
+            let blank = Cell {
+                subject: subject.name().to_string(),
+                workload: case.name.clone(),
+                refused: None,
+                reps_per_sample: 0,
+                execute_ns: Vec::new(),
+                compile_ns: Vec::new(),
+                verified_executions: 0,
+                execute: None,
+                compile: None,
+            };
+            let code = match subject {
+                Subject::Engine(e) => match e
+                    .supports(&case.program)
+                    .and_then(|()| e.compile(&case.program).map_err(|e| e.to_string()))
+                {
+                    Ok(code) => Code::Engine(code),
+                    Err(why) => {
+                        refused.push(Cell {
+                            refused: Some(why),
+                            ..blank
+                        });
+                        continue;
+                    }
+                },
+                Subject::Rust | Subject::RustOpt => match case.candles {
+                    Some((rust, opt)) => Code::Native(if matches!(subject, Subject::Rust) {
+                        rust
+                    } else {
+                        opt
+                    }),
+                    None => continue,
+                },
+            };
+            let mut p = Prepared {
+                subject: *subject,
+                case: ci,
+                code,
+                reps: 1,
+                compile_reps: 1,
+                cell: blank,
+            };
+            p.time_execute(case, 1)?;
+            cells.push(p);
+        }
+    }
+
+    // 2. Calibrate: compile samples get a quarter of an execute sample.
+    let (rounds, sample_ns) = settings.plan(cells.len());
+    let settings = &Settings {
+        rounds,
+        ..settings.clone()
+    };
+    progress.set_length((cells.len() * (settings.rounds + settings.warmup_rounds)) as u64);
+    progress.set_message("calibrating");
+    for p in &mut cells {
+        let case = &cases[p.case];
+        p.reps = calibrate(|r| p.time_execute(case, r), sample_ns)?;
+        p.cell.reps_per_sample = p.reps;
+        if matches!(p.subject, Subject::Engine(_)) {
+            p.compile_reps = calibrate(
+                |r| Ok(p.time_compile(case, r).unwrap_or(0.0)),
+                sample_ns / 4.0,
+            )?;
+        }
+    }
+
+    // 3. Interleaved rounds in shuffled order.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    for round in 0..settings.rounds + settings.warmup_rounds {
+        let warm = round < settings.warmup_rounds;
+        progress.set_message(if warm {
+            "warm-up".to_string()
+        } else {
+            format!(
+                "round {}/{}",
+                round + 1 - settings.warmup_rounds,
+                settings.rounds
+            )
+        });
+        order.shuffle(&mut rng);
+        for &i in &order {
+            let p = &mut cells[i];
+            let case = &cases[p.case];
+            if let Some(ns) = p.time_compile(case, p.compile_reps)
+                && !warm
+            {
+                p.cell.compile_ns.push(ns / p.compile_reps as f64);
+            }
+            let reps = p.reps;
+            let ns = p.time_execute(case, reps)?;
+            if !warm {
+                p.cell.execute_ns.push(ns / reps as f64);
+            }
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+
+    let mut done: Vec<Cell> = cells
+        .into_iter()
+        .map(|p| {
+            let mut c = p.cell;
+            c.execute = Summary::of(&c.execute_ns);
+            c.compile = Summary::of(&c.compile_ns);
+            c
+        })
+        .chain(refused)
+        .collect();
+    // Stable order: by subject as listed, then workload as listed.
+    let pos = |name: &str| {
+        subjects
+            .iter()
+            .position(|s| s.name() == name)
+            .unwrap_or(usize::MAX)
+    };
+    let wpos = |name: &str| {
+        cases
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or(usize::MAX)
+    };
+    done.sort_by_key(|c| (pos(&c.subject), wpos(&c.workload)));
+
+    Ok(Results {
+        machine: Machine::detect(),
+        build: Build::current(),
+        settings: settings.clone(),
+        started_unix: started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        workloads: cases
+            .iter()
+            .map(|c| WorkloadInfo {
+                name: c.name.clone(),
+                description: c.description.clone(),
+                args: c.args.clone(),
+                expected: c.expected,
+                iterations: c.iterations,
+                nodes: c.program.node_count(),
+            })
+            .collect(),
+        subjects: subjects
+            .iter()
+            .map(|s| SubjectInfo {
+                name: s.name().to_string(),
+                tier: s.tier(),
+                summary: match s {
+                    Subject::Engine(e) => e.summary().to_string(),
+                    Subject::Rust => "native Rust candle, every value black-boxed".to_string(),
+                    Subject::RustOpt => "native Rust candle, fully optimised".to_string(),
+                },
+            })
+            .collect(),
+        cells: done,
+    })
+}

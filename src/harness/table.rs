@@ -1,0 +1,173 @@
+//! The result tables, built once as plain grids of strings and rendered
+//! both to the terminal (comfy-table) and to Markdown.
+//!
+//! Rows are engines and candles, fastest first by geometric mean; columns
+//! are workloads. Refused cells read `n/a`.
+
+use super::results::{RUST, Results, WALKER};
+use super::stats::{fmt_ns, fmt_ratio, geomean};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+
+/// A titled table of strings; column 0 names the row, column 1 its tier.
+pub struct Grid {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+const NA: &str = "n/a";
+
+fn header(r: &Results, last: &[&str]) -> Vec<String> {
+    let mut h = vec!["engine".to_string(), "tier".to_string()];
+    h.extend(r.workloads.iter().map(|w| w.name.clone()));
+    h.extend(last.iter().map(|s| s.to_string()));
+    h
+}
+
+fn noise(r: &Results, subject: &str, workload: &str) -> String {
+    match r.cell(subject, workload).and_then(|c| c.execute.as_ref()) {
+        Some(s) => format!(" ±{:.0}%", s.noise() * 100.0),
+        None => String::new(),
+    }
+}
+
+fn geo(r: &Results, subject: &str, base: &str) -> String {
+    if !r.has(base) {
+        return "—".into();
+    }
+    r.geomean_ratio(subject, base).map_or(NA.into(), fmt_ratio)
+}
+
+/// Ratios of median execute time to `base` (`rust` or `walker`), with
+/// each cell's own noise and the geometric means to both bases.
+pub fn ratio_grid(r: &Results, base: &str) -> Option<Grid> {
+    if !r.has(base) {
+        return None;
+    }
+    let title = match base {
+        RUST => "Execute time relative to the `rust` candle (lower is faster; ± is the 95% CI of the median)".to_string(),
+        b => format!("Execute time relative to `{b}` (lower is faster; ± is the 95% CI of the median)"),
+    };
+    let rows = r
+        .ranked()
+        .into_iter()
+        .map(|s| {
+            let mut row = vec![s.name.clone(), s.tier.clone()];
+            for w in &r.workloads {
+                row.push(match r.ratio(&s.name, &w.name, base) {
+                    Some(x) => format!("{}{}", fmt_ratio(x), noise(r, &s.name, &w.name)),
+                    None => NA.into(),
+                });
+            }
+            row.push(geo(r, &s.name, RUST));
+            row.push(geo(r, &s.name, WALKER));
+            row
+        })
+        .collect();
+    Some(Grid {
+        title,
+        header: header(r, &["geomean vs rust", "geomean vs walker"]),
+        rows,
+    })
+}
+
+/// Median execute time per loop iteration.
+pub fn per_iteration_grid(r: &Results) -> Grid {
+    let rows = r
+        .ranked()
+        .into_iter()
+        .map(|s| {
+            let mut row = vec![s.name.clone(), s.tier.clone()];
+            for w in &r.workloads {
+                row.push(match r.per_iteration(&s.name, &w.name) {
+                    Some(ns) => format!("{}{}", fmt_ns(ns), noise(r, &s.name, &w.name)),
+                    None => NA.into(),
+                });
+            }
+            row
+        })
+        .collect();
+    Grid {
+        title: "Median execute time per loop iteration (whole program time ÷ iterations)".into(),
+        header: header(r, &[]),
+        rows,
+    }
+}
+
+/// Median compile time per engine and workload (candles have none).
+pub fn compile_grid(r: &Results) -> Grid {
+    let rows = r
+        .ranked()
+        .into_iter()
+        .filter(|s| s.tier != "native")
+        .map(|s| {
+            let mut row = vec![s.name.clone(), s.tier.clone()];
+            let mut all = Vec::new();
+            for w in &r.workloads {
+                let c = r.cell(&s.name, &w.name).and_then(|c| c.compile.as_ref());
+                row.push(c.map_or(NA.into(), |c| fmt_ns(c.median)));
+                all.extend(c.map(|c| c.median));
+            }
+            row.push(geomean(all).map_or(NA.into(), fmt_ns));
+            row
+        })
+        .collect();
+    Grid {
+        title: "Median compile time".into(),
+        header: header(r, &["geomean"]),
+        rows,
+    }
+}
+
+/// Every grid a report shows, in order.
+pub fn grids(r: &Results) -> Vec<Grid> {
+    let mut g = Vec::new();
+    g.extend(ratio_grid(r, RUST));
+    g.extend(ratio_grid(r, WALKER));
+    g.push(per_iteration_grid(r));
+    g.push(compile_grid(r));
+    g
+}
+
+/// The grid as a terminal table.
+pub fn terminal(grid: &Grid) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(grid.header.iter().map(Cell::new));
+    for row in &grid.rows {
+        t.add_row(row.iter().map(Cell::new));
+    }
+    for i in 2..grid.header.len() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!("{}\n{t}\n", grid.title)
+}
+
+/// The grid as a Markdown table.
+pub fn markdown(grid: &Grid) -> String {
+    let esc = |s: &str| s.replace('|', "\\|");
+    let mut out = format!(
+        "**{}**\n\n| {} |\n",
+        grid.title,
+        grid.header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    out.push('|');
+    for i in 0..grid.header.len() {
+        out.push_str(if i < 2 { " :--- |" } else { " ---: |" });
+    }
+    out.push('\n');
+    for row in &grid.rows {
+        out.push_str(&format!(
+            "| {} |\n",
+            row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    out
+}

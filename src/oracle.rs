@@ -1,0 +1,138 @@
+//! The differential oracle the fuzzers and their regression tests share.
+//!
+//! A program is first run by the budgeted walker
+//! ([`eval_traced`]); if it finishes within the step budget, every registered
+//! engine that [`Engine::supports`] it must compile it and return the same
+//! value. An engine with an [`Engine::exact_magnitude`] is only held to the
+//! walker's answer when no intermediate value exceeded that magnitude.
+//! A disagreement is a panic, which is what a fuzzer reports as a finding.
+//!
+//! Programs the budget cuts off are simply not compared: no engine has a step
+//! counter, and the oracle must not make one hang.
+
+use crate::engine::{Engine, engines};
+use crate::engines::walker::{BudgetError, eval_traced};
+use crate::front::{decode, program::Program};
+
+/// Walker steps (nodes evaluated) a program may take to be compared.
+pub const STEP_BUDGET: u64 = 200_000;
+
+/// Programs reading more arguments than this are not run (the argument
+/// vector would have to be built for them).
+pub const MAX_ARGS: usize = 64;
+
+/// The arguments the text oracle runs a program with: small, negative and
+/// extreme values, so loops run a few times and `+` wraps.
+pub fn default_args(count: usize) -> Vec<i64> {
+    const POOL: [i64; 8] = [3, -2, 7, 0, 1, i64::MAX, 5, i64::MIN];
+    (0..count).map(|i| POOL[i % POOL.len()]).collect()
+}
+
+/// What the oracle did with one input (for statistics, never an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not UTF-8, not parseable, or not valid: nothing to run.
+    Rejected,
+    /// Needs more than [`MAX_ARGS`] arguments.
+    TooManyArgs,
+    /// The walker ran out of steps: engines were not run.
+    OutOfSteps,
+    /// Walker finished; this many engines agreed with it.
+    Agreed(usize),
+}
+
+/// The arguments a source file asks for in a `// args: A B ...` header line
+/// (as workloads and fuzz regressions carry), if there is one.
+pub fn header_args(text: &str) -> Option<Vec<i64>> {
+    let line = text
+        .lines()
+        .take_while(|l| l.starts_with("//"))
+        .find_map(|l| l.strip_prefix("// args:"))?;
+    line.split_whitespace().map(|a| a.parse().ok()).collect()
+}
+
+/// Raw bytes as a source file: decode → parse → validate → [`check_program`]
+/// with the `// args:` header's arguments if there are enough of them, else
+/// [`default_args`]. Panics when an engine disagrees.
+pub fn check_source(bytes: &[u8]) -> Outcome {
+    let Ok(text) = decode("fuzz", bytes.to_vec()) else {
+        return Outcome::Rejected;
+    };
+    let Ok(expr) = crate::front::parser::parse(&text) else {
+        return Outcome::Rejected;
+    };
+    let Ok(program) = Program::validate(expr) else {
+        return Outcome::Rejected;
+    };
+    if program.arg_count() > MAX_ARGS {
+        return Outcome::TooManyArgs;
+    }
+    let args = match header_args(&text) {
+        Some(args) if args.len() >= program.arg_count() => args,
+        _ => default_args(program.arg_count()),
+    };
+    check_program(&program, &args)
+}
+
+/// Runs `program` on the budgeted walker and, if it finishes, on every
+/// engine that supports it. Panics when an engine disagrees or fails to
+/// compile a program it claims to support.
+pub fn check_program(program: &Program, args: &[i64]) -> Outcome {
+    let (want, magnitude) = match eval_traced(program, args, STEP_BUDGET) {
+        Ok(r) => r,
+        Err(BudgetError::OutOfSteps) => return Outcome::OutOfSteps,
+        Err(BudgetError::Args(e)) => panic!("oracle called with too few arguments: {e}"),
+    };
+    let mut agreed = 0;
+    for engine in engines() {
+        if !comparable(*engine, program, magnitude) {
+            continue;
+        }
+        let code = engine.compile(program).unwrap_or_else(|e| {
+            panic!(
+                "engine `{}` supports but cannot compile: {e}",
+                engine.name()
+            )
+        });
+        let got = code.execute(args).expect("arguments were checked");
+        assert_eq!(
+            got,
+            want,
+            "engine `{}` disagrees with walker on\n{}\nargs {args:?}",
+            engine.name(),
+            crate::front::printer::print(program.expr())
+        );
+        agreed += 1;
+    }
+    Outcome::Agreed(agreed)
+}
+
+fn comparable(engine: &dyn Engine, program: &Program, magnitude: u64) -> bool {
+    engine.supports(program).is_ok() && engine.exact_magnitude().is_none_or(|m| magnitude <= m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_pass_the_oracle() {
+        for w in crate::workloads::WORKLOADS {
+            let outcome = check_source(w.source.as_bytes());
+            assert!(
+                matches!(outcome, Outcome::Agreed(_) | Outcome::OutOfSteps),
+                "{}: {outcome:?}",
+                w.name
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_and_endless_loops_are_not_compared() {
+        assert_eq!(check_source(b"\xff"), Outcome::Rejected);
+        assert_eq!(check_source(b"1 +"), Outcome::Rejected);
+        assert_eq!(check_source(b"while 1 {}"), Outcome::OutOfSteps);
+        assert_eq!(check_source(b"arg(1000)"), Outcome::TooManyArgs);
+        assert!(matches!(check_source(b"arg(2) + 1"), Outcome::Agreed(n) if n >= 1));
+    }
+}

@@ -1,0 +1,207 @@
+//! Tests of the measurement harness itself (never of timings): it verifies
+//! every result, rejects a wrong engine, its JSON round-trips, and its HTML
+//! has a chart per workload.
+
+use indicatif::ProgressBar;
+use vm_perf::harness::report::{self, charts, html, json};
+use vm_perf::harness::{Case, Settings, run};
+use vm_perf::workloads::{WORKLOADS, workload};
+use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
+
+fn tiny() -> Settings {
+    Settings {
+        quick: true,
+        rounds: 0,
+        max_rounds: 7,
+        sample_ms: 0.2,
+        warmup_rounds: 1,
+        budget_seconds: 0.02,
+        seed: 1,
+    }
+}
+
+/// An engine that compiles anything and answers `walker + 1`.
+struct OffByOne;
+struct OffByOneCode(Box<dyn Executable>);
+
+impl Engine for OffByOne {
+    fn name(&self) -> &'static str {
+        "off_by_one"
+    }
+    fn tier(&self) -> Tier {
+        Tier::Beyond
+    }
+    fn summary(&self) -> &'static str {
+        "deliberately wrong"
+    }
+    fn exact_magnitude(&self) -> Option<u64> {
+        None
+    }
+    fn supports(&self, _: &Program) -> Result<(), String> {
+        Ok(())
+    }
+    fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
+        Ok(Box::new(OffByOneCode(engines()[0].compile(program)?)))
+    }
+}
+
+impl Executable for OffByOneCode {
+    fn arg_count(&self) -> usize {
+        self.0.arg_count()
+    }
+    fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
+        self.0.execute(args).map(|v| v.wrapping_add(1))
+    }
+    fn show(&self) -> String {
+        self.0.show()
+    }
+}
+
+/// An engine that refuses every program.
+struct Picky;
+
+impl Engine for Picky {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+    fn tier(&self) -> Tier {
+        Tier::Peer
+    }
+    fn summary(&self) -> &'static str {
+        "refuses everything"
+    }
+    fn exact_magnitude(&self) -> Option<u64> {
+        None
+    }
+    fn supports(&self, _: &Program) -> Result<(), String> {
+        Err("nothing is good enough".into())
+    }
+    fn compile(&self, _: &Program) -> Result<Box<dyn Executable>, CompileError> {
+        Err(CompileError("refused".into()))
+    }
+}
+
+fn sum_case() -> Vec<Case> {
+    vec![Case::builtin(workload("sum").unwrap())]
+}
+
+#[test]
+fn a_wrong_engine_stops_the_run() {
+    let walker = engines()[0];
+    let err = run(
+        &sum_case(),
+        &[walker, &OffByOne],
+        true,
+        &tiny(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err();
+    assert_eq!(err.subject, "off_by_one");
+    assert_eq!(err.workload, "sum");
+    assert!(err.message.contains("130001"), "{err}");
+}
+
+#[test]
+fn every_execution_is_verified_and_refusals_are_na() {
+    let walker = engines()[0];
+    let r = run(
+        &sum_case(),
+        &[walker, &Picky],
+        true,
+        &tiny(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    let w = r.cell("walker", "sum").unwrap();
+    assert_eq!(r.settings.rounds, 7);
+    assert_eq!(w.execute_ns.len(), 7);
+    assert_eq!(w.compile_ns.len(), 7);
+    // Warm-up, calibration and rounds all count as verified executions.
+    assert!(w.verified_executions > 8 * w.reps_per_sample);
+    assert!(r.cell("rust", "sum").unwrap().execute.is_some());
+    assert!(r.cell("rust_opt", "sum").is_some());
+    let p = r.cell("picky", "sum").unwrap();
+    assert_eq!(p.refused.as_deref(), Some("nothing is good enough"));
+    assert!(p.execute.is_none());
+    assert_eq!(r.ratio("walker", "sum", "walker"), Some(1.0));
+    let md = report::md::render(&r, "charts", 1);
+    assert!(md.contains("n/a") && md.contains("| peer |"), "{md}");
+}
+
+#[test]
+fn json_round_trips() {
+    let r = run(
+        &sum_case(),
+        &[engines()[0]],
+        true,
+        &tiny(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    let text = json::render(&r);
+    assert_eq!(json::parse(&text).unwrap(), r);
+    assert!(text.contains("\"rustc\"") && text.contains("\"cpu\""));
+}
+
+#[test]
+fn html_has_a_chart_per_workload_and_files_are_written() {
+    let cases: Vec<Case> = WORKLOADS.iter().map(Case::builtin).collect();
+    let r = run(
+        &cases,
+        &[engines()[0]],
+        true,
+        &tiny(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    let page = html::render(&r);
+    for w in WORKLOADS {
+        let id = format!(
+            "id=\"chart-{}\"",
+            charts::file_name(w.name).trim_end_matches(".svg")
+        );
+        let at = page
+            .find(&id)
+            .unwrap_or_else(|| panic!("no chart for {}", w.name));
+        assert!(
+            page[at..]
+                .trim_start_matches(&id)
+                .trim_start_matches(">")
+                .trim_start()
+                .starts_with("<svg"),
+            "{}",
+            w.name
+        );
+    }
+    assert!(page.contains("id=\"chart-geomean\""));
+    assert!(
+        !page.contains("src=\"http"),
+        "the page must be self-contained"
+    );
+
+    let dir = std::env::temp_dir().join(format!("vm-perf-report-test-{}", std::process::id()));
+    let written = report::write_all(&r, &dir).unwrap();
+    for f in [
+        "results.json",
+        "results.csv",
+        "results.md",
+        "index.html",
+        "charts/geomean.svg",
+    ] {
+        assert!(written.contains(&dir.join(f)), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * WORKLOADS.len());
+
+    let readme = dir.join("README.md");
+    std::fs::write(
+        &readme,
+        "# Title\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\nTail\n",
+    )
+    .unwrap();
+    report::update_readme(&r, &readme, "docs/results").unwrap();
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(text.starts_with("# Title") && text.ends_with("Tail\n") && !text.contains("\nold\n"));
+    assert!(text.contains("](docs/results/sum.svg)") && dir.join("docs/results/sum.svg").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,76 @@
+//! `vm-perf run --timeout` stops a program that never ends, on every
+//! registered engine, with exit status 124 and a one-line message; a program
+//! that ends in time is not disturbed. (The guard is a watchdog thread, so
+//! no engine's loop carries a check: see `src/guard.rs`.)
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vm_perf::guard::TIMEOUT_EXIT_CODE;
+
+fn run(engine: &str, timeout: &str, source: &str) -> (Option<i32>, String, String, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
+        .args(["run", "--engine", engine, "--timeout", timeout, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(source.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stdout, stderr, started.elapsed())
+}
+
+#[test]
+fn an_endless_loop_is_stopped_on_every_engine() {
+    for engine in vm_perf::engines() {
+        let name = engine.name();
+        let (code, stdout, stderr, took) = run(name, "0.2", "while 1 {}");
+        assert_eq!(code, Some(i32::from(TIMEOUT_EXIT_CODE)), "{name}: {stderr}");
+        assert_eq!(stdout, "", "{name}");
+        assert_eq!(
+            stderr.lines().next().unwrap_or(""),
+            format!(
+                "vm-perf: error: `-` on engine `{name}` did not finish within 0.200 s (stopped by --timeout)"
+            ),
+        );
+        // Generous: only catches a guard that does not fire at all.
+        assert!(took < Duration::from_secs(30), "{name} took {took:?}");
+    }
+}
+
+#[test]
+fn a_program_that_ends_in_time_is_not_disturbed() {
+    for engine in vm_perf::engines() {
+        let (code, stdout, stderr, _) = run(
+            engine.name(),
+            "60",
+            "let i = 1000; while i { i = i + -1 }; 7",
+        );
+        assert_eq!(
+            (code, stdout.as_str()),
+            (Some(0), "7\n"),
+            "{}: {stderr}",
+            engine.name()
+        );
+    }
+}
+
+#[test]
+fn help_documents_the_exit_status() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--timeout <SECS>"), "{help}");
+    assert!(help.contains("124"), "{help}");
+}
