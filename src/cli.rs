@@ -188,6 +188,16 @@ fn run(out: &mut impl Write, engine: &str, file: &str, args: &[String]) -> Resul
             writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
             continue;
         }
+        if out_of_range(*engine, &program, &args).is_some() {
+            let limit = engine.exact_magnitude().unwrap_or(u64::MAX);
+            writeln!(
+                out,
+                "{} skipped: a value exceeds its exact range {limit}",
+                engine.name()
+            )
+            .map_err(io)?;
+            continue;
+        }
         let value = run_on(*engine, &program, &args)?;
         writeln!(out, "{} {value}", engine.name()).map_err(io)?;
         if value != reference {
@@ -241,6 +251,10 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
         write!(out, "{:width$}", engine.name()).map_err(io)?;
         for w in WORKLOADS {
             let program = w.program()?;
+            if let Some(why) = out_of_range(*engine, &program, &w.args()) {
+                write!(out, " {why:>14}").map_err(io)?;
+                continue;
+            }
             let cell = match run_on(*engine, &program, &w.args()) {
                 Ok(v) if v == w.expected() => v.to_string(),
                 Ok(v) => {
@@ -258,4 +272,18 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
         return fail(format!("{wrong} results differ from the expected values"));
     }
     Ok(())
+}
+
+/// Why `engine` is not expected to match walker on this run: it refuses the
+/// program, or a value on the way is beyond its exact range (LuaJIT's
+/// doubles). `None`: it must agree.
+fn out_of_range(engine: &dyn Engine, program: &Program, args: &[i64]) -> Option<&'static str> {
+    if engine.supports(program).is_err() {
+        return Some("unsupported");
+    }
+    let limit = engine.exact_magnitude()?;
+    match crate::engines::walker::eval_traced(program, args, u64::MAX) {
+        Ok((_, magnitude)) if magnitude > limit => Some("inexact"),
+        _ => None,
+    }
 }
