@@ -13,7 +13,7 @@
 //! compiler are mature, but every call crosses the C API and every value is a
 //! tagged `TValue`.
 
-use super::lua_source::{Dialect, translate};
+use super::lua_source::{Dialect, check, translate};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::program::Program;
 use mlua::{Function, Lua, LuaOptions, StdLib, Value, Variadic};
@@ -35,7 +35,7 @@ impl Technique for Lua54 {
     type Code = Code;
 
     fn supports(program: &Program) -> Result<(), String> {
-        translate(program, Dialect::Lua54).map(|_| ())
+        check(program)
     }
 
     fn compile(program: &Program) -> Result<Code, CompileError> {

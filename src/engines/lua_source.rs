@@ -44,9 +44,12 @@ pub const ARG_PARAMS: usize = 16;
 /// `Let` levels kept in Lua locals; deeper levels live in the spill table.
 pub const LOCAL_LEVELS: usize = 80;
 /// Active locals beyond which new temporaries go to the spill table `T`.
-pub const SPILL_TEMPS_AT: usize = 150;
+/// With at most [`LOCAL_LEVELS`] `Let` locals on top, a function never has
+/// more than 181 locals active: under Lua's 200, and with [`MAX_PARENS`]
+/// expression registers under LuaJIT's 250 slots.
+pub const SPILL_TEMPS_AT: usize = 100;
 /// Deepest parenthesised nesting of one expression before it is split.
-pub const MAX_PARENS: usize = 24;
+pub const MAX_PARENS: usize = 8;
 /// Largest block nesting plus expression nesting we hand to Lua. Its parser
 /// stops at 200 C levels, some of which the chunk and the call take: both
 /// Lua 5.4 and LuaJIT load 193 of our levels and refuse 198 (measured by
@@ -65,7 +68,55 @@ pub struct LuaSource {
     pub active: usize,
 }
 
-/// Translates `program`; `Err` if the result would exceed Lua's limits.
+/// Whether the translation stays within Lua's parser limits, decided without
+/// translating and without recursion (so it is cheap and safe on any stack):
+/// the deepest block nesting the translation opens, plus [`MAX_PARENS`] for
+/// an expression inside it, must stay within [`MAX_LEVELS`]. Locals need no
+/// check: temporaries spill past [`SPILL_TEMPS_AT`], `Let`s past
+/// [`LOCAL_LEVELS`].
+pub fn check(program: &Program) -> Result<(), String> {
+    // (node, blocks open around it, runs to the end of its block, scope)
+    let mut todo = vec![(program.expr(), 1usize, true, 0usize)];
+    let mut deepest = 1;
+    while let Some((e, blocks, tail, scope)) = todo.pop() {
+        deepest = deepest.max(blocks);
+        match e {
+            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
+            Expr::Add(a, b) => {
+                todo.push((a, blocks, false, scope));
+                todo.push((b, blocks, false, scope));
+            }
+            Expr::Then(a, b) => {
+                todo.push((a, blocks, false, scope));
+                todo.push((b, blocks, tail, scope));
+            }
+            Expr::Set(_, v) => todo.push((v, blocks, false, scope)),
+            Expr::While(c, body) => {
+                todo.push((c, blocks + 1, false, scope));
+                todo.push((body, blocks + 1, true, scope));
+            }
+            Expr::Let(init, body) => {
+                // As `Gen::stmt`/`Gen::value`: a `do` block unless the
+                // binding runs to the end of its block or is spilled.
+                let inner = blocks + (!tail && scope < LOCAL_LEVELS) as usize;
+                todo.push((init, inner, false, scope));
+                todo.push((body, inner, true, scope + 1));
+            }
+        }
+    }
+    let levels = deepest + MAX_PARENS + 1;
+    if levels > MAX_LEVELS {
+        return Err(format!(
+            "the Lua translation nests {deepest} blocks deep; Lua's parser allows about {}",
+            MAX_LEVELS - MAX_PARENS - 1
+        ));
+    }
+    Ok(())
+}
+
+/// Translates `program`; `Err` if the result would exceed Lua's limits
+/// (never for a program [`check`] accepts). Recursive: at most
+/// [`crate::MAX_DEPTH`] frames of a few hundred bytes.
 pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, String> {
     let args_in_table = program.arg_count() > ARG_PARAMS;
     let mut g = Gen {
@@ -516,7 +567,7 @@ mod tests {
         }
         let p = compile_source("t.vm", &src).unwrap();
         let s = translate(&p, Dialect::LuaJit).unwrap();
-        assert!(s.levels <= MAX_PARENS + 3, "{}", s.levels);
+        assert!(s.levels <= MAX_PARENS + 2, "{}", s.levels);
     }
 
     #[test]
@@ -526,6 +577,7 @@ mod tests {
             src = format!("while 0 {{ {src} }}");
         }
         let p = compile_source("t.vm", &src).unwrap();
+        assert!(check(&p).is_err());
         assert!(translate(&p, Dialect::Lua54).is_err());
     }
 }

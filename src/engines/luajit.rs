@@ -22,7 +22,7 @@
 //! Trade-off: a tracing JIT with a famously fast interpreter behind it, at the
 //! price of doubles for numbers and a process boundary for us.
 
-use super::lua_source::{Dialect, translate};
+use super::lua_source::{Dialect, check, translate};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::program::Program;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -73,7 +73,7 @@ pub(super) fn supports(program: &Program) -> Result<(), String> {
             program.node_count()
         ));
     }
-    translate(program, Dialect::LuaJit).map(|_| ())
+    check(program)
 }
 
 /// Shared with `luajit_interp`: loads the program in the helper's JIT-on or

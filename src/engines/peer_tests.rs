@@ -186,7 +186,7 @@ fn let_chain(n: usize) -> Expr {
 
 #[test]
 fn many_locals_spill() {
-    for n in [50, 99, 100, 101, 150, 400, 900] {
+    for n in [50, 79, 80, 81, 99, 100, 101, 150, 400, 900] {
         check(&Program::validate(let_chain(n)).unwrap(), &[]);
     }
     // Locals in value position open blocks; deep ones still fit.
@@ -246,21 +246,22 @@ fn nested_whiles(n: usize) -> Program {
 fn lua_nesting_limits_are_declared_not_hit() {
     // Everything a Lua peer accepts must load; what it refuses, it says so.
     // Measured: Lua 5.4 and LuaJIT load 190 nested loops here (193 levels)
-    // and stop at 195 (198 levels); we accept up to MAX_LEVELS = 188.
+    // and stop at 195 (198 levels). `check` keeps room for an expression of
+    // MAX_PARENS levels in the innermost block: 177 loops are accepted.
     for engine in peers().into_iter().filter(|e| e.name().starts_with("lua")) {
         assert!(
-            engine.supports(&nested_whiles(185)).is_ok(),
+            engine.supports(&nested_whiles(177)).is_ok(),
             "{}",
             engine.name()
         );
         assert!(
-            engine.supports(&nested_whiles(186)).is_err(),
+            engine.supports(&nested_whiles(178)).is_err(),
             "{}",
             engine.name()
         );
     }
     let mut accepted = 0;
-    for n in [10, 60, 100, 170, 185, 186, 200, 300] {
+    for n in [10, 60, 100, 170, 177, 178, 190, 200, 300] {
         let p = nested_whiles(n);
         assert_eq!(eval_traced(&p, &[], u64::MAX).unwrap().0, 1);
         for engine in peers() {
