@@ -241,7 +241,17 @@ macro_rules! for_each_engine {
             walker: $crate::engines::walker::Walker,
             bytecode: $crate::engines::bytecode::Bytecode,
             closures: $crate::engines::closures::Closures,
+            stack_closures: $crate::engines::stack_closures::StackClosures,
+            tape_closures: $crate::engines::tape_closures::TapeClosures,
+            register_closures: $crate::engines::register_closures::RegisterClosures,
+            bytecode_closures: $crate::engines::bytecode_closures::BytecodeClosures,
+            closure_continuations: $crate::engines::closure_continuations::ClosureContinuations,
+            closure_stack_continuations: $crate::engines::closure_stack_continuations::ClosureStackContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
+            register_bytecode: $crate::engines::register_bytecode::RegisterBytecode,
+            #[cfg(feature = "jit")]
+            jit: $crate::engines::jit::Jit,
+            register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             #[cfg(feature = "lua54")]
             lua54: $crate::engines::lua54::Lua54,
             #[cfg(feature = "luajit")]

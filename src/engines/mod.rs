@@ -3,12 +3,21 @@
 //! time, how control flows, and the trade-off.
 
 pub mod bytecode;
+pub mod bytecode_closures;
+pub mod closure_continuations;
+pub mod closure_stack_continuations;
 pub mod closures;
-pub mod tape_continuations;
-pub mod walker;
-
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(feature = "jit")]
+pub mod jit;
+pub mod register_bytecode;
+pub mod register_bytecode_fused;
+pub mod register_closures;
+pub mod stack_closures;
+pub mod tape_closures;
+pub mod tape_continuations;
+pub mod walker;
 
 // Peers: real interpreters fed the same validated AST (cargo features).
 #[cfg(feature = "lua54")]

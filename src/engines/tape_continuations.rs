@@ -128,7 +128,7 @@ pub(crate) type Handler =
     unsafe fn(ip: *const Op, fp: *mut i64, args: *const i64, acc: i64, r0: i64, r1: i64) -> Exit;
 
 /// One tape cell: the handler and its operand (slot, index, literal or
-/// relative jump distance).
+/// relative jump distance in bytes).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Op {
@@ -139,7 +139,8 @@ pub(crate) struct Op {
 impl Instr {
     /// The tape cell for this instruction at tape position `at`.
     fn op(self, at: usize) -> Op {
-        let rel = |t: usize| t as i64 - at as i64;
+        // Jump distances are stored in bytes, saving the handler a scale.
+        let rel = |t: usize| (t as i64 - at as i64) * size_of::<Op>() as i64;
         let (handler, operand): (Handler, i64) = match self {
             Instr::Lit(n) => (lit, n),
             Instr::Arg(i) => (arg, i as i64),
@@ -344,7 +345,7 @@ unsafe fn jump_if_not_pos(
     // SAFETY: `verify` checked the target is a later op of the same tape;
     // the handler contract carries over to it.
     unsafe {
-        let ip = ip.offset(rel);
+        let ip = ip.byte_offset(rel);
         ((*ip).handler)(ip, fp, args, acc, r0, r1)
     }
 }
@@ -358,7 +359,7 @@ unsafe fn loop_back(ip: *const Op, fp: *mut i64, _: *const i64, _: i64, r0: i64,
     unsafe {
         *fp.add(SAVE_BASE) = r0;
         *fp.add(SAVE_BASE + 1) = r1;
-        (ip.offset(rel), 0)
+        (ip.byte_offset(rel), 0)
     }
 }
 
@@ -749,6 +750,34 @@ pub(crate) mod testkit {
         assert_eq!(v, 7);
     }
 
+    /// A shallow program with a very long straight line (400,000 steps in
+    /// balanced blocks), compiled, run and dropped on a 256 KiB stack: the
+    /// continuation engines' chains must be jumps, and dropping them must
+    /// not recurse per step.
+    pub fn long_straight_line(name: &str) {
+        let name = name.to_string();
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                fn tree(n: usize) -> Expr {
+                    if n == 1 {
+                        return Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)));
+                    }
+                    Expr::then(tree(n / 2), tree(n - n / 2))
+                }
+                let n = 200_000;
+                let e = Expr::let_(Expr::Arg(0), Expr::then(tree(n), Expr::Get(0)));
+                let p = Program::validate(e).unwrap();
+                let code = engine(&name).unwrap().compile(&p).unwrap();
+                assert_eq!(code.execute(&[5]).unwrap(), n as i64 + 5, "{name}");
+                drop(code);
+                drop(p);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     /// Programs at the depth limit, compiled and run on a 2 MiB stack.
     pub fn deep_programs(name: &str) {
         let name = name.to_string();
@@ -808,6 +837,11 @@ mod tests {
     #[test]
     fn deep_programs() {
         testkit::deep_programs(NAME);
+    }
+
+    #[test]
+    fn long_straight_line() {
+        testkit::long_straight_line(NAME);
     }
 
     #[test]

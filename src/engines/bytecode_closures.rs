@@ -1,0 +1,199 @@
+//! `bytecode_closures` — a mix of `bytecode` and `closures`: a flat array of
+//! instruction-like closures, run by a loop with an instruction pointer.
+//!
+//! **Compile** first produces and verifies exactly the instruction list of
+//! [`bytecode`] (the same stack discipline, rotated loops
+//! and resolved local slots), then turns each instruction into one
+//! `Box<dyn Fn(&mut Vm) -> usize>` that captures its operands — and its own
+//! successor's address — and returns the address to run next: `ip + 1` for
+//! straight-line work, the target for a taken jump, and an address past the
+//! end for `return`. There is no opcode left to decode at run time.
+//! **Values** live on a value stack and **locals** in slots, one buffer per
+//! execute sized exactly as for `bytecode` ([`Program::max_locals`] slots,
+//! then the verified maximum stack height).
+//! **Control**: `while let Some(f) = code.get(ip) { ip = f(&mut vm) }`. The
+//! bounds check doubles as the halt test, so dispatch needs no `unsafe`;
+//! the closures' unchecked stack and local accesses are sound because the
+//! loop runs them exactly along paths the bytecode verifier followed, at
+//! the stack heights it computed.
+//!
+//! Trade-off: one indirect call per instruction instead of a `match` on an
+//! opcode; the call can't be inlined and every value still goes through
+//! memory, so it competes with `bytecode` rather than with `closures`.
+
+use super::bytecode::{self, Chunk, Op};
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::program::Program;
+
+pub struct BytecodeClosures;
+
+/// The machine state the instruction closures share.
+///
+/// Invariant (upheld by [`BytecodeClosures::execute`], the only place a `Vm`
+/// is made, and by running closures only in verified order): `args` points
+/// at the program's `arg_count` values, `locals` at the chunk's local slots,
+/// and `sp` (the next free stack slot) sits at the verified stack height of
+/// the instruction about to run, within a stack of `max_stack` slots.
+pub struct Vm {
+    args: *const i64,
+    locals: *mut i64,
+    sp: *mut i64,
+}
+
+impl Vm {
+    /// # Safety
+    ///
+    /// The verified height after this push is at most `max_stack`.
+    #[inline(always)]
+    unsafe fn push(&mut self, v: i64) {
+        // SAFETY: the caller's promise: `sp` is below the stack's end.
+        unsafe {
+            *self.sp = v;
+            self.sp = self.sp.add(1);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The verified height before this pop is at least 1.
+    #[inline(always)]
+    unsafe fn pop(&mut self) -> i64 {
+        // SAFETY: the caller's promise: a value sits below `sp`.
+        unsafe {
+            self.sp = self.sp.sub(1);
+            *self.sp
+        }
+    }
+}
+
+type Instr = Box<dyn Fn(&mut Vm) -> usize>;
+
+/// The compiled program: one closure per verified instruction, plus the
+/// instructions themselves for sizes and `show`.
+pub struct Code {
+    instrs: Vec<Instr>,
+    chunk: Chunk,
+}
+
+/// Returned by `return`: no instruction lives there, so the loop stops.
+const HALT: usize = usize::MAX;
+
+// SAFETY (for every `unsafe` block in the closures below): the verifier
+// accepted the instruction at `ip` with its operand — slots below the local
+// count, argument indices below `arg_count`, a stack height that neither
+// underflows nor exceeds `max_stack` — and the `Vm` invariant puts `sp` at
+// exactly that height when the closure runs.
+fn instr(ip: usize, op: Op) -> Instr {
+    let next = ip + 1;
+    match op {
+        // SAFETY: verified: the push stays within `max_stack`.
+        Op::Push(n) => Box::new(move |vm| unsafe {
+            vm.push(n);
+            next
+        }),
+        // SAFETY: verified: `i < arg_count`, the push stays within `max_stack`.
+        Op::Arg(i) => Box::new(move |vm| unsafe {
+            vm.push(*vm.args.add(i));
+            next
+        }),
+        // SAFETY: verified: `s` < local slots, the push stays within `max_stack`.
+        Op::Get(s) => Box::new(move |vm| unsafe {
+            vm.push(*vm.locals.add(s));
+            next
+        }),
+        // SAFETY: verified: `s` < local slots, one value to pop.
+        Op::Store(s) => Box::new(move |vm| unsafe {
+            *vm.locals.add(s) = vm.pop();
+            next
+        }),
+        // SAFETY: verified: two values to pop, one pushed back.
+        Op::Add => Box::new(move |vm| unsafe {
+            let b = vm.pop();
+            let top = vm.sp.sub(1);
+            *top = (*top).wrapping_add(b);
+            next
+        }),
+        Op::Jump(t) => Box::new(move |_| t),
+        // SAFETY: verified: one value to pop; `t` and `next` are in range.
+        Op::JumpIfPositive(t) => Box::new(move |vm| if unsafe { vm.pop() } > 0 { t } else { next }),
+        // The value stays on the stack for `execute` to take.
+        Op::Return => Box::new(|_| HALT),
+    }
+}
+
+impl Technique for BytecodeClosures {
+    const NAME: &'static str = "bytecode_closures";
+    const TIER: Tier = Tier::Original;
+    const SUMMARY: &'static str = "one closure per bytecode instruction, run by an ip loop";
+    type Code = Code;
+
+    fn compile(program: &Program) -> Result<Code, CompileError> {
+        let chunk = bytecode::compile_chunk(program)?;
+        let instrs = chunk
+            .ops()
+            .iter()
+            .enumerate()
+            .map(|(ip, &op)| instr(ip, op))
+            .collect();
+        Ok(Code { instrs, chunk })
+    }
+
+    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        let (locals_len, max_stack) = (code.chunk.locals(), code.chunk.max_stack());
+        // Locals first, then the value stack, in one allocation.
+        let mut frame = vec![0i64; locals_len + max_stack];
+        let locals = frame.as_mut_ptr();
+        // SAFETY: `locals_len` is within `frame`.
+        let sp = unsafe { locals.add(locals_len) };
+        // The `Vm` invariant at ip 0: empty stack, buffers sized from the
+        // verified chunk, the caller covers `arg_count`.
+        let mut vm = Vm {
+            args: args.as_ptr(),
+            locals,
+            sp,
+        };
+        let mut ip = 0;
+        // Each closure returns a verified successor (in range) or HALT.
+        while let Some(f) = code.instrs.get(ip) {
+            ip = f(&mut vm);
+        }
+        // SAFETY: only `return` halts, and the verifier saw ≥ 1 value there.
+        unsafe { vm.pop() }
+    }
+
+    fn show(code: &Code) -> String {
+        format!(
+            "; one closure per instruction, each returning the next ip (`return` halts)\n{}",
+            code.chunk
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::conformance;
+
+    #[test]
+    fn agrees_with_walker() {
+        conformance::agrees_with_walker::<BytecodeClosures>(&[]);
+    }
+
+    #[test]
+    fn deep_programs_fit_in_2_mib() {
+        conformance::deep_programs_fit_in_2_mib::<BytecodeClosures>();
+    }
+
+    #[test]
+    fn long_loop_fits_in_256_kib() {
+        conformance::long_loop_fits_in_256_kib::<BytecodeClosures>();
+    }
+
+    #[test]
+    fn one_closure_per_instruction() {
+        let p = crate::front::compile_source("t", "let n = 3; while n { n = n + -1 }").unwrap();
+        let code = BytecodeClosures::compile(&p).unwrap();
+        assert_eq!(code.instrs.len(), code.chunk.ops().len());
+        assert!(BytecodeClosures::show(&code).contains("jump>0"));
+    }
+}

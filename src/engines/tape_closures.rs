@@ -1,0 +1,376 @@
+//! `tape_closures` — closures with no captured environment: plain `fn`
+//! handlers that read their operands from a tape of static data at run time.
+//!
+//! **Compile** lays the tree out in pre-order on one flat tape of 8-byte
+//! [`Word`]s. A node is its handler's `fn` pointer followed by its operands:
+//!
+//! | node | words |
+//! |---|---|
+//! | `Litr` | `litr`, value |
+//! | `Arg` | `arg`, index |
+//! | `Get` / `Set` | `get`/`set`, slot (`Set`'s value follows) |
+//! | `Add` / `Then` | `add`/`then`, offset of the 2nd child (the 1st follows) |
+//! | `Let` | `let`, slot, offset of the body (the init follows) |
+//! | `While` | `while`, offset of the body (the condition follows) |
+//!
+//! Offsets are relative to the node, so a handler finds a child by pointer
+//! arithmetic from its own address. Nothing is boxed; the handlers are the
+//! same ten functions for every program — what differs is the tape.
+//! **Values** are the handlers' return values, as in `closures`. **Locals**
+//! are slots resolved at compile time (`Get(d)` at scope `s` is slot
+//! `s - 1 - d`) in a buffer of exactly [`Program::max_locals`] slots.
+//! **Control**: a node runs by calling the handler in its first word with
+//! its own address; `While` is a native `loop` in its handler, so native
+//! stack depth is the tree's depth, never the iteration count.
+//!
+//! Trade-off: compile is one allocation and no closure objects, the tape is
+//! dense and cache-friendly, and every call is to one of a few known
+//! functions; in exchange each handler loads its operands from memory.
+
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::ast::Expr;
+use crate::front::program::Program;
+use std::fmt::Write;
+
+pub struct TapeClosures;
+
+/// What every handler runs against.
+///
+/// Invariant (upheld by [`TapeClosures::execute`], the only place an `Env`
+/// is made): `args` points at [`Program::arg_count`] values and `locals` at
+/// [`Program::max_locals`] slots of the program the tape was compiled from.
+pub struct Env {
+    args: *const i64,
+    locals: *mut i64,
+}
+
+/// A node's handler.
+///
+/// Every handler has the same contract (its `# Safety`): `at` points at the
+/// first word of a node on a live tape built by [`TapeClosures::compile`],
+/// and `env` satisfies the [`Env`] invariant for that tape's program.
+type Handler = unsafe fn(at: *const Word, env: &mut Env) -> i64;
+
+/// One tape cell. Which field is live is fixed by the cell's position in the
+/// layout `compile` wrote (see the module docs), and only the handler of
+/// the node owning the cell reads it.
+#[derive(Clone, Copy)]
+pub union Word {
+    op: Handler,
+    int: i64,
+    index: usize,
+}
+
+/// What a tape cell holds, recorded beside the tape for `show` only.
+#[derive(Clone, Copy)]
+enum Role {
+    Op(&'static str),
+    Litr(i64),
+    Arg(usize),
+    Slot(usize),
+    /// A child's position, relative to its node's first word.
+    Child(usize),
+}
+
+/// The compiled program.
+pub struct Tape {
+    words: Vec<Word>,
+    roles: Vec<Role>,
+    locals: usize,
+}
+
+/// Runs the node at `at`.
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+#[inline(always)]
+unsafe fn run(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: `at` is a node's first word, which holds its handler; the
+    // handler's contract is the caller's.
+    unsafe { ((*at).op)(at, env) }
+}
+
+// The handlers. Each one's `# Safety` is the `Handler` contract; each reads
+// only the words `compile` wrote for its node kind (see the layout table),
+// and child offsets point inside the tape because the child was written
+// there. Slots and argument indices are in range by validation.
+
+/// `[litr, value]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn litr(at: *const Word, _: &mut Env) -> i64 {
+    // SAFETY: word 1 of a `litr` node is its value.
+    unsafe { (*at.add(1)).int }
+}
+
+/// `[arg, index]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn arg(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: word 1 is an index below `arg_count` (validation), and
+    // `env.args` holds that many values.
+    unsafe { *env.args.add((*at.add(1)).index) }
+}
+
+/// `[get, slot]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn get(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: word 1 is a slot `scope - 1 - d < max_locals` (validation).
+    unsafe { *env.locals.add((*at.add(1)).index) }
+}
+
+/// `[set, slot, value…]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn set(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: the value node starts at word 2; word 1 is a slot in range.
+    unsafe {
+        let v = run(at.add(2), env);
+        *env.locals.add((*at.add(1)).index) = v;
+    }
+    0
+}
+
+/// `[add, offset of b, a…, b…]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn add(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: `a` starts at word 2, `b` at the offset in word 1.
+    unsafe {
+        let a = run(at.add(2), env);
+        a.wrapping_add(run(at.add((*at.add(1)).index), env))
+    }
+}
+
+/// `[then, offset of b, a…, b…]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn then(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: `a` starts at word 2, `b` at the offset in word 1.
+    unsafe {
+        run(at.add(2), env);
+        run(at.add((*at.add(1)).index), env)
+    }
+}
+
+/// `[let, slot, offset of body, init…, body…]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn let_(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: `init` starts at word 3, the body at the offset in word 2;
+    // word 1 is the slot `scope`, below `max_locals` because the body has
+    // `scope + 1` locals in scope.
+    unsafe {
+        let v = run(at.add(3), env);
+        *env.locals.add((*at.add(1)).index) = v;
+        run(at.add((*at.add(2)).index), env)
+    }
+}
+
+/// `[while, offset of body, cond…, body…]`
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn while_(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: the condition starts at word 2, the body at the offset in word 1.
+    unsafe {
+        let body = at.add((*at.add(1)).index);
+        while run(at.add(2), env) > 0 {
+            run(body, env);
+        }
+    }
+    0
+}
+
+struct Compiler {
+    words: Vec<Word>,
+    roles: Vec<Role>,
+}
+
+impl Compiler {
+    fn put(&mut self, word: Word, role: Role) -> usize {
+        self.words.push(word);
+        self.roles.push(role);
+        self.words.len() - 1
+    }
+
+    fn op(&mut self, op: Handler, name: &'static str) -> usize {
+        self.put(Word { op }, Role::Op(name))
+    }
+
+    fn index(&mut self, index: usize, role: Role) {
+        self.put(Word { index }, role);
+    }
+
+    /// Reserves the word that will hold a child's offset from `node`.
+    fn hole(&mut self) -> usize {
+        self.put(Word { index: 0 }, Role::Child(0))
+    }
+
+    /// The next node written is the child `hole` points to.
+    fn patch(&mut self, node: usize, hole: usize) {
+        let offset = self.words.len() - node;
+        self.words[hole] = Word { index: offset };
+        self.roles[hole] = Role::Child(offset);
+    }
+
+    fn node(&mut self, e: &Expr, scope: usize) {
+        match *e {
+            Expr::Litr(n) => {
+                self.op(litr, "litr");
+                self.put(Word { int: n }, Role::Litr(n));
+            }
+            Expr::Arg(i) => {
+                self.op(arg, "arg");
+                self.index(i, Role::Arg(i));
+            }
+            Expr::Get(d) => {
+                self.op(get, "get");
+                self.index(scope - 1 - d, Role::Slot(scope - 1 - d));
+            }
+            Expr::Set(d, ref value) => {
+                self.op(set, "set");
+                self.index(scope - 1 - d, Role::Slot(scope - 1 - d));
+                self.node(value, scope);
+            }
+            Expr::Add(ref a, ref b) | Expr::Then(ref a, ref b) => {
+                let at = match e {
+                    Expr::Add(..) => self.op(add, "add"),
+                    _ => self.op(then, "then"),
+                };
+                let hole = self.hole();
+                self.node(a, scope);
+                self.patch(at, hole);
+                self.node(b, scope);
+            }
+            Expr::Let(ref init, ref body) => {
+                let at = self.op(let_, "let");
+                self.index(scope, Role::Slot(scope));
+                let hole = self.hole();
+                self.node(init, scope);
+                self.patch(at, hole);
+                self.node(body, scope + 1);
+            }
+            Expr::While(ref cond, ref body) => {
+                let at = self.op(while_, "while");
+                let hole = self.hole();
+                self.node(cond, scope);
+                self.patch(at, hole);
+                self.node(body, scope);
+            }
+        }
+    }
+}
+
+impl Technique for TapeClosures {
+    const NAME: &'static str = "tape_closures";
+    const TIER: Tier = Tier::Original;
+    const SUMMARY: &'static str = "environment-free fn handlers reading operands from a tape";
+    type Code = Tape;
+
+    fn compile(program: &Program) -> Result<Tape, CompileError> {
+        // At most three words per node (`Let`).
+        let mut c = Compiler {
+            words: Vec::with_capacity(3 * program.node_count()),
+            roles: Vec::with_capacity(3 * program.node_count()),
+        };
+        c.node(program.expr(), 0);
+        Ok(Tape {
+            words: c.words,
+            roles: c.roles,
+            locals: program.max_locals(),
+        })
+    }
+
+    unsafe fn execute(tape: &Tape, args: &[i64]) -> i64 {
+        let mut locals = vec![0i64; tape.locals];
+        // The `Env` invariant: locals sized from the program; the caller
+        // covers `arg_count`.
+        let mut env = Env {
+            args: args.as_ptr(),
+            locals: locals.as_mut_ptr(),
+        };
+        // SAFETY: word 0 is the root node's first word (every program has a
+        // root); the tape lives until we return.
+        unsafe { run(tape.words.as_ptr(), &mut env) }
+    }
+
+    fn show(tape: &Tape) -> String {
+        let mut out = format!(
+            "; {} words, {} local slots; @address: handler operands (children @absolute)\n",
+            tape.words.len(),
+            tape.locals
+        );
+        let mut node = 0;
+        for (at, role) in tape.roles.iter().enumerate() {
+            _ = match *role {
+                Role::Op(name) => {
+                    node = at;
+                    write!(out, "{}@{at:<5} {name:<5}", if at == 0 { "" } else { "\n" })
+                }
+                Role::Litr(n) => write!(out, " {n}"),
+                Role::Arg(i) => write!(out, " arg{i}"),
+                Role::Slot(s) => write!(out, " L{s}"),
+                Role::Child(offset) => write!(out, " →@{}", node + offset),
+            };
+        }
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::conformance;
+
+    #[test]
+    fn agrees_with_walker() {
+        conformance::agrees_with_walker::<TapeClosures>(&[]);
+    }
+
+    #[test]
+    fn deep_programs_fit_in_2_mib() {
+        conformance::deep_programs_fit_in_2_mib::<TapeClosures>();
+    }
+
+    #[test]
+    fn long_loop_fits_in_256_kib() {
+        conformance::long_loop_fits_in_256_kib::<TapeClosures>();
+    }
+
+    #[test]
+    fn show_lists_the_tape_with_operands() {
+        let p = crate::front::compile_source("t", "let x = arg(0); x = x + 1").unwrap();
+        let shown = TapeClosures::show(&TapeClosures::compile(&p).unwrap());
+        let body: Vec<_> = shown.lines().skip(1).collect();
+        assert_eq!(
+            body,
+            [
+                "@0     let   L0 →@5",
+                "@3     arg   arg0",
+                "@5     set   L0",
+                "@7     add   →@11",
+                "@9     get   L0",
+                "@11    litr  1"
+            ]
+        );
+    }
+}
