@@ -149,10 +149,14 @@ pub trait Executable {
     /// Runs the program and also returns the run time the engine measured
     /// itself, if it measures one (peers in a helper process do). A harness
     /// should use that time instead of its own clock when it is `Some`.
-    fn execute_timed(&self, args: &[i64]) -> Result<(i64, Option<Duration>), ArgError>;
+    fn execute_timed(&self, args: &[i64]) -> Result<(i64, Option<Duration>), ArgError> {
+        self.execute(args).map(|v| (v, None))
+    }
     /// The compile time the engine measured itself, if it measures one;
     /// `None`: the caller's clock around `Engine::compile` is the figure.
-    fn compile_time(&self) -> Option<Duration>;
+    fn compile_time(&self) -> Option<Duration> {
+        None
+    }
     /// The compiled form as text (`vm-perf show`).
     fn show(&self) -> String;
 }

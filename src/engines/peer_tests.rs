@@ -355,3 +355,21 @@ fn random_programs_agree_with_walker() {
     }
     assert!(checked > 300);
 }
+
+#[test]
+fn helper_peers_report_their_own_times() {
+    let p = compile_source("t.vm", "arg(0) + 1").unwrap();
+    for engine in engines() {
+        let code = engine.compile(&p).unwrap();
+        let (v, t) = code.execute_timed(&[41]).unwrap();
+        assert_eq!(v, 42);
+        let in_helper = engine.name().starts_with("luajit");
+        assert_eq!(t.is_some(), in_helper, "{}", engine.name());
+        assert_eq!(
+            code.compile_time().is_some(),
+            in_helper,
+            "{}",
+            engine.name()
+        );
+    }
+}
