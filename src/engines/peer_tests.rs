@@ -373,3 +373,56 @@ fn helper_peers_report_their_own_times() {
         );
     }
 }
+
+/// `items` joined by `Then` as a balanced tree, so any count stays shallow.
+fn balanced(items: &[Expr]) -> Expr {
+    match items {
+        [one] => one.clone(),
+        _ => {
+            let (a, b) = items.split_at(items.len() / 2);
+            Expr::then(balanced(a), balanced(b))
+        }
+    }
+}
+
+#[cfg(feature = "luajit")]
+#[test]
+fn luajit_loads_loop_bodies_up_to_its_node_limit() {
+    // LuaJIT stops at loop bodies of about 32765 bytecodes (measured:
+    // "control structure too long"); `let`s in value position are among the
+    // costliest nodes, so fill a loop body with `x = x + { let y = 0; y }`.
+    let item = || {
+        Expr::set(
+            0,
+            Expr::add(Expr::Get(0), Expr::let_(Expr::Litr(0), Expr::Get(0))),
+        )
+    };
+    let body = |n: usize| {
+        let mut items = vec![Expr::set(1, Expr::add(Expr::Get(1), Expr::Litr(-1)))];
+        items.extend((0..n).map(|_| item()));
+        // let n = 2; let x = 1; while n { ... }; x
+        Expr::let_(
+            Expr::Litr(2),
+            Expr::let_(
+                Expr::Litr(1),
+                Expr::then(Expr::while_(Expr::Get(1), balanced(&items)), Expr::Get(0)),
+            ),
+        )
+    };
+    // Six nodes per item plus the `Then` joining it.
+    let fits = (super::luajit::MAX_NODES - 40) / 7;
+    let p = Program::validate(body(fits)).unwrap();
+    assert!(
+        p.node_count() <= super::luajit::MAX_NODES,
+        "{}",
+        p.node_count()
+    );
+    check(&p, &[]);
+    let p = Program::validate(body(fits * 2)).unwrap();
+    for engine in peers()
+        .into_iter()
+        .filter(|e| e.name().starts_with("luajit"))
+    {
+        assert!(engine.supports(&p).is_err(), "{}", engine.name());
+    }
+}
