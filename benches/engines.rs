@@ -1,7 +1,8 @@
 //! `cargo bench`: criterion benchmarks generated from the engine registry.
 //!
 //! One group per workload; in it `<engine>_compile` and `<engine>_execute`
-//! for every registered engine (`n/a` engines are skipped), plus the native
+//! for every registered engine (engines that refuse the program or
+//! whose exact range it exceeds are skipped), plus the native
 //! candles `rust_execute` and `rust_opt_execute`. Every timed execution's
 //! value is checked against the workload's expected value.
 //!
@@ -11,31 +12,31 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
+use vm_perf::harness::Case;
 use vm_perf::workloads::WORKLOADS;
 
 fn benches(c: &mut Criterion) {
     for w in WORKLOADS {
-        let program = w.program().expect("built-in workloads are valid");
-        let args = w.args();
-        let expected = w.expected();
+        let case = Case::builtin(w);
+        let (program, args, expected) = (&case.program, &case.args, case.expected);
         let mut group = c.benchmark_group(w.name);
         for engine in vm_perf::engines() {
-            if engine.supports(&program).is_err() {
+            if case.refusal(*engine).is_some() {
                 continue;
             }
             group.bench_function(format!("{}_compile", engine.name()), |b| {
-                b.iter(|| engine.compile(black_box(&program)).expect("compiles"))
+                b.iter(|| engine.compile(black_box(program)).expect("compiles"))
             });
-            let code = engine.compile(&program).expect("compiles");
+            let code = engine.compile(program).expect("compiles");
             group.bench_function(format!("{}_execute", engine.name()), |b| {
-                b.iter(|| assert_eq!(code.execute(black_box(&args)), Ok(expected)))
+                b.iter(|| assert_eq!(code.execute(black_box(args)), Ok(expected)))
             });
         }
         group.bench_function("rust_execute", |b| {
-            b.iter(|| assert_eq!((w.rust)(black_box(&args)), expected))
+            b.iter(|| assert_eq!((w.rust)(black_box(args)), expected))
         });
         group.bench_function("rust_opt_execute", |b| {
-            b.iter(|| assert_eq!((w.rust_opt)(black_box(&args)), expected))
+            b.iter(|| assert_eq!((w.rust_opt)(black_box(args)), expected))
         });
         group.finish();
     }

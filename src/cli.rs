@@ -104,6 +104,10 @@ pub struct BenchArgs {
     /// Seed for the shuffled round order.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Clock for the samples (`thread`: CPU time of the measuring thread,
+    /// robust on a busy machine; `wall`: elapsed time).
+    #[arg(long, value_enum)]
+    pub clock: Option<crate::harness::runner::Clock>,
 }
 
 #[derive(clap::Args, Default)]
@@ -442,13 +446,17 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     if let Some(seed) = a.seed {
         settings.seed = seed;
     }
+    if let Some(clock) = a.clock {
+        settings.clock = clock;
+    }
     let cells = cases.len() * (engines.len() + 2);
     let (rounds, _) = settings.plan(cells);
     eprintln!(
-        "vm-perf bench: {} engines × {} workloads (+ candles), {rounds} interleaved rounds, about {:.0} s of sampling",
+        "vm-perf bench: {} engines × {} workloads (+ candles), {rounds} interleaved rounds, about {:.0} s of sampling ({})",
         engines.len(),
         cases.len(),
-        settings.budget_seconds
+        settings.budget_seconds,
+        settings.clock
     );
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(

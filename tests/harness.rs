@@ -4,6 +4,7 @@
 
 use indicatif::ProgressBar;
 use vm_perf::harness::report::{self, charts, html, json};
+use vm_perf::harness::runner::Clock;
 use vm_perf::harness::{Case, Settings, run};
 use vm_perf::workloads::{WORKLOADS, workload};
 use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
@@ -17,6 +18,7 @@ fn tiny() -> Settings {
         warmup_rounds: 1,
         budget_seconds: 0.02,
         seed: 1,
+        clock: Clock::Thread,
     }
 }
 
@@ -81,6 +83,31 @@ impl Engine for Picky {
     }
 }
 
+/// Walker with a pretend exact range of ±1000 (like a float-based peer).
+struct Narrow;
+
+impl Engine for Narrow {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+    fn tier(&self) -> Tier {
+        Tier::Peer
+    }
+    fn summary(&self) -> &'static str {
+        "exact only up to 1000"
+    }
+    fn exact_magnitude(&self) -> Option<u64> {
+        Some(1000)
+    }
+    fn supports(&self, _: &Program) -> Result<(), String> {
+        Ok(())
+    }
+    fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
+        // Deliberately wrong beyond its range, to prove it is never asked.
+        Ok(Box::new(OffByOneCode(engines()[0].compile(program)?)))
+    }
+}
+
 fn sum_case() -> Vec<Case> {
     vec![Case::builtin(workload("sum").unwrap())]
 }
@@ -106,12 +133,14 @@ fn every_execution_is_verified_and_refusals_are_na() {
     let walker = engines()[0];
     let r = run(
         &sum_case(),
-        &[walker, &Picky],
+        &[walker, &Picky, &Narrow],
         true,
         &tiny(),
         &ProgressBar::hidden(),
     )
     .unwrap();
+    let narrow = r.cell("narrow", "sum").unwrap().refused.as_deref().unwrap();
+    assert!(narrow.contains("exact range"), "{narrow}");
     let w = r.cell("walker", "sum").unwrap();
     assert_eq!(r.settings.rounds, 7);
     assert_eq!(w.execute_ns.len(), 7);

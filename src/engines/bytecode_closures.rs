@@ -2,20 +2,21 @@
 //! instruction-like closures, run by a loop with an instruction pointer.
 //!
 //! **Compile** first produces and verifies exactly the instruction list of
-//! [`bytecode`] (the same stack discipline, rotated loops
-//! and resolved local slots), then turns each instruction into one
-//! `Box<dyn Fn(&mut Vm) -> usize>` that captures its operands — and its own
-//! successor's address — and returns the address to run next: `ip + 1` for
-//! straight-line work, the target for a taken jump, and an address past the
-//! end for `return`. There is no opcode left to decode at run time.
+//! [`bytecode`] (the same stack discipline, rotated loops and resolved local
+//! slots), then turns each instruction into one
+//! `Box<dyn Fn(&Frame, Sp) -> (usize, Sp)>` that captures its operands — and
+//! its own successor's address — and returns the address to run next: `ip + 1`
+//! for straight-line work, the target for a taken jump, and an address past
+//! the end for `return`. There is no opcode left to decode at run time.
 //! **Values** live on a value stack and **locals** in slots, one buffer per
 //! execute sized exactly as for `bytecode` ([`Program::max_locals`] slots,
 //! then the verified maximum stack height).
-//! **Control**: `while let Some(f) = code.get(ip) { ip = f(&mut vm) }`. The
-//! bounds check doubles as the halt test, so dispatch needs no `unsafe`;
-//! the closures' unchecked stack and local accesses are sound because the
-//! loop runs them exactly along paths the bytecode verifier followed, at
-//! the stack heights it computed.
+//! **Control**: `while let Some(f) = code.get(ip) { (ip, sp) = f(&frame, sp) }`:
+//! the stack pointer travels with `ip` in registers, not through memory. The
+//! bounds check doubles as the halt test, so dispatch needs no `unsafe`; the
+//! closures' unchecked stack and local accesses are sound because the loop
+//! runs them exactly along paths the bytecode verifier followed, at the
+//! stack heights it computed.
 //!
 //! Trade-off: one indirect call per instruction instead of a `match` on an
 //! opcode; the call can't be inlined and every value still goes through
@@ -27,46 +28,25 @@ use crate::front::program::Program;
 
 pub struct BytecodeClosures;
 
-/// The machine state the instruction closures share.
+/// What the instruction closures read: where the arguments and locals are.
 ///
-/// Invariant (upheld by [`BytecodeClosures::execute`], the only place a `Vm`
-/// is made, and by running closures only in verified order): `args` points
-/// at the program's `arg_count` values, `locals` at the chunk's local slots,
-/// and `sp` (the next free stack slot) sits at the verified stack height of
-/// the instruction about to run, within a stack of `max_stack` slots.
-pub struct Vm {
+/// Invariant (upheld by [`BytecodeClosures::execute`], the only place a
+/// `Frame` is made): `args` points at the program's `arg_count` values and
+/// `locals` at the chunk's local slots.
+pub struct Frame {
     args: *const i64,
     locals: *mut i64,
-    sp: *mut i64,
 }
 
-impl Vm {
-    /// # Safety
-    ///
-    /// The verified height after this push is at most `max_stack`.
-    #[inline(always)]
-    unsafe fn push(&mut self, v: i64) {
-        // SAFETY: the caller's promise: `sp` is below the stack's end.
-        unsafe {
-            *self.sp = v;
-            self.sp = self.sp.add(1);
-        }
-    }
+/// The stack pointer: the next free slot of the value stack. It is passed
+/// into each closure and handed back with the next `ip`, so it stays in a
+/// register across the dispatch loop instead of round-tripping through
+/// memory. Invariant: when the closure for address `ip` runs, `sp` sits at
+/// the stack height the verifier computed for `ip`, within a stack of
+/// `max_stack` slots.
+type Sp = *mut i64;
 
-    /// # Safety
-    ///
-    /// The verified height before this pop is at least 1.
-    #[inline(always)]
-    unsafe fn pop(&mut self) -> i64 {
-        // SAFETY: the caller's promise: a value sits below `sp`.
-        unsafe {
-            self.sp = self.sp.sub(1);
-            *self.sp
-        }
-    }
-}
-
-type Instr = Box<dyn Fn(&mut Vm) -> usize>;
+type Instr = Box<dyn Fn(&Frame, Sp) -> (usize, Sp)>;
 
 /// The compiled program: one closure per verified instruction, plus the
 /// instructions themselves for sizes and `show`.
@@ -81,43 +61,48 @@ const HALT: usize = usize::MAX;
 // SAFETY (for every `unsafe` block in the closures below): the verifier
 // accepted the instruction at `ip` with its operand — slots below the local
 // count, argument indices below `arg_count`, a stack height that neither
-// underflows nor exceeds `max_stack` — and the `Vm` invariant puts `sp` at
-// exactly that height when the closure runs.
+// underflows nor exceeds `max_stack` — and the `Sp` invariant puts `sp` at
+// exactly that height when the closure runs (the loop runs closures only
+// along verified paths, starting at address 0 with an empty stack).
 fn instr(ip: usize, op: Op) -> Instr {
     let next = ip + 1;
     match op {
         // SAFETY: verified: the push stays within `max_stack`.
-        Op::Push(n) => Box::new(move |vm| unsafe {
-            vm.push(n);
-            next
+        Op::Push(n) => Box::new(move |_, sp| unsafe {
+            *sp = n;
+            (next, sp.add(1))
         }),
         // SAFETY: verified: `i < arg_count`, the push stays within `max_stack`.
-        Op::Arg(i) => Box::new(move |vm| unsafe {
-            vm.push(*vm.args.add(i));
-            next
+        Op::Arg(i) => Box::new(move |f, sp| unsafe {
+            *sp = *f.args.add(i);
+            (next, sp.add(1))
         }),
         // SAFETY: verified: `s` < local slots, the push stays within `max_stack`.
-        Op::Get(s) => Box::new(move |vm| unsafe {
-            vm.push(*vm.locals.add(s));
-            next
+        Op::Get(s) => Box::new(move |f, sp| unsafe {
+            *sp = *f.locals.add(s);
+            (next, sp.add(1))
         }),
         // SAFETY: verified: `s` < local slots, one value to pop.
-        Op::Store(s) => Box::new(move |vm| unsafe {
-            *vm.locals.add(s) = vm.pop();
-            next
+        Op::Store(s) => Box::new(move |f, sp| unsafe {
+            let sp = sp.sub(1);
+            *f.locals.add(s) = *sp;
+            (next, sp)
         }),
         // SAFETY: verified: two values to pop, one pushed back.
-        Op::Add => Box::new(move |vm| unsafe {
-            let b = vm.pop();
-            let top = vm.sp.sub(1);
-            *top = (*top).wrapping_add(b);
-            next
+        Op::Add => Box::new(move |_, sp| unsafe {
+            let sp = sp.sub(1);
+            let top = sp.sub(1);
+            *top = (*top).wrapping_add(*sp);
+            (next, sp)
         }),
-        Op::Jump(t) => Box::new(move |_| t),
+        Op::Jump(t) => Box::new(move |_, sp| (t, sp)),
         // SAFETY: verified: one value to pop; `t` and `next` are in range.
-        Op::JumpIfPositive(t) => Box::new(move |vm| if unsafe { vm.pop() } > 0 { t } else { next }),
+        Op::JumpIfPositive(t) => Box::new(move |_, sp| unsafe {
+            let sp = sp.sub(1);
+            (if *sp > 0 { t } else { next }, sp)
+        }),
         // The value stays on the stack for `execute` to take.
-        Op::Return => Box::new(|_| HALT),
+        Op::Return => Box::new(|_, sp| (HALT, sp)),
     }
 }
 
@@ -141,24 +126,23 @@ impl Technique for BytecodeClosures {
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
         let (locals_len, max_stack) = (code.chunk.locals(), code.chunk.max_stack());
         // Locals first, then the value stack, in one allocation.
-        let mut frame = vec![0i64; locals_len + max_stack];
-        let locals = frame.as_mut_ptr();
-        // SAFETY: `locals_len` is within `frame`.
+        let mut buffer = vec![0i64; locals_len + max_stack];
+        let locals = buffer.as_mut_ptr();
+        // SAFETY: `locals_len` is within `buffer`.
         let sp = unsafe { locals.add(locals_len) };
-        // The `Vm` invariant at ip 0: empty stack, buffers sized from the
-        // verified chunk, the caller covers `arg_count`.
-        let mut vm = Vm {
+        // The `Frame` and `Sp` invariants at ip 0: empty stack, buffers
+        // sized from the verified chunk, the caller covers `arg_count`.
+        let frame = Frame {
             args: args.as_ptr(),
             locals,
-            sp,
         };
-        let mut ip = 0;
+        let (mut ip, mut sp) = (0, sp);
         // Each closure returns a verified successor (in range) or HALT.
         while let Some(f) = code.instrs.get(ip) {
-            ip = f(&mut vm);
+            (ip, sp) = f(&frame, sp);
         }
         // SAFETY: only `return` halts, and the verifier saw ≥ 1 value there.
-        unsafe { vm.pop() }
+        unsafe { *sp.sub(1) }
     }
 
     fn show(code: &Code) -> String {

@@ -5,11 +5,13 @@
 //! **Compile** turns every node into a boxed closure that captures its
 //! children's closures (indirect threading), plus a description tree that
 //! `show` prints. Each closure takes the register file (`r0`, `r1`) by
-//! value, in two machine registers. What it returns depends on what the
-//! subtree can do, known at compile time: a subtree that assigns no
-//! register-resident local returns just its value; one whose value is always
-//! 0 (`Set`, `While`, or a `Then`/`Let` ending in one) returns just the
-//! registers; only the rest return both (three words, through memory).
+//! value, in two machine registers. What it takes and returns depends on
+//! what the subtree can do, known at compile time: a subtree that neither
+//! reads nor assigns a register-resident local is not given the registers;
+//! one that assigns none returns just its value; one whose value is always 0
+//! (`Set`, `While`, or a `Then`/`Let` ending in one) returns just the
+//! registers; only the rest return both (three words, through memory). A
+//! `Let` spills the local it pushes out only if its body uses that local.
 //!
 //! **Locals**: register `r0` holds the innermost local, `r1` the next one,
 //! up to [`REGS`]; anything further out lives in a spill buffer, in a slot
@@ -34,11 +36,11 @@
 //! Trade-off: the hottest locals are read without touching memory and nothing
 //! is pushed or popped per `Let`, at the cost of moving the register file in
 //! and out of every closure call and a compiler that tracks, per subtree,
-//! which registers it may change. Done for every program (not just two
-//! locals of one benchmark), that cost shows: every node that calls two
-//! children must keep both registers alive across the first call, so on x86-64
-//! this engine executes somewhat more instructions than `closures`, whose
-//! locals are one L1-resident load away anyway.
+//! which registers it reads and changes. Done for every program (not just two
+//! locals of one benchmark), that cost shows: a node that calls two children
+//! must keep the registers alive across the first call, so on x86-64 this
+//! engine beats `closures` where the hot locals are few (`sum`) and executes
+//! more instructions where expressions are large (`deep_expr`, `long_body`).
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -78,6 +80,9 @@ struct Mem<'a> {
     args: &'a [i64],
 }
 
+/// A closure that neither reads nor assigns a register-resident local is
+/// not even given the registers.
+type FreeFn = dyn Fn(&mut Mem<'_>) -> i64;
 /// A closure that cannot change the registers returns only its value.
 type PureFn = dyn Fn(&mut Mem<'_>, Regs) -> i64;
 /// A closure whose value is always 0 (`Set`, `While`, or a `Then`/`Let`
@@ -88,11 +93,13 @@ type ZeroFn = dyn Fn(&mut Mem<'_>, Regs) -> Regs;
 type MutFn = dyn Fn(&mut Mem<'_>, Regs) -> (i64, Regs);
 
 /// A compiled node. Its kind is decided at compile time from the locals the
-/// subtree assigns (see [`Writes`]) and whether its value is always 0, so
-/// that most calls return at most two words, in registers; only a node that
-/// both has a value and assigns a register local returns three words
-/// (through memory).
+/// subtree reads and assigns (see [`Locals`]) and whether its value is always
+/// 0, so that most calls return at most two words, in registers; only a node
+/// that both has a value and assigns a register local returns three words
+/// (through memory). A parent need not keep the registers alive across a
+/// call if the rest of its children are free of them.
 enum Node {
+    Free(Box<FreeFn>),
     Pure(Box<PureFn>),
     Zero(Box<ZeroFn>),
     Mut(Box<MutFn>),
@@ -104,9 +111,17 @@ trait Eval: 'static {
     fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs);
 }
 
+struct F(Box<FreeFn>);
 struct P(Box<PureFn>);
 struct Z(Box<ZeroFn>);
 struct M(Box<MutFn>);
+
+impl Eval for F {
+    #[inline(always)]
+    fn eval(&self, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+        ((self.0)(m), r)
+    }
+}
 
 impl Eval for P {
     #[inline(always)]
@@ -132,6 +147,8 @@ impl Eval for M {
 /// What compile knows about a node: its kind.
 #[derive(Clone, Copy)]
 struct Kind {
+    /// Neither reads nor assigns a register-resident local.
+    free: bool,
     /// Assigns no register-resident local.
     pure: bool,
     /// Its value is always 0.
@@ -141,7 +158,10 @@ struct Kind {
 /// Wraps a closure written in the general `(value, registers)` form as the
 /// kind says; whatever that kind does not return is dead code.
 fn node(k: Kind, f: impl Fn(&mut Mem<'_>, Regs) -> (i64, Regs) + 'static) -> Node {
-    if k.pure {
+    if k.free {
+        // Nothing below reads or assigns these registers: any value will do.
+        Node::Free(Box::new(move |m| f(m, Regs(0, 0)).0))
+    } else if k.pure {
         Node::Pure(Box::new(move |m, r| f(m, r).0))
     } else if k.zero {
         Node::Zero(Box::new(move |m, r| f(m, r).1))
@@ -150,10 +170,15 @@ fn node(k: Kind, f: impl Fn(&mut Mem<'_>, Regs) -> (i64, Regs) + 'static) -> Nod
     }
 }
 
-/// Binds `$x` to the child `$n` as its concrete kind, [`P`], [`Z`] or [`M`].
+/// Binds `$x` to the child `$n` as its concrete kind: [`F`], [`P`], [`Z`] or
+/// [`M`].
 macro_rules! typed {
     ($n:expr, |$x:ident| $body:expr) => {
         match $n {
+            Node::Free(f) => {
+                let $x = F(f);
+                $body
+            }
             Node::Pure(f) => {
                 let $x = P(f);
                 $body
@@ -170,31 +195,32 @@ macro_rules! typed {
     };
 }
 
-/// Which locals a subtree assigns, as distances from its own scope: bit `d`
-/// means "assigns the local `d` scopes out". Distances of 63 and beyond
-/// share the top bit, which sticks, so the answer is only ever too cautious.
+/// Which locals a subtree reads (or assigns), as distances from its own
+/// scope: bit `d` means "the local `d` scopes out". Distances of 63 and
+/// beyond share the top bit, which sticks, so the answer is only ever too
+/// cautious.
 #[derive(Clone, Copy)]
-struct Writes(u64);
+struct Locals(u64);
 
-impl Writes {
+impl Locals {
     const FAR: u64 = 1 << 63;
 
-    fn local(d: usize) -> Writes {
-        Writes(1 << d.min(63))
+    fn local(d: usize) -> Locals {
+        Locals(1 << d.min(63))
     }
 
     /// The same writes seen from one scope further out (leaving a `Let`,
     /// whose own local is distance 0 inside and vanishes).
-    fn outer(self) -> Writes {
-        Writes((self.0 >> 1) | (self.0 & Self::FAR))
+    fn outer(self) -> Locals {
+        Locals((self.0 >> 1) | (self.0 & Self::FAR))
     }
 
-    fn or(self, other: Writes) -> Writes {
-        Writes(self.0 | other.0)
+    fn or(self, other: Locals) -> Locals {
+        Locals(self.0 | other.0)
     }
 
-    /// Whether no register-resident local is assigned.
-    fn pure(self) -> bool {
+    /// Whether no register-resident local is among them.
+    fn no_regs(self) -> bool {
         self.0 & ((1 << REGS) - 1) == 0
     }
 }
@@ -233,6 +259,7 @@ fn get_reg<const K: usize>() -> Node {
 fn set_reg<const K: usize, V: Eval>(value: V) -> Node {
     node(
         Kind {
+            free: false,
             pure: false,
             zero: true,
         },
@@ -282,12 +309,13 @@ fn while_<C: Eval, B: Eval>(cond: C, body: B, k: Kind) -> Node {
     })
 }
 
-/// A `Let` whose new local pushes no other local out of the registers.
+/// A `Let` whose body does not use the local pushed out of the last
+/// register (if there is one): that local's value comes back unchanged.
 fn let_<I: Eval, B: Eval>(init: I, body: B, k: Kind) -> Node {
     node(k, move |m, r| {
         let (v, r) = init.eval(m, r);
         let (x, inner) = body.eval(m, shift_in(v, r));
-        (x, shift_out(inner, 0))
+        (x, shift_out(inner, r.last()))
     })
 }
 
@@ -306,102 +334,179 @@ fn let_spill<I: Eval, B: Eval>(init: I, body: B, slot: usize, k: Kind) -> Node {
     })
 }
 
-/// Compiles `e`, evaluated with `scope` locals in scope; also says which
-/// outer locals it assigns and whether its value is always 0.
-fn compile(e: &Expr, scope: usize) -> (Node, Shape, Writes, bool) {
-    let leaf = |n: Node, label: String| (n, Shape::new(label, vec![]), Writes(0), false);
-    // The label says what a node returns besides its value.
-    let kind = |label: &str, w: Writes, zero: bool| {
-        let k = Kind {
-            pure: w.pure(),
-            zero,
-        };
-        let label = match (k.pure, k.zero) {
-            (true, _) => label.to_string(),
-            (false, true) => format!("{label} -> regs only (value 0)"),
-            (false, false) => format!("{label} -> value, regs"),
-        };
-        (k, label)
+/// What compile learns about a subtree besides its closure.
+#[derive(Clone, Copy)]
+struct Info {
+    /// Outer locals it reads.
+    reads: Locals,
+    /// Outer locals it assigns.
+    writes: Locals,
+    /// Its value is always 0.
+    zero: bool,
+}
+
+impl Info {
+    const LEAF: Info = Info {
+        reads: Locals(0),
+        writes: Locals(0),
+        zero: false,
     };
+
+    /// Both subtrees, run one after the other; the value is the second's.
+    fn then(self, b: Info) -> Info {
+        Info {
+            reads: self.reads.or(b.reads),
+            writes: self.writes.or(b.writes),
+            zero: b.zero,
+        }
+    }
+
+    fn kind(self) -> Kind {
+        let pure = self.writes.no_regs();
+        Kind {
+            free: pure && self.reads.no_regs(),
+            pure,
+            zero: self.zero,
+        }
+    }
+
+    /// `label`, marked with what the node is given and returns.
+    fn label(self, label: &str) -> String {
+        let k = self.kind();
+        match (k.free, k.pure, k.zero) {
+            (true, ..) => format!("{label} (no regs)"),
+            (_, true, _) => label.to_string(),
+            (_, false, true) => format!("{label} -> regs only (value 0)"),
+            (_, false, false) => format!("{label} -> value, regs"),
+        }
+    }
+}
+
+/// Compiles `e`, evaluated with `scope` locals in scope.
+fn compile(e: &Expr, scope: usize) -> (Node, Shape, Info) {
+    let leaf = |n: Node, label: String, info: Info| (n, Shape::new(label, vec![]), info);
     match e {
         Expr::Litr(n) => {
             let n = *n;
-            leaf(Node::Pure(Box::new(move |_, _| n)), format!("lit {n}"))
+            leaf(
+                Node::Free(Box::new(move |_| n)),
+                format!("lit {n}"),
+                Info::LEAF,
+            )
         }
         Expr::Arg(i) => {
             let i = *i;
-            let f = move |m: &mut Mem<'_>, _| {
+            let f = move |m: &mut Mem<'_>| {
                 // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
                 // which `execute`'s caller guarantees `args` holds.
                 unsafe { *m.args.get_unchecked(i) }
             };
-            leaf(Node::Pure(Box::new(f)), format!("arg {i}"))
+            leaf(Node::Free(Box::new(f)), format!("arg {i}"), Info::LEAF)
         }
-        Expr::Get(d) if *d < REGS => leaf([get_reg::<0>, get_reg::<1>][*d](), format!("get r{d}")),
+        Expr::Get(d) if *d < REGS => {
+            let info = Info {
+                reads: Locals::local(*d),
+                ..Info::LEAF
+            };
+            leaf(
+                [get_reg::<0>, get_reg::<1>][*d](),
+                format!("get r{d}"),
+                info,
+            )
+        }
         Expr::Get(d) => {
             let slot = scope - 1 - d;
-            let f = move |m: &mut Mem<'_>, _| {
+            let f = move |m: &mut Mem<'_>| {
                 // SAFETY: see `spill_len`: a local `REGS` or more scopes out
                 // has its level below `max_locals - REGS`.
                 unsafe { *m.spill.get_unchecked(slot) }
             };
-            leaf(Node::Pure(Box::new(f)), format!("get [{slot}]"))
+            // Not a register here, but it may be one further out.
+            let info = Info {
+                reads: Locals::local(*d),
+                ..Info::LEAF
+            };
+            leaf(Node::Free(Box::new(f)), format!("get [{slot}]"), info)
         }
         Expr::Set(d, v) => {
-            let (value, vs, vw, _) = compile(v, scope);
-            let w = vw.or(Writes::local(*d));
+            let (value, vs, vi) = compile(v, scope);
+            let info = Info {
+                writes: vi.writes.or(Locals::local(*d)),
+                zero: true,
+                ..vi
+            };
             let (node, label) = if *d < REGS {
                 let n = typed!(value, |v| [set_reg::<0, _>, set_reg::<1, _>][*d](v));
                 (n, format!("set r{d}"))
             } else {
                 let slot = scope - 1 - d;
-                let (k, _) = kind("", w, true);
                 (
-                    typed!(value, |v| set_slot(v, slot, k)),
+                    typed!(value, |v| set_slot(v, slot, info.kind())),
                     format!("set [{slot}]"),
                 )
             };
-            (node, Shape::new(kind(&label, w, true).1, vec![vs]), w, true)
+            (node, Shape::new(info.label(&label), vec![vs]), info)
         }
         Expr::Add(a, b) => {
-            let ((a, sa, wa, _), (b, sb, wb, _)) = (compile(a, scope), compile(b, scope));
-            let (k, label) = kind("add", wa.or(wb), false);
-            let node = typed!(a, |a| typed!(b, |b| add(a, b, k)));
-            (node, Shape::new(label, vec![sa, sb]), wa.or(wb), false)
+            let ((a, sa, ai), (b, sb, bi)) = (compile(a, scope), compile(b, scope));
+            let info = Info {
+                zero: false,
+                ..ai.then(bi)
+            };
+            let node = typed!(a, |a| typed!(b, |b| add(a, b, info.kind())));
+            (node, Shape::new(info.label("add"), vec![sa, sb]), info)
         }
         Expr::Then(a, b) => {
-            let ((a, sa, wa, _), (b, sb, wb, zb)) = (compile(a, scope), compile(b, scope));
-            let (k, label) = kind("then", wa.or(wb), zb);
-            let node = typed!(a, |a| typed!(b, |b| then(a, b, k)));
-            (node, Shape::new(label, vec![sa, sb]), wa.or(wb), zb)
+            let ((a, sa, ai), (b, sb, bi)) = (compile(a, scope), compile(b, scope));
+            let info = ai.then(bi);
+            let node = typed!(a, |a| typed!(b, |b| then(a, b, info.kind())));
+            (node, Shape::new(info.label("then"), vec![sa, sb]), info)
         }
         Expr::While(c, body) => {
-            let ((c, sc, wc, _), (b, sb, wb, _)) = (compile(c, scope), compile(body, scope));
-            let (k, label) = kind("while", wc.or(wb), true);
-            let node = typed!(c, |c| typed!(b, |b| while_(c, b, k)));
-            (node, Shape::new(label, vec![sc, sb]), wc.or(wb), true)
+            let ((c, sc, ci), (b, sb, bi)) = (compile(c, scope), compile(body, scope));
+            let info = Info {
+                zero: true,
+                ..ci.then(bi)
+            };
+            let node = typed!(c, |c| typed!(b, |b| while_(c, b, info.kind())));
+            (node, Shape::new(info.label("while"), vec![sc, sb]), info)
         }
         Expr::Let(init, body) => {
-            let (init, si, wi, _) = compile(init, scope);
-            let (body, sb, wb, zb) = compile(body, scope + 1);
-            let w = wi.or(wb.outer());
-            // The local at level `scope - REGS` is in the last register and
-            // is pushed out by the new one.
-            let (node, label) = match scope.checked_sub(REGS) {
+            let (init, si, ii) = compile(init, scope);
+            let (body, sb, bi) = compile(body, scope + 1);
+            // The local at level `scope - REGS`, if any, is in the last
+            // register and is pushed out by the new one. It needs a spill
+            // (and the `Let` reads that register) only if the body uses it,
+            // at distance `REGS` inside; otherwise it rides along unchanged.
+            let spill = scope
+                .checked_sub(REGS)
+                .filter(|_| bi.reads.or(bi.writes).0 & (1 << REGS) != 0);
+            // Seen from outside, the body's distances shrink by one and its
+            // own local (distance 0) disappears.
+            let outer = Info {
+                reads: bi.reads.outer(),
+                writes: bi.writes.outer(),
+                zero: bi.zero,
+            };
+            let mut info = ii.then(outer);
+            if spill.is_some() {
+                info.reads = info.reads.or(Locals::local(REGS - 1));
+            }
+            let k = info.kind();
+            let (node, label) = match spill {
                 None => {
-                    let (k, label) = kind("let r0 (shift)", w, zb);
-                    (typed!(init, |i| typed!(body, |b| let_(i, b, k))), label)
+                    let n = typed!(init, |i| typed!(body, |b| let_(i, b, k)));
+                    (n, "let r0 (shift)".to_string())
                 }
                 Some(slot) => {
-                    let text = format!("let r0 (shift, r{} spills to [{slot}])", REGS - 1);
-                    let (k, label) = kind(&text, w, zb);
+                    let n = typed!(init, |i| typed!(body, |b| let_spill(i, b, slot, k)));
                     (
-                        typed!(init, |i| typed!(body, |b| let_spill(i, b, slot, k))),
-                        label,
+                        n,
+                        format!("let r0 (shift, r{} spills to [{slot}])", REGS - 1),
                     )
                 }
             };
-            (node, Shape::new(label, vec![si, sb]), w, zb)
+            (node, Shape::new(info.label(&label), vec![si, sb]), info)
         }
     }
 }
@@ -441,7 +546,7 @@ impl Technique for RegisterClosures {
     type Code = Code;
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
-        let (root, shape, _, _) = compile(program.expr(), 0);
+        let (root, shape, _) = compile(program.expr(), 0);
         Ok(Code {
             root,
             shape,
@@ -456,6 +561,7 @@ impl Technique for RegisterClosures {
             args,
         };
         match &code.root {
+            Node::Free(f) => f(&mut mem),
             Node::Pure(f) => f(&mut mem, Regs(0, 0)),
             Node::Zero(f) => {
                 f(&mut mem, Regs(0, 0));

@@ -797,6 +797,8 @@ pub(crate) mod testkit {
             &[],
         ),
         ("let a = 1; let b = 2; { let c = 3; a = 5 }; a + b", &[]),
+        ("let a = 1; let b = 2; let c = 3; a + c", &[]),
+        ("let a = 1; let b = 2; let c = 3; let d = 4; a", &[]),
         (
             "let a = 1; let b = 2; let c = { let d = 3; b = d + a; a = b + d; 0 }; a + b + c",
             &[],

@@ -1,6 +1,7 @@
 //! What the harness measures: a program, its arguments and its one right answer.
 
 use crate::engine::{Engine, engines};
+use crate::engines::walker::eval_traced;
 use crate::front::program::Program;
 use crate::workloads::Workload;
 
@@ -19,6 +20,14 @@ pub struct Case {
     pub iterations: u64,
     /// The `rust` and `rust_opt` candles, for built-in workloads.
     pub candles: Option<(Candle, Candle)>,
+    /// The largest magnitude of any value the program computes with these
+    /// arguments (engines with a smaller exact range sit the case out).
+    pub magnitude: u64,
+}
+
+/// The largest intermediate magnitude of `program` on `args` (walker trace).
+fn magnitude(program: &Program, args: &[i64]) -> u64 {
+    eval_traced(program, args, u64::MAX).map_or(u64::MAX, |(_, m)| m)
 }
 
 impl Case {
@@ -33,8 +42,30 @@ impl Case {
                 .unwrap_or_else(|e| panic!("built-in workload {} is invalid: {e}", w.name)),
             iterations: w.iterations(&args),
             expected: w.expected(),
+            magnitude: 0,
             args,
             candles: Some((w.rust, w.rust_opt)),
+        }
+        .traced()
+    }
+
+    fn traced(mut self) -> Case {
+        self.magnitude = magnitude(&self.program, &self.args);
+        self
+    }
+
+    /// Why `engine` sits this case out, if it does: it refuses the
+    /// program, or the values exceed its exact range (`n/a` in reports).
+    pub fn refusal(&self, engine: &dyn Engine) -> Option<String> {
+        if let Err(why) = engine.supports(&self.program) {
+            return Some(why);
+        }
+        match engine.exact_magnitude() {
+            Some(limit) if self.magnitude > limit => Some(format!(
+                "values up to {} exceed the engine's exact range {limit}",
+                self.magnitude
+            )),
+            _ => None,
         }
     }
 
@@ -67,7 +98,9 @@ impl Case {
             program,
             args,
             candles: None,
-        })
+            magnitude: 0,
+        }
+        .traced())
     }
 }
 

@@ -62,9 +62,9 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
     for case in cases {
         let mut subjects: Vec<(&str, Compiled)> = Vec::new();
         for e in engines {
-            let code = e
-                .supports(&case.program)
-                .and_then(|()| e.compile(&case.program).map_err(|x| x.to_string()));
+            let code = case
+                .refusal(*e)
+                .map_or_else(|| e.compile(&case.program).map_err(|x| x.to_string()), Err);
             subjects.push((e.name(), code));
         }
         let candles: Vec<(&str, Candle)> = match case.candles {

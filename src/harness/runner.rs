@@ -20,6 +20,7 @@ use super::machine::{Build, Machine};
 use super::results::{Cell, Results, SubjectInfo, WorkloadInfo};
 use super::stats::Summary;
 use crate::engine::{Engine, Executable};
+use cpu_time::ThreadTime;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -46,6 +47,53 @@ pub struct Settings {
     pub budget_seconds: f64,
     /// Seed of the round order shuffles (recorded so a run can be replayed).
     pub seed: u64,
+    /// What a sample's duration is measured with.
+    pub clock: Clock,
+}
+
+/// The clock samples are timed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// CPU time of the measuring thread: time the scheduler gives to other
+    /// processes is not charged to the engine that happened to be running.
+    /// On an idle machine it equals wall time.
+    Thread,
+    /// Elapsed wall-clock time.
+    Wall,
+}
+
+/// A started measurement on either clock.
+enum Started {
+    Thread(ThreadTime),
+    Wall(Instant),
+}
+
+impl Clock {
+    fn start(self) -> Started {
+        match self {
+            Clock::Thread => Started::Thread(ThreadTime::now()),
+            Clock::Wall => Started::Wall(Instant::now()),
+        }
+    }
+}
+
+impl Started {
+    fn elapsed_ns(&self) -> f64 {
+        match self {
+            Started::Thread(t) => t.elapsed().as_nanos() as f64,
+            Started::Wall(t) => t.elapsed().as_nanos() as f64,
+        }
+    }
+}
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Clock::Thread => "thread CPU time",
+            Clock::Wall => "wall-clock time",
+        })
+    }
 }
 
 impl Settings {
@@ -54,11 +102,12 @@ impl Settings {
         Settings {
             quick: false,
             rounds: 0,
-            max_rounds: 301,
+            max_rounds: 401,
             sample_ms: 1.0,
             warmup_rounds: 3,
             budget_seconds: 80.0,
             seed: 0x5eed,
+            clock: Clock::Thread,
         }
     }
 
@@ -120,11 +169,11 @@ struct Prepared<'a> {
 impl Prepared<'_> {
     /// Runs `reps` verified executions; returns elapsed nanoseconds.
     #[inline(never)]
-    fn time_execute(&mut self, case: &Case, reps: u64) -> Result<f64, Wrong> {
+    fn time_execute(&mut self, case: &Case, reps: u64, clock: Clock) -> Result<f64, Wrong> {
         let args = black_box(case.args.as_slice());
         let expected = case.expected;
         let mut bad = None;
-        let start = Instant::now();
+        let start = Clock::start(clock);
         match &self.code {
             Code::Engine(exe) => {
                 for _ in 0..reps {
@@ -147,7 +196,7 @@ impl Prepared<'_> {
                 }
             }
         }
-        let ns = start.elapsed().as_nanos() as f64;
+        let ns = start.elapsed_ns();
         self.cell.verified_executions += reps;
         match bad {
             None => Ok(ns),
@@ -160,15 +209,15 @@ impl Prepared<'_> {
     }
 
     /// Compiles `reps` times; returns elapsed nanoseconds.
-    fn time_compile(&self, case: &Case, reps: u64) -> Option<f64> {
+    fn time_compile(&self, case: &Case, reps: u64, clock: Clock) -> Option<f64> {
         let Subject::Engine(engine) = self.subject else {
             return None;
         };
-        let start = Instant::now();
+        let start = Clock::start(clock);
         for _ in 0..reps {
             drop(black_box(engine.compile(black_box(&case.program)).ok()?));
         }
-        Some(start.elapsed().as_nanos() as f64)
+        Some(start.elapsed_ns())
     }
 }
 
@@ -222,9 +271,9 @@ pub fn run(
                 compile: None,
             };
             let code = match subject {
-                Subject::Engine(e) => match e
-                    .supports(&case.program)
-                    .and_then(|()| e.compile(&case.program).map_err(|e| e.to_string()))
+                Subject::Engine(e) => match case
+                    .refusal(*e)
+                    .map_or_else(|| e.compile(&case.program).map_err(|e| e.to_string()), Err)
                 {
                     Ok(code) => Code::Engine(code),
                     Err(why) => {
@@ -252,7 +301,7 @@ pub fn run(
                 compile_reps: 1,
                 cell: blank,
             };
-            p.time_execute(case, 1)?;
+            p.time_execute(case, 1, settings.clock)?;
             cells.push(p);
         }
     }
@@ -267,11 +316,11 @@ pub fn run(
     progress.set_message("calibrating");
     for p in &mut cells {
         let case = &cases[p.case];
-        p.reps = calibrate(|r| p.time_execute(case, r), sample_ns)?;
+        p.reps = calibrate(|r| p.time_execute(case, r, settings.clock), sample_ns)?;
         p.cell.reps_per_sample = p.reps;
         if matches!(p.subject, Subject::Engine(_)) {
             p.compile_reps = calibrate(
-                |r| Ok(p.time_compile(case, r).unwrap_or(0.0)),
+                |r| Ok(p.time_compile(case, r, settings.clock).unwrap_or(0.0)),
                 sample_ns / 4.0,
             )?;
         }
@@ -295,13 +344,13 @@ pub fn run(
         for &i in &order {
             let p = &mut cells[i];
             let case = &cases[p.case];
-            if let Some(ns) = p.time_compile(case, p.compile_reps)
+            if let Some(ns) = p.time_compile(case, p.compile_reps, settings.clock)
                 && !warm
             {
                 p.cell.compile_ns.push(ns / p.compile_reps as f64);
             }
             let reps = p.reps;
-            let ns = p.time_execute(case, reps)?;
+            let ns = p.time_execute(case, reps, settings.clock)?;
             if !warm {
                 p.cell.execute_ns.push(ns / reps as f64);
             }

@@ -44,13 +44,14 @@ pub fn render(r: &Results) -> String {
          figure{margin:1.5em 0}</style></head><body>\n<h1>vm-perf benchmark results</h1>\n",
     );
     out.push_str(&format!(
-        "<p>Machine: {}<br>Build: {}<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, every execution verified.</p>\n",
+        "<p>Machine: {}<br>Build: {}<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, samples timed in {}, every execution verified.</p>\n",
         esc(&r.machine.line()),
         esc(&r.build.line()),
         if r.settings.quick { "quick" } else { "full" },
         r.settings.rounds,
         r.settings.warmup_rounds,
-        r.wall_seconds
+        r.wall_seconds,
+        r.settings.clock
     ));
     for g in grids(r) {
         out.push_str(&format!("<h2>{}</h2>\n<table><tr>", md_inline(&g.title)));

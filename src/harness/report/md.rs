@@ -34,11 +34,12 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
     out.push_str(&format!("- Machine: {}\n", r.machine.line()));
     out.push_str(&format!("- Build: {}\n", r.build.line()));
     out.push_str(&format!(
-        "- Run: {} mode, {} measured rounds after {} warm-up, {:.0} s wall time, every execution verified\n\n",
+        "- Run: {} mode, {} measured rounds after {} warm-up, {:.0} s wall time, samples timed in {}, every execution verified\n\n",
         if r.settings.quick { "quick" } else { "full" },
         r.settings.rounds,
         r.settings.warmup_rounds,
-        r.wall_seconds
+        r.wall_seconds,
+        r.settings.clock
     ));
     for g in grids(r) {
         out.push_str(&markdown(&g));
