@@ -106,6 +106,7 @@ impl Technique for Jit {
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
+            b.seal_block(entry);
             let args = b.block_params(entry)[0];
             let vars = (0..program.max_locals())
                 .map(|_| b.declare_var(types::I64))
@@ -121,7 +122,6 @@ impl Technique for Jit {
             };
             let v = g.expr(program.expr());
             g.b.ins().return_(&[v]);
-            g.b.seal_all_blocks();
             g.b.finalize(module.target_config());
         }
         module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
@@ -214,9 +214,15 @@ impl Gen<'_> {
                 let c = self.expr(c);
                 let positive = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, c, 0);
                 self.b.ins().brif(positive, body_block, &[], exit, &[]);
+                // Blocks are sealed as soon as all their predecessors exist,
+                // so SSA construction never defers work to the end (which
+                // grows worse than linearly on programs with many loops).
+                self.b.seal_block(body_block);
+                self.b.seal_block(exit);
                 self.b.switch_to_block(body_block);
                 self.expr(body);
                 self.b.ins().jump(header, &[]);
+                self.b.seal_block(header);
                 self.b.switch_to_block(exit);
                 self.b.ins().iconst(types::I64, 0)
             }
