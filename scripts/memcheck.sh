@@ -47,10 +47,13 @@ for e in "${engines[@]}"; do
     done
     echo
 done
-definite=$(cat "$logs"/*.log | grep -o 'definitely lost: [0-9,]* bytes' | grep -v ': 0 bytes' | wc -l)
-indirect=$(cat "$logs"/*.log | grep -o 'indirectly lost: [0-9,]* bytes' | grep -v ': 0 bytes' | wc -l)
+# Bytes lost over all runs (valgrind prints no LEAK SUMMARY when all was freed).
+lost() { cat "$logs"/*.log | sed -n "s/.*$1 lost: \([0-9,]*\) bytes.*/\1/p" | tr -d , | awk '{s+=$1} END {print s+0}'; }
+definite=$(lost definitely)
+indirect=$(lost indirectly)
+errors=$(cat "$logs"/*.log | sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' | awk '{s+=$1} END {print s+0}')
 rm -rf "$logs"
-echo "memcheck: $runs runs, $failed failed; runs with definitely lost > 0: $definite, indirectly lost > 0: $indirect"
+echo "memcheck: $runs runs (${#engines[@]} engines), $failed failed; $errors errors, $definite bytes definitely and $indirect bytes indirectly lost in total"
 if [ "$failed" -gt 0 ]; then
     echo "memcheck: FAILED (logs in target/memcheck-*.log)" >&2
     exit 1
