@@ -38,7 +38,10 @@ fn new_state(jit: bool) -> mlua::Result<State> {
             "jit.status() is {on} after asking for {jit}"
         )));
     }
-    Ok(State { lua, functions: HashMap::new() })
+    Ok(State {
+        lua,
+        functions: HashMap::new(),
+    })
 }
 
 fn read_u8(r: &mut impl Read) -> io::Result<u8> {
@@ -162,7 +165,11 @@ fn serve() -> io::Result<()> {
             b'J' => {
                 let jit = read_u8(&mut input)? != 0;
                 let status = match &states[jit as usize] {
-                    Some(s) => s.lua.load("return (jit.status())").eval::<bool>().unwrap_or(false),
+                    Some(s) => s
+                        .lua
+                        .load("return (jit.status())")
+                        .eval::<bool>()
+                        .unwrap_or(false),
                     None => new_state(jit)
                         .and_then(|s| s.lua.load("return (jit.status())").eval::<bool>())
                         .unwrap_or(false),
