@@ -69,6 +69,7 @@ fn error(w: &mut impl Write, message: &str) -> io::Result<()> {
 }
 
 fn main() {
+    exit_with_parent();
     if let Err(e) = serve() {
         // A closed pipe is the normal way to stop.
         if e.kind() != io::ErrorKind::UnexpectedEof {
@@ -76,6 +77,23 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// A helper must not outlive vm-perf: if vm-perf is stopped (`--timeout`,
+/// a signal) while a program runs here, nobody reads our pipe again and an
+/// endless Lua loop would spin on. The serving thread is busy inside Lua, so
+/// a watchdog thread notices the parent is gone (we were re-parented) and
+/// ends the process.
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(1);
+            }
+        }
+    });
 }
 
 fn serve() -> io::Result<()> {
