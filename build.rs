@@ -1,6 +1,26 @@
-//! Records how the binary was built, for the benchmark report's metadata.
+//! Build script: records how the binary was built (for the benchmark
+//! report's metadata) and builds the LuaJIT helper process when the `luajit`
+//! feature is on.
+//!
+//! mlua links exactly one Lua per build and Lua 5.4 and LuaJIT export the
+//! same C symbols, so LuaJIT runs in `vm-perf-luajit`, a separate crate with
+//! its own workspace. We build it here with the same `cargo`, always in
+//! release mode, into `<target>/vm-perf-luajit/`, and hand its absolute path
+//! to the crate as `VM_PERF_LUAJIT_HELPER` (a run-time variable of the same
+//! name overrides it).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    record_build();
+    build_luajit_helper();
+}
+
+/// How the binary was built, for the benchmark report.
+fn record_build() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let version = std::process::Command::new(&rustc)
         .arg("-V")
@@ -23,5 +43,81 @@ fn main() {
     println!("cargo:rustc-env=VM_PERF_TARGET={target}");
     println!("cargo:rerun-if-env-changed=RUSTFLAGS");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
-    println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// The LuaJIT peer's helper process (see the module doc).
+fn build_luajit_helper() {
+    if env::var_os("CARGO_FEATURE_LUAJIT").is_none() {
+        return;
+    }
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let helper = manifest_dir.join("vm-perf-luajit");
+    for watched in ["Cargo.toml", "Cargo.lock", "src"] {
+        println!("cargo:rerun-if-changed={}", helper.join(watched).display());
+    }
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let target_dir = helper_target_dir(&out_dir);
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--manifest-path")
+        .arg(helper.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer build's per-package variables must not leak into the inner
+    // build; the jobserver (CARGO_MAKEFLAGS) and RUSTC are shared on purpose.
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_FEATURE_")
+            || key.starts_with("CARGO_CFG_")
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || key.starts_with("DEP_")
+            || matches!(
+                key,
+                "CARGO_TARGET_DIR"
+                    | "CARGO_ENCODED_RUSTFLAGS"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_CRATE_NAME"
+                    | "OUT_DIR"
+                    | "TARGET"
+                    | "HOST"
+                    | "PROFILE"
+                    | "OPT_LEVEL"
+                    | "DEBUG"
+                    | "NUM_JOBS"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    // A small test-thread stack (CI sets one) crashes rustc.
+                    | "RUST_MIN_STACK"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd
+        .status()
+        .expect("cannot run cargo to build vm-perf-luajit");
+    assert!(
+        status.success(),
+        "building the LuaJIT helper (vm-perf-luajit) failed"
+    );
+    let exe = target_dir
+        .join("release")
+        .join(format!("vm-perf-luajit{}", env::consts::EXE_SUFFIX));
+    assert!(
+        exe.exists(),
+        "the LuaJIT helper was not built at {}",
+        exe.display()
+    );
+    println!("cargo:rustc-env=VM_PERF_LUAJIT_HELPER={}", exe.display());
+}
+
+/// `<target>/vm-perf-luajit`, where `<target>` holds the profile directory
+/// whose `build/<pkg>/out` is `out_dir`; shared by every profile.
+fn helper_target_dir(out_dir: &Path) -> PathBuf {
+    match out_dir.ancestors().nth(4) {
+        Some(target) => target.join("vm-perf-luajit"),
+        None => out_dir.join("vm-perf-luajit"),
+    }
 }

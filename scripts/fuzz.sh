@@ -3,6 +3,8 @@
 # test. Usage: scripts/fuzz.sh text|ast SECONDS
 #
 # Needs `cargo +nightly` and cargo-fuzz (`cargo +nightly install cargo-fuzz`).
+# FUZZ_FLAGS is passed to cargo fuzz build/run (e.g. `--no-default-features`
+# to leave the Cranelift JIT out of a quick run).
 # Runs at the lowest priority. Seeds the corpus from workloads/ (the text
 # target) or from byte strings that embed each workload (the ast target; see
 # fuzz/src/generate.rs). After a crash the run goes on with the time left,
@@ -30,7 +32,8 @@ else
     done
 fi
 
-nice -n 19 cargo +nightly fuzz build "$target" >/dev/null
+flags=(${FUZZ_FLAGS:-})
+nice -n 19 cargo +nightly fuzz build "${flags[@]}" "$target" >/dev/null
 deadline=$(($(date +%s) + seconds))
 total=0
 findings=0
@@ -40,7 +43,7 @@ while :; do
     [ "$left" -gt 0 ] || break
     before=$(ls "artifacts/$target" | sort)
     set +e
-    nice -n 19 cargo +nightly fuzz run "$target" "$corpus" -- \
+    nice -n 19 cargo +nightly fuzz run "${flags[@]}" "$target" "$corpus" -- \
         -max_total_time="$left" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
     status=$?
     set -e
@@ -63,7 +66,7 @@ while :; do
         if [ "$target" = text ]; then
             cp "artifacts/$target/$a" "$out"
         else
-            VM_PERF_FUZZ_PRINT="$out" nice -n 19 cargo +nightly fuzz run ast "artifacts/$target/$a" >/dev/null 2>&1 || true
+            VM_PERF_FUZZ_PRINT="$out" nice -n 19 cargo +nightly fuzz run "${flags[@]}" ast "artifacts/$target/$a" >/dev/null 2>&1 || true
         fi
         echo "FINDING $a -> ${out#"$root"/}"
         grep -m1 -E "panicked at|ERROR: libFuzzer|SUMMARY" "$log" | sed 's/^/  /' || true

@@ -294,6 +294,16 @@ fn run(
             writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
             continue;
         }
+        if out_of_range(*engine, &program, &args).is_some() {
+            let limit = engine.exact_magnitude().unwrap_or(u64::MAX);
+            writeln!(
+                out,
+                "{} skipped: a value exceeds its exact range {limit}",
+                engine.name()
+            )
+            .map_err(io)?;
+            continue;
+        }
         let value = run_on(*engine, &program, &args)?;
         writeln!(out, "{} {value}", engine.name()).map_err(io)?;
         if value != reference {
@@ -347,6 +357,10 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
         write!(out, "{:width$}", engine.name()).map_err(io)?;
         for w in WORKLOADS {
             let program = w.program()?;
+            if let Some(why) = out_of_range(*engine, &program, &w.args()) {
+                write!(out, " {why:>14}").map_err(io)?;
+                continue;
+            }
             let cell = match run_on(*engine, &program, &w.args()) {
                 Ok(v) if v == w.expected() => v.to_string(),
                 Ok(v) => {
@@ -515,4 +529,18 @@ fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
         );
     }
     crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
+}
+
+/// Why `engine` is not expected to match walker on this run: it refuses the
+/// program, or a value on the way is beyond its exact range (LuaJIT's
+/// doubles). `None`: it must agree.
+fn out_of_range(engine: &dyn Engine, program: &Program, args: &[i64]) -> Option<&'static str> {
+    if engine.supports(program).is_err() {
+        return Some("unsupported");
+    }
+    let limit = engine.exact_magnitude()?;
+    match crate::engines::walker::eval_traced(program, args, u64::MAX) {
+        Ok((_, magnitude)) if magnitude > limit => Some("inexact"),
+        _ => None,
+    }
 }

@@ -13,6 +13,7 @@
 use crate::front::program::Program;
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 /// Which part of the comparison an engine belongs to; reports group by it.
 #[derive(
@@ -106,6 +107,25 @@ pub trait Technique: 'static {
     /// without bounds checks on that promise.
     unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64;
 
+    /// Like [`Technique::execute`], plus the run time the engine measured
+    /// itself when the caller's clock would also count work that is not the
+    /// technique's (a peer in a helper process: the pipe round trip).
+    /// `None`: time the call from outside, as for every in-process engine.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Technique::execute`].
+    unsafe fn execute_timed(code: &Self::Code, args: &[i64]) -> (i64, Option<Duration>) {
+        // SAFETY: the caller's promise about `args` is passed on unchanged.
+        (unsafe { Self::execute(code, args) }, None)
+    }
+
+    /// The compile time the engine measured itself, when the caller's clock
+    /// would count more than the technique's work (see `execute_timed`).
+    fn compile_time(_code: &Self::Code) -> Option<Duration> {
+        None
+    }
+
     /// What `compile` produced, for people: `vm-perf show`.
     fn show(code: &Self::Code) -> String;
 }
@@ -126,6 +146,17 @@ pub trait Executable {
     fn arg_count(&self) -> usize;
     /// Runs the program; an error only when `args` is too short.
     fn execute(&self, args: &[i64]) -> Result<i64, ArgError>;
+    /// Runs the program and also returns the run time the engine measured
+    /// itself, if it measures one (peers in a helper process do). A harness
+    /// should use that time instead of its own clock when it is `Some`.
+    fn execute_timed(&self, args: &[i64]) -> Result<(i64, Option<Duration>), ArgError> {
+        self.execute(args).map(|v| (v, None))
+    }
+    /// The compile time the engine measured itself, if it measures one;
+    /// `None`: the caller's clock around `Engine::compile` is the figure.
+    fn compile_time(&self) -> Option<Duration> {
+        None
+    }
     /// The compiled form as text (`vm-perf show`).
     fn show(&self) -> String;
 }
@@ -184,6 +215,20 @@ impl<T: Technique> Executable for Compiled<T> {
         // and we just checked `args` holds at least that many values.
         Ok(unsafe { T::execute(&self.code, args) })
     }
+    #[inline]
+    fn execute_timed(&self, args: &[i64]) -> Result<(i64, Option<Duration>), ArgError> {
+        if args.len() < self.arg_count {
+            return Err(ArgError {
+                needed: self.arg_count,
+                given: args.len(),
+            });
+        }
+        // SAFETY: as in `execute`: the length was checked just above.
+        Ok(unsafe { T::execute_timed(&self.code, args) })
+    }
+    fn compile_time(&self) -> Option<Duration> {
+        T::compile_time(&self.code)
+    }
     fn show(&self) -> String {
         T::show(&self.code)
     }
@@ -214,6 +259,16 @@ macro_rules! for_each_engine {
             jit: $crate::engines::jit::Jit,
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
+            #[cfg(feature = "lua54")]
+            lua54: $crate::engines::lua54::Lua54,
+            #[cfg(feature = "luajit")]
+            luajit: $crate::engines::luajit::LuaJit,
+            #[cfg(feature = "luajit")]
+            luajit_interp: $crate::engines::luajit_interp::LuaJitInterp,
+            #[cfg(feature = "wasmi")]
+            wasmi: $crate::engines::wasmi::Wasmi,
+            #[cfg(feature = "wasmtime")]
+            wasmtime: $crate::engines::wasmtime::Wasmtime,
         }
     };
 }

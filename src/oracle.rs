@@ -15,7 +15,7 @@ use crate::engines::walker::{BudgetError, eval_traced};
 use crate::front::{decode, program::Program};
 
 /// Walker steps (nodes evaluated) a program may take to be compared.
-pub const STEP_BUDGET: u64 = 200_000;
+pub const STEP_BUDGET: u64 = 50_000;
 
 /// Programs reading more arguments than this are not run (the argument
 /// vector would have to be built for them).

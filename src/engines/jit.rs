@@ -156,7 +156,6 @@ impl Technique for Jit {
             };
             let v = g.expr(program.expr());
             g.b.ins().return_(&[v]);
-            g.b.seal_all_blocks();
             g.b.finalize(module.target_config());
         }
         module.define_function(id, &mut ctx).map_err(|e| err(&e))?;

@@ -23,8 +23,7 @@
 //! loop iteration dispatches far fewer instructions: `sum` runs four per
 //! iteration where a stack machine runs about a dozen.
 //!
-//! The compiler is shared: `tail_calls` threads the same instructions with
-//! guaranteed tail calls, and `register_bytecode_fused` asks it for its
+//! The compiler is shared: `register_bytecode_fused` asks it for its
 //! superinstructions ([`Options::fuse`]).
 
 use crate::engine::{CompileError, Technique, Tier};

@@ -42,7 +42,7 @@
 
 use super::register_bytecode::mark_stores;
 use super::tape_continuations::{
-    Compiler, Exit, Handler, Instr, Op, Place, REGS, SAVE_BASE, Tape, has_loop, next, operand,
+    Compiler, Exit, Handler, Instr, Op, Place, REGS, SAVE_BASE, Tape, next, operand,
 };
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -171,13 +171,31 @@ impl Fused {
 pub(crate) struct Shapes {
     /// Nodes whose subtree contains a `Set` (for shape 4).
     stores: HashSet<*const Expr>,
+    /// Nodes whose subtree contains a `While` (for shape 6), found in one
+    /// pass so compile time stays linear however deeply loops nest.
+    loops: HashSet<*const Expr>,
+}
+
+/// Records every node whose subtree contains a `While`. Recursion depth is
+/// the tree's depth, at most `MAX_DEPTH`.
+fn mark_loops(e: &Expr, out: &mut HashSet<*const Expr>) -> bool {
+    let mut found = matches!(e, Expr::While(..));
+    for child in e.children() {
+        found |= mark_loops(child, out);
+    }
+    if found {
+        out.insert(e as *const Expr);
+    }
+    found
 }
 
 impl Shapes {
     pub(crate) fn new(program: &Program) -> Shapes {
         let mut stores = HashSet::new();
         mark_stores(program.expr(), &mut stores);
-        Shapes { stores }
+        let mut loops = HashSet::new();
+        mark_loops(program.expr(), &mut loops);
+        Shapes { stores, loops }
     }
 
     fn leaf(e: &Expr, scope: usize) -> Option<Leaf> {
@@ -246,7 +264,11 @@ impl Shapes {
                     return false;
                 };
                 // Shape 6: a loop-free body is laid out `UNROLL` times.
-                let copies = if has_loop(body) { 1 } else { UNROLL };
+                let copies = if self.loops.contains(&(&**body as *const Expr)) {
+                    1
+                } else {
+                    UNROLL
+                };
                 let mut exits = vec![c.len()];
                 c.emit(fused(Fused::JumpIfRegNotPos(k, usize::MAX)));
                 let head = c.len();

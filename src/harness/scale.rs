@@ -25,6 +25,11 @@ use cpu_time::ThreadTime;
 use std::hint::black_box;
 use std::io::Write;
 
+/// A call this slow (thread CPU ns) is timed once, not sampled.
+const SLOW_NS: f64 = 0.25e9;
+/// After a compile this slow, an engine skips the larger sizes.
+const GIVE_UP_NS: f64 = 2e9;
+
 /// Exponents up to this count as linear (measurement noise).
 pub const LINEAR_UP_TO: f64 = 1.15;
 /// Up to this, growth is linear work slowed by caches: a program that
@@ -77,6 +82,10 @@ fn fastest_ns<T>(samples: usize, min_ns: f64, mut f: impl FnMut() -> T) -> f64 {
     let start = ThreadTime::now();
     drop(black_box(f()));
     let once = start.elapsed().as_nanos() as f64;
+    if once >= SLOW_NS {
+        // Seconds per call: one sample says enough, preemption aside.
+        return once;
+    }
     let reps = ((min_ns / once.max(1.0)).ceil() as usize).clamp(1, 100_000);
     let mut kept = Vec::with_capacity(reps);
     (0..samples)
@@ -177,17 +186,21 @@ pub fn run(
     let node_sizes: Vec<usize> = programs.iter().map(|(n, _, _)| *n).collect();
     let bar = indicatif::ProgressBar::new((engines.len() * (programs.len() + 4)) as u64);
     let mut compile_rows = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     for e in engines {
         let mut series = Vec::new();
+        let mut gave_up = false;
         for (n, p, expected) in &programs {
             bar.inc(1);
-            if e.supports(p).is_err() {
+            if gave_up || e.supports(p).is_err() {
                 series.push((*n, None));
                 continue;
             }
+            let first = ThreadTime::now();
             let code = e
                 .compile(p)
                 .map_err(|x| format!("{} cannot compile a {n}-node program: {x}", e.name()))?;
+            let first_ns = first.elapsed().as_nanos() as f64;
             let got = code.execute(&[5]).map_err(|x| x.to_string())?;
             if got != *expected {
                 return Err(format!(
@@ -201,7 +214,20 @@ pub fn run(
             } else {
                 samples
             };
-            series.push((*n, Some(fastest_ns(s, min_ns, || e.compile(black_box(p))))));
+            let ns = if first_ns >= SLOW_NS {
+                first_ns
+            } else {
+                fastest_ns(s, min_ns, || e.compile(black_box(p)))
+            };
+            series.push((*n, Some(ns)));
+            if ns > GIVE_UP_NS {
+                gave_up = true;
+                skipped.push(format!(
+                    "{}: compiling {n} nodes took {:.1} s; larger sizes skipped",
+                    e.name(),
+                    ns / 1e9
+                ));
+            }
         }
         compile_rows.push((*e, series));
     }
@@ -272,6 +298,10 @@ pub fn run(
         writeln!(out, "{}", terminal(g)).map_err(io)?;
         md.push_str(&markdown(g));
         md.push('\n');
+    }
+    for line in &skipped {
+        writeln!(out, "{line}").map_err(io)?;
+        md.push_str(&format!("- {line}\n"));
     }
     writeln!(
         out,

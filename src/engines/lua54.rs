@@ -1,0 +1,96 @@
+//! `lua54` — peer: the program as Lua source on PUC Lua 5.4 (vendored, via `mlua`).
+//!
+//! **Compile** translates the AST to Lua source ([`super::lua_source`]), makes
+//! a fresh Lua state with no standard library and loads the chunk once; the
+//! chunk returns the program as a Lua function. That is Lua's own compile
+//! stage: lexing, parsing and register-bytecode generation.
+//! **Values** are Lua 5.4 integers, which wrap on overflow exactly like ours;
+//! **locals** are Lua locals (registers of Lua's VM), deep ones a spill table.
+//! **Control**: `While` is a Lua `while` loop, so nothing grows per iteration.
+//! **Execute** calls the function with the arguments as Lua integers.
+//!
+//! Trade-off: the reference embedded interpreter. Its register VM and
+//! compiler are mature, but every call crosses the C API and every value is a
+//! tagged `TValue`.
+
+use super::lua_source::{Dialect, check, translate};
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::program::Program;
+use mlua::{Function, Lua, LuaOptions, StdLib, Value, Variadic};
+
+pub struct Lua54;
+
+/// A loaded program: its own Lua state (dropped with it) and function.
+pub struct Code {
+    // `func` refers into `_lua`; both go when the code is dropped.
+    func: Function,
+    _lua: Lua,
+    source: String,
+}
+
+impl Technique for Lua54 {
+    const NAME: &'static str = "lua54";
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = "Lua source on PUC Lua 5.4 (vendored, via mlua)";
+    type Code = Code;
+
+    fn supports(program: &Program) -> Result<(), String> {
+        check(program)
+    }
+
+    fn compile(program: &Program) -> Result<Code, CompileError> {
+        let source = translate(program, Dialect::Lua54)
+            .map_err(CompileError)?
+            .text;
+        let lua = Lua::new_with(StdLib::NONE, LuaOptions::default())
+            .map_err(|e| CompileError(format!("cannot make a Lua state: {e}")))?;
+        let func = lua
+            .load(&source)
+            .set_name("=program")
+            .call::<Function>(())
+            .map_err(|e| CompileError(format!("Lua rejected the translation: {e}")))?;
+        Ok(Code {
+            func,
+            _lua: lua,
+            source,
+        })
+    }
+
+    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        // Lua takes every argument; the function reads those it names.
+        match code
+            .func
+            .call::<Value>(Variadic::from_iter(args.iter().copied()))
+        {
+            Ok(Value::Integer(v)) => v,
+            Ok(other) => panic!("lua54: the program returned {other:?}, not an integer"),
+            Err(e) => panic!("lua54: the program failed: {e}"),
+        }
+    }
+
+    fn show(code: &Code) -> String {
+        code.source.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::engine;
+
+    fn run(src: &str, args: &[i64]) -> i64 {
+        let p = crate::front::compile_source("t.vm", src).unwrap();
+        engine("lua54")
+            .unwrap()
+            .compile(&p)
+            .unwrap()
+            .execute(args)
+            .unwrap()
+    }
+
+    #[test]
+    fn integers_wrap_like_ours() {
+        assert_eq!(run("9223372036854775807 + 1", &[]), i64::MIN);
+        assert_eq!(run("-9223372036854775808", &[]), i64::MIN);
+        assert_eq!(run("arg(0) + arg(0)", &[i64::MAX]), -2);
+    }
+}

@@ -1,0 +1,583 @@
+//! AST → Lua source, shared by the Lua peers (`lua54`, `luajit`, `luajit_interp`).
+//!
+//! The chunk returns one function; its parameters are the arguments (`a0`,
+//! `a1`, … or, beyond [`ARG_PARAMS`] arguments, a table `A` made from `...`).
+//! `Let` level `k` (counted from the outermost binding) is the Lua local `lk`,
+//! or `S[k - LOCAL_LEVELS + 1]` in a spill table beyond [`LOCAL_LEVELS`]
+//! levels, because a Lua function has at most 200 active locals; pending
+//! temporaries likewise move to a table `T` beyond [`SPILL_TEMPS_AT`].
+//!
+//! Lua expressions have no statements inside them, so a node that needs one
+//! (`Let`, `Set`, `While`, `Then`) is lowered to statements emitted *before*
+//! the expression that uses its value. Strict left-to-right order is kept by
+//! one rule: before the right operand of `Add` emits a statement that can
+//! write a local (`Set`, or `Let` into a spill slot), a left operand that
+//! reads a local is first copied into a temporary. A `Let` whose value is
+//! needed inside an expression becomes `local t; do local lk = …; t = … end`;
+//! a `Let` that runs to the end of its block is just `local lk = …`, so long
+//! chains of `let`s do not nest blocks. Temporaries are pooled per block and
+//! reused once their value is consumed.
+//!
+//! Lua's parser limits nesting to about 200 C levels and a function to 200
+//! locals and 250–255 registers; the translator splits deep sums into
+//! temporaries every [`MAX_PARENS`] levels and reports the nesting and local
+//! counts it produced, so an engine can refuse (via `supports`) what Lua would
+//! reject instead of failing at load time.
+//!
+//! Numbers: Lua 5.4 integers wrap exactly like ours, so [`Dialect::Lua54`]
+//! only takes care to write `i64::MIN` without a float conversion. LuaJIT's
+//! numbers are doubles, exact to 2⁵³.
+
+use crate::front::ast::Expr;
+use crate::front::program::Program;
+use std::fmt::Write;
+
+/// Which Lua reads the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Lua54,
+    LuaJit,
+}
+
+/// Arguments passed as named parameters up to this count, else as a table.
+pub const ARG_PARAMS: usize = 16;
+/// `Let` levels kept in Lua locals; deeper levels live in the spill table.
+pub const LOCAL_LEVELS: usize = 80;
+/// Active locals beyond which new temporaries go to the spill table `T`.
+/// With at most [`LOCAL_LEVELS`] `Let` locals on top, a function never has
+/// more than 181 locals active: under Lua's 200, and with [`MAX_PARENS`]
+/// expression registers under LuaJIT's 250 slots.
+pub const SPILL_TEMPS_AT: usize = 100;
+/// Deepest parenthesised nesting of one expression before it is split.
+pub const MAX_PARENS: usize = 8;
+/// Largest block nesting plus expression nesting we hand to Lua. Its parser
+/// stops at 200 C levels, some of which the chunk and the call take: both
+/// Lua 5.4 and LuaJIT load 193 of our levels and refuse 198 (measured by
+/// `peer_tests::lua_nesting_limits_are_declared_not_hit`).
+pub const MAX_LEVELS: usize = 188;
+/// Most active locals (parameters, `Let`s, temporaries) we hand to Lua.
+pub const MAX_ACTIVE: usize = 190;
+
+/// The generated chunk and what it asks of the Lua parser.
+#[derive(Clone, Debug)]
+pub struct LuaSource {
+    pub text: String,
+    /// Deepest block nesting plus expression nesting at any point.
+    pub levels: usize,
+    /// Most locals active at once in the function.
+    pub active: usize,
+}
+
+/// Whether the translation stays within Lua's parser limits, decided without
+/// translating and without recursion (so it is cheap and safe on any stack):
+/// the deepest block nesting the translation opens, plus [`MAX_PARENS`] for
+/// an expression inside it, must stay within [`MAX_LEVELS`]. Locals need no
+/// check: temporaries spill past [`SPILL_TEMPS_AT`], `Let`s past
+/// [`LOCAL_LEVELS`].
+pub fn check(program: &Program) -> Result<(), String> {
+    // (node, blocks open around it, runs to the end of its block, scope)
+    let mut todo = vec![(program.expr(), 1usize, true, 0usize)];
+    let mut deepest = 1;
+    while let Some((e, blocks, tail, scope)) = todo.pop() {
+        deepest = deepest.max(blocks);
+        match e {
+            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
+            Expr::Add(a, b) => {
+                todo.push((a, blocks, false, scope));
+                todo.push((b, blocks, false, scope));
+            }
+            Expr::Then(a, b) => {
+                todo.push((a, blocks, false, scope));
+                todo.push((b, blocks, tail, scope));
+            }
+            Expr::Set(_, v) => todo.push((v, blocks, false, scope)),
+            Expr::While(c, body) => {
+                todo.push((c, blocks + 1, false, scope));
+                todo.push((body, blocks + 1, true, scope));
+            }
+            Expr::Let(init, body) => {
+                // As `Gen::stmt`/`Gen::value`: a `do` block unless the
+                // binding runs to the end of its block or is spilled.
+                let inner = blocks + (!tail && scope < LOCAL_LEVELS) as usize;
+                todo.push((init, inner, false, scope));
+                todo.push((body, inner, true, scope + 1));
+            }
+        }
+    }
+    let levels = deepest + MAX_PARENS + 1;
+    if levels > MAX_LEVELS {
+        return Err(format!(
+            "the Lua translation nests {deepest} blocks deep; Lua's parser allows about {}",
+            MAX_LEVELS - MAX_PARENS - 1
+        ));
+    }
+    Ok(())
+}
+
+/// Translates `program`; `Err` if the result would exceed Lua's limits
+/// (never for a program [`check`] accepts). Recursive: at most
+/// [`crate::MAX_DEPTH`] frames of a few hundred bytes.
+pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, String> {
+    let args_in_table = program.arg_count() > ARG_PARAMS;
+    let mut g = Gen {
+        out: String::new(),
+        dialect,
+        args_in_table,
+        scope: 0,
+        blocks: Vec::new(),
+        base_active: if args_in_table {
+            1
+        } else {
+            program.arg_count()
+        },
+        max_levels: 0,
+        max_active: 0,
+        spill_free: Vec::new(),
+        spill_next: 0,
+    };
+    g.out.push_str("return function(");
+    if args_in_table {
+        g.out.push_str("...)\n  local A = {...}\n");
+    } else {
+        let params: Vec<String> = (0..program.arg_count()).map(|i| format!("a{i}")).collect();
+        g.out.push_str(&params.join(", "));
+        g.out.push_str(")\n");
+    }
+    g.open_block();
+    if program.max_locals() > LOCAL_LEVELS {
+        g.line("local S = {}");
+        g.base_active += 1;
+    }
+    // `local T = {}` goes here if the body spills temporaries.
+    let spill_table_at = g.out.len();
+    g.base_active += 1;
+    let v = g.value(program.expr(), true);
+    g.line(&format!("return {}", v.code));
+    if g.spill_next > 0 {
+        g.out.insert_str(spill_table_at, "  local T = {}\n");
+    }
+    g.close_block();
+    g.out.push_str("end\n");
+    let source = LuaSource {
+        text: g.out,
+        levels: g.max_levels,
+        active: g.max_active,
+    };
+    if source.levels > MAX_LEVELS {
+        return Err(format!(
+            "the Lua translation nests {} levels deep; Lua's parser allows about {MAX_LEVELS}",
+            source.levels
+        ));
+    }
+    if source.active > MAX_ACTIVE {
+        return Err(format!(
+            "the Lua translation needs {} locals at once; a Lua function allows {MAX_ACTIVE}",
+            source.active
+        ));
+    }
+    Ok(source)
+}
+
+/// An expression ready to use, and what it costs.
+struct Val {
+    code: String,
+    /// Reads a local, so a later store could change it.
+    volatile: bool,
+    /// A top-level `+`: needs parentheses as a right operand.
+    is_sum: bool,
+    /// Parenthesis nesting inside `code`.
+    nest: usize,
+    /// Temporaries (block, index) this value holds until it is consumed.
+    temps: Vec<Temp>,
+}
+
+/// A temporary: a Lua local of an open block, or a slot of the spill table
+/// `T` once the function has [`SPILL_TEMPS_AT`] locals active.
+#[derive(Clone, Copy)]
+enum Temp {
+    Local { block: usize, index: usize },
+    Spill(usize),
+}
+
+impl Temp {
+    fn name(self) -> String {
+        match self {
+            Temp::Local { block, index } => format!("t{block}_{index}"),
+            Temp::Spill(k) => format!("T[{}]", k + 1),
+        }
+    }
+}
+
+impl Val {
+    fn atom(code: String, volatile: bool) -> Val {
+        Val {
+            code,
+            volatile,
+            is_sum: false,
+            nest: 0,
+            temps: Vec::new(),
+        }
+    }
+}
+
+struct Block {
+    /// Temporaries declared in this block (`t<block>_<i>`, i < declared).
+    declared: usize,
+    free: Vec<usize>,
+    /// `local lk` declarations made directly in this block.
+    lets: usize,
+}
+
+struct Gen {
+    out: String,
+    dialect: Dialect,
+    args_in_table: bool,
+    /// `Let`s in scope.
+    scope: usize,
+    blocks: Vec<Block>,
+    base_active: usize,
+    max_levels: usize,
+    max_active: usize,
+    /// Spill-table temporaries: free slots and the next new one.
+    spill_free: Vec<usize>,
+    spill_next: usize,
+}
+
+impl Gen {
+    fn line(&mut self, text: &str) {
+        for _ in 0..self.blocks.len() {
+            self.out.push_str("  ");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    fn open_block(&mut self) {
+        self.blocks.push(Block {
+            declared: 0,
+            free: Vec::new(),
+            lets: 0,
+        });
+        self.note();
+    }
+
+    fn close_block(&mut self) {
+        self.blocks.pop();
+    }
+
+    /// Records the nesting and the active locals at this point.
+    fn note(&mut self) {
+        self.max_levels = self.max_levels.max(self.blocks.len());
+        self.max_active = self.max_active.max(self.active());
+    }
+
+    /// Locals active now: parameters, tables, `Let`s and temporaries.
+    fn active(&self) -> usize {
+        self.base_active
+            + self
+                .blocks
+                .iter()
+                .map(|b| b.declared + b.lets)
+                .sum::<usize>()
+    }
+
+    fn note_nest(&mut self, nest: usize) {
+        self.max_levels = self.max_levels.max(self.blocks.len() + nest + 1);
+    }
+
+    fn release(&mut self, v: &Val) {
+        for &t in &v.temps {
+            match t {
+                Temp::Local { block, index } => self.blocks[block].free.push(index),
+                Temp::Spill(k) => self.spill_free.push(k),
+            }
+        }
+    }
+
+    /// A temporary in the current block, declared (uninitialised) if new;
+    /// in the spill table once too many locals are active.
+    fn new_temp(&mut self, init: Option<&str>) -> Temp {
+        let b = self.blocks.len() - 1;
+        let (temp, declare) = if let Some(i) = self.blocks[b].free.pop() {
+            (Temp::Local { block: b, index: i }, false)
+        } else if self.active() < SPILL_TEMPS_AT {
+            self.blocks[b].declared += 1;
+            (
+                Temp::Local {
+                    block: b,
+                    index: self.blocks[b].declared - 1,
+                },
+                true,
+            )
+        } else {
+            let k = self.spill_free.pop().unwrap_or_else(|| {
+                self.spill_next += 1;
+                self.spill_next - 1
+            });
+            (Temp::Spill(k), false)
+        };
+        let name = temp.name();
+        match (declare, init) {
+            (true, Some(init)) => self.line(&format!("local {name} = {init}")),
+            (true, None) => self.line(&format!("local {name}")),
+            (false, Some(init)) => self.line(&format!("{name} = {init}")),
+            (false, None) => {}
+        }
+        self.note();
+        temp
+    }
+
+    /// Evaluates `v` now into a temporary that nothing else writes.
+    fn save(&mut self, v: Val) -> Val {
+        self.note_nest(v.nest);
+        self.release(&v);
+        let t = self.new_temp(Some(&v.code));
+        Val {
+            code: t.name(),
+            volatile: false,
+            is_sum: false,
+            nest: 0,
+            temps: vec![t],
+        }
+    }
+
+    /// Where `Let` level `level` lives: a Lua local or a spill slot.
+    fn slot(&self, level: usize) -> String {
+        if level < LOCAL_LEVELS {
+            format!("l{level}")
+        } else {
+            format!("S[{}]", level - LOCAL_LEVELS + 1)
+        }
+    }
+
+    fn literal(&self, n: i64) -> String {
+        match (n, self.dialect) {
+            // `-9223372036854775808` would read 2^63 as a float, then negate it.
+            (i64::MIN, Dialect::Lua54) => "(-9223372036854775807 - 1)".to_string(),
+            _ => n.to_string(),
+        }
+    }
+
+    /// Binds the next level to `init` as the rest of the current block.
+    fn bind(&mut self, init: &Expr) {
+        let v = self.value(init, false);
+        self.note_nest(v.nest);
+        self.release(&v);
+        let level = self.scope;
+        if level < LOCAL_LEVELS {
+            self.line(&format!("local l{level} = {}", v.code));
+            self.blocks.last_mut().expect("inside the function").lets += 1;
+            self.note();
+        } else {
+            let slot = self.slot(level);
+            self.line(&format!("{slot} = {}", v.code));
+        }
+        self.scope += 1;
+    }
+
+    /// Emits `e` for its effects only. `tail`: nothing follows in this block.
+    fn stmt(&mut self, e: &Expr, tail: bool) {
+        match e {
+            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
+            Expr::Add(a, b) => {
+                self.stmt(a, false);
+                self.stmt(b, false);
+            }
+            Expr::Then(a, b) => {
+                self.stmt(a, false);
+                self.stmt(b, tail);
+            }
+            Expr::Let(init, body) => {
+                let wrap = !tail && self.scope < LOCAL_LEVELS;
+                if wrap {
+                    self.line("do");
+                    self.open_block();
+                }
+                self.bind(init);
+                self.stmt(body, true);
+                self.scope -= 1;
+                if wrap {
+                    self.close_block();
+                    self.line("end");
+                }
+            }
+            Expr::Set(d, value) => {
+                let v = self.value(value, false);
+                self.note_nest(v.nest);
+                self.release(&v);
+                let slot = self.slot(self.scope - 1 - d);
+                self.line(&format!("{slot} = {}", v.code));
+            }
+            Expr::While(cond, body) => self.while_(cond, body),
+        }
+    }
+
+    fn while_(&mut self, cond: &Expr, body: &Expr) {
+        // The header depends on whether the condition needs statements,
+        // which we only know once it is generated inside the loop block.
+        let header_at = self.out.len();
+        let indent = "  ".repeat(self.blocks.len());
+        self.open_block();
+        let before = self.out.len();
+        let c = self.value(cond, false);
+        self.note_nest(c.nest);
+        self.release(&c);
+        let header = if self.out.len() == before {
+            format!("{indent}while {} > 0 do\n", c.code)
+        } else {
+            self.line(&format!("if {} <= 0 then break end", c.code));
+            format!("{indent}while true do\n")
+        };
+        self.out.insert_str(header_at, &header);
+        self.stmt(body, true);
+        self.close_block();
+        self.line("end");
+    }
+
+    /// Emits what `e` needs first and returns its value as an expression.
+    fn value(&mut self, e: &Expr, tail: bool) -> Val {
+        match e {
+            Expr::Litr(n) => Val::atom(self.literal(*n), false),
+            Expr::Arg(i) => Val::atom(
+                if self.args_in_table {
+                    format!("A[{}]", i + 1)
+                } else {
+                    format!("a{i}")
+                },
+                false,
+            ),
+            Expr::Get(d) => Val::atom(self.slot(self.scope - 1 - d), true),
+            Expr::Add(a, b) => {
+                let mut va = self.value(a, false);
+                if va.volatile && writes_a_local(b) {
+                    va = self.save(va);
+                }
+                let vb = self.value(b, false);
+                let paren = vb.is_sum;
+                let mut code = va.code;
+                code.push_str(" + ");
+                if paren {
+                    let _ = write!(code, "({})", vb.code);
+                } else {
+                    code.push_str(&vb.code);
+                }
+                let mut temps = va.temps;
+                temps.extend(vb.temps);
+                let v = Val {
+                    code,
+                    volatile: va.volatile || vb.volatile,
+                    is_sum: true,
+                    nest: va.nest.max(vb.nest + paren as usize),
+                    temps,
+                };
+                if v.nest >= MAX_PARENS {
+                    self.save(v)
+                } else {
+                    v
+                }
+            }
+            Expr::Then(a, b) => {
+                self.stmt(a, false);
+                self.value(b, tail)
+            }
+            Expr::Set(..) | Expr::While(..) => {
+                self.stmt(e, false);
+                Val::atom("0".to_string(), false)
+            }
+            Expr::Let(init, body) => {
+                if tail || self.scope >= LOCAL_LEVELS {
+                    // No Lua local to scope: bind in this block. A spill
+                    // slot may be rebound later, so the value is volatile.
+                    let wrap = !tail;
+                    debug_assert!(!wrap || self.scope >= LOCAL_LEVELS);
+                    self.bind(init);
+                    let v = self.value(body, tail);
+                    self.scope -= 1;
+                    return v;
+                }
+                let r = self.new_temp(None);
+                self.line("do");
+                self.open_block();
+                self.bind(init);
+                let v = self.value(body, true);
+                self.note_nest(v.nest);
+                self.release(&v);
+                self.line(&format!("{} = {}", r.name(), v.code));
+                self.scope -= 1;
+                self.close_block();
+                self.line("end");
+                Val {
+                    code: r.name(),
+                    volatile: false,
+                    is_sum: false,
+                    nest: 0,
+                    temps: vec![r],
+                }
+            }
+        }
+    }
+}
+
+/// Whether evaluating `e` may store into a local an outer expression reads:
+/// a `Set`, or a `Let` (which writes its slot; spill slots are shared).
+fn writes_a_local(e: &Expr) -> bool {
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
+        match e {
+            Expr::Set(..) | Expr::Let(..) => return true,
+            _ => todo.extend(e.children()),
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::compile_source;
+
+    fn lua(src: &str) -> String {
+        let p = compile_source("t.vm", src).unwrap();
+        translate(&p, Dialect::Lua54).unwrap().text
+    }
+
+    #[test]
+    fn sum_reads_like_lua() {
+        let text = lua(crate::workloads::workload("sum").unwrap().source);
+        assert!(text.contains("while l1 > 0 do"), "{text}");
+        assert!(text.contains("l0 = l0 + a1"), "{text}");
+    }
+
+    #[test]
+    fn left_operand_is_saved_before_a_store() {
+        let text = lua("let x = 1; x + { x = 5; x }");
+        assert!(text.contains("local t0_0 = l0"), "{text}");
+    }
+
+    #[test]
+    fn minimum_literal_stays_an_integer() {
+        assert!(lua("-9223372036854775808").contains("(-9223372036854775807 - 1)"));
+    }
+
+    #[test]
+    fn deep_sums_are_split() {
+        let mut src = String::from("arg(0)");
+        for _ in 0..500 {
+            src = format!("arg(0) + ({src})");
+        }
+        let p = compile_source("t.vm", &src).unwrap();
+        let s = translate(&p, Dialect::LuaJit).unwrap();
+        assert!(s.levels <= MAX_PARENS + 2, "{}", s.levels);
+    }
+
+    #[test]
+    fn refuses_blocks_nested_too_deep() {
+        let mut src = String::from("1");
+        for _ in 0..300 {
+            src = format!("while 0 {{ {src} }}");
+        }
+        let p = compile_source("t.vm", &src).unwrap();
+        assert!(check(&p).is_err());
+        assert!(translate(&p, Dialect::Lua54).is_err());
+    }
+}

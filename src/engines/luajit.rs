@@ -1,0 +1,288 @@
+//! `luajit` — peer: the same Lua source as `lua54`, on LuaJIT with its JIT on.
+//!
+//! **Compile** translates the AST to Lua source ([`super::lua_source`], LuaJIT
+//! dialect) and sends it to the helper process `vm-perf-luajit`, which loads
+//! it once in its JIT-on Lua state and keeps the resulting function under a
+//! handle. **Execute** asks the helper to call that function once; the helper
+//! times the call itself and returns the value and the nanoseconds, so the
+//! pipe round trip is not counted ([`Technique::execute_timed`]).
+//! **Values** are LuaJIT numbers: doubles, exact up to 2⁵³ (hence
+//! `EXACT_MAGNITUDE`); **locals** are Lua locals, which the trace compiler
+//! keeps in machine registers. **Control**: `While` is a Lua loop; hot loops
+//! are recorded as traces and compiled to machine code.
+//!
+//! Why a process: `mlua` links one Lua per build, and Lua 5.4 and LuaJIT
+//! export the same C symbols, so they cannot share a binary. `build.rs`
+//! builds the helper crate (its own workspace, release mode) into
+//! `target/vm-perf-luajit/` and bakes its path in; the environment variable
+//! `VM_PERF_LUAJIT_HELPER` overrides it, and a `vm-perf-luajit` next to the
+//! running executable is the last resort. One helper serves every compiled
+//! program of the process; dropping the code frees its function there.
+//!
+//! Trade-off: a tracing JIT with a famously fast interpreter behind it, at the
+//! price of doubles for numbers and a process boundary for us.
+
+use super::lua_source::{Dialect, check, translate};
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::program::Program;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct LuaJit;
+
+/// The largest node count we hand to LuaJIT: its bytecode jumps reach at most
+/// ±32767 instructions, and a loop body must fit in one jump.
+pub const MAX_NODES: usize = 8000;
+
+impl Technique for LuaJit {
+    const NAME: &'static str = "luajit";
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = "Lua source on LuaJIT, JIT on (helper process)";
+    const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
+    type Code = Code;
+
+    fn supports(program: &Program) -> Result<(), String> {
+        supports(program)
+    }
+    fn compile(program: &Program) -> Result<Code, CompileError> {
+        compile(program, true)
+    }
+    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        code.run(args).0
+    }
+    unsafe fn execute_timed(code: &Code, args: &[i64]) -> (i64, Option<Duration>) {
+        let (v, t) = code.run(args);
+        (v, Some(t))
+    }
+    fn compile_time(code: &Code) -> Option<Duration> {
+        Some(code.load_time)
+    }
+    fn show(code: &Code) -> String {
+        code.source.clone()
+    }
+}
+
+/// Shared with `luajit_interp`: what LuaJIT's parser accepts.
+pub(super) fn supports(program: &Program) -> Result<(), String> {
+    if program.node_count() > MAX_NODES {
+        return Err(format!(
+            "{} nodes; LuaJIT's jumps limit us to {MAX_NODES}",
+            program.node_count()
+        ));
+    }
+    check(program)
+}
+
+/// Shared with `luajit_interp`: loads the program in the helper's JIT-on or
+/// JIT-off state.
+pub(super) fn compile(program: &Program, jit: bool) -> Result<Code, CompileError> {
+    let source = translate(program, Dialect::LuaJit)
+        .map_err(CompileError)?
+        .text;
+    let (handle, load_time, generation) = with_helper(|h| {
+        h.write(&[b'C', jit as u8])?;
+        h.write(&(source.len() as u32).to_le_bytes())?;
+        h.write(source.as_bytes())?;
+        h.flush()?;
+        match h.read_u8()? {
+            b'K' => Ok(Ok((
+                h.read_u32()?,
+                Duration::from_nanos(h.read_u64()?),
+                h.generation,
+            ))),
+            _ => Ok(Err(h.read_message()?)),
+        }
+    })
+    .map_err(CompileError)?
+    .map_err(|e| CompileError(format!("LuaJIT rejected the translation: {e}")))?;
+    Ok(Code {
+        handle,
+        generation,
+        load_time,
+        source,
+    })
+}
+
+/// A program loaded in the helper.
+pub struct Code {
+    handle: u32,
+    /// Which helper process holds the handle (a restarted one does not).
+    generation: u64,
+    load_time: Duration,
+    source: String,
+}
+
+impl Code {
+    /// One call in the helper: the value and the time the helper measured.
+    fn run(&self, args: &[i64]) -> (i64, Duration) {
+        let reply = with_helper(|h| {
+            if h.generation != self.generation {
+                return Ok(Err(
+                    "the LuaJIT helper was restarted; compile again".to_string()
+                ));
+            }
+            h.write(b"X")?;
+            h.write(&self.handle.to_le_bytes())?;
+            h.write(&(args.len() as u32).to_le_bytes())?;
+            for a in args {
+                h.write(&a.to_le_bytes())?;
+            }
+            h.flush()?;
+            match h.read_u8()? {
+                b'V' => Ok(Ok((
+                    h.read_u64()? as i64,
+                    Duration::from_nanos(h.read_u64()?),
+                ))),
+                _ => Ok(Err(h.read_message()?)),
+            }
+        });
+        match reply {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) | Err(e) => panic!("LuaJIT helper: {e}"),
+        }
+    }
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        let (handle, generation) = (self.handle, self.generation);
+        // Best effort: a dead helper has freed everything already.
+        let _ = with_helper(|h| {
+            if h.generation == generation {
+                h.write(b"D")?;
+                h.write(&handle.to_le_bytes())?;
+                h.flush()?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What `jit.status()` reports in the helper's JIT-on or JIT-off state.
+pub fn jit_status(jit: bool) -> Result<bool, String> {
+    with_helper(|h| {
+        h.write(&[b'J', jit as u8])?;
+        h.flush()?;
+        h.read_u8()?;
+        Ok(h.read_u8()? != 0)
+    })
+}
+
+/// The running helper process and its pipes.
+struct Helper {
+    child: Child,
+    input: BufWriter<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    generation: u64,
+}
+
+static HELPER: Mutex<(Option<Helper>, u64)> = Mutex::new((None, 0));
+
+/// Where the helper executable is (see the module doc).
+pub fn helper_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("VM_PERF_LUAJIT_HELPER") {
+        return PathBuf::from(p);
+    }
+    let built = PathBuf::from(env!("VM_PERF_LUAJIT_HELPER"));
+    if built.exists() {
+        return built;
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(built.file_name()?)));
+    match beside {
+        Some(p) if p.exists() => p,
+        _ => built,
+    }
+}
+
+/// Runs `f` on the helper, starting it first if needed. An I/O error kills
+/// the helper (the next call starts a new one) and becomes the error text.
+fn with_helper<R>(f: impl FnOnce(&mut Helper) -> io::Result<R>) -> Result<R, String> {
+    let mut guard = HELPER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (slot, generation) = &mut *guard;
+    if slot.is_none() {
+        *generation += 1;
+        let path = helper_path();
+        let mut child = Command::new(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the LuaJIT helper {}: {e}", path.display()))?;
+        let input = BufWriter::new(child.stdin.take().expect("piped"));
+        let output = BufReader::new(child.stdout.take().expect("piped"));
+        *slot = Some(Helper {
+            child,
+            input,
+            output,
+            generation: *generation,
+        });
+    }
+    let helper = slot.as_mut().expect("just started");
+    match f(helper) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let mut dead = slot.take().expect("present");
+            let _ = dead.child.kill();
+            let _ = dead.child.wait();
+            Err(format!("the LuaJIT helper failed: {e}"))
+        }
+    }
+}
+
+impl Helper {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.input.write_all(bytes)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.input.flush()
+    }
+    fn read_u8(&mut self) -> io::Result<u8> {
+        let mut b = [0; 1];
+        self.output.read_exact(&mut b)?;
+        Ok(b[0])
+    }
+    fn read_u32(&mut self) -> io::Result<u32> {
+        let mut b = [0; 4];
+        self.output.read_exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn read_u64(&mut self) -> io::Result<u64> {
+        let mut b = [0; 8];
+        self.output.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    /// The text after an `E` reply.
+    fn read_message(&mut self) -> io::Result<String> {
+        let len = self.read_u32()? as usize;
+        let mut text = vec![0; len];
+        self.output.read_exact(&mut text)?;
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jit_is_on_here_and_off_in_the_interpreter_state() {
+        assert_eq!(jit_status(true), Ok(true));
+        assert_eq!(jit_status(false), Ok(false));
+    }
+
+    #[test]
+    fn the_helper_measures_the_call() {
+        let p = crate::front::compile_source("t.vm", "arg(0) + arg(1)").unwrap();
+        let code = compile(&p, true).unwrap();
+        // SAFETY: the program needs two arguments and gets two.
+        let (v, t) = unsafe { LuaJit::execute_timed(&code, &[40, 2]) };
+        assert_eq!(v, 42);
+        assert!(t.is_some());
+    }
+}

@@ -1,0 +1,187 @@
+//! `vm-perf-luajit`: runs Lua source on LuaJIT for vm-perf, over a pipe.
+//!
+//! vm-perf links Lua 5.4; LuaJIT exports the same C symbols, so it lives in
+//! this separate process. vm-perf spawns it once and talks to it on
+//! stdin/stdout with little-endian binary frames:
+//!
+//! | request | reply |
+//! |---|---|
+//! | `C` jit:u8 len:u32 source | `K` handle:u32 nanos:u64, or `E` len:u32 message |
+//! | `X` handle:u32 n:u32 n×i64 | `V` value:i64 nanos:u64, or `E` len:u32 message |
+//! | `D` handle:u32 | nothing |
+//! | `J` jit:u8 | `S` status:u8 (what `jit.status()` says in that state) |
+//!
+//! `C` loads a chunk that returns the program's function (jit 1: JIT on,
+//! 0: `jit.off()`, checked with `jit.status()`), `X` calls it once with the
+//! arguments as Lua numbers and reports the wall time of that one call, so
+//! the pipe round trip is not part of the measurement. `D` frees a function.
+
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
+use std::collections::HashMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::time::Instant;
+
+struct State {
+    lua: Lua,
+    functions: HashMap<u32, Function>,
+}
+
+fn new_state(jit: bool) -> mlua::Result<State> {
+    // Only the base and jit libraries: the generated code needs nothing else.
+    let lua = Lua::new_with(StdLib::JIT, LuaOptions::default())?;
+    if !jit {
+        lua.load("jit.off()").exec()?;
+    }
+    let on: bool = lua.load("return (jit.status())").eval()?;
+    if on != jit {
+        return Err(mlua::Error::RuntimeError(format!(
+            "jit.status() is {on} after asking for {jit}"
+        )));
+    }
+    Ok(State {
+        lua,
+        functions: HashMap::new(),
+    })
+}
+
+fn read_u8(r: &mut impl Read) -> io::Result<u8> {
+    let mut b = [0; 1];
+    r.read_exact(&mut b)?;
+    Ok(b[0])
+}
+
+fn read_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_i64(r: &mut impl Read) -> io::Result<i64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b)?;
+    Ok(i64::from_le_bytes(b))
+}
+
+fn error(w: &mut impl Write, message: &str) -> io::Result<()> {
+    w.write_all(b"E")?;
+    w.write_all(&(message.len() as u32).to_le_bytes())?;
+    w.write_all(message.as_bytes())
+}
+
+fn main() {
+    if let Err(e) = serve() {
+        // A closed pipe is the normal way to stop.
+        if e.kind() != io::ErrorKind::UnexpectedEof {
+            eprintln!("vm-perf-luajit: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn serve() -> io::Result<()> {
+    let mut input = BufReader::new(io::stdin().lock());
+    let mut output = BufWriter::new(io::stdout().lock());
+    // One Lua state per JIT mode, made on first use.
+    let mut states: [Option<State>; 2] = [None, None];
+    let mut next_handle = 0u32;
+    let mut owner: HashMap<u32, usize> = HashMap::new();
+    loop {
+        match read_u8(&mut input)? {
+            b'C' => {
+                let jit = read_u8(&mut input)? != 0;
+                let len = read_u32(&mut input)? as usize;
+                let mut source = vec![0; len];
+                input.read_exact(&mut source)?;
+                let slot = &mut states[jit as usize];
+                if slot.is_none() {
+                    match new_state(jit) {
+                        Ok(s) => *slot = Some(s),
+                        Err(e) => {
+                            error(&mut output, &e.to_string())?;
+                            output.flush()?;
+                            continue;
+                        }
+                    }
+                }
+                let state = slot.as_mut().expect("just made");
+                let start = Instant::now();
+                let loaded = state
+                    .lua
+                    .load(&source[..])
+                    .set_name("=program")
+                    .call::<Function>(());
+                let nanos = start.elapsed().as_nanos() as u64;
+                match loaded {
+                    Ok(f) => {
+                        let handle = next_handle;
+                        next_handle = next_handle.wrapping_add(1);
+                        state.functions.insert(handle, f);
+                        owner.insert(handle, jit as usize);
+                        output.write_all(b"K")?;
+                        output.write_all(&handle.to_le_bytes())?;
+                        output.write_all(&nanos.to_le_bytes())?;
+                    }
+                    Err(e) => error(&mut output, &e.to_string())?,
+                }
+            }
+            b'X' => {
+                let handle = read_u32(&mut input)?;
+                let n = read_u32(&mut input)? as usize;
+                let mut args = MultiValue::with_capacity(n);
+                for _ in 0..n {
+                    // LuaJIT numbers are doubles: exact up to 2^53.
+                    args.push_back(Value::Number(read_i64(&mut input)? as f64));
+                }
+                let f = owner
+                    .get(&handle)
+                    .and_then(|&s| states[s].as_ref())
+                    .and_then(|s| s.functions.get(&handle));
+                let Some(f) = f else {
+                    error(&mut output, &format!("no function with handle {handle}"))?;
+                    output.flush()?;
+                    continue;
+                };
+                let start = Instant::now();
+                let result = f.call::<f64>(args);
+                let nanos = start.elapsed().as_nanos() as u64;
+                match result {
+                    Ok(v) => {
+                        output.write_all(b"V")?;
+                        output.write_all(&(v as i64).to_le_bytes())?;
+                        output.write_all(&nanos.to_le_bytes())?;
+                    }
+                    Err(e) => error(&mut output, &e.to_string())?,
+                }
+            }
+            b'D' => {
+                let handle = read_u32(&mut input)?;
+                if let Some(s) = owner.remove(&handle) {
+                    if let Some(state) = states[s].as_mut() {
+                        state.functions.remove(&handle);
+                    }
+                }
+                continue; // no reply
+            }
+            b'J' => {
+                let jit = read_u8(&mut input)? != 0;
+                let status = match &states[jit as usize] {
+                    Some(s) => s
+                        .lua
+                        .load("return (jit.status())")
+                        .eval::<bool>()
+                        .unwrap_or(false),
+                    None => new_state(jit)
+                        .and_then(|s| s.lua.load("return (jit.status())").eval::<bool>())
+                        .unwrap_or(false),
+                };
+                output.write_all(&[b'S', status as u8])?;
+            }
+            other => {
+                error(&mut output, &format!("unknown request {other}"))?;
+                output.flush()?;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request"));
+            }
+        }
+        output.flush()?;
+    }
+}
