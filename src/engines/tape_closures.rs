@@ -61,15 +61,65 @@ pub union Word {
     index: usize,
 }
 
-/// What a tape cell holds, recorded beside the tape for `show` only.
+/// What a tape cell holds, recorded beside the tape for `show` only. One
+/// byte per word: the operand itself is read back from the word, so the
+/// side table adds an eighth to the tape rather than tripling it (at 10^6
+/// nodes a fat table pushed compile past the allocator's reuse threshold,
+/// into fresh zeroed pages on every compile, which cost more than the tape
+/// itself).
 #[derive(Clone, Copy)]
 enum Role {
-    Op(&'static str),
-    Litr(i64),
-    Arg(usize),
-    Slot(usize),
-    /// A child's position, relative to its node's first word.
-    Child(usize),
+    /// A node's handler.
+    Op(Op),
+    /// A literal (`Word::int`).
+    Litr,
+    /// An argument index (`Word::index`).
+    Arg,
+    /// A local slot (`Word::index`).
+    Slot,
+    /// A child's position relative to its node's first word (`Word::index`).
+    Child,
+}
+
+/// The handlers, by name.
+#[derive(Clone, Copy)]
+enum Op {
+    Litr,
+    Arg,
+    Get,
+    Set,
+    Add,
+    Then,
+    Let,
+    While,
+}
+
+impl Op {
+    fn handler(self) -> Handler {
+        match self {
+            Op::Litr => litr,
+            Op::Arg => arg,
+            Op::Get => get,
+            Op::Set => set,
+            Op::Add => add,
+            Op::Then => then,
+            Op::Let => let_,
+            Op::While => while_,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Litr => "litr",
+            Op::Arg => "arg",
+            Op::Get => "get",
+            Op::Set => "set",
+            Op::Add => "add",
+            Op::Then => "then",
+            Op::Let => "let",
+            Op::While => "while",
+        }
+    }
 }
 
 /// The compiled program.
@@ -211,8 +261,8 @@ impl Compiler {
         self.words.len() - 1
     }
 
-    fn op(&mut self, op: Handler, name: &'static str) -> usize {
-        self.put(Word { op }, Role::Op(name))
+    fn op(&mut self, op: Op) -> usize {
+        self.put(Word { op: op.handler() }, Role::Op(op))
     }
 
     fn index(&mut self, index: usize, role: Role) {
@@ -221,39 +271,38 @@ impl Compiler {
 
     /// Reserves the word that will hold a child's offset from `node`.
     fn hole(&mut self) -> usize {
-        self.put(Word { index: 0 }, Role::Child(0))
+        self.put(Word { index: 0 }, Role::Child)
     }
 
     /// The next node written is the child `hole` points to.
     fn patch(&mut self, node: usize, hole: usize) {
         let offset = self.words.len() - node;
         self.words[hole] = Word { index: offset };
-        self.roles[hole] = Role::Child(offset);
     }
 
     fn node(&mut self, e: &Expr, scope: usize) {
         match *e {
             Expr::Litr(n) => {
-                self.op(litr, "litr");
-                self.put(Word { int: n }, Role::Litr(n));
+                self.op(Op::Litr);
+                self.put(Word { int: n }, Role::Litr);
             }
             Expr::Arg(i) => {
-                self.op(arg, "arg");
-                self.index(i, Role::Arg(i));
+                self.op(Op::Arg);
+                self.index(i, Role::Arg);
             }
             Expr::Get(d) => {
-                self.op(get, "get");
-                self.index(scope - 1 - d, Role::Slot(scope - 1 - d));
+                self.op(Op::Get);
+                self.index(scope - 1 - d, Role::Slot);
             }
             Expr::Set(d, ref value) => {
-                self.op(set, "set");
-                self.index(scope - 1 - d, Role::Slot(scope - 1 - d));
+                self.op(Op::Set);
+                self.index(scope - 1 - d, Role::Slot);
                 self.node(value, scope);
             }
             Expr::Add(ref a, ref b) | Expr::Then(ref a, ref b) => {
                 let at = match e {
-                    Expr::Add(..) => self.op(add, "add"),
-                    _ => self.op(then, "then"),
+                    Expr::Add(..) => self.op(Op::Add),
+                    _ => self.op(Op::Then),
                 };
                 let hole = self.hole();
                 self.node(a, scope);
@@ -261,15 +310,15 @@ impl Compiler {
                 self.node(b, scope);
             }
             Expr::Let(ref init, ref body) => {
-                let at = self.op(let_, "let");
-                self.index(scope, Role::Slot(scope));
+                let at = self.op(Op::Let);
+                self.index(scope, Role::Slot);
                 let hole = self.hole();
                 self.node(init, scope);
                 self.patch(at, hole);
                 self.node(body, scope + 1);
             }
             Expr::While(ref cond, ref body) => {
-                let at = self.op(while_, "while");
+                let at = self.op(Op::While);
                 let hole = self.hole();
                 self.node(cond, scope);
                 self.patch(at, hole);
@@ -319,17 +368,22 @@ impl Technique for TapeClosures {
             tape.locals
         );
         let mut node = 0;
-        for (at, role) in tape.roles.iter().enumerate() {
-            _ = match *role {
-                Role::Op(name) => {
-                    node = at;
-                    write!(out, "{}@{at:<5} {name:<5}", if at == 0 { "" } else { "\n" })
-                }
-                Role::Litr(n) => write!(out, " {n}"),
-                Role::Arg(i) => write!(out, " arg{i}"),
-                Role::Slot(s) => write!(out, " L{s}"),
-                Role::Child(offset) => write!(out, " →@{}", node + offset),
+        for (at, (role, word)) in tape.roles.iter().zip(&tape.words).enumerate() {
+            let Role::Op(op) = *role else {
+                // SAFETY: `compile` wrote every non-`Op` cell as `int` or
+                // `index`, both plain 8-byte integers: either reads it.
+                let x = unsafe { word.index };
+                _ = match role {
+                    Role::Litr => write!(out, " {}", x as i64),
+                    Role::Arg => write!(out, " arg{x}"),
+                    Role::Slot => write!(out, " L{x}"),
+                    _ => write!(out, " →@{}", node + x),
+                };
+                continue;
             };
+            node = at;
+            let sep = if at == 0 { "" } else { "\n" };
+            _ = write!(out, "{sep}@{at:<5} {:<5}", op.name());
         }
         out.push('\n');
         out
