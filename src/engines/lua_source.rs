@@ -43,6 +43,9 @@ pub enum Dialect {
 pub const ARG_PARAMS: usize = 16;
 /// `Let` levels kept in Lua locals; deeper levels live in the spill table.
 pub const LOCAL_LEVELS: usize = 80;
+/// Programs larger than this are refused: every `Let` and many temporaries
+/// declare a Lua local, and one Lua function may declare at most 32,767.
+pub const MAX_NODES: usize = 12_000;
 /// Active locals beyond which new temporaries go to the spill table `T`.
 /// With at most [`LOCAL_LEVELS`] `Let` locals on top, a function never has
 /// more than 181 locals active: under Lua's 200, and with [`MAX_PARENS`]
@@ -75,6 +78,12 @@ pub struct LuaSource {
 /// check: temporaries spill past [`SPILL_TEMPS_AT`], `Let`s past
 /// [`LOCAL_LEVELS`].
 pub fn check(program: &Program) -> Result<(), String> {
+    if program.node_count() > MAX_NODES {
+        return Err(format!(
+            "{} nodes; Lua allows 32,767 local declarations in one function, so we stop at {MAX_NODES}",
+            program.node_count()
+        ));
+    }
     // (node, blocks open around it, runs to the end of its block, scope)
     let mut todo = vec![(program.expr(), 1usize, true, 0usize)];
     let mut deepest = 1;
