@@ -37,7 +37,7 @@ for e in "${engines[@]}"; do
         log="$logs/$e-$name.log"
         set +e
         # JIT engines write code then run it: --smc-check makes valgrind see it.
-        valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
+        valgrind --tool=memcheck --suppressions="$root/scripts/memcheck.supp" --leak-check=full --show-leak-kinds=definite,indirect \
             --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --smc-check=all-non-file \
             --log-file="$log" "$bin" run --engine "$e" "$w" "${small[@]}" >/dev/null 2>"$log.stderr"
         status=$?
