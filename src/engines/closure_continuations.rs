@@ -2,10 +2,12 @@
 //! step does its work and passes its value on by calling its continuation.
 //!
 //! **Compile** first flattens the tree into a [`Chain`] of steps in
-//! evaluation order (what `show` prints), then folds each chain from its end
-//! into boxed closures: every closure captures (a pointer to) the closure of
+//! evaluation order (what `show` prints; nested chains are stored inline,
+//! so it is one flat vector of 16-byte steps), then folds each chain from its
+//! end into closures: every closure captures (a pointer to) the closure of
 //! the step after it, and the last one is a closure that returns the value.
-//! An arena owns all closures, so dropping a long chain does not recurse.
+//! A bump arena owns all closures, laid out side by side: compile makes no
+//! heap allocation per step, and dropping a long chain does not recurse.
 //! **Values** travel as an argument: a step receives the previous step's
 //! value and calls its continuation with its own. The left operand of an
 //! `Add` is simply the value flowing in; the right operand runs as a *nested*
@@ -31,7 +33,11 @@ use crate::front::ast::Expr;
 use crate::front::program::Program;
 
 /// One step of a chain; it receives the previous step's value.
-#[derive(Debug, PartialEq, Eq)]
+///
+/// Nested chains are stored inline, right after the step that runs them and
+/// closed by [`Step::End`], so a whole program is one flat `Vec` of 16-byte
+/// steps: lowering allocates no `Vec` per `Add` or `While`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Value `n` (ignores its input).
     Lit(i64),
@@ -43,20 +49,25 @@ pub enum Step {
     Bind(usize),
     /// Stores its input into slot `s`; value `0`.
     Set(usize),
-    /// Value = input + the nested chain's value.
-    AddRight(Chain),
-    /// Runs `cond`, and `body` while `cond > 0`; value `0`.
-    While(Chain, Chain),
+    /// Value = input + the value of the nested chain that follows.
+    AddRight,
+    /// Runs the nested chain that follows (the condition), and the one
+    /// after it (the body) while the condition is `> 0`; value `0`.
+    While,
+    /// Ends a nested chain: its value goes back to the step that ran it.
+    End,
 }
 
-/// Steps run one after another, each continuing into the next.
+/// The program's steps in evaluation order, nested chains inline.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Chain(Vec<Step>);
 
 impl Chain {
-    fn of(e: &Expr, scope: usize) -> Chain {
-        let mut c = Chain::default();
-        c.lower(e, scope);
+    fn of(program: &Program) -> Chain {
+        // Most nodes lower to one step (`Then` to none, `End`s are one per
+        // nested chain), so this is close and rarely regrows.
+        let mut c = Chain(Vec::with_capacity(program.node_count()));
+        c.lower(program.expr(), 0);
         c
     }
 
@@ -68,7 +79,9 @@ impl Chain {
             Expr::Get(d) => self.0.push(Step::Get(scope - 1 - d)),
             Expr::Add(a, b) => {
                 self.lower(a, scope);
-                self.0.push(Step::AddRight(Chain::of(b, scope)));
+                self.0.push(Step::AddRight);
+                self.lower(b, scope);
+                self.0.push(Step::End);
             }
             Expr::Let(init, body) => {
                 self.lower(init, scope);
@@ -79,9 +92,13 @@ impl Chain {
                 self.lower(v, scope);
                 self.0.push(Step::Set(scope - 1 - d));
             }
-            Expr::While(c, body) => self
-                .0
-                .push(Step::While(Chain::of(c, scope), Chain::of(body, scope))),
+            Expr::While(c, body) => {
+                self.0.push(Step::While);
+                self.lower(c, scope);
+                self.0.push(Step::End);
+                self.lower(body, scope);
+                self.0.push(Step::End);
+            }
             // The first step of any chain ignores its input, so `a`'s value
             // is dropped by `b`'s first step.
             Expr::Then(a, b) => {
@@ -91,28 +108,46 @@ impl Chain {
         }
     }
 
-    fn write(&self, indent: usize, out: &mut String) {
-        let pad = "  ".repeat(indent);
-        for step in &self.0 {
-            match step {
-                Step::Lit(n) => out.push_str(&format!("{pad}lit {n}\n")),
-                Step::Arg(i) => out.push_str(&format!("{pad}arg {i}\n")),
-                Step::Get(s) => out.push_str(&format!("{pad}get L{s}\n")),
-                Step::Bind(s) => out.push_str(&format!("{pad}bind L{s}\n")),
-                Step::Set(s) => out.push_str(&format!("{pad}set L{s}\n")),
-                Step::AddRight(c) => {
-                    out.push_str(&format!("{pad}add (call):\n"));
-                    c.write(indent + 1, out);
-                }
-                Step::While(c, b) => {
-                    out.push_str(&format!("{pad}while (native loop) cond:\n"));
-                    c.write(indent + 1, out);
-                    out.push_str(&format!("{pad}do:\n"));
-                    b.write(indent + 1, out);
-                }
-            }
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write;
+        /// What an `End` closes.
+        enum Open {
+            Add,
+            Cond,
+            Body,
         }
-        out.push_str(&format!("{pad}return\n"));
+        let mut open = Vec::new();
+        let pad = |depth: usize| "  ".repeat(depth);
+        for step in &self.0 {
+            let p = pad(open.len());
+            // Writing to a `String` cannot fail.
+            let _ = match step {
+                Step::Lit(n) => writeln!(out, "{p}lit {n}"),
+                Step::Arg(i) => writeln!(out, "{p}arg {i}"),
+                Step::Get(s) => writeln!(out, "{p}get L{s}"),
+                Step::Bind(s) => writeln!(out, "{p}bind L{s}"),
+                Step::Set(s) => writeln!(out, "{p}set L{s}"),
+                Step::AddRight => {
+                    open.push(Open::Add);
+                    writeln!(out, "{p}add (call):")
+                }
+                Step::While => {
+                    open.push(Open::Cond);
+                    writeln!(out, "{p}while (native loop) cond:")
+                }
+                Step::End => {
+                    let _ = writeln!(out, "{p}return");
+                    match open.pop() {
+                        Some(Open::Cond) => {
+                            open.push(Open::Body);
+                            writeln!(out, "{}do:", pad(open.len() - 1))
+                        }
+                        _ => Ok(()),
+                    }
+                }
+            };
+        }
+        out.push_str("return\n");
     }
 }
 
@@ -122,8 +157,8 @@ type Fun = dyn Fn(&mut [i64], &[i64], i64) -> i64;
 /// A continuation: a step's closure, owned by the code's [`Arena`].
 ///
 /// Closures refer to their successors by these plain pointers instead of
-/// owning them, so dropping a chain of any length frees its closures one by
-/// one from a `Vec`, instead of recursing once per step.
+/// owning them, so nothing is freed recursively: the arena releases all
+/// closures at once.
 #[derive(Clone, Copy)]
 struct Cont(*const Fun);
 
@@ -138,16 +173,17 @@ impl Cont {
     }
 }
 
-/// Owns every closure of a compiled program.
-#[derive(Default)]
-struct Arena(Vec<*mut Fun>);
+/// Owns every closure of a compiled program, side by side in a few large
+/// blocks (a bump allocator) rather than one heap allocation per step.
+struct Arena(bumpalo::Bump);
 
 impl Arena {
-    fn alloc(&mut self, f: impl Fn(&mut [i64], &[i64], i64) -> i64 + 'static) -> Cont {
-        let f: Box<Fun> = Box::new(f);
-        let p = Box::into_raw(f);
-        self.0.push(p);
-        Cont(p)
+    fn alloc<F: Fn(&mut [i64], &[i64], i64) -> i64 + 'static>(&mut self, f: F) -> Cont {
+        // The bump allocator never runs destructors; closures capture only
+        // `Cont`s and plain values, which have none.
+        const { assert!(!std::mem::needs_drop::<F>()) };
+        let f: &mut F = self.0.alloc(f);
+        Cont(f as &Fun as *const Fun)
     }
 
     /// The end of every chain: hand the value back to whoever called it.
@@ -155,11 +191,21 @@ impl Arena {
         self.alloc(|_, _, v| v)
     }
 
-    /// Folds `chain` into closures, from the last step to the first.
+    /// Folds `chain` into closures, from the last step to the first: each
+    /// nested chain is complete (back to its first step) by the time the
+    /// `AddRight` or `While` that runs it is reached.
     fn build(&mut self, chain: &Chain) -> Cont {
+        // Continuations waiting while a nested chain is folded: for each
+        // open `End`, what follows the step that runs it (and for a loop,
+        // also its finished body).
+        let mut waiting = Vec::new();
         let mut next = self.ret();
         for step in chain.0.iter().rev() {
             next = match *step {
+                Step::End => {
+                    waiting.push(next);
+                    self.ret()
+                }
                 Step::Lit(n) => self.alloc(move |l, a, _| next.call(l, a, n)),
                 Step::Arg(i) => self.alloc(move |l, a, _| {
                     // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
@@ -183,15 +229,18 @@ impl Arena {
                     unsafe { *l.get_unchecked_mut(s) = v };
                     next.call(l, a, 0)
                 }),
-                Step::AddRight(ref right) => {
-                    let right = self.build(right);
+                Step::AddRight => {
+                    let right = next;
+                    let next = waiting.pop().expect("lowering closes every nested chain");
                     self.alloc(move |l, a, v| {
                         let r = right.call(l, a, 0);
                         next.call(l, a, v.wrapping_add(r))
                     })
                 }
-                Step::While(ref cond, ref body) => {
-                    let (cond, body) = (self.build(cond), self.build(body));
+                Step::While => {
+                    let cond = next;
+                    let body = waiting.pop().expect("lowering closes every nested chain");
+                    let next = waiting.pop().expect("lowering closes every nested chain");
                     self.alloc(move |l, a, _| {
                         while cond.call(l, a, 0) > 0 {
                             body.call(l, a, 0);
@@ -202,17 +251,6 @@ impl Arena {
             };
         }
         next
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        for &p in &self.0 {
-            // SAFETY: every pointer came from `Box::into_raw` in `alloc` and
-            // is freed exactly once, here. Closures capture only `Cont`s and
-            // plain values, so freeing one never touches another.
-            drop(unsafe { Box::from_raw(p) });
-        }
     }
 }
 
@@ -236,8 +274,10 @@ impl Technique for ClosureContinuations {
     type Code = Code;
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
-        let chain = Chain::of(program.expr(), 0);
-        let mut arena = Arena::default();
+        let chain = Chain::of(program);
+        // Closures take 0 to 48 bytes; most capture a continuation and one
+        // word. Sizing the first block from the step count saves regrowth.
+        let mut arena = Arena(bumpalo::Bump::with_capacity(24 * chain.0.len()));
         let entry = arena.build(&chain);
         Ok(Code {
             chain,
@@ -257,7 +297,7 @@ impl Technique for ClosureContinuations {
             "; {} local slots; each step tail-calls the next\n",
             code.max_locals
         );
-        code.chain.write(0, &mut out);
+        code.chain.write(&mut out);
         out
     }
 }
