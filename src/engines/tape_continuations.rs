@@ -2,11 +2,17 @@
 //! the next op itself, with an accumulator and two local registers carried
 //! in handler arguments.
 //!
-//! **Compile** lowers the tree to a typed listing (`Instr`), checks it with
-//! `verify`, then turns each instruction into an `Op`: a plain `fn`
-//! pointer (the handler) plus one operand word. All emission goes through
-//! `Compiler::emit` and all handler selection through `Instr::op`, so a
-//! fused variant can add instructions and handlers in exactly two places.
+//! **Compile** lowers the tree to typed instructions (`Instr`) and writes
+//! each straight onto the tape as an `Op` — a plain `fn` pointer (the
+//! handler) plus one operand word — and a 3-byte `Kind` beside it, from
+//! which `show` reads the listing back. No listing is built first and
+//! threaded after: at 10⁶ nodes that table tripled the memory compile
+//! writes, and its page faults made compile time grow faster than the
+//! program. Then each op gets its handler only from the check of its kind
+//! and operand (`Kind::checked_handler`, the verifier). All emission goes
+//! through `Compiler::emit` and all handler selection through
+//! `Kind::checked_handler`, so a fused variant can add instructions and
+//! handlers in exactly two places.
 //!
 //! **Calling convention** (every `Handler` has the same six scalar
 //! arguments, which the x86-64 and AArch64 ABIs keep in registers):
@@ -132,7 +138,8 @@ pub(crate) type Exit = (*const Op, i64);
 /// # Safety
 ///
 /// The handler contract, relied on by every handler: `ip` points at an op of
-/// a tape built by [`Tape::new`] (so it passed [`verify`]) whose `handler` is
+/// a tape built by [`Tape::new`] (so it passed the verifier,
+/// [`Kind::checked_handler`]) whose `handler` is
 /// this function; `fp` points at a frame of that tape's `frame_len` slots;
 /// `args` points at least the tape's `arg_count` readable values.
 pub(crate) type Handler =
@@ -147,28 +154,164 @@ pub(crate) struct Op {
     pub(crate) operand: i64,
 }
 
+/// What a tape cell does, without its operand word: the handler is chosen
+/// by the kind alone, and kind plus operand give back the [`Instr`]
+/// ([`Instr::decode`]). So the tape keeps its listing in 3 bytes per op
+/// instead of a second, 32-byte-per-op table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Lit,
+    Arg,
+    GetReg(u8),
+    GetSlot,
+    SetReg(u8),
+    SetSlot,
+    Push,
+    AddPop,
+    Bind(u8),
+    BindSpill(u8),
+    Unbind(u8),
+    JumpIfNotPos,
+    Loop,
+    LoopIfPos,
+    Halt,
+    Fused(super::tape_continuations_fused::FusedKind),
+}
+
+/// A register number as stored in a [`Kind`]; one out of range stays out of
+/// range, so `verify` still rejects it.
+pub(crate) fn reg(k: usize) -> u8 {
+    u8::try_from(k).unwrap_or(u8::MAX)
+}
+
+/// The handler for register `k` from a per-register table, if `k` is a
+/// register.
+pub(crate) fn by_reg(table: [Handler; REGS], k: u8) -> Option<Handler> {
+    table.get(k as usize).copied()
+}
+
+/// A jump target as a byte distance from tape position `at`, which saves
+/// the handler a scale; [`target`] inverts it.
+pub(crate) fn rel(t: usize, at: usize) -> i64 {
+    (t as i64)
+        .wrapping_sub(at as i64)
+        .wrapping_mul(size_of::<Op>() as i64)
+}
+
+/// The tape position `rel` bytes from `at`.
+pub(crate) fn target(rel: i64, at: usize) -> usize {
+    (at as i64).wrapping_add(rel / size_of::<Op>() as i64) as usize
+}
+
+/// The bounds a cell's operand is checked against.
+#[derive(Clone, Copy)]
+pub(crate) struct Bounds {
+    /// The cell's own position.
+    pub(crate) at: usize,
+    /// Ops on the tape.
+    pub(crate) len: usize,
+    pub(crate) frame_len: usize,
+    pub(crate) arg_count: usize,
+}
+
+impl Bounds {
+    pub(crate) fn slot(&self, operand: i64) -> bool {
+        (operand as usize) < self.frame_len
+    }
+    pub(crate) fn arg(&self, operand: i64) -> bool {
+        (operand as usize) < self.arg_count
+    }
+    /// A jump forward to a later op of the tape.
+    pub(crate) fn forward(&self, rel: i64) -> bool {
+        let t = target(rel, self.at);
+        self.at < t && t < self.len
+    }
+    /// A jump back to this op or an earlier one.
+    pub(crate) fn backward(&self, rel: i64) -> bool {
+        target(rel, self.at) <= self.at
+    }
+}
+
+impl Kind {
+    /// The verifier, one cell at a time: the handler for a cell of this
+    /// kind with `operand`, if everything that handler relies on holds
+    /// (operand in range, jump inside the tape: forward for
+    /// `jump_if_not_pos`, backward for `loop`); `None` if not.
+    pub(crate) fn checked_handler(self, operand: i64, b: &Bounds) -> Option<Handler> {
+        let when = |ok: bool, h: Handler| ok.then_some(h);
+        match self {
+            Kind::Lit => Some(lit),
+            Kind::Arg => when(b.arg(operand), arg),
+            Kind::GetReg(k) => by_reg([get_reg::<0>, get_reg::<1>], k),
+            Kind::GetSlot => when(b.slot(operand), get_slot),
+            Kind::SetReg(k) | Kind::Bind(k) => by_reg([set_reg::<0>, set_reg::<1>], k),
+            Kind::SetSlot | Kind::Push => when(b.slot(operand), set_slot),
+            Kind::AddPop => when(b.slot(operand), add_pop),
+            Kind::BindSpill(k) => {
+                by_reg([bind_spill::<0>, bind_spill::<1>], k).filter(|_| b.slot(operand))
+            }
+            Kind::Unbind(k) => by_reg([unbind::<0>, unbind::<1>], k).filter(|_| b.slot(operand)),
+            Kind::JumpIfNotPos => when(b.forward(operand), jump_if_not_pos),
+            Kind::Loop => when(b.backward(operand), loop_back),
+            Kind::LoopIfPos => when(b.backward(operand), loop_if_pos),
+            Kind::Halt => Some(halt),
+            Kind::Fused(x) => x.checked_handler(operand, b),
+        }
+    }
+}
+
 impl Instr {
-    /// The tape cell for this instruction at tape position `at`.
-    fn op(self, at: usize) -> Op {
-        // Jump distances are stored in bytes, saving the handler a scale.
-        let rel = |t: usize| (t as i64 - at as i64) * size_of::<Op>() as i64;
-        let (handler, operand): (Handler, i64) = match self {
-            Instr::Lit(n) => (lit, n),
-            Instr::Arg(i) => (arg, i as i64),
-            Instr::GetReg(k) => ([get_reg::<0>, get_reg::<1>][k], 0),
-            Instr::GetSlot(s) => (get_slot, s as i64),
-            Instr::SetReg(k) | Instr::Bind(k) => ([set_reg::<0>, set_reg::<1>][k], 0),
-            Instr::SetSlot(s) | Instr::Push(s) => (set_slot, s as i64),
-            Instr::AddPop(s) => (add_pop, s as i64),
-            Instr::BindSpill(k, s) => ([bind_spill::<0>, bind_spill::<1>][k], s as i64),
-            Instr::Unbind(k, s) => ([unbind::<0>, unbind::<1>][k], s as i64),
-            Instr::JumpIfNotPos(t) => (jump_if_not_pos, rel(t)),
-            Instr::Loop(t) => (loop_back, rel(t)),
-            Instr::LoopIfPos(t) => (loop_if_pos, rel(t)),
-            Instr::Halt => (halt, 0),
-            Instr::Fused(x) => return x.op(at),
-        };
-        Op { handler, operand }
+    /// The cell for this instruction at tape position `at`, as its kind and
+    /// operand word (slot, index, literal or relative jump distance).
+    #[inline(always)]
+    pub(crate) fn encode(self, at: usize) -> (Kind, i64) {
+        match self {
+            Instr::Lit(n) => (Kind::Lit, n),
+            Instr::Arg(i) => (Kind::Arg, i as i64),
+            Instr::GetReg(k) => (Kind::GetReg(reg(k)), 0),
+            Instr::GetSlot(s) => (Kind::GetSlot, s as i64),
+            Instr::SetReg(k) => (Kind::SetReg(reg(k)), 0),
+            Instr::SetSlot(s) => (Kind::SetSlot, s as i64),
+            Instr::Push(s) => (Kind::Push, s as i64),
+            Instr::AddPop(s) => (Kind::AddPop, s as i64),
+            Instr::Bind(k) => (Kind::Bind(reg(k)), 0),
+            Instr::BindSpill(k, s) => (Kind::BindSpill(reg(k)), s as i64),
+            Instr::Unbind(k, s) => (Kind::Unbind(reg(k)), s as i64),
+            Instr::JumpIfNotPos(t) => (Kind::JumpIfNotPos, rel(t, at)),
+            Instr::Loop(t) => (Kind::Loop, rel(t, at)),
+            Instr::LoopIfPos(t) => (Kind::LoopIfPos, rel(t, at)),
+            Instr::Halt => (Kind::Halt, 0),
+            Instr::Fused(x) => {
+                let (kind, operand) = x.encode(at);
+                (Kind::Fused(kind), operand)
+            }
+        }
+    }
+
+    /// The instruction a cell of `kind` with `operand` at `at` stands for:
+    /// the inverse of [`Instr::encode`].
+    pub(crate) fn decode(kind: Kind, operand: i64, at: usize) -> Instr {
+        let (x, k) = (operand as usize, |k: u8| k as usize);
+        match kind {
+            Kind::Lit => Instr::Lit(operand),
+            Kind::Arg => Instr::Arg(x),
+            Kind::GetReg(r) => Instr::GetReg(k(r)),
+            Kind::GetSlot => Instr::GetSlot(x),
+            Kind::SetReg(r) => Instr::SetReg(k(r)),
+            Kind::SetSlot => Instr::SetSlot(x),
+            Kind::Push => Instr::Push(x),
+            Kind::AddPop => Instr::AddPop(x),
+            Kind::Bind(r) => Instr::Bind(k(r)),
+            Kind::BindSpill(r) => Instr::BindSpill(k(r), x),
+            Kind::Unbind(r) => Instr::Unbind(k(r), x),
+            Kind::JumpIfNotPos => Instr::JumpIfNotPos(target(operand, at)),
+            Kind::Loop => Instr::Loop(target(operand, at)),
+            Kind::LoopIfPos => Instr::LoopIfPos(target(operand, at)),
+            Kind::Halt => Instr::Halt,
+            Kind::Fused(f) => Instr::Fused(super::tape_continuations_fused::Fused::decode(
+                f, operand, at,
+            )),
+        }
     }
 }
 
@@ -408,34 +551,42 @@ unsafe fn halt(_: *const Op, _: *mut i64, _: *const i64, acc: i64, _: i64, _: i6
 }
 
 /// Checks everything the handlers rely on, once, at compile time: every
-/// operand in range, jumps inside the tape (forward for `jump_if_not_pos`,
-/// backward for `loop`), and the tape ends with `halt`, so every op that
-/// falls through has a successor.
+/// cell passes [`Kind::checked_handler`], and the tape ends with `halt`, so
+/// every op that falls through has a successor.
+#[cfg_attr(not(feature = "nightly"), allow(dead_code))] // used by `tail_calls`
 pub(crate) fn verify(code: &[Instr], frame_len: usize, arg_count: usize) -> Result<(), String> {
-    if code.last() != Some(&Instr::Halt) {
+    check_ends(code.last().map(|i| i.encode(code.len() - 1).0), frame_len)?;
+    for (at, &instr) in code.iter().enumerate() {
+        let (kind, operand) = instr.encode(at);
+        let b = Bounds {
+            at,
+            len: code.len(),
+            frame_len,
+            arg_count,
+        };
+        if kind.checked_handler(operand, &b).is_none() {
+            return Err(out_of_range(kind, operand, at));
+        }
+    }
+    Ok(())
+}
+
+/// The checks of [`verify`] on the whole tape: its frame and its end.
+fn check_ends(last: Option<Kind>, frame_len: usize) -> Result<(), String> {
+    if last != Some(Kind::Halt) {
         return Err("the tape does not end with halt".into());
     }
     if frame_len < LOCALS_BASE {
         return Err("the frame has no room for the saved registers".into());
     }
-    for (at, instr) in code.iter().enumerate() {
-        let ok = match *instr {
-            Instr::Lit(_) | Instr::Halt => true,
-            Instr::Arg(i) => i < arg_count,
-            Instr::GetReg(k) | Instr::SetReg(k) | Instr::Bind(k) => k < REGS,
-            Instr::GetSlot(s) | Instr::SetSlot(s) | Instr::Push(s) | Instr::AddPop(s) => {
-                s < frame_len
-            }
-            Instr::BindSpill(k, s) | Instr::Unbind(k, s) => k < REGS && s < frame_len,
-            Instr::JumpIfNotPos(t) => at < t && t < code.len(),
-            Instr::Loop(t) | Instr::LoopIfPos(t) => t <= at,
-            Instr::Fused(x) => x.in_range(at, code.len(), frame_len, arg_count),
-        };
-        if !ok {
-            return Err(format!("@{at}: `{instr}` is out of range"));
-        }
-    }
     Ok(())
+}
+
+fn out_of_range(kind: Kind, operand: i64, at: usize) -> String {
+    format!(
+        "@{at}: `{}` is out of range",
+        Instr::decode(kind, operand, at)
+    )
 }
 
 /// Where a local lives at some program point.
@@ -457,8 +608,13 @@ pub(crate) fn has_loop(e: &Expr) -> bool {
 }
 
 /// Lowers the tree to [`Instr`]s.
+///
+/// Instructions go straight into the tape, each as its [`Kind`] and its
+/// [`Op`]'s operand, with no listing built first and copied after; the op's
+/// handler is filled in by [`Tape::new`] once the instruction is verified.
 pub(crate) struct Compiler {
-    code: Vec<Instr>,
+    ops: Vec<Op>,
+    kinds: Vec<Kind>,
     /// First frame slot of the operand temporaries.
     temp_base: usize,
     /// Operand-stack height reached so far.
@@ -471,7 +627,11 @@ impl Compiler {
     pub(crate) fn new(program: &Program) -> Compiler {
         let temp_base = LOCALS_BASE + program.max_locals();
         Compiler {
-            code: Vec::with_capacity(program.node_count() + 1),
+            // Most nodes emit one op, `Then` none, `Add`, `Let` and `Set`
+            // up to two: this rarely regrows. Capacity left unused is never
+            // written, so it costs address space, not memory.
+            ops: Vec::with_capacity(2 * program.node_count() + 1),
+            kinds: Vec::with_capacity(2 * program.node_count() + 1),
             temp_base,
             max_temps: 0,
             fused: None,
@@ -479,8 +639,14 @@ impl Compiler {
     }
 
     /// The one place instructions enter the tape.
+    #[inline(always)]
     pub(crate) fn emit(&mut self, instr: Instr) {
-        self.code.push(instr);
+        let (kind, operand) = instr.encode(self.ops.len());
+        self.ops.push(Op {
+            handler: UNVERIFIED,
+            operand,
+        });
+        self.kinds.push(kind);
     }
 
     /// The local `d` scopes out from a point with `scope` locals in scope.
@@ -570,25 +736,25 @@ impl Compiler {
             // the plain form, so nested conditions cannot double repeatedly.
             Expr::While(c, body) if !has_loop(c) => {
                 self.expr(c, scope, height, true);
-                let exit = self.code.len();
+                let exit = self.len();
                 self.emit(Instr::JumpIfNotPos(usize::MAX));
-                let head = self.code.len();
+                let head = self.len();
                 self.expr(body, scope, height, false);
                 self.expr(c, scope, height, true);
                 self.emit(Instr::LoopIfPos(head));
-                self.code[exit] = Instr::JumpIfNotPos(self.code.len());
+                self.patch(exit, Instr::JumpIfNotPos(self.len()));
                 if want {
                     self.emit(Instr::Lit(0));
                 }
             }
             Expr::While(c, body) => {
-                let head = self.code.len();
+                let head = self.len();
                 self.expr(c, scope, height, true);
-                let exit = self.code.len();
+                let exit = self.len();
                 self.emit(Instr::JumpIfNotPos(usize::MAX));
                 self.expr(body, scope, height, false);
                 self.emit(Instr::Loop(head));
-                self.code[exit] = Instr::JumpIfNotPos(self.code.len());
+                self.patch(exit, Instr::JumpIfNotPos(self.len()));
                 if want {
                     self.emit(Instr::Lit(0));
                 }
@@ -602,59 +768,96 @@ impl Compiler {
 
     /// The current end of the tape (the next instruction's position).
     pub(crate) fn len(&self) -> usize {
-        self.code.len()
+        self.ops.len()
     }
 
     /// Replaces the placeholder at `at` once its jump target is known.
     pub(crate) fn patch(&mut self, at: usize, instr: Instr) {
-        self.code[at] = instr;
+        let (kind, operand) = instr.encode(at);
+        self.ops[at].operand = operand;
+        self.kinds[at] = kind;
     }
 
-    /// The whole program, ending in `halt`.
+    /// The whole program, ending in `halt`, as a listing (for engines that
+    /// thread it with handlers of their own).
+    #[cfg_attr(not(feature = "nightly"), allow(dead_code))] // used by `tail_calls`
     pub(crate) fn program(program: &Program) -> (Vec<Instr>, usize) {
-        Self::finish(Compiler::new(program), program)
+        let (c, frame_len) = Self::finish(Compiler::new(program), program);
+        let code = (c.kinds.iter().zip(c.ops.iter()).enumerate())
+            .map(|(at, (&kind, op))| Instr::decode(kind, op.operand, at))
+            .collect();
+        (code, frame_len)
     }
 
-    /// The whole program with `tape_continuations_fused`'s superinstructions.
-    pub(crate) fn fused(program: &Program) -> (Vec<Instr>, usize) {
+    /// The whole program, threaded and verified.
+    pub(crate) fn tape(program: &Program) -> Result<Tape, CompileError> {
+        let (c, frame_len) = Self::finish(Compiler::new(program), program);
+        Tape::new(c, frame_len, program.arg_count())
+    }
+
+    /// The whole program with `tape_continuations_fused`'s superinstructions,
+    /// threaded and verified.
+    pub(crate) fn fused(program: &Program) -> Result<Tape, CompileError> {
         let mut c = Compiler::new(program);
         c.fused = Some(std::rc::Rc::new(
             super::tape_continuations_fused::Shapes::new(program),
         ));
-        Self::finish(c, program)
+        let (c, frame_len) = Self::finish(c, program);
+        Tape::new(c, frame_len, program.arg_count())
     }
 
-    fn finish(mut c: Compiler, program: &Program) -> (Vec<Instr>, usize) {
+    fn finish(mut c: Compiler, program: &Program) -> (Compiler, usize) {
         c.expr(program.expr(), 0, 0, true);
         c.emit(Instr::Halt);
         let frame_len = c.temp_base + c.max_temps;
-        (c.code, frame_len)
+        (c, frame_len)
     }
 }
 
-/// The compiled program: the verified listing and its threaded tape.
+/// The compiled program: the verified, threaded tape and each op's kind
+/// (from which `show` rebuilds the listing).
 pub struct Tape {
-    code: Vec<Instr>,
-    ops: Box<[Op]>,
+    ops: Vec<Op>,
+    kinds: Vec<Kind>,
     frame_len: usize,
     arg_count: usize,
 }
 
+/// The handler of an op not verified yet. It is never run: [`Tape::new`]
+/// replaces every one or returns no tape.
+const UNVERIFIED: Handler = halt;
+
 impl Tape {
-    /// Verifies `code` and threads it. Every tape that exists was verified.
-    pub(crate) fn new(
-        code: Vec<Instr>,
-        frame_len: usize,
-        arg_count: usize,
-    ) -> Result<Tape, CompileError> {
-        verify(&code, frame_len, arg_count).map_err(CompileError)?;
-        let ops = code.iter().enumerate().map(|(at, i)| i.op(at)).collect();
+    /// Verifies what `c` emitted and threads it. Every tape that exists was
+    /// verified: an op gets its handler only from the check of its own kind
+    /// and operand ([`Kind::checked_handler`]).
+    fn new(c: Compiler, frame_len: usize, arg_count: usize) -> Result<Tape, CompileError> {
+        let Compiler { mut ops, kinds, .. } = c;
+        check_ends(kinds.last().copied(), frame_len).map_err(CompileError)?;
+        let mut b = Bounds {
+            at: 0,
+            len: ops.len(),
+            frame_len,
+            arg_count,
+        };
+        for (op, &kind) in ops.iter_mut().zip(&kinds) {
+            op.handler = kind
+                .checked_handler(op.operand, &b)
+                .ok_or_else(|| CompileError(out_of_range(kind, op.operand, b.at)))?;
+            b.at += 1;
+        }
         Ok(Tape {
-            code,
             ops,
+            kinds,
             frame_len,
             arg_count,
         })
+    }
+
+    /// The listing, read back from the tape.
+    fn instrs(&self) -> impl Iterator<Item = Instr> + '_ {
+        (self.kinds.iter().zip(self.ops.iter()).enumerate())
+            .map(|(at, (&kind, op))| Instr::decode(kind, op.operand, at))
     }
 
     /// Runs the tape: the driver that loop back-edges return to.
@@ -692,7 +895,7 @@ impl Tape {
             "; frame: {} slots ([0..{LOCALS_BASE}] saved r0/r1, then locals, then temporaries)\n",
             self.frame_len
         );
-        for (at, instr) in self.code.iter().enumerate() {
+        for (at, instr) in self.instrs().enumerate() {
             out.push_str(&format!("{at:>4}  {instr}\n"));
         }
         out
@@ -709,8 +912,7 @@ impl Technique for TapeContinuations {
     type Code = Tape;
 
     fn compile(program: &Program) -> Result<Tape, CompileError> {
-        let (code, frame_len) = Compiler::program(program);
-        Tape::new(code, frame_len, program.arg_count())
+        Compiler::tape(program)
     }
 
     unsafe fn execute(code: &Tape, args: &[i64]) -> i64 {
@@ -1006,6 +1208,80 @@ mod tests {
         c::agrees_with_walker::<super::TapeContinuations>(testkit::CASES);
         c::deep_programs_fit_in_2_mib::<super::TapeContinuations>();
         c::long_loop_fits_in_256_kib::<super::TapeContinuations>();
+    }
+
+    #[test]
+    fn cells_read_back_as_their_instructions() {
+        use super::Instr::{self, *};
+        use crate::engines::tape_continuations_fused::{Fused, Leaf};
+        let all = [
+            Lit(-7),
+            Lit(i64::MIN),
+            Arg(3),
+            GetReg(1),
+            GetSlot(9),
+            SetReg(0),
+            SetSlot(4),
+            Push(5),
+            AddPop(5),
+            Bind(1),
+            BindSpill(0, 2),
+            Unbind(1, 3),
+            JumpIfNotPos(40),
+            Loop(2),
+            LoopIfPos(0),
+            Halt,
+            Fused(Fused::AddAssign(1, Leaf::Lit(-3))),
+            Fused(Fused::SetLeaf(0, Leaf::Reg(1))),
+            Fused(Fused::AddLeaf(Leaf::Slot(6))),
+            Fused(Fused::AddLeaf(Leaf::Arg(2))),
+            Fused(Fused::JumpIfRegNotPos(1, 30)),
+            Fused(Fused::LoopIfRegPos(0, 1)),
+        ];
+        for at in [0, 7, 25] {
+            for i in all {
+                let (kind, operand) = i.encode(at);
+                assert_eq!(Instr::decode(kind, operand, at), i, "at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn verify_rejects_every_operand_out_of_range() {
+        use super::Instr::*;
+        use super::verify;
+        use crate::engines::tape_continuations_fused::{Fused, Leaf};
+        assert!(
+            verify(
+                &[GetReg(1), GetSlot(9), Arg(0), JumpIfNotPos(4), Halt],
+                10,
+                1
+            )
+            .is_ok()
+        );
+        let bad = [
+            GetReg(2),
+            SetReg(300),
+            BindSpill(2, 3),
+            Unbind(0, 10),
+            GetSlot(10),
+            Push(usize::MAX),
+            Arg(1),
+            JumpIfNotPos(usize::MAX),
+            JumpIfNotPos(0),
+            Loop(5),
+            Fused(Fused::AddAssign(0, Leaf::Reg(2))),
+            Fused(Fused::SetLeaf(2, Leaf::Lit(1))),
+            Fused(Fused::AddLeaf(Leaf::Slot(10))),
+            Fused(Fused::AddLeaf(Leaf::Arg(1))),
+            Fused(Fused::JumpIfRegNotPos(0, 3)),
+            Fused(Fused::LoopIfRegPos(1, 3)),
+        ];
+        for instr in bad {
+            assert!(verify(&[Lit(0), instr, Halt], 10, 1).is_err(), "{instr}");
+        }
+        assert!(verify(&[Lit(0)], 10, 1).is_err(), "no halt");
+        assert!(verify(&[Halt], 1, 1).is_err(), "no save slots");
     }
 
     #[test]

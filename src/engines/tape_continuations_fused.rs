@@ -42,7 +42,8 @@
 
 use super::register_bytecode::mark_stores;
 use super::tape_continuations::{
-    Compiler, Exit, Handler, Instr, Op, Place, REGS, SAVE_BASE, Tape, next, operand,
+    Bounds, Compiler, Exit, Handler, Instr, Op, Place, REGS, SAVE_BASE, Tape, by_reg, next,
+    operand, reg, rel, target,
 };
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -88,17 +89,23 @@ impl Leaf {
         match self {
             Leaf::Lit(n) => (LIT as usize, n),
             Leaf::Arg(i) => (ARG as usize, i as i64),
-            Leaf::Reg(k) => (REG0 as usize + k, 0),
+            // A register out of range gets no column, so no handler.
+            Leaf::Reg(k) if k < REGS => (REG0 as usize + k, 0),
+            Leaf::Reg(_) => (usize::MAX, 0),
             Leaf::Slot(s) => (SLOT as usize, s as i64),
         }
     }
 
-    fn in_range(self, frame_len: usize, arg_count: usize) -> bool {
-        match self {
-            Leaf::Lit(_) => true,
-            Leaf::Arg(i) => i < arg_count,
-            Leaf::Reg(k) => k < REGS,
-            Leaf::Slot(s) => s < frame_len,
+    /// The leaf of handler-table column `col` with operand word `x`: the
+    /// inverse of [`Leaf::encode`].
+    fn decode(col: u8, x: i64) -> Leaf {
+        match col {
+            LIT => Leaf::Lit(x),
+            ARG => Leaf::Arg(x as usize),
+            REG0 | REG1 => Leaf::Reg((col - REG0) as usize),
+            SLOT => Leaf::Slot(x as usize),
+            // Only a register out of range has no column.
+            _ => Leaf::Reg(usize::MAX),
         }
     }
 }
@@ -130,39 +137,77 @@ impl fmt::Display for Fused {
     }
 }
 
+/// A superinstruction's [`tape_continuations::Kind`](super::tape_continuations::Kind):
+/// its register and leaf column; the operand word holds the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FusedKind {
+    AddAssign(u8, u8),
+    SetLeaf(u8, u8),
+    AddLeaf(u8),
+    JumpIfRegNotPos(u8),
+    LoopIfRegPos(u8),
+}
+
+impl FusedKind {
+    /// `tape_continuations::Kind::checked_handler` for a superinstruction.
+    pub(crate) fn checked_handler(self, x: i64, b: &Bounds) -> Option<Handler> {
+        // The leaf operand of column `col` is in range.
+        let leaf = |col: u8| match col {
+            ARG => b.arg(x),
+            SLOT => b.slot(x),
+            _ => true,
+        };
+        let by_col = |row: [Handler; 5], col: u8| row.get(col as usize).copied();
+        let by_both = |table: [[Handler; 5]; REGS], k: u8, col: u8| {
+            let row = *table.get(k as usize)?;
+            by_col(row, col).filter(|_| leaf(col))
+        };
+        match self {
+            FusedKind::AddAssign(k, col) => by_both(ADD_ASSIGN, k, col),
+            FusedKind::SetLeaf(k, col) => by_both(SET_LEAF, k, col),
+            FusedKind::AddLeaf(col) => by_col(ADD_LEAF, col).filter(|_| leaf(col)),
+            FusedKind::JumpIfRegNotPos(k) => {
+                by_reg(JUMP_IF_REG_NOT_POS, k).filter(|_| b.forward(x))
+            }
+            FusedKind::LoopIfRegPos(k) => by_reg(LOOP_IF_REG_POS, k).filter(|_| b.backward(x)),
+        }
+    }
+}
+
 impl Fused {
-    /// The tape cell at position `at` (jump distances in bytes, as in
-    /// `tape_continuations`).
-    pub(crate) fn op(self, at: usize) -> Op {
-        let rel = |t: usize| (t as i64 - at as i64) * size_of::<Op>() as i64;
-        let (handler, operand): (Handler, i64) = match self {
+    /// The cell at tape position `at`, as kind and operand word (jump
+    /// distances in bytes, as in `tape_continuations`).
+    pub(crate) fn encode(self, at: usize) -> (FusedKind, i64) {
+        let col = |l: Leaf| {
+            let (col, x) = l.encode();
+            (reg(col), x)
+        };
+        match self {
             Fused::AddAssign(k, l) => {
-                let (col, x) = l.encode();
-                (ADD_ASSIGN[k][col], x)
+                let (c, x) = col(l);
+                (FusedKind::AddAssign(reg(k), c), x)
             }
             Fused::SetLeaf(k, l) => {
-                let (col, x) = l.encode();
-                (SET_LEAF[k][col], x)
+                let (c, x) = col(l);
+                (FusedKind::SetLeaf(reg(k), c), x)
             }
             Fused::AddLeaf(l) => {
-                let (col, x) = l.encode();
-                (ADD_LEAF[col], x)
+                let (c, x) = col(l);
+                (FusedKind::AddLeaf(c), x)
             }
-            Fused::JumpIfRegNotPos(k, t) => (JUMP_IF_REG_NOT_POS[k], rel(t)),
-            Fused::LoopIfRegPos(k, t) => (LOOP_IF_REG_POS[k], rel(t)),
-        };
-        Op { handler, operand }
+            Fused::JumpIfRegNotPos(k, t) => (FusedKind::JumpIfRegNotPos(reg(k)), rel(t, at)),
+            Fused::LoopIfRegPos(k, t) => (FusedKind::LoopIfRegPos(reg(k)), rel(t, at)),
+        }
     }
 
-    /// What `tape_continuations::verify` checks for a superinstruction.
-    pub(crate) fn in_range(self, at: usize, len: usize, frame_len: usize, args: usize) -> bool {
-        match self {
-            Fused::AddAssign(k, l) | Fused::SetLeaf(k, l) => {
-                k < REGS && l.in_range(frame_len, args)
-            }
-            Fused::AddLeaf(l) => l.in_range(frame_len, args),
-            Fused::JumpIfRegNotPos(k, t) => k < REGS && at < t && t < len,
-            Fused::LoopIfRegPos(k, t) => k < REGS && t <= at,
+    /// The inverse of [`Fused::encode`].
+    pub(crate) fn decode(kind: FusedKind, x: i64, at: usize) -> Fused {
+        match kind {
+            FusedKind::AddAssign(k, c) => Fused::AddAssign(k as usize, Leaf::decode(c, x)),
+            FusedKind::SetLeaf(k, c) => Fused::SetLeaf(k as usize, Leaf::decode(c, x)),
+            FusedKind::AddLeaf(c) => Fused::AddLeaf(Leaf::decode(c, x)),
+            FusedKind::JumpIfRegNotPos(k) => Fused::JumpIfRegNotPos(k as usize, target(x, at)),
+            FusedKind::LoopIfRegPos(k) => Fused::LoopIfRegPos(k as usize, target(x, at)),
         }
     }
 }
@@ -441,8 +486,7 @@ impl Technique for TapeContinuationsFused {
     type Code = Tape;
 
     fn compile(program: &Program) -> Result<Tape, CompileError> {
-        let (code, frame_len) = Compiler::fused(program);
-        Tape::new(code, frame_len, program.arg_count())
+        Compiler::fused(program)
     }
 
     unsafe fn execute(code: &Tape, args: &[i64]) -> i64 {
