@@ -25,7 +25,7 @@
 //!
 //! Trade-off: no dispatch loop and no operand stack, and a step never
 //! returns through its predecessors; but each step is an indirect call
-//! through a boxed closure, and every `Add` or loop iteration pays a real
+//! through a `dyn Fn` pointer, and every `Add` or loop iteration pays a real
 //! call and return for its nested chains.
 
 use crate::engine::{CompileError, Technique, Tier};
