@@ -1,17 +1,16 @@
 //! The command-line contract of `LANGUAGE.md`, driven through the real binary.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use vm_perf::workloads::WORKLOADS;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vm-perf");
+use std::process::{Output, Stdio};
+use vm_perf::workloads::WORKLOADS;
 
 fn workload_path(name: &str) -> String {
     format!("{}/workloads/{name}.vm", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn vm_perf(args: &[&str]) -> Output {
-    Command::new(BIN)
+    common::vm_perf()
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -73,19 +72,11 @@ fn every_engine_runs_every_workload_from_the_command_line() {
 
 #[test]
 fn run_reads_standard_input() {
-    let mut child = Command::new(BIN)
-        .args(["run", "-", "4"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"arg(0) + 1 // comment")
-        .unwrap();
-    assert_eq!(stdout(&child.wait_with_output().unwrap()), "5\n");
+    let out = common::output_with_stdin(
+        common::vm_perf().args(["run", "-", "4"]),
+        b"arg(0) + 1 // comment",
+    );
+    assert_eq!(stdout(&out), "5\n");
 }
 
 #[test]

@@ -2,29 +2,16 @@
 //! line on stderr that names the cause (with `line:column` where there is
 //! one), and never a panic.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vm-perf");
+use std::process::Stdio;
 
 /// Runs `vm-perf run [extra] - [args]` with `src` on stdin.
 fn run_stdin(src: &str, args: &[&str]) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .arg("-")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(src.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        common::vm_perf().arg("run").arg("-").args(args),
+        src.as_bytes(),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -32,7 +19,7 @@ fn run_stdin(src: &str, args: &[&str]) -> (i32, String) {
 }
 
 fn run_cmd(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
+    let out = common::vm_perf()
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -22,27 +22,68 @@ fn tiny() -> Settings {
     }
 }
 
-/// An engine that compiles anything and answers `walker + 1`.
-struct OffByOne;
+/// A stand-in engine: walker's answer plus one, or a refusal of everything.
+struct Fake {
+    name: &'static str,
+    tier: Tier,
+    summary: &'static str,
+    exact_magnitude: Option<u64>,
+    refuses: bool,
+}
+
+/// Compiles anything and answers `walker + 1`.
+const OFF_BY_ONE: Fake = Fake {
+    name: "off_by_one",
+    tier: Tier::Beyond,
+    summary: "deliberately wrong",
+    exact_magnitude: None,
+    refuses: false,
+};
+
+/// Refuses every program.
+const PICKY: Fake = Fake {
+    name: "picky",
+    tier: Tier::Peer,
+    summary: "refuses everything",
+    exact_magnitude: None,
+    refuses: true,
+};
+
+/// A pretend exact range of ±1000 (like a float-based peer), and wrong
+/// beyond it on purpose, to prove it is never asked there.
+const NARROW: Fake = Fake {
+    name: "narrow",
+    tier: Tier::Peer,
+    summary: "exact only up to 1000",
+    exact_magnitude: Some(1000),
+    refuses: false,
+};
+
 struct OffByOneCode(Box<dyn Executable>);
 
-impl Engine for OffByOne {
+impl Engine for Fake {
     fn name(&self) -> &'static str {
-        "off_by_one"
+        self.name
     }
     fn tier(&self) -> Tier {
-        Tier::Beyond
+        self.tier
     }
     fn summary(&self) -> &'static str {
-        "deliberately wrong"
+        self.summary
     }
     fn exact_magnitude(&self) -> Option<u64> {
-        None
+        self.exact_magnitude
     }
     fn supports(&self, _: &Program) -> Result<(), String> {
+        if self.refuses {
+            return Err("nothing is good enough".into());
+        }
         Ok(())
     }
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
+        if self.refuses {
+            return Err(CompileError("refused".into()));
+        }
         Ok(Box::new(OffByOneCode(engines()[0].compile(program)?)))
     }
 }
@@ -59,55 +100,6 @@ impl Executable for OffByOneCode {
     }
 }
 
-/// An engine that refuses every program.
-struct Picky;
-
-impl Engine for Picky {
-    fn name(&self) -> &'static str {
-        "picky"
-    }
-    fn tier(&self) -> Tier {
-        Tier::Peer
-    }
-    fn summary(&self) -> &'static str {
-        "refuses everything"
-    }
-    fn exact_magnitude(&self) -> Option<u64> {
-        None
-    }
-    fn supports(&self, _: &Program) -> Result<(), String> {
-        Err("nothing is good enough".into())
-    }
-    fn compile(&self, _: &Program) -> Result<Box<dyn Executable>, CompileError> {
-        Err(CompileError("refused".into()))
-    }
-}
-
-/// Walker with a pretend exact range of ±1000 (like a float-based peer).
-struct Narrow;
-
-impl Engine for Narrow {
-    fn name(&self) -> &'static str {
-        "narrow"
-    }
-    fn tier(&self) -> Tier {
-        Tier::Peer
-    }
-    fn summary(&self) -> &'static str {
-        "exact only up to 1000"
-    }
-    fn exact_magnitude(&self) -> Option<u64> {
-        Some(1000)
-    }
-    fn supports(&self, _: &Program) -> Result<(), String> {
-        Ok(())
-    }
-    fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
-        // Deliberately wrong beyond its range, to prove it is never asked.
-        Ok(Box::new(OffByOneCode(engines()[0].compile(program)?)))
-    }
-}
-
 fn sum_case() -> Vec<Case> {
     vec![Case::builtin(workload("sum").unwrap())]
 }
@@ -117,7 +109,7 @@ fn a_wrong_engine_stops_the_run() {
     let walker = engines()[0];
     let err = run(
         &sum_case(),
-        &[walker, &OffByOne],
+        &[walker, &OFF_BY_ONE],
         true,
         &tiny(),
         &ProgressBar::hidden(),
@@ -133,7 +125,7 @@ fn every_execution_is_verified_and_refusals_are_na() {
     let walker = engines()[0];
     let r = run(
         &sum_case(),
-        &[walker, &Picky, &Narrow],
+        &[walker, &PICKY, &NARROW],
         true,
         &tiny(),
         &ProgressBar::hidden(),

@@ -6,9 +6,10 @@
 //! To review changed messages: `INSTA_UPDATE=always cargo test --test hostile`
 //! then read `git diff tests/snapshots`.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// What one run of the binary showed.
 struct Outcome {
@@ -39,21 +40,10 @@ fn scratch(test: &str) -> PathBuf {
 
 /// Runs `vm-perf ARGS` in the test's scratch directory, `stdin` piped in.
 fn vm_perf(test: &str, args: &[&str], stdin: &[u8]) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
-        .args(args)
-        .current_dir(scratch(test))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = common::output_with_stdin(
+        common::vm_perf().args(args).current_dir(scratch(test)),
+        stdin,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let what = format!(
         "vm-perf {args:?}: status {:?}\nstderr: {stderr}",

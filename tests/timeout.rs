@@ -3,27 +3,17 @@
 //! that ends in time is not disturbed. (The guard is a watchdog thread, so
 //! no engine's loop carries a check: see `src/guard.rs`.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 use vm_perf::guard::TIMEOUT_EXIT_CODE;
 
 fn run(engine: &str, timeout: &str, source: &str) -> (Option<i32>, String, String, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
-        .args(["run", "--engine", engine, "--timeout", timeout, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(source.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        common::vm_perf().args(["run", "--engine", engine, "--timeout", timeout, "-"]),
+        source.as_bytes(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code(), stdout, stderr, started.elapsed())
@@ -66,10 +56,7 @@ fn a_program_that_ends_in_time_is_not_disturbed() {
 
 #[test]
 fn help_documents_the_exit_status() {
-    let out = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
-        .args(["run", "--help"])
-        .output()
-        .unwrap();
+    let out = common::vm_perf().args(["run", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--timeout <SECS>"), "{help}");
     assert!(help.contains("124"), "{help}");

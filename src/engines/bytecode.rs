@@ -346,23 +346,9 @@ impl Technique for Bytecode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance;
     use crate::front::compile_source;
 
-    #[test]
-    fn agrees_with_walker() {
-        conformance::agrees_with_walker::<Bytecode>(&[]);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        conformance::deep_programs_fit_in_2_mib::<Bytecode>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        conformance::long_loop_fits_in_256_kib::<Bytecode>();
-    }
+    crate::engines::conformance::conformance_tests!(Bytecode);
 
     #[test]
     fn while_is_rotated_and_effects_push_nothing() {

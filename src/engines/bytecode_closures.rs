@@ -156,22 +156,8 @@ impl Technique for BytecodeClosures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance;
 
-    #[test]
-    fn agrees_with_walker() {
-        conformance::agrees_with_walker::<BytecodeClosures>(&[]);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        conformance::deep_programs_fit_in_2_mib::<BytecodeClosures>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        conformance::long_loop_fits_in_256_kib::<BytecodeClosures>();
-    }
+    crate::engines::conformance::conformance_tests!(BytecodeClosures);
 
     #[test]
     fn one_closure_per_instruction() {

@@ -304,40 +304,9 @@ impl Technique for ClosureContinuations {
 
 #[cfg(test)]
 mod tests {
-    use crate::engines::tape_continuations::testkit;
-
-    const NAME: &str = "closure_continuations";
-
-    #[test]
-    fn agrees_with_walker() {
-        testkit::agrees_with_walker(NAME);
-    }
-
-    #[test]
-    fn long_loop_on_a_small_stack() {
-        testkit::small_stack_long_loop(NAME);
-    }
-
-    #[test]
-    fn deep_programs() {
-        testkit::deep_programs(NAME);
-    }
-
-    #[test]
-    fn long_straight_line() {
-        testkit::long_straight_line(NAME);
-    }
-
-    #[test]
-    fn far_assignments() {
-        testkit::far_assignments(NAME);
-    }
-
-    #[test]
-    fn shared_conformance() {
-        use crate::engines::conformance as c;
-        c::agrees_with_walker::<super::ClosureContinuations>(testkit::CASES);
-        c::deep_programs_fit_in_2_mib::<super::ClosureContinuations>();
-        c::long_loop_fits_in_256_kib::<super::ClosureContinuations>();
-    }
+    crate::engines::conformance::conformance_tests!(
+        super::ClosureContinuations,
+        extra: [CONTINUATION_TRICKY],
+        also: [deep_programs, long_straight_line, far_assignments],
+    );
 }

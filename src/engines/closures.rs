@@ -190,22 +190,8 @@ impl Technique for Closures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance;
 
-    #[test]
-    fn agrees_with_walker() {
-        conformance::agrees_with_walker::<Closures>(&[]);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        conformance::deep_programs_fit_in_2_mib::<Closures>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        conformance::long_loop_fits_in_256_kib::<Closures>();
-    }
+    crate::engines::conformance::conformance_tests!(Closures);
 
     #[test]
     fn show_lists_the_closure_tree() {

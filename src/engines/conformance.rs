@@ -1,13 +1,22 @@
-//! Unit-test checks every engine module runs on itself (test builds only):
+//! Unit-test checks every engine module runs on itself (test builds only),
+//! and [`conformance_tests!`], which expands them into `#[test]` functions
+//! inside an engine's `tests` module. Every engine runs the standard set:
 //! agreement with `walker` on hand-written tricky programs and on every
 //! workload, deep programs on a 2 MiB stack, and a 10⁷-iteration loop on a
-//! 256 KiB stack. The shared differential property test lives in `tests/`.
+//! 256 KiB stack. Some engines add program lists aimed at their own
+//! mistakes and checks aimed at their own shape (long straight lines, far
+//! assignments). The shared differential property test lives in `tests/`.
+//!
+//! Test names matter: `scripts/asan.sh` skips the stack-size tests by name
+//! (`deep_programs`, `256_kib`, `long_straight_line`), so each check here is
+//! a test of the same name.
 
 use crate::engine::{Engine, Registered, Technique};
 use crate::engines::walker::Walker;
 use crate::front::ast::Expr;
 use crate::front::compile_source;
 use crate::front::program::{MAX_DEPTH, Program};
+use std::fmt::Display;
 
 /// Small programs that catch the classic mistakes: evaluation order, `Set`
 /// and `While` values, shadowing, wrapping, scopes inside loops.
@@ -56,6 +65,143 @@ pub const TRICKY: &[(&str, &[i64])] = &[
     ("let x = 0; while x + -3 { }; 0", &[]),
 ];
 
+/// Programs aimed at the mistakes register allocation and fusion invite
+/// (run after [`TRICKY`]): reading a local in place while a later operand
+/// stores to it, a destination clobbered before its old value is read,
+/// scopes reusing registers, loop conditions fused with the body's last
+/// store. For every register-allocating engine (`register_bytecode*`,
+/// `tail_calls`, `jit`, `tape_continuations_fused`).
+pub const REGISTER_TRICKY: &[(&str, &[i64])] = &[
+    ("let x = 1; let y = 2; x = y + x; x", &[]),
+    ("let x = 1; let y = 2; x = y + (x + 3); x", &[]),
+    ("let x = 1; let y = 2; x = (y + 1) + x; x", &[]),
+    ("let x = 1; let y = 2; x = (x + y) + (y + x); x", &[]),
+    (
+        "let x = 1; let y = 2; y = x + { x = 10; y } + x; x + y",
+        &[],
+    ),
+    ("let x = 1; x = 3 + x; x", &[]),
+    ("let x = 1; x = 3 + { x = 4; x }; x", &[]),
+    ("let x = 1; x = { let y = x + 1; y + x }; x", &[]),
+    ("let x = 1; x = { x = 9; 2 } + x; x", &[]),
+    ("let x = 1; x = x + arg(0); x = arg(0) + x; x", &[5]),
+    ("let x = 1; x = (x = 4) + x; x", &[]),
+    ("let x = 3; while x { x = x + -1 }; x", &[]),
+    (
+        "let x = 3; let y = 0; while x { y = y + x; x = y + -100 }; x + y",
+        &[],
+    ),
+    ("let x = 3; while x { x = -5 + x }; x", &[]),
+    ("let x = 0; while x { x = x + -1 }; x", &[]),
+    (
+        "let x = 3; let y = 10; while x { x = y + -1; y = 0 }; x + y",
+        &[],
+    ),
+    (
+        "let x = 4; let y = 0; while x { y = y + x; x = x + -1; { let z = 1; z } }; y",
+        &[],
+    ),
+    ("let x = 4; while x { let y = x; x = y + -1 }; x", &[]),
+    ("let x = 2; while x { x = x + -1; x = x + 0 }; x", &[]),
+    ("let x = 7; let y = 0; while y + x { y = y + -1 }; y", &[]),
+    (
+        "let x = 2; let y = 0; while x { x = x + -1; while y { } }; x",
+        &[],
+    ),
+    (
+        "let a = 1; let b = 2; a = b + (a + (b + (a + 1))); b = a + (b + -3); a + b",
+        &[],
+    ),
+];
+
+/// Programs for the continuation engines and `register_closures` (run after
+/// [`TRICKY`]): evaluation order, shadowing, spills, values of
+/// `Set`/`While`/`Let`, wrapping and loops, in longer chains and deeper
+/// scopes.
+pub const CONTINUATION_TRICKY: &[(&str, &[i64])] = &[
+    ("let x = 1; { x = 5; x } + x", &[]),
+    ("let x = 1; x + { x = x + 10; x } + x", &[]),
+    ("let x = 1; let x = x + 10; { let x = x + 100; x } + x", &[]),
+    ("let x = 3; (x = 4) + x", &[]),
+    ("let n = 3; (while n { n = n + -1 }) + 7", &[]),
+    ("9223372036854775807 + 1", &[]),
+    ("-9223372036854775808 + -1 + arg(0)", &[-5]),
+    ("1; 2; arg(0)", &[42]),
+    ("let a = 1; let b = { let c = 7; c }; b + a", &[]),
+    ("{ let y = 2; y } + { let z = 3; z + arg(0) }", &[4]),
+    (
+        "let a = 1; let b = 2; let c = 3; let d = 4; a = a + d; \
+         b = { let e = 5; a = a + e; e + c }; \
+         while d { let f = d; c = c + f + a; d = d + -1 }; a + b + c + d",
+        &[],
+    ),
+    (
+        "let n = arg(0); 1 + (n + { let m = n; while m { n = n + 1; m = m + -1 }; n })",
+        &[5],
+    ),
+    (
+        "let a = 3; let b = 0; let c = 0; while a { a = a + -1; b = b + { let t = a; t + t } }; b",
+        &[],
+    ),
+    (
+        "let i = 3; let s = 0; while { i = i + -1; i + 1 } { s = s + i }; s",
+        &[],
+    ),
+    (
+        "let s = 0; let i = arg(0); while i { let j = i; while j { s = s + j; j = j + -1 }; i = i + -1 }; s",
+        &[6],
+    ),
+    ("while -5 { }; while 0 { }", &[]),
+    (
+        "let a = 1; let b = 2; let c = 3; let d = 4; let e = 5; a + b + c + d + e + { a = 10; e = 20; a + e }",
+        &[],
+    ),
+    (
+        "let a = arg(0); let b = arg(1); let c = a + b; { let d = c + a; let e = d + b; \
+         a = e; { let f = a + b + c + d + e; b = f; c = f + f } }; a + b + c",
+        &[3, 4],
+    ),
+    ("let x = 0; x + (while x { }) + (x = 9) + x", &[]),
+    (
+        "let a = 1; let b = 2; let c = 3; a = { let d = 4; let e = 5; a + b + c + d + e }; { let q = 1; b = q }; a + b + c",
+        &[],
+    ),
+    (
+        "let n = arg(0); let t = 0; while n { t = t + { let u = n; let v = u + u; let w = v + u; w }; n = n + -1 }; t",
+        &[100],
+    ),
+    (
+        "let x = 5; { let y = x; while y { let z = y; x = x + z; y = y + -1 } }; x",
+        &[],
+    ),
+    ("{}", &[]),
+    ("let a = 7; a = a + a; a", &[]),
+    (
+        "let a = 1; let b = 2; let c = 3; c = b; b = a; a = c; (a + b) + (c + (a + (b + c)))",
+        &[],
+    ),
+    ("let a = 1; let b = 2; { let c = 3; a = 5 }; a + b", &[]),
+    ("let a = 1; let b = 2; let c = 3; a + c", &[]),
+    ("let a = 1; let b = 2; let c = 3; let d = 4; a", &[]),
+    (
+        "let a = 1; let b = 2; let c = { let d = 3; b = d + a; a = b + d; 0 }; a + b + c",
+        &[],
+    ),
+    (
+        "let a = 1; let b = 2; let c = 3; while a { let d = c; a = a + -1; c = d + b }; c",
+        &[],
+    ),
+    (
+        "let i = 3; let s = 0; while { let j = i; while j { s = s + 1; j = j + -1 }; \
+         i = i + -1; i + 1 } { s = s + 100 }; s",
+        &[],
+    ),
+    (
+        "let x = 2; while { let y = x; x = x + -1; y } { x = x + 0 }; x",
+        &[],
+    ),
+];
+
 fn walker_value(program: &Program, args: &[i64]) -> i64 {
     // SAFETY: the callers pass the arguments the program needs.
     unsafe { Walker::execute(&Walker::compile(program).unwrap(), args) }
@@ -66,19 +212,27 @@ fn engine_value<T: Technique>(program: &Program, args: &[i64]) -> i64 {
     code.execute(args).unwrap()
 }
 
-/// `T` agrees with the walker on [`TRICKY`], on extra programs and on every
-/// workload, and `show` produces something for each.
-pub fn agrees_with_walker<T: Technique>(extra: &[(&str, &[i64])]) {
-    for (src, args) in TRICKY.iter().chain(extra) {
-        let program = compile_source("tricky", src).unwrap();
-        assert_eq!(
-            engine_value::<T>(&program, args),
-            walker_value(&program, args),
-            "{} on {src:?} {args:?}",
-            T::NAME
-        );
-        let code = T::compile(&program).unwrap();
-        assert!(!T::show(&code).is_empty());
+/// `T` agrees with the walker on `program`, and `show` produces something.
+fn check<T: Technique>(program: &Program, args: &[i64], what: impl Display) {
+    let code = Registered::<T>::NEW.compile(program).unwrap();
+    let shown = code.show();
+    assert_eq!(
+        code.execute(args).unwrap(),
+        walker_value(program, args),
+        "{} disagrees with walker on {what} {args:?}\n{shown}",
+        T::NAME
+    );
+    assert!(!shown.is_empty(), "{} shows nothing for {what}", T::NAME);
+}
+
+/// `T` agrees with the walker on [`TRICKY`], then on each `extra` list, and
+/// on every workload: with its first argument (the trip count) cut to 50
+/// against the walker, and with its own arguments against its expected
+/// value.
+pub fn agrees_with_walker<T: Technique>(extra: &[&[(&str, &[i64])]]) {
+    for (src, args) in TRICKY.iter().chain(extra.iter().copied().flatten()) {
+        let program = compile_source("tricky", src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        check::<T>(&program, args, src);
     }
     // Workloads run millions of steps: too slow under Miri.
     let workloads = if cfg!(miri) {
@@ -88,6 +242,11 @@ pub fn agrees_with_walker<T: Technique>(extra: &[(&str, &[i64])]) {
     };
     for w in workloads {
         let program = w.program().unwrap();
+        let mut args = w.args();
+        if let Some(a) = args.first_mut() {
+            *a = (*a).min(50);
+        }
+        check::<T>(&program, &args, w.name);
         assert_eq!(
             engine_value::<T>(&program, &w.args()),
             w.expected(),
@@ -128,7 +287,7 @@ pub fn deep_programs_fit_in_2_mib<T: Technique>() {
                     3,
                 ),
             ];
-            for (shape, levels) in shapes {
+            for (i, (shape, levels)) in shapes.into_iter().enumerate() {
                 // A leaf, wrappings, and an outer `Let` so `Get(0)`/`Set(0)`
                 // are in scope: at most `MAX_DEPTH` levels in all.
                 let mut e = Expr::Arg(0);
@@ -138,14 +297,45 @@ pub fn deep_programs_fit_in_2_mib<T: Technique>() {
                 let e = Expr::let_(Expr::Litr(3), e);
                 let program = Program::validate(e).unwrap();
                 assert!(program.depth() >= MAX_DEPTH - 1);
-                let args = [2];
-                assert_eq!(
-                    engine_value::<T>(&program, &args),
-                    walker_value(&program, &args)
-                );
-                let code = T::compile(&program).unwrap();
-                assert!(!T::show(&code).is_empty());
+                check::<T>(&program, &[2], format_args!("deep shape {i}"));
             }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// More programs at the depth limit on a 2 MiB stack: right- and
+/// left-nested sums, nested lets, nested loops.
+pub fn deep_programs<T: Technique>() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let leaf = || Expr::Get(0);
+            let mut right = leaf();
+            let mut left = leaf();
+            for i in 0..MAX_DEPTH - 2 {
+                right = Expr::add(Expr::Litr(i as i64), right);
+                left = Expr::add(left, Expr::Arg(0));
+            }
+            let mut lets = Expr::add(Expr::Get(0), Expr::Get(MAX_DEPTH - 3));
+            for i in 0..MAX_DEPTH - 2 {
+                lets = Expr::let_(Expr::add(Expr::Litr(i as i64), Expr::Arg(0)), lets);
+            }
+            let mut loops = Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)));
+            for _ in 0..MAX_DEPTH - 5 {
+                loops = Expr::while_(Expr::Litr(0), loops);
+            }
+            for (what, body) in [("right", right), ("left", left)] {
+                let p = Program::validate(Expr::let_(Expr::Arg(0), body)).unwrap();
+                assert!(p.depth() >= MAX_DEPTH - 1, "{what}");
+                check::<T>(&p, &[3], what);
+            }
+            let p = Program::validate(lets).unwrap();
+            check::<T>(&p, &[3], "lets");
+            let p = Program::validate(Expr::let_(Expr::Arg(0), Expr::then(loops, Expr::Get(0))))
+                .unwrap();
+            check::<T>(&p, &[3], "loops");
         })
         .unwrap()
         .join()
@@ -167,3 +357,102 @@ pub fn long_loop_fits_in_256_kib<T: Technique>() {
         .join()
         .unwrap();
 }
+
+/// A shallow program with a very long straight line (400,000 steps in
+/// balanced blocks), compiled, run and dropped on a 256 KiB stack: the
+/// continuation engines' chains must be jumps, and dropping them must not
+/// recurse per step.
+pub fn long_straight_line<T: Technique>() {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            fn tree(n: usize) -> Expr {
+                if n == 1 {
+                    return Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)));
+                }
+                Expr::then(tree(n / 2), tree(n - n / 2))
+            }
+            let n = if cfg!(miri) { 500 } else { 200_000 };
+            let e = Expr::let_(Expr::Arg(0), Expr::then(tree(n), Expr::Get(0)));
+            let p = Program::validate(e).unwrap();
+            let code = Registered::<T>::NEW.compile(&p).unwrap();
+            assert_eq!(code.execute(&[5]).unwrap(), n as i64 + 5, "{}", T::NAME);
+            drop(code);
+            drop(p);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// Assignments to locals `n` scopes out, for many `n`: the value must come
+/// back out through every scope in between (registers shifting, spilling
+/// and reloading on the way).
+pub fn far_assignments<T: Technique>() {
+    for n in [1, 2, 3, 4, 5, 62, 63, 64, 65, 70, 130] {
+        // let x = arg(0); { let … (n lets) …; x = x + 7 + innermost }; x
+        let mut inner = Expr::then(
+            Expr::set(
+                n,
+                Expr::add(Expr::add(Expr::Get(n), Expr::Litr(7)), Expr::Get(0)),
+            ),
+            Expr::Get(n - 1),
+        );
+        for i in 0..n {
+            inner = Expr::let_(Expr::add(Expr::Litr(i as i64), Expr::Get(0)), inner);
+        }
+        let e = Expr::let_(Expr::Arg(0), Expr::add(inner, Expr::Get(0)));
+        let p = Program::validate(e).unwrap();
+        check::<T>(&p, &[100], format_args!("assignment {n} scopes out"));
+    }
+}
+
+/// Expands, inside an engine's `#[cfg(test)] mod tests`, to one `#[test]`
+/// per check of this module, each named like its check:
+///
+/// ```ignore
+/// conformance_tests!(Bytecode);
+/// conformance_tests!(Jit, extra: [REGISTER_TRICKY]);
+/// conformance_tests!(
+///     TapeContinuations,
+///     extra: [CONTINUATION_TRICKY],
+///     also: [deep_programs, long_straight_line, far_assignments],
+/// );
+/// ```
+///
+/// The standard set is `agrees_with_walker`, `deep_programs_fit_in_2_mib`
+/// and `long_loop_fits_in_256_kib`; `extra` names more program lists of this
+/// module for `agrees_with_walker`, `also` more checks of this module.
+macro_rules! conformance_tests {
+    (
+        $engine:ty
+        $(, extra: [$($extra:ident),* $(,)?])?
+        $(, also: [$($check:ident),* $(,)?])?
+        $(,)?
+    ) => {
+        #[test]
+        fn agrees_with_walker() {
+            $crate::engines::conformance::agrees_with_walker::<$engine>(&[
+                $($($crate::engines::conformance::$extra),*)?
+            ]);
+        }
+
+        #[test]
+        fn deep_programs_fit_in_2_mib() {
+            $crate::engines::conformance::deep_programs_fit_in_2_mib::<$engine>();
+        }
+
+        #[test]
+        fn long_loop_fits_in_256_kib() {
+            $crate::engines::conformance::long_loop_fits_in_256_kib::<$engine>();
+        }
+
+        $($(
+            #[test]
+            fn $check() {
+                $crate::engines::conformance::$check::<$engine>();
+            }
+        )*)?
+    };
+}
+pub(crate) use conformance_tests;

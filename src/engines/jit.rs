@@ -272,23 +272,8 @@ impl Gen<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance as checks;
-    use crate::engines::register_bytecode::REGISTER_TRICKY;
 
-    #[test]
-    fn agrees_with_walker() {
-        checks::agrees_with_walker::<Jit>(REGISTER_TRICKY);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        checks::deep_programs_fit_in_2_mib::<Jit>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        checks::long_loop_fits_in_256_kib::<Jit>();
-    }
+    crate::engines::conformance::conformance_tests!(Jit, extra: [REGISTER_TRICKY]);
 
     #[test]
     fn show_prints_ir_and_size() {

@@ -491,76 +491,11 @@ pub unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     }
 }
 
-/// Extra programs for the conformance checks of every register-allocating
-/// engine (`register_bytecode*`, `tail_calls`, `jit`).
-#[cfg(test)]
-/// Programs aimed at the mistakes register allocation and fusion invite
-/// (run after the shared [`crate::engines::conformance::TRICKY`] ones):
-/// reading a local in place while a later operand stores to it, a
-/// destination clobbered before its old value is read, scopes reusing
-/// registers, loop conditions fused with the body's last store.
-pub(crate) const REGISTER_TRICKY: &[(&str, &[i64])] = &[
-    ("let x = 1; let y = 2; x = y + x; x", &[]),
-    ("let x = 1; let y = 2; x = y + (x + 3); x", &[]),
-    ("let x = 1; let y = 2; x = (y + 1) + x; x", &[]),
-    ("let x = 1; let y = 2; x = (x + y) + (y + x); x", &[]),
-    (
-        "let x = 1; let y = 2; y = x + { x = 10; y } + x; x + y",
-        &[],
-    ),
-    ("let x = 1; x = 3 + x; x", &[]),
-    ("let x = 1; x = 3 + { x = 4; x }; x", &[]),
-    ("let x = 1; x = { let y = x + 1; y + x }; x", &[]),
-    ("let x = 1; x = { x = 9; 2 } + x; x", &[]),
-    ("let x = 1; x = x + arg(0); x = arg(0) + x; x", &[5]),
-    ("let x = 1; x = (x = 4) + x; x", &[]),
-    ("let x = 3; while x { x = x + -1 }; x", &[]),
-    (
-        "let x = 3; let y = 0; while x { y = y + x; x = y + -100 }; x + y",
-        &[],
-    ),
-    ("let x = 3; while x { x = -5 + x }; x", &[]),
-    ("let x = 0; while x { x = x + -1 }; x", &[]),
-    (
-        "let x = 3; let y = 10; while x { x = y + -1; y = 0 }; x + y",
-        &[],
-    ),
-    (
-        "let x = 4; let y = 0; while x { y = y + x; x = x + -1; { let z = 1; z } }; y",
-        &[],
-    ),
-    ("let x = 4; while x { let y = x; x = y + -1 }; x", &[]),
-    ("let x = 2; while x { x = x + -1; x = x + 0 }; x", &[]),
-    ("let x = 7; let y = 0; while y + x { y = y + -1 }; y", &[]),
-    (
-        "let x = 2; let y = 0; while x { x = x + -1; while y { } }; x",
-        &[],
-    ),
-    (
-        "let a = 1; let b = 2; a = b + (a + (b + (a + 1))); b = a + (b + -3); a + b",
-        &[],
-    ),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance as checks;
 
-    #[test]
-    fn agrees_with_walker() {
-        checks::agrees_with_walker::<RegisterBytecode>(REGISTER_TRICKY);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        checks::deep_programs_fit_in_2_mib::<RegisterBytecode>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        checks::long_loop_fits_in_256_kib::<RegisterBytecode>();
-    }
+    crate::engines::conformance::conformance_tests!(RegisterBytecode, extra: [REGISTER_TRICKY]);
 
     #[test]
     fn sum_is_four_instructions_per_iteration() {

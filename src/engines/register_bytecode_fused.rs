@@ -48,22 +48,5 @@ impl Technique for RegisterBytecodeFused {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::engines::conformance as checks;
-    use crate::engines::register_bytecode::REGISTER_TRICKY;
-
-    #[test]
-    fn agrees_with_walker() {
-        checks::agrees_with_walker::<RegisterBytecodeFused>(REGISTER_TRICKY);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        checks::deep_programs_fit_in_2_mib::<RegisterBytecodeFused>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        checks::long_loop_fits_in_256_kib::<RegisterBytecodeFused>();
-    }
+    crate::engines::conformance::conformance_tests!(super::RegisterBytecodeFused, extra: [REGISTER_TRICKY]);
 }

@@ -644,34 +644,11 @@ impl Technique for RegisterClosures {
 
 #[cfg(test)]
 mod tests {
-    use crate::engines::tape_continuations::testkit;
-
-    const NAME: &str = "register_closures";
-
-    #[test]
-    fn agrees_with_walker() {
-        testkit::agrees_with_walker(NAME);
-    }
-
-    #[test]
-    fn long_loop_on_a_small_stack() {
-        testkit::small_stack_long_loop(NAME);
-    }
-
-    #[test]
-    fn deep_programs() {
-        testkit::deep_programs(NAME);
-    }
-
-    #[test]
-    fn long_straight_line() {
-        testkit::long_straight_line(NAME);
-    }
-
-    #[test]
-    fn far_assignments() {
-        testkit::far_assignments(NAME);
-    }
+    crate::engines::conformance::conformance_tests!(
+        super::RegisterClosures,
+        extra: [CONTINUATION_TRICKY],
+        also: [deep_programs, long_straight_line, far_assignments],
+    );
 
     #[test]
     fn show_prints_the_closure_tree_with_kinds() {
@@ -692,13 +669,5 @@ mod tests {
                 "    get r0",
             ]
         );
-    }
-
-    #[test]
-    fn shared_conformance() {
-        use crate::engines::conformance as c;
-        c::agrees_with_walker::<super::RegisterClosures>(testkit::CASES);
-        c::deep_programs_fit_in_2_mib::<super::RegisterClosures>();
-        c::long_loop_fits_in_256_kib::<super::RegisterClosures>();
     }
 }

@@ -342,23 +342,9 @@ impl Technique for StackClosures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance;
     use crate::front::compile_source;
 
-    #[test]
-    fn agrees_with_walker() {
-        conformance::agrees_with_walker::<StackClosures>(&[]);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        conformance::deep_programs_fit_in_2_mib::<StackClosures>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        conformance::long_loop_fits_in_256_kib::<StackClosures>();
-    }
+    crate::engines::conformance::conformance_tests!(StackClosures);
 
     #[test]
     fn max_stack_is_exact() {

@@ -393,22 +393,8 @@ impl Technique for TapeClosures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance;
 
-    #[test]
-    fn agrees_with_walker() {
-        conformance::agrees_with_walker::<TapeClosures>(&[]);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        conformance::deep_programs_fit_in_2_mib::<TapeClosures>();
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        conformance::long_loop_fits_in_256_kib::<TapeClosures>();
-    }
+    crate::engines::conformance::conformance_tests!(TapeClosures);
 
     #[test]
     fn show_lists_the_tape_with_operands() {

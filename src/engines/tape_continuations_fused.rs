@@ -502,31 +502,12 @@ impl Technique for TapeContinuationsFused {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::conformance as checks;
-    use crate::engines::register_bytecode::REGISTER_TRICKY;
-    use crate::engines::tape_continuations::testkit;
 
-    const NAME: &str = "tape_continuations_fused";
-
-    #[test]
-    fn agrees_with_walker() {
-        checks::agrees_with_walker::<TapeContinuationsFused>(REGISTER_TRICKY);
-        checks::agrees_with_walker::<TapeContinuationsFused>(testkit::CASES);
-        testkit::agrees_with_walker(NAME);
-        testkit::far_assignments(NAME);
-    }
-
-    #[test]
-    fn deep_programs_fit_in_2_mib() {
-        checks::deep_programs_fit_in_2_mib::<TapeContinuationsFused>();
-        testkit::deep_programs(NAME);
-    }
-
-    #[test]
-    fn long_loop_fits_in_256_kib() {
-        checks::long_loop_fits_in_256_kib::<TapeContinuationsFused>();
-        testkit::small_stack_long_loop(NAME);
-    }
+    crate::engines::conformance::conformance_tests!(
+        TapeContinuationsFused,
+        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
+        also: [deep_programs, far_assignments],
+    );
 
     #[test]
     fn sum_fuses_to_three_ops_per_iteration_unrolled_four_times() {

@@ -80,22 +80,7 @@ pub struct OutOfSteps;
 /// evaluated costs one step. Kept apart from [`Walker`] so the measured engine
 /// carries no counter on its fast path.
 pub fn eval_budgeted(program: &Program, args: &[i64], budget: u64) -> Result<i64, BudgetError> {
-    if args.len() < program.arg_count() {
-        return Err(BudgetError::Args(crate::engine::ArgError {
-            needed: program.arg_count(),
-            given: args.len(),
-        }));
-    }
-    let mut st = Budget {
-        args,
-        locals: Vec::new(),
-        steps: budget,
-        max_magnitude: 0,
-    };
-    let v = st
-        .eval(program.expr())
-        .map_err(|_| BudgetError::OutOfSteps)?;
-    Ok(v)
+    eval_traced(program, args, budget).map(|(v, _)| v)
 }
 
 /// Like [`eval_budgeted`], also reporting the largest magnitude of any value

@@ -9,6 +9,9 @@
 //! `i64.add` (which wraps, like ours). `While` is `block { loop { cond;
 //! i64.const 0; i64.le_s; br_if 1; body; br 0 } }`. A node whose value is
 //! unused is translated for its effects only, so no `drop` is needed.
+//!
+//! [`wasm_peer!`] is the rest the peers share: their `Code` and `Technique`
+//! impl, which differ only in the runtime crate's name and setup.
 
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -67,6 +70,88 @@ pub fn translate(program: &Program) -> Vec<u8> {
 pub fn show(bytes: &[u8]) -> String {
     wasmprinter::print_bytes(bytes).unwrap_or_else(|e| format!(";; cannot print the module: {e}\n"))
 }
+
+/// Defines a Wasm peer's `Code` and its [`Technique`](crate::engine::Technique)
+/// impl, for a runtime crate whose API uses wasmi's and wasmtime's names
+/// (`Engine`, `Module`, `Store`, `Linker`, `Func`, `Val`, `Error`). The
+/// engine is named like the crate. What differs between the runtimes is
+/// given by the caller: how to build the `Engine` and which `Linker` method
+/// instantiates the module.
+macro_rules! wasm_peer {
+    (
+        $peer:ident: $rt:ident,
+        summary: $summary:expr,
+        engine: $engine:expr,
+        instantiate: $instantiate:ident $(,)?
+    ) => {
+        /// An instantiated module: its store, its function, the bytes for `show`.
+        pub struct Code {
+            store: ::std::cell::RefCell<::$rt::Store<()>>,
+            func: ::$rt::Func,
+            /// Reused parameter buffer, one `Val` per argument.
+            params: ::std::cell::RefCell<Vec<::$rt::Val>>,
+            bytes: Vec<u8>,
+        }
+
+        impl $crate::engine::Technique for $peer {
+            const NAME: &'static str = stringify!($rt);
+            const TIER: $crate::engine::Tier = $crate::engine::Tier::Peer;
+            const SUMMARY: &'static str = $summary;
+            type Code = Code;
+
+            fn supports(program: &$crate::front::program::Program) -> Result<(), String> {
+                $crate::engines::wasm_module::supports(program)
+            }
+
+            fn compile(
+                program: &$crate::front::program::Program,
+            ) -> Result<Code, $crate::engine::CompileError> {
+                use $crate::engine::CompileError;
+                let bytes = $crate::engines::wasm_module::translate(program);
+                let engine: ::$rt::Engine = $engine;
+                let fail = |e: ::$rt::Error| {
+                    CompileError(format!("{} rejected the module: {e}", stringify!($rt)))
+                };
+                let module = ::$rt::Module::new(&engine, &bytes).map_err(fail)?;
+                let mut store = ::$rt::Store::new(&engine, ());
+                let instance = ::$rt::Linker::<()>::new(&engine)
+                    .$instantiate(&mut store, &module)
+                    .map_err(fail)?;
+                let func = instance
+                    .get_func(&mut store, $crate::engines::wasm_module::EXPORT)
+                    .ok_or_else(|| CompileError("the module lost its export".into()))?;
+                let params = vec![::$rt::Val::I64(0); program.arg_count()];
+                Ok(Code {
+                    store: ::std::cell::RefCell::new(store),
+                    func,
+                    params: ::std::cell::RefCell::new(params),
+                    bytes,
+                })
+            }
+
+            unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+                let mut params = code.params.borrow_mut();
+                for (p, a) in params.iter_mut().zip(args) {
+                    *p = ::$rt::Val::I64(*a);
+                }
+                let mut result = [::$rt::Val::I64(0)];
+                let mut store = code.store.borrow_mut();
+                if let Err(e) = code.func.call(&mut *store, &params, &mut result) {
+                    panic!("{}: the program trapped: {e}", stringify!($rt));
+                }
+                match result[0] {
+                    ::$rt::Val::I64(v) => v,
+                    ref other => panic!("{}: the program returned {other:?}", stringify!($rt)),
+                }
+            }
+
+            fn show(code: &Code) -> String {
+                $crate::engines::wasm_module::show(&code.bytes)
+            }
+        }
+    };
+}
+pub(crate) use wasm_peer;
 
 struct Gen<'a> {
     sink: InstructionSink<'a>,

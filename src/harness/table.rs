@@ -38,6 +38,30 @@ fn geo(r: &Results, subject: &str, base: &str) -> String {
     r.geomean_ratio(subject, base).map_or(NA.into(), fmt_ratio)
 }
 
+/// One row per subject, fastest first: name, tier, for each workload
+/// `value(subject, workload)` with the cell's noise (or `n/a`), then
+/// `tail(subject)`.
+fn execute_rows(
+    r: &Results,
+    value: impl Fn(&str, &str) -> Option<String>,
+    tail: impl Fn(&str) -> Vec<String>,
+) -> Vec<Vec<String>> {
+    r.ranked()
+        .into_iter()
+        .map(|s| {
+            let mut row = vec![s.name.clone(), s.tier.clone()];
+            for w in &r.workloads {
+                row.push(match value(&s.name, &w.name) {
+                    Some(v) => format!("{v}{}", noise(r, &s.name, &w.name)),
+                    None => NA.into(),
+                });
+            }
+            row.extend(tail(&s.name));
+            row
+        })
+        .collect()
+}
+
 /// Ratios of median execute time to `base` (`rust` or `walker`), with
 /// each cell's own noise and the geometric means to both bases.
 pub fn ratio_grid(r: &Results, base: &str) -> Option<Grid> {
@@ -48,22 +72,11 @@ pub fn ratio_grid(r: &Results, base: &str) -> Option<Grid> {
         RUST => "Execute time relative to the `rust` candle (lower is faster; ± is the 95% CI of the median)".to_string(),
         b => format!("Execute time relative to `{b}` (lower is faster; ± is the 95% CI of the median)"),
     };
-    let rows = r
-        .ranked()
-        .into_iter()
-        .map(|s| {
-            let mut row = vec![s.name.clone(), s.tier.clone()];
-            for w in &r.workloads {
-                row.push(match r.ratio(&s.name, &w.name, base) {
-                    Some(x) => format!("{}{}", fmt_ratio(x), noise(r, &s.name, &w.name)),
-                    None => NA.into(),
-                });
-            }
-            row.push(geo(r, &s.name, RUST));
-            row.push(geo(r, &s.name, WALKER));
-            row
-        })
-        .collect();
+    let rows = execute_rows(
+        r,
+        |s, w| r.ratio(s, w, base).map(fmt_ratio),
+        |s| vec![geo(r, s, RUST), geo(r, s, WALKER)],
+    );
     Some(Grid {
         title,
         header: header(r, &["geomean vs rust", "geomean vs walker"]),
@@ -73,20 +86,7 @@ pub fn ratio_grid(r: &Results, base: &str) -> Option<Grid> {
 
 /// Median execute time per loop iteration.
 pub fn per_iteration_grid(r: &Results) -> Grid {
-    let rows = r
-        .ranked()
-        .into_iter()
-        .map(|s| {
-            let mut row = vec![s.name.clone(), s.tier.clone()];
-            for w in &r.workloads {
-                row.push(match r.per_iteration(&s.name, &w.name) {
-                    Some(ns) => format!("{}{}", fmt_ns(ns), noise(r, &s.name, &w.name)),
-                    None => NA.into(),
-                });
-            }
-            row
-        })
-        .collect();
+    let rows = execute_rows(r, |s, w| r.per_iteration(s, w).map(fmt_ns), |_| vec![]);
     Grid {
         title: "Median execute time per loop iteration (whole program time ÷ iterations)".into(),
         header: header(r, &[]),
