@@ -375,6 +375,7 @@ fn helper_peers_report_their_own_times() {
 }
 
 /// `items` joined by `Then` as a balanced tree, so any count stays shallow.
+#[cfg(feature = "luajit")]
 fn balanced(items: &[Expr]) -> Expr {
     match items {
         [one] => one.clone(),
