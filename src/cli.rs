@@ -108,6 +108,11 @@ pub struct BenchArgs {
     /// robust on a busy machine; `wall`: elapsed time).
     #[arg(long, value_enum)]
     pub clock: Option<crate::harness::runner::Clock>,
+    /// For a program file: stop with exit status 124 if one execution of it
+    /// on any engine takes longer than SECS seconds (checked once per engine
+    /// before measuring; the built-in workloads are known to finish).
+    #[arg(long, value_name = "SECS", value_parser = crate::guard::parse_seconds)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(clap::Args, Default)]
@@ -393,7 +398,11 @@ fn selected_engines(names: &[String]) -> Result<Vec<&'static dyn Engine>, Failur
 }
 
 /// The cases a selection names: a user file, or built-in workloads.
-fn selected_cases(sel: &Selection) -> Result<Vec<crate::harness::Case>, Failure> {
+/// With `timeout`, the reference run of a program file is guarded.
+fn selected_cases(
+    sel: &Selection,
+    timeout: Option<std::time::Duration>,
+) -> Result<Vec<crate::harness::Case>, Failure> {
     use crate::harness::Case;
     use crate::workloads::{WORKLOADS, workload};
     if let Some(file) = &sel.file {
@@ -414,9 +423,11 @@ fn selected_cases(sel: &Selection) -> Result<Vec<crate::harness::Case>, Failure>
         let name = std::path::Path::new(file)
             .file_stem()
             .map_or("program".into(), |s| s.to_string_lossy().into_owned());
-        return Ok(vec![
-            Case::user(&name, &source, program, args).map_err(Failure::Plain)?,
-        ]);
+        let what = format!("`{file}` on engine `{}`", engines()[0].name());
+        let case = crate::guard::with_timeout(timeout, &what, || {
+            Case::user(&name, &source, program, args)
+        });
+        return Ok(vec![case.map_err(Failure::Plain)?]);
     }
     if !sel.args.is_empty() {
         return fail("program arguments need a program: `vm-perf bench FILE ARG...`");
@@ -442,7 +453,24 @@ fn selected_cases(sel: &Selection) -> Result<Vec<crate::harness::Case>, Failure>
 fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     use crate::harness::{report, runner, table};
     let engines = selected_engines(&a.selection.engines)?;
-    let cases = selected_cases(&a.selection)?;
+    let cases = selected_cases(&a.selection, a.timeout)?;
+    if let (Some(file), Some(_)) = (&a.selection.file, a.timeout) {
+        // One guarded execution per engine before any measurement: a
+        // program that runs away on some engine stops here, with exit 124,
+        // instead of hanging the benchmark (no engine checks a clock).
+        for case in &cases {
+            for engine in engines.iter().filter(|e| case.refusal(**e).is_none()) {
+                let what = format!("`{file}` on engine `{}`", engine.name());
+                crate::guard::with_timeout(a.timeout, &what, || {
+                    engine
+                        .compile(&case.program)
+                        .map(|code| code.execute(&case.args))
+                })
+                .map_err(|e| Failure::Plain(format!("{file}: {e}")))?
+                .map_err(|e| Failure::Plain(format!("{file}: {e}")))?;
+            }
+        }
+    }
     if a.instructions {
         return crate::harness::instructions::run(out, &a.selection, &engines, &cases, &a.out)
             .map_err(Failure::Plain);
@@ -517,7 +545,7 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
 
 fn instructions_child(out: &mut impl Write, sel: &Selection) -> Result<(), Failure> {
     let engines = selected_engines(&sel.engines)?;
-    let cases = selected_cases(sel)?;
+    let cases = selected_cases(sel, None)?;
     crate::harness::instructions::child(out, &engines, &cases).map_err(Failure::Plain)
 }
 

@@ -61,3 +61,24 @@ fn help_documents_the_exit_status() {
     assert!(help.contains("--timeout <SECS>"), "{help}");
     assert!(help.contains("124"), "{help}");
 }
+
+#[test]
+fn bench_stops_a_runaway_program_file() {
+    let out = common::output_with_stdin(
+        common::vm_perf()
+            .args(["bench", "--quick", "--timeout", "0.2", "--out"])
+            .arg(std::env::temp_dir().join(format!("vm-perf-timeout-{}", std::process::id())))
+            .arg("-"),
+        b"let i = 1; while i { i = i + 1 }",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(TIMEOUT_EXIT_CODE)),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().last().unwrap_or(""),
+        "vm-perf: error: `-` on engine `walker` did not finish within 0.200 s (stopped by --timeout)"
+    );
+}
