@@ -263,7 +263,8 @@ impl Kind {
 impl Instr {
     /// The cell for this instruction at tape position `at`, as its kind and
     /// operand word (slot, index, literal or relative jump distance).
-    #[inline(always)]
+    // Forced inline only in optimised builds: see `Compiler::emit`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn encode(self, at: usize) -> (Kind, i64) {
         match self {
             Instr::Lit(n) => (Kind::Lit, n),
@@ -639,7 +640,11 @@ impl Compiler {
     }
 
     /// The one place instructions enter the tape.
-    #[inline(always)]
+    // Inlined into `expr`, emitting costs no call (compile time at 10^5
+    // nodes doubled without it). Only in optimised builds: at opt-level 0
+    // the inlined copies' locals are not merged, `expr`'s recursive frame
+    // balloons, and a depth-1000 program overflowed the 2 MiB test stack.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn emit(&mut self, instr: Instr) {
         let (kind, operand) = instr.encode(self.ops.len());
         self.ops.push(Op {
