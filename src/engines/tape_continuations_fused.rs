@@ -44,8 +44,11 @@
 //!    exit, the back-edge) runs that plain op, which carries the target and
 //!    tests the same register again. So the cell needs one operand word
 //!    like every cell, and each cell is verified on its own: the fused one
-//!    only needs the cell after next to exist. The rest of the body (the
-//!    `Then` spine's other statements, in order) compiles as usual.
+//!    only needs the cell after next to exist. The way taken once per loop
+//!    runs out of line (`next_cold`, `skip_cold`), so the test stays a
+//!    predicted branch instead of making `ip` wait for the add. The rest of
+//!    the body (the `Then` spine's other statements, in order) compiles as
+//!    usual.
 //!
 //! On `sum` the loop goes from twelve dispatches and a driver round trip per
 //! iteration to two dispatches (`add_assign r0, arg 1`, `add_jump_if_not_pos
@@ -569,6 +572,45 @@ macro_rules! skip {
     }};
 }
 
+/// `next!`, out of line: the way of a shape-7 op taken once per loop. Both
+/// ways of a shape-7 op go to a fixed distance, so inlined LLVM merges them
+/// into one jump to `ip + 1 + (test)`: that makes `ip` depend on the
+/// counter's value, and every later op's loads wait for the add (twice the
+/// time per iteration on `sum`). A call to a cold function keeps the test a
+/// predicted branch.
+///
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`.
+#[cold]
+#[inline(never)]
+unsafe fn next_cold(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> Exit {
+    next!(ip, fp, args, acc, r0, r1)
+}
+
+/// `skip!`, out of line, for the same reason as [`next_cold`].
+///
+/// # Safety
+/// The handler contract of `tape_continuations::Handler`, for a shape-7 op.
+#[cold]
+#[inline(never)]
+unsafe fn skip_cold(
+    ip: *const Op,
+    fp: *mut i64,
+    args: *const i64,
+    acc: i64,
+    r0: i64,
+    r1: i64,
+) -> Exit {
+    skip!(ip, fp, args, acc, r0, r1)
+}
+
 /// # Safety
 /// The handler contract of `tape_continuations::Handler`.
 unsafe fn add_jump_if_not_pos<const K: usize, const L: u8>(
@@ -591,7 +633,8 @@ unsafe fn add_jump_if_not_pos<const K: usize, const L: u8>(
     };
     if r <= 0 {
         // The plain `jump_if_not_pos rK @exit` after this op takes the exit.
-        return next!(ip, fp, args, acc, r0, r1);
+        // SAFETY: this handler's contract.
+        return unsafe { next_cold(ip, fp, args, acc, r0, r1) };
     }
     skip!(ip, fp, args, acc, r0, r1)
 }
@@ -620,7 +663,8 @@ unsafe fn add_loop_if_pos<const K: usize, const L: u8>(
         // The plain `loop_if_pos rK @head` after this op takes the back-edge.
         return next!(ip, fp, args, acc, r0, r1);
     }
-    skip!(ip, fp, args, acc, r0, r1)
+    // SAFETY: this handler's contract, for a shape-7 op.
+    unsafe { skip_cold(ip, fp, args, acc, r0, r1) }
 }
 
 // Handler tables: [register K][leaf kind L].
