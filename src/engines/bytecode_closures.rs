@@ -67,39 +67,51 @@ const HALT: usize = usize::MAX;
 fn instr(ip: usize, op: Op) -> Instr {
     let next = ip + 1;
     match op {
-        // SAFETY: verified: the push stays within `max_stack`.
-        Op::Push(n) => Box::new(move |_, sp| unsafe {
-            *sp = n;
-            (next, sp.add(1))
+        Op::Push(n) => Box::new(move |_, sp| {
+            // SAFETY: verified: the push stays within `max_stack`.
+            unsafe {
+                *sp = n;
+                (next, sp.add(1))
+            }
         }),
-        // SAFETY: verified: `i < arg_count`, the push stays within `max_stack`.
-        Op::Arg(i) => Box::new(move |f, sp| unsafe {
-            *sp = *f.args.add(i);
-            (next, sp.add(1))
+        Op::Arg(i) => Box::new(move |f, sp| {
+            // SAFETY: verified: `i < arg_count`, the push stays within `max_stack`.
+            unsafe {
+                *sp = *f.args.add(i);
+                (next, sp.add(1))
+            }
         }),
-        // SAFETY: verified: `s` < local slots, the push stays within `max_stack`.
-        Op::Get(s) => Box::new(move |f, sp| unsafe {
-            *sp = *f.locals.add(s);
-            (next, sp.add(1))
+        Op::Get(s) => Box::new(move |f, sp| {
+            // SAFETY: verified: `s` < local slots, the push stays within `max_stack`.
+            unsafe {
+                *sp = *f.locals.add(s);
+                (next, sp.add(1))
+            }
         }),
-        // SAFETY: verified: `s` < local slots, one value to pop.
-        Op::Store(s) => Box::new(move |f, sp| unsafe {
-            let sp = sp.sub(1);
-            *f.locals.add(s) = *sp;
-            (next, sp)
+        Op::Store(s) => Box::new(move |f, sp| {
+            // SAFETY: verified: `s` < local slots, one value to pop.
+            unsafe {
+                let sp = sp.sub(1);
+                *f.locals.add(s) = *sp;
+                (next, sp)
+            }
         }),
-        // SAFETY: verified: two values to pop, one pushed back.
-        Op::Add => Box::new(move |_, sp| unsafe {
-            let sp = sp.sub(1);
-            let top = sp.sub(1);
-            *top = (*top).wrapping_add(*sp);
-            (next, sp)
+        Op::Add => Box::new(move |_, sp| {
+            // SAFETY: verified: two values to pop, one pushed back.
+            unsafe {
+                let sp = sp.sub(1);
+                let top = sp.sub(1);
+                *top = (*top).wrapping_add(*sp);
+                (next, sp)
+            }
         }),
         Op::Jump(t) => Box::new(move |_, sp| (t, sp)),
-        // SAFETY: verified: one value to pop; `t` and `next` are in range.
-        Op::JumpIfPositive(t) => Box::new(move |_, sp| unsafe {
-            let sp = sp.sub(1);
-            (if *sp > 0 { t } else { next }, sp)
+        Op::JumpIfPositive(t) => Box::new(move |_, sp| {
+            // SAFETY: verified: one value to pop; `t` and `next` are in range.
+            unsafe {
+                let sp = sp.sub(1);
+                (if *sp > 0 { t } else { next }, sp)
+            }
         }),
         // The value stays on the stack for `execute` to take.
         Op::Return => Box::new(|_, sp| (HALT, sp)),
