@@ -467,12 +467,17 @@ unsafe fn add_assign<const K: usize, const L: u8>(
 ) -> Exit {
     // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
     let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    if K == 0 {
-        r0 = r0.wrapping_add(x)
-    } else {
-        r1 = r1.wrapping_add(x)
-    }
+    add_to_reg::<K>(&mut r0, &mut r1, x);
     next!(ip, fp, args, acc, r0, r1)
+}
+
+/// `rK = rK + x` (wrapping) on the handler's register arguments; the new
+/// value of `rK`. Shared by `add_assign` and shape 7.
+#[inline(always)]
+fn add_to_reg<const K: usize>(r0: &mut i64, r1: &mut i64, x: i64) -> i64 {
+    let r = if K == 0 { r0 } else { r1 };
+    *r = r.wrapping_add(x);
+    *r
 }
 
 /// # Safety
@@ -624,13 +629,7 @@ unsafe fn add_jump_if_not_pos<const K: usize, const L: u8>(
     // SAFETY: this handler's contract; `verify` checked the leaf's operand
     // for kind `L` (`FusedKind::checked_handler`).
     let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    let r = if K == 0 {
-        r0 = r0.wrapping_add(x);
-        r0
-    } else {
-        r1 = r1.wrapping_add(x);
-        r1
-    };
+    let r = add_to_reg::<K>(&mut r0, &mut r1, x);
     if r <= 0 {
         // The plain `jump_if_not_pos rK @exit` after this op takes the exit.
         // SAFETY: this handler's contract.
@@ -652,13 +651,7 @@ unsafe fn add_loop_if_pos<const K: usize, const L: u8>(
     // SAFETY: this handler's contract; `verify` checked the leaf's operand
     // for kind `L` (`FusedKind::checked_handler`).
     let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    let r = if K == 0 {
-        r0 = r0.wrapping_add(x);
-        r0
-    } else {
-        r1 = r1.wrapping_add(x);
-        r1
-    };
+    let r = add_to_reg::<K>(&mut r0, &mut r1, x);
     if r > 0 {
         // The plain `loop_if_pos rK @head` after this op takes the back-edge.
         return next!(ip, fp, args, acc, r0, r1);
