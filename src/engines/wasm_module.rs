@@ -183,13 +183,7 @@ impl Gen<'_> {
                 self.value(b);
                 self.sink.i64_add();
             }
-            Expr::Let(init, body) => {
-                self.value(init);
-                self.sink.local_set(self.base + self.scope);
-                self.scope += 1;
-                self.value(body);
-                self.scope -= 1;
-            }
+            Expr::Let(init, body) => self.let_(init, body, Self::value),
             Expr::Then(a, b) => {
                 self.effect(a);
                 self.value(b);
@@ -201,6 +195,16 @@ impl Gen<'_> {
         }
     }
 
+    /// A `Let`: `init` into the next local, then `body` (for its value or
+    /// its effects) with that local in scope.
+    fn let_(&mut self, init: &Expr, body: &Expr, body_as: fn(&mut Self, &Expr)) {
+        self.value(init);
+        self.sink.local_set(self.base + self.scope);
+        self.scope += 1;
+        body_as(self, body);
+        self.scope -= 1;
+    }
+
     /// Runs `e` for its effects, leaving the operand stack as it was.
     fn effect(&mut self, e: &Expr) {
         match e {
@@ -209,13 +213,7 @@ impl Gen<'_> {
                 self.effect(a);
                 self.effect(b);
             }
-            Expr::Let(init, body) => {
-                self.value(init);
-                self.sink.local_set(self.base + self.scope);
-                self.scope += 1;
-                self.effect(body);
-                self.scope -= 1;
-            }
+            Expr::Let(init, body) => self.let_(init, body, Self::effect),
             Expr::Set(d, v) => {
                 self.value(v);
                 self.sink.local_set(self.local(*d));
