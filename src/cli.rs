@@ -457,9 +457,12 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     if let (Some(file), Some(_)) = (&a.selection.file, a.timeout) {
         // One guarded execution per engine before any measurement: a
         // program that runs away on some engine stops here, with exit 124,
-        // instead of hanging the benchmark (no engine checks a clock).
+        // instead of hanging the benchmark (no engine checks a clock). The
+        // walker's run was the guarded reference run in `selected_cases`.
+        let reference = crate::engine::engines()[0].name();
         for case in &cases {
-            for engine in engines.iter().filter(|e| case.refusal(**e).is_none()) {
+            let others = engines.iter().filter(|e| e.name() != reference);
+            for engine in others.filter(|e| case.refusal(**e).is_none()) {
                 let what = format!("`{file}` on engine `{}`", engine.name());
                 crate::guard::with_timeout(a.timeout, &what, || {
                     engine
