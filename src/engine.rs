@@ -253,6 +253,7 @@ macro_rules! for_each_engine {
             closure_stack_continuations: $crate::engines::closure_stack_continuations::ClosureStackContinuations,
             tape_continuations: $crate::engines::tape_continuations::TapeContinuations,
             register_bytecode: $crate::engines::register_bytecode::RegisterBytecode,
+            register_continuations: $crate::engines::register_continuations::RegisterContinuations,
             #[cfg(feature = "nightly")]
             tail_calls: $crate::engines::tail_calls::TailCalls,
             #[cfg(feature = "jit")]

@@ -14,12 +14,14 @@ pub mod jit;
 pub mod register_bytecode;
 pub mod register_bytecode_fused;
 pub mod register_closures;
+pub mod register_continuations;
 pub mod stack_closures;
 #[cfg(feature = "nightly")]
 pub mod tail_calls;
 pub mod tape_closures;
 pub mod tape_continuations;
 pub mod tape_continuations_fused;
+pub mod threaded;
 pub mod walker;
 
 // Peers: real interpreters fed the same validated AST (cargo features).

@@ -60,23 +60,26 @@
 
 use super::register_bytecode::mark_stores;
 use super::tape_continuations::{
-    Bounds, Compiler, Exit, Handler, Instr, Op, Place, REGS, SAVE_BASE, Tape, by_reg, next,
-    operand, reg, rel, target,
+    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument, get,
+    place, reg_mut, slot, tape_handlers,
 };
 use crate::engine::{CompileError, Technique, Tier};
+use crate::engines::threaded::{
+    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, word,
+};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::collections::HashSet;
+use std::fmt;
 
 /// How many copies of a loop-free body shape 6 lays out per back-edge.
 const UNROLL: usize = 4;
-use std::fmt;
 
 pub struct TapeContinuationsFused;
 
 /// An operand read in place by a superinstruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Leaf {
+pub enum Leaf {
     Lit(i64),
     Arg(usize),
     Reg(usize),
@@ -101,22 +104,26 @@ const REG0: u8 = 2;
 const REG1: u8 = 3;
 const SLOT: u8 = 4;
 
-impl Leaf {
-    /// The handler-table column and the operand word.
-    fn encode(self) -> (usize, i64) {
-        match self {
-            Leaf::Lit(n) => (LIT as usize, n),
-            Leaf::Arg(i) => (ARG as usize, i as i64),
+/// A leaf on the tape: its kind selects the handler, its literal, argument
+/// index or slot is the op's word (a register leaf has none).
+pub struct LeafOperand;
+
+impl Operand for LeafOperand {
+    type Value = Leaf;
+    fn encode(l: Leaf, _: &Layout) -> (u8, Option<i64>) {
+        match l {
+            Leaf::Lit(n) => (LIT, Some(n)),
+            Leaf::Arg(i) => (ARG, Some(i as i64)),
             // A register out of range gets no column, so no handler.
-            Leaf::Reg(k) if k < REGS => (REG0 as usize + k, 0),
-            Leaf::Reg(_) => (usize::MAX, 0),
-            Leaf::Slot(s) => (SLOT as usize, s as i64),
+            Leaf::Reg(k) if k < REGS => (REG0 + k as u8, None),
+            Leaf::Reg(_) => (u8::MAX, None),
+            Leaf::Slot(s) => (SLOT, Some(s as i64)),
         }
     }
-
-    /// The leaf of handler-table column `col` with operand word `x`: the
-    /// inverse of [`Leaf::encode`].
-    fn decode(col: u8, x: i64) -> Leaf {
+    fn has_word(col: u8) -> bool {
+        matches!(col, LIT | ARG | SLOT)
+    }
+    fn decode(col: u8, x: i64, _: &Layout) -> Leaf {
         match col {
             LIT => Leaf::Lit(x),
             ARG => Leaf::Arg(x as usize),
@@ -126,146 +133,111 @@ impl Leaf {
             _ => Leaf::Reg(usize::MAX),
         }
     }
-}
-
-/// The superinstructions (shapes 1–7 of the module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fused {
-    /// `r[k] = r[k] + leaf` (shape 1)
-    AddAssign(usize, Leaf),
-    /// `r[k] = leaf` (shape 2)
-    SetLeaf(usize, Leaf),
-    /// `acc = acc + leaf` (shapes 3 and 4)
-    AddLeaf(Leaf),
-    /// if `r[k] <= 0` continue at the target (forward; shape 5)
-    JumpIfRegNotPos(usize, usize),
-    /// back-edge if `r[k] > 0`, else continue (shape 5)
-    LoopIfRegPos(usize, usize),
-    /// `r[k] = r[k] + leaf`; if `r[k] <= 0` run the next op (the plain
-    /// `jump_if_not_pos r[k]` to the exit), else skip it (shape 7)
-    AddJumpIfNotPos(usize, Leaf),
-    /// `r[k] = r[k] + leaf`; if `r[k] > 0` run the next op (the plain
-    /// `loop_if_pos r[k]` back-edge), else skip it (shape 7)
-    AddLoopIfPos(usize, Leaf),
-}
-
-impl fmt::Display for Fused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Fused::AddAssign(k, l) => write!(f, "add_assign r{k}, {l}"),
-            Fused::SetLeaf(k, l) => write!(f, "set r{k}, {l}"),
-            Fused::AddLeaf(l) => write!(f, "add {l}"),
-            Fused::JumpIfRegNotPos(k, t) => write!(f, "jump_if_not_pos r{k} @{t}"),
-            Fused::LoopIfRegPos(k, t) => write!(f, "loop_if_pos r{k} @{t}"),
-            Fused::AddJumpIfNotPos(k, l) => write!(f, "add_jump_if_not_pos r{k}, {l}"),
-            Fused::AddLoopIfPos(k, l) => write!(f, "add_loop_if_pos r{k}, {l}"),
-        }
-    }
-}
-
-/// A superinstruction's [`tape_continuations::Kind`](super::tape_continuations::Kind):
-/// its register and leaf column; the operand word holds the rest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FusedKind {
-    AddAssign(u8, u8),
-    SetLeaf(u8, u8),
-    AddLeaf(u8),
-    JumpIfRegNotPos(u8),
-    LoopIfRegPos(u8),
-    AddJumpIfNotPos(u8, u8),
-    AddLoopIfPos(u8, u8),
-}
-
-impl FusedKind {
-    /// `tape_continuations::Kind::checked_handler` for a superinstruction.
-    pub(crate) fn checked_handler(self, x: i64, b: &Bounds) -> Option<Handler> {
-        // The leaf operand of column `col` is in range.
-        let leaf = |col: u8| match col {
+    fn check(col: u8, x: i64, b: &Bounds) -> bool {
+        match col {
             ARG => b.arg(x),
             SLOT => b.slot(x),
             _ => true,
-        };
-        let by_col = |row: [Handler; 5], col: u8| row.get(col as usize).copied();
-        let by_both = |table: [[Handler; 5]; REGS], k: u8, col: u8| {
-            let row = *table.get(k as usize)?;
-            by_col(row, col).filter(|_| leaf(col))
-        };
-        match self {
-            FusedKind::AddAssign(k, col) => by_both(ADD_ASSIGN, k, col),
-            FusedKind::SetLeaf(k, col) => by_both(SET_LEAF, k, col),
-            FusedKind::AddLeaf(col) => by_col(ADD_LEAF, col).filter(|_| leaf(col)),
-            FusedKind::JumpIfRegNotPos(k) => {
-                by_reg(JUMP_IF_REG_NOT_POS, k).filter(|_| b.forward(x))
-            }
-            FusedKind::LoopIfRegPos(k) => by_reg(LOOP_IF_REG_POS, k).filter(|_| b.backward(x)),
-            // Shape 7 continues at the next op or the one after it: both
-            // must be on the tape.
-            FusedKind::AddJumpIfNotPos(k, col) => {
-                by_both(ADD_JUMP_IF_NOT_POS, k, col).filter(|_| skip_ok(b))
-            }
-            FusedKind::AddLoopIfPos(k, col) => {
-                by_both(ADD_LOOP_IF_POS, k, col).filter(|_| skip_ok(b))
-            }
         }
     }
 }
 
-/// Whether the op two after this one is on the tape (shape 7 skips to it).
-fn skip_ok(b: &Bounds) -> bool {
-    b.at.checked_add(2).is_some_and(|t| t < b.len)
+isa! {
+    /// `tape_continuations`' instruction set plus the superinstructions
+    /// (shapes 1–7 of the module doc).
+    pub isa FusedIsa {
+        word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 2, extends: TapeIsa,
+    }
+    /// `r[k] = r[k] + leaf` (shape 1)
+    AddAssign(k: usize as Reg, l: Leaf as LeafOperand) "add_assign r{k}, {l}"
+        => add_assign<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// `r[k] = leaf` (shape 2)
+    SetLeaf(k: usize as Reg, l: Leaf as LeafOperand) "set r{k}, {l}"
+        => set_leaf<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// `acc = acc + leaf` (shapes 3 and 4)
+    AddLeaf(l: Leaf as LeafOperand) "add {l}" => add_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// if `r[k] <= 0` continue at the target (forward; shape 5)
+    JumpIfRegNotPos(k: usize as Reg, t: usize as Forward) "jump_if_not_pos r{k} @{t}"
+        => jump_if_reg_not_pos<k in [0, 1]>;
+    /// back-edge if `r[k] > 0`, else continue (shape 5)
+    LoopIfRegPos(k: usize as Reg, t: usize as Backward) "loop_if_pos r{k} @{t}"
+        => loop_if_reg_pos<k in [0, 1]>;
+    /// `r[k] = r[k] + leaf`; if `r[k] <= 0` run the next op (the plain
+    /// `jump_if_not_pos r[k]` to the exit), else skip it (shape 7)
+    AddJumpIfNotPos(k: usize as Reg, l: Leaf as LeafOperand) "add_jump_if_not_pos r{k}, {l}"
+        => add_jump_if_not_pos<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>
+        if |b: &Bounds| b.ops_after(2);
+    /// `r[k] = r[k] + leaf`; if `r[k] > 0` run the next op (the plain
+    /// `loop_if_pos r[k]` back-edge), else skip it (shape 7)
+    AddLoopIfPos(k: usize as Reg, l: Leaf as LeafOperand) "add_loop_if_pos r{k}, {l}"
+        => add_loop_if_pos<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>
+        if |b: &Bounds| b.ops_after(2);
 }
 
-impl Fused {
-    /// The cell at tape position `at`, as kind and operand word (jump
-    /// distances in bytes, as in `tape_continuations`).
-    pub(crate) fn encode(self, at: usize) -> (FusedKind, i64) {
-        let col = |l: Leaf| {
-            let (col, x) = l.encode();
-            (reg(col), x)
-        };
-        match self {
-            Fused::AddAssign(k, l) => {
-                let (c, x) = col(l);
-                (FusedKind::AddAssign(reg(k), c), x)
-            }
-            Fused::SetLeaf(k, l) => {
-                let (c, x) = col(l);
-                (FusedKind::SetLeaf(reg(k), c), x)
-            }
-            Fused::AddLeaf(l) => {
-                let (c, x) = col(l);
-                (FusedKind::AddLeaf(c), x)
-            }
-            Fused::JumpIfRegNotPos(k, t) => (FusedKind::JumpIfRegNotPos(reg(k)), rel(t, at)),
-            Fused::LoopIfRegPos(k, t) => (FusedKind::LoopIfRegPos(reg(k)), rel(t, at)),
-            Fused::AddJumpIfNotPos(k, l) => {
-                let (c, x) = col(l);
-                (FusedKind::AddJumpIfNotPos(reg(k), c), x)
-            }
-            Fused::AddLoopIfPos(k, l) => {
-                let (c, x) = col(l);
-                (FusedKind::AddLoopIfPos(reg(k), c), x)
-            }
+/// The value of this op's leaf of kind `L`.
+macro_rules! leaf {
+    ($L:ident, $ip:ident, $fp:ident, $args:ident, $r0:ident, $r1:ident) => {{
+        let x = word!($ip, 0);
+        match $L {
+            LIT => x,
+            ARG => argument!($args, x),
+            REG0 => $r0,
+            REG1 => $r1,
+            _ => *slot!($fp, x),
         }
-    }
+    }};
+}
 
-    /// The inverse of [`Fused::encode`].
-    pub(crate) fn decode(kind: FusedKind, x: i64, at: usize) -> Fused {
-        match kind {
-            FusedKind::AddAssign(k, c) => Fused::AddAssign(k as usize, Leaf::decode(c, x)),
-            FusedKind::SetLeaf(k, c) => Fused::SetLeaf(k as usize, Leaf::decode(c, x)),
-            FusedKind::AddLeaf(c) => Fused::AddLeaf(Leaf::decode(c, x)),
-            FusedKind::JumpIfRegNotPos(k) => Fused::JumpIfRegNotPos(k as usize, target(x, at)),
-            FusedKind::LoopIfRegPos(k) => Fused::LoopIfRegPos(k as usize, target(x, at)),
-            FusedKind::AddJumpIfNotPos(k, c) => {
-                Fused::AddJumpIfNotPos(k as usize, Leaf::decode(c, x))
-            }
-            FusedKind::AddLoopIfPos(k, c) => Fused::AddLoopIfPos(k as usize, Leaf::decode(c, x)),
-        }
+/// One tape op is two words: a jump of `n` ops is `n * OP` bytes.
+const OP: isize = 16;
+
+tape_handlers! {
+    state(fp, args, acc, r0, r1);
+    fn add_assign<const K: u8, const L: u8>(ip, len = 2) {
+        let x = leaf!(L, ip, fp, args, r0, r1);
+        let r = reg_mut::<K>(&mut r0, &mut r1);
+        *r = r.wrapping_add(x);
+        Flow::Next
+    }
+    fn set_leaf<const K: u8, const L: u8>(ip, len = 2) {
+        *reg_mut::<K>(&mut r0, &mut r1) = leaf!(L, ip, fp, args, r0, r1);
+        Flow::Next
+    }
+    fn add_leaf<const L: u8>(ip, len = 2) {
+        acc = acc.wrapping_add(leaf!(L, ip, fp, args, r0, r1));
+        Flow::Next
+    }
+    fn jump_if_reg_not_pos<const K: u8>(ip, len = 2) {
+        if get::<K>(r0, r1) > 0 { Flow::Next } else { Flow::Jump(word!(ip, 0) as isize) }
+    }
+    fn loop_if_reg_pos<const K: u8>(ip, len = 2) {
+        if get::<K>(r0, r1) > 0 { Flow::Back(word!(ip, 0) as isize) } else { Flow::Next }
+    }
+    // Shape 7. Both ways go a fixed distance, so inlined LLVM would merge
+    // them into one jump to `ip + (test ? 2 : 1) ops`: `ip` would then wait
+    // for the add and every later op's loads with it. The way taken once
+    // per loop goes out of line (`JumpCold`), so the test stays a predicted
+    // branch.
+    fn add_jump_if_not_pos<const K: u8, const L: u8>(ip, len = 2) {
+        let x = leaf!(L, ip, fp, args, r0, r1);
+        let r = reg_mut::<K>(&mut r0, &mut r1);
+        *r = r.wrapping_add(x);
+        // Not positive: the plain `jump_if_not_pos rK @exit` after this op
+        // takes the exit.
+        if *r <= 0 { Flow::JumpCold(OP) } else { Flow::Jump(2 * OP) }
+    }
+    fn add_loop_if_pos<const K: u8, const L: u8>(ip, len = 2) {
+        let x = leaf!(L, ip, fp, args, r0, r1);
+        let r = reg_mut::<K>(&mut r0, &mut r1);
+        *r = r.wrapping_add(x);
+        // Positive: the plain `loop_if_pos rK @head` after this op takes the
+        // back-edge.
+        if *r > 0 { Flow::Next } else { Flow::JumpCold(2 * OP) }
     }
 }
 
-/// The shape matcher, built once per program.
+/// The shape matcher, built once per program: the fused tier's lowering
+/// hook.
 pub(crate) struct Shapes {
     /// Nodes whose subtree contains a `Set` (for shape 4).
     stores: HashSet<*const Expr>,
@@ -300,57 +272,57 @@ impl Shapes {
         match *e {
             Expr::Litr(n) => Some(Leaf::Lit(n)),
             Expr::Arg(i) => Some(Leaf::Arg(i)),
-            Expr::Get(d) => Some(match Compiler::place(scope, d) {
+            Expr::Get(d) => Some(match place(scope, d) {
                 Place::Reg(k) => Leaf::Reg(k),
                 Place::Slot(s) => Leaf::Slot(s),
             }),
             _ => None,
         }
     }
+}
 
-    /// Emits `e` as a superinstruction if it has one of the fused shapes
-    /// (arguments as for `Compiler::expr`); `false` leaves it to the plain
-    /// compiler.
-    pub(crate) fn lower(
+impl Lowering for Shapes {
+    type Isa = FusedIsa;
+
+    fn lower(
         &self,
-        c: &mut Compiler,
+        c: &mut Compiler<FusedIsa>,
         e: &Expr,
         scope: usize,
         height: usize,
         want: bool,
     ) -> bool {
-        let fused = |f| Instr::Fused(f);
         match e {
             Expr::Set(d, v) => {
-                let Place::Reg(k) = Compiler::place(scope, *d) else {
+                let Place::Reg(k) = place(scope, *d) else {
                     return false;
                 };
                 if let Expr::Add(a, b) = &**v
                     && **a == Expr::Get(*d)
                     && let Some(l) = Self::leaf(b, scope)
                 {
-                    c.emit(fused(Fused::AddAssign(k, l)));
+                    c.emit(Instr::AddAssign(k, l));
                 } else if let Some(l) = Self::leaf(v, scope) {
-                    c.emit(fused(Fused::SetLeaf(k, l)));
+                    c.emit(Instr::SetLeaf(k, l));
                 } else {
                     return false;
                 }
                 if want {
-                    c.emit(Instr::Lit(0));
+                    c.emit(Plain::Lit(0));
                 }
                 true
             }
             Expr::Add(a, b) if want => {
                 if let Some(l) = Self::leaf(b, scope) {
-                    c.expr(a, scope, height, true);
-                    c.emit(fused(Fused::AddLeaf(l)));
+                    c.expr(self, a, scope, height, true);
+                    c.emit(Instr::AddLeaf(l));
                     true
                 } else if let Some(l) = Self::leaf(a, scope)
                     && (!matches!(**a, Expr::Get(_))
                         || !self.stores.contains(&(&**b as *const Expr)))
                 {
-                    c.expr(b, scope, height, true);
-                    c.emit(fused(Fused::AddLeaf(l)));
+                    c.expr(self, b, scope, height, true);
+                    c.emit(Instr::AddLeaf(l));
                     true
                 } else {
                     false
@@ -358,7 +330,7 @@ impl Shapes {
             }
             Expr::While(cond, body) => {
                 let Expr::Get(d) = **cond else { return false };
-                let Place::Reg(k) = Compiler::place(scope, d) else {
+                let Place::Reg(k) = place(scope, d) else {
                     return false;
                 };
                 // Shape 6: a loop-free body is laid out `UNROLL` times.
@@ -379,34 +351,34 @@ impl Shapes {
                     None
                 };
                 let mut exits = vec![c.len()];
-                c.emit(fused(Fused::JumpIfRegNotPos(k, usize::MAX)));
+                c.emit(Instr::JumpIfRegNotPos(k, usize::MAX));
                 let head = c.len();
                 for copy in 0..copies {
                     if copy > 0 {
                         exits.push(c.len());
-                        c.emit(fused(Fused::JumpIfRegNotPos(k, usize::MAX)));
+                        c.emit(Instr::JumpIfRegNotPos(k, usize::MAX));
                     }
                     let Some(l) = step else {
-                        c.expr(body, scope, height, false);
+                        c.expr(self, body, scope, height, false);
                         continue;
                     };
                     for s in &prefix {
-                        c.expr(s, scope, height, false);
+                        c.expr(self, s, scope, height, false);
                     }
                     // The step tests `rK` and skips the plain test after it
                     // unless that test's branch is taken.
-                    c.emit(fused(if copy + 1 < copies {
-                        Fused::AddJumpIfNotPos(k, l)
+                    c.emit(if copy + 1 < copies {
+                        Instr::AddJumpIfNotPos(k, l)
                     } else {
-                        Fused::AddLoopIfPos(k, l)
-                    }));
+                        Instr::AddLoopIfPos(k, l)
+                    });
                 }
-                c.emit(fused(Fused::LoopIfRegPos(k, head)));
+                c.emit(Instr::LoopIfRegPos(k, head));
                 for exit in exits {
-                    c.patch(exit, fused(Fused::JumpIfRegNotPos(k, c.len())));
+                    c.patch(exit, Instr::JumpIfRegNotPos(k, c.len()));
                 }
                 if want {
-                    c.emit(Instr::Lit(0));
+                    c.emit(Plain::Lit(0));
                 }
                 true
             }
@@ -429,273 +401,23 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
     (prefix, last)
 }
 
-/// Reads a leaf operand of kind `L`.
-///
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`, for an op whose
-/// leaf has kind `L`.
-#[inline(always)]
-unsafe fn leaf<const L: u8>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    r0: i64,
-    r1: i64,
-) -> i64 {
-    let x = operand!(ip);
-    match L {
-        LIT => x,
-        // SAFETY: `verify` checked the index is below `arg_count`, which
-        // `args` holds by the handler contract.
-        ARG => unsafe { *args.add(x as usize) },
-        REG0 => r0,
-        REG1 => r1,
-        // SAFETY: `verify` checked the slot is below `frame_len`.
-        _ => unsafe { *fp.add(x as usize) },
-    }
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn add_assign<const K: usize, const L: u8>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    mut r0: i64,
-    mut r1: i64,
-) -> Exit {
-    // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
-    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    add_to_reg::<K>(&mut r0, &mut r1, x);
-    next!(ip, fp, args, acc, r0, r1)
-}
-
-/// `rK = rK + x` (wrapping) on the handler's register arguments; the new
-/// value of `rK`. Shared by `add_assign` and shape 7.
-#[inline(always)]
-fn add_to_reg<const K: usize>(r0: &mut i64, r1: &mut i64, x: i64) -> i64 {
-    let r = if K == 0 { r0 } else { r1 };
-    *r = r.wrapping_add(x);
-    *r
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn set_leaf<const K: usize, const L: u8>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    mut r0: i64,
-    mut r1: i64,
-) -> Exit {
-    // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
-    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    if K == 0 {
-        r0 = x
-    } else {
-        r1 = x
-    }
-    next!(ip, fp, args, acc, r0, r1)
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn add_leaf<const L: u8>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    r0: i64,
-    r1: i64,
-) -> Exit {
-    // SAFETY: this handler's contract, with a leaf of kind `L` (`Fused::op`).
-    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    next!(ip, fp, args, acc.wrapping_add(x), r0, r1)
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn jump_if_reg_not_pos<const K: usize>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    r0: i64,
-    r1: i64,
-) -> Exit {
-    if (if K == 0 { r0 } else { r1 }) > 0 {
-        return next!(ip, fp, args, acc, r0, r1);
-    }
-    let rel = operand!(ip) as isize;
-    // SAFETY: `verify` checked the target is a later op of the same tape;
-    // the handler contract carries over to it.
-    unsafe {
-        let ip = ip.byte_offset(rel);
-        ((*ip).handler)(ip, fp, args, acc, r0, r1)
-    }
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn loop_if_reg_pos<const K: usize>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    r0: i64,
-    r1: i64,
-) -> Exit {
-    if (if K == 0 { r0 } else { r1 }) <= 0 {
-        return next!(ip, fp, args, acc, r0, r1);
-    }
-    let rel = operand!(ip) as isize;
-    // SAFETY: as `tape_continuations`' back-edges: the save slots are in the
-    // frame and the target is an op of the same tape (`verify`); the driver
-    // reloads the registers and continues there.
-    unsafe {
-        *fp.add(SAVE_BASE) = r0;
-        *fp.add(SAVE_BASE + 1) = r1;
-        (ip.byte_offset(rel), 0)
-    }
-}
-
-/// Continues at the op after next, skipping the plain test that follows a
-/// shape-7 op.
-macro_rules! skip {
-    ($ip:expr, $fp:expr, $args:expr, $acc:expr, $r0:expr, $r1:expr) => {{
-        let (ip, fp, args, acc, r0, r1): (*const Op, _, _, i64, i64, i64) =
-            ($ip, $fp, $args, $acc, $r0, $r1);
-        // SAFETY: `verify` (`skip_ok` in `FusedKind::checked_handler`)
-        // checked that the op two after this one is on the tape; by the
-        // handler contract passed on, it may be called.
-        unsafe {
-            let ip = ip.add(2);
-            ((*ip).handler)(ip, fp, args, acc, r0, r1)
-        }
-    }};
-}
-
-/// `next!`, out of line: the way of a shape-7 op taken once per loop. Both
-/// ways of a shape-7 op go to a fixed distance, so inlined LLVM merges them
-/// into one jump to `ip + 1 + (test)`: that makes `ip` depend on the
-/// counter's value, and every later op's loads wait for the add (twice the
-/// time per iteration on `sum`). A call to a cold function keeps the test a
-/// predicted branch.
-///
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-#[cold]
-#[inline(never)]
-unsafe fn next_cold(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    r0: i64,
-    r1: i64,
-) -> Exit {
-    next!(ip, fp, args, acc, r0, r1)
-}
-
-/// `skip!`, out of line, for the same reason as [`next_cold`].
-///
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`, for a shape-7 op.
-#[cold]
-#[inline(never)]
-unsafe fn skip_cold(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    r0: i64,
-    r1: i64,
-) -> Exit {
-    skip!(ip, fp, args, acc, r0, r1)
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn add_jump_if_not_pos<const K: usize, const L: u8>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    mut r0: i64,
-    mut r1: i64,
-) -> Exit {
-    // SAFETY: this handler's contract; `verify` checked the leaf's operand
-    // for kind `L` (`FusedKind::checked_handler`).
-    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    let r = add_to_reg::<K>(&mut r0, &mut r1, x);
-    if r <= 0 {
-        // The plain `jump_if_not_pos rK @exit` after this op takes the exit.
-        // SAFETY: this handler's contract.
-        return unsafe { next_cold(ip, fp, args, acc, r0, r1) };
-    }
-    skip!(ip, fp, args, acc, r0, r1)
-}
-
-/// # Safety
-/// The handler contract of `tape_continuations::Handler`.
-unsafe fn add_loop_if_pos<const K: usize, const L: u8>(
-    ip: *const Op,
-    fp: *mut i64,
-    args: *const i64,
-    acc: i64,
-    mut r0: i64,
-    mut r1: i64,
-) -> Exit {
-    // SAFETY: this handler's contract; `verify` checked the leaf's operand
-    // for kind `L` (`FusedKind::checked_handler`).
-    let x = unsafe { leaf::<L>(ip, fp, args, r0, r1) };
-    let r = add_to_reg::<K>(&mut r0, &mut r1, x);
-    if r > 0 {
-        // The plain `loop_if_pos rK @head` after this op takes the back-edge.
-        return next!(ip, fp, args, acc, r0, r1);
-    }
-    // SAFETY: this handler's contract, for a shape-7 op.
-    unsafe { skip_cold(ip, fp, args, acc, r0, r1) }
-}
-
-// Handler tables: [register K][leaf kind L].
-const _: () = assert!(REGS == 2);
-macro_rules! by_leaf {
-    ($f:ident $(, $k:literal)?) => {
-        [$f::<$($k,)? LIT>, $f::<$($k,)? ARG>, $f::<$($k,)? REG0>, $f::<$($k,)? REG1>, $f::<$($k,)? SLOT>]
-    };
-}
-const ADD_ASSIGN: [[Handler; 5]; REGS] = [by_leaf!(add_assign, 0), by_leaf!(add_assign, 1)];
-const SET_LEAF: [[Handler; 5]; REGS] = [by_leaf!(set_leaf, 0), by_leaf!(set_leaf, 1)];
-const ADD_LEAF: [Handler; 5] = by_leaf!(add_leaf);
-const JUMP_IF_REG_NOT_POS: [Handler; REGS] = [jump_if_reg_not_pos::<0>, jump_if_reg_not_pos::<1>];
-const LOOP_IF_REG_POS: [Handler; REGS] = [loop_if_reg_pos::<0>, loop_if_reg_pos::<1>];
-const ADD_JUMP_IF_NOT_POS: [[Handler; 5]; REGS] = [
-    by_leaf!(add_jump_if_not_pos, 0),
-    by_leaf!(add_jump_if_not_pos, 1),
-];
-const ADD_LOOP_IF_POS: [[Handler; 5]; REGS] =
-    [by_leaf!(add_loop_if_pos, 0), by_leaf!(add_loop_if_pos, 1)];
-
 impl Technique for TapeContinuationsFused {
     const NAME: &'static str = "tape_continuations_fused";
     const TIER: Tier = Tier::Fused;
     const SUMMARY: &'static str =
         "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
-    type Code = Tape;
+    type Code = Code<FusedIsa, Stable>;
 
-    fn compile(program: &Program) -> Result<Tape, CompileError> {
-        Compiler::fused(program)
+    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
+        super::tape_continuations::compile::<_, Stable>(program, &Shapes::new(program))
     }
 
-    unsafe fn execute(code: &Tape, args: &[i64]) -> i64 {
+    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
         // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
         unsafe { code.run(args) }
     }
 
-    fn show(code: &Tape) -> String {
+    fn show(code: &Self::Code) -> String {
         code.listing()
     }
 }
@@ -884,40 +606,49 @@ mod tests {
 
     #[test]
     fn verify_rejects_a_fused_step_without_two_ops_after_it() {
-        use super::super::tape_continuations::{Instr, verify};
+        use super::super::tape_continuations::verify;
+        let (lit, halt) = (Instr::from(Plain::Lit(0)), Instr::from(Plain::Halt()));
         for f in [
-            Fused::AddJumpIfNotPos(1, Leaf::Lit(-1)),
-            Fused::AddLoopIfPos(0, Leaf::Arg(0)),
+            Instr::AddJumpIfNotPos(1, Leaf::Lit(-1)),
+            Instr::AddLoopIfPos(0, Leaf::Arg(0)),
         ] {
-            let ok = [Instr::Fused(f), Instr::Lit(0), Instr::Halt];
-            assert!(verify(&ok, 10, 1).is_ok(), "{f}");
-            assert!(
-                verify(&[Instr::Fused(f), Instr::Halt], 10, 1).is_err(),
-                "{f}"
-            );
+            assert!(verify::<FusedIsa>(&[f, lit, halt], 10, 1).is_ok(), "{f}");
+            assert!(verify::<FusedIsa>(&[f, halt], 10, 1).is_err(), "{f}");
         }
         for f in [
-            Fused::AddJumpIfNotPos(2, Leaf::Lit(-1)),
-            Fused::AddLoopIfPos(0, Leaf::Arg(1)),
-            Fused::AddJumpIfNotPos(0, Leaf::Slot(10)),
-            Fused::AddLoopIfPos(1, Leaf::Reg(2)),
+            Instr::AddJumpIfNotPos(2, Leaf::Lit(-1)),
+            Instr::AddLoopIfPos(0, Leaf::Arg(1)),
+            Instr::AddJumpIfNotPos(0, Leaf::Slot(10)),
+            Instr::AddLoopIfPos(1, Leaf::Reg(2)),
+            Instr::AddAssign(0, Leaf::Reg(2)),
+            Instr::SetLeaf(2, Leaf::Lit(1)),
+            Instr::AddLeaf(Leaf::Slot(10)),
+            Instr::AddLeaf(Leaf::Arg(1)),
+            Instr::JumpIfRegNotPos(0, 4),
+            Instr::LoopIfRegPos(1, 3),
         ] {
-            let bad = [Instr::Fused(f), Instr::Lit(0), Instr::Halt];
-            assert!(verify(&bad, 10, 1).is_err(), "{f}");
+            assert!(
+                verify::<FusedIsa>(&[lit, f, lit, halt], 10, 1).is_err(),
+                "{f}"
+            );
         }
     }
 
     #[test]
-    fn fused_steps_read_back_as_their_instructions() {
-        use super::super::tape_continuations::Instr;
-        for f in [
-            Fused::AddJumpIfNotPos(1, Leaf::Lit(i64::MIN)),
-            Fused::AddJumpIfNotPos(0, Leaf::Reg(1)),
-            Fused::AddLoopIfPos(0, Leaf::Arg(3)),
-            Fused::AddLoopIfPos(1, Leaf::Slot(7)),
-        ] {
-            let (kind, operand) = Instr::Fused(f).encode(9);
-            assert_eq!(Instr::decode(kind, operand, 9), Instr::Fused(f));
-        }
+    fn fused_ops_read_back_as_their_instructions() {
+        let all = [
+            Instr::AddAssign(1, Leaf::Lit(-3)),
+            Instr::SetLeaf(0, Leaf::Reg(1)),
+            Instr::AddLeaf(Leaf::Slot(6)),
+            Instr::AddLeaf(Leaf::Arg(2)),
+            Instr::JumpIfRegNotPos(1, 7),
+            Instr::LoopIfRegPos(0, 1),
+            Instr::AddJumpIfNotPos(1, Leaf::Lit(i64::MIN)),
+            Instr::AddJumpIfNotPos(0, Leaf::Reg(1)),
+            Instr::AddLoopIfPos(0, Leaf::Arg(3)),
+            Instr::AddLoopIfPos(1, Leaf::Slot(7)),
+            Plain::Lit(4).into(),
+        ];
+        crate::engines::threaded::tests::reads_back::<FusedIsa>(&all);
     }
 }

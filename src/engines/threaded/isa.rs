@@ -1,0 +1,362 @@
+//! [`isa!`]: an instruction set written once, as one list of ops, and the
+//! operand roles its fields play on the tape.
+
+use super::{Bounds, Layout};
+
+/// How one field of an instruction lives on the tape. A field may *select*
+/// (a small number choosing among the op's handlers: which register, which
+/// kind of leaf; kept in the op's kind) and may have a *word* (its operand
+/// word on the tape: a literal, a slot, a jump distance).
+pub trait Operand {
+    /// The field's type in the instruction enum.
+    type Value: Copy;
+    /// The selector (0 when the field selects nothing) and the word, if the
+    /// field has one.
+    fn encode(v: Self::Value, at: &Layout) -> (u8, Option<i64>);
+    /// Whether a field with selector `sel` has a word.
+    fn has_word(sel: u8) -> bool;
+    /// The field back from its selector and word (0 if it has none).
+    fn decode(sel: u8, word: i64, at: &Layout) -> Self::Value;
+    /// Whether a handler may rely on this field: its word in range.
+    fn check(sel: u8, word: i64, b: &Bounds) -> bool;
+}
+
+/// A small number as a selector; one out of range stays out of range (it
+/// then has no handler, so the verifier rejects it).
+fn selector(k: usize) -> u8 {
+    u8::try_from(k).unwrap_or(u8::MAX)
+}
+
+/// A literal, as its word.
+pub struct Lit;
+
+impl Operand for Lit {
+    type Value = i64;
+    fn encode(n: i64, _: &Layout) -> (u8, Option<i64>) {
+        (0, Some(n))
+    }
+    fn has_word(_: u8) -> bool {
+        true
+    }
+    fn decode(_: u8, n: i64, _: &Layout) -> i64 {
+        n
+    }
+    fn check(_: u8, _: i64, _: &Bounds) -> bool {
+        true
+    }
+}
+
+/// An argument index, checked below the argument count.
+pub struct ArgIndex;
+
+impl Operand for ArgIndex {
+    type Value = usize;
+    fn encode(i: usize, _: &Layout) -> (u8, Option<i64>) {
+        (0, Some(i as i64))
+    }
+    fn has_word(_: u8) -> bool {
+        true
+    }
+    fn decode(_: u8, i: i64, _: &Layout) -> usize {
+        i as usize
+    }
+    fn check(_: u8, i: i64, b: &Bounds) -> bool {
+        b.arg(i)
+    }
+}
+
+/// A frame slot, checked inside the frame.
+pub struct Slot;
+
+impl Operand for Slot {
+    type Value = usize;
+    fn encode(s: usize, _: &Layout) -> (u8, Option<i64>) {
+        (0, Some(s as i64))
+    }
+    fn has_word(_: u8) -> bool {
+        true
+    }
+    fn decode(_: u8, s: i64, _: &Layout) -> usize {
+        s as usize
+    }
+    fn check(_: u8, s: i64, b: &Bounds) -> bool {
+        b.slot(s)
+    }
+}
+
+/// A register number: a selector, no word. The handler table's width is
+/// the check.
+pub struct Reg;
+
+impl Operand for Reg {
+    type Value = usize;
+    fn encode(k: usize, _: &Layout) -> (u8, Option<i64>) {
+        (selector(k), None)
+    }
+    fn has_word(_: u8) -> bool {
+        false
+    }
+    fn decode(k: u8, _: i64, _: &Layout) -> usize {
+        k as usize
+    }
+    fn check(_: u8, _: i64, _: &Bounds) -> bool {
+        true
+    }
+}
+
+/// A jump target (an op index) stored as a byte distance, checked to be the
+/// start of a later op.
+pub struct Forward;
+
+impl Operand for Forward {
+    type Value = usize;
+    fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
+        (0, Some(at.rel(t)))
+    }
+    fn has_word(_: u8) -> bool {
+        true
+    }
+    fn decode(_: u8, rel: i64, at: &Layout) -> usize {
+        at.target(rel)
+    }
+    fn check(_: u8, rel: i64, b: &Bounds) -> bool {
+        b.forward(rel)
+    }
+}
+
+/// A jump target checked to be the start of this op or an earlier one.
+pub struct Backward;
+
+impl Operand for Backward {
+    type Value = usize;
+    fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
+        (0, Some(at.rel(t)))
+    }
+    fn has_word(_: u8) -> bool {
+        true
+    }
+    fn decode(_: u8, rel: i64, at: &Layout) -> usize {
+        at.target(rel)
+    }
+    fn check(_: u8, rel: i64, b: &Bounds) -> bool {
+        b.backward(rel)
+    }
+}
+
+/// A handler table over up to three selectors: `table!(Handler, f, B; [0,
+/// 1] [LIT, ARG])` is `[[Handler(f::<B, 0, LIT>), …], …]`.
+macro_rules! table {
+    ($H:path, $f:ident, $B:ty; $($lists:tt)*) => {
+        $crate::engines::threaded::table!(@ $H, $f, $B, []; $($lists)*)
+    };
+    (@ $H:path, $f:ident, $B:ty, [$($c:expr),*];) => { $H($f::<$B $(, $c)*>) };
+    (@ $H:path, $f:ident, $B:ty, $c:tt; [$($a:expr),*]) => {
+        [$($crate::engines::threaded::table!(@push $H, $f, $B, $c, $a;)),*]
+    };
+    (@ $H:path, $f:ident, $B:ty, $c:tt; [$($a:expr),*] $l2:tt) => {
+        [$($crate::engines::threaded::table!(@push $H, $f, $B, $c, $a; $l2)),*]
+    };
+    (@ $H:path, $f:ident, $B:ty, $c:tt; [$($a:expr),*] $l2:tt $l3:tt) => {
+        [$($crate::engines::threaded::table!(@push $H, $f, $B, $c, $a; $l2 $l3)),*]
+    };
+    (@push $H:path, $f:ident, $B:ty, [$($c:expr),*], $a:expr; $($l:tt)*) => {
+        $crate::engines::threaded::table!(@ $H, $f, $B, [$($c,)* $a]; $($l)*)
+    };
+}
+pub(crate) use table;
+
+/// An instruction set, written once:
+///
+/// ```ignore
+/// isa! {
+///     /// doc
+///     pub(crate) isa TapeIsa { word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 2 }
+///     /// `acc = r[k]`
+///     GetReg(k: usize as Reg) "get r{k}" => get_reg<k in [0, 1]>;
+///     /// `acc = frame[s]`
+///     GetSlot(s: usize as Slot) "get [{s}]" => get_slot;
+/// }
+/// ```
+///
+/// Each op names its fields (their type in the instruction enum `as` their
+/// [`Operand`] role), its listing (a format string over the fields) and its
+/// handler family with the fields that select among it and the values each
+/// takes; an optional `if |b| …` adds a check on the op's [`Bounds`] that no
+/// single field makes (an op that skips the op after it needs two after it). An `extends: Base` set (a fused tier) starts from another set's
+/// ops, whose instructions it wraps as `Base(…)`. Generated: the
+/// instruction enum and its `Display`, the kind enum (one selector byte per
+/// field), `From` the base's instructions, and the [`Isa`](super::Isa)
+/// impl: lengths, encode, decode, and the verifier's `checked_handler`,
+/// which checks every field and then looks the handler up.
+macro_rules! isa {
+    (
+        $(#[$imeta:meta])*
+        $vis:vis isa $Isa:ident {
+            word: $Word:ident, handler: $Handler:ident, instr: $Instr:ident, kind: $Kind:ident,
+            min_len: $min:expr $(, extends: $Base:ty)? $(,)?
+        }
+        $(
+            $(#[$doc:meta])*
+            $Op:ident ( $($f:ident: $T:ty as $Role:ty),* ) $fmt:literal
+                => $h:ident $(< $($sel:ident in [$($v:expr),*]),* >)? $(if $extra:expr)?;
+        )*
+    ) => {
+        $(#[$imeta])*
+        $vis struct $Isa;
+
+        /// One instruction of the listing (see the ops of the module doc).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $Instr {
+            $( $(#[$doc])* $Op($($T),*), )*
+            $(
+                /// An instruction of the set this one extends.
+                Base(<$Base as $crate::engines::threaded::Isa>::Instr),
+            )?
+        }
+
+        /// What an op is without its operand words: its instruction and one
+        /// selector per field (which handler of its family it runs).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $Kind {
+            $( $Op($($crate::engines::threaded::isa!(@u8 $f)),*), )*
+            $( Base(<$Base as $crate::engines::threaded::Isa>::Kind), )?
+        }
+
+        impl std::fmt::Display for $Instr {
+            #[allow(unused_variables)]
+            fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match *self {
+                    $( $Instr::$Op($($f),*) => write!(out, $fmt), )*
+                    $( $Instr::Base(i) => std::fmt::Display::fmt(
+                        &i as &<$Base as $crate::engines::threaded::Isa>::Instr,
+                        out,
+                    ), )?
+                }
+            }
+        }
+
+        $(
+            impl From<<$Base as $crate::engines::threaded::Isa>::Instr> for $Instr {
+                fn from(i: <$Base as $crate::engines::threaded::Isa>::Instr) -> Self {
+                    $Instr::Base(i)
+                }
+            }
+            impl From<<$Base as $crate::engines::threaded::Isa>::Kind> for $Kind {
+                fn from(k: <$Base as $crate::engines::threaded::Isa>::Kind) -> Self {
+                    $Kind::Base(k)
+                }
+            }
+        )?
+
+        impl $crate::engines::threaded::Isa for $Isa {
+            type Instr = $Instr;
+            type Kind = $Kind;
+            type Word = $Word;
+
+            #[allow(unused_variables, unused_mut)]
+            fn len(kind: $Kind) -> usize {
+                use $crate::engines::threaded::Operand as _;
+                match kind {
+                    $( $Kind::$Op($($f),*) => {
+                        let mut words = 0;
+                        $( words += <$Role>::has_word($f) as usize; )*
+                        (1 + words).max($min)
+                    } )*
+                    $( $Kind::Base(k) => <$Base as $crate::engines::threaded::Isa>::len(k), )?
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn encode(
+                instr: $Instr,
+                at: &$crate::engines::threaded::Layout,
+            ) -> ($Kind, [i64; 3]) {
+                use $crate::engines::threaded::Operand as _;
+                match instr {
+                    $( $Instr::$Op($($f),*) => {
+                        let mut words = [0i64; 3];
+                        let mut n = 0;
+                        $( let $f = {
+                            let (sel, word) = <$Role>::encode($f, at);
+                            if let Some(w) = word {
+                                words[n] = w;
+                                n += 1;
+                            }
+                            sel
+                        }; )*
+                        ($Kind::$Op($($f),*), words)
+                    } )*
+                    $( $Instr::Base(i) => {
+                        let (k, words) = <$Base as $crate::engines::threaded::Isa>::encode(i, at);
+                        ($Kind::Base(k), words)
+                    } )?
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn decode(
+                kind: $Kind,
+                words: &[i64],
+                at: &$crate::engines::threaded::Layout,
+            ) -> $Instr {
+                use $crate::engines::threaded::Operand as _;
+                match kind {
+                    $( $Kind::$Op($($f),*) => {
+                        let mut n = 0;
+                        $( let $f = {
+                            let mut w = 0;
+                            if <$Role>::has_word($f) {
+                                w = words[n];
+                                n += 1;
+                            }
+                            <$Role>::decode($f, w, at)
+                        }; )*
+                        $Instr::$Op($($f),*)
+                    } )*
+                    $( $Kind::Base(k) => $Instr::Base(
+                        <$Base as $crate::engines::threaded::Isa>::decode(k, words, at),
+                    ), )?
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn checked_handler<B: $crate::engines::threaded::Backend>(
+                kind: $Kind,
+                words: &[i64],
+                b: &$crate::engines::threaded::Bounds,
+            ) -> Option<$Word> {
+                use $crate::engines::threaded::Operand as _;
+                match kind {
+                    $( $Kind::$Op($($f),*) => {
+                        let mut n = 0;
+                        $(
+                            let mut w = 0;
+                            if <$Role>::has_word($f) {
+                                w = *words.get(n)?;
+                                n += 1;
+                            }
+                            if !<$Role>::check($f, w, b) {
+                                return None;
+                            }
+                        )*
+                        $( if !($extra)(b) {
+                            return None;
+                        } )?
+                        let table = &const {
+                            $crate::engines::threaded::table!(
+                                $Handler, $h, B; $($([$($v),*])*)?
+                            )
+                        };
+                        let handler = *table $($(.get($sel as usize)?)*)?;
+                        Some($Word { handler })
+                    } )*
+                    $( $Kind::Base(k) => {
+                        <$Base as $crate::engines::threaded::Isa>::checked_handler::<B>(k, words, b)
+                    } )?
+                }
+            }
+        }
+    };
+    (@u8 $f:ident) => { u8 };
+}
+pub(crate) use isa;

@@ -1,0 +1,629 @@
+//! The threaded-code core: what every engine whose handlers tail-call each
+//! other shares (`tape_continuations`, `tape_continuations_fused`,
+//! `tail_calls`, `register_continuations`, `register_continuations_fused`).
+//! Not an engine itself.
+//!
+//! **A tape** is a flat array of [`Word`]s. An op is one word holding its
+//! handler's address followed by its operand words (a literal, a frame
+//! slot, an argument index, a jump distance in bytes). Beside the tape the
+//! compiler keeps each op's [`Isa::Kind`] — which handler family and which
+//! operand locations, a few bytes — from which the listing is read back
+//! ([`Isa::decode`]) and the handler is chosen.
+//!
+//! **One list per instruction set.** An engine family writes its ops once,
+//! in an [`isa!`] list; the macro generates the typed instruction enum and
+//! its `Display` listing, the encoded kind, encode and decode, each op's
+//! length and the verifier's handler lookup.
+//!
+//! **One calling convention per family**, written once by [`handlers!`]:
+//! every handler takes the op's address `ip` and the same scalar state
+//! (at most six integer arguments in all, so the System V and AArch64 ABIs
+//! keep them in registers and a tail call is a plain jump). A handler body
+//! does the op's work on that state and says where control goes as a
+//! [`Flow`]; the macro writes the continuation: a call of the next op's
+//! handler in tail position, which LLVM turns into a jump from opt-level 1
+//! on (stable Rust, [`Stable`]), or `become`, which the language guarantees
+//! in every profile (nightly, feature `nightly`, [`Become`]). The same
+//! handler source serves both backends: a handler is generic over its
+//! [`Backend`].
+//!
+//! **Back-edges** are the one choice a family makes: on [`Stable`] a family
+//! may *return* the loop head to a driver loop (`tape_continuations`: the
+//! call chain only ever moves forward, so its depth is bounded by the tape
+//! even where LLVM does not make tail calls) or tail-call it like any other
+//! op (`register_continuations`: cheaper, and sound because every profile
+//! the tests run in optimises sibling calls, which the stack tests prove).
+//! Under [`Become`] a back-edge is always a tail call.
+//!
+//! **The verifier** ([`Tape::new`]) is the single place that hands out
+//! handlers: each op gets its handler only from the check of its own kind
+//! and operand words ([`Isa::checked_handler`]) against the tape's
+//! [`Bounds`]: slots inside the frame, argument indices below the argument
+//! count, jump targets the start of an op (a whole number of ops away) in
+//! the stated direction, and the last op one that never falls through. The
+//! handlers' unchecked reads rest on exactly these checks.
+
+mod isa;
+pub(crate) use isa::{ArgIndex, Backward, Forward, Lit, Operand, Reg, Slot, isa, table};
+
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Where control goes after a handler's body: the core turns it into the
+/// continuation of the handler's backend.
+pub enum Flow {
+    /// The op right after this one.
+    Next,
+    /// The op `rel` bytes from this op's start (a taken forward branch).
+    Jump(isize),
+    /// `Jump`, through an out-of-line cold call: for the way a branch takes
+    /// once per loop, so that LLVM keeps it a predicted branch instead of
+    /// merging both ways into one data-dependent jump.
+    JumpCold(isize),
+    /// A loop back-edge to the op `rel` bytes away (at or before this op).
+    Back(isize),
+    /// The program is done; its value.
+    Halt(i64),
+}
+
+/// How a handler continues: [`Stable`] or [`Become`].
+pub trait Backend: 'static {
+    /// Whether continuations are `become` (else a call in tail position).
+    const BECOME: bool;
+    /// The name `vm-perf show` prints.
+    const NAME: &'static str;
+}
+
+/// Continuations are calls in tail position (stable Rust): LLVM's
+/// sibling-call optimisation makes them jumps from opt-level 1 on.
+pub struct Stable;
+
+impl Backend for Stable {
+    const BECOME: bool = false;
+    const NAME: &'static str = "tail calls (LLVM sibling calls)";
+}
+
+/// Continuations are `become` (nightly Rust): guaranteed jumps in every
+/// profile, opt-level 0 included.
+#[cfg(feature = "nightly")]
+pub struct Become;
+
+#[cfg(feature = "nightly")]
+impl Backend for Become {
+    const BECOME: bool = true;
+    const NAME: &'static str = "guaranteed tail calls (`become`)";
+}
+
+/// What a handler returns to whoever called the chain: the op to resume at
+/// (a back-edge returned to a driver) or null with the program's value.
+pub type Exit<W> = (*const W, i64);
+
+/// Defines a family's tape word and handler type: `convention!(Word,
+/// Handler, (fp: *mut i64, acc: i64, …))`. The state list is what every
+/// handler receives after `ip`, in argument registers.
+macro_rules! convention {
+    ($Word:ident, $Handler:ident, ($($s:ident: $sty:ty),* $(,)?)) => {
+        /// A handler: one op's work, then the continuation to the next.
+        ///
+        /// # Safety
+        ///
+        /// The handler contract: `ip` points at an op of a tape that passed
+        /// the verifier ([`crate::engines::threaded::Tape::new`]) whose
+        /// handler is this function, and the state is the one that tape's
+        /// driver set up (a frame of the tape's `frame_len` slots, the
+        /// arguments it was verified against).
+        #[derive(Clone, Copy)]
+        #[repr(transparent)]
+        pub struct $Handler(
+            pub unsafe fn(*const $Word, $($sty),*) -> $crate::engines::threaded::Exit<$Word>,
+        );
+
+        /// One tape word: an op's handler, or one of its operand words.
+        #[derive(Clone, Copy)]
+        #[repr(C)]
+        pub union $Word {
+            pub handler: $Handler,
+            pub operand: i64,
+        }
+
+        impl $crate::engines::threaded::TapeWord for $Word {
+            fn operand(x: i64) -> Self {
+                $Word { operand: x }
+            }
+            fn read(self) -> i64 {
+                // SAFETY: every word is written whole, as a handler or as an
+                // `i64`, and both are 8 plain bytes.
+                unsafe { self.operand }
+            }
+        }
+    };
+}
+pub(crate) use convention;
+
+/// A family's tape word, as the generic [`Tape`] needs it.
+pub trait TapeWord: Copy {
+    fn operand(x: i64) -> Self;
+    /// The word's bits as an operand (for decoding and checking).
+    fn read(self) -> i64;
+}
+
+/// Writes a family's handlers once, for every backend. Each entry is
+///
+/// ```ignore
+/// /// doc
+/// fn name<const K: u8>(ip, len = 2) { body returning a Flow }
+/// ```
+///
+/// and becomes `unsafe fn name<B: Backend, const K: u8>(ip, state…) ->
+/// Exit`. `len` is the op's length in words (handler word included; an
+/// expression that may use the const parameters); the body sees `ip` and
+/// the state as mutable locals under the convention's names and reads its
+/// operands with [`word!`]. `park` is what a [`Stable`] back-edge does:
+/// `tail` (tail-call the target like any op) or a block that saves the
+/// state for a driver (the target is then returned to it).
+macro_rules! handlers {
+    (
+        word: $Word:ty, state: $state:tt, park: $park:tt;
+        $(
+            $(#[$attr:meta])*
+            fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident, len = $len:expr) $body:block
+        )*
+    ) => {
+        $(
+            $crate::engines::threaded::handlers!(
+                @one $Word, $state, $park;
+                $(#[$attr])* fn $name $(<$(const $c: $cty),*>)? ($ip, len = $len) $body
+            );
+        )*
+        $crate::engines::threaded::handlers!(@cold $Word, $state);
+    };
+
+    (
+        @one $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $park:tt;
+        $(#[$attr:meta])*
+        fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident, len = $len:expr) $body:block
+    ) => {
+        $(#[$attr])*
+        ///
+        /// # Safety
+        ///
+        /// The handler contract of this family's handler type.
+        #[allow(unused_mut, unused_variables, unused_assignments, clippy::unnecessary_cast)]
+        pub(crate) unsafe fn $name<B: $crate::engines::threaded::Backend $($(, const $c: $cty)*)?>(
+            $ip: *const $Word,
+            $(mut $s: $sty),*
+        ) -> $crate::engines::threaded::Exit<$Word> {
+            use $crate::engines::threaded::Flow;
+            let flow: Flow = $body;
+            match flow {
+                Flow::Next => $crate::engines::threaded::handlers!(
+                    @go B, $ip, (($len) as isize) * 8, ($($s),*)
+                ),
+                Flow::Jump(rel) => $crate::engines::threaded::handlers!(
+                    @go B, $ip, rel, ($($s),*)
+                ),
+                Flow::JumpCold(rel) => {
+                    // SAFETY: the verifier checked the target is an op of
+                    // this tape; `cold` dispatches to it.
+                    let target = unsafe { $ip.byte_offset(rel) };
+                    $crate::engines::threaded::handlers!(
+                        @call B, cold::<B>, target, ($($s),*)
+                    )
+                }
+                Flow::Back(rel) => {
+                    if B::BECOME {
+                        $crate::engines::threaded::handlers!(@go B, $ip, rel, ($($s),*))
+                    } else {
+                        $crate::engines::threaded::handlers!(
+                            @park $park, B, $ip, rel, ($($s),*)
+                        )
+                    }
+                }
+                Flow::Halt(value) => (std::ptr::null(), value),
+            }
+        }
+    };
+
+    (@cold $Word:ty, ($($s:ident: $sty:ty),* $(,)?)) => {
+        /// The continuation of `Flow::JumpCold`, out of line: dispatches to
+        /// the op at `ip`.
+        ///
+        /// # Safety
+        ///
+        /// The handler contract, for `ip` an op of a verified tape.
+        #[cold]
+        #[inline(never)]
+        // `B` decides the continuation, which only a nightly build reads.
+        #[allow(clippy::extra_unused_type_parameters)]
+        unsafe fn cold<B: $crate::engines::threaded::Backend>(
+            ip: *const $Word,
+            $($s: $sty),*
+        ) -> $crate::engines::threaded::Exit<$Word> {
+            $crate::engines::threaded::handlers!(@call B, {
+                // SAFETY: `ip` is an op of a verified tape (this function's
+                // contract), so its first word is its handler.
+                unsafe { (*ip).handler.0 }
+            }, ip, ($($s),*))
+        }
+    };
+
+    // Dispatch to the op `rel` bytes from `ip`.
+    (@go $B:ident, $ip:ident, $rel:expr, ($($s:ident),*)) => {{
+        // SAFETY: the verifier checked that this op's successor (`Next`:
+        // the last op never falls through) or its jump target is the start
+        // of an op of the same tape, so `ip + rel` is one and its first word
+        // is its handler; the handler contract passes on unchanged.
+        let (next, handler) = unsafe {
+            let next = $ip.byte_offset($rel);
+            (next, (*next).handler.0)
+        };
+        $crate::engines::threaded::handlers!(@call $B, handler, next, ($($s),*))
+    }};
+
+    // The call in tail position, by backend.
+    (@call $B:ident, $f:expr, $ip:expr, ($($s:ident),*)) => {
+        $crate::engines::threaded::tail_call!($B, $f, $ip, ($($s),*))
+    };
+
+    // A stable back-edge that tail-calls like any op.
+    (@park tail, $B:ident, $ip:ident, $rel:expr, ($($s:ident),*)) => {
+        $crate::engines::threaded::handlers!(@go $B, $ip, $rel, ($($s),*))
+    };
+
+    // A stable back-edge that saves the state and returns to the driver.
+    (@park $save:block, $B:ident, $ip:ident, $rel:expr, ($($s:ident),*)) => {{
+        $save;
+        // SAFETY: the verifier checked the target is an op of this tape.
+        (unsafe { $ip.byte_offset($rel) }, 0)
+    }};
+}
+pub(crate) use handlers;
+
+/// A handler's continuation: `return f(ip, state…)`, a call in tail
+/// position, which the [`Stable`] backend leaves to LLVM to make a jump.
+// Only defined without the `nightly` feature: the `become` below must not
+// even be parsed by a stable compiler.
+#[cfg(not(feature = "nightly"))]
+macro_rules! tail_call {
+    ($B:ident, $f:expr, $ip:expr, ($($s:ident),*)) => {{
+        let f = $f;
+        // SAFETY: `f` is the handler of the op at `$ip` (see the caller),
+        // so calling it with the unchanged state keeps the handler contract.
+        return unsafe { f($ip, $($s),*) };
+    }};
+}
+
+/// A handler's continuation: `become f(ip, state…)` on the [`Become`]
+/// backend, a call in tail position on [`Stable`].
+#[cfg(feature = "nightly")]
+macro_rules! tail_call {
+    ($B:ident, $f:expr, $ip:expr, ($($s:ident),*)) => {{
+        let f = $f;
+        if $B::BECOME {
+            // SAFETY: as below: same contract, same state.
+            unsafe { become f($ip, $($s),*) }
+        }
+        // SAFETY: `f` is the handler of the op at `$ip` (see the caller),
+        // so calling it with the unchanged state keeps the handler contract.
+        return unsafe { f($ip, $($s),*) };
+    }};
+}
+pub(crate) use tail_call;
+
+/// Operand word `i` (0 = the first after the handler) of the op at `ip`.
+macro_rules! word {
+    ($ip:expr, $i:expr) => {{
+        let at = 1 + $i;
+        // SAFETY: by the handler contract `ip` is an op of a verified tape,
+        // and the verifier checked the op's length covers its operand words.
+        unsafe { (*$ip.add(at)).operand }
+    }};
+}
+pub(crate) use word;
+
+/// What the verifier checks one op's operands against.
+pub struct Bounds<'a> {
+    /// The op's first word on the tape.
+    at: usize,
+    /// Op start positions, ascending (to check jump targets land on one).
+    starts: &'a [u32],
+    frame_len: usize,
+    arg_count: usize,
+}
+
+impl Bounds<'_> {
+    pub fn slot(&self, x: i64) -> bool {
+        (x as u64) < self.frame_len as u64
+    }
+    pub fn arg(&self, x: i64) -> bool {
+        (x as u64) < self.arg_count as u64
+    }
+    /// The word position `rel` bytes from this op, if it is an op's start.
+    fn target(&self, rel: i64) -> Option<usize> {
+        if rel % 8 != 0 {
+            return None;
+        }
+        let t = (self.at as i64).checked_add(rel / 8)?;
+        let t = u32::try_from(t).ok()?;
+        self.starts.binary_search(&t).ok().map(|_| t as usize)
+    }
+    /// A jump forward to the start of a later op.
+    pub fn forward(&self, rel: i64) -> bool {
+        self.target(rel).is_some_and(|t| t > self.at)
+    }
+    /// A jump back to the start of this op or an earlier one.
+    pub fn backward(&self, rel: i64) -> bool {
+        self.target(rel).is_some_and(|t| t <= self.at)
+    }
+    /// Whether the op `n` ops after this one exists (for ops that skip).
+    pub fn ops_after(&self, n: usize) -> bool {
+        let i = self.starts.partition_point(|&s| (s as usize) < self.at);
+        i + n < self.starts.len()
+    }
+}
+
+/// Positions while encoding: an op index becomes a word position.
+pub struct Layout<'a> {
+    /// The op being encoded (its index).
+    at: usize,
+    starts: &'a [u32],
+    /// Where the next op will start (for a target just past the end).
+    end: usize,
+}
+
+impl Layout<'_> {
+    /// The word position of op `t` (an op emitted so far, or the next one).
+    fn pos(&self, t: usize) -> usize {
+        self.starts.get(t).map_or(self.end, |&s| s as usize)
+    }
+    /// A jump from the op being encoded to op `t`, in bytes.
+    pub fn rel(&self, t: usize) -> i64 {
+        (self.pos(t) as i64)
+            .wrapping_sub(self.pos(self.at) as i64)
+            .wrapping_mul(8)
+    }
+    /// The op `rel` bytes from the op at `at` (the inverse of `rel`); an
+    /// offset that lands on no op start decodes to the op after it.
+    pub fn target(&self, rel: i64) -> usize {
+        let t = (self.pos(self.at) as i64).wrapping_add(rel / 8);
+        self.starts.partition_point(|&s| (s as i64) < t)
+    }
+}
+
+/// An instruction set, as [`isa!`] generates it.
+pub trait Isa: Sized + 'static {
+    type Instr: Copy + fmt::Display;
+    type Kind: Copy + PartialEq;
+    type Word: TapeWord;
+    /// The op's length in words, handler word included.
+    fn len(kind: Self::Kind) -> usize;
+    /// The kind and operand words of `instr` (at most three).
+    fn encode(instr: Self::Instr, at: &Layout) -> (Self::Kind, [i64; 3]);
+    fn decode(kind: Self::Kind, words: &[i64], at: &Layout) -> Self::Instr;
+    /// The verifier, one op: its handler on backend `B` if every operand
+    /// word is what that handler relies on.
+    fn checked_handler<B: Backend>(
+        kind: Self::Kind,
+        words: &[i64],
+        b: &Bounds,
+    ) -> Option<Self::Word>;
+}
+
+/// The tape under construction: the compiler's only way to write code.
+pub struct Emitter<I: Isa> {
+    words: Vec<I::Word>,
+    kinds: Vec<I::Kind>,
+    starts: Vec<u32>,
+}
+
+/// Placeholder for an op's handler word until the verifier fills it in.
+const UNVERIFIED: i64 = 0;
+
+impl<I: Isa> Emitter<I> {
+    /// Room for about `ops` ops, so it rarely regrows; unused capacity is
+    /// never written, so it costs address space, not memory.
+    pub(crate) fn with_capacity(ops: usize, words_per_op: usize) -> Self {
+        Emitter {
+            words: Vec::with_capacity(ops * words_per_op),
+            kinds: Vec::with_capacity(ops),
+            starts: Vec::with_capacity(ops),
+        }
+    }
+
+    /// How many ops so far (the next op's index).
+    pub(crate) fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Appends `instr`; its index.
+    // Inlined into the compilers' recursion, emitting costs no call; only in
+    // optimised builds, where the inlined copies' locals are merged (at
+    // opt-level 0 they balloon a recursive compile frame).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub(crate) fn emit(&mut self, instr: I::Instr) -> usize {
+        let at = self.kinds.len();
+        let start = self.words.len();
+        // Op `at` is not in `starts` yet: its position is `end`.
+        let layout = Layout {
+            at,
+            starts: &self.starts,
+            end: start,
+        };
+        let (kind, operands) = I::encode(instr, &layout);
+        let len = I::len(kind);
+        self.starts.push(start as u32);
+        self.kinds.push(kind);
+        self.words.push(I::Word::operand(UNVERIFIED));
+        for &x in &operands[..len - 1] {
+            self.words.push(I::Word::operand(x));
+        }
+        at
+    }
+
+    /// Rewrites op `at` once its jump target is known; same length.
+    pub(crate) fn patch(&mut self, at: usize, instr: I::Instr) {
+        let layout = Layout {
+            at,
+            starts: &self.starts,
+            end: self.words.len(),
+        };
+        let (kind, operands) = I::encode(instr, &layout);
+        let len = I::len(kind);
+        assert_eq!(len, I::len(self.kinds[at]), "a patch keeps the op's length");
+        let start = self.starts[at] as usize;
+        for (w, &x) in self.words[start + 1..start + len].iter_mut().zip(&operands) {
+            *w = I::Word::operand(x);
+        }
+        self.kinds[at] = kind;
+    }
+
+    /// The instruction at op `at`, read back.
+    pub(crate) fn instr(&self, at: usize) -> I::Instr {
+        decode_at::<I>(&self.words, &self.kinds, &self.starts, at)
+    }
+
+    /// The ops written so far, read back (for tests and listings).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn instrs(&self) -> Vec<I::Instr> {
+        (0..self.len()).map(|at| self.instr(at)).collect()
+    }
+}
+
+fn decode_at<I: Isa>(words: &[I::Word], kinds: &[I::Kind], starts: &[u32], at: usize) -> I::Instr {
+    let kind = kinds[at];
+    let start = starts[at] as usize;
+    let mut operands = [0i64; 3];
+    for (x, w) in operands
+        .iter_mut()
+        .zip(&words[start + 1..start + I::len(kind)])
+    {
+        *x = w.read();
+    }
+    let layout = Layout {
+        at,
+        starts,
+        end: words.len(),
+    };
+    I::decode(kind, &operands[..I::len(kind) - 1], &layout)
+}
+
+/// A verified tape of instruction set `I` whose handlers continue on
+/// backend `B`.
+pub struct Tape<I: Isa, B: Backend> {
+    words: Box<[I::Word]>,
+    kinds: Box<[I::Kind]>,
+    starts: Box<[u32]>,
+    frame_len: usize,
+    arg_count: usize,
+    backend: PhantomData<B>,
+}
+
+impl<I: Isa, B: Backend> Tape<I, B> {
+    /// Verifies what `e` emitted and threads it: every op gets its handler
+    /// only from the check of its own kind and operands, and the last op
+    /// must be one that never falls through (`ends`), so every op that does
+    /// has a successor.
+    pub(crate) fn new(
+        e: Emitter<I>,
+        frame_len: usize,
+        arg_count: usize,
+        ends: impl Fn(I::Kind) -> bool,
+    ) -> Result<Self, String> {
+        let Emitter {
+            mut words,
+            kinds,
+            starts,
+        } = e;
+        if !kinds.last().is_some_and(|&k| ends(k)) {
+            return Err("the tape does not end with an op that stops".into());
+        }
+        if words.len() > u32::MAX as usize {
+            return Err("the tape has more than 2^32 words".into());
+        }
+        for (at, (&kind, &start)) in kinds.iter().zip(&starts).enumerate() {
+            let start = start as usize;
+            let len = I::len(kind);
+            let mut operands = [0i64; 3];
+            for (x, w) in operands.iter_mut().zip(&words[start + 1..start + len]) {
+                *x = w.read();
+            }
+            let b = Bounds {
+                at: start,
+                starts: &starts,
+                frame_len,
+                arg_count,
+            };
+            let handler =
+                I::checked_handler::<B>(kind, &operands[..len - 1], &b).ok_or_else(|| {
+                    let instr = decode_at::<I>(&words, &kinds, &starts, at);
+                    format!("@{at}: `{instr}` is out of range")
+                })?;
+            words[start] = handler;
+        }
+        Ok(Tape {
+            words: words.into_boxed_slice(),
+            kinds: kinds.into_boxed_slice(),
+            starts: starts.into_boxed_slice(),
+            frame_len,
+            arg_count,
+            backend: PhantomData,
+        })
+    }
+
+    /// The first op; every handler chain starts here.
+    pub(crate) fn entry(&self) -> *const I::Word {
+        self.words.as_ptr()
+    }
+
+    pub(crate) fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    pub(crate) fn arg_count(&self) -> usize {
+        self.arg_count
+    }
+
+    /// The instructions, read back from the tape.
+    pub(crate) fn instrs(&self) -> impl Iterator<Item = I::Instr> + '_ {
+        (0..self.kinds.len()).map(|at| decode_at::<I>(&self.words, &self.kinds, &self.starts, at))
+    }
+
+    /// The listing `vm-perf show` prints: a header, then one op per line.
+    pub(crate) fn listing(&self, header: &str) -> String {
+        let mut out = format!("; {header}; continuations: {}\n", B::NAME);
+        let width = self.kinds.len().to_string().len().max(4);
+        for (at, instr) in self.instrs().enumerate() {
+            out.push_str(&format!("{at:>width$}  {instr}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+impl<I: Isa> Emitter<I> {
+    /// Overwrites word `i` of the tape (tests of the verifier).
+    pub(crate) fn set_word(&mut self, i: usize, x: i64) {
+        self.words[i] = I::Word::operand(x);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{Emitter, Isa};
+
+    /// Every instruction of `all`, emitted in order (forward targets patched
+    /// once known, as compilers do), reads back as itself.
+    pub(crate) fn reads_back<I: Isa>(all: &[I::Instr])
+    where
+        I::Instr: PartialEq + std::fmt::Debug,
+    {
+        let mut e = Emitter::<I>::with_capacity(all.len(), 2);
+        for &i in all {
+            e.emit(i);
+        }
+        for (at, &i) in all.iter().enumerate() {
+            e.patch(at, i);
+        }
+        assert_eq!(e.instrs(), all);
+    }
+}
