@@ -260,6 +260,7 @@ macro_rules! for_each_engine {
             jit: $crate::engines::jit::Jit,
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
+            register_continuations_fused: $crate::engines::register_continuations_fused::RegisterContinuationsFused,
             #[cfg(feature = "lua54")]
             lua54: $crate::engines::lua54::Lua54,
             #[cfg(feature = "luajit")]

@@ -15,6 +15,7 @@ pub mod register_bytecode;
 pub mod register_bytecode_fused;
 pub mod register_closures;
 pub mod register_continuations;
+pub mod register_continuations_fused;
 pub mod stack_closures;
 #[cfg(feature = "nightly")]
 pub mod tail_calls;

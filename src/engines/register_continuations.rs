@@ -169,6 +169,7 @@ macro_rules! slot {
         unsafe { &mut *$fp.add(s) }
     }};
 }
+pub(crate) use slot;
 
 /// The value at location kind `L`, whose word (if it has one) is operand
 /// word `i`. The state is named at the call: `load!(L, i; ip, fp, acc, r0,
@@ -185,6 +186,7 @@ macro_rules! load {
         }
     };
 }
+pub(crate) use load;
 
 /// Stores `v` at destination kind `L`, whose word (if it has one) is
 /// operand word `i`.
@@ -204,6 +206,7 @@ macro_rules! store {
         }
     }};
 }
+pub(crate) use store;
 
 /// Writes handlers with this family's calling convention (this module's
 /// and the fused tier's); the invocation names the state its bodies use.
@@ -217,6 +220,7 @@ macro_rules! register_handlers {
         }
     };
 }
+pub(crate) use register_handlers;
 
 register_handlers! {
     state(fp, acc, r0, r1, r2);
@@ -386,19 +390,38 @@ fn allocate(lets: &[LetInfo]) -> Vec<Option<usize>> {
     homes
 }
 
-/// A hook that may emit a superinstruction in place of the plain code: how
+/// A hook that may emit superinstructions in place of the plain code: how
 /// the fused tier extends this compiler without it naming the fused tier.
-pub(crate) trait Lowering {
+pub(crate) trait Lowering: Sized {
     type Isa: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>;
-    /// Emits `dst = a + b` its own way, if the shape is one of its own;
-    /// `a` and `b` are the operands' locations, already evaluated.
-    fn add(&self, _c: &mut Compiler<Self::Isa>, _dst: Loc, _a: Loc, _b: Loc) -> bool {
+    /// Emits `e` (an `Add`, node `i`) into `dst` its own way if it has one
+    /// of the hook's shapes (arguments as for `Compiler::into`).
+    fn add(
+        &self,
+        _c: &mut Compiler<Self::Isa>,
+        _e: &Expr,
+        _i: usize,
+        _dst: Loc,
+        _height: usize,
+    ) -> bool {
         false
     }
-    /// Emits a loop's test `if c > 0 goto head` its own way, if it can.
-    fn test(&self, _c: &mut Compiler<Self::Isa>, _cond: Loc, _head: usize) -> bool {
-        false
+    /// Emits a loop's test `if cond > 0 goto head` its own way, if it can;
+    /// `true` if that op also serves the loop's entry (no plain test needed).
+    fn test(&self, _c: &mut Compiler<Self::Isa>, _cond: Loc, _head: usize, _test: usize) -> Test {
+        Test::Plain
     }
+}
+
+/// What a hook did with a loop's test.
+pub(crate) enum Test {
+    /// Nothing: the plain `if cond > 0 goto head`.
+    Plain,
+    /// Its own op, which the loop's entry also reaches.
+    Fused,
+    /// Its own op at the end of the body, which the loop's entry does not
+    /// reach: the plain test must follow it.
+    FusedBeforeTest,
 }
 
 /// The plain tier: no hook.
@@ -477,7 +500,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     }
 
     /// Where leaf `e`'s value can be read by the op emitted next.
-    fn leaf(&self, e: &Expr) -> Loc {
+    pub(crate) fn leaf(&self, e: &Expr) -> Loc {
         self.src(match *e {
             Expr::Litr(n) => Loc::Const(n),
             Expr::Arg(i) => Loc::Slot(i),
@@ -501,6 +524,27 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     pub(crate) fn label(&mut self) -> usize {
         self.cached = None;
         self.len()
+    }
+
+    /// Node `i`'s children's pre-order indices.
+    pub(crate) fn children(&self, i: usize) -> (usize, usize) {
+        children(&self.facts, i)
+    }
+
+    /// Whether node `i`'s subtree stores to a local.
+    pub(crate) fn stores(&self, i: usize) -> bool {
+        self.facts.stores[i]
+    }
+
+    /// The op at `at`, read back (for a hook's peephole checks).
+    pub(crate) fn instr(&self, at: usize) -> I::Instr {
+        self.code.instr(at)
+    }
+
+    /// Removes the last op (a hook replaces it); it may be rewritten only
+    /// if nothing jumps to it but the loop being tested.
+    pub(crate) fn pop(&mut self) -> I::Instr {
+        self.code.pop()
     }
 
     /// Emits `dst = src` unless they are the same place.
@@ -529,7 +573,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// Emits code leaving `e` (node `i`) in `dst`; only its last op writes
     /// `dst`, and no value waits in `acc` while another op runs. `height`
     /// temporaries are live.
-    fn into<L: Lowering<Isa = I>>(&mut self, l: &L, e: &Expr, i: usize, dst: Loc, height: usize) {
+    pub(crate) fn into<L: Lowering<Isa = I>>(&mut self, l: &L, e: &Expr, i: usize, dst: Loc, height: usize) {
         if is_leaf(e) {
             let src = self.leaf(e);
             self.copy(dst, src);
@@ -537,6 +581,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         }
         let (ia, ib) = children(&self.facts, i);
         match e {
+            Expr::Add(..) if l.add(self, e, i, dst, height) => {}
             Expr::Add(a, b) => {
                 // An operand's location is read just before the add, after
                 // the other operand's code ran.
@@ -559,9 +604,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                     }
                 };
                 let dst = self.write(dst);
-                if !l.add(self, dst, x, y) {
-                    self.emit(Instr::Add(dst, x, y));
-                }
+                self.emit(Instr::Add(dst, x, y));
             }
             Expr::Let(init, body) => {
                 let home = self.home(i);
@@ -625,16 +668,22 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         let head = self.label();
         self.effect(l, body, ib, height);
         let test = self.label();
-        self.patch(entry, Instr::Jump(test));
         let cond = if is_leaf(c) {
             self.leaf(c)
         } else {
             self.into(l, c, ic, Loc::Acc, height);
             Loc::Acc
         };
-        if !l.test(self, cond, head) {
-            self.emit(Instr::JumpIfPos(cond, head));
+        match l.test(self, cond, head, test) {
+            Test::Fused => {}
+            // The hook may have rewritten the body's last op: op `test` is
+            // the plain test after it.
+            Test::Plain | Test::FusedBeforeTest => {
+                self.emit(Instr::JumpIfPos(cond, head));
+            }
         }
+        // Patched last: a hook may have changed where op `test` starts.
+        self.patch(entry, Instr::Jump(test));
     }
 
     /// The program, ending in `return`: a `Then`/`Let` spine's last value
@@ -666,7 +715,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
 }
 
 /// Whether `e` is read in place as an operand.
-fn is_leaf(e: &Expr) -> bool {
+pub(crate) fn is_leaf(e: &Expr) -> bool {
     matches!(e, Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_))
 }
 

@@ -270,11 +270,11 @@ macro_rules! isa {
             fn encode(
                 instr: $Instr,
                 at: &$crate::engines::threaded::Layout,
-            ) -> ($Kind, [i64; 3]) {
+            ) -> ($Kind, [i64; $crate::engines::threaded::MAX_OPERANDS]) {
                 use $crate::engines::threaded::Operand as _;
                 match instr {
                     $( $Instr::$Op($($f),*) => {
-                        let mut words = [0i64; 3];
+                        let mut words = [0i64; $crate::engines::threaded::MAX_OPERANDS];
                         let mut n = 0;
                         $( let $f = {
                             let (sel, word) = <$Role>::encode($f, at);

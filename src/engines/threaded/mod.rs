@@ -390,6 +390,9 @@ impl Layout<'_> {
     }
 }
 
+/// The most operand words an op may have.
+pub const MAX_OPERANDS: usize = 4;
+
 /// An instruction set, as [`isa!`] generates it.
 pub trait Isa: Sized + 'static {
     type Instr: Copy + fmt::Display;
@@ -397,8 +400,8 @@ pub trait Isa: Sized + 'static {
     type Word: TapeWord;
     /// The op's length in words, handler word included.
     fn len(kind: Self::Kind) -> usize;
-    /// The kind and operand words of `instr` (at most three).
-    fn encode(instr: Self::Instr, at: &Layout) -> (Self::Kind, [i64; 3]);
+    /// The kind and operand words of `instr` (at most [`MAX_OPERANDS`]).
+    fn encode(instr: Self::Instr, at: &Layout) -> (Self::Kind, [i64; MAX_OPERANDS]);
     fn decode(kind: Self::Kind, words: &[i64], at: &Layout) -> Self::Instr;
     /// The verifier, one op: its handler on backend `B` if every operand
     /// word is what that handler relies on.
@@ -477,6 +480,16 @@ impl<I: Isa> Emitter<I> {
         self.kinds[at] = kind;
     }
 
+    /// Removes the last op and returns it.
+    pub(crate) fn pop(&mut self) -> I::Instr {
+        let at = self.len() - 1;
+        let instr = self.instr(at);
+        self.words.truncate(self.starts[at] as usize);
+        self.kinds.pop();
+        self.starts.pop();
+        instr
+    }
+
     /// The instruction at op `at`, read back.
     pub(crate) fn instr(&self, at: usize) -> I::Instr {
         decode_at::<I>(&self.words, &self.kinds, &self.starts, at)
@@ -492,7 +505,7 @@ impl<I: Isa> Emitter<I> {
 fn decode_at<I: Isa>(words: &[I::Word], kinds: &[I::Kind], starts: &[u32], at: usize) -> I::Instr {
     let kind = kinds[at];
     let start = starts[at] as usize;
-    let mut operands = [0i64; 3];
+    let mut operands = [0i64; MAX_OPERANDS];
     for (x, w) in operands
         .iter_mut()
         .zip(&words[start + 1..start + I::len(kind)])
@@ -543,7 +556,7 @@ impl<I: Isa, B: Backend> Tape<I, B> {
         for (at, (&kind, &start)) in kinds.iter().zip(&starts).enumerate() {
             let start = start as usize;
             let len = I::len(kind);
-            let mut operands = [0i64; 3];
+            let mut operands = [0i64; MAX_OPERANDS];
             for (x, w) in operands.iter_mut().zip(&words[start + 1..start + len]) {
                 *x = w.read();
             }

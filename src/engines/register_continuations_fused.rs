@@ -1,0 +1,184 @@
+//! `register_continuations_fused` — `register_continuations` plus declared
+//! superinstructions.
+//!
+//! Everything is `register_continuations` (see that module): the same
+//! compiler, locations, register allocation, calling convention, tape,
+//! verifier and handlers. Its compiler takes this module's hook
+//! ([`Shapes`]), which offers each `Add` and each loop test a
+//! superinstruction first; anything else compiles as usual. Shapes are
+//! chosen by node kinds and by code shape, never by a literal's value or an
+//! index, and every location combination has its handler. **Every fused
+//! shape:**
+//!
+//! 1. **Add and loop test.** A loop test `if c > 0 goto head` right after an
+//!    `add` that writes `c` (the body's last statement, as a counted loop's
+//!    step `n = n + -1`, or the condition's own last add, as `while d + 1`)
+//!    → `dst = a + b; if dst > 0 goto head`: one dispatch instead of two.
+//!    When the add ends the body, the plain test stays after it for the
+//!    loop's entry `goto`, which then never runs it again.
+//! 2. **Two adds.** `(t + p) + q`, and `p + (q + t)` when `t` stores to no
+//!    local that `p` or `q` reads (so reading them after `t` is still left
+//!    to right), with leaves `p` and `q` and anything `t` → `t` computed
+//!    into `acc`, then `dst = acc + p + q`: one dispatch for two `Add`
+//!    nodes. A chain of sums (`acc + x + 1 + x + 2 + …`, or nested to the
+//!    right) pairs its adds from the outside in.
+//!
+//! On `sum` the loop runs two dispatches per iteration: `r0 = r0 + [1]` and
+//! `r1 = r1 + -1; if r1 > 0 goto head`.
+//!
+//! **Unsafe** code rests on the verifier, as in `register_continuations`.
+//!
+//! Trade-off: 360 more handlers and a hook in the compiler for fewer
+//! dispatches on loops and on long sums.
+
+use super::register_continuations::{
+    ACC, CONST, Code, Compiler, Handler, Instr as Plain, Loc, LocOperand, Lowering, R0, R1, R2,
+    RegIsa, SLOT, Test, Word, compile, is_leaf, load, register_handlers, slot, store, words,
+};
+use crate::engine::{CompileError, Technique, Tier};
+use crate::engines::threaded::{Backward, Stable, isa, word};
+use crate::front::ast::Expr;
+use crate::front::program::Program;
+
+isa! {
+    /// `register_continuations`' instruction set plus the superinstructions
+    /// (shapes 1 and 2 of the module doc).
+    pub isa FusedIsa {
+        word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 1, extends: RegIsa,
+    }
+    /// `dst = a + b; if dst > 0 goto target` (shape 1)
+    AddJumpIfPos(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand,
+                 t: usize as Backward) "{dst} = {a} + {b}; if {dst} > 0 goto @{t}"
+        => add_jump_if_pos<dst in [ACC, R0, R1, R2, SLOT], a in [ACC, R0, R1, R2, SLOT, CONST],
+                           b in [ACC, R0, R1, R2, SLOT, CONST]>;
+    /// `dst = acc + p + q` (shape 2)
+    AddAdd(dst: Loc as LocOperand, p: Loc as LocOperand, q: Loc as LocOperand)
+        "{dst} = acc + {p} + {q}"
+        => add_add<dst in [ACC, R0, R1, R2, SLOT], p in [ACC, R0, R1, R2, SLOT, CONST],
+                   q in [ACC, R0, R1, R2, SLOT, CONST]>;
+}
+
+register_handlers! {
+    state(fp, acc, r0, r1, r2);
+    fn add_jump_if_pos<const D: u8, const X: u8, const Y: u8>(
+        ip, len = 2 + words(D) + words(X) + words(Y)
+    ) {
+        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
+        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
+        let v = x.wrapping_add(y);
+        store!(D, 0, v; ip, fp, acc, r0, r1, r2);
+        let at = words(D) + words(X) + words(Y);
+        // The exit runs once per loop: out of line, so each way keeps its
+        // own dispatch jump.
+        if v > 0 {
+            Flow::Back(word!(ip, at) as isize)
+        } else {
+            Flow::JumpCold(((2 + at) * 8) as isize)
+        }
+    }
+    fn add_add<const D: u8, const P: u8, const Q: u8>(ip, len = 1 + words(D) + words(P) + words(Q)) {
+        let p = load!(P, words(D); ip, fp, acc, r0, r1, r2);
+        let q = load!(Q, words(D) + words(P); ip, fp, acc, r0, r1, r2);
+        store!(D, 0, acc.wrapping_add(p).wrapping_add(q); ip, fp, acc, r0, r1, r2);
+        Flow::Next
+    }
+}
+
+/// The fused tier's hook.
+pub(crate) struct Shapes;
+
+impl Lowering for Shapes {
+    type Isa = FusedIsa;
+
+    fn add(&self, c: &mut Compiler<FusedIsa>, e: &Expr, i: usize, dst: Loc, height: usize) -> bool {
+        let Expr::Add(a, b) = e else { return false };
+        let (ia, ib) = c.children(i);
+        // Shape 2, `(t + p) + q`: `t` runs first, then `p` and `q` are read.
+        if let Expr::Add(t, p) = &**a
+            && is_leaf(p)
+            && is_leaf(b)
+            && !is_leaf(t)
+        {
+            let (it, _) = c.children(ia);
+            c.into(self, t, it, Loc::Acc, height);
+            let (p, q) = (c.leaf(p), c.leaf(b));
+            let dst = c.write(dst);
+            c.emit(Instr::AddAdd(dst, p, q));
+            return true;
+        }
+        // Shape 2, `p + (q + t)`: `p` and `q` are read after `t`, so `t`
+        // must not store to a local they read.
+        if let Expr::Add(q, t) = &**b
+            && is_leaf(a)
+            && is_leaf(q)
+            && !is_leaf(t)
+        {
+            let (_, it) = c.children(ib);
+            let reads_local = matches!(**a, Expr::Get(_)) || matches!(**q, Expr::Get(_));
+            if !(reads_local && c.stores(it)) {
+                c.into(self, t, it, Loc::Acc, height);
+                let (p, q) = (c.leaf(a), c.leaf(q));
+                let dst = c.write(dst);
+                c.emit(Instr::AddAdd(dst, p, q));
+                return true;
+            }
+        }
+        false
+    }
+
+    fn test(&self, c: &mut Compiler<FusedIsa>, cond: Loc, head: usize, test: usize) -> Test {
+        // Shape 1: the last op is an add inside this loop that writes the
+        // tested location (a slot store also leaves its value in `acc`).
+        let last = c.len().wrapping_sub(1);
+        if c.len() == 0 || last < head {
+            return Test::Plain;
+        }
+        let Instr::Base(Plain::Add(dst, a, b)) = c.instr(last) else {
+            return Test::Plain;
+        };
+        if !(dst == cond || (cond == Loc::Acc && matches!(dst, Loc::Slot(_)))) {
+            return Test::Plain;
+        }
+        c.pop();
+        c.emit(Instr::AddJumpIfPos(dst, a, b, head));
+        if last < test {
+            Test::FusedBeforeTest
+        } else {
+            Test::Fused
+        }
+    }
+}
+
+pub struct RegisterContinuationsFused;
+
+impl Technique for RegisterContinuationsFused {
+    const NAME: &'static str = "register_continuations_fused";
+    const TIER: Tier = Tier::Fused;
+    const SUMMARY: &'static str =
+        "register_continuations plus add-and-test and two-add superinstructions";
+    type Code = Code<FusedIsa, Stable>;
+
+    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
+        compile::<_, Stable>(program, &Shapes)
+    }
+
+    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
+        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
+        unsafe { code.run(args) }
+    }
+
+    fn show(code: &Self::Code) -> String {
+        code.listing()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::engines::conformance::conformance_tests!(
+        RegisterContinuationsFused,
+        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
+        also: [deep_programs, long_straight_line, far_assignments],
+    );
+}
