@@ -256,11 +256,15 @@ macro_rules! for_each_engine {
             register_continuations: $crate::engines::register_continuations::RegisterContinuations,
             #[cfg(feature = "nightly")]
             tail_calls: $crate::engines::tail_calls::TailCalls,
+            #[cfg(feature = "nightly")]
+            register_tail_calls: $crate::engines::register_tail_calls::RegisterTailCalls,
             #[cfg(feature = "jit")]
             jit: $crate::engines::jit::Jit,
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
             register_continuations_fused: $crate::engines::register_continuations_fused::RegisterContinuationsFused,
+            #[cfg(feature = "nightly")]
+            register_tail_calls_fused: $crate::engines::register_tail_calls_fused::RegisterTailCallsFused,
             #[cfg(feature = "lua54")]
             lua54: $crate::engines::lua54::Lua54,
             #[cfg(feature = "luajit")]

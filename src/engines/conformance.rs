@@ -358,6 +358,25 @@ pub fn long_loop_fits_in_256_kib<T: Technique>() {
         .unwrap();
 }
 
+/// A 10⁸-iteration loop on a 256 KiB thread, for engines whose back-edges
+/// are tail calls: one call that is not made a jump overflows at once.
+pub fn hundred_million_iterations<T: Technique>() {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let program = compile_source(
+                "loop",
+                "let n = arg(0); let t = 0; while n { t = t + 1; n = n + -1 }; t",
+            )
+            .unwrap();
+            let n = if cfg!(miri) { 1_000 } else { 100_000_000 };
+            assert_eq!(engine_value::<T>(&program, &[n]), n);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 /// A shallow program with a very long straight line (400,000 steps in
 /// balanced blocks), compiled, run and dropped on a 256 KiB stack: the
 /// continuation engines' chains must be jumps, and dropping them must not

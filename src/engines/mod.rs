@@ -16,6 +16,10 @@ pub mod register_bytecode_fused;
 pub mod register_closures;
 pub mod register_continuations;
 pub mod register_continuations_fused;
+#[cfg(feature = "nightly")]
+pub mod register_tail_calls;
+#[cfg(feature = "nightly")]
+pub mod register_tail_calls_fused;
 pub mod stack_closures;
 #[cfg(feature = "nightly")]
 pub mod tail_calls;

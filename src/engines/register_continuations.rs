@@ -36,7 +36,9 @@
 //! use counts 8^(loops around it); the `Let`s are taken heaviest first and
 //! each gets the first of `r0`–`r2` that no `Let` whose scope overlaps its
 //! own (an enclosing or an enclosed one) holds; the rest live in frame
-//! slots. Homes never move, so nothing is spilled or reloaded at scope
+//! slots. An argument read inside a loop competes too, as a local that is
+//! never written and lives for the whole program (copied into its register
+//! by the first ops). Homes never move, so nothing is spilled or reloaded at scope
 //! boundaries. Expression temporaries live in `acc`; when both operands of
 //! an `Add` need computing, the left one goes to a frame slot.
 //!
@@ -61,7 +63,7 @@
 use crate::engine::{CompileError, Technique, Tier};
 use crate::engines::threaded::{
     Backend, Backward, Bounds, Emitter, Forward, Isa, Layout, Operand, Stable, Tape, convention,
-    isa, word,
+    isa, target, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -236,13 +238,13 @@ register_handlers! {
         Flow::Next
     }
     fn jump(ip, len = 2) {
-        Flow::Jump(word!(ip, 0) as isize)
+        Flow::Goto(target!(ip, 0))
     }
     // The exit is taken once per loop: out of line, so the back-edge and
     // the exit each keep a dispatch jump of their own.
     fn jump_if_pos<const C: u8>(ip, len = 2 + words(C)) {
         if load!(C, 0; ip, fp, acc, r0, r1, r2) > 0 {
-            Flow::Back(word!(ip, words(C)) as isize)
+            Flow::Back(target!(ip, words(C)))
         } else {
             Flow::JumpCold(((2 + words(C)) * 8) as isize)
         }
@@ -262,6 +264,8 @@ struct Analysis {
     let_index: Vec<u32>,
     /// Each `Let`'s home, by ordinal.
     homes: Vec<Option<usize>>,
+    /// Arguments copied into a register at the start: argument -> register.
+    arg_homes: BTreeMap<usize, usize>,
 }
 
 /// A `Let` as the allocator sees it.
@@ -280,15 +284,33 @@ impl Analysis {
             stores: Vec::with_capacity(n),
             let_index: Vec::with_capacity(n),
             lets: Vec::new(),
+            args: BTreeMap::new(),
             scope: Vec::new(),
         };
         a.scan(program.expr(), 0);
-        let homes = allocate(&a.lets);
+        // An argument read inside a loop competes for a register like a
+        // local that is never written, over the whole program.
+        let hot_args: Vec<_> = (a.args.iter())
+            .filter(|&(_, &w)| w >= weight(1))
+            .map(|(&i, &w)| (i, w))
+            .collect();
+        let lets = a.lets.len();
+        a.lets.extend(hot_args.iter().map(|&(_, weight)| LetInfo {
+            start: 0,
+            end: n as u32,
+            weight,
+        }));
+        let mut homes = allocate(&a.lets);
+        let arg_homes = (hot_args.iter().zip(&homes[lets..]))
+            .filter_map(|(&(i, _), &k)| Some((i, k?)))
+            .collect();
+        homes.truncate(lets);
         Analysis {
             size: a.size,
             stores: a.stores,
             let_index: a.let_index,
             homes,
+            arg_homes,
         }
     }
 }
@@ -298,6 +320,8 @@ struct Scan {
     stores: Vec<bool>,
     let_index: Vec<u32>,
     lets: Vec<LetInfo>,
+    /// Each argument read, with the weight of its reads.
+    args: BTreeMap<usize, u64>,
     /// The `Let` ordinals in scope, innermost last.
     scope: Vec<u32>,
 }
@@ -320,7 +344,12 @@ impl Scan {
             s.lets[l].weight = s.lets[l].weight.saturating_add(weight(loops));
         };
         let stores = match e {
-            Expr::Litr(_) | Expr::Arg(_) => false,
+            Expr::Litr(_) => false,
+            Expr::Arg(a) => {
+                let w = self.args.entry(*a).or_default();
+                *w = w.saturating_add(weight(loops));
+                false
+            }
             Expr::Get(d) => {
                 uses(self, *d);
                 false
@@ -425,6 +454,7 @@ pub(crate) enum Test {
 }
 
 /// The plain tier: no hook.
+#[derive(Default)]
 pub(crate) struct Plain;
 
 impl Lowering for Plain {
@@ -503,7 +533,10 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     pub(crate) fn leaf(&self, e: &Expr) -> Loc {
         self.src(match *e {
             Expr::Litr(n) => Loc::Const(n),
-            Expr::Arg(i) => Loc::Slot(i),
+            Expr::Arg(i) => match self.facts.arg_homes.get(&i) {
+                Some(&k) => Loc::Reg(k),
+                None => Loc::Slot(i),
+            },
             Expr::Get(d) => self.local(d),
             _ => unreachable!("not a leaf"),
         })
@@ -573,7 +606,14 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// Emits code leaving `e` (node `i`) in `dst`; only its last op writes
     /// `dst`, and no value waits in `acc` while another op runs. `height`
     /// temporaries are live.
-    pub(crate) fn into<L: Lowering<Isa = I>>(&mut self, l: &L, e: &Expr, i: usize, dst: Loc, height: usize) {
+    pub(crate) fn into<L: Lowering<Isa = I>>(
+        &mut self,
+        l: &L,
+        e: &Expr,
+        i: usize,
+        dst: Loc,
+        height: usize,
+    ) {
         if is_leaf(e) {
             let src = self.leaf(e);
             self.copy(dst, src);
@@ -729,6 +769,10 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
     l: &L,
 ) -> Result<Code<L::Isa, B>, CompileError> {
     let mut c = Compiler::<L::Isa>::new(program);
+    let hot_args: Vec<_> = c.facts.arg_homes.iter().map(|(&i, &k)| (i, k)).collect();
+    for (i, k) in hot_args {
+        c.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(i)));
+    }
     c.program(l, program.expr(), 0);
     let frame_len = c.temps_base + c.max_temps;
     let tape = Tape::new(c.code, frame_len, program.arg_count(), is_return::<L::Isa>)
@@ -793,12 +837,111 @@ impl Technique for RegisterContinuations {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::engines::threaded::Stable;
 
     crate::engines::conformance::conformance_tests!(
         RegisterContinuations,
         extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments],
+        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
     );
+
+    pub(crate) fn listing<L: Lowering + Default>(src: &str) -> String {
+        let p = crate::front::compile_source("t", src).unwrap();
+        compile::<L, Stable>(&p, &L::default()).unwrap().listing()
+    }
+
+    #[test]
+    fn ops_read_back_as_their_instructions() {
+        use Instr::*;
+        let all = [
+            Add(Loc::Acc, Loc::Reg(2), Loc::Const(i64::MIN)),
+            Add(Loc::Slot(7), Loc::Slot(3), Loc::Slot(9)),
+            Copy(Loc::Reg(0), Loc::Const(-1)),
+            Copy(Loc::Slot(1), Loc::Acc),
+            Jump(6),
+            JumpIfPos(Loc::Slot(4), 0),
+            JumpIfPos(Loc::Const(3), 2),
+            Return(Loc::Reg(1)),
+        ];
+        crate::engines::threaded::tests::reads_back::<RegIsa>(&all);
+    }
+
+    /// Verifies `code` as if the compiler had emitted it.
+    pub(crate) fn verify<I: Isa<Word = Word, Kind: From<Kind>>>(
+        code: &[I::Instr],
+        frame_len: usize,
+    ) -> Result<(), String> {
+        let mut e = Emitter::<I>::with_capacity(code.len(), 3);
+        for &i in code {
+            e.emit(i);
+        }
+        for (at, &i) in code.iter().enumerate() {
+            e.patch(at, i);
+        }
+        Tape::<I, Stable>::new(e, frame_len, 0, is_return::<I>).map(|_| ())
+    }
+
+    #[test]
+    fn verify_rejects_every_operand_out_of_range() {
+        use Instr::*;
+        let ret = Return(Loc::Acc);
+        let ok = [Jump(2), Add(Loc::Slot(9), Loc::Reg(2), Loc::Const(1)), ret];
+        assert!(verify::<RegIsa>(&ok, 10).is_ok());
+        for bad in [
+            Add(Loc::Slot(10), Loc::Acc, Loc::Acc),
+            Add(Loc::Acc, Loc::Reg(3), Loc::Acc),
+            Add(Loc::Const(1), Loc::Acc, Loc::Acc),
+            Copy(Loc::Acc, Loc::Slot(usize::MAX)),
+            Jump(0),
+            Jump(1),
+            Jump(4),
+            JumpIfPos(Loc::Acc, 2),
+            Return(Loc::Slot(10)),
+        ] {
+            assert!(
+                verify::<RegIsa>(&[Copy(Loc::Acc, Loc::Acc), bad, ret], 10).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            verify::<RegIsa>(&[Copy(Loc::Acc, Loc::Acc)], 10).is_err(),
+            "no return"
+        );
+    }
+
+    #[test]
+    fn hot_locals_and_arguments_get_the_registers() {
+        // Four locals; the loop uses `c`, `d` and `arg(1)`, not `a` or `b`.
+        let text = listing::<Plain>(
+            "let a = 1; let b = 2; let c = 0; let d = arg(0); \
+             while d { c = c + arg(1); d = d + -1 }; a + b + c",
+        );
+        // `c`, `d` and `arg(1)` are in registers, so the loop body reads
+        // and writes registers only.
+        let body: Vec<_> = text
+            .lines()
+            .skip_while(|l| !l.contains("goto"))
+            .skip(1)
+            .collect();
+        assert!(
+            body[0].ends_with("r1 = r1 + r2") && body[1].ends_with("r0 = r0 + -1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("r2 = [1]"),
+            "the hot argument is copied in first:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_slot_store_is_read_back_from_acc() {
+        // Five locals: two of them live in slots.
+        let text = listing::<Plain>(
+            "let a = arg(0); let b = 1; let c = 2; let d = 3; let e = 4; \
+             while a { a = a + -1; b = b + e; c = c + b; d = d + c; e = e + d }; a + b + c + d + e",
+        );
+        assert!(text.contains("acc +") || text.contains("+ acc"), "{text}");
+    }
 }

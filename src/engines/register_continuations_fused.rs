@@ -36,7 +36,7 @@ use super::register_continuations::{
     RegIsa, SLOT, Test, Word, compile, is_leaf, load, register_handlers, slot, store, words,
 };
 use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::{Backward, Stable, isa, word};
+use crate::engines::threaded::{Backward, Stable, isa, target, word};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 
@@ -71,7 +71,7 @@ register_handlers! {
         // The exit runs once per loop: out of line, so each way keeps its
         // own dispatch jump.
         if v > 0 {
-            Flow::Back(word!(ip, at) as isize)
+            Flow::Back(target!(ip, at))
         } else {
             Flow::JumpCold(((2 + at) * 8) as isize)
         }
@@ -85,6 +85,7 @@ register_handlers! {
 }
 
 /// The fused tier's hook.
+#[derive(Default)]
 pub(crate) struct Shapes;
 
 impl Lowering for Shapes {
@@ -175,10 +176,148 @@ impl Technique for RegisterContinuationsFused {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::register_continuations::tests::{listing, verify};
 
     crate::engines::conformance::conformance_tests!(
         RegisterContinuationsFused,
         extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments],
+        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
     );
+
+    /// `src` fuses into an op whose listing contains `op` (or none, if
+    /// `op` is empty) and agrees with walker on every argument list.
+    fn fuses(src: &str, op: &str, arg_lists: &[&[i64]]) {
+        let text = listing::<Shapes>(src);
+        if op.is_empty() {
+            assert!(
+                !text.contains("acc + ") && !text.contains("; if"),
+                "{src}\n{text}"
+            );
+        } else {
+            assert!(text.contains(op), "{src}: no `{op}`\n{text}");
+        }
+        let p = crate::front::compile_source("t", src).unwrap();
+        for args in arg_lists {
+            let run = |name: &str| {
+                let code = crate::engine::engine(name).unwrap().compile(&p).unwrap();
+                code.execute(args).unwrap()
+            };
+            assert_eq!(
+                run(RegisterContinuationsFused::NAME),
+                run("walker"),
+                "{src} {args:?}\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn shape_1_a_counted_loop_tests_its_step() {
+        let args: &[&[i64]] = &[&[0], &[1], &[7], &[-3]];
+        // The body's last add writes the tested local (in a register).
+        fuses(
+            "let t = 0; let n = arg(0); while n { t = t + n; n = n + -1 }; t",
+            "; if r",
+            args,
+        );
+        // ... in a slot, tested through `acc`.
+        fuses(
+            "let a = 1; let b = 2; let c = 3; let n = arg(0); while n { a = a + b + a; \
+             b = b + c + b; c = c + a + c; n = n + -2 }; a + b + c + n",
+            "; if [",
+            args,
+        );
+        // The condition's own last add.
+        fuses(
+            "let d = arg(0); while d + 1 { d = d + -1 }; d",
+            "acc = r",
+            args,
+        );
+        // A step that overshoots, a step by an argument, wrapping.
+        fuses("let n = arg(0); while n { n = n + -3 }; n", "; if r", args);
+        fuses(
+            "let n = arg(0); while n { n = n + 9223372036854775807 }; n",
+            "; if r",
+            &[&[1], &[-1], &[9223372036854775807]],
+        );
+    }
+
+    #[test]
+    fn shape_1_leaves_other_loops_alone() {
+        for src in [
+            // The last add writes another local.
+            "let t = 0; let n = arg(0); while n { n = n + -1; t = t + 2 }; t",
+            // The last statement is a copy, not an add.
+            "let n = arg(0); while n { n = -1 }; n",
+            // An empty body.
+            "let n = arg(0); while n { }; n",
+        ] {
+            let text = listing::<Shapes>(src);
+            assert!(!text.contains("; if"), "{src}\n{text}");
+        }
+        fuses("let n = arg(0); while n { n = -1 }; n", "", &[&[0], &[5]]);
+    }
+
+    #[test]
+    fn shape_2_pairs_the_adds_of_a_sum() {
+        let args: &[&[i64]] = &[&[3, 4], &[-5, 9223372036854775807]];
+        // Left-nested.
+        fuses(
+            "let x = arg(0); let t = 0; t = t + x + 1 + x + 2; t",
+            "acc + r",
+            args,
+        );
+        // Right-nested.
+        fuses(
+            "let x = arg(0); let y = arg(1); x + (y + (x + (y + 1)))",
+            "acc + ",
+            args,
+        );
+        // Leaves of every kind.
+        fuses(
+            "let x = arg(0); { x + x } + arg(1) + 5",
+            "acc + [1] + 5",
+            args,
+        );
+    }
+
+    #[test]
+    fn shape_2_keeps_left_to_right_order() {
+        // `x + (y + t)` where `t` stores to `x`: `x` must be read first.
+        let src = "let x = arg(0); let y = arg(1); x + (y + { x = 100; x + 1 })";
+        let text = listing::<Shapes>(src);
+        assert!(!text.contains("acc + r"), "{text}");
+        fuses(src, "", &[&[3, 4]]);
+        // `(t + p) + q` reads `p` and `q` after `t`, which is left to right.
+        fuses(
+            "let x = arg(0); ({ x = 7; x } + x) + x",
+            "acc + ",
+            &[&[3, 4]],
+        );
+    }
+
+    #[test]
+    fn verify_checks_the_fused_ops() {
+        let ret: Instr = Plain::Return(Loc::Acc).into();
+        let copy: Instr = Plain::Copy(Loc::Acc, Loc::Acc).into();
+        let ok = [
+            copy,
+            Instr::AddJumpIfPos(Loc::Reg(0), Loc::Reg(0), Loc::Const(-1), 1),
+            ret,
+        ];
+        assert!(verify::<FusedIsa>(&ok, 4).is_ok());
+        for bad in [
+            Instr::AddJumpIfPos(Loc::Reg(0), Loc::Reg(0), Loc::Const(-1), 2),
+            Instr::AddJumpIfPos(Loc::Slot(4), Loc::Reg(0), Loc::Const(-1), 0),
+            Instr::AddAdd(Loc::Acc, Loc::Slot(4), Loc::Acc),
+            Instr::AddAdd(Loc::Const(0), Loc::Acc, Loc::Acc),
+        ] {
+            assert!(verify::<FusedIsa>(&[copy, bad, ret], 4).is_err(), "{bad}");
+        }
+        crate::engines::threaded::tests::reads_back::<FusedIsa>(&[
+            copy,
+            Instr::AddJumpIfPos(Loc::Slot(3), Loc::Acc, Loc::Const(7), 0),
+            Instr::AddAdd(Loc::Reg(2), Loc::Slot(1), Loc::Const(-9)),
+            ret,
+        ]);
+    }
 }

@@ -56,7 +56,7 @@
 use crate::engine::{CompileError, Technique, Tier};
 use crate::engines::threaded::{
     ArgIndex, Backend, Backward, Emitter, Forward, Isa, Lit, Reg, Slot, Stable, Tape, convention,
-    isa, word,
+    isa, target, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -208,13 +208,13 @@ tape_handlers! {
         Flow::Next
     }
     fn jump_if_not_pos(ip, len = 2) {
-        if acc > 0 { Flow::Next } else { Flow::Jump(word!(ip, 0) as isize) }
+        if acc > 0 { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
     }
     fn loop_back(ip, len = 2) {
-        Flow::Back(word!(ip, 0) as isize)
+        Flow::Back(target!(ip, 0))
     }
     fn loop_if_pos(ip, len = 2) {
-        if acc > 0 { Flow::Back(word!(ip, 0) as isize) } else { Flow::Next }
+        if acc > 0 { Flow::Back(target!(ip, 0)) } else { Flow::Next }
     }
     fn halt(ip, len = 2) {
         Flow::Halt(acc)

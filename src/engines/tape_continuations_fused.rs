@@ -65,7 +65,7 @@ use super::tape_continuations::{
 };
 use crate::engine::{CompileError, Technique, Tier};
 use crate::engines::threaded::{
-    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, word,
+    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, target, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -208,10 +208,10 @@ tape_handlers! {
         Flow::Next
     }
     fn jump_if_reg_not_pos<const K: u8>(ip, len = 2) {
-        if get::<K>(r0, r1) > 0 { Flow::Next } else { Flow::Jump(word!(ip, 0) as isize) }
+        if get::<K>(r0, r1) > 0 { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
     }
     fn loop_if_reg_pos<const K: u8>(ip, len = 2) {
-        if get::<K>(r0, r1) > 0 { Flow::Back(word!(ip, 0) as isize) } else { Flow::Next }
+        if get::<K>(r0, r1) > 0 { Flow::Back(target!(ip, 0)) } else { Flow::Next }
     }
     // Shape 7. Both ways go a fixed distance, so inlined LLVM would merge
     // them into one jump to `ip + (test ? 2 : 1) ops`: `ip` would then wait

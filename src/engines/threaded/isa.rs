@@ -19,6 +19,9 @@ pub trait Operand {
     fn decode(sel: u8, word: i64, at: &Layout) -> Self::Value;
     /// Whether a handler may rely on this field: its word in range.
     fn check(sel: u8, word: i64, b: &Bounds) -> bool;
+    /// Whether the word is a jump, which threading turns into the target
+    /// op's address.
+    const JUMP: bool = false;
 }
 
 /// A small number as a selector; one out of range stays out of range (it
@@ -110,6 +113,7 @@ pub struct Forward;
 
 impl Operand for Forward {
     type Value = usize;
+    const JUMP: bool = true;
     fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
         (0, Some(at.rel(t)))
     }
@@ -129,6 +133,7 @@ pub struct Backward;
 
 impl Operand for Backward {
     type Value = usize;
+    const JUMP: bool = true;
     fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
         (0, Some(at.rel(t)))
     }
@@ -316,6 +321,23 @@ macro_rules! isa {
                     $( $Kind::Base(k) => $Instr::Base(
                         <$Base as $crate::engines::threaded::Isa>::decode(k, words, at),
                     ), )?
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn jumps(kind: $Kind) -> [bool; $crate::engines::threaded::MAX_OPERANDS] {
+                use $crate::engines::threaded::Operand as _;
+                match kind {
+                    $( $Kind::$Op($($f),*) => {
+                        let mut jumps = [false; $crate::engines::threaded::MAX_OPERANDS];
+                        let mut n = 0;
+                        $( if <$Role>::has_word($f) {
+                            jumps[n] = <$Role>::JUMP;
+                            n += 1;
+                        } )*
+                        jumps
+                    } )*
+                    $( $Kind::Base(k) => <$Base as $crate::engines::threaded::Isa>::jumps(k), )?
                 }
             }
 

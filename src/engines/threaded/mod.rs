@@ -60,11 +60,18 @@ pub enum Flow {
     /// once per loop, so that LLVM keeps it a predicted branch instead of
     /// merging both ways into one data-dependent jump.
     JumpCold(isize),
-    /// A loop back-edge to the op `rel` bytes away (at or before this op).
-    Back(isize),
+    /// A taken branch to a jump operand's op (forward).
+    Goto(Target),
+    /// A loop back-edge to a jump operand's op (at or before this op).
+    Back(Target),
     /// The program is done; its value.
     Halt(i64),
 }
+
+/// A jump operand as a handler reads it: on a threaded tape, the address
+/// of the target op itself, so a taken branch is a load and a jump.
+#[derive(Clone, Copy)]
+pub struct Target(pub *const ());
 
 /// How a handler continues: [`Stable`] or [`Become`].
 pub trait Backend: 'static {
@@ -124,6 +131,8 @@ macro_rules! convention {
         pub union $Word {
             pub handler: $Handler,
             pub operand: i64,
+            /// A jump operand on a threaded tape: the target op.
+            pub target: *const $Word,
         }
 
         impl $crate::engines::threaded::TapeWord for $Word {
@@ -131,9 +140,16 @@ macro_rules! convention {
                 $Word { operand: x }
             }
             fn read(self) -> i64 {
-                // SAFETY: every word is written whole, as a handler or as an
-                // `i64`, and both are 8 plain bytes.
+                // SAFETY: every word is written whole, as a handler, an
+                // `i64` or a pointer, all 8 plain bytes.
                 unsafe { self.operand }
+            }
+            fn target(p: *const Self) -> Self {
+                $Word { target: p }
+            }
+            fn read_target(self) -> *const Self {
+                // SAFETY: as in `read`.
+                unsafe { self.target }
             }
         }
     };
@@ -145,6 +161,10 @@ pub trait TapeWord: Copy {
     fn operand(x: i64) -> Self;
     /// The word's bits as an operand (for decoding and checking).
     fn read(self) -> i64;
+    /// A jump operand pointing at `p`, the op it targets.
+    fn target(p: *const Self) -> Self;
+    /// The word as a jump operand.
+    fn read_target(self) -> *const Self;
 }
 
 /// Writes a family's handlers once, for every backend. Each entry is
@@ -196,26 +216,36 @@ macro_rules! handlers {
             use $crate::engines::threaded::Flow;
             let flow: Flow = $body;
             match flow {
-                Flow::Next => $crate::engines::threaded::handlers!(
-                    @go B, $ip, (($len) as isize) * 8, ($($s),*)
-                ),
-                Flow::Jump(rel) => $crate::engines::threaded::handlers!(
-                    @go B, $ip, rel, ($($s),*)
-                ),
+                Flow::Next => {
+                    // SAFETY: the verifier checked the op after this one
+                    // exists (the last op never falls through).
+                    let next = unsafe { $ip.byte_offset((($len) as isize) * 8) };
+                    $crate::engines::threaded::handlers!(@go B, next, ($($s),*))
+                }
+                Flow::Jump(rel) => {
+                    // SAFETY: the verifier checked this op's fixed jumps land
+                    // on ops of the tape.
+                    let next = unsafe { $ip.byte_offset(rel) };
+                    $crate::engines::threaded::handlers!(@go B, next, ($($s),*))
+                }
                 Flow::JumpCold(rel) => {
-                    // SAFETY: the verifier checked the target is an op of
-                    // this tape; `cold` dispatches to it.
-                    let target = unsafe { $ip.byte_offset(rel) };
+                    // SAFETY: as for `Jump`; `cold` dispatches to it.
+                    let next = unsafe { $ip.byte_offset(rel) };
                     $crate::engines::threaded::handlers!(
-                        @call B, cold::<B>, target, ($($s),*)
+                        @call B, cold::<B>, next, ($($s),*)
                     )
                 }
-                Flow::Back(rel) => {
+                Flow::Goto(t) => {
+                    let next: *const $Word = t.0.cast();
+                    $crate::engines::threaded::handlers!(@go B, next, ($($s),*))
+                }
+                Flow::Back(t) => {
+                    let next: *const $Word = t.0.cast();
                     if B::BECOME {
-                        $crate::engines::threaded::handlers!(@go B, $ip, rel, ($($s),*))
+                        $crate::engines::threaded::handlers!(@go B, next, ($($s),*))
                     } else {
                         $crate::engines::threaded::handlers!(
-                            @park $park, B, $ip, rel, ($($s),*)
+                            @park $park, B, next, ($($s),*)
                         )
                     }
                 }
@@ -247,17 +277,13 @@ macro_rules! handlers {
         }
     };
 
-    // Dispatch to the op `rel` bytes from `ip`.
-    (@go $B:ident, $ip:ident, $rel:expr, ($($s:ident),*)) => {{
-        // SAFETY: the verifier checked that this op's successor (`Next`:
-        // the last op never falls through) or its jump target is the start
-        // of an op of the same tape, so `ip + rel` is one and its first word
-        // is its handler; the handler contract passes on unchanged.
-        let (next, handler) = unsafe {
-            let next = $ip.byte_offset($rel);
-            (next, (*next).handler.0)
-        };
-        $crate::engines::threaded::handlers!(@call $B, handler, next, ($($s),*))
+    // Dispatch to the op at `next`.
+    (@go $B:ident, $next:ident, ($($s:ident),*)) => {{
+        // SAFETY: `next` is the start of an op of the same verified tape
+        // (see the caller), so its first word is its handler; the handler
+        // contract passes on unchanged.
+        let handler = unsafe { (*$next).handler.0 };
+        $crate::engines::threaded::handlers!(@call $B, handler, $next, ($($s),*))
     }};
 
     // The call in tail position, by backend.
@@ -266,15 +292,15 @@ macro_rules! handlers {
     };
 
     // A stable back-edge that tail-calls like any op.
-    (@park tail, $B:ident, $ip:ident, $rel:expr, ($($s:ident),*)) => {
-        $crate::engines::threaded::handlers!(@go $B, $ip, $rel, ($($s),*))
+    (@park tail, $B:ident, $next:ident, ($($s:ident),*)) => {
+        $crate::engines::threaded::handlers!(@go $B, $next, ($($s),*))
     };
 
-    // A stable back-edge that saves the state and returns to the driver.
-    (@park $save:block, $B:ident, $ip:ident, $rel:expr, ($($s:ident),*)) => {{
+    // A stable back-edge that saves the state and returns the target to
+    // the driver.
+    (@park $save:block, $B:ident, $next:ident, ($($s:ident),*)) => {{
         $save;
-        // SAFETY: the verifier checked the target is an op of this tape.
-        (unsafe { $ip.byte_offset($rel) }, 0)
+        ($next, 0)
     }};
 }
 pub(crate) use handlers;
@@ -320,6 +346,18 @@ macro_rules! word {
     }};
 }
 pub(crate) use word;
+
+/// Jump operand `i` of the op at `ip`, as the verifier threaded it.
+macro_rules! target {
+    ($ip:expr, $i:expr) => {{
+        let at = 1 + $i;
+        // SAFETY: by the handler contract `ip` is an op of a verified tape;
+        // the verifier checked operand `i` is a jump to an op of the tape
+        // and stored that op's address in it.
+        $crate::engines::threaded::Target(unsafe { (*$ip.add(at)).target }.cast())
+    }};
+}
+pub(crate) use target;
 
 /// What the verifier checks one op's operands against.
 pub struct Bounds<'a> {
@@ -403,6 +441,9 @@ pub trait Isa: Sized + 'static {
     /// The kind and operand words of `instr` (at most [`MAX_OPERANDS`]).
     fn encode(instr: Self::Instr, at: &Layout) -> (Self::Kind, [i64; MAX_OPERANDS]);
     fn decode(kind: Self::Kind, words: &[i64], at: &Layout) -> Self::Instr;
+    /// Which of the op's operand words are jump operands (threaded into
+    /// the target op's address).
+    fn jumps(kind: Self::Kind) -> [bool; MAX_OPERANDS];
     /// The verifier, one op: its handler on backend `B` if every operand
     /// word is what that handler relies on.
     fn checked_handler<B: Backend>(
@@ -492,7 +533,7 @@ impl<I: Isa> Emitter<I> {
 
     /// The instruction at op `at`, read back.
     pub(crate) fn instr(&self, at: usize) -> I::Instr {
-        decode_at::<I>(&self.words, &self.kinds, &self.starts, at)
+        decode_at::<I>(&self.words, &self.kinds, &self.starts, at, false)
     }
 
     /// The ops written so far, read back (for tests and listings).
@@ -502,15 +543,26 @@ impl<I: Isa> Emitter<I> {
     }
 }
 
-fn decode_at<I: Isa>(words: &[I::Word], kinds: &[I::Kind], starts: &[u32], at: usize) -> I::Instr {
+/// Op `at` read back. On a threaded tape (`threaded`), jump operands hold
+/// their target's address and are turned back into distances.
+fn decode_at<I: Isa>(
+    words: &[I::Word],
+    kinds: &[I::Kind],
+    starts: &[u32],
+    at: usize,
+    threaded: bool,
+) -> I::Instr {
     let kind = kinds[at];
     let start = starts[at] as usize;
+    let jumps = I::jumps(kind);
     let mut operands = [0i64; MAX_OPERANDS];
-    for (x, w) in operands
-        .iter_mut()
-        .zip(&words[start + 1..start + I::len(kind)])
-    {
-        *x = w.read();
+    for (i, w) in words[start + 1..start + I::len(kind)].iter().enumerate() {
+        operands[i] = if threaded && jumps[i] {
+            let op = words.as_ptr().wrapping_add(start) as usize;
+            (w.read_target() as usize).wrapping_sub(op) as i64
+        } else {
+            w.read()
+        };
     }
     let layout = Layout {
         at,
@@ -523,7 +575,8 @@ fn decode_at<I: Isa>(words: &[I::Word], kinds: &[I::Kind], starts: &[u32], at: u
 /// A verified tape of instruction set `I` whose handlers continue on
 /// backend `B`.
 pub struct Tape<I: Isa, B: Backend> {
-    words: Box<[I::Word]>,
+    /// Threaded: handler words filled in, jump operands as addresses.
+    words: Vec<I::Word>,
     kinds: Box<[I::Kind]>,
     starts: Box<[u32]>,
     frame_len: usize,
@@ -568,13 +621,35 @@ impl<I: Isa, B: Backend> Tape<I, B> {
             };
             let handler =
                 I::checked_handler::<B>(kind, &operands[..len - 1], &b).ok_or_else(|| {
-                    let instr = decode_at::<I>(&words, &kinds, &starts, at);
+                    let instr = decode_at::<I>(&words, &kinds, &starts, at, false);
                     format!("@{at}: `{instr}` is out of range")
                 })?;
             words[start] = handler;
         }
+        // Threading: each jump operand becomes its target op's address, in
+        // the tape's final allocation. All writes go through `base`, and a
+        // `Vec`'s buffer stays put when the `Vec` moves, so the addresses
+        // stay valid for the tape's life.
+        words.shrink_to_fit();
+        let base = words.as_mut_ptr();
+        for (&kind, &start) in kinds.iter().zip(&starts) {
+            let start = start as usize;
+            for (i, &jump) in I::jumps(kind)[..I::len(kind) - 1].iter().enumerate() {
+                if jump {
+                    let at = start + 1 + i;
+                    // SAFETY: `at` is a word of this op, inside the tape
+                    // (the op's length was read from its kind), and the
+                    // verifier checked the distance lands on an op's start,
+                    // so `target` is inside the tape too.
+                    unsafe {
+                        let target = (start as i64 + (*base.add(at)).read() / 8) as usize;
+                        *base.add(at) = I::Word::target(base.add(target));
+                    }
+                }
+            }
+        }
         Ok(Tape {
-            words: words.into_boxed_slice(),
+            words,
             kinds: kinds.into_boxed_slice(),
             starts: starts.into_boxed_slice(),
             frame_len,
@@ -598,7 +673,8 @@ impl<I: Isa, B: Backend> Tape<I, B> {
 
     /// The instructions, read back from the tape.
     pub(crate) fn instrs(&self) -> impl Iterator<Item = I::Instr> + '_ {
-        (0..self.kinds.len()).map(|at| decode_at::<I>(&self.words, &self.kinds, &self.starts, at))
+        (0..self.kinds.len())
+            .map(|at| decode_at::<I>(&self.words, &self.kinds, &self.starts, at, true))
     }
 
     /// The listing `vm-perf show` prints: a header, then one op per line.
