@@ -450,7 +450,7 @@ pub(crate) enum Test {
     Fused,
     /// Its own op at the end of the body, which the loop's entry does not
     /// reach: the plain test must follow it.
-    FusedBeforeTest,
+    FusedInBody,
 }
 
 /// The plain tier: no hook.
@@ -718,7 +718,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             Test::Fused => {}
             // The hook may have rewritten the body's last op: op `test` is
             // the plain test after it.
-            Test::Plain | Test::FusedBeforeTest => {
+            Test::Plain | Test::FusedInBody => {
                 self.emit(Instr::JumpIfPos(cond, head));
             }
         }

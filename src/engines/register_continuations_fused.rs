@@ -143,7 +143,7 @@ impl Lowering for Shapes {
         c.pop();
         c.emit(Instr::AddJumpIfPos(dst, a, b, head));
         if last < test {
-            Test::FusedBeforeTest
+            Test::FusedInBody
         } else {
             Test::Fused
         }
