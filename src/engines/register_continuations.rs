@@ -254,75 +254,91 @@ register_handlers! {
     }
 }
 
-/// Per-node facts the compiler needs, by pre-order index, from one pass.
-struct Analysis {
-    /// Nodes in each node's subtree (to find a right child's index).
-    size: Vec<u32>,
-    /// Whether a subtree contains a `Set`.
-    stores: Vec<bool>,
-    /// For a `Let` node, its ordinal among the `Let`s.
-    let_index: Vec<u32>,
-    /// Each `Let`'s home, by ordinal.
-    homes: Vec<Option<usize>>,
-    /// Arguments copied into a register at the start: argument -> register.
-    arg_homes: BTreeMap<usize, usize>,
+/// What the compiler knows of a node, by pre-order index, from one pass.
+#[derive(Clone, Copy)]
+struct Node {
+    /// Nodes in its subtree (to find a right child's index).
+    size: u32,
+    /// Whether its subtree stores to a local.
+    stores: bool,
+    /// For a `Let`, the register its local lives in, if any.
+    home: Option<u8>,
 }
 
-/// A `Let` as the allocator sees it.
-struct LetInfo {
-    /// Its node's pre-order interval (the whole `Let`, init included).
+/// The pre-pass: per-node facts and register allocation.
+struct Analysis {
+    nodes: Vec<Node>,
+    /// Which argument, if any, each register holds for the whole run.
+    arg_homes: [Option<usize>; REGS],
+}
+
+/// A value competing for a register: a `Let`'s local or an argument.
+struct Candidate {
+    /// Its scope's pre-order interval (a whole `Let`, init included; the
+    /// whole program for an argument).
     start: u32,
     end: u32,
     weight: u64,
+    what: Value,
+}
+
+#[derive(Clone, Copy)]
+enum Value {
+    /// The `Let` at this node.
+    Let(u32),
+    Arg(usize),
 }
 
 impl Analysis {
     fn new(program: &Program) -> Analysis {
         let n = program.node_count();
-        let mut a = Scan {
-            size: Vec::with_capacity(n),
-            stores: Vec::with_capacity(n),
-            let_index: Vec::with_capacity(n),
-            lets: Vec::new(),
-            args: BTreeMap::new(),
+        let mut scan = Scan {
+            nodes: Vec::with_capacity(n),
+            candidates: Vec::new(),
+            arg_uses: Vec::new(),
             scope: Vec::new(),
         };
-        a.scan(program.expr(), 0);
+        scan.scan(program.expr(), 0);
+        let Scan {
+            mut nodes,
+            mut candidates,
+            mut arg_uses,
+            ..
+        } = scan;
         // An argument read inside a loop competes for a register like a
         // local that is never written, over the whole program.
-        let hot_args: Vec<_> = (a.args.iter())
-            .filter(|&(_, &w)| w >= weight(1))
-            .map(|(&i, &w)| (i, w))
-            .collect();
-        let lets = a.lets.len();
-        a.lets.extend(hot_args.iter().map(|&(_, weight)| LetInfo {
-            start: 0,
-            end: n as u32,
-            weight,
-        }));
-        let mut homes = allocate(&a.lets);
-        let arg_homes = (hot_args.iter().zip(&homes[lets..]))
-            .filter_map(|(&(i, _), &k)| Some((i, k?)))
-            .collect();
-        homes.truncate(lets);
-        Analysis {
-            size: a.size,
-            stores: a.stores,
-            let_index: a.let_index,
-            homes,
-            arg_homes,
+        arg_uses.sort_unstable_by_key(|&(i, _)| i);
+        let mut uses = arg_uses.into_iter().peekable();
+        while let Some((i, mut weight)) = uses.next() {
+            while let Some((_, w)) = uses.next_if(|&(j, _)| j == i) {
+                weight = weight.saturating_add(w);
+            }
+            if weight >= self::weight(1) {
+                candidates.push(Candidate {
+                    start: 0,
+                    end: n as u32,
+                    weight,
+                    what: Value::Arg(i),
+                });
+            }
         }
+        let mut arg_homes = [None; REGS];
+        for (c, k) in allocate(&mut candidates) {
+            match c {
+                Value::Let(i) => nodes[i as usize].home = Some(k as u8),
+                Value::Arg(i) => arg_homes[k] = Some(i),
+            }
+        }
+        Analysis { nodes, arg_homes }
     }
 }
 
 struct Scan {
-    size: Vec<u32>,
-    stores: Vec<bool>,
-    let_index: Vec<u32>,
-    lets: Vec<LetInfo>,
-    /// Each argument read, with the weight of its reads.
-    args: BTreeMap<usize, u64>,
-    /// The `Let` ordinals in scope, innermost last.
+    nodes: Vec<Node>,
+    candidates: Vec<Candidate>,
+    /// (argument, weight) per read of an argument.
+    arg_uses: Vec<(usize, u64)>,
+    /// The candidates (`Let`s) in scope, innermost last.
     scope: Vec<u32>,
 }
 
@@ -335,19 +351,20 @@ impl Scan {
     /// Records `e`'s subtree; returns whether it stores. Recursion depth is
     /// the tree's depth, at most `MAX_DEPTH`.
     fn scan(&mut self, e: &Expr, loops: u32) -> bool {
-        let i = self.size.len();
-        self.size.push(0);
-        self.stores.push(false);
-        self.let_index.push(u32::MAX);
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            size: 0,
+            stores: false,
+            home: None,
+        });
         let uses = |s: &mut Scan, d: usize| {
-            let l = s.scope[s.scope.len() - 1 - d] as usize;
-            s.lets[l].weight = s.lets[l].weight.saturating_add(weight(loops));
+            let c = s.scope[s.scope.len() - 1 - d] as usize;
+            s.candidates[c].weight = s.candidates[c].weight.saturating_add(weight(loops));
         };
         let stores = match e {
             Expr::Litr(_) => false,
             Expr::Arg(a) => {
-                let w = self.args.entry(*a).or_default();
-                *w = w.saturating_add(weight(loops));
+                self.arg_uses.push((*a, weight(loops)));
                 false
             }
             Expr::Get(d) => {
@@ -369,40 +386,45 @@ impl Scan {
             }
             Expr::Let(init, body) => {
                 let init = self.scan(init, loops);
-                let l = self.lets.len() as u32;
-                self.let_index[i] = l;
-                self.lets.push(LetInfo {
+                let c = self.candidates.len();
+                self.candidates.push(Candidate {
                     start: i as u32,
                     end: 0,
                     weight: weight(loops),
+                    what: Value::Let(i as u32),
                 });
-                self.scope.push(l);
+                self.scope.push(c as u32);
                 let body = self.scan(body, loops);
                 self.scope.pop();
+                self.candidates[c].end = self.nodes.len() as u32;
                 init || body
             }
         };
-        let end = self.size.len() as u32;
-        self.size[i] = end - i as u32;
-        self.stores[i] = stores;
-        if let Expr::Let(..) = e {
-            self.lets[self.let_index[i] as usize].end = end;
-        }
+        let end = self.nodes.len();
+        self.nodes[i].size = (end - i) as u32;
+        self.nodes[i].stores = stores;
         stores
     }
 }
 
-/// Gives the heaviest `Let`s registers: each takes the first register that
-/// no `Let` with an overlapping scope took before it. Scopes nest, so two
-/// overlap exactly when one contains the other's start.
-fn allocate(lets: &[LetInfo]) -> Vec<Option<usize>> {
-    let mut order: Vec<usize> = (0..lets.len()).collect();
-    order.sort_by_key(|&l| (std::cmp::Reverse(lets[l].weight), l));
+/// Gives the heaviest candidates registers: each takes the first register
+/// that no candidate with an overlapping scope took before it. Scopes nest,
+/// so two overlap exactly when one contains the other's start.
+fn allocate(candidates: &mut [Candidate]) -> Vec<(Value, usize)> {
+    // Up to one per register, every candidate gets one of its own.
+    if candidates.len() <= REGS {
+        return candidates
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (c.what, k))
+            .collect();
+    }
+    candidates.sort_by_key(|c| (std::cmp::Reverse(c.weight), c.start));
     // Per register, the scopes it holds: start -> end.
     let mut held: [BTreeMap<u32, u32>; REGS] = Default::default();
-    let mut homes = vec![None; lets.len()];
-    for l in order {
-        let LetInfo { start, end, .. } = lets[l];
+    let mut homes = Vec::new();
+    for c in candidates.iter() {
+        let (start, end) = (c.start, c.end);
         let free = |h: &BTreeMap<u32, u32>| {
             let before = h
                 .range(..=start)
@@ -413,7 +435,7 @@ fn allocate(lets: &[LetInfo]) -> Vec<Option<usize>> {
         };
         if let Some(k) = held.iter().position(free) {
             held[k].insert(start, end);
-            homes[l] = Some(k);
+            homes.push((c.what, k));
         }
     }
     homes
@@ -481,7 +503,7 @@ pub(crate) struct Compiler<I: Isa> {
 /// Node `i`'s children's pre-order indices (meaningless for a leaf).
 fn children(f: &Analysis, i: usize) -> (usize, usize) {
     let a = i + 1;
-    (a, a + f.size.get(a).map_or(0, |&n| n as usize))
+    (a, a + f.nodes.get(a).map_or(0, |n| n.size as usize))
 }
 
 impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
@@ -533,8 +555,8 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     pub(crate) fn leaf(&self, e: &Expr) -> Loc {
         self.src(match *e {
             Expr::Litr(n) => Loc::Const(n),
-            Expr::Arg(i) => match self.facts.arg_homes.get(&i) {
-                Some(&k) => Loc::Reg(k),
+            Expr::Arg(i) => match self.facts.arg_homes.iter().position(|&a| a == Some(i)) {
+                Some(k) => Loc::Reg(k),
                 None => Loc::Slot(i),
             },
             Expr::Get(d) => self.local(d),
@@ -566,7 +588,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
 
     /// Whether node `i`'s subtree stores to a local.
     pub(crate) fn stores(&self, i: usize) -> bool {
-        self.facts.stores[i]
+        self.facts.nodes[i].stores
     }
 
     /// The op at `at`, read back (for a hook's peephole checks).
@@ -591,9 +613,8 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// The home of the `Let` at node `i` (a register, or the slot of its
     /// scope level).
     fn home(&self, i: usize) -> Loc {
-        let l = self.facts.let_index[i] as usize;
-        match self.facts.homes[l] {
-            Some(k) => Loc::Reg(k),
+        match self.facts.nodes[i].home {
+            Some(k) => Loc::Reg(k as usize),
             None => Loc::Slot(self.locals_base + self.scope.len()),
         }
     }
@@ -632,7 +653,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                         (Loc::Acc, self.leaf(b))
                     }
                     // A local read after `b` must not be stored to by `b`.
-                    (true, false) if !matches!(**a, Expr::Get(_)) || !self.facts.stores[ib] => {
+                    (true, false) if !matches!(**a, Expr::Get(_)) || !self.stores(ib) => {
                         self.into(l, b, ib, Loc::Acc, height);
                         (self.leaf(a), Loc::Acc)
                     }
@@ -769,9 +790,10 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
     l: &L,
 ) -> Result<Code<L::Isa, B>, CompileError> {
     let mut c = Compiler::<L::Isa>::new(program);
-    let hot_args: Vec<_> = c.facts.arg_homes.iter().map(|(&i, &k)| (i, k)).collect();
-    for (i, k) in hot_args {
-        c.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(i)));
+    for (k, arg) in c.facts.arg_homes.into_iter().enumerate() {
+        if let Some(i) = arg {
+            c.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(i)));
+        }
     }
     c.program(l, program.expr(), 0);
     let frame_len = c.temps_base + c.max_temps;

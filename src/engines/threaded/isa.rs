@@ -275,7 +275,7 @@ macro_rules! isa {
             fn encode(
                 instr: $Instr,
                 at: &$crate::engines::threaded::Layout,
-            ) -> ($Kind, [i64; $crate::engines::threaded::MAX_OPERANDS]) {
+            ) -> ($Kind, [i64; $crate::engines::threaded::MAX_OPERANDS], usize) {
                 use $crate::engines::threaded::Operand as _;
                 match instr {
                     $( $Instr::$Op($($f),*) => {
@@ -289,11 +289,12 @@ macro_rules! isa {
                             }
                             sel
                         }; )*
-                        ($Kind::$Op($($f),*), words)
+                        ($Kind::$Op($($f),*), words, (1 + n).max($min))
                     } )*
                     $( $Instr::Base(i) => {
-                        let (k, words) = <$Base as $crate::engines::threaded::Isa>::encode(i, at);
-                        ($Kind::Base(k), words)
+                        let (k, words, len) =
+                            <$Base as $crate::engines::threaded::Isa>::encode(i, at);
+                        ($Kind::Base(k), words, len)
                     } )?
                 }
             }

@@ -438,8 +438,9 @@ pub trait Isa: Sized + 'static {
     type Word: TapeWord;
     /// The op's length in words, handler word included.
     fn len(kind: Self::Kind) -> usize;
-    /// The kind and operand words of `instr` (at most [`MAX_OPERANDS`]).
-    fn encode(instr: Self::Instr, at: &Layout) -> (Self::Kind, [i64; MAX_OPERANDS]);
+    /// The kind, operand words (at most [`MAX_OPERANDS`]) and length of
+    /// `instr`.
+    fn encode(instr: Self::Instr, at: &Layout) -> (Self::Kind, [i64; MAX_OPERANDS], usize);
     fn decode(kind: Self::Kind, words: &[i64], at: &Layout) -> Self::Instr;
     /// Which of the op's operand words are jump operands (threaded into
     /// the target op's address).
@@ -493,8 +494,7 @@ impl<I: Isa> Emitter<I> {
             starts: &self.starts,
             end: start,
         };
-        let (kind, operands) = I::encode(instr, &layout);
-        let len = I::len(kind);
+        let (kind, operands, len) = I::encode(instr, &layout);
         self.starts.push(start as u32);
         self.kinds.push(kind);
         self.words.push(I::Word::operand(UNVERIFIED));
@@ -511,8 +511,7 @@ impl<I: Isa> Emitter<I> {
             starts: &self.starts,
             end: self.words.len(),
         };
-        let (kind, operands) = I::encode(instr, &layout);
-        let len = I::len(kind);
+        let (kind, operands, len) = I::encode(instr, &layout);
         assert_eq!(len, I::len(self.kinds[at]), "a patch keeps the op's length");
         let start = self.starts[at] as usize;
         for (w, &x) in self.words[start + 1..start + len].iter_mut().zip(&operands) {
@@ -606,12 +605,20 @@ impl<I: Isa, B: Backend> Tape<I, B> {
         if words.len() > u32::MAX as usize {
             return Err("the tape has more than 2^32 words".into());
         }
+        // One pass: verify each op, then thread it: its handler word filled
+        // in and each jump operand turned into its target op's address, in
+        // the tape's final allocation. All writes go through `base`, and a
+        // `Vec`'s buffer stays put when the `Vec` moves, so the addresses
+        // stay valid for the tape's life.
+        let total = words.len();
+        let base = words.as_mut_ptr();
         for (at, (&kind, &start)) in kinds.iter().zip(&starts).enumerate() {
             let start = start as usize;
-            let len = I::len(kind);
-            let mut operands = [0i64; MAX_OPERANDS];
-            for (x, w) in operands.iter_mut().zip(&words[start + 1..start + len]) {
-                *x = w.read();
+            let end = starts.get(at + 1).map_or(total, |&s| s as usize);
+            let operands = &mut [0i64; MAX_OPERANDS][..end - start - 1];
+            for (i, x) in operands.iter_mut().enumerate() {
+                // SAFETY: `start + 1 + i < end <= total`: a word of this op.
+                *x = unsafe { (*base.add(start + 1 + i)).read() };
             }
             let b = Bounds {
                 at: start,
@@ -619,32 +626,19 @@ impl<I: Isa, B: Backend> Tape<I, B> {
                 frame_len,
                 arg_count,
             };
-            let handler =
-                I::checked_handler::<B>(kind, &operands[..len - 1], &b).ok_or_else(|| {
-                    let instr = decode_at::<I>(&words, &kinds, &starts, at, false);
-                    format!("@{at}: `{instr}` is out of range")
-                })?;
-            words[start] = handler;
-        }
-        // Threading: each jump operand becomes its target op's address, in
-        // the tape's final allocation. All writes go through `base`, and a
-        // `Vec`'s buffer stays put when the `Vec` moves, so the addresses
-        // stay valid for the tape's life.
-        words.shrink_to_fit();
-        let base = words.as_mut_ptr();
-        for (&kind, &start) in kinds.iter().zip(&starts) {
-            let start = start as usize;
-            for (i, &jump) in I::jumps(kind)[..I::len(kind) - 1].iter().enumerate() {
+            let Some(handler) = I::checked_handler::<B>(kind, operands, &b) else {
+                let instr = decode_at::<I>(&words, &kinds, &starts, at, false);
+                return Err(format!("@{at}: `{instr}` is out of range"));
+            };
+            // SAFETY: `start < total`: this op's first word.
+            unsafe { *base.add(start) = handler };
+            for (i, &jump) in I::jumps(kind)[..operands.len()].iter().enumerate() {
                 if jump {
-                    let at = start + 1 + i;
-                    // SAFETY: `at` is a word of this op, inside the tape
-                    // (the op's length was read from its kind), and the
-                    // verifier checked the distance lands on an op's start,
-                    // so `target` is inside the tape too.
-                    unsafe {
-                        let target = (start as i64 + (*base.add(at)).read() / 8) as usize;
-                        *base.add(at) = I::Word::target(base.add(target));
-                    }
+                    // The verifier checked the distance lands on an op's
+                    // start, so `target` is inside the tape.
+                    let target = (start as i64 + operands[i] / 8) as usize;
+                    // SAFETY: as above: both words are inside the tape.
+                    unsafe { *base.add(start + 1 + i) = I::Word::target(base.add(target)) };
                 }
             }
         }
