@@ -260,15 +260,15 @@ macro_rules! for_each_engine {
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
             #[cfg(feature = "lua54")]
-            lua54: $crate::engines::lua54::Lua54,
+            lua54: $crate::engines::peers::lua54::Lua54,
             #[cfg(feature = "luajit")]
-            luajit: $crate::engines::luajit::LuaJit,
+            luajit: $crate::engines::peers::luajit::LuaJit,
             #[cfg(feature = "luajit")]
-            luajit_interp: $crate::engines::luajit_interp::LuaJitInterp,
+            luajit_interp: $crate::engines::peers::luajit_interp::LuaJitInterp,
             #[cfg(feature = "wasmi")]
-            wasmi: $crate::engines::wasmi::Wasmi,
+            wasmi: $crate::engines::peers::wasmi::Wasmi,
             #[cfg(feature = "wasmtime")]
-            wasmtime: $crate::engines::wasmtime::Wasmtime,
+            wasmtime: $crate::engines::peers::wasmtime::Wasmtime,
         }
     };
 }

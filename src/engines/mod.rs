@@ -23,20 +23,10 @@ pub mod tape_continuations_fused;
 pub mod walker;
 
 // Peers: real interpreters fed the same validated AST (cargo features).
-#[cfg(feature = "lua54")]
-pub mod lua54;
-#[cfg(any(feature = "lua54", feature = "luajit"))]
-pub mod lua_source;
-#[cfg(feature = "luajit")]
-pub mod luajit;
-#[cfg(feature = "luajit")]
-pub mod luajit_interp;
-#[cfg(any(feature = "wasmi", feature = "wasmtime"))]
-pub mod wasm_module;
-#[cfg(feature = "wasmi")]
-pub mod wasmi;
-#[cfg(feature = "wasmtime")]
-pub mod wasmtime;
-
-#[cfg(test)]
-mod peer_tests;
+#[cfg(any(
+    feature = "lua54",
+    feature = "luajit",
+    feature = "wasmi",
+    feature = "wasmtime"
+))]
+pub mod peers;

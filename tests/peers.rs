@@ -2,12 +2,12 @@
 //! workloads, the programs that make lowering to statements subtle, Lua's
 //! limits, and random programs inside each peer's exact range.
 
-use crate::engine::{Engine, Tier, engines};
-use crate::engines::walker::eval_traced;
-use crate::front::ast::Expr;
-use crate::front::compile_source;
-use crate::front::program::Program;
-use crate::workloads::WORKLOADS;
+use vm_perf::engine::{Engine, Tier, engines};
+use vm_perf::engines::walker::eval_traced;
+use vm_perf::front::ast::Expr;
+use vm_perf::front::compile_source;
+use vm_perf::front::program::Program;
+use vm_perf::workloads::WORKLOADS;
 
 fn peers() -> Vec<&'static dyn Engine> {
     engines()
@@ -224,7 +224,7 @@ fn deep_programs() {
     check(&p, &[]);
     // A chain of `Then`s at the depth limit.
     let mut e = Expr::Arg(0);
-    for _ in 1..crate::MAX_DEPTH {
+    for _ in 1..vm_perf::MAX_DEPTH {
         e = Expr::then(Expr::Litr(0), e);
     }
     check(&Program::validate(e).unwrap(), &[5]);
@@ -411,10 +411,10 @@ fn luajit_loads_loop_bodies_up_to_its_node_limit() {
         )
     };
     // Six nodes per item plus the `Then` joining it.
-    let fits = (super::luajit::MAX_NODES - 40) / 7;
+    let fits = (vm_perf::engines::peers::luajit::MAX_NODES - 40) / 7;
     let p = Program::validate(body(fits)).unwrap();
     assert!(
-        p.node_count() <= super::luajit::MAX_NODES,
+        p.node_count() <= vm_perf::engines::peers::luajit::MAX_NODES,
         "{}",
         p.node_count()
     );

@@ -100,14 +100,14 @@ macro_rules! wasm_peer {
             type Code = Code;
 
             fn supports(program: &$crate::front::program::Program) -> Result<(), String> {
-                $crate::engines::wasm_module::supports(program)
+                $crate::engines::peers::wasm_module::supports(program)
             }
 
             fn compile(
                 program: &$crate::front::program::Program,
             ) -> Result<Code, $crate::engine::CompileError> {
                 use $crate::engine::CompileError;
-                let bytes = $crate::engines::wasm_module::translate(program);
+                let bytes = $crate::engines::peers::wasm_module::translate(program);
                 let engine: ::$rt::Engine = $engine;
                 let fail = |e: ::$rt::Error| {
                     CompileError(format!("{} rejected the module: {e}", stringify!($rt)))
@@ -118,7 +118,7 @@ macro_rules! wasm_peer {
                     .$instantiate(&mut store, &module)
                     .map_err(fail)?;
                 let func = instance
-                    .get_func(&mut store, $crate::engines::wasm_module::EXPORT)
+                    .get_func(&mut store, $crate::engines::peers::wasm_module::EXPORT)
                     .ok_or_else(|| CompileError("the module lost its export".into()))?;
                 let params = vec![::$rt::Val::I64(0); program.arg_count()];
                 Ok(Code {
@@ -146,7 +146,7 @@ macro_rules! wasm_peer {
             }
 
             fn show(code: &Code) -> String {
-                $crate::engines::wasm_module::show(&code.bytes)
+                $crate::engines::peers::wasm_module::show(&code.bytes)
             }
         }
     };
