@@ -4,8 +4,7 @@
 
 use indicatif::ProgressBar;
 use vm_perf::harness::report::{self, charts, html, json};
-use vm_perf::harness::runner::Clock;
-use vm_perf::harness::{Case, Settings, run};
+use vm_perf::harness::{Case, Clock, Settings, run};
 use vm_perf::workloads::{WORKLOADS, workload};
 use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
 

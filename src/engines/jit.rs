@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn large_programs_take_the_cheap_tier_and_still_agree() {
         for n in [OPTIMIZE_UP_TO_NODES / 2, OPTIMIZE_UP_TO_NODES * 3] {
-            let p = crate::harness::scale::generate(n);
+            let p = crate::random::balanced::scaling(n);
             let want = crate::engines::walker::Walker::compile(&p).unwrap();
             let got = Jit::compile(&p).unwrap();
             for a in [0, 5, -3] {
