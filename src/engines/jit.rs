@@ -36,6 +36,10 @@
 //! costs tens to hundreds of microseconds (a code generator, a register
 //! allocator and a fresh executable mapping per program), orders of
 //! magnitude more than any interpreter's compile stage.
+//!
+//! **Unsafe code** rests on trusting its own compiler: the machine code it
+//! calls is what it generated from a validated program, reading only
+//! arguments below `arg_count`.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;

@@ -12,6 +12,9 @@
 //! Trade-off: the reference embedded interpreter. Its register VM and
 //! compiler are mature, but every call crosses the C API and every value is a
 //! tagged `TValue`.
+//!
+//! **Unsafe code**: none of its own (`execute` is an `unsafe fn` only because
+//! the trait method is); it rests on `mlua`'s safe API around Lua's C code.
 
 use super::lua_source::{Dialect, check, translate};
 use crate::engine::{CompileError, Technique, Tier};

@@ -11,7 +11,9 @@
 //! unused is translated for its effects only, so no `drop` is needed.
 //!
 //! [`wasm_peer!`] is the rest the peers share: their `Code` and `Technique`
-//! impl, which differ only in the runtime crate's name and setup.
+//! impl, which differ only in the runtime crate's name and setup. It has no
+//! unsafe code (`execute` is an `unsafe fn` only because the trait method
+//! is): the runtime validates the module and runs it behind a safe API.
 
 use crate::front::ast::Expr;
 use crate::front::program::Program;
