@@ -1,6 +1,8 @@
-//! One module per technique, named exactly like the engine. Each begins with
-//! a doc comment: what compile produces, where values and locals live at run
-//! time, how control flows, and the trade-off.
+//! One module per technique, named exactly like the engine, and `peers/`:
+//! the real interpreters placed against them. Each begins with a doc
+//! comment: what compile produces, where values and locals live at run time,
+//! how control flows, the trade-off, and what its `unsafe` code rests on.
+//! What they are checked against lives in [`crate::reference`].
 
 pub mod bytecode;
 pub mod bytecode_closures;
