@@ -2,7 +2,13 @@
 //! workloads, the programs that make lowering to statements subtle, Lua's
 //! limits, and random programs inside each peer's exact range. Only the
 //! public API: the peers' own unit tests sit beside them in
-//! `src/engines/peers/`.
+//! `src/engines/peers/`. Built only when some peer is.
+#![cfg(any(
+    feature = "lua54",
+    feature = "luajit",
+    feature = "wasmi",
+    feature = "wasmtime"
+))]
 
 use vm_perf::engine::{Engine, Tier, engines};
 use vm_perf::front::ast::Expr;
