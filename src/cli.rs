@@ -1,9 +1,13 @@
-//! The command line. `run` and `list` follow `LANGUAGE.md` to the letter;
-//! everything else (`show`, the benchmark) builds on the same registry.
-//! Without a subcommand, `vm-perf` runs `bench`: the main job.
+//! The command line, and only glue: it parses the arguments, loads the
+//! program, and hands over to the registry, the reference and the harness.
+//! `run` and `list` follow `docs/LANGUAGE.md` to the letter; everything else
+//! (`show`, the benchmark) builds on the same registry. Without a
+//! subcommand, `vm-perf` runs `bench`: the main job.
 
-use crate::engine::{Engine, engine, engines};
+use crate::engine::{Engine, Executable, engine, engines};
 use crate::front::{SourceError, compile_source, decode, program::Program};
+use crate::guard::with_timeout;
+use crate::reference::{Exemption, eval_traced, held_to_walker, magnitude};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -66,7 +70,7 @@ cannot run; 2 bad command line; 124 the program did not finish within --timeout.
 
 /// Which engines and programs to measure.
 #[derive(clap::Args, Default, Clone)]
-pub struct Selection {
+struct Selection {
     /// Only this engine (repeatable); `walker` is always kept as the reference.
     #[arg(long = "engine", short = 'e')]
     pub engines: Vec<String>,
@@ -82,7 +86,7 @@ pub struct Selection {
 }
 
 #[derive(clap::Args, Default)]
-pub struct BenchArgs {
+struct BenchArgs {
     #[command(flatten)]
     pub selection: Selection,
     /// A short run (about 15 s): fewer rounds, shorter samples.
@@ -107,7 +111,7 @@ pub struct BenchArgs {
     /// Clock for the samples (`thread`: CPU time of the measuring thread,
     /// robust on a busy machine; `wall`: elapsed time).
     #[arg(long, value_enum)]
-    pub clock: Option<crate::harness::runner::Clock>,
+    pub clock: Option<crate::harness::Clock>,
     /// For a program file: stop with exit status 124 if one execution of it
     /// on any engine takes longer than SECS seconds (checked once per engine
     /// before measuring; the built-in workloads are known to finish).
@@ -116,7 +120,7 @@ pub struct BenchArgs {
 }
 
 #[derive(clap::Args, Default)]
-pub struct ScaleArgs {
+struct ScaleArgs {
     /// Only this engine (repeatable).
     #[arg(long = "engine", short = 'e')]
     pub engines: Vec<String>,
@@ -132,7 +136,7 @@ pub struct ScaleArgs {
 }
 
 /// A failure the CLI reports: the first line names the cause.
-pub enum Failure {
+enum Failure {
     Source(SourceError),
     Plain(String),
 }
@@ -196,8 +200,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Reads and validates a program file (`-` is standard input).
-pub fn load(file: &str) -> Result<Program, Failure> {
+/// A program file as the command line names it (`-`: standard input), read
+/// once and validated.
+struct Source {
+    text: String,
+    program: Program,
+}
+
+/// Reads and validates a program file.
+fn read(file: &str) -> Result<Source, Failure> {
     let bytes = if file == "-" {
         let mut buf = Vec::new();
         if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
@@ -210,12 +221,28 @@ pub fn load(file: &str) -> Result<Program, Failure> {
             Err(e) => return fail(format!("{file}: cannot read file: {e}")),
         }
     };
-    let source = decode(file, bytes)?;
-    Ok(compile_source(file, &source)?)
+    let text = decode(file, bytes)?;
+    let program = compile_source(file, &text)?;
+    Ok(Source { text, program })
+}
+
+/// The one way to load a program to run: [`read`] it, parse its arguments
+/// and check there are as many as it reads.
+fn load(file: &str, args: &[String]) -> Result<(Source, Vec<i64>), Failure> {
+    let source = read(file)?;
+    let args = parse_args(args)?;
+    if source.program.arg_count() > args.len() {
+        let e = crate::engine::ArgError {
+            needed: source.program.arg_count(),
+            given: args.len(),
+        };
+        return fail(format!("{file}: {e}"));
+    }
+    Ok((source, args))
 }
 
 /// Parses command-line program arguments as decimal `i64`s.
-pub fn parse_args(args: &[String]) -> Result<Vec<i64>, Failure> {
+fn parse_args(args: &[String]) -> Result<Vec<i64>, Failure> {
     args.iter()
         .enumerate()
         .map(|(i, a)| {
@@ -243,22 +270,21 @@ fn io(e: std::io::Error) -> Failure {
     Failure::Plain(format!("cannot write output: {e}"))
 }
 
-/// Compiles and runs `program` on `engine`, reporting errors as the CLI does.
-pub fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i64, Failure> {
-    if program.arg_count() > args.len() {
-        let e = crate::engine::ArgError {
-            needed: program.arg_count(),
-            given: args.len(),
-        };
-        return fail(e.to_string());
-    }
-    let code = engine.compile(program).or_else(|e| {
+/// Compiles `program` on `engine`, reporting a refusal as the CLI does.
+fn compile_on(engine: &dyn Engine, program: &Program) -> Result<Box<dyn Executable>, Failure> {
+    engine.compile(program).or_else(|e| {
         fail(format!(
             "engine `{}` cannot compile this program: {e}",
             engine.name()
         ))
-    })?;
-    code.execute(args).or_else(|e| fail(e.to_string()))
+    })
+}
+
+/// Compiles and runs `program` on `engine`, reporting errors as the CLI does.
+fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i64, Failure> {
+    compile_on(engine, program)?
+        .execute(args)
+        .or_else(|e| fail(e.to_string()))
 }
 
 fn run(
@@ -273,43 +299,42 @@ fn run(
     } else {
         Some(find_engine(engine)?)
     };
-    let program = load(file)?;
-    let args = parse_args(args)?;
-    if program.arg_count() > args.len() {
-        let e = crate::engine::ArgError {
-            needed: program.arg_count(),
-            given: args.len(),
-        };
-        return fail(format!("{file}: {e}"));
-    }
-    // The guard is a watchdog thread around the whole run: no engine checks
-    // a clock or a flag (see `guard`).
-    let run_on = |e: &dyn Engine, program: &Program, args: &[i64]| {
-        let what = format!("`{file}` on engine `{}`", e.name());
-        crate::guard::with_timeout(timeout, &what, || run_on(e, program, args))
+    let (Source { program, .. }, args) = load(file, args)?;
+    // The guard is a watchdog thread around each run: no engine checks a
+    // clock or a flag (see `guard`).
+    let what = |engine: &dyn Engine| format!("`{file}` on engine `{}`", engine.name());
+    let guarded = |engine: &dyn Engine| {
+        with_timeout(timeout, &what(engine), || run_on(engine, &program, &args))
     };
     if let Some(engine) = chosen {
-        let value = run_on(engine, &program, &args)?;
+        let value = guarded(engine)?;
         return writeln!(out, "{value}").map_err(io);
     }
-    let reference = run_on(engines()[0], &program, &args)?;
+    // The reference run: walker's value and the largest magnitude on the
+    // way, which decides who is held to it.
+    let (reference, magnitude) = with_timeout(timeout, &what(engines()[0]), || {
+        eval_traced(&program, &args, u64::MAX)
+    })
+    .or_else(|e| fail(e.to_string()))?;
     let mut disagree = Vec::new();
     for engine in engines() {
-        if let Err(why) = engine.supports(&program) {
-            writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
-            continue;
+        match held_to_walker(*engine, &program, magnitude) {
+            Err(Exemption::Unsupported(why)) => {
+                writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
+                continue;
+            }
+            Err(Exemption::Inexact { limit, .. }) => {
+                writeln!(
+                    out,
+                    "{} skipped: a value exceeds its exact range {limit}",
+                    engine.name()
+                )
+                .map_err(io)?;
+                continue;
+            }
+            Ok(()) => {}
         }
-        if out_of_range(*engine, &program, &args).is_some() {
-            let limit = engine.exact_magnitude().unwrap_or(u64::MAX);
-            writeln!(
-                out,
-                "{} skipped: a value exceeds its exact range {limit}",
-                engine.name()
-            )
-            .map_err(io)?;
-            continue;
-        }
-        let value = run_on(*engine, &program, &args)?;
+        let value = guarded(*engine)?;
         writeln!(out, "{} {value}", engine.name()).map_err(io)?;
         if value != reference {
             disagree.push(format!("{} gave {value}", engine.name()));
@@ -339,14 +364,8 @@ fn list(out: &mut impl Write, long: bool) -> Result<(), Failure> {
 
 fn show(out: &mut impl Write, engine: &str, file: &str) -> Result<(), Failure> {
     let engine = find_engine(engine)?;
-    let program = load(file)?;
-    let code = engine.compile(&program).or_else(|e| {
-        fail(format!(
-            "engine `{}` cannot compile this program: {e}",
-            engine.name()
-        ))
-    })?;
-    write!(out, "{}", code.show()).map_err(io)
+    let program = read(file)?.program;
+    write!(out, "{}", compile_on(engine, &program)?.show()).map_err(io)
 }
 
 fn check(out: &mut impl Write) -> Result<(), Failure> {
@@ -357,16 +376,26 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
         write!(out, " {:>14}", w.name).map_err(io)?;
     }
     writeln!(out).map_err(io)?;
+    let mut runs = Vec::new();
+    for w in WORKLOADS {
+        let program = w.program()?;
+        let magnitude = magnitude(&program, &w.args());
+        runs.push((w, program, magnitude));
+    }
     let mut wrong = 0;
     for engine in engines() {
         write!(out, "{:width$}", engine.name()).map_err(io)?;
-        for w in WORKLOADS {
-            let program = w.program()?;
-            if let Some(why) = out_of_range(*engine, &program, &w.args()) {
+        for (w, program, magnitude) in &runs {
+            let skipped = match held_to_walker(*engine, program, *magnitude) {
+                Ok(()) => None,
+                Err(Exemption::Unsupported(_)) => Some("unsupported"),
+                Err(Exemption::Inexact { .. }) => Some("inexact"),
+            };
+            if let Some(why) = skipped {
                 write!(out, " {why:>14}").map_err(io)?;
                 continue;
             }
-            let cell = match run_on(*engine, &program, &w.args()) {
+            let cell = match run_on(*engine, program, &w.args()) {
                 Ok(v) if v == w.expected() => v.to_string(),
                 Ok(v) => {
                     wrong += 1;
@@ -397,36 +426,26 @@ fn selected_engines(names: &[String]) -> Result<Vec<&'static dyn Engine>, Failur
         .collect())
 }
 
-/// The cases a selection names: a user file, or built-in workloads.
-/// With `timeout`, the reference run of a program file is guarded.
+/// The cases a selection names: a user file, or built-in workloads. A
+/// user file goes through the harness's pre-flight for `engines`, under
+/// `timeout` when one is given.
 fn selected_cases(
     sel: &Selection,
+    engines: &[&dyn Engine],
     timeout: Option<std::time::Duration>,
 ) -> Result<Vec<crate::harness::Case>, Failure> {
     use crate::harness::Case;
     use crate::workloads::{WORKLOADS, workload};
     if let Some(file) = &sel.file {
-        let program = load(file)?;
-        let args = parse_args(&sel.args)?;
-        if program.arg_count() > args.len() {
-            let e = crate::engine::ArgError {
-                needed: program.arg_count(),
-                given: args.len(),
-            };
-            return fail(format!("{file}: {e}"));
-        }
-        let source = if file == "-" {
-            String::new()
-        } else {
-            std::fs::read_to_string(file).unwrap_or_default()
-        };
-        let name = std::path::Path::new(file)
-            .file_stem()
-            .map_or("program".into(), |s| s.to_string_lossy().into_owned());
-        let what = format!("`{file}` on engine `{}`", engines()[0].name());
-        let case = crate::guard::with_timeout(timeout, &what, || {
-            Case::user(&name, &source, program, args)
-        });
+        let (source, args) = load(file, &sel.args)?;
+        let case = crate::harness::preflight::user_case(
+            file,
+            &source.text,
+            source.program,
+            args,
+            engines,
+            timeout,
+        );
         return Ok(vec![case.map_err(Failure::Plain)?]);
     }
     if !sel.args.is_empty() {
@@ -451,42 +470,19 @@ fn selected_cases(
 }
 
 fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
-    use crate::harness::{report, runner, table};
+    use crate::harness::{Settings, report, runner, table};
     let engines = selected_engines(&a.selection.engines)?;
-    let cases = selected_cases(&a.selection, a.timeout)?;
-    if let (Some(file), Some(_)) = (&a.selection.file, a.timeout) {
-        // One guarded execution per engine before any measurement: a
-        // program that runs away on some engine stops here, with exit 124,
-        // instead of hanging the benchmark (no engine checks a clock). The
-        // walker's run was the guarded reference run in `selected_cases`.
-        let reference = crate::engine::engines()[0].name();
-        for case in &cases {
-            let others = engines.iter().filter(|e| e.name() != reference);
-            for engine in others.filter(|e| case.refusal(**e).is_none()) {
-                let what = format!("`{file}` on engine `{}`", engine.name());
-                crate::guard::with_timeout(a.timeout, &what, || {
-                    engine
-                        .compile(&case.program)
-                        .map(|code| code.execute(&case.args))
-                })
-                .map_err(|e| Failure::Plain(format!("{file}: {e}")))?
-                .map_err(|e| Failure::Plain(format!("{file}: {e}")))?;
-            }
-        }
-    }
+    let cases = selected_cases(&a.selection, &engines, a.timeout)?;
     if a.instructions {
-        return crate::harness::instructions::run(out, &a.selection, &engines, &cases, &a.out)
+        let child = instructions_child_args(&a.selection, &engines, &cases);
+        return crate::harness::instructions::run(out, &child, &engines, &cases, &a.out)
             .map_err(Failure::Plain);
     }
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
-        );
-    }
+    warn_if_debug();
     let mut settings = if a.quick {
-        runner::Settings::quick()
+        Settings::quick()
     } else {
-        runner::Settings::full()
+        Settings::full()
     };
     if let Some(seed) = a.seed {
         settings.seed = seed;
@@ -546,32 +542,47 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The arguments of the hidden `instructions-child` subcommand that select
+/// the same engines and cases (the harness runs it under callgrind).
+fn instructions_child_args(
+    sel: &Selection,
+    engines: &[&dyn Engine],
+    cases: &[crate::harness::Case],
+) -> Vec<String> {
+    let mut args = vec!["instructions-child".to_string()];
+    for e in engines {
+        args.extend(["--engine".into(), e.name().into()]);
+    }
+    match &sel.file {
+        None => {
+            for c in cases {
+                args.extend(["--workload".into(), c.name.clone()]);
+            }
+        }
+        Some(file) => {
+            args.extend([file.clone(), "--".into()]);
+            args.extend(sel.args.iter().cloned());
+        }
+    }
+    args
+}
+
 fn instructions_child(out: &mut impl Write, sel: &Selection) -> Result<(), Failure> {
     let engines = selected_engines(&sel.engines)?;
-    let cases = selected_cases(sel, None)?;
+    let cases = selected_cases(sel, &engines, None)?;
     crate::harness::instructions::child(out, &engines, &cases).map_err(Failure::Plain)
 }
 
-fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
-    let engines = selected_engines(&a.engines)?;
+fn warn_if_debug() {
     if cfg!(debug_assertions) {
         eprintln!(
             "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
         );
     }
-    crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
 }
 
-/// Why `engine` is not expected to match walker on this run: it refuses the
-/// program, or a value on the way is beyond its exact range (LuaJIT's
-/// doubles). `None`: it must agree.
-fn out_of_range(engine: &dyn Engine, program: &Program, args: &[i64]) -> Option<&'static str> {
-    if engine.supports(program).is_err() {
-        return Some("unsupported");
-    }
-    let limit = engine.exact_magnitude()?;
-    match crate::engines::walker::eval_traced(program, args, u64::MAX) {
-        Ok((_, magnitude)) if magnitude > limit => Some("inexact"),
-        _ => None,
-    }
+fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
+    let engines = selected_engines(&a.engines)?;
+    warn_if_debug();
+    crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
 }

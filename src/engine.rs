@@ -266,15 +266,15 @@ macro_rules! for_each_engine {
             #[cfg(feature = "nightly")]
             register_tail_calls_fused: $crate::engines::register_tail_calls_fused::RegisterTailCallsFused,
             #[cfg(feature = "lua54")]
-            lua54: $crate::engines::lua54::Lua54,
+            lua54: $crate::engines::peers::lua54::Lua54,
             #[cfg(feature = "luajit")]
-            luajit: $crate::engines::luajit::LuaJit,
+            luajit: $crate::engines::peers::luajit::LuaJit,
             #[cfg(feature = "luajit")]
-            luajit_interp: $crate::engines::luajit_interp::LuaJitInterp,
+            luajit_interp: $crate::engines::peers::luajit_interp::LuaJitInterp,
             #[cfg(feature = "wasmi")]
-            wasmi: $crate::engines::wasmi::Wasmi,
+            wasmi: $crate::engines::peers::wasmi::Wasmi,
             #[cfg(feature = "wasmtime")]
-            wasmtime: $crate::engines::wasmtime::Wasmtime,
+            wasmtime: $crate::engines::peers::wasmtime::Wasmtime,
         }
     };
 }

@@ -1,8 +1,9 @@
-//! The command-line contract of `LANGUAGE.md`, driven through the real binary.
+//! The command-line contract of `docs/LANGUAGE.md`, driven through the real binary.
 
 mod common;
 
 use std::process::{Output, Stdio};
+use vm_perf::reference::{held_to_walker, magnitude};
 use vm_perf::workloads::WORKLOADS;
 
 fn workload_path(name: &str) -> String {
@@ -46,15 +47,11 @@ fn every_engine_runs_every_workload_from_the_command_line() {
     for w in WORKLOADS {
         let path = workload_path(w.name);
         let args: Vec<String> = w.args().iter().map(i64::to_string).collect();
+        let program = w.program().unwrap();
+        let magnitude = magnitude(&program, &w.args());
         for engine in vm_perf::engines() {
-            let program = w.program().unwrap();
-            if engine.supports(&program).is_err() {
-                continue;
-            }
             // A peer computing in doubles is held only to its exact range.
-            let (_, magnitude) =
-                vm_perf::engines::walker::eval_traced(&program, &w.args(), u64::MAX).unwrap();
-            if engine.exact_magnitude().is_some_and(|m| magnitude > m) {
+            if held_to_walker(*engine, &program, magnitude).is_err() {
                 continue;
             }
             let mut argv = vec!["run", "--engine", engine.name(), &path];

@@ -6,10 +6,11 @@
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use vm_perf::check::{Outcome, compare};
 use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
 use vm_perf::front::printer::print;
 use vm_perf::random::{Shape, program};
+use vm_perf::reference::check::{Outcome, compare};
+use vm_perf::reference::{held_to_walker, magnitude};
 use vm_perf::workloads::WORKLOADS;
 use vm_perf::{Expr, Program, engines};
 
@@ -51,8 +52,9 @@ fn check_all(engines: &[&dyn Engine], seed: u64) -> Result<usize, String> {
 fn every_engine_gives_every_workloads_expected_value() {
     for w in WORKLOADS {
         let program = w.program().unwrap();
+        let magnitude = magnitude(&program, &w.args());
         for engine in engines() {
-            if engine.supports(&program).is_err() || !exact_on(*engine, &program, &w.args()) {
+            if held_to_walker(*engine, &program, magnitude).is_err() {
                 continue;
             }
             let code = engine
@@ -142,8 +144,9 @@ fn order_of_evaluation_and_scoping_corner_cases() {
     ];
     for (expr, args, want) in cases {
         let program = Program::validate(expr).unwrap();
+        let magnitude = magnitude(&program, &args);
         for engine in engines() {
-            if engine.supports(&program).is_err() || !exact_on(*engine, &program, &args) {
+            if held_to_walker(*engine, &program, magnitude).is_err() {
                 continue;
             }
             let got = engine.compile(&program).unwrap().execute(&args).unwrap();
@@ -253,17 +256,5 @@ fn the_checker_catches_deliberately_wrong_engines() {
         let report =
             caught.unwrap_or_else(|| panic!("{} was not caught in 2,000 programs", engine.name()));
         assert!(report.contains(engine.name()), "{report}");
-    }
-}
-
-/// Whether every value of this run stays within `engine`'s exact range (a
-/// peer computing in doubles is held only to 2^53).
-fn exact_on(engine: &dyn vm_perf::Engine, program: &Program, args: &[i64]) -> bool {
-    let Some(limit) = engine.exact_magnitude() else {
-        return true;
-    };
-    match vm_perf::engines::walker::eval_traced(program, args, u64::MAX) {
-        Ok((_, magnitude)) => magnitude <= limit,
-        Err(_) => false,
     }
 }

@@ -2,7 +2,7 @@
 //! them to `tests/fuzz_regressions/`) through the same differential oracle
 //! the fuzz targets use, so a fixed finding stays fixed.
 
-use vm_perf::oracle::{Outcome, check_source};
+use vm_perf::reference::oracle::{Outcome, check_source};
 
 #[test]
 fn every_fuzz_finding_stays_fixed() {

@@ -4,8 +4,8 @@
 
 use indicatif::ProgressBar;
 use vm_perf::harness::report::{self, charts, html, json};
-use vm_perf::harness::runner::Clock;
-use vm_perf::harness::{Case, Settings, run};
+use vm_perf::harness::runner::Wrong;
+use vm_perf::harness::{Case, Clock, Results, Settings, run};
 use vm_perf::workloads::{WORKLOADS, workload};
 use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
 
@@ -100,6 +100,11 @@ impl Executable for OffByOneCode {
     }
 }
 
+/// A tiny run, with the candles, and no progress bar.
+fn measure(cases: &[Case], engines: &[&dyn Engine]) -> Result<Results, Wrong> {
+    run(cases, engines, true, &tiny(), &ProgressBar::hidden())
+}
+
 fn sum_case() -> Vec<Case> {
     vec![Case::builtin(workload("sum").unwrap())]
 }
@@ -107,14 +112,7 @@ fn sum_case() -> Vec<Case> {
 #[test]
 fn a_wrong_engine_stops_the_run() {
     let walker = engines()[0];
-    let err = run(
-        &sum_case(),
-        &[walker, &OFF_BY_ONE],
-        true,
-        &tiny(),
-        &ProgressBar::hidden(),
-    )
-    .unwrap_err();
+    let err = measure(&sum_case(), &[walker, &OFF_BY_ONE]).unwrap_err();
     assert_eq!(err.subject, "off_by_one");
     assert_eq!(err.workload, "sum");
     assert!(err.message.contains("130001"), "{err}");
@@ -123,14 +121,7 @@ fn a_wrong_engine_stops_the_run() {
 #[test]
 fn every_execution_is_verified_and_refusals_are_na() {
     let walker = engines()[0];
-    let r = run(
-        &sum_case(),
-        &[walker, &PICKY, &NARROW],
-        true,
-        &tiny(),
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let r = measure(&sum_case(), &[walker, &PICKY, &NARROW]).unwrap();
     let narrow = r.cell("narrow", "sum").unwrap().refused.as_deref().unwrap();
     assert!(narrow.contains("exact range"), "{narrow}");
     let w = r.cell("walker", "sum").unwrap();
@@ -151,14 +142,7 @@ fn every_execution_is_verified_and_refusals_are_na() {
 
 #[test]
 fn json_round_trips() {
-    let r = run(
-        &sum_case(),
-        &[engines()[0]],
-        true,
-        &tiny(),
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let r = measure(&sum_case(), &[engines()[0]]).unwrap();
     let text = json::render(&r);
     assert_eq!(json::parse(&text).unwrap(), r);
     assert!(text.contains("\"rustc\"") && text.contains("\"cpu\""));
@@ -167,14 +151,7 @@ fn json_round_trips() {
 #[test]
 fn html_has_a_chart_per_workload_and_files_are_written() {
     let cases: Vec<Case> = WORKLOADS.iter().map(Case::builtin).collect();
-    let r = run(
-        &cases,
-        &[engines()[0]],
-        true,
-        &tiny(),
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let r = measure(&cases, &[engines()[0]]).unwrap();
     let page = html::render(&r);
     for w in WORKLOADS {
         let id = format!(

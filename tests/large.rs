@@ -15,45 +15,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use vm_perf::front::{parser, printer};
-use vm_perf::{Expr, Program, engines};
-
-/// A balanced tree of about `n` nodes mixing every node kind, valid with
-/// `scope` locals in scope. Recursion depth is logarithmic in `n`.
-fn balanced(n: usize, scope: usize, rng: &mut u64) -> Expr {
-    *rng = rng
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let r = (*rng >> 33) as usize;
-    if n <= 2 {
-        let leaf = match r % 3 {
-            0 if scope > 0 => Expr::Get(r / 3 % scope),
-            1 => Expr::Arg(r / 3 % 2),
-            _ => Expr::Litr((r / 3 % 100) as i64 - 50),
-        };
-        return match n {
-            2 if scope > 0 => Expr::set(r / 7 % scope, leaf),
-            _ => leaf,
-        };
-    }
-    let left = (n - 1) / 2;
-    let right = n - 1 - left;
-    match r % 8 {
-        0..=2 => Expr::add(balanced(left, scope, rng), balanced(right, scope, rng)),
-        3..=4 => Expr::then(balanced(left, scope, rng), balanced(right, scope, rng)),
-        5..=6 => Expr::let_(balanced(left, scope, rng), balanced(right, scope + 1, rng)),
-        // A loop that never runs its body (the condition is 0 or less):
-        // compiled like any loop, cheap to run.
-        // `while { c; -1 } { b }`: compiled like any loop, but the body
-        // never runs, so running the program stays cheap.
-        _ => Expr::while_(
-            Expr::then(
-                balanced(left.saturating_sub(1).max(1), scope, rng),
-                Expr::Litr(-1),
-            ),
-            balanced(right, scope, rng),
-        ),
-    }
-}
+use vm_perf::random::balanced::mixed;
+use vm_perf::reference::{eval_traced, held_to_walker};
+use vm_perf::{Program, engines};
 
 /// Counts heap bytes: live now and the peak since the last reset, so each
 /// stage's own peak is exact (RSS would hide reuse of freed pages).
@@ -123,7 +87,7 @@ fn measure<R>(costs: &mut Vec<Cost>, stage: &str, f: impl FnOnce() -> R) -> R {
 fn pipeline(nodes: usize) -> Vec<Cost> {
     let mut costs = Vec::new();
     let mut rng = 42;
-    let expr = measure(&mut costs, "generate", || balanced(nodes, 0, &mut rng));
+    let expr = measure(&mut costs, "generate", || mixed(nodes, 0, &mut rng));
     let text = measure(&mut costs, "print", || printer::print(&expr));
     let parsed = measure(&mut costs, "parse", || {
         parser::parse(&text).expect("printed program parses")
@@ -135,9 +99,9 @@ fn pipeline(nodes: usize) -> Vec<Cost> {
     });
     assert!(program.depth() <= 64, "depth {}", program.depth());
     let args = [3, -4];
-    let want = vm_perf::engines::walker::eval_budgeted(&program, &args, u64::MAX).unwrap();
+    let (want, magnitude) = eval_traced(&program, &args, u64::MAX).unwrap();
     for engine in engines() {
-        if let Err(why) = engine.supports(&program) {
+        if let Err(why) = held_to_walker(*engine, &program, magnitude) {
             eprintln!("{}: skipped: {why}", engine.name());
             continue;
         }

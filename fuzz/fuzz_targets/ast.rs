@@ -9,7 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use vm_perf::front::{parser, printer};
-use vm_perf::{Program, oracle};
+use vm_perf::Program;
+use vm_perf::reference::oracle;
 
 fuzz_target!(|data: &[u8]| {
     let Ok((expr, args)) = vm_perf_fuzz::generate::program(data) else {

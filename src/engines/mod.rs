@@ -1,14 +1,14 @@
-//! One module per technique, named exactly like the engine. Each begins with
-//! a doc comment: what compile produces, where values and locals live at run
-//! time, how control flows, and the trade-off.
+//! One module per technique, named exactly like the engine, and `peers/`:
+//! the real interpreters placed against them. Each begins with a doc
+//! comment: what compile produces, where values and locals live at run time,
+//! how control flows, the trade-off, and what its `unsafe` code rests on.
+//! What they are checked against lives in [`crate::reference`].
 
 pub mod bytecode;
 pub mod bytecode_closures;
 pub mod closure_continuations;
 pub mod closure_stack_continuations;
 pub mod closures;
-#[cfg(test)]
-pub(crate) mod conformance;
 #[cfg(feature = "jit")]
 pub mod jit;
 pub mod register_bytecode;
@@ -29,21 +29,16 @@ pub mod tape_continuations_fused;
 pub mod threaded;
 pub mod walker;
 
-// Peers: real interpreters fed the same validated AST (cargo features).
-#[cfg(feature = "lua54")]
-pub mod lua54;
-#[cfg(any(feature = "lua54", feature = "luajit"))]
-pub mod lua_source;
-#[cfg(feature = "luajit")]
-pub mod luajit;
-#[cfg(feature = "luajit")]
-pub mod luajit_interp;
-#[cfg(any(feature = "wasmi", feature = "wasmtime"))]
-pub mod wasm_module;
-#[cfg(feature = "wasmi")]
-pub mod wasmi;
-#[cfg(feature = "wasmtime")]
-pub mod wasmtime;
-
+// Engine tests expand `crate::engines::conformance::conformance_tests!`; the
+// checks live with the rest of the reference.
 #[cfg(test)]
-mod peer_tests;
+pub(crate) use crate::reference::conformance;
+
+// Peers: real interpreters fed the same validated AST (cargo features).
+#[cfg(any(
+    feature = "lua54",
+    feature = "luajit",
+    feature = "wasmi",
+    feature = "wasmtime"
+))]
+pub mod peers;

@@ -1,4 +1,4 @@
-//! The eight-node AST every engine receives (see `LANGUAGE.md`).
+//! The eight-node AST every engine receives (see `docs/LANGUAGE.md`).
 //!
 //! The tree is deliberately tiny: integers are the only values, `+` (wrapping)
 //! the only arithmetic and `While` the only control flow. `Get`/`Set` name a
@@ -148,7 +148,7 @@ impl Drop for Expr {
     }
 }
 
-/// The AST in the constructor form used by `LANGUAGE.md`, e.g. `Add(Get(0), Litr(1))`.
+/// The AST in the constructor form used by `docs/LANGUAGE.md`, e.g. `Add(Get(0), Litr(1))`.
 impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

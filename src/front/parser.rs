@@ -1,5 +1,5 @@
 //! Text → [`Expr`]: a hand-written lexer and recursive-descent parser for the
-//! grammar in `LANGUAGE.md`, resolving names to scope distances as it goes.
+//! grammar in `docs/LANGUAGE.md`, resolving names to scope distances as it goes.
 //!
 //! Two guards keep hostile input from overflowing the native stack: the
 //! parser's own recursion is limited to [`MAX_DEPTH`] nested constructs, and

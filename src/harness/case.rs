@@ -1,8 +1,8 @@
 //! What the harness measures: a program, its arguments and its one right answer.
 
 use crate::engine::{Engine, engines};
-use crate::engines::walker::eval_traced;
 use crate::front::program::Program;
+use crate::reference::{held_to_walker, magnitude};
 use crate::workloads::Workload;
 
 /// A native function computing the same value as a workload.
@@ -23,11 +23,6 @@ pub struct Case {
     /// The largest magnitude of any value the program computes with these
     /// arguments (engines with a smaller exact range sit the case out).
     pub magnitude: u64,
-}
-
-/// The largest intermediate magnitude of `program` on `args` (walker trace).
-fn magnitude(program: &Program, args: &[i64]) -> u64 {
-    eval_traced(program, args, u64::MAX).map_or(u64::MAX, |(_, m)| m)
 }
 
 impl Case {
@@ -54,19 +49,12 @@ impl Case {
         self
     }
 
-    /// Why `engine` sits this case out, if it does: it refuses the
-    /// program, or the values exceed its exact range (`n/a` in reports).
+    /// Why `engine` sits this case out, if it does (`n/a` in reports): it
+    /// is not [held to walker's answer](held_to_walker) on it.
     pub fn refusal(&self, engine: &dyn Engine) -> Option<String> {
-        if let Err(why) = engine.supports(&self.program) {
-            return Some(why);
-        }
-        match engine.exact_magnitude() {
-            Some(limit) if self.magnitude > limit => Some(format!(
-                "values up to {} exceed the engine's exact range {limit}",
-                self.magnitude
-            )),
-            _ => None,
-        }
+        held_to_walker(engine, &self.program, self.magnitude)
+            .err()
+            .map(|why| why.to_string())
     }
 
     /// A user's program. The expected value is what `walker` (the

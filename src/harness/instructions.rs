@@ -263,9 +263,12 @@ pub fn grids(counts: &[Count]) -> Vec<Grid> {
 }
 
 /// The parent: runs the child under callgrind and prints the tables.
+/// `child_args` are the arguments that make this executable run [`child`]
+/// on the same `engines` and `cases` (the command line's hidden
+/// `instructions-child` subcommand).
 pub fn run(
     out: &mut impl Write,
-    selection: &crate::cli::Selection,
+    child_args: &[String],
     engines: &[&dyn Engine],
     cases: &[Case],
     out_dir: &Path,
@@ -294,18 +297,7 @@ pub fn run(
         ))
         .arg(format!("--log-file={}", dir.join("valgrind.log").display()))
         .arg(&exe)
-        .arg("instructions-child");
-    for e in engines {
-        cmd.arg("--engine").arg(e.name());
-    }
-    for c in cases {
-        if selection.file.is_none() {
-            cmd.arg("--workload").arg(&c.name);
-        }
-    }
-    if let Some(f) = &selection.file {
-        cmd.arg(f).arg("--").args(&selection.args);
-    }
+        .args(child_args);
     let total = cases.len() * (engines.len() + 2);
     eprintln!("vm-perf: counting instructions under callgrind ({total} cells; this takes a while)");
     let bar = indicatif::ProgressBar::new(total as u64);

@@ -3,6 +3,9 @@
 //!
 //! - [`case`]: what is measured (a workload or a user's program, with the
 //!   value every execution must produce);
+//! - [`preflight`]: a user's program run once per engine before anything is
+//!   measured, under `--timeout`;
+//! - [`settings`]: how long and how carefully to measure;
 //! - [`runner`]: interleaved, verified timing in one process → [`results`];
 //! - [`stats`]: medians, confidence intervals, geometric means;
 //! - [`table`] and [`report`]: the terminal table and the report files
@@ -17,13 +20,16 @@
 pub mod case;
 pub mod instructions;
 pub mod machine;
+pub mod preflight;
 pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scale;
+pub mod settings;
 pub mod stats;
 pub mod table;
 
 pub use case::Case;
 pub use results::Results;
-pub use runner::{Settings, run};
+pub use runner::run;
+pub use settings::{Clock, Settings};

@@ -2,7 +2,7 @@
 //! reports share (ratios, geometric means, the ranking).
 
 use super::machine::{Build, Machine};
-use super::runner::Settings;
+use super::settings::Settings;
 use super::stats::{Summary, geomean};
 use serde::{Deserialize, Serialize};
 

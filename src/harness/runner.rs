@@ -18,50 +18,15 @@
 use super::case::{Candle, Case, Subject};
 use super::machine::{Build, Machine};
 use super::results::{Cell, Results, SubjectInfo, WorkloadInfo};
+use super::settings::{Clock, Settings};
 use super::stats::Summary;
 use crate::engine::{Engine, Executable};
 use cpu_time::ThreadTime;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::time::Instant;
-
-/// How long and how carefully to measure.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Settings {
-    pub quick: bool,
-    /// Measured rounds (samples per cell). [`run`] derives it from the
-    /// budget (at most `max_rounds`); the results record the actual count.
-    pub rounds: usize,
-    /// Upper bound of `rounds`.
-    pub max_rounds: usize,
-    /// Target length of one sample in milliseconds. Short samples are
-    /// rarely cut by the scheduler on a busy machine, and many of them
-    /// give the median a tight interval.
-    pub sample_ms: f64,
-    /// Rounds run first and thrown away.
-    pub warmup_rounds: usize,
-    /// Target seconds of sampling for the whole run (all cells, all rounds).
-    pub budget_seconds: f64,
-    /// Seed of the round order shuffles (recorded so a run can be replayed).
-    pub seed: u64,
-    /// What a sample's duration is measured with.
-    pub clock: Clock,
-}
-
-/// The clock samples are timed with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Clock {
-    /// CPU time of the measuring thread: time the scheduler gives to other
-    /// processes is not charged to the engine that happened to be running.
-    /// On an idle machine it equals wall time.
-    Thread,
-    /// Elapsed wall-clock time.
-    Wall,
-}
 
 /// A started measurement on either clock.
 enum Started {
@@ -69,70 +34,19 @@ enum Started {
     Wall(Instant),
 }
 
-impl Clock {
-    fn start(self) -> Started {
-        match self {
+impl Started {
+    fn now(clock: Clock) -> Started {
+        match clock {
             Clock::Thread => Started::Thread(ThreadTime::now()),
             Clock::Wall => Started::Wall(Instant::now()),
         }
     }
-}
 
-impl Started {
     fn elapsed_ns(&self) -> f64 {
         match self {
             Started::Thread(t) => t.elapsed().as_nanos() as f64,
             Started::Wall(t) => t.elapsed().as_nanos() as f64,
         }
-    }
-}
-
-impl std::fmt::Display for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Clock::Thread => "thread CPU time",
-            Clock::Wall => "wall-clock time",
-        })
-    }
-}
-
-impl Settings {
-    /// The default run: about 80 s of sampling, up to 301 rounds.
-    pub fn full() -> Settings {
-        Settings {
-            quick: false,
-            rounds: 0,
-            max_rounds: 401,
-            sample_ms: 1.0,
-            warmup_rounds: 3,
-            budget_seconds: 80.0,
-            seed: 0x5eed,
-            clock: Clock::Thread,
-        }
-    }
-
-    /// `--quick`: about 8 s of sampling, up to 101 rounds.
-    pub fn quick() -> Settings {
-        Settings {
-            quick: true,
-            max_rounds: 101,
-            warmup_rounds: 1,
-            budget_seconds: 8.0,
-            ..Settings::full()
-        }
-    }
-
-    /// Rounds and sample length (ns) for `cells` cells within the budget:
-    /// as many ~`sample_ms` rounds as fit, at least 7, at most `max_rounds`.
-    pub fn plan(&self, cells: usize) -> (usize, f64) {
-        // Compile samples take up to a quarter of an execute sample.
-        let budget = self.budget_seconds * 1e9 / 1.25 / cells.max(1) as f64;
-        let fit = (budget / (self.sample_ms * 1e6)) as usize;
-        let rounds = fit
-            .saturating_sub(self.warmup_rounds)
-            .clamp(7, self.max_rounds.max(7));
-        let sample_ns = (budget / (rounds + self.warmup_rounds) as f64).max(2e5);
-        (rounds, sample_ns)
     }
 }
 
@@ -176,7 +90,7 @@ impl Prepared<'_> {
         // An engine running in a helper process (LuaJIT) times each call
         // itself: this thread's clock would only see the pipe.
         let mut inside: Option<f64> = None;
-        let start = Clock::start(clock);
+        let start = Started::now(clock);
         match &self.code {
             Code::Engine(exe) => {
                 for _ in 0..reps {
@@ -221,7 +135,7 @@ impl Prepared<'_> {
             return None;
         };
         let mut inside: Option<f64> = None;
-        let start = Clock::start(clock);
+        let start = Started::now(clock);
         for _ in 0..reps {
             let code = black_box(engine.compile(black_box(&case.program)).ok()?);
             if let Some(t) = code.compile_time() {

@@ -16,6 +16,7 @@ use crate::engines::walker::Walker;
 use crate::front::ast::Expr;
 use crate::front::compile_source;
 use crate::front::program::{MAX_DEPTH, Program};
+use crate::random::balanced::then_tree;
 use std::fmt::Display;
 
 /// Small programs that catch the classic mistakes: evaluation order, `Set`
@@ -385,14 +386,11 @@ pub fn long_straight_line<T: Technique>() {
     std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(|| {
-            fn tree(n: usize) -> Expr {
-                if n == 1 {
-                    return Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)));
-                }
-                Expr::then(tree(n / 2), tree(n - n / 2))
-            }
             let n = if cfg!(miri) { 500 } else { 200_000 };
-            let e = Expr::let_(Expr::Arg(0), Expr::then(tree(n), Expr::Get(0)));
+            let line = then_tree(n, &mut |_| {
+                Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)))
+            });
+            let e = Expr::let_(Expr::Arg(0), Expr::then(line, Expr::Get(0)));
             let p = Program::validate(e).unwrap();
             let code = Registered::<T>::NEW.compile(&p).unwrap();
             assert_eq!(code.execute(&[5]).unwrap(), n as i64 + 5, "{}", T::NAME);
@@ -451,25 +449,25 @@ macro_rules! conformance_tests {
     ) => {
         #[test]
         fn agrees_with_walker() {
-            $crate::engines::conformance::agrees_with_walker::<$engine>(&[
-                $($($crate::engines::conformance::$extra),*)?
+            $crate::reference::conformance::agrees_with_walker::<$engine>(&[
+                $($($crate::reference::conformance::$extra),*)?
             ]);
         }
 
         #[test]
         fn deep_programs_fit_in_2_mib() {
-            $crate::engines::conformance::deep_programs_fit_in_2_mib::<$engine>();
+            $crate::reference::conformance::deep_programs_fit_in_2_mib::<$engine>();
         }
 
         #[test]
         fn long_loop_fits_in_256_kib() {
-            $crate::engines::conformance::long_loop_fits_in_256_kib::<$engine>();
+            $crate::reference::conformance::long_loop_fits_in_256_kib::<$engine>();
         }
 
         $($(
             #[test]
             fn $check() {
-                $crate::engines::conformance::$check::<$engine>();
+                $crate::reference::conformance::$check::<$engine>();
             }
         )*)?
     };

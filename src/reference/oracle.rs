@@ -1,17 +1,17 @@
 //! The differential oracle the fuzzers and their regression tests share.
 //!
-//! A program is first run by the budgeted walker
-//! ([`eval_traced`]); if it finishes within the step budget, every registered
-//! engine that [`Engine::supports`] it must compile it and return the same
-//! value. An engine with an [`Engine::exact_magnitude`] is only held to the
-//! walker's answer when no intermediate value exceeded that magnitude.
-//! A disagreement is a panic, which is what a fuzzer reports as a finding.
+//! A program is first run by the budgeted walker ([`eval_traced`]); if it
+//! finishes within the step budget, every registered engine that
+//! [`held_to_walker`] holds to the answer must compile the program and
+//! return the same value. A disagreement is a panic, which is what a fuzzer
+//! reports as a finding.
 //!
 //! Programs the budget cuts off are simply not compared: no engine has a step
 //! counter, and the oracle must not make one hang.
 
-use crate::engine::{Engine, engines};
-use crate::engines::walker::{BudgetError, eval_traced};
+use super::budgeted::{BudgetError, eval_traced};
+use super::held_to_walker;
+use crate::engine::engines;
 use crate::front::{decode, program::Program};
 
 /// Walker steps (nodes evaluated) a program may take to be compared.
@@ -85,7 +85,7 @@ pub fn check_program(program: &Program, args: &[i64]) -> Outcome {
     };
     let mut agreed = 0;
     for engine in engines() {
-        if !comparable(*engine, program, magnitude) {
+        if held_to_walker(*engine, program, magnitude).is_err() {
             continue;
         }
         let code = engine.compile(program).unwrap_or_else(|e| {
@@ -105,10 +105,6 @@ pub fn check_program(program: &Program, args: &[i64]) -> Outcome {
         agreed += 1;
     }
     Outcome::Agreed(agreed)
-}
-
-fn comparable(engine: &dyn Engine, program: &Program, magnitude: u64) -> bool {
-    engine.supports(program).is_ok() && engine.exact_magnitude().is_none_or(|m| magnitude <= m)
 }
 
 #[cfg(test)]

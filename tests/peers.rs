@@ -1,13 +1,23 @@
 //! Tests every peer (engines of `Tier::Peer`) against `walker`: the
 //! workloads, the programs that make lowering to statements subtle, Lua's
-//! limits, and random programs inside each peer's exact range.
+//! limits, and random programs inside each peer's exact range. Only the
+//! public API: the peers' own unit tests sit beside them in
+//! `src/engines/peers/`. Built only when some peer is.
+#![cfg(any(
+    feature = "lua54",
+    feature = "luajit",
+    feature = "wasmi",
+    feature = "wasmtime"
+))]
 
-use crate::engine::{Engine, Tier, engines};
-use crate::engines::walker::eval_traced;
-use crate::front::ast::Expr;
-use crate::front::compile_source;
-use crate::front::program::Program;
-use crate::workloads::WORKLOADS;
+use vm_perf::engine::{Engine, Tier, engines};
+use vm_perf::front::ast::Expr;
+use vm_perf::front::compile_source;
+use vm_perf::front::program::Program;
+use vm_perf::random::small::Small;
+use vm_perf::reference::check::{Outcome, compare};
+use vm_perf::reference::{eval_traced, held_to_walker};
+use vm_perf::workloads::WORKLOADS;
 
 fn peers() -> Vec<&'static dyn Engine> {
     engines()
@@ -17,21 +27,22 @@ fn peers() -> Vec<&'static dyn Engine> {
         .collect()
 }
 
-/// Whether `engine` is expected to agree with walker on this run.
-fn in_range(engine: &dyn Engine, program: &Program, args: &[i64], budget: u64) -> Option<i64> {
-    let (value, magnitude) = eval_traced(program, args, budget).ok()?;
-    match engine.exact_magnitude() {
-        Some(m) if magnitude > m => None,
-        _ => Some(value),
+/// Walker's answer when `engine` is held to it on this run; `None` when the
+/// run is beyond its exact range. A refusal fails the test: every program
+/// checked here is one each peer must accept.
+fn in_range(engine: &dyn Engine, program: &Program, args: &[i64]) -> Option<i64> {
+    let (value, magnitude) = eval_traced(program, args, u64::MAX).unwrap();
+    match held_to_walker(engine, program, magnitude) {
+        Err(why @ vm_perf::reference::Exemption::Unsupported(_)) => {
+            panic!("{}: {why}", engine.name())
+        }
+        held => held.ok().map(|()| value),
     }
 }
 
 fn check(program: &Program, args: &[i64]) {
     for engine in peers() {
-        if let Some(expected) = in_range(engine, program, args, u64::MAX) {
-            engine
-                .supports(program)
-                .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));
+        if let Some(expected) = in_range(engine, program, args) {
             let code = engine.compile(program).unwrap();
             let got = code.execute(args).unwrap();
             assert_eq!(
@@ -74,7 +85,7 @@ fn every_workload_on_every_peer() {
                 if let Some(n) = first {
                     args[0] = args[0].min(n);
                 }
-                let Some(expected) = in_range(engine, &program, &args, u64::MAX) else {
+                let Some(expected) = in_range(engine, &program, &args) else {
                     continue;
                 };
                 if first.is_none() {
@@ -224,7 +235,7 @@ fn deep_programs() {
     check(&p, &[]);
     // A chain of `Then`s at the depth limit.
     let mut e = Expr::Arg(0);
-    for _ in 1..crate::MAX_DEPTH {
+    for _ in 1..vm_perf::MAX_DEPTH {
         e = Expr::then(Expr::Litr(0), e);
     }
     check(&Program::validate(e).unwrap(), &[5]);
@@ -283,74 +294,23 @@ fn lua_nesting_limits_are_declared_not_hit() {
     assert!(accepted > 0);
 }
 
-/// A small deterministic generator of valid programs (xorshift).
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn expr(&mut self, depth: usize, scope: usize) -> Expr {
-        let leaf = depth == 0 || self.next(4) == 0;
-        if leaf {
-            return match self.next(3) {
-                0 if scope > 0 => Expr::Get(self.next(scope as u64) as usize),
-                1 => Expr::Arg(self.next(2) as usize),
-                _ => Expr::Litr(self.next(7) as i64 - 3),
-            };
-        }
-        let d = depth - 1;
-        match self.next(6) {
-            0 | 1 => Expr::add(self.expr(d, scope), self.expr(d, scope)),
-            2 => Expr::let_(self.expr(d, scope), self.expr(d, scope + 1)),
-            3 if scope > 0 => Expr::set(self.next(scope as u64) as usize, self.expr(d, scope)),
-            4 => Expr::then(self.expr(d, scope), self.expr(d, scope)),
-            // A loop that counts a fresh local down, so it ends.
-            _ => Expr::let_(
-                Expr::Litr(self.next(4) as i64),
-                Expr::then(
-                    Expr::while_(
-                        Expr::Get(0),
-                        Expr::then(
-                            Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(-1))),
-                            self.expr(d, scope + 1),
-                        ),
-                    ),
-                    self.expr(d, scope + 1),
-                ),
-            ),
-        }
-    }
-}
-
 #[test]
 fn random_programs_agree_with_walker() {
-    let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+    let mut g = Small(0x9E37_79B9_7F4A_7C15);
     let mut checked = 0;
     for _ in 0..300 {
         let program = Program::validate(g.expr(7, 0)).unwrap();
-        let args = [g.next(100) as i64 - 50, g.next(1 << 40) as i64];
+        let args = [g.below(100) as i64 - 50, g.below(1 << 40) as i64];
         for engine in peers() {
-            let Some(expected) = in_range(engine, &program, &args, 200_000) else {
-                continue;
-            };
-            if engine.supports(&program).is_err() {
-                continue;
+            match compare(engine, &program, &args, 200_000) {
+                Outcome::Agree(_) => checked += 1,
+                Outcome::Skipped(_) => {}
+                mismatch => panic!(
+                    "{} on {:?} {args:?}: {mismatch}",
+                    engine.name(),
+                    program.expr()
+                ),
             }
-            let code = engine.compile(&program).unwrap();
-            assert_eq!(
-                code.execute(&args),
-                Ok(expected),
-                "{} on {:?} {args:?}\n{}",
-                engine.name(),
-                program.expr(),
-                code.show()
-            );
-            checked += 1;
         }
     }
     assert!(checked > 300);
@@ -374,21 +334,10 @@ fn helper_peers_report_their_own_times() {
     }
 }
 
-/// `items` joined by `Then` as a balanced tree, so any count stays shallow.
-#[cfg(feature = "luajit")]
-fn balanced(items: &[Expr]) -> Expr {
-    match items {
-        [one] => one.clone(),
-        _ => {
-            let (a, b) = items.split_at(items.len() / 2);
-            Expr::then(balanced(a), balanced(b))
-        }
-    }
-}
-
 #[cfg(feature = "luajit")]
 #[test]
 fn luajit_loads_loop_bodies_up_to_its_node_limit() {
+    use vm_perf::random::balanced::then_tree;
     // LuaJIT stops at loop bodies of about 32765 bytecodes (measured:
     // "control structure too long"); `let`s in value position are among the
     // costliest nodes, so fill a loop body with `x = x + { let y = 0; y }`.
@@ -406,15 +355,21 @@ fn luajit_loads_loop_bodies_up_to_its_node_limit() {
             Expr::Litr(2),
             Expr::let_(
                 Expr::Litr(1),
-                Expr::then(Expr::while_(Expr::Get(1), balanced(&items)), Expr::Get(0)),
+                Expr::then(
+                    Expr::while_(
+                        Expr::Get(1),
+                        then_tree(items.len(), &mut |i| items[i].clone()),
+                    ),
+                    Expr::Get(0),
+                ),
             ),
         )
     };
     // Six nodes per item plus the `Then` joining it.
-    let fits = (super::luajit::MAX_NODES - 40) / 7;
+    let fits = (vm_perf::engines::peers::luajit::MAX_NODES - 40) / 7;
     let p = Program::validate(body(fits)).unwrap();
     assert!(
-        p.node_count() <= super::luajit::MAX_NODES,
+        p.node_count() <= vm_perf::engines::peers::luajit::MAX_NODES,
         "{}",
         p.node_count()
     );

@@ -1,12 +1,27 @@
-//! Random valid, terminating programs: the raw material of the differential
-//! tests, the fuzzers' seeds and the scaling benchmark.
+//! Generated programs, for every test and benchmark that needs more than
+//! hand-written ones. Every generator is deterministic in its seed, so a
+//! failure names a program that can be made again.
 //!
-//! Termination is by construction: every generated loop counts a fresh local
+//! - This module: random valid, terminating programs with wild arguments,
+//!   shaped by [`Shape`] (the differential and round-trip tests).
+//! - [`small`]: small programs with short countdown loops from a tiny
+//!   xorshift generator (the peer tests).
+//! - [`balanced`]: large programs of a given size whose depth grows with the
+//!   logarithm of it (scaling, large programs, size limits, long straight
+//!   lines).
+//!
+//! The fuzz targets build programs from the fuzzer's bytes instead
+//! (`fuzz/src/generate.rs`), so the fuzzer can steer them.
+//!
+//! For [`program`], termination is by construction: every generated loop counts a fresh local
 //! down to zero, and the generator marks that counter read-only for the loop's
 //! condition and body (no `Set` can reach it). Trip counts come from small
 //! literals or from the first [`Shape::trip_args`] arguments, which are kept
 //! small; the other arguments are "wild" (`i64::MIN`, `i64::MAX`, …) so
 //! wrapping overflow is exercised everywhere else.
+
+pub mod balanced;
+pub mod small;
 
 use crate::front::ast::Expr;
 use rand::Rng;
@@ -173,35 +188,11 @@ impl<R: Rng> Gen<'_, R> {
     }
 }
 
-/// A program of about `nodes` nodes and depth `O(log nodes)`: balanced
-/// blocks of straight-line additions and stores, for scaling and
-/// large-program tests. Runs once through, with no loop.
-pub fn balanced(nodes: usize) -> Expr {
-    // Exactly `nodes` nodes (at least 1).
-    fn build(nodes: usize) -> Expr {
-        match nodes {
-            0 | 1 => Expr::Get(0),
-            2 => Expr::set(0, Expr::Get(0)),
-            3 => Expr::add(Expr::Get(0), Expr::Litr(3)),
-            4 => Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1))),
-            _ => {
-                let half = (nodes - 1) / 2;
-                let left = build(half);
-                Expr::then(left, build(nodes - 1 - half))
-            }
-        }
-    }
-    Expr::let_(
-        Expr::Arg(0),
-        Expr::then(build(nodes.saturating_sub(4)), Expr::Get(0)),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::walker::{BudgetError, eval_budgeted};
     use crate::front::program::Program;
+    use crate::reference::{BudgetError, eval_budgeted};
     use rand::SeedableRng;
 
     #[test]
@@ -215,14 +206,5 @@ mod tests {
                 Err(BudgetError::OutOfSteps)
             );
         }
-    }
-
-    #[test]
-    fn balanced_is_shallow_and_sized() {
-        let e = balanced(100_000);
-        let n = e.node_count();
-        assert_eq!(n, 100_000);
-        assert!(e.depth() < 60);
-        assert!(Program::validate(e).is_ok());
     }
 }

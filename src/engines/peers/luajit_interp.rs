@@ -11,6 +11,9 @@
 //!
 //! Trade-off: no warm-up and no trace compilation, so it shows how far careful
 //! dispatch in assembly gets without a JIT.
+//!
+//! **Unsafe code**: only calls into [`super::luajit`]'s `execute`, which has
+//! none of its own (LuaJIT runs in the helper process).
 
 use super::luajit::{self, Code};
 use crate::engine::{CompileError, Technique, Tier};

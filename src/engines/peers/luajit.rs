@@ -21,6 +21,9 @@
 //!
 //! Trade-off: a tracing JIT with a famously fast interpreter behind it, at the
 //! price of doubles for numbers and a process boundary for us.
+//!
+//! **Unsafe code**: none (`execute` is an `unsafe fn` only because the trait
+//! method is); LuaJIT runs in the helper process, spoken to over pipes.
 
 use super::lua_source::{Dialect, check, translate};
 use crate::engine::{CompileError, Technique, Tier};

@@ -12,6 +12,9 @@
 //! Trade-off: the reference embedded interpreter. Its register VM and
 //! compiler are mature, but every call crosses the C API and every value is a
 //! tagged `TValue`.
+//!
+//! **Unsafe code**: none of its own (`execute` is an `unsafe fn` only because
+//! the trait method is); it rests on `mlua`'s safe API around Lua's C code.
 
 use super::lua_source::{Dialect, check, translate};
 use crate::engine::{CompileError, Technique, Tier};
@@ -79,12 +82,12 @@ mod tests {
     fn the_largest_supported_program_compiles_and_agrees() {
         let n = super::super::lua_source::MAX_NODES;
         use crate::front::program::Program;
-        let program = Program::validate(crate::random::balanced(n)).unwrap();
+        let program = Program::validate(crate::random::balanced::sized(n)).unwrap();
         let engine = crate::engine::engine("lua54").unwrap();
         assert!(engine.supports(&program).is_ok());
-        let want = crate::engines::walker::eval_budgeted(&program, &[3], u64::MAX).unwrap();
+        let want = crate::reference::eval_budgeted(&program, &[3], u64::MAX).unwrap();
         assert_eq!(engine.compile(&program).unwrap().execute(&[3]), Ok(want));
-        let bigger = Program::validate(crate::random::balanced(n + 1)).unwrap();
+        let bigger = Program::validate(crate::random::balanced::sized(n + 1)).unwrap();
         assert!(engine.supports(&bigger).is_err());
     }
 

@@ -56,7 +56,7 @@ pub const MAX_PARENS: usize = 8;
 /// Largest block nesting plus expression nesting we hand to Lua. Its parser
 /// stops at 200 C levels, some of which the chunk and the call take: both
 /// Lua 5.4 and LuaJIT load 193 of our levels and refuse 198 (measured by
-/// `peer_tests::lua_nesting_limits_are_declared_not_hit`).
+/// `tests/peers.rs`: `lua_nesting_limits_are_declared_not_hit`).
 pub const MAX_LEVELS: usize = 188;
 /// Most active locals (parameters, `Let`s, temporaries) we hand to Lua.
 pub const MAX_ACTIVE: usize = 190;

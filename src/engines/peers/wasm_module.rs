@@ -11,7 +11,9 @@
 //! unused is translated for its effects only, so no `drop` is needed.
 //!
 //! [`wasm_peer!`] is the rest the peers share: their `Code` and `Technique`
-//! impl, which differ only in the runtime crate's name and setup.
+//! impl, which differ only in the runtime crate's name and setup. It has no
+//! unsafe code (`execute` is an `unsafe fn` only because the trait method
+//! is): the runtime validates the module and runs it behind a safe API.
 
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -100,14 +102,14 @@ macro_rules! wasm_peer {
             type Code = Code;
 
             fn supports(program: &$crate::front::program::Program) -> Result<(), String> {
-                $crate::engines::wasm_module::supports(program)
+                $crate::engines::peers::wasm_module::supports(program)
             }
 
             fn compile(
                 program: &$crate::front::program::Program,
             ) -> Result<Code, $crate::engine::CompileError> {
                 use $crate::engine::CompileError;
-                let bytes = $crate::engines::wasm_module::translate(program);
+                let bytes = $crate::engines::peers::wasm_module::translate(program);
                 let engine: ::$rt::Engine = $engine;
                 let fail = |e: ::$rt::Error| {
                     CompileError(format!("{} rejected the module: {e}", stringify!($rt)))
@@ -118,7 +120,7 @@ macro_rules! wasm_peer {
                     .$instantiate(&mut store, &module)
                     .map_err(fail)?;
                 let func = instance
-                    .get_func(&mut store, $crate::engines::wasm_module::EXPORT)
+                    .get_func(&mut store, $crate::engines::peers::wasm_module::EXPORT)
                     .ok_or_else(|| CompileError("the module lost its export".into()))?;
                 let params = vec![::$rt::Val::I64(0); program.arg_count()];
                 Ok(Code {
@@ -146,7 +148,7 @@ macro_rules! wasm_peer {
             }
 
             fn show(code: &Code) -> String {
-                $crate::engines::wasm_module::show(&code.bytes)
+                $crate::engines::peers::wasm_module::show(&code.bytes)
             }
         }
     };

@@ -1,13 +1,15 @@
-//! The differential checker: runs an engine and the reference `walker` on the
-//! same program and arguments and says whether they agree.
+//! The differential check: one engine against walker on one program and its
+//! arguments. The differential tests (`tests/differential.rs`) run it on
+//! every engine for thousands of random programs, the peer tests
+//! (`tests/peers.rs`) on every peer.
 //!
-//! Used by the differential tests, the fuzz targets and `vm-perf run
-//! --engine all`. The walker runs first, under a step budget, so a program that
-//! does not terminate is skipped rather than hung on; a peer is only held to
-//! programs it supports and whose values stay within its exact range.
+//! Walker runs first, under a step budget, so a program that does not end is
+//! skipped rather than hung on; then [`held_to_walker`] decides whether the
+//! engine is asked at all.
 
+use super::budgeted::{BudgetError, eval_traced};
+use super::held_to_walker;
 use crate::engine::Engine;
-use crate::engines::walker::{BudgetError, eval_traced};
 use crate::front::program::Program;
 use std::fmt;
 
@@ -55,15 +57,8 @@ pub fn compare(engine: &dyn Engine, program: &Program, args: &[i64], budget: u64
         }
         Err(BudgetError::Args(e)) => return Outcome::Skipped(e.to_string()),
     };
-    if let Err(why) = engine.supports(program) {
-        return Outcome::Skipped(why);
-    }
-    if let Some(limit) = engine.exact_magnitude()
-        && magnitude > limit
-    {
-        return Outcome::Skipped(format!(
-            "a value of magnitude {magnitude} exceeds the engine's exact range {limit}"
-        ));
+    if let Err(why) = held_to_walker(engine, program, magnitude) {
+        return Outcome::Skipped(why.to_string());
     }
     let got = engine
         .compile(program)

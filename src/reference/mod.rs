@@ -1,0 +1,146 @@
+//! The reference: what every engine is held to, and the tools that hold it.
+//!
+//! The `walker` engine (`engines/walker.rs`) defines every program's value.
+//! Everything that checks the other engines against it lives here:
+//!
+//! - [`budgeted`]: the walker with a step budget and a trace of the largest
+//!   magnitude, run first so a program that never ends is skipped;
+//! - [`held_to_walker`]: the one rule for when an engine must give walker's
+//!   answer, asked by the harness, the command line, the tests and the
+//!   fuzzers alike;
+//! - [`check`]: one engine against walker on one run (the differential and
+//!   peer tests);
+//! - [`oracle`]: every engine against walker on one input (the fuzz targets
+//!   and the replay of their findings);
+//! - `conformance` (test builds only): the checks every engine's unit tests
+//!   run on themselves, expanded by `conformance_tests!`.
+
+pub mod budgeted;
+pub mod check;
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod oracle;
+
+pub use budgeted::{BudgetError, eval_budgeted, eval_traced};
+
+use crate::engine::Engine;
+use crate::front::program::Program;
+use std::fmt;
+
+/// Why an engine is not held to walker's answer on one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exemption {
+    /// The engine refuses the program (its [`Engine::supports`] reason).
+    Unsupported(String),
+    /// A value on the way exceeds the engine's exact range.
+    Inexact { magnitude: u64, limit: u64 },
+}
+
+impl fmt::Display for Exemption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exemption::Unsupported(why) => f.write_str(why),
+            Exemption::Inexact { magnitude, limit } => write!(
+                f,
+                "values up to {magnitude} exceed the engine's exact range {limit}"
+            ),
+        }
+    }
+}
+
+/// The rule: `engine` must give walker's answer on a run of `program` whose
+/// values reach `magnitude` (the trace of [`eval_traced`]), unless it
+/// refuses the program ([`Engine::supports`]: a peer's parser limits) or a
+/// value on the way is beyond its exact range ([`Engine::exact_magnitude`]:
+/// LuaJIT's doubles). Every comparison with walker asks this, and nothing
+/// else decides it.
+pub fn held_to_walker(
+    engine: &dyn Engine,
+    program: &Program,
+    magnitude: u64,
+) -> Result<(), Exemption> {
+    engine.supports(program).map_err(Exemption::Unsupported)?;
+    match engine.exact_magnitude() {
+        Some(limit) if magnitude > limit => Err(Exemption::Inexact { magnitude, limit }),
+        _ => Ok(()),
+    }
+}
+
+/// The largest magnitude of any value `program` computes on `args`, walked
+/// without a step budget (for runs known to end: workloads, programs walker
+/// already ran); `u64::MAX`, which exempts every engine with an exact range,
+/// when `args` are too few.
+pub fn magnitude(program: &Program, args: &[i64]) -> u64 {
+    eval_traced(program, args, u64::MAX).map_or(u64::MAX, |(_, m)| m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CompileError, Executable, Tier};
+
+    /// An engine that declares a range and may refuse: only what the rule reads.
+    struct Declared {
+        exact: Option<u64>,
+        refuses: bool,
+    }
+
+    impl Engine for Declared {
+        fn name(&self) -> &'static str {
+            "declared"
+        }
+        fn tier(&self) -> Tier {
+            Tier::Peer
+        }
+        fn summary(&self) -> &'static str {
+            "declares an exact range"
+        }
+        fn exact_magnitude(&self) -> Option<u64> {
+            self.exact
+        }
+        fn supports(&self, _: &Program) -> Result<(), String> {
+            if self.refuses {
+                Err("too deep".into())
+            } else {
+                Ok(())
+            }
+        }
+        fn compile(&self, _: &Program) -> Result<Box<dyn Executable>, CompileError> {
+            Err(CompileError("never compiled by the rule".into()))
+        }
+    }
+
+    #[test]
+    fn refusals_and_exact_ranges_exempt_nothing_else_does() {
+        let p =
+            Program::validate(crate::Expr::add(crate::Expr::Arg(0), crate::Expr::Litr(1))).unwrap();
+        let m = magnitude(&p, &[1 << 53]);
+        assert_eq!(m, (1 << 53) + 1);
+        let any = Declared {
+            exact: None,
+            refuses: false,
+        };
+        assert_eq!(held_to_walker(&any, &p, u64::MAX), Ok(()));
+        let doubles = Declared {
+            exact: Some(1 << 53),
+            refuses: false,
+        };
+        assert_eq!(held_to_walker(&doubles, &p, 1 << 53), Ok(()));
+        assert_eq!(
+            held_to_walker(&doubles, &p, m),
+            Err(Exemption::Inexact {
+                magnitude: m,
+                limit: 1 << 53
+            })
+        );
+        let picky = Declared {
+            exact: None,
+            refuses: true,
+        };
+        assert_eq!(
+            held_to_walker(&picky, &p, 0),
+            Err(Exemption::Unsupported("too deep".into()))
+        );
+        assert_eq!(magnitude(&p, &[]), u64::MAX);
+    }
+}
