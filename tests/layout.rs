@@ -14,14 +14,7 @@ use std::path::Path;
 
 /// Pairs that import each other today and are being untangled elsewhere.
 /// The test fails when a listed pair no longer does: then drop its line.
-const KNOWN: &[(&str, &str)] = &[
-    // Issue 12, item 1 (a lowering hook so the base never names its fused
-    // variant), on the lead's branch.
-    (
-        "engines/tape_continuations",
-        "engines/tape_continuations_fused",
-    ),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 type Module = Vec<String>;
 
