@@ -9,6 +9,8 @@ pub mod closure_stack_continuations;
 pub mod closures;
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(any(feature = "jit", feature = "template_jit"))]
+pub mod disassembly;
 #[cfg(feature = "jit")]
 pub mod jit;
 pub mod register_bytecode;
@@ -20,6 +22,8 @@ pub mod tail_calls;
 pub mod tape_closures;
 pub mod tape_continuations;
 pub mod tape_continuations_fused;
+#[cfg(feature = "template_jit")]
+pub mod template_jit;
 pub mod walker;
 
 // Peers: real interpreters fed the same validated AST (cargo features).
