@@ -1,28 +1,31 @@
-//! Executable memory for `template_jit`, W^X and without a system call per
-//! compile in the steady state.
+//! Executable memory for `template_jit`: W^X, and no system call per
+//! compile once a thread has a region.
 //!
-//! Getting fresh executable memory per program (mmap, write, mprotect,
-//! munmap) costs ~11 µs here, and flipping one reused page RW → RX → RW
-//! ~3 µs: both dwarf the compile itself. So on Linux code lives in
-//! *regions*: one memfd mapped twice, a read-write view that is never
-//! executable and a read-execute view that is never writable. A compile
-//! copies its code through the write view and runs it through the execute
-//! view; no page is ever writable and executable at once, and no
-//! permission changes. Each thread bump-allocates from its current region
-//! (a region is `Rc`-shared, so code never leaves its thread); a program
-//! dropped while on top of the bump gives its space back at once, and an
-//! emptied region starts over at offset 0, so the compile/drop loop of a
-//! benchmark reuses the same warm bytes. A region is unmapped when the
-//! last program in it is dropped (and it is no longer the current one).
+//! Fresh executable memory per program (mmap, write, mprotect, munmap), or
+//! even one reused page flipped RW → RX → RW, costs system calls and TLB
+//! work that dwarf a template compile (the README has the figures). So on
+//! Linux code lives in *regions*: one memfd mapped twice, a read-write view
+//! that is never executable and a read-execute view that is never
+//! writable. A compile copies its code in through the write view and runs
+//! it through the execute view: no page is ever writable and executable at
+//! once, and no permission ever changes. (The price of a dual mapping: the
+//! code's bytes stay writable at another address, which W^X proper would
+//! forbid; an attacker who can already write memory at an address of their
+//! choosing would have to find that view.)
 //!
-//! Elsewhere (no memfd, or a kernel that refuses to execute one), each
-//! program gets its own anonymous mapping, written then turned read-execute
+//! Each thread bump-allocates from its current region (`Rc`-shared, so code
+//! never leaves its thread). A program dropped while on top of the bump
+//! gives its space back at once, and an emptied region starts again at
+//! offset 0, so a benchmark's compile/drop loop reuses the same warm bytes;
+//! a region is unmapped when its last program is dropped and it is no
+//! longer current. Code too large to share gets a region of its own.
+//! Without memfd (not Linux, or a kernel that refuses to execute one), each
+//! program gets its own anonymous mapping, written, then made read-execute
 //! with `mprotect`: slower to compile, same code.
 //!
-//! x86-64 keeps instruction fetch coherent with stores to the same
-//! physical memory, so no cache maintenance is needed between the copy
-//! and the first call (which is separated from it by the return from
-//! compile).
+//! x86-64 keeps instruction fetch coherent with stores to the same physical
+//! memory, so no cache maintenance is needed between the copy and the first
+//! call (which the return from compile separates from it).
 
 use memmap2::{Mmap, MmapMut, MmapRaw};
 use std::cell::{Cell, RefCell};
@@ -59,10 +62,10 @@ impl Region {
         file.set_len(len as u64)?;
         let mut options = memmap2::MmapOptions::new();
         options.len(len);
-        // SAFETY: the memfd is anonymous and private to this region (no
-        // name in any file system, never shared or resized after this), so
-        // nothing outside this module can change the mappings' contents or
-        // truncate them under us; `len` is the file's length.
+        // SAFETY: (memmap2 asks that the file not change under the map.)
+        // The memfd has no name in any file system and is never shared or
+        // resized after this, so only this region's write view changes its
+        // bytes, and `len` is its length.
         let exec = unsafe { options.map_exec(&file)? };
         let write = options.map_raw(&file)?;
         Ok(Region {
@@ -103,15 +106,17 @@ pub struct CodeMemory {
 impl CodeMemory {
     /// Copies `code` into fresh executable memory.
     pub fn new(code: &[u8]) -> io::Result<CodeMemory> {
-        if code.len() <= SHARED_UP_TO && !DUAL_MAPPING_FAILED.get() {
-            match Self::shared(code) {
+        if !DUAL_MAPPING_FAILED.get() {
+            let placed = if code.len() <= SHARED_UP_TO {
+                Self::shared(code)
+            } else {
+                let own = Region::new(code.len().next_multiple_of(4096));
+                own.map(|region| Self::place(Rc::new(region), code))
+            };
+            match placed {
                 Ok(memory) => return Ok(memory),
                 Err(_) => DUAL_MAPPING_FAILED.set(true),
             }
-        }
-        if code.len() > SHARED_UP_TO && !DUAL_MAPPING_FAILED.get() {
-            let region = Rc::new(Region::new(code.len().next_multiple_of(4096))?);
-            return Ok(Self::place(region, code));
         }
         let mut map = MmapMut::map_anon(code.len().max(1))?;
         map[..code.len()].copy_from_slice(code);

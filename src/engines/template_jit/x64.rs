@@ -4,29 +4,31 @@
 
 use crate::front::ast::Expr;
 use crate::front::program::Program;
-use dynasmrt::x64::X64Relocation;
+use dynasmrt::x64::{Rq, X64Relocation};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm};
-
-/// Register numbers in the x86-64 encoding.
-const RAX: u8 = 0;
-const RCX: u8 = 1;
-const RDX: u8 = 2;
-const RBX: u8 = 3;
-const RBP: u8 = 5;
-const R8: u8 = 8;
-const R9: u8 = 9;
-const R10: u8 = 10;
-const R12: u8 = 12;
-const R13: u8 = 13;
-const R14: u8 = 14;
-const R15: u8 = 15;
 
 /// The fixed assignment: slot `s` (locals by scope depth, then
 /// temporaries) lives in `SLOT_REGS[s]`, slots past it in the frame.
 /// Caller-saved registers first, so small programs save nothing.
-pub const SLOT_REGS: [u8; 11] = [RDX, RCX, R8, R9, R10, RBX, RBP, R12, R13, R14, R15];
-/// `SLOT_REGS` the System V ABI makes the callee preserve.
-const CALLEE_SAVED: [u8; 6] = [RBX, RBP, R12, R13, R14, R15];
+pub const SLOT_REGS: [Rq; 11] = [
+    Rq::RDX,
+    Rq::RCX,
+    Rq::R8,
+    Rq::R9,
+    Rq::R10,
+    Rq::RBX,
+    Rq::RBP,
+    Rq::R12,
+    Rq::R13,
+    Rq::R14,
+    Rq::R15,
+];
+/// `SLOT_REGS[CALLEE_SAVED..]` are those System V makes the callee preserve.
+const CALLEE_SAVED: usize = 5;
+/// The accumulator: every non-leaf value ends here.
+const RAX: Rq = Rq::RAX;
+/// Scratch for operands an instruction cannot take directly.
+const R11: Rq = Rq::R11;
 
 /// The assembly syntax names of the registers, for `show`.
 pub const REG_NAMES: [&str; 16] = [
@@ -38,7 +40,7 @@ pub const REG_NAMES: [&str; 16] = [
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Opnd {
     Imm(i64),
-    Reg(u8),
+    Reg(Rq),
     /// `[rsi + offset]`: a slot in the frame.
     Frame(i32),
     /// `args[i]`, i.e. `[rdi + 8i]`.
@@ -87,16 +89,14 @@ pub fn lower(program: &Program) -> Result<Emitted, dynasmrt::DynasmError> {
     l.mov(Opnd::Reg(RAX), v);
     // Callee-saved registers the code touched: saved by the prologue
     // (emitted last, once that is known), restored here.
-    let saved: Vec<u8> = CALLEE_SAVED
-        .into_iter()
-        .filter(|r| SLOT_REGS[..l.slots.min(SLOT_REGS.len())].contains(r))
-        .collect();
+    let used = l.slots.min(SLOT_REGS.len());
+    let saved = &SLOT_REGS[CALLEE_SAVED.min(used)..used];
     for &r in saved.iter().rev() {
         dynasm!(l.ops ; .arch x64 ; pop Rq(r));
     }
     dynasm!(l.ops ; .arch x64 ; ret);
     let entry = l.ops.offset().0;
-    for &r in &saved {
+    for &r in saved {
         dynasm!(l.ops ; .arch x64 ; push Rq(r));
     }
     dynasm!(l.ops ; .arch x64 ; jmp =>body);
@@ -126,6 +126,37 @@ fn leaf(e: &Expr, l: &Lower) -> Option<Opnd> {
         Expr::Get(d) => Some(l.local(d)),
         _ => None,
     }
+}
+
+/// An instruction `OP dst, src` for every operand pair the templates
+/// produce: `dst` a register or a frame slot, `src` anything.
+macro_rules! two_operand {
+    ($name:ident, $op:ident, $doc:literal) => {
+        #[doc = concat!($doc, " (`dst` is a register or a frame slot).")]
+        fn $name(&mut self, dst: Opnd, src: Opnd) {
+            let src = self.simple(src, matches!(dst, Opnd::Frame(_)));
+            match (dst, src) {
+                (Opnd::Reg(d), Opnd::Imm(n)) => {
+                    dynasm!(self.ops ; .arch x64 ; $op Rq(d), DWORD n as i32)
+                }
+                (Opnd::Reg(d), Opnd::Reg(s)) => dynasm!(self.ops ; .arch x64 ; $op Rq(d), Rq(s)),
+                (Opnd::Reg(d), Opnd::Frame(o)) => {
+                    dynasm!(self.ops ; .arch x64 ; $op Rq(d), [rsi + o])
+                }
+                (Opnd::Reg(d), Opnd::Arg(i)) => {
+                    let o = arg_disp(i).expect("simple() checked");
+                    dynasm!(self.ops ; .arch x64 ; $op Rq(d), [rdi + o])
+                }
+                (Opnd::Frame(o), Opnd::Imm(n)) => {
+                    dynasm!(self.ops ; .arch x64 ; $op QWORD [rsi + o], DWORD n as i32)
+                }
+                (Opnd::Frame(o), Opnd::Reg(s)) => {
+                    dynasm!(self.ops ; .arch x64 ; $op [rsi + o], Rq(s))
+                }
+                _ => unreachable!("destinations are registers or frame slots"),
+            }
+        }
+    };
 }
 
 impl Lower {
@@ -193,11 +224,6 @@ impl Lower {
     /// Emits `e` for its effects only.
     fn effect(&mut self, e: &Expr) {
         match e {
-            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
-            Expr::Add(a, b) | Expr::Then(a, b) => {
-                self.effect(a);
-                self.effect(b);
-            }
             Expr::Let(init, body) => {
                 self.bind(init);
                 self.effect(body);
@@ -205,6 +231,12 @@ impl Lower {
             }
             Expr::Set(d, v) => self.store(*d, v),
             Expr::While(c, body) => self.while_(c, body),
+            // Leaves, `+` and `Then`: only their operands' effects remain.
+            _ => {
+                for c in e.children() {
+                    self.effect(c);
+                }
+            }
         }
     }
 
@@ -281,53 +313,18 @@ impl Lower {
             },
             Opnd::Reg(_) => unreachable!("registers are direct"),
         }
-        Opnd::Reg(11)
+        Opnd::Reg(R11)
     }
 
     /// `dst = src` (`dst` is a register or a frame slot).
     fn mov(&mut self, dst: Opnd, src: Opnd) {
-        if dst == src {
-            return;
-        }
-        let src = self.simple(src, matches!(dst, Opnd::Frame(_)));
-        match (dst, src) {
-            (Opnd::Reg(d), Opnd::Imm(n)) => {
-                dynasm!(self.ops ; .arch x64 ; mov Rq(d), DWORD n as i32)
-            }
-            (Opnd::Reg(d), Opnd::Reg(s)) => dynasm!(self.ops ; .arch x64 ; mov Rq(d), Rq(s)),
-            (Opnd::Reg(d), Opnd::Frame(o)) => dynasm!(self.ops ; .arch x64 ; mov Rq(d), [rsi + o]),
-            (Opnd::Reg(d), Opnd::Arg(i)) => {
-                let o = arg_disp(i).expect("simple() checked");
-                dynasm!(self.ops ; .arch x64 ; mov Rq(d), [rdi + o])
-            }
-            (Opnd::Frame(o), Opnd::Imm(n)) => {
-                dynasm!(self.ops ; .arch x64 ; mov QWORD [rsi + o], DWORD n as i32)
-            }
-            (Opnd::Frame(o), Opnd::Reg(s)) => dynasm!(self.ops ; .arch x64 ; mov [rsi + o], Rq(s)),
-            _ => unreachable!("destinations are registers or frame slots"),
+        if dst != src {
+            self.mov_always(dst, src);
         }
     }
 
-    /// `dst += src`, wrapping (`dst` is a register or a frame slot).
-    fn add(&mut self, dst: Opnd, src: Opnd) {
-        let src = self.simple(src, matches!(dst, Opnd::Frame(_)));
-        match (dst, src) {
-            (Opnd::Reg(d), Opnd::Imm(n)) => {
-                dynasm!(self.ops ; .arch x64 ; add Rq(d), DWORD n as i32)
-            }
-            (Opnd::Reg(d), Opnd::Reg(s)) => dynasm!(self.ops ; .arch x64 ; add Rq(d), Rq(s)),
-            (Opnd::Reg(d), Opnd::Frame(o)) => dynasm!(self.ops ; .arch x64 ; add Rq(d), [rsi + o]),
-            (Opnd::Reg(d), Opnd::Arg(i)) => {
-                let o = arg_disp(i).expect("simple() checked");
-                dynasm!(self.ops ; .arch x64 ; add Rq(d), [rdi + o])
-            }
-            (Opnd::Frame(o), Opnd::Imm(n)) => {
-                dynasm!(self.ops ; .arch x64 ; add QWORD [rsi + o], DWORD n as i32)
-            }
-            (Opnd::Frame(o), Opnd::Reg(s)) => dynasm!(self.ops ; .arch x64 ; add [rsi + o], Rq(s)),
-            _ => unreachable!("destinations are registers or frame slots"),
-        }
-    }
+    two_operand!(mov_always, mov, "`dst = src`");
+    two_operand!(add, add, "`dst += src`, wrapping");
 }
 
 /// `args[i]`'s displacement from `rdi`, when it fits an instruction's 32 bits.
