@@ -4,11 +4,12 @@
 //! Fresh executable memory per program (mmap, write, mprotect, munmap), or
 //! even one reused page flipped RW → RX → RW, costs system calls and TLB
 //! work that dwarf a template compile (the README has the figures). So on
-//! Linux code lives in *regions*: one memfd mapped twice, a read-write view
-//! that is never executable and a read-execute view that is never
-//! writable. A compile copies its code in through the write view and runs
-//! it through the execute view: no page is ever writable and executable at
-//! once, and no permission ever changes. (The price of a dual mapping: the
+//! Linux code lives in *regions*: shared pages mapped twice (`mremap` of a
+//! shared mapping with an old size of 0), a read-write view that is never
+//! executable and a read-execute view that is never writable. A compile
+//! copies its code in through the write view and runs it through the
+//! execute view: no page is ever writable and executable at once, and no
+//! permission changes after the region is made. (The price of a dual mapping: the
 //! code's bytes stay writable at another address, which W^X proper would
 //! forbid; an attacker who can already write memory at an address of their
 //! choosing would have to find that view.)
@@ -19,15 +20,17 @@
 //! offset 0, so a benchmark's compile/drop loop reuses the same warm bytes;
 //! a region is unmapped when its last program is dropped and it is no
 //! longer current. Code too large to share gets a region of its own.
-//! Without memfd (not Linux, or a kernel that refuses to execute one), each
-//! program gets its own anonymous mapping, written, then made read-execute
-//! with `mprotect`: slower to compile, same code.
+//! Where that second mapping cannot be had (not Linux; valgrind, whose
+//! translation cache would otherwise miss code rewritten at a reused
+//! address, refuses it), each program gets its own anonymous mapping,
+//! written, then made read-execute with `mprotect`: slower to compile, same
+//! code.
 //!
 //! x86-64 keeps instruction fetch coherent with stores to the same physical
 //! memory, so no cache maintenance is needed between the copy and the first
 //! call (which the return from compile separates from it).
 
-use memmap2::{Mmap, MmapMut, MmapRaw};
+use memmap2::{Mmap, MmapMut};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -39,35 +42,57 @@ const SHARED_UP_TO: usize = REGION_BYTES / 4;
 /// Programs start on a cache line of their own.
 const ALIGN: usize = 64;
 
-/// One memfd seen through two mappings.
+/// One set of shared pages seen through two mappings.
 struct Region {
-    write: MmapRaw,
-    exec: Mmap,
+    write: Mapping,
+    exec: Mapping,
     /// Bytes handed out from the start of the region.
     used: Cell<usize>,
 }
 
+/// A mapping this module made; unmapped on drop.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: `ptr..ptr + len` is a mapping this module made and only
+        // its owner refers to; the owner is going away, and a region's
+        // programs keep it (so this mapping) alive while they can run.
+        unsafe {
+            let _ = rustix::mm::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
 impl Region {
+    /// Shared anonymous pages mapped read-write, then mapped a second time
+    /// (`mremap` with an old size of 0) and made read-execute.
     #[cfg(target_os = "linux")]
     fn new(len: usize) -> io::Result<Region> {
-        use rustix::fs::{MemfdFlags, memfd_create};
-        // MFD_EXEC (Linux 6.3+) keeps a `vm.memfd_noexec` policy from
-        // sealing it non-executable; older kernels reject the flag.
-        let fd = memfd_create(
-            "vm-perf-template-jit",
-            MemfdFlags::CLOEXEC | MemfdFlags::EXEC,
-        )
-        .or_else(|_| memfd_create("vm-perf-template-jit", MemfdFlags::CLOEXEC))?;
-        let file = std::fs::File::from(fd);
-        file.set_len(len as u64)?;
-        let mut options = memmap2::MmapOptions::new();
-        options.len(len);
-        // SAFETY: (memmap2 asks that the file not change under the map.)
-        // The memfd has no name in any file system and is never shared or
-        // resized after this, so only this region's write view changes its
-        // bytes, and `len` is its length.
-        let exec = unsafe { options.map_exec(&file)? };
-        let write = options.map_raw(&file)?;
+        use rustix::mm::{MapFlags, MprotectFlags, MremapFlags, ProtFlags};
+        use rustix::mm::{mmap_anonymous, mprotect, mremap};
+        let rw = ProtFlags::READ | ProtFlags::WRITE;
+        // SAFETY: a fresh mapping where the kernel chooses: nothing else
+        // refers to that memory.
+        let ptr = unsafe { mmap_anonymous(std::ptr::null_mut(), len, rw, MapFlags::SHARED)? };
+        let write = Mapping {
+            ptr: ptr.cast(),
+            len,
+        };
+        // SAFETY: `write` is a shared mapping of `len` bytes we own; an old
+        // size of 0 asks for a new mapping of the same pages elsewhere.
+        let ptr = unsafe { mremap(write.ptr.cast(), 0, len, MremapFlags::MAYMOVE)? };
+        let exec = Mapping {
+            ptr: ptr.cast(),
+            len,
+        };
+        // SAFETY: `exec` is ours and nothing runs from it yet; it loses
+        // write permission before it gains execute permission.
+        unsafe { mprotect(ptr, len, MprotectFlags::READ | MprotectFlags::EXEC)? };
         Ok(Region {
             write,
             exec,
@@ -77,7 +102,10 @@ impl Region {
 
     #[cfg(not(target_os = "linux"))]
     fn new(_len: usize) -> io::Result<Region> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "no memfd"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no dual mapping",
+        ))
     }
 }
 
@@ -135,7 +163,7 @@ impl CodeMemory {
                 if Rc::strong_count(r) == 1 {
                     r.used.set(0); // nothing lives in it any more
                 }
-                r.used.get() + need <= r.write.len()
+                r.used.get() + need <= r.write.len
             };
             let region = match current.as_ref().filter(|r| fits(r)) {
                 Some(r) => Rc::clone(r),
@@ -149,12 +177,12 @@ impl CodeMemory {
     fn place(region: Rc<Region>, code: &[u8]) -> CodeMemory {
         let offset = region.used.get();
         region.used.set(offset + code.len().next_multiple_of(ALIGN));
-        // SAFETY: `region.write` maps `region.write.len()` writable bytes
+        // SAFETY: `region.write` maps `region.write.len` writable bytes
         // and the callers checked `offset + code.len()` fits; these bytes
         // belong to no live program (they lie above the bump pointer), so
         // nothing executes or reads them while they change.
         unsafe {
-            let dst = region.write.as_mut_ptr().add(offset);
+            let dst = region.write.ptr.add(offset);
             std::ptr::copy_nonoverlapping(code.as_ptr(), dst, code.len());
         }
         CodeMemory {
@@ -167,7 +195,9 @@ impl CodeMemory {
     pub fn entry(&self) -> *const u8 {
         match &self.owner {
             // SAFETY: `offset` is within the region (checked when placed).
-            Owner::Shared { region, offset } => unsafe { region.exec.as_ptr().add(*offset) },
+            Owner::Shared { region, offset } => unsafe {
+                region.exec.ptr.add(*offset).cast_const()
+            },
             Owner::Own(map) => map.as_ptr(),
         }
     }

@@ -21,9 +21,9 @@
 //! native loop, with no stack growth. The callee-saved registers in use
 //! are pushed by a prologue emitted last (once the pass knows them).
 //!
-//! **Code memory** is W^X: a per-thread region mapped twice (read-write
-//! and read-execute views of one memfd), so a compile makes no system
-//! call once its thread has a region (see the `memory` module).
+//! **Code memory** is W^X: a per-thread region mapped twice (a read-write
+//! and a read-execute view of the same pages), so a compile makes no
+//! system call once its thread has a region (see the `memory` module).
 //!
 //! Trade-off: compiling visits each node once, keeps no table and makes
 //! no decision beyond the node and its children's kinds, so it costs about
