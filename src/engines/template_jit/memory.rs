@@ -43,6 +43,8 @@ const SHARED_UP_TO: usize = REGION_BYTES / 4;
 const ALIGN: usize = 64;
 
 /// One set of shared pages seen through two mappings.
+// Only Linux makes one; elsewhere every program takes the fallback.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Region {
     write: Mapping,
     exec: Mapping,
@@ -51,6 +53,7 @@ struct Region {
 }
 
 /// A mapping this module made; unmapped on drop.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Mapping {
     ptr: *mut u8,
     len: usize,

@@ -61,6 +61,7 @@ pub struct TemplateCode {
 }
 
 /// Frames up to this many slots live on the Rust stack.
+#[cfg(target_arch = "x86_64")]
 const SMALL_FRAME: usize = 32;
 
 impl Technique for TemplateJit {
