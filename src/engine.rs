@@ -260,6 +260,8 @@ macro_rules! for_each_engine {
             register_tail_calls: $crate::engines::register_tail_calls::RegisterTailCalls,
             #[cfg(feature = "jit")]
             jit: $crate::engines::jit::Jit,
+            #[cfg(feature = "template_jit")]
+            template_jit: $crate::engines::template_jit::TemplateJit,
             register_bytecode_fused: $crate::engines::register_bytecode_fused::RegisterBytecodeFused,
             tape_continuations_fused: $crate::engines::tape_continuations_fused::TapeContinuationsFused,
             register_continuations_fused: $crate::engines::register_continuations_fused::RegisterContinuationsFused,

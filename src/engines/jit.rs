@@ -61,13 +61,13 @@ pub struct Jit;
 type Entry = unsafe extern "C" fn(args: *const i64) -> i64;
 
 /// A compiled program: its machine code (owned by `module`) and, for
-/// `show`, the optimised IR and the code size.
+/// `show`, the optimised IR and a copy of the machine code.
 pub struct JitCode {
     /// `Some` until dropped; owns the executable memory `entry` points into.
     module: Option<JITModule>,
     entry: Entry,
     ir: Function,
-    code_size: u32,
+    machine_code: Vec<u8>,
 }
 
 impl Drop for JitCode {
@@ -163,7 +163,9 @@ impl Technique for Jit {
             g.b.finalize(module.target_config());
         }
         module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
-        let code_size = ctx.compiled_code().map_or(0, |c| c.code_info().total_size);
+        let machine_code = ctx
+            .compiled_code()
+            .map_or_else(Vec::new, |c| c.code_buffer().to_vec());
         let ir = std::mem::replace(&mut ctx.func, Function::new());
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(|e| err(&e))?;
@@ -176,7 +178,7 @@ impl Technique for Jit {
             module: Some(module),
             entry,
             ir,
-            code_size,
+            machine_code,
         })
     }
 
@@ -186,10 +188,13 @@ impl Technique for Jit {
         unsafe { (code.entry)(args.as_ptr()) }
     }
 
+    /// The optimised IR, then the machine code Cranelift made of it.
     fn show(code: &JitCode) -> String {
+        let listing = super::disassembly::disassemble(&code.machine_code, &[])
+            .unwrap_or_else(|| "; (disassembly is for x86-64 hosts only)\n".into());
         format!(
-            "; {} bytes of machine code\n{}",
-            code.code_size,
+            "; {} bytes of machine code\n{}\n; machine code\n{listing}",
+            code.machine_code.len(),
             code.ir.display()
         )
     }
@@ -280,7 +285,7 @@ mod tests {
     crate::engines::conformance::conformance_tests!(Jit, extra: [REGISTER_TRICKY]);
 
     #[test]
-    fn show_prints_ir_and_size() {
+    fn show_prints_ir_size_and_machine_code() {
         let p = crate::workloads::workload("sum")
             .unwrap()
             .program()
@@ -290,6 +295,10 @@ mod tests {
             shown.contains("bytes of machine code") && shown.contains("iadd"),
             "{shown}"
         );
+        if cfg!(target_arch = "x86_64") {
+            let (_, machine) = shown.split_once("; machine code\n").unwrap();
+            assert!(machine.lines().any(|l| l.ends_with(" ret")), "{shown}");
+        }
     }
 
     #[test]

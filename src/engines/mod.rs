@@ -9,6 +9,8 @@ pub mod bytecode_closures;
 pub mod closure_continuations;
 pub mod closure_stack_continuations;
 pub mod closures;
+#[cfg(any(feature = "jit", feature = "template_jit"))]
+pub mod disassembly;
 #[cfg(feature = "jit")]
 pub mod jit;
 pub mod register_bytecode;
@@ -26,6 +28,8 @@ pub mod tail_calls;
 pub mod tape_closures;
 pub mod tape_continuations;
 pub mod tape_continuations_fused;
+#[cfg(feature = "template_jit")]
+pub mod template_jit;
 pub mod threaded;
 pub mod walker;
 

@@ -1,0 +1,243 @@
+//! `template_jit` — a baseline JIT: one pass, one machine-code template per node.
+//!
+//! **Compile** walks the validated tree once, in evaluation order, and
+//! appends a fixed x86-64 template for each node with dynasm-rs (V8's
+//! Sparkplug and LuaJIT's DynASM-built code are the tier it models): no IR,
+//! no optimiser, no register allocator. The result is one native function
+//! `fn(args, frame) -> i64`, copied into executable memory (see `memory`).
+//!
+//! **Values**: an expression's value ends in `rax`, or is read straight
+//! from where a leaf lives (`add rax, [rdi + 8i]` for `Arg(i)`, an
+//! immediate for a literal, the local's register for `Get`). **Locals**
+//! have a fixed assignment by scope depth: the local bound at depth `k`
+//! lives in the `k`-th of 11 registers (caller-saved first), and past them
+//! in a frame slot `[rsi + 8j]` the caller provides; the left operand of a
+//! non-leaf `+` waits in the next slot after the locals while the right one
+//! runs. Templates are chosen by where operands live (declared, as rule 2
+//! asks): `+` with a leaf operand adds it directly, and `x = x + leaf` is
+//! one `add` into `x`'s slot. `+` wraps because `add` does.
+//!
+//! **Control**: `While` is `jmp test; top: body; test: cond; jg top` — a
+//! native loop, with no stack growth. The callee-saved registers in use
+//! are pushed by a prologue emitted last (once the pass knows them).
+//!
+//! **Code memory** is W^X: a per-thread region mapped twice (a read-write
+//! and a read-execute view of the same pages), so a compile makes no
+//! system call once its thread has a region (see the `memory` module).
+//!
+//! Trade-off: compiling visits each node once, keeps no table and makes
+//! no decision beyond the node and its children's kinds, so it costs about
+//! what building an interpreter's bytecode costs. What it gives up against
+//! Cranelift: values make round trips through `rax` and through their slots
+//! (no SSA values, no copy removal), nothing is hoisted or folded, and a
+//! local's register is fixed by its scope depth, not by how hot it is.
+//! Its `unsafe` rests on trusting its own compiler: the templates read only
+//! arguments below `arg_count` and frame slots the caller provides.
+
+#[cfg(target_arch = "x86_64")]
+mod memory;
+#[cfg(target_arch = "x86_64")]
+mod x64;
+
+use crate::engine::{CompileError, Technique, Tier};
+use crate::front::program::Program;
+
+pub struct TemplateJit;
+
+/// The compiled function: `args` holds `arg_count` values, `frame` the
+/// frame slots the code addresses.
+#[cfg(target_arch = "x86_64")]
+type Entry = unsafe extern "sysv64" fn(args: *const i64, frame: *mut i64) -> i64;
+
+/// A compiled program: its code in executable memory and its frame size.
+pub struct TemplateCode {
+    #[cfg(target_arch = "x86_64")]
+    memory: memory::CodeMemory,
+    #[cfg(target_arch = "x86_64")]
+    entry: Entry,
+    entry_offset: usize,
+    frame_slots: usize,
+    slots: usize,
+}
+
+/// Frames up to this many slots live on the Rust stack.
+#[cfg(target_arch = "x86_64")]
+const SMALL_FRAME: usize = 32;
+
+impl Technique for TemplateJit {
+    const NAME: &'static str = "template_jit";
+    const TIER: Tier = Tier::Beyond;
+    const SUMMARY: &'static str =
+        "baseline JIT: one pass, a machine-code template per node, locals in fixed registers";
+    type Code = TemplateCode;
+
+    fn supports(_program: &Program) -> Result<(), String> {
+        if cfg!(target_arch = "x86_64") {
+            Ok(())
+        } else {
+            Err("template_jit emits x86-64 code only".into())
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn compile(program: &Program) -> Result<TemplateCode, CompileError> {
+        let e = x64::lower(program).map_err(|e| CompileError(format!("template_jit: {e}")))?;
+        let memory = memory::CodeMemory::new(&e.code)
+            .map_err(|e| CompileError(format!("template_jit: no executable memory: {e}")))?;
+        // SAFETY: `lower` put a function at `entry` that follows the System V
+        // convention with the `Entry` signature, and `memory` keeps it mapped
+        // executable for as long as the `TemplateCode` holding both lives.
+        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(memory.entry().add(e.entry)) };
+        Ok(TemplateCode {
+            memory,
+            entry,
+            entry_offset: e.entry,
+            frame_slots: e.frame_slots,
+            slots: e.slots,
+        })
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn compile(_program: &Program) -> Result<TemplateCode, CompileError> {
+        Err(CompileError("template_jit emits x86-64 code only".into()))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn execute(code: &TemplateCode, args: &[i64]) -> i64 {
+        let mut small = [0i64; SMALL_FRAME];
+        let mut large = Vec::new();
+        let frame = if code.frame_slots <= SMALL_FRAME {
+            small.as_mut_ptr()
+        } else {
+            large.resize(code.frame_slots, 0);
+            large.as_mut_ptr()
+        };
+        // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
+        // our caller guarantees `args` holds, and addresses only frame slots
+        // below `frame_slots`, which `frame` holds; it preserves what the
+        // System V ABI asks (see `x64::lower`).
+        unsafe { (code.entry)(args.as_ptr(), frame) }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn execute(_code: &TemplateCode, _args: &[i64]) -> i64 {
+        unreachable!("compile never succeeds off x86-64")
+    }
+
+    fn show(code: &TemplateCode) -> String {
+        #[cfg(target_arch = "x86_64")]
+        let (bytes, regs) = (code.memory.bytes(), &x64::REG_NAMES);
+        #[cfg(not(target_arch = "x86_64"))]
+        let (bytes, regs): (&[u8], &[&str]) = (&[], &[]);
+        let in_regs = code.slots - code.frame_slots;
+        let assignment: Vec<String> = (0..in_regs)
+            .map(|s| format!("s{s}={}", regs[slot_reg(s)]))
+            .collect();
+        let listing = super::disassembly::disassemble(bytes, &[(code.entry_offset, "entry")])
+            .unwrap_or_default();
+        format!(
+            "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n\
+             ; slots (locals by depth, then temporaries): {}{}\n{listing}",
+            bytes.len(),
+            assignment.join(" "),
+            if code.frame_slots > 0 {
+                format!(", then {} in the frame", code.frame_slots)
+            } else {
+                String::new()
+            },
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn slot_reg(s: usize) -> usize {
+    x64::SLOT_REGS[s] as usize
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn slot_reg(_s: usize) -> usize {
+    unreachable!("no code off x86-64")
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    crate::engines::conformance::conformance_tests!(
+        TemplateJit,
+        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
+        also: [deep_programs, long_straight_line, far_assignments],
+    );
+
+    fn compiled(src: &str) -> TemplateCode {
+        TemplateJit::compile(&crate::front::compile_source("t", src).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sum_loop_is_four_instructions() {
+        let w = crate::workloads::workload("sum").unwrap();
+        let shown = TemplateJit::show(&TemplateJit::compile(&w.program().unwrap()).unwrap());
+        // total += arg(1); count += -1; test; jg: in place, no moves.
+        for line in ["add     rdx, [rdi+8]", "add     rcx, -1", "jg "] {
+            assert!(shown.contains(line), "{line} in\n{shown}");
+        }
+        assert!(shown.contains("entry:"), "{shown}");
+    }
+
+    #[test]
+    fn locals_past_the_registers_live_in_the_frame() {
+        // 50 locals, all live, summed: slots 11.. are frame slots.
+        let mut src = String::new();
+        for i in 0..50 {
+            src.push_str(&format!("let v{i} = arg(0) + {i};\n"));
+        }
+        src.push_str(
+            &(0..50)
+                .map(|i| format!("v{i}"))
+                .collect::<Vec<_>>()
+                .join(" + "),
+        );
+        let code = compiled(&src);
+        assert!(code.frame_slots > SMALL_FRAME);
+        // SAFETY: the program reads one argument.
+        let got = unsafe { TemplateJit::execute(&code, &[5]) };
+        assert_eq!(got, 50 * 5 + (0..50).sum::<i64>());
+        assert!(TemplateJit::show(&code).contains("in the frame"));
+    }
+
+    #[test]
+    fn wide_literals_and_far_arguments_take_the_long_forms() {
+        let code = compiled("let x = 1; x = x + 9000000000; x + 9000000000 + arg(3)");
+        // SAFETY: four arguments.
+        let got = unsafe { TemplateJit::execute(&code, &[0, 0, 0, 7]) };
+        assert_eq!(got, 18_000_000_008);
+        assert!(TemplateJit::show(&code).contains("mov     r11, "));
+    }
+
+    #[test]
+    fn many_programs_live_and_die_in_any_order() {
+        let programs: Vec<_> = (0..300)
+            .map(|i| {
+                (
+                    i,
+                    compiled(&format!(
+                        "let n = arg(0); let t = {i}; while n {{ t = t + n; n = n + -1 }}; t"
+                    )),
+                )
+            })
+            .collect();
+        let (evens, odds): (Vec<_>, Vec<_>) = programs.into_iter().partition(|(i, _)| i % 2 == 0);
+        drop(evens);
+        let more: Vec<_> = (0..300)
+            .map(|i| (i, compiled(&format!("arg(0) + {i}"))))
+            .collect();
+        for (i, code) in &odds {
+            // SAFETY: one argument.
+            assert_eq!(unsafe { TemplateJit::execute(code, &[10]) }, i + 55);
+        }
+        for (i, code) in &more {
+            // SAFETY: one argument.
+            assert_eq!(unsafe { TemplateJit::execute(code, &[10]) }, i + 10);
+        }
+    }
+}
