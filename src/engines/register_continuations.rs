@@ -254,15 +254,32 @@ register_handlers! {
     }
 }
 
-/// What the compiler knows of a node, by pre-order index, from one pass.
-#[derive(Clone, Copy)]
-struct Node {
-    /// Nodes in its subtree (to find a right child's index).
-    size: u32,
-    /// Whether its subtree stores to a local.
-    stores: bool,
-    /// For a `Let`, the register its local lives in, if any.
-    home: Option<u8>,
+/// What the compiler knows of a node, by pre-order index, from one pass,
+/// packed in a word: the nodes in its subtree (to find a right child's
+/// index), whether that subtree stores to a local, and, for a `Let`, the
+/// register its local lives in (0: none).
+#[derive(Clone, Copy, Default)]
+struct Node(u32);
+
+impl Node {
+    const STORES: u32 = 1 << 31;
+    const HOME: u32 = 3 << 29;
+    const SIZE: u32 = (1 << 29) - 1;
+    /// More nodes than a packed size holds.
+    const TOO_MANY: usize = 1 << 29;
+
+    fn size(self) -> usize {
+        (self.0 & Self::SIZE) as usize
+    }
+    fn stores(self) -> bool {
+        self.0 & Self::STORES != 0
+    }
+    fn home(self) -> Option<usize> {
+        match (self.0 & Self::HOME) >> 29 {
+            0 => None,
+            k => Some(k as usize - 1),
+        }
+    }
 }
 
 /// The pre-pass: per-node facts and register allocation.
@@ -293,39 +310,44 @@ impl Analysis {
     fn new(program: &Program) -> Analysis {
         let n = program.node_count();
         let mut scan = Scan {
-            nodes: Vec::with_capacity(n),
-            candidates: Vec::new(),
-            arg_uses: Vec::new(),
-            scope: Vec::new(),
+            nodes: vec![Node::default(); n],
+            next: 0,
+            candidates: Vec::with_capacity(program.max_locals() + 4),
+            scope: Vec::with_capacity(program.max_locals()),
         };
         scan.scan(program.expr(), 0);
         let Scan {
             mut nodes,
             mut candidates,
-            mut arg_uses,
             ..
         } = scan;
         // An argument read inside a loop competes for a register like a
-        // local that is never written, over the whole program.
-        arg_uses.sort_unstable_by_key(|&(i, _)| i);
-        let mut uses = arg_uses.into_iter().peekable();
-        while let Some((i, mut weight)) = uses.next() {
-            while let Some((_, w)) = uses.next_if(|&(j, _)| j == i) {
-                weight = weight.saturating_add(w);
-            }
-            if weight >= self::weight(1) {
-                candidates.push(Candidate {
-                    start: 0,
-                    end: n as u32,
-                    weight,
-                    what: Value::Arg(i),
-                });
+        // local that is never written, over the whole program: the reads of
+        // each argument (one candidate each so far) become one candidate.
+        candidates.sort_by_key(|c| match c.what {
+            Value::Let(_) => (0, 0),
+            Value::Arg(i) => (1, i),
+        });
+        let lets = candidates.partition_point(|c| matches!(c.what, Value::Let(_)));
+        let mut kept = lets;
+        for r in lets..candidates.len() {
+            let same = kept > lets
+                && matches!((candidates[kept - 1].what, candidates[r].what),
+                    (Value::Arg(a), Value::Arg(b)) if a == b);
+            if same {
+                let w = candidates[r].weight;
+                candidates[kept - 1].weight = candidates[kept - 1].weight.saturating_add(w);
+            } else {
+                candidates.swap(kept, r);
+                kept += 1;
             }
         }
+        candidates.truncate(kept);
+        candidates.retain(|c| matches!(c.what, Value::Let(_)) || c.weight >= weight(1));
         let mut arg_homes = [None; REGS];
         for (c, k) in allocate(&mut candidates) {
             match c {
-                Value::Let(i) => nodes[i as usize].home = Some(k as u8),
+                Value::Let(i) => nodes[i as usize].0 |= (k as u32 + 1) << 29,
                 Value::Arg(i) => arg_homes[k] = Some(i),
             }
         }
@@ -335,9 +357,10 @@ impl Analysis {
 
 struct Scan {
     nodes: Vec<Node>,
+    /// The next node's pre-order index.
+    next: usize,
+    /// The `Let`s, in pre-order, and one candidate per argument read.
     candidates: Vec<Candidate>,
-    /// (argument, weight) per read of an argument.
-    arg_uses: Vec<(usize, u64)>,
     /// The candidates (`Let`s) in scope, innermost last.
     scope: Vec<u32>,
 }
@@ -351,12 +374,8 @@ impl Scan {
     /// Records `e`'s subtree; returns whether it stores. Recursion depth is
     /// the tree's depth, at most `MAX_DEPTH`.
     fn scan(&mut self, e: &Expr, loops: u32) -> bool {
-        let i = self.nodes.len();
-        self.nodes.push(Node {
-            size: 0,
-            stores: false,
-            home: None,
-        });
+        let i = self.next;
+        self.next += 1;
         let uses = |s: &mut Scan, d: usize| {
             let c = s.scope[s.scope.len() - 1 - d] as usize;
             s.candidates[c].weight = s.candidates[c].weight.saturating_add(weight(loops));
@@ -364,7 +383,12 @@ impl Scan {
         let stores = match e {
             Expr::Litr(_) => false,
             Expr::Arg(a) => {
-                self.arg_uses.push((*a, weight(loops)));
+                self.candidates.push(Candidate {
+                    start: 0,
+                    end: u32::MAX,
+                    weight: weight(loops),
+                    what: Value::Arg(*a),
+                });
                 false
             }
             Expr::Get(d) => {
@@ -396,13 +420,12 @@ impl Scan {
                 self.scope.push(c as u32);
                 let body = self.scan(body, loops);
                 self.scope.pop();
-                self.candidates[c].end = self.nodes.len() as u32;
+                self.candidates[c].end = self.next as u32;
                 init || body
             }
         };
-        let end = self.nodes.len();
-        self.nodes[i].size = (end - i) as u32;
-        self.nodes[i].stores = stores;
+        let size = (self.next - i) as u32;
+        self.nodes[i] = Node(size | if stores { Node::STORES } else { 0 });
         stores
     }
 }
@@ -498,12 +521,14 @@ pub(crate) struct Compiler<I: Isa> {
     /// store leaves its value in `acc`, so the next read of that slot can
     /// read `acc` instead of waiting for the store to reach memory.
     cached: Option<usize>,
+    /// The last plain `add` emitted: its index and operands.
+    last_add: Option<(usize, Loc, Loc, Loc)>,
 }
 
 /// Node `i`'s children's pre-order indices (meaningless for a leaf).
 fn children(f: &Analysis, i: usize) -> (usize, usize) {
     let a = i + 1;
-    (a, a + f.nodes.get(a).map_or(0, |n| n.size as usize))
+    (a, a + f.nodes.get(a).map_or(0, |n| n.size()))
 }
 
 impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
@@ -513,11 +538,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             // About one op of two or three words per node.
             code: Emitter::with_capacity(program.node_count() + 1, 3),
             facts: Analysis::new(program),
-            scope: Vec::new(),
+            scope: Vec::with_capacity(program.max_locals()),
             locals_base,
             temps_base: locals_base + program.max_locals(),
             max_temps: 0,
             cached: None,
+            last_add: None,
         }
     }
 
@@ -588,17 +614,19 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
 
     /// Whether node `i`'s subtree stores to a local.
     pub(crate) fn stores(&self, i: usize) -> bool {
-        self.facts.nodes[i].stores
+        self.facts.nodes[i].stores()
     }
 
-    /// The op at `at`, read back (for a hook's peephole checks).
-    pub(crate) fn instr(&self, at: usize) -> I::Instr {
-        self.code.instr(at)
+    /// The operands of the last op, if it is a plain `add` (for a hook's
+    /// peephole).
+    pub(crate) fn last_add(&self) -> Option<(Loc, Loc, Loc)> {
+        let (at, dst, a, b) = self.last_add?;
+        (at + 1 == self.len()).then_some((dst, a, b))
     }
 
     /// Removes the last op (a hook replaces it); it may be rewritten only
     /// if nothing jumps to it but the loop being tested.
-    pub(crate) fn pop(&mut self) -> I::Instr {
+    pub(crate) fn pop(&mut self) {
         self.code.pop()
     }
 
@@ -613,8 +641,8 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// The home of the `Let` at node `i` (a register, or the slot of its
     /// scope level).
     fn home(&self, i: usize) -> Loc {
-        match self.facts.nodes[i].home {
-            Some(k) => Loc::Reg(k as usize),
+        match self.facts.nodes[i].home() {
+            Some(k) => Loc::Reg(k),
             None => Loc::Slot(self.locals_base + self.scope.len()),
         }
     }
@@ -665,7 +693,8 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                     }
                 };
                 let dst = self.write(dst);
-                self.emit(Instr::Add(dst, x, y));
+                let at = self.emit(Instr::Add(dst, x, y));
+                self.last_add = Some((at, dst, x, y));
             }
             Expr::Let(init, body) => {
                 let home = self.home(i);
@@ -789,6 +818,12 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
     program: &Program,
     l: &L,
 ) -> Result<Code<L::Isa, B>, CompileError> {
+    if program.node_count() >= Node::TOO_MANY {
+        return Err(CompileError(format!(
+            "programs of {} nodes or more are not supported",
+            Node::TOO_MANY
+        )));
+    }
     let mut c = Compiler::<L::Isa>::new(program);
     for (k, arg) in c.facts.arg_homes.into_iter().enumerate() {
         if let Some(i) = arg {

@@ -32,8 +32,8 @@
 //! dispatches on loops and on long sums.
 
 use super::register_continuations::{
-    ACC, CONST, Code, Compiler, Handler, Instr as Plain, Loc, LocOperand, Lowering, R0, R1, R2,
-    RegIsa, SLOT, Test, Word, compile, is_leaf, load, register_handlers, slot, store, words,
+    ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
+    Word, compile, is_leaf, load, register_handlers, slot, store, words,
 };
 use crate::engine::{CompileError, Technique, Tier};
 use crate::engines::threaded::{Backward, Stable, isa, target, word};
@@ -134,7 +134,7 @@ impl Lowering for Shapes {
         if c.len() == 0 || last < head {
             return Test::Plain;
         }
-        let Instr::Base(Plain::Add(dst, a, b)) = c.instr(last) else {
+        let Some((dst, a, b)) = c.last_add() else {
             return Test::Plain;
         };
         if !(dst == cond || (cond == Loc::Acc && matches!(dst, Loc::Slot(_)))) {
@@ -176,6 +176,7 @@ impl Technique for RegisterContinuationsFused {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::register_continuations::Instr as Plain;
     use crate::engines::register_continuations::tests::{listing, verify};
 
     crate::engines::conformance::conformance_tests!(

@@ -272,6 +272,7 @@ macro_rules! isa {
             }
 
             #[allow(unused_variables, unused_mut, unused_assignments)]
+            #[inline]
             fn encode(
                 instr: $Instr,
                 at: &$crate::engines::threaded::Layout,
@@ -343,19 +344,22 @@ macro_rules! isa {
             }
 
             #[allow(unused_variables, unused_mut, unused_assignments)]
+            #[inline]
             fn checked_handler<B: $crate::engines::threaded::Backend>(
                 kind: $Kind,
-                words: &[i64],
+                words: &[$Word],
                 b: &$crate::engines::threaded::Bounds,
-            ) -> Option<$Word> {
+            ) -> Option<($Word, u8)> {
                 use $crate::engines::threaded::Operand as _;
                 match kind {
                     $( $Kind::$Op($($f),*) => {
                         let mut n = 0;
+                        let mut jumps = 0u8;
                         $(
                             let mut w = 0;
                             if <$Role>::has_word($f) {
-                                w = *words.get(n)?;
+                                w = $crate::engines::threaded::TapeWord::read(*words.get(n)?);
+                                jumps |= (<$Role>::JUMP as u8) << n;
                                 n += 1;
                             }
                             if !<$Role>::check($f, w, b) {
@@ -371,7 +375,7 @@ macro_rules! isa {
                             )
                         };
                         let handler = *table $($(.get($sel as usize)?)*)?;
-                        Some($Word { handler })
+                        Some(($Word { handler }, jumps))
                     } )*
                     $( $Kind::Base(k) => {
                         <$Base as $crate::engines::threaded::Isa>::checked_handler::<B>(k, words, b)

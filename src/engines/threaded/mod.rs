@@ -446,12 +446,13 @@ pub trait Isa: Sized + 'static {
     /// the target op's address).
     fn jumps(kind: Self::Kind) -> [bool; MAX_OPERANDS];
     /// The verifier, one op: its handler on backend `B` if every operand
-    /// word is what that handler relies on.
+    /// word is what that handler relies on, with a bit per operand word
+    /// that is a jump (to be threaded).
     fn checked_handler<B: Backend>(
         kind: Self::Kind,
-        words: &[i64],
+        words: &[Self::Word],
         b: &Bounds,
-    ) -> Option<Self::Word>;
+    ) -> Option<(Self::Word, u8)>;
 }
 
 /// The tape under construction: the compiler's only way to write code.
@@ -498,9 +499,8 @@ impl<I: Isa> Emitter<I> {
         self.starts.push(start as u32);
         self.kinds.push(kind);
         self.words.push(I::Word::operand(UNVERIFIED));
-        for &x in &operands[..len - 1] {
-            self.words.push(I::Word::operand(x));
-        }
+        self.words
+            .extend(operands[..len - 1].iter().map(|&x| I::Word::operand(x)));
         at
     }
 
@@ -520,14 +520,12 @@ impl<I: Isa> Emitter<I> {
         self.kinds[at] = kind;
     }
 
-    /// Removes the last op and returns it.
-    pub(crate) fn pop(&mut self) -> I::Instr {
-        let at = self.len() - 1;
-        let instr = self.instr(at);
-        self.words.truncate(self.starts[at] as usize);
-        self.kinds.pop();
-        self.starts.pop();
-        instr
+    /// Removes the last op.
+    pub(crate) fn pop(&mut self) {
+        if let Some(start) = self.starts.pop() {
+            self.words.truncate(start as usize);
+            self.kinds.pop();
+        }
     }
 
     /// The instruction at op `at`, read back.
@@ -576,8 +574,8 @@ fn decode_at<I: Isa>(
 pub struct Tape<I: Isa, B: Backend> {
     /// Threaded: handler words filled in, jump operands as addresses.
     words: Vec<I::Word>,
-    kinds: Box<[I::Kind]>,
-    starts: Box<[u32]>,
+    kinds: Vec<I::Kind>,
+    starts: Vec<u32>,
     frame_len: usize,
     arg_count: usize,
     backend: PhantomData<B>,
@@ -615,37 +613,38 @@ impl<I: Isa, B: Backend> Tape<I, B> {
         for (at, (&kind, &start)) in kinds.iter().zip(&starts).enumerate() {
             let start = start as usize;
             let end = starts.get(at + 1).map_or(total, |&s| s as usize);
-            let operands = &mut [0i64; MAX_OPERANDS][..end - start - 1];
-            for (i, x) in operands.iter_mut().enumerate() {
-                // SAFETY: `start + 1 + i < end <= total`: a word of this op.
-                *x = unsafe { (*base.add(start + 1 + i)).read() };
-            }
+            // SAFETY: `start + 1..end` are this op's operand words, inside
+            // the tape; the slice is dropped before anything is written.
+            let operands =
+                unsafe { std::slice::from_raw_parts(base.add(start + 1), end - start - 1) };
             let b = Bounds {
                 at: start,
                 starts: &starts,
                 frame_len,
                 arg_count,
             };
-            let Some(handler) = I::checked_handler::<B>(kind, operands, &b) else {
+            let Some((handler, jumps)) = I::checked_handler::<B>(kind, operands, &b) else {
                 let instr = decode_at::<I>(&words, &kinds, &starts, at, false);
                 return Err(format!("@{at}: `{instr}` is out of range"));
             };
             // SAFETY: `start < total`: this op's first word.
             unsafe { *base.add(start) = handler };
-            for (i, &jump) in I::jumps(kind)[..operands.len()].iter().enumerate() {
-                if jump {
-                    // The verifier checked the distance lands on an op's
-                    // start, so `target` is inside the tape.
-                    let target = (start as i64 + operands[i] / 8) as usize;
-                    // SAFETY: as above: both words are inside the tape.
-                    unsafe { *base.add(start + 1 + i) = I::Word::target(base.add(target)) };
+            let count = operands.len();
+            for i in (0..count).filter(|i| jumps & (1 << i) != 0) {
+                // SAFETY: `start + 1 + i` is an operand word of this op, and
+                // the verifier checked its distance lands on an op's start,
+                // so `target` is inside the tape too.
+                unsafe {
+                    let word = base.add(start + 1 + i);
+                    let target = (start as i64 + (*word).read() / 8) as usize;
+                    *word = I::Word::target(base.add(target));
                 }
             }
         }
         Ok(Tape {
             words,
-            kinds: kinds.into_boxed_slice(),
-            starts: starts.into_boxed_slice(),
+            kinds,
+            starts,
             frame_len,
             arg_count,
             backend: PhantomData,
