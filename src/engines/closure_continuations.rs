@@ -4,15 +4,16 @@
 //! **Compile** first flattens the tree into a [`Chain`] of steps in
 //! evaluation order (what `show` prints; nested chains are stored inline,
 //! so it is one flat vector of 16-byte steps), then folds each chain from its
-//! end into closures: every closure captures (a pointer to) the closure of
-//! the step after it, and the last one is a closure that returns the value.
-//! A bump arena owns all closures, laid out side by side: compile makes no
-//! heap allocation per step, and dropping a long chain does not recurse.
+//! end into closures: every closure captures the continuation of the step
+//! after it, as two words (the step's code and its data). The last step of a
+//! chain is built with no continuation at all and returns its value. A bump
+//! arena owns all closures, laid out side by side: compile makes no heap
+//! allocation per step, and dropping a long chain does not recurse.
 //! **Values** travel as an argument: a step receives the previous step's
 //! value and calls its continuation with its own. The left operand of an
 //! `Add` is simply the value flowing in; the right operand runs as a *nested*
 //! chain (an ordinary call that returns), so the left value waits on the
-//! native stack meanwhile. **Locals** live in a slice sized by `max_locals`;
+//! native stack meanwhile. **Locals** live in a buffer sized by `max_locals`;
 //! a local's slot is its scope level, fixed at compile time, so `Let` only
 //! writes a slot and nothing is pushed or popped at run time.
 //!
@@ -23,10 +24,27 @@
 //! calls its condition and body as nested chains which *return*, and only
 //! after the loop does it tail-call its continuation.
 //!
+//! **What a step costs**, and why: a continuation is a plain code pointer
+//! beside a data pointer, both stored in the calling closure, so a call is
+//! two loads and a jump (a `dyn Fn` pointer would add a load from its vtable
+//! and a register shuffle); every step takes the same four scalar arguments
+//! (data, arguments, locals, value), raw pointers rather than slices, so
+//! nothing is moved between steps and a step that must survive a nested call
+//! (`Add`, `While`) saves few registers; and the step that ends a chain
+//! returns its value itself instead of calling a closure that only returns.
+//! The one operand-location variant: **`add n`**, an `Add` whose right
+//! operand is a literal, adds the captured constant to the value flowing in
+//! and spends no nested call on the operand (for any literal, not a chosen
+//! one). No arm keys on a value or an index, and no step does the work of
+//! two nodes.
+//!
 //! Trade-off: no dispatch loop and no operand stack, and a step never
-//! returns through its predecessors; but each step is an indirect call
-//! through a `dyn Fn` pointer, and every `Add` or loop iteration pays a real
-//! call and return for its nested chains.
+//! returns through its predecessors; but each step is an indirect jump, and
+//! every other `Add` and every loop iteration pays a real call and return
+//! for its nested chains.
+//!
+//! Unsafe code rests on trusting this module's own lowering (slots from the
+//! validated scopes, argument indices from validation); there is no verifier.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -51,6 +69,8 @@ pub enum Step {
     Set(usize),
     /// Value = input + the value of the nested chain that follows.
     AddRight,
+    /// Value = input + `n` (an `Add` whose right operand is a literal).
+    AddLit(i64),
     /// Runs the nested chain that follows (the condition), and the one
     /// after it (the body) while the condition is `> 0`; value `0`.
     While,
@@ -79,9 +99,13 @@ impl Chain {
             Expr::Get(d) => self.0.push(Step::Get(scope - 1 - d)),
             Expr::Add(a, b) => {
                 self.lower(a, scope);
-                self.0.push(Step::AddRight);
-                self.lower(b, scope);
-                self.0.push(Step::End);
+                if let Expr::Litr(n) = **b {
+                    self.0.push(Step::AddLit(n));
+                } else {
+                    self.0.push(Step::AddRight);
+                    self.lower(b, scope);
+                    self.0.push(Step::End);
+                }
             }
             Expr::Let(init, body) => {
                 self.lower(init, scope);
@@ -127,6 +151,7 @@ impl Chain {
                 Step::Get(s) => writeln!(out, "{p}get L{s}"),
                 Step::Bind(s) => writeln!(out, "{p}bind L{s}"),
                 Step::Set(s) => writeln!(out, "{p}set L{s}"),
+                Step::AddLit(n) => writeln!(out, "{p}add {n}"),
                 Step::AddRight => {
                     open.push(Open::Add);
                     writeln!(out, "{p}add (call):")
@@ -151,26 +176,79 @@ impl Chain {
     }
 }
 
-/// A step's closure: `(locals, args, value of the previous step)`.
-type Fun = dyn Fn(&mut [i64], &[i64], i64) -> i64;
+/// A step's code: `(its data, args, locals, value of the previous step)`.
+///
+/// # Safety
+///
+/// `data` is the closure this code was made for (see [`Arena::alloc`]),
+/// still alive; `args` and `locals` are the buffers of [`Code`]'s
+/// invariant.
+type StepFn = unsafe fn(data: *const (), args: *const i64, locals: *mut i64, v: i64) -> i64;
 
-/// A continuation: a step's closure, owned by the code's [`Arena`].
+/// A continuation: a step's code and the closure it runs, owned by the
+/// code's [`Arena`]. Two words stored in the caller, so calling it needs no
+/// vtable.
 ///
 /// Closures refer to their successors by these plain pointers instead of
 /// owning them, so nothing is freed recursively: the arena releases all
 /// closures at once.
 #[derive(Clone, Copy)]
-struct Cont(*const Fun);
+struct Cont {
+    code: StepFn,
+    data: *const (),
+}
 
-impl Cont {
+/// Where a step goes next: a continuation, or back to whoever ran the chain.
+/// Each step is built for one or the other, so the end of a chain costs no
+/// call.
+trait Next: Copy + 'static {
+    fn go(self, args: *const i64, locals: *mut i64, v: i64) -> i64;
+}
+
+impl Next for Cont {
     #[inline(always)]
-    fn call(self, locals: &mut [i64], args: &[i64], v: i64) -> i64 {
-        // SAFETY: a `Cont` is only made by `Arena::alloc` and only held by
-        // closures in the same arena or by the `Code` owning it; the arena
-        // frees its closures only when that `Code` is dropped, and closures
-        // only run while `execute` borrows the `Code`.
-        unsafe { (*self.0)(locals, args, v) }
+    fn go(self, args: *const i64, locals: *mut i64, v: i64) -> i64 {
+        // SAFETY: a `Cont` is only made by `Arena::alloc`, which pairs `code`
+        // with the closure `data` points at, and is only held by closures in
+        // the same arena or by the `Code` owning it; the arena frees closures
+        // only when that `Code` is dropped, and closures only run while
+        // `execute` borrows the `Code`, with `args` and `locals` as its
+        // invariant says (every step passes them on unchanged).
+        unsafe { (self.code)(self.data, args, locals, v) }
     }
+}
+
+/// The end of a chain: the value goes back to the caller.
+#[derive(Clone, Copy)]
+struct Return;
+
+impl Next for Return {
+    #[inline(always)]
+    fn go(self, _: *const i64, _: *mut i64, v: i64) -> i64 {
+        v
+    }
+}
+
+/// A step's successor while folding: a continuation, or the chain's end.
+#[derive(Clone, Copy)]
+enum Link {
+    Cont(Cont),
+    Return,
+}
+
+/// Builds the closure `|$a, $l, $v| $body` twice over — with `$k` the
+/// continuation, or with `$k` the chain's end — and allocates the one
+/// `$next` calls for.
+macro_rules! step {
+    ($arena:expr, $next:expr, |$a:pat_param, $l:pat_param, $v:pat_param, $k:ident| $body:expr) => {
+        match $next {
+            Link::Cont($k) => $arena.alloc(move |$a, $l, $v| $body),
+            Link::Return => {
+                let $k = Return;
+                $arena.alloc(move |$a, $l, $v| $body)
+            }
+        }
+    };
 }
 
 /// Owns every closure of a compiled program, side by side in a few large
@@ -178,83 +256,114 @@ impl Cont {
 struct Arena(bumpalo::Bump);
 
 impl Arena {
-    fn alloc<F: Fn(&mut [i64], &[i64], i64) -> i64 + 'static>(&mut self, f: F) -> Cont {
+    fn alloc<F: Fn(*const i64, *mut i64, i64) -> i64 + 'static>(&mut self, f: F) -> Cont {
+        /// # Safety
+        ///
+        /// `data` points at a live `F` (the [`StepFn`] contract).
+        unsafe fn enter<F: Fn(*const i64, *mut i64, i64) -> i64>(
+            data: *const (),
+            args: *const i64,
+            locals: *mut i64,
+            v: i64,
+        ) -> i64 {
+            // SAFETY: `alloc` pairs this code only with a pointer to an `F`,
+            // alive while the caller holds the `Cont` (the contract).
+            let f = unsafe { &*data.cast::<F>() };
+            f(args, locals, v)
+        }
         // The bump allocator never runs destructors; closures capture only
         // `Cont`s and plain values, which have none.
         const { assert!(!std::mem::needs_drop::<F>()) };
-        let f: &mut F = self.0.alloc(f);
-        Cont(f as &Fun as *const Fun)
+        let f: &F = self.0.alloc(f);
+        Cont {
+            code: enter::<F>,
+            data: (f as *const F).cast(),
+        }
     }
 
-    /// The end of every chain: hand the value back to whoever called it.
-    fn ret(&mut self) -> Cont {
-        self.alloc(|_, _, v| v)
+    /// The continuation `link` stands for; a chain's end becomes a closure
+    /// that hands its input back (only for an empty chain).
+    fn cont(&mut self, link: Link) -> Cont {
+        match link {
+            Link::Cont(c) => c,
+            Link::Return => self.alloc(|_, _, v| v),
+        }
     }
 
     /// Folds `chain` into closures, from the last step to the first: each
     /// nested chain is complete (back to its first step) by the time the
     /// `AddRight` or `While` that runs it is reached.
+    ///
+    /// Every `unsafe` block below relies on [`Code`]'s invariant for `args`
+    /// and `locals`, and on validation for the operands: a slot `s` comes
+    /// from a local in scope, so `s < max_locals`; an index `i` from an
+    /// `Arg(i)` in the program, so `i < arg_count`.
     fn build(&mut self, chain: &Chain) -> Cont {
         // Continuations waiting while a nested chain is folded: for each
         // open `End`, what follows the step that runs it (and for a loop,
         // also its finished body).
         let mut waiting = Vec::new();
-        let mut next = self.ret();
+        let mut next = Link::Return;
         for step in chain.0.iter().rev() {
-            next = match *step {
+            let cont = match *step {
                 Step::End => {
                     waiting.push(next);
-                    self.ret()
+                    next = Link::Return;
+                    continue;
                 }
-                Step::Lit(n) => self.alloc(move |l, a, _| next.call(l, a, n)),
-                Step::Arg(i) => self.alloc(move |l, a, _| {
-                    // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
-                    // and `execute`'s caller guarantees `args` is that long.
-                    let v = unsafe { *a.get_unchecked(i) };
-                    next.call(l, a, v)
+                Step::Lit(n) => step!(self, next, |a, l, _, k| k.go(a, l, n)),
+                Step::Arg(i) => step!(self, next, |a, l, _, k| {
+                    // SAFETY: `i < arg_count` (see above).
+                    k.go(a, l, unsafe { *a.add(i) })
                 }),
-                Step::Get(s) => self.alloc(move |l, a, _| {
-                    // SAFETY: validation put the local in scope, so its
-                    // level `s` is below `max_locals`, the slice's length.
-                    let v = unsafe { *l.get_unchecked(s) };
-                    next.call(l, a, v)
+                Step::Get(s) => step!(self, next, |a, l, _, k| {
+                    // SAFETY: `s < max_locals` (see above).
+                    k.go(a, l, unsafe { *l.add(s) })
                 }),
-                Step::Bind(s) => self.alloc(move |l, a, v| {
+                Step::Bind(s) => step!(self, next, |a, l, v, k| {
                     // SAFETY: a `Let` at level `s` means `s < max_locals`.
-                    unsafe { *l.get_unchecked_mut(s) = v };
-                    next.call(l, a, v)
+                    unsafe { *l.add(s) = v };
+                    k.go(a, l, v)
                 }),
-                Step::Set(s) => self.alloc(move |l, a, v| {
-                    // SAFETY: as for `Get`: the local is in scope.
-                    unsafe { *l.get_unchecked_mut(s) = v };
-                    next.call(l, a, 0)
+                Step::Set(s) => step!(self, next, |a, l, v, k| {
+                    // SAFETY: `s < max_locals` (see above).
+                    unsafe { *l.add(s) = v };
+                    k.go(a, l, 0)
                 }),
+                Step::AddLit(n) => step!(self, next, |a, l, v, k| k.go(a, l, v.wrapping_add(n))),
                 Step::AddRight => {
-                    let right = next;
-                    let next = waiting.pop().expect("lowering closes every nested chain");
-                    self.alloc(move |l, a, v| {
-                        let r = right.call(l, a, 0);
-                        next.call(l, a, v.wrapping_add(r))
+                    let right = self.cont(next);
+                    let after = waiting.pop().expect("lowering closes every nested chain");
+                    step!(self, after, |a, l, v, k| {
+                        let r = right.go(a, l, 0);
+                        k.go(a, l, v.wrapping_add(r))
                     })
                 }
                 Step::While => {
-                    let cond = next;
+                    let cond = self.cont(next);
                     let body = waiting.pop().expect("lowering closes every nested chain");
-                    let next = waiting.pop().expect("lowering closes every nested chain");
-                    self.alloc(move |l, a, _| {
-                        while cond.call(l, a, 0) > 0 {
-                            body.call(l, a, 0);
+                    let body = self.cont(body);
+                    let after = waiting.pop().expect("lowering closes every nested chain");
+                    step!(self, after, |a, l, _, k| {
+                        while cond.go(a, l, 0) > 0 {
+                            body.go(a, l, 0);
                         }
-                        next.call(l, a, 0)
+                        k.go(a, l, 0)
                     })
                 }
             };
+            next = Link::Cont(cont);
         }
-        next
+        self.cont(next)
     }
 }
 
 /// The compiled program: the chain for `show` and its first closure.
+///
+/// Invariant, relied on by every step: the closures run only from
+/// [`ClosureContinuations::execute`], with `args` holding the program's
+/// `arg_count` values (its caller's promise) and `locals` its `max_locals`
+/// slots.
 pub struct Code {
     chain: Chain,
     entry: Cont,
@@ -275,9 +384,9 @@ impl Technique for ClosureContinuations {
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
         let chain = Chain::of(program);
-        // Closures take 0 to 48 bytes; most capture a continuation and one
+        // Closures take 16 to 56 bytes; most capture a continuation and one
         // word. Sizing the first block from the step count saves regrowth.
-        let mut arena = Arena(bumpalo::Bump::with_capacity(24 * chain.0.len()));
+        let mut arena = Arena(bumpalo::Bump::with_capacity(32 * chain.0.len()));
         let entry = arena.build(&chain);
         Ok(Code {
             chain,
@@ -288,8 +397,10 @@ impl Technique for ClosureContinuations {
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        // `Code`'s invariant: `locals` is sized from the program, and the
+        // caller guarantees `args` covers its argument count.
         let mut locals = vec![0i64; code.max_locals];
-        code.entry.call(&mut locals, args, 0)
+        code.entry.go(args.as_ptr(), locals.as_mut_ptr(), 0)
     }
 
     fn show(code: &Code) -> String {
@@ -304,9 +415,32 @@ impl Technique for ClosureContinuations {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     crate::engines::conformance::conformance_tests!(
-        super::ClosureContinuations,
-        extra: [CONTINUATION_TRICKY],
+        ClosureContinuations,
+        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
         also: [deep_programs, long_straight_line, far_assignments],
     );
+
+    #[test]
+    fn a_literal_right_operand_is_added_in_place() {
+        let p = crate::front::compile_source("t", "let x = arg(0); x = x + -3; x + x").unwrap();
+        let code = ClosureContinuations::compile(&p).unwrap();
+        use Step::*;
+        assert_eq!(
+            code.chain.0,
+            [
+                Arg(0),
+                Bind(0),
+                Get(0),
+                AddLit(-3),
+                Set(0),
+                Get(0),
+                AddRight,
+                Get(0),
+                End
+            ]
+        );
+    }
 }
