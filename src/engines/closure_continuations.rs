@@ -46,6 +46,7 @@
 //! Unsafe code rests on trusting this module's own lowering (slots from the
 //! validated scopes, argument indices from validation); there is no verifier.
 
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -176,70 +177,35 @@ impl Chain {
     }
 }
 
-/// A step's code: `(its data, args, locals, x)`, where `x` is the value of
-/// the previous step here and the stack pointer in
-/// `closure_stack_continuations`, which shares this machinery.
-///
-/// # Safety
-///
-/// `data` is the closure this code was made for (see [`Arena::alloc`]),
-/// still alive; `args`, `locals` and `x` are what the closure's engine
-/// promises its steps (here: the buffers of [`Code`]'s invariant).
-pub(crate) type StepFn<X> =
-    unsafe fn(data: *const (), args: *const i64, locals: *mut i64, x: X) -> i64;
-
-/// A continuation: a step's code and the closure it runs, owned by the
-/// code's [`Arena`]. Two words stored in the caller, so calling it needs no
-/// vtable.
-///
-/// Closures refer to their successors by these plain pointers instead of
-/// owning them, so nothing is freed recursively: the arena releases all
-/// closures at once.
-pub(crate) struct Cont<X> {
-    code: StepFn<X>,
-    data: *const (),
+thin_closure! {
+    /// A continuation: a step's closure, owned by the code's [`Arena`],
+    /// called with `(args, locals, value of the previous step)`.
+    ///
+    /// Closures refer to their successors by these plain pointers instead of
+    /// owning them, so nothing is freed recursively: the arena releases all
+    /// closures at once.
+    struct Cont = Fn(args: *const i64, locals: *mut i64, v: i64) -> i64;
 }
 
-impl<X> Clone for Cont<X> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<X> Copy for Cont<X> {}
-
-impl<X> Cont<X> {
-    /// Runs the step (and, through its continuations, the rest of its chain).
-    #[inline(always)]
-    pub(crate) fn call(self, args: *const i64, locals: *mut i64, x: X) -> i64 {
-        // SAFETY: a `Cont` is only made by `Arena::alloc`, which pairs `code`
-        // with the closure `data` points at, and is only held by closures in
-        // the same arena or by the compiled code owning it; the arena frees
-        // closures only when that code is dropped, and closures only run
-        // while the engine's `execute` borrows it, passing `args`, `locals`
-        // and `x` as the engine's invariant says (steps pass them on).
-        unsafe { (self.code)(self.data, args, locals, x) }
-    }
-}
-
-/// Where a step goes next while a chain is folded: a continuation, or back
-/// to whoever ran the chain.
+/// Where a step goes next while a chain is folded: a continuation `C`, or
+/// back to whoever ran the chain.
 #[derive(Clone, Copy)]
-pub(crate) enum Link<X> {
-    Cont(Cont<X>),
+pub(crate) enum Link<C> {
+    Cont(C),
     Return,
 }
 
-/// Builds the closure `|$a, $l, $x| $body` twice over — with `$k` the
-/// continuation, or with `$k` the chain's end `$ret` — and allocates the one
-/// `$next` calls for. So the step that ends a chain returns by itself.
+/// Builds the closure `|$a, $l, $x| $body` as a `$node` twice over — with
+/// `$k` the continuation, or with `$k` the chain's end `$ret` — and
+/// allocates the one `$next` calls for. So the step that ends a chain
+/// returns by itself instead of calling a closure that only returns.
 macro_rules! step {
-    ($arena:expr, $next:expr, $ret:expr, |$a:tt, $l:tt, $x:tt $(: $t:ty)?, $k:ident| $body:expr) => {
+    ($node:ident in $arena:expr, $next:expr, $ret:expr, |$a:tt, $l:tt, $x:tt $(: $t:ty)?, $k:ident| $body:expr) => {
         match $next {
-            Link::Cont($k) => $arena.alloc(move |$a, $l, $x $(: $t)?| $body),
+            Link::Cont($k) => $node::new_in($arena, move |$a, $l, $x $(: $t)?| $body),
             Link::Return => {
                 let $k = $ret;
-                $arena.alloc(move |$a, $l, $x $(: $t)?| $body)
+                $node::new_in($arena, move |$a, $l, $x $(: $t)?| $body)
             }
         }
     };
@@ -253,7 +219,7 @@ trait Next: Copy + 'static {
     fn go(self, args: *const i64, locals: *mut i64, v: i64) -> i64;
 }
 
-impl Next for Cont<i64> {
+impl Next for Cont {
     #[inline(always)]
     fn go(self, args: *const i64, locals: *mut i64, v: i64) -> i64 {
         self.call(args, locals, v)
@@ -271,52 +237,16 @@ impl Next for Return {
     }
 }
 
-/// Owns every closure of a compiled program, side by side in a few large
-/// blocks (a bump allocator) rather than one heap allocation per step.
-pub(crate) struct Arena(bumpalo::Bump);
+/// Folds chains into closures in an [`Arena`].
+struct Builder<'a>(&'a Arena);
 
-impl Arena {
-    /// An arena whose first block holds about `steps` closures.
-    pub(crate) fn for_steps(steps: usize) -> Arena {
-        // Closures take 16 to 56 bytes; most capture a continuation and one
-        // word. Sizing the first block from the step count saves regrowth.
-        Arena(bumpalo::Bump::with_capacity(32 * steps))
-    }
-
-    pub(crate) fn alloc<X, F: Fn(*const i64, *mut i64, X) -> i64 + 'static>(
-        &mut self,
-        f: F,
-    ) -> Cont<X> {
-        /// # Safety
-        ///
-        /// `data` points at a live `F` (the [`StepFn`] contract).
-        unsafe fn enter<X, F: Fn(*const i64, *mut i64, X) -> i64>(
-            data: *const (),
-            args: *const i64,
-            locals: *mut i64,
-            x: X,
-        ) -> i64 {
-            // SAFETY: `alloc` pairs this code only with a pointer to an `F`,
-            // alive while the caller holds the `Cont` (the contract).
-            let f = unsafe { &*data.cast::<F>() };
-            f(args, locals, x)
-        }
-        // The bump allocator never runs destructors; closures capture only
-        // `Cont`s and plain values, which have none.
-        const { assert!(!std::mem::needs_drop::<F>()) };
-        let f: &F = self.0.alloc(f);
-        Cont {
-            code: enter::<X, F>,
-            data: (f as *const F).cast(),
-        }
-    }
-
+impl Builder<'_> {
     /// The continuation `link` stands for; a chain's end becomes a closure
     /// that hands its input back (only for an empty chain).
-    fn cont(&mut self, link: Link<i64>) -> Cont<i64> {
+    fn cont(&self, link: Link<Cont>) -> Cont {
         match link {
             Link::Cont(c) => c,
-            Link::Return => self.alloc(|_, _, v| v),
+            Link::Return => Cont::new_in(self.0, |_, _, v| v),
         }
     }
 
@@ -328,12 +258,12 @@ impl Arena {
     /// and `locals`, and on validation for the operands: a slot `s` comes
     /// from a local in scope, so `s < max_locals`; an index `i` from an
     /// `Arg(i)` in the program, so `i < arg_count`.
-    fn build(&mut self, chain: &Chain) -> Cont<i64> {
+    fn build(&self, chain: &Chain) -> Cont {
         // Continuations waiting while a nested chain is folded: for each
         // open `End`, what follows the step that runs it (and for a loop,
         // also its finished body).
         let mut waiting = Vec::new();
-        let mut next = Link::Return;
+        let mut next: Link<Cont> = Link::Return;
         for step in chain.0.iter().rev() {
             let cont = match *step {
                 Step::End => {
@@ -341,26 +271,26 @@ impl Arena {
                     next = Link::Return;
                     continue;
                 }
-                Step::Lit(n) => step!(self, next, Return, |a, l, _, k| k.go(a, l, n)),
-                Step::Arg(i) => step!(self, next, Return, |a, l, _, k| {
+                Step::Lit(n) => step!(Cont in self.0, next, Return, |a, l, _, k| k.go(a, l, n)),
+                Step::Arg(i) => step!(Cont in self.0, next, Return, |a, l, _, k| {
                     // SAFETY: `i < arg_count` (see above).
                     k.go(a, l, unsafe { *a.add(i) })
                 }),
-                Step::Get(s) => step!(self, next, Return, |a, l, _, k| {
+                Step::Get(s) => step!(Cont in self.0, next, Return, |a, l, _, k| {
                     // SAFETY: `s < max_locals` (see above).
                     k.go(a, l, unsafe { *l.add(s) })
                 }),
-                Step::Bind(s) => step!(self, next, Return, |a, l, v, k| {
+                Step::Bind(s) => step!(Cont in self.0, next, Return, |a, l, v, k| {
                     // SAFETY: a `Let` at level `s` means `s < max_locals`.
                     unsafe { *l.add(s) = v };
                     k.go(a, l, v)
                 }),
-                Step::Set(s) => step!(self, next, Return, |a, l, v, k| {
+                Step::Set(s) => step!(Cont in self.0, next, Return, |a, l, v, k| {
                     // SAFETY: `s < max_locals` (see above).
                     unsafe { *l.add(s) = v };
                     k.go(a, l, 0)
                 }),
-                Step::AddLit(n) => step!(self, next, Return, |a, l, v: i64, k| k.go(
+                Step::AddLit(n) => step!(Cont in self.0, next, Return, |a, l, v: i64, k| k.go(
                     a,
                     l,
                     v.wrapping_add(n)
@@ -368,7 +298,7 @@ impl Arena {
                 Step::AddRight => {
                     let right = self.cont(next);
                     let after = waiting.pop().expect("lowering closes every nested chain");
-                    step!(self, after, Return, |a, l, v: i64, k| {
+                    step!(Cont in self.0, after, Return, |a, l, v: i64, k| {
                         let r = right.go(a, l, 0);
                         k.go(a, l, v.wrapping_add(r))
                     })
@@ -378,7 +308,7 @@ impl Arena {
                     let body = waiting.pop().expect("lowering closes every nested chain");
                     let body = self.cont(body);
                     let after = waiting.pop().expect("lowering closes every nested chain");
-                    step!(self, after, Return, |a, l, _, k| {
+                    step!(Cont in self.0, after, Return, |a, l, _, k| {
                         while cond.go(a, l, 0) > 0 {
                             body.go(a, l, 0);
                         }
@@ -400,7 +330,7 @@ impl Arena {
 /// slots.
 pub struct Code {
     chain: Chain,
-    entry: Cont<i64>,
+    entry: Cont,
     max_locals: usize,
     /// Owns `entry` and every closure it reaches; declared last so that it is
     /// dropped last.
@@ -418,8 +348,10 @@ impl Technique for ClosureContinuations {
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
         let chain = Chain::of(program);
-        let mut arena = Arena::for_steps(chain.0.len());
-        let entry = arena.build(&chain);
+        // Closures take 16 to 56 bytes; most capture a continuation and one
+        // word.
+        let arena = Arena::with_capacity(32 * chain.0.len());
+        let entry = Builder(&arena).build(&chain);
         Ok(Code {
             chain,
             entry,

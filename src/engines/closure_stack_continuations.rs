@@ -8,7 +8,7 @@
 //! closures, each capturing the continuation of the step after it as two
 //! words (code and data); a bump arena owns them all, so compile makes no
 //! heap allocation per step and dropping a long chain never recurses. The
-//! arena and continuations are `closure_continuations`' own.
+//! arena and continuations are the same as `closure_continuations`'.
 //! **Values** live in one buffer `[locals… | operand stack…]`: a step pops
 //! its operands and pushes its result at the stack pointer `sp`, and passes
 //! the new `sp` to its continuation. Because both sides of `Add` are on the
@@ -42,7 +42,8 @@
 //! Unsafe code rests on trusting this module's own lowering (its stack
 //! heights, slots and argument indices); there is no verifier.
 
-use super::closure_continuations::{Arena, Cont, Link, step};
+use super::closure_continuations::{Link, step};
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -195,6 +196,12 @@ impl Chain {
     }
 }
 
+thin_closure! {
+    /// A continuation: a step's closure, owned by the code's [`Arena`],
+    /// called with `(args, locals, sp)`.
+    struct Cont = Fn(args: *const i64, locals: *mut i64, sp: *mut i64) -> i64;
+}
+
 /// Where a step goes next: a continuation (which gets the stack pointer),
 /// or back to whoever ran the chain. Each step is built for one or the
 /// other, so the end of a chain costs no call.
@@ -205,7 +212,7 @@ trait Next: Copy + 'static {
     fn go(self, args: *const i64, locals: *mut i64, sp: *mut i64) -> i64;
 }
 
-impl Next for Cont<*mut i64> {
+impl Next for Cont {
     #[inline(always)]
     fn push(self, args: *const i64, locals: *mut i64, sp: *mut i64, v: i64) -> i64 {
         // SAFETY: the step pushing `v` was lowered with the stack below its
@@ -247,31 +254,31 @@ impl Next for Return {
 /// slots; so a push writes inside the buffer and a pop reads at or above
 /// the stack's base. Slots are below `max_locals` (locals in scope) and
 /// argument indices below `arg_count` by validation.
-fn build(arena: &mut Arena, chain: &Chain) -> Cont<*mut i64> {
-    let mut next = Link::Return;
+fn build(arena: &Arena, chain: &Chain) -> Cont {
+    let mut next: Link<Cont> = Link::Return;
     for step in chain.steps.iter().rev() {
         let cont = match *step {
-            Step::Lit(n) => step!(arena, next, Return, |a, l, sp, k| k.push(a, l, sp, n)),
-            Step::Arg(i) => step!(arena, next, Return, |a, l, sp, k| {
+            Step::Lit(n) => step!(Cont in arena, next, Return, |a, l, sp, k| k.push(a, l, sp, n)),
+            Step::Arg(i) => step!(Cont in arena, next, Return, |a, l, sp, k| {
                 // SAFETY: `i < arg_count` (see above).
                 k.push(a, l, sp, unsafe { *a.add(i) })
             }),
-            Step::Get(s) => step!(arena, next, Return, |a, l, sp, k| {
+            Step::Get(s) => step!(Cont in arena, next, Return, |a, l, sp, k| {
                 // SAFETY: `s < max_locals` (see above).
                 k.push(a, l, sp, unsafe { *l.add(s) })
             }),
-            Step::Add => step!(arena, next, Return, |a, l, sp: *mut i64, k| {
+            Step::Add => step!(Cont in arena, next, Return, |a, l, sp: *mut i64, k| {
                 // SAFETY: `Add` follows the pushes of both operands, so
                 // `sp - 2` and `sp - 1` are stack slots (see above).
                 let (sp, x, y) = unsafe { (sp.sub(2), *sp.sub(2), *sp.sub(1)) };
                 k.push(a, l, sp, x.wrapping_add(y))
             }),
-            Step::AddLit(n) => step!(arena, next, Return, |a, l, sp: *mut i64, k| {
+            Step::AddLit(n) => step!(Cont in arena, next, Return, |a, l, sp: *mut i64, k| {
                 // SAFETY: the left operand was just pushed (see above).
                 let (sp, x) = unsafe { (sp.sub(1), *sp.sub(1)) };
                 k.push(a, l, sp, x.wrapping_add(n))
             }),
-            Step::Store(s) => step!(arena, next, Return, |a, l, sp: *mut i64, k| {
+            Step::Store(s) => step!(Cont in arena, next, Return, |a, l, sp: *mut i64, k| {
                 // SAFETY: the stored value was just pushed, and the local's
                 // slot `s < max_locals` (see above).
                 let sp = unsafe {
@@ -283,7 +290,7 @@ fn build(arena: &mut Arena, chain: &Chain) -> Cont<*mut i64> {
             }),
             Step::While(ref cond, ref body) => {
                 let (cond, body) = (build(arena, cond), build(arena, body));
-                step!(arena, next, Return, |a, l, sp, k| {
+                step!(Cont in arena, next, Return, |a, l, sp, k| {
                     while cond.call(a, l, sp) > 0 {
                         body.call(a, l, sp);
                     }
@@ -296,7 +303,7 @@ fn build(arena: &mut Arena, chain: &Chain) -> Cont<*mut i64> {
     match next {
         Link::Cont(c) => c,
         // Only a chain that pushes nothing can be empty.
-        Link::Return => arena.alloc(|_, _, _: *mut i64| 0),
+        Link::Return => Cont::new_in(arena, |_, _, _| 0),
     }
 }
 
@@ -308,7 +315,7 @@ fn build(arena: &mut Arena, chain: &Chain) -> Cont<*mut i64> {
 /// buffer of `max_locals` local slots followed by `max_height` stack slots.
 pub struct Code {
     chain: Chain,
-    entry: Cont<*mut i64>,
+    entry: Cont,
     max_locals: usize,
     max_height: usize,
     /// Owns `entry` and every closure it reaches; declared last so that it is
@@ -331,8 +338,10 @@ impl Technique for ClosureStackContinuations {
             max_height: 0,
         };
         let chain = lower.chain(program.expr(), 0, true);
-        let mut arena = Arena::for_steps(chain.len());
-        let entry = build(&mut arena, &chain);
+        // Closures take 16 to 40 bytes; most capture a continuation and one
+        // word.
+        let arena = Arena::with_capacity(32 * chain.len());
+        let entry = build(&arena, &chain);
         Ok(Code {
             chain,
             entry,

@@ -54,56 +54,95 @@ pub struct Env {
     locals: *mut i64,
 }
 
-/// A compiled node: its code and the closure it runs, two words stored in
-/// the parent closure, so calling a child needs no vtable (a `dyn Fn` call
-/// loads its code pointer from the vtable, one more dependent load per
-/// node).
-#[derive(Clone, Copy)]
-struct Node {
-    /// # Safety
-    ///
-    /// `data` is the closure this code was made for ([`Arena::node`]),
-    /// still alive; `env` satisfies the [`Env`] invariant.
-    code: unsafe fn(data: *const (), env: &mut Env) -> i64,
-    data: *const (),
-}
-
-impl Node {
-    #[inline(always)]
-    fn run(self, env: &mut Env) -> i64 {
-        // SAFETY: a `Node` is only made by `Arena::node`, which pairs `code`
-        // with the closure `data` points at; nodes are held only by closures
-        // in the same arena or by the `Code` owning it, which frees them all
-        // at once when dropped, and they run only while `execute` borrows
-        // that `Code`, with the only `Env` there is.
-        unsafe { (self.code)(self.data, env) }
-    }
-}
-
 /// Owns every closure of a compiled program, side by side in a few large
-/// blocks: one allocation per block instead of one per node, and no
-/// recursive drop.
-struct Arena(bumpalo::Bump);
+/// blocks of a bump allocator: one allocation per block instead of one per
+/// closure, and no recursive drop. Shared by the closure engines.
+pub(crate) struct Arena(bumpalo::Bump);
 
 impl Arena {
-    fn node<F: Fn(&mut Env) -> i64 + 'static>(&mut self, f: F) -> Node {
-        /// # Safety
-        ///
-        /// `data` points at a live `F`.
-        unsafe fn enter<F: Fn(&mut Env) -> i64>(data: *const (), env: &mut Env) -> i64 {
-            // SAFETY: `node` pairs this code only with a pointer to an `F`,
-            // alive as long as the arena (the `Node::code` contract).
-            unsafe { (*data.cast::<F>())(env) }
-        }
-        // The bump allocator never runs destructors; closures capture only
-        // `Node`s and plain values, which have none.
-        const { assert!(!std::mem::needs_drop::<F>()) };
-        let f: &F = self.0.alloc(f);
-        Node {
-            code: enter::<F>,
-            data: (f as *const F).cast(),
-        }
+    /// An arena whose first block holds `bytes`, so that a program's closures
+    /// (sized from its node count) rarely need a second.
+    pub(crate) fn with_capacity(bytes: usize) -> Arena {
+        Arena(bumpalo::Bump::with_capacity(bytes))
     }
+
+    /// Moves `closure` into the arena, for as long as the arena lives.
+    pub(crate) fn alloc<F>(&self, closure: F) -> &F {
+        // The bump allocator never runs destructors; closures capture only
+        // nodes and plain values, which have none.
+        const { assert!(!std::mem::needs_drop::<F>()) };
+        self.0.alloc(closure)
+    }
+}
+
+/// Defines a closure type reached through two words — its code pointer and
+/// its closure's address — instead of a `Box<dyn Fn>`, whose call loads the
+/// code pointer from a vtable: one more dependent load, and often a register
+/// shuffle, per call. The closure engines hold their children and
+/// continuations this way, as the original comparison did.
+///
+/// `thin_closure! { struct Node = Fn(env: &mut Env) -> i64; }` defines
+/// `Node`, `Node::new_in(&arena, closure)` and `node.call(env)`.
+///
+/// Every engine using it keeps the [`Arena`] its nodes live in inside the
+/// compiled code that holds them, and nodes never leave that code: so a node
+/// is only called while its closure is alive (the soundness of `call`).
+macro_rules! thin_closure {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $node:ident = Fn($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Copy)]
+        $vis struct $node {
+            /// # Safety
+            ///
+            /// `data` is the closure this code was made for, still alive,
+            /// and the arguments are what that closure's engine promises.
+            code: unsafe fn(*const (), $($ty),*) -> $ret,
+            data: *const (),
+        }
+
+        impl $node {
+            /// Places `f` in `arena`.
+            #[allow(dead_code)]
+            $vis fn new_in<F: Fn($($ty),*) -> $ret + 'static>(
+                arena: &$crate::engines::closures::Arena,
+                f: F,
+            ) -> $node {
+                /// # Safety
+                ///
+                /// `data` points at a live `F`.
+                unsafe fn enter<F: Fn($($ty),*) -> $ret>(data: *const (), $($arg: $ty),*) -> $ret {
+                    // SAFETY: `new_in` pairs this code only with a pointer to
+                    // an `F`, alive as long as its arena (the `code` contract).
+                    unsafe { (*data.cast::<F>())($($arg),*) }
+                }
+                let f: &F = arena.alloc(f);
+                $node {
+                    code: enter::<F>,
+                    data: (f as *const F).cast(),
+                }
+            }
+
+            /// Runs the closure.
+            #[inline(always)]
+            $vis fn call(self, $($arg: $ty),*) -> $ret {
+                // SAFETY: a node is only made by `new_in`, which pairs `code`
+                // with the closure `data` points at; the engine keeps the
+                // arena alive in the compiled code holding the node and
+                // calls it only while its `execute` borrows that code, with
+                // the arguments its invariant describes.
+                unsafe { (self.code)(self.data, $($arg),*) }
+            }
+        }
+    };
+}
+pub(crate) use thin_closure;
+
+thin_closure! {
+    /// A compiled node.
+    struct Node = Fn(env: &mut Env) -> i64;
 }
 
 /// The compiled program: the root closure and, for `show`, the tree's shape.
@@ -133,58 +172,58 @@ enum Shape {
     Then,
 }
 
-fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line>, arena: &mut Arena) -> Node {
+fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line>, arena: &Arena) -> Node {
     let mut line = |what| tree.push(Line { depth, what });
     match *e {
         Expr::Litr(n) => {
             line(Shape::Litr(n));
-            arena.node(move |_| n)
+            Node::new_in(arena, move |_| n)
         }
         Expr::Arg(i) => {
             line(Shape::Arg(i));
             // SAFETY: `i < Program::arg_count` by validation and `env.args`
             // holds that many values (the `Env` invariant).
-            arena.node(move |env| unsafe { *env.args.add(i) })
+            Node::new_in(arena, move |env| unsafe { *env.args.add(i) })
         }
         Expr::Get(d) => {
             let slot = scope - 1 - d;
             line(Shape::Get(slot));
             // SAFETY: validation proved `d < scope` and `scope ≤ max_locals`,
             // so `slot < max_locals`, the size of `env.locals` (invariant).
-            arena.node(move |env| unsafe { *env.locals.add(slot) })
+            Node::new_in(arena, move |env| unsafe { *env.locals.add(slot) })
         }
         Expr::Add(ref a, ref b) => {
             if let Expr::Litr(n) = **b {
                 line(Shape::AddLit(n));
                 let a = build(a, scope, depth + 1, tree, arena);
-                return arena.node(move |env| a.run(env).wrapping_add(n));
+                return Node::new_in(arena, move |env| a.call(env).wrapping_add(n));
             }
             line(Shape::Add);
             let a = build(a, scope, depth + 1, tree, arena);
             let b = build(b, scope, depth + 1, tree, arena);
-            arena.node(move |env| {
-                let x = a.run(env);
-                x.wrapping_add(b.run(env))
+            Node::new_in(arena, move |env| {
+                let x = a.call(env);
+                x.wrapping_add(b.call(env))
             })
         }
         Expr::Let(ref init, ref body) => {
             line(Shape::Let(scope));
             let init = build(init, scope, depth + 1, tree, arena);
             let body = build(body, scope + 1, depth + 1, tree, arena);
-            arena.node(move |env| {
-                let v = init.run(env);
+            Node::new_in(arena, move |env| {
+                let v = init.call(env);
                 // SAFETY: the body has `scope + 1` locals in scope, which
                 // validation bounds by `max_locals`: `scope < max_locals`.
                 unsafe { *env.locals.add(scope) = v };
-                body.run(env)
+                body.call(env)
             })
         }
         Expr::Set(d, ref value) => {
             let slot = scope - 1 - d;
             line(Shape::Set(slot));
             let value = build(value, scope, depth + 1, tree, arena);
-            arena.node(move |env| {
-                let v = value.run(env);
+            Node::new_in(arena, move |env| {
+                let v = value.call(env);
                 // SAFETY: as for `Get`: `slot < scope ≤ max_locals`.
                 unsafe { *env.locals.add(slot) = v };
                 0
@@ -194,9 +233,9 @@ fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line>, arena: &mut A
             line(Shape::While);
             let cond = build(cond, scope, depth + 1, tree, arena);
             let body = build(body, scope, depth + 1, tree, arena);
-            arena.node(move |env| {
-                while cond.run(env) > 0 {
-                    body.run(env);
+            Node::new_in(arena, move |env| {
+                while cond.call(env) > 0 {
+                    body.call(env);
                 }
                 0
             })
@@ -205,9 +244,9 @@ fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line>, arena: &mut A
             line(Shape::Then);
             let a = build(a, scope, depth + 1, tree, arena);
             let b = build(b, scope, depth + 1, tree, arena);
-            arena.node(move |env| {
-                a.run(env);
-                b.run(env)
+            Node::new_in(arena, move |env| {
+                a.call(env);
+                b.call(env)
             })
         }
     }
@@ -223,8 +262,8 @@ impl Technique for Closures {
         let mut tree = Vec::with_capacity(program.node_count());
         // Closures take 8 to 40 bytes; sizing the first block from the node
         // count saves regrowth.
-        let mut arena = Arena(bumpalo::Bump::with_capacity(24 * program.node_count()));
-        let root = build(program.expr(), 0, 0, &mut tree, &mut arena);
+        let arena = Arena::with_capacity(24 * program.node_count());
+        let root = build(program.expr(), 0, 0, &mut tree, &arena);
         Ok(Code {
             root,
             locals: program.max_locals(),
@@ -241,7 +280,7 @@ impl Technique for Closures {
             args: args.as_ptr(),
             locals: locals.as_mut_ptr(),
         };
-        code.root.run(&mut env)
+        code.root.call(&mut env)
     }
 
     fn show(code: &Code) -> String {
