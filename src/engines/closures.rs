@@ -82,12 +82,19 @@ impl Arena {
 /// continuations this way, as the original comparison did.
 ///
 /// `thin_closure! { struct Node = Fn(env: &mut Env) -> i64; }` defines
-/// `Node`, `Node::new_in(&arena, closure)` and `node.call(env)`.
+/// `Node`, `Node::new_in(&arena, closure)` and `node.call(env)` (leave out
+/// `-> …` for closures that return nothing).
 ///
 /// Every engine using it keeps the [`Arena`] its nodes live in inside the
 /// compiled code that holds them, and nodes never leave that code: so a node
 /// is only called while its closure is alive (the soundness of `call`).
 macro_rules! thin_closure {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $node:ident = Fn($($arg:ident: $ty:ty),* $(,)?);
+    ) => {
+        thin_closure! { $(#[$attr])* $vis struct $node = Fn($($arg: $ty),*) -> (); }
+    };
     (
         $(#[$attr:meta])*
         $vis:vis struct $node:ident = Fn($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
