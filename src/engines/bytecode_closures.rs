@@ -3,11 +3,13 @@
 //!
 //! **Compile** first produces and verifies exactly the instruction list of
 //! [`bytecode`] (the same stack discipline, rotated loops and resolved local
-//! slots), then turns each instruction into one
-//! `Box<dyn Fn(&Frame, Sp) -> (usize, Sp)>` that captures its operands — and
-//! its own successor's address — and returns the address to run next: `ip + 1`
+//! slots), then turns each instruction into one closure
+//! `Fn(&Frame, Sp) -> (usize, Sp)` that captures its operands — and its own
+//! successor's address — and returns the address to run next: `ip + 1`
 //! for straight-line work, the target for a taken jump, and an address past
 //! the end for `return`. There is no opcode left to decode at run time.
+//! The array holds each closure as two words (code pointer and closure
+//! address, `closures`' `thin_closure!`; the closures live in one arena).
 //! **Values** live on a value stack and **locals** in slots, one buffer per
 //! execute sized exactly as for `bytecode` ([`Program::max_locals`] slots,
 //! then the verified maximum stack height).
@@ -18,11 +20,22 @@
 //! runs them exactly along paths the bytecode verifier followed, at the
 //! stack heights it computed.
 //!
+//! **What an instruction costs**: its own work (as in `bytecode`: stack
+//! traffic, one load through the frame for a local or argument), plus the
+//! dispatch: the bounds check that doubles as the halt test, two loads from
+//! the array (no vtable), the call and the return of `(ip, sp)` in two
+//! registers. There is no operand-location variant (the original's design
+//! had none; the instruction list is `bytecode`'s).
+//!
 //! Trade-off: one indirect call per instruction instead of a `match` on an
 //! opcode; the call can't be inlined and every value still goes through
 //! memory, so it competes with `bytecode` rather than with `closures`.
+//!
+//! Unsafe code rests on a verifier: `bytecode`'s, which checks every
+//! instruction's operands and stack heights before a closure is made.
 
 use super::bytecode::{self, Chunk, Op};
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::program::Program;
 
@@ -46,13 +59,18 @@ pub struct Frame {
 /// `max_stack` slots.
 type Sp = *mut i64;
 
-type Instr = Box<dyn Fn(&Frame, Sp) -> (usize, Sp)>;
+thin_closure! {
+    /// One instruction's closure, held as two words (no vtable).
+    struct Instr = Fn(frame: &Frame, sp: Sp) -> (usize, Sp);
+}
 
 /// The compiled program: one closure per verified instruction, plus the
 /// instructions themselves for sizes and `show`.
 pub struct Code {
     instrs: Vec<Instr>,
     chunk: Chunk,
+    /// Owns the closures `instrs` point to.
+    _arena: Arena,
 }
 
 /// Returned by `return`: no instruction lives there, so the loop stops.
@@ -64,31 +82,31 @@ const HALT: usize = usize::MAX;
 // underflows nor exceeds `max_stack` — and the `Sp` invariant puts `sp` at
 // exactly that height when the closure runs (the loop runs closures only
 // along verified paths, starting at address 0 with an empty stack).
-fn instr(ip: usize, op: Op) -> Instr {
+fn instr(arena: &Arena, ip: usize, op: Op) -> Instr {
     let next = ip + 1;
     match op {
-        Op::Push(n) => Box::new(move |_, sp| {
+        Op::Push(n) => Instr::new_in(arena, move |_, sp| {
             // SAFETY: verified: the push stays within `max_stack`.
             unsafe {
                 *sp = n;
                 (next, sp.add(1))
             }
         }),
-        Op::Arg(i) => Box::new(move |f, sp| {
+        Op::Arg(i) => Instr::new_in(arena, move |f, sp| {
             // SAFETY: verified: `i < arg_count`, the push stays within `max_stack`.
             unsafe {
                 *sp = *f.args.add(i);
                 (next, sp.add(1))
             }
         }),
-        Op::Get(s) => Box::new(move |f, sp| {
+        Op::Get(s) => Instr::new_in(arena, move |f, sp| {
             // SAFETY: verified: `s` < local slots, the push stays within `max_stack`.
             unsafe {
                 *sp = *f.locals.add(s);
                 (next, sp.add(1))
             }
         }),
-        Op::Store(s) => Box::new(move |f, sp| {
+        Op::Store(s) => Instr::new_in(arena, move |f, sp| {
             // SAFETY: verified: `s` < local slots, one value to pop.
             unsafe {
                 let sp = sp.sub(1);
@@ -96,7 +114,7 @@ fn instr(ip: usize, op: Op) -> Instr {
                 (next, sp)
             }
         }),
-        Op::Add => Box::new(move |_, sp| {
+        Op::Add => Instr::new_in(arena, move |_, sp| {
             // SAFETY: verified: two values to pop, one pushed back.
             unsafe {
                 let sp = sp.sub(1);
@@ -105,8 +123,8 @@ fn instr(ip: usize, op: Op) -> Instr {
                 (next, sp)
             }
         }),
-        Op::Jump(t) => Box::new(move |_, sp| (t, sp)),
-        Op::JumpIfPositive(t) => Box::new(move |_, sp| {
+        Op::Jump(t) => Instr::new_in(arena, move |_, sp| (t, sp)),
+        Op::JumpIfPositive(t) => Instr::new_in(arena, move |_, sp| {
             // SAFETY: verified: one value to pop; `t` and `next` are in range.
             unsafe {
                 let sp = sp.sub(1);
@@ -114,7 +132,7 @@ fn instr(ip: usize, op: Op) -> Instr {
             }
         }),
         // The value stays on the stack for `execute` to take.
-        Op::Return => Box::new(|_, sp| (HALT, sp)),
+        Op::Return => Instr::new_in(arena, |_, sp| (HALT, sp)),
     }
 }
 
@@ -126,13 +144,19 @@ impl Technique for BytecodeClosures {
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
         let chunk = bytecode::compile_chunk(program)?;
+        // Closures take 0 to 16 bytes.
+        let arena = Arena::with_capacity(16 * chunk.ops().len());
         let instrs = chunk
             .ops()
             .iter()
             .enumerate()
-            .map(|(ip, &op)| instr(ip, op))
+            .map(|(ip, &op)| instr(&arena, ip, op))
             .collect();
-        Ok(Code { instrs, chunk })
+        Ok(Code {
+            instrs,
+            chunk,
+            _arena: arena,
+        })
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
@@ -150,8 +174,10 @@ impl Technique for BytecodeClosures {
         };
         let (mut ip, mut sp) = (0, sp);
         // Each closure returns a verified successor (in range) or HALT.
-        while let Some(f) = code.instrs.get(ip) {
-            (ip, sp) = f(&frame, sp);
+        // The slice in locals: its pointer and length stay in registers.
+        let instrs = code.instrs.as_slice();
+        while let Some(f) = instrs.get(ip) {
+            (ip, sp) = f.call(&frame, sp);
         }
         // SAFETY: only `return` halts, and the verifier saw ≥ 1 value there.
         unsafe { *sp.sub(1) }
