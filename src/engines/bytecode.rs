@@ -22,8 +22,18 @@
 //! exceed the computed maximum, and every local and argument index is in
 //! range. The dispatch loop then indexes code, stack and locals unchecked.
 //!
+//! **What an instruction costs**: the dispatch — load the opcode and its
+//! operand, an indirect jump through the `match`'s table, a jump back to the
+//! loop head (Rust has no computed goto, so every handler shares one
+//! indirect jump) — plus the handler's own stack traffic. The instruction
+//! pointer is an address, so dispatch does no index arithmetic. There is no
+//! operand-location variant (the original's design had none): a literal
+//! operand is a `push`, then `add`.
+//!
 //! Trade-off: the code is compact and compile is one cheap pass, but every
 //! node costs a dispatch through the `match` plus stack memory traffic.
+//!
+//! Unsafe code rests on the verifier above, not on trusting the compiler.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -288,8 +298,9 @@ impl Technique for Bytecode {
         // SAFETY: `verify` accepted `chunk.ops` for `chunk.locals` local
         // slots, `chunk.max_stack` stack values and the program's argument
         // count, and `execute`'s caller guarantees `args` holds that many.
-        // So: `ip` only takes values the verifier followed (address 0, `ip+1`
-        // after non-terminal instructions, jump targets), all inside `ops`;
+        // So: `ip` only points at instructions the verifier followed (the
+        // first, the next after a non-terminal one, jump targets), all
+        // inside `ops`;
         // `Get`/`Store` slots are below `chunk.locals`; `Arg` indices are
         // below the argument count; the stack pointer stays within
         // `[locals + chunk.locals, locals + chunk.locals + max_stack]`
@@ -299,10 +310,12 @@ impl Technique for Bytecode {
         // are in use.
         unsafe {
             let mut sp = locals.add(chunk.locals);
-            let mut ip = 0usize;
+            // The instruction pointer is an address, not an index: no
+            // scaling per dispatch.
+            let mut ip = ops;
             loop {
-                let op = *ops.add(ip);
-                ip += 1;
+                let op = *ip;
+                ip = ip.add(1);
                 match op {
                     Op::Push(n) => {
                         *sp = n;
@@ -325,11 +338,11 @@ impl Technique for Bytecode {
                         let top = sp.sub(1);
                         *top = (*top).wrapping_add(*sp);
                     }
-                    Op::Jump(t) => ip = t,
+                    Op::Jump(t) => ip = ops.add(t),
                     Op::JumpIfPositive(t) => {
                         sp = sp.sub(1);
                         if *sp > 0 {
-                            ip = t;
+                            ip = ops.add(t);
                         }
                     }
                     Op::Return => return *sp.sub(1),
