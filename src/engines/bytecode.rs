@@ -26,9 +26,9 @@
 //! operand, an indirect jump through the `match`'s table, a jump back to the
 //! loop head (Rust has no computed goto, so every handler shares one
 //! indirect jump) — plus the handler's own stack traffic. The instruction
-//! pointer is an address, so dispatch does no index arithmetic. There is no
-//! operand-location variant (the original's design had none): a literal
-//! operand is a `push`, then `add`.
+//! pointer stays an index: as an address it needs fewer instructions (no
+//! scaling), but measured slower. There is no operand-location variant (the
+//! original's design had none): a literal operand is a `push`, then `add`.
 //!
 //! Trade-off: the code is compact and compile is one cheap pass, but every
 //! node costs a dispatch through the `match` plus stack memory traffic.
@@ -298,9 +298,8 @@ impl Technique for Bytecode {
         // SAFETY: `verify` accepted `chunk.ops` for `chunk.locals` local
         // slots, `chunk.max_stack` stack values and the program's argument
         // count, and `execute`'s caller guarantees `args` holds that many.
-        // So: `ip` only points at instructions the verifier followed (the
-        // first, the next after a non-terminal one, jump targets), all
-        // inside `ops`;
+        // So: `ip` only takes values the verifier followed (address 0, `ip+1`
+        // after non-terminal instructions, jump targets), all inside `ops`;
         // `Get`/`Store` slots are below `chunk.locals`; `Arg` indices are
         // below the argument count; the stack pointer stays within
         // `[locals + chunk.locals, locals + chunk.locals + max_stack]`
@@ -310,12 +309,10 @@ impl Technique for Bytecode {
         // are in use.
         unsafe {
             let mut sp = locals.add(chunk.locals);
-            // The instruction pointer is an address, not an index: no
-            // scaling per dispatch.
-            let mut ip = ops;
+            let mut ip = 0usize;
             loop {
-                let op = *ip;
-                ip = ip.add(1);
+                let op = *ops.add(ip);
+                ip += 1;
                 match op {
                     Op::Push(n) => {
                         *sp = n;
@@ -338,11 +335,11 @@ impl Technique for Bytecode {
                         let top = sp.sub(1);
                         *top = (*top).wrapping_add(*sp);
                     }
-                    Op::Jump(t) => ip = ops.add(t),
+                    Op::Jump(t) => ip = t,
                     Op::JumpIfPositive(t) => {
                         sp = sp.sub(1);
                         if *sp > 0 {
-                            ip = ops.add(t);
+                            ip = t;
                         }
                     }
                     Op::Return => return *sp.sub(1),
