@@ -26,8 +26,8 @@
 //! `(ip, sp)` in two registers and the halt test. The next address is
 //! computed from `ip`, never loaded from the closure's captures: a captured
 //! successor (`ip + 1` stored in each closure) would make each instruction
-//! wait for two dependent loads before the next could start, which showed
-//! as twice the time for the same instruction count. There is no
+//! wait for two dependent loads before the next could start, and measured
+//! far slower for about the same instruction count. There is no
 //! operand-location variant (the original's design had none; the
 //! instruction list is `bytecode`'s).
 //!
