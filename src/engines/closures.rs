@@ -112,7 +112,6 @@ macro_rules! thin_closure {
 
         impl $node {
             /// Places `f` in `arena`.
-            #[allow(dead_code)]
             $vis fn new_in<F: Fn($($ty),*) -> $ret + 'static>(
                 arena: &$crate::engines::closures::Arena,
                 f: F,
