@@ -47,8 +47,8 @@
 //!
 //! Trade-off: no dispatch loop and no operand stack, and a step never
 //! returns through its predecessors; but each step is an indirect jump, and
-//! every other `Add` and every loop iteration pays a real call and return
-//! for its nested chains.
+//! every `Add` of a non-literal and every loop iteration pays a real call
+//! and return for its nested chains.
 //!
 //! Unsafe code rests on trusting this module's own lowering (slots from the
 //! validated scopes, argument indices from validation); there is no verifier.
