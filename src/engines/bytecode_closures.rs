@@ -3,26 +3,44 @@
 //!
 //! **Compile** first produces and verifies exactly the instruction list of
 //! [`bytecode`] (the same stack discipline, rotated loops and resolved local
-//! slots), then turns each instruction into one
-//! `Box<dyn Fn(&Frame, Sp) -> (usize, Sp)>` that captures its operands — and
-//! its own successor's address — and returns the address to run next: `ip + 1`
-//! for straight-line work, the target for a taken jump, and an address past
-//! the end for `return`. There is no opcode left to decode at run time.
+//! slots), then turns each instruction into one closure
+//! `Fn(&Frame, Sp, Ip) -> (Ip, Sp)` that captures its operands (for a jump,
+//! its distance to the target) and returns the address to run next: `ip + 1`
+//! for straight-line work, `ip` plus the distance for a taken jump, null for
+//! `return`. There is no opcode left to decode at run time. The array holds
+//! each closure as two words (code pointer and closure address, `closures`'
+//! `thin_closure!`; the closures live in one arena).
 //! **Values** live on a value stack and **locals** in slots, one buffer per
 //! execute sized exactly as for `bytecode` ([`Program::max_locals`] slots,
 //! then the verified maximum stack height).
-//! **Control**: `while let Some(f) = code.get(ip) { (ip, sp) = f(&frame, sp) }`:
-//! the stack pointer travels with `ip` in registers, not through memory. The
-//! bounds check doubles as the halt test, so dispatch needs no `unsafe`; the
-//! closures' unchecked stack and local accesses are sound because the loop
-//! runs them exactly along paths the bytecode verifier followed, at the
-//! stack heights it computed.
+//! **Control**: `while !ip.is_null() { (ip, sp) = (*ip).call(&frame, sp, ip) }`:
+//! the stack pointer and the instruction pointer travel in registers, not
+//! through memory. The loop dereferences `ip` unchecked and the closures
+//! access stack and locals unchecked, both sound because the loop runs them
+//! exactly along paths the bytecode verifier followed, at the stack heights
+//! it computed.
+//!
+//! **What an instruction costs**: its own work (as in `bytecode`: stack
+//! traffic, one load through the frame for a local or argument), plus the
+//! dispatch: two loads from the array (no vtable), the call, the return of
+//! `(ip, sp)` in two registers and the halt test. The next address is
+//! computed from `ip`, never loaded from the closure's captures: a captured
+//! successor (`ip + 1` stored in each closure) would make each instruction
+//! wait for two dependent loads before the next could start, and measured
+//! far slower for about the same instruction count. There is no
+//! operand-location variant (the original's design had none; the
+//! instruction list is `bytecode`'s).
 //!
 //! Trade-off: one indirect call per instruction instead of a `match` on an
 //! opcode; the call can't be inlined and every value still goes through
 //! memory, so it competes with `bytecode` rather than with `closures`.
+//!
+//! Unsafe code rests on a verifier: `bytecode`'s, which checks every
+//! instruction's operands, jump targets and stack heights before a closure
+//! is made.
 
 use super::bytecode::{self, Chunk, Op};
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::program::Program;
 
@@ -46,17 +64,27 @@ pub struct Frame {
 /// `max_stack` slots.
 type Sp = *mut i64;
 
-type Instr = Box<dyn Fn(&Frame, Sp) -> (usize, Sp)>;
+thin_closure! {
+    /// One instruction's closure, held as two words (no vtable). It gets its
+    /// own address `ip` and returns the address of the instruction to run
+    /// next (null for `return`).
+    struct Instr = Fn(frame: &Frame, sp: Sp, ip: Ip) -> (Ip, Sp);
+}
+
+/// The instruction pointer: an address in [`Code::instrs`]. The next one
+/// is computed from the current one (`ip + 1`, or a captured distance for a
+/// jump), never loaded from the closure: a loaded successor would put two
+/// dependent loads on the path from one instruction to the next.
+type Ip = *const Instr;
 
 /// The compiled program: one closure per verified instruction, plus the
 /// instructions themselves for sizes and `show`.
 pub struct Code {
     instrs: Vec<Instr>,
     chunk: Chunk,
+    /// Owns the closures `instrs` point to.
+    _arena: Arena,
 }
-
-/// Returned by `return`: no instruction lives there, so the loop stops.
-const HALT: usize = usize::MAX;
 
 // SAFETY (for every `unsafe` block in the closures below): the verifier
 // accepted the instruction at `ip` with its operand — slots below the local
@@ -64,57 +92,67 @@ const HALT: usize = usize::MAX;
 // underflows nor exceeds `max_stack` — and the `Sp` invariant puts `sp` at
 // exactly that height when the closure runs (the loop runs closures only
 // along verified paths, starting at address 0 with an empty stack).
-fn instr(ip: usize, op: Op) -> Instr {
-    let next = ip + 1;
+// Returned addresses are computed with wrapping arithmetic and only
+// dereferenced by the loop in `execute`.
+fn instr(arena: &Arena, at: usize, op: Op) -> Instr {
+    // A jump's target as a distance from the jump itself.
+    let to = |t: usize| t.wrapping_sub(at) as isize;
     match op {
-        Op::Push(n) => Box::new(move |_, sp| {
+        Op::Push(n) => Instr::new_in(arena, move |_, sp, ip| {
             // SAFETY: verified: the push stays within `max_stack`.
             unsafe {
                 *sp = n;
-                (next, sp.add(1))
+                (ip.wrapping_add(1), sp.add(1))
             }
         }),
-        Op::Arg(i) => Box::new(move |f, sp| {
+        Op::Arg(i) => Instr::new_in(arena, move |f, sp, ip| {
             // SAFETY: verified: `i < arg_count`, the push stays within `max_stack`.
             unsafe {
                 *sp = *f.args.add(i);
-                (next, sp.add(1))
+                (ip.wrapping_add(1), sp.add(1))
             }
         }),
-        Op::Get(s) => Box::new(move |f, sp| {
+        Op::Get(s) => Instr::new_in(arena, move |f, sp, ip| {
             // SAFETY: verified: `s` < local slots, the push stays within `max_stack`.
             unsafe {
                 *sp = *f.locals.add(s);
-                (next, sp.add(1))
+                (ip.wrapping_add(1), sp.add(1))
             }
         }),
-        Op::Store(s) => Box::new(move |f, sp| {
+        Op::Store(s) => Instr::new_in(arena, move |f, sp, ip| {
             // SAFETY: verified: `s` < local slots, one value to pop.
             unsafe {
                 let sp = sp.sub(1);
                 *f.locals.add(s) = *sp;
-                (next, sp)
+                (ip.wrapping_add(1), sp)
             }
         }),
-        Op::Add => Box::new(move |_, sp| {
+        Op::Add => Instr::new_in(arena, move |_, sp, ip| {
             // SAFETY: verified: two values to pop, one pushed back.
             unsafe {
                 let sp = sp.sub(1);
                 let top = sp.sub(1);
                 *top = (*top).wrapping_add(*sp);
-                (next, sp)
+                (ip.wrapping_add(1), sp)
             }
         }),
-        Op::Jump(t) => Box::new(move |_, sp| (t, sp)),
-        Op::JumpIfPositive(t) => Box::new(move |_, sp| {
-            // SAFETY: verified: one value to pop; `t` and `next` are in range.
-            unsafe {
-                let sp = sp.sub(1);
-                (if *sp > 0 { t } else { next }, sp)
-            }
-        }),
+        Op::Jump(t) => {
+            let d = to(t);
+            Instr::new_in(arena, move |_, sp, ip| (ip.wrapping_offset(d), sp))
+        }
+        Op::JumpIfPositive(t) => {
+            let d = to(t);
+            Instr::new_in(arena, move |_, sp, ip| {
+                // SAFETY: verified: one value to pop.
+                unsafe {
+                    let sp = sp.sub(1);
+                    let step = if *sp > 0 { d } else { 1 };
+                    (ip.wrapping_offset(step), sp)
+                }
+            })
+        }
         // The value stays on the stack for `execute` to take.
-        Op::Return => Box::new(|_, sp| (HALT, sp)),
+        Op::Return => Instr::new_in(arena, |_, sp, _| (std::ptr::null(), sp)),
     }
 }
 
@@ -126,13 +164,19 @@ impl Technique for BytecodeClosures {
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
         let chunk = bytecode::compile_chunk(program)?;
+        // Closures take 0 to 16 bytes.
+        let arena = Arena::with_capacity(16 * chunk.ops().len());
         let instrs = chunk
             .ops()
             .iter()
             .enumerate()
-            .map(|(ip, &op)| instr(ip, op))
+            .map(|(at, &op)| instr(&arena, at, op))
             .collect();
-        Ok(Code { instrs, chunk })
+        Ok(Code {
+            instrs,
+            chunk,
+            _arena: arena,
+        })
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
@@ -148,10 +192,14 @@ impl Technique for BytecodeClosures {
             args: args.as_ptr(),
             locals,
         };
-        let (mut ip, mut sp) = (0, sp);
-        // Each closure returns a verified successor (in range) or HALT.
-        while let Some(f) = code.instrs.get(ip) {
-            (ip, sp) = f(&frame, sp);
+        let mut ip: Ip = code.instrs.as_ptr();
+        let mut sp = sp;
+        while !ip.is_null() {
+            // SAFETY: `ip` is the first instruction or one a verified
+            // instruction returned: the next after it, or its jump target,
+            // both inside `instrs` (the verifier proved every path stays
+            // inside the code); `return` alone returns null.
+            (ip, sp) = unsafe { *ip }.call(&frame, sp, ip);
         }
         // SAFETY: only `return` halts, and the verifier saw ≥ 1 value there.
         unsafe { *sp.sub(1) }

@@ -4,15 +4,16 @@
 //! **Compile** first flattens the tree into a [`Chain`] of steps in
 //! evaluation order (what `show` prints; nested chains are stored inline,
 //! so it is one flat vector of 16-byte steps), then folds each chain from its
-//! end into closures: every closure captures (a pointer to) the closure of
-//! the step after it, and the last one is a closure that returns the value.
-//! A bump arena owns all closures, laid out side by side: compile makes no
-//! heap allocation per step, and dropping a long chain does not recurse.
+//! end into closures: every closure captures the continuation of the step
+//! after it, as two words (the step's code and its data). The last step of a
+//! chain is built with no continuation at all and returns its value. A bump
+//! arena owns all closures, laid out side by side: compile makes no heap
+//! allocation per step, and dropping a long chain does not recurse.
 //! **Values** travel as an argument: a step receives the previous step's
 //! value and calls its continuation with its own. The left operand of an
 //! `Add` is simply the value flowing in; the right operand runs as a *nested*
 //! chain (an ordinary call that returns), so the left value waits on the
-//! native stack meanwhile. **Locals** live in a slice sized by `max_locals`;
+//! native stack meanwhile. **Locals** live in a buffer sized by `max_locals`;
 //! a local's slot is its scope level, fixed at compile time, so `Let` only
 //! writes a slot and nothing is pushed or popped at run time.
 //!
@@ -23,11 +24,36 @@
 //! calls its condition and body as nested chains which *return*, and only
 //! after the loop does it tail-call its continuation.
 //!
+//! **What a step costs, and the original's lesson.** A step is its own
+//! work plus two loads and a jump to reach the next; what surrounds that
+//! decides the rest. The original comparison's version of this technique
+//! was cheaper than a first, plain-Rust one in four ways, all kept here:
+//! a continuation is a code pointer and a data pointer stored *inside* the
+//! calling closure (a `dyn Fn` pointer adds a dependent vtable load and a
+//! register shuffle per step); every step takes the same four scalars
+//! (data, arguments, locals, value) — raw pointers, not slices, which would
+//! take six registers and make `Add` and `While` save all of them across
+//! their nested calls; the last step of a chain returns its value itself
+//! rather than calling a closure that only returns; and an `Add` of a
+//! literal adds a captured constant instead of running a nested chain. It
+//! differs in two ways: its arms keyed on argument 1, the literals ±1 and
+//! locals 0 and 1 are gone, and its locals pointer moved at every `Let` and
+//! was moved back by an extra step at the scope's end, where here slots are
+//! fixed and leaving a scope costs nothing.
+//! The one operand-location variant: **`add n`**, an `Add` whose right
+//! operand is a literal, adds the captured constant to the value flowing in
+//! (for any literal, not a chosen one). No arm keys on a value or an index,
+//! and no step does the work of two nodes.
+//!
 //! Trade-off: no dispatch loop and no operand stack, and a step never
-//! returns through its predecessors; but each step is an indirect call
-//! through a `dyn Fn` pointer, and every `Add` or loop iteration pays a real
-//! call and return for its nested chains.
+//! returns through its predecessors; but each step is an indirect jump, and
+//! every `Add` of a non-literal and every loop iteration pays a real call
+//! and return for its nested chains.
+//!
+//! Unsafe code rests on trusting this module's own lowering (slots from the
+//! validated scopes, argument indices from validation); there is no verifier.
 
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -51,6 +77,8 @@ pub enum Step {
     Set(usize),
     /// Value = input + the value of the nested chain that follows.
     AddRight,
+    /// Value = input + `n` (an `Add` whose right operand is a literal).
+    AddLit(i64),
     /// Runs the nested chain that follows (the condition), and the one
     /// after it (the body) while the condition is `> 0`; value `0`.
     While,
@@ -79,9 +107,13 @@ impl Chain {
             Expr::Get(d) => self.0.push(Step::Get(scope - 1 - d)),
             Expr::Add(a, b) => {
                 self.lower(a, scope);
-                self.0.push(Step::AddRight);
-                self.lower(b, scope);
-                self.0.push(Step::End);
+                if let Expr::Litr(n) = **b {
+                    self.0.push(Step::AddLit(n));
+                } else {
+                    self.0.push(Step::AddRight);
+                    self.lower(b, scope);
+                    self.0.push(Step::End);
+                }
             }
             Expr::Let(init, body) => {
                 self.lower(init, scope);
@@ -127,6 +159,7 @@ impl Chain {
                 Step::Get(s) => writeln!(out, "{p}get L{s}"),
                 Step::Bind(s) => writeln!(out, "{p}bind L{s}"),
                 Step::Set(s) => writeln!(out, "{p}set L{s}"),
+                Step::AddLit(n) => writeln!(out, "{p}add {n}"),
                 Step::AddRight => {
                     open.push(Open::Add);
                     writeln!(out, "{p}add (call):")
@@ -151,110 +184,157 @@ impl Chain {
     }
 }
 
-/// A step's closure: `(locals, args, value of the previous step)`.
-type Fun = dyn Fn(&mut [i64], &[i64], i64) -> i64;
+thin_closure! {
+    /// A continuation: a step's closure, owned by the code's [`Arena`],
+    /// called with `(args, locals, value of the previous step)`.
+    ///
+    /// Closures refer to their successors by these plain pointers instead of
+    /// owning them, so nothing is freed recursively: the arena releases all
+    /// closures at once.
+    struct Cont = Fn(args: *const i64, locals: *mut i64, v: i64) -> i64;
+}
 
-/// A continuation: a step's closure, owned by the code's [`Arena`].
-///
-/// Closures refer to their successors by these plain pointers instead of
-/// owning them, so nothing is freed recursively: the arena releases all
-/// closures at once.
+/// Where a step goes next while a chain is folded: a continuation `C`, or
+/// back to whoever ran the chain.
 #[derive(Clone, Copy)]
-struct Cont(*const Fun);
+pub(crate) enum Link<C> {
+    Cont(C),
+    Return,
+}
 
-impl Cont {
+/// Builds the closure `|$a, $l, $x| $body` as a `$node` twice over — with
+/// `$k` the continuation, or with `$k` the chain's end `$ret` — and
+/// allocates the one `$next` calls for. So the step that ends a chain
+/// returns by itself instead of calling a closure that only returns.
+macro_rules! step {
+    ($node:ident in $arena:expr, $next:expr, $ret:expr, |$a:tt, $l:tt, $x:tt $(: $t:ty)?, $k:ident| $body:expr) => {
+        match $next {
+            Link::Cont($k) => $node::new_in($arena, move |$a, $l, $x $(: $t)?| $body),
+            Link::Return => {
+                let $k = $ret;
+                $node::new_in($arena, move |$a, $l, $x $(: $t)?| $body)
+            }
+        }
+    };
+}
+pub(crate) use step;
+
+/// Where a step goes next: a continuation, or back to whoever ran the chain.
+/// Each step is built for one or the other, so the end of a chain costs no
+/// call.
+trait Next: Copy + 'static {
+    fn go(self, args: *const i64, locals: *mut i64, v: i64) -> i64;
+}
+
+impl Next for Cont {
     #[inline(always)]
-    fn call(self, locals: &mut [i64], args: &[i64], v: i64) -> i64 {
-        // SAFETY: a `Cont` is only made by `Arena::alloc` and only held by
-        // closures in the same arena or by the `Code` owning it; the arena
-        // frees its closures only when that `Code` is dropped, and closures
-        // only run while `execute` borrows the `Code`.
-        unsafe { (*self.0)(locals, args, v) }
+    fn go(self, args: *const i64, locals: *mut i64, v: i64) -> i64 {
+        self.call(args, locals, v)
     }
 }
 
-/// Owns every closure of a compiled program, side by side in a few large
-/// blocks (a bump allocator) rather than one heap allocation per step.
-struct Arena(bumpalo::Bump);
+/// The end of a chain: the value goes back to the caller.
+#[derive(Clone, Copy)]
+struct Return;
 
-impl Arena {
-    fn alloc<F: Fn(&mut [i64], &[i64], i64) -> i64 + 'static>(&mut self, f: F) -> Cont {
-        // The bump allocator never runs destructors; closures capture only
-        // `Cont`s and plain values, which have none.
-        const { assert!(!std::mem::needs_drop::<F>()) };
-        let f: &mut F = self.0.alloc(f);
-        Cont(f as &Fun as *const Fun)
+impl Next for Return {
+    #[inline(always)]
+    fn go(self, _: *const i64, _: *mut i64, v: i64) -> i64 {
+        v
     }
+}
 
-    /// The end of every chain: hand the value back to whoever called it.
-    fn ret(&mut self) -> Cont {
-        self.alloc(|_, _, v| v)
+/// Folds chains into closures in an [`Arena`].
+struct Builder<'a>(&'a Arena);
+
+impl Builder<'_> {
+    /// The continuation `link` stands for; a chain's end becomes a closure
+    /// that hands its input back (only for an empty chain).
+    fn cont(&self, link: Link<Cont>) -> Cont {
+        match link {
+            Link::Cont(c) => c,
+            Link::Return => Cont::new_in(self.0, |_, _, v| v),
+        }
     }
 
     /// Folds `chain` into closures, from the last step to the first: each
     /// nested chain is complete (back to its first step) by the time the
     /// `AddRight` or `While` that runs it is reached.
-    fn build(&mut self, chain: &Chain) -> Cont {
+    ///
+    /// Every `unsafe` block below relies on [`Code`]'s invariant for `args`
+    /// and `locals`, and on validation for the operands: a slot `s` comes
+    /// from a local in scope, so `s < max_locals`; an index `i` from an
+    /// `Arg(i)` in the program, so `i < arg_count`.
+    fn build(&self, chain: &Chain) -> Cont {
         // Continuations waiting while a nested chain is folded: for each
         // open `End`, what follows the step that runs it (and for a loop,
         // also its finished body).
         let mut waiting = Vec::new();
-        let mut next = self.ret();
+        let mut next: Link<Cont> = Link::Return;
         for step in chain.0.iter().rev() {
-            next = match *step {
+            let cont = match *step {
                 Step::End => {
                     waiting.push(next);
-                    self.ret()
+                    next = Link::Return;
+                    continue;
                 }
-                Step::Lit(n) => self.alloc(move |l, a, _| next.call(l, a, n)),
-                Step::Arg(i) => self.alloc(move |l, a, _| {
-                    // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
-                    // and `execute`'s caller guarantees `args` is that long.
-                    let v = unsafe { *a.get_unchecked(i) };
-                    next.call(l, a, v)
+                Step::Lit(n) => step!(Cont in self.0, next, Return, |a, l, _, k| k.go(a, l, n)),
+                Step::Arg(i) => step!(Cont in self.0, next, Return, |a, l, _, k| {
+                    // SAFETY: `i < arg_count` (see above).
+                    k.go(a, l, unsafe { *a.add(i) })
                 }),
-                Step::Get(s) => self.alloc(move |l, a, _| {
-                    // SAFETY: validation put the local in scope, so its
-                    // level `s` is below `max_locals`, the slice's length.
-                    let v = unsafe { *l.get_unchecked(s) };
-                    next.call(l, a, v)
+                Step::Get(s) => step!(Cont in self.0, next, Return, |a, l, _, k| {
+                    // SAFETY: `s < max_locals` (see above).
+                    k.go(a, l, unsafe { *l.add(s) })
                 }),
-                Step::Bind(s) => self.alloc(move |l, a, v| {
+                Step::Bind(s) => step!(Cont in self.0, next, Return, |a, l, v, k| {
                     // SAFETY: a `Let` at level `s` means `s < max_locals`.
-                    unsafe { *l.get_unchecked_mut(s) = v };
-                    next.call(l, a, v)
+                    unsafe { *l.add(s) = v };
+                    k.go(a, l, v)
                 }),
-                Step::Set(s) => self.alloc(move |l, a, v| {
-                    // SAFETY: as for `Get`: the local is in scope.
-                    unsafe { *l.get_unchecked_mut(s) = v };
-                    next.call(l, a, 0)
+                Step::Set(s) => step!(Cont in self.0, next, Return, |a, l, v, k| {
+                    // SAFETY: `s < max_locals` (see above).
+                    unsafe { *l.add(s) = v };
+                    k.go(a, l, 0)
                 }),
+                Step::AddLit(n) => step!(Cont in self.0, next, Return, |a, l, v: i64, k| k.go(
+                    a,
+                    l,
+                    v.wrapping_add(n)
+                )),
                 Step::AddRight => {
-                    let right = next;
-                    let next = waiting.pop().expect("lowering closes every nested chain");
-                    self.alloc(move |l, a, v| {
-                        let r = right.call(l, a, 0);
-                        next.call(l, a, v.wrapping_add(r))
+                    let right = self.cont(next);
+                    let after = waiting.pop().expect("lowering closes every nested chain");
+                    step!(Cont in self.0, after, Return, |a, l, v: i64, k| {
+                        let r = right.go(a, l, 0);
+                        k.go(a, l, v.wrapping_add(r))
                     })
                 }
                 Step::While => {
-                    let cond = next;
+                    let cond = self.cont(next);
                     let body = waiting.pop().expect("lowering closes every nested chain");
-                    let next = waiting.pop().expect("lowering closes every nested chain");
-                    self.alloc(move |l, a, _| {
-                        while cond.call(l, a, 0) > 0 {
-                            body.call(l, a, 0);
+                    let body = self.cont(body);
+                    let after = waiting.pop().expect("lowering closes every nested chain");
+                    step!(Cont in self.0, after, Return, |a, l, _, k| {
+                        while cond.go(a, l, 0) > 0 {
+                            body.go(a, l, 0);
                         }
-                        next.call(l, a, 0)
+                        k.go(a, l, 0)
                     })
                 }
             };
+            next = Link::Cont(cont);
         }
-        next
+        self.cont(next)
     }
 }
 
 /// The compiled program: the chain for `show` and its first closure.
+///
+/// Invariant, relied on by every step: the closures run only from
+/// [`ClosureContinuations::execute`], with `args` holding the program's
+/// `arg_count` values (its caller's promise) and `locals` its `max_locals`
+/// slots.
 pub struct Code {
     chain: Chain,
     entry: Cont,
@@ -275,10 +355,10 @@ impl Technique for ClosureContinuations {
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
         let chain = Chain::of(program);
-        // Closures take 0 to 48 bytes; most capture a continuation and one
-        // word. Sizing the first block from the step count saves regrowth.
-        let mut arena = Arena(bumpalo::Bump::with_capacity(24 * chain.0.len()));
-        let entry = arena.build(&chain);
+        // Closures take 16 to 56 bytes; most capture a continuation and one
+        // word.
+        let arena = Arena::with_capacity(32 * chain.0.len());
+        let entry = Builder(&arena).build(&chain);
         Ok(Code {
             chain,
             entry,
@@ -288,8 +368,10 @@ impl Technique for ClosureContinuations {
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        // `Code`'s invariant: `locals` is sized from the program, and the
+        // caller guarantees `args` covers its argument count.
         let mut locals = vec![0i64; code.max_locals];
-        code.entry.call(&mut locals, args, 0)
+        code.entry.go(args.as_ptr(), locals.as_mut_ptr(), 0)
     }
 
     fn show(code: &Code) -> String {
@@ -304,9 +386,32 @@ impl Technique for ClosureContinuations {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     crate::engines::conformance::conformance_tests!(
-        super::ClosureContinuations,
-        extra: [CONTINUATION_TRICKY],
+        ClosureContinuations,
+        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
         also: [deep_programs, long_straight_line, far_assignments],
     );
+
+    #[test]
+    fn a_literal_right_operand_is_added_in_place() {
+        let p = crate::front::compile_source("t", "let x = arg(0); x = x + -3; x + x").unwrap();
+        let code = ClosureContinuations::compile(&p).unwrap();
+        use Step::*;
+        assert_eq!(
+            code.chain.0,
+            [
+                Arg(0),
+                Bind(0),
+                Get(0),
+                AddLit(-3),
+                Set(0),
+                Get(0),
+                AddRight,
+                Get(0),
+                End
+            ]
+        );
+    }
 }

@@ -5,12 +5,14 @@
 //! **Compile** flattens the tree into a [`Chain`] of stack-machine steps in
 //! evaluation order (what `show` prints), tracking the operand-stack height
 //! so the stack can be sized exactly, then folds each chain from its end into
-//! boxed closures, each capturing (a pointer to) the closure of the step
-//! after it; an arena owns them all, so dropping a long chain never recurses.
-//! **Values** live in one buffer `mem = [locals… | operand stack…]`: a step
-//! pops its operands and pushes its result at `mem[sp]`, and passes the new
-//! stack pointer `sp` to its continuation. Because both sides of `Add` are
-//! on the stack, `Add` is a plain step and needs no nested call (unlike
+//! closures, each capturing the continuation of the step after it as two
+//! words (code and data); a bump arena owns them all, so compile makes no
+//! heap allocation per step and dropping a long chain never recurses. The
+//! arena and continuations are the same as `closure_continuations`'.
+//! **Values** live in one buffer `[locals… | operand stack…]`: a step pops
+//! its operands and pushes its result at the stack pointer `sp`, and passes
+//! the new `sp` to its continuation. Because both sides of `Add` are on the
+//! stack, `Add` is a plain step and needs no nested call (unlike
 //! `closure_continuations`). An expression whose value is discarded pushes
 //! nothing. **Locals** sit in slots fixed by their scope level, so `Let` just
 //! pops into a slot.
@@ -21,10 +23,34 @@
 //! after the loop does it tail-call onwards. So a call chain is at most as
 //! long as straight-line code, never as long as the run.
 //!
+//! **What a step costs, and the original's lesson**: its own memory
+//! traffic (a push is a store and a pointer bump, `add` two loads and a
+//! store), two loads and a jump to reach the next step, and nothing for
+//! arguments, four scalars (data, arguments, locals, `sp`) that pass through
+//! unchanged. The original comparison's version was cheaper than a first,
+//! plain-Rust one for the reasons `closure_continuations` gives (two-word
+//! continuations stored in the caller instead of `dyn Fn` pointers, raw
+//! pointers instead of slices and an index, no closure that only returns,
+//! a literal operand added in place) and kept its stack pointer in an
+//! argument too; here it is a raw pointer rather than an index into a
+//! slice. Beyond it, the step that ends a chain returns its value instead
+//! of pushing it, so a loop condition never touches the stack. Its arms keyed
+//! on argument 1, the literals ±1 and locals 0 and 1 are gone, and so is its
+//! moving locals pointer (slots are fixed by scope level here).
+//! The one operand-location variant: **`add n`**, an `Add` whose right
+//! operand is a literal, adds the captured constant to the top of the stack
+//! in place (for any literal, not a chosen one). No arm keys on a value or
+//! an index, and no step does the work of two nodes.
+//!
 //! Trade-off: the flattest continuation code (no nested calls except loops),
 //! paid for with a load and a store through memory for every intermediate
 //! value and the stack pointer threaded through every call.
+//!
+//! Unsafe code rests on trusting this module's own lowering (its stack
+//! heights, slots and argument indices); there is no verifier.
 
+use super::closure_continuations::{Link, step};
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -40,6 +66,8 @@ pub enum Step {
     Get(usize),
     /// Pop two, push their wrapping sum.
     Add,
+    /// Add `n` to the top value (an `Add` whose right operand is a literal).
+    AddLit(i64),
     /// Pop into slot `s` (a new local, or an assignment).
     Store(usize),
     /// Loop: `cond` pushes one value, `body` leaves the stack as it found it.
@@ -97,10 +125,16 @@ impl Lower {
             }
             Expr::Add(a, b) => {
                 self.lower(out, a, scope, want);
-                self.lower(out, b, scope, want);
-                if want {
-                    out.push(Step::Add);
-                    self.height -= 1;
+                match **b {
+                    // The literal is in the step: height unchanged.
+                    Expr::Litr(n) if want => out.push(Step::AddLit(n)),
+                    _ => {
+                        self.lower(out, b, scope, want);
+                        if want {
+                            out.push(Step::Add);
+                            self.height -= 1;
+                        }
+                    }
                 }
             }
             Expr::Let(init, body) => {
@@ -137,6 +171,15 @@ impl Lower {
 }
 
 impl Chain {
+    /// Steps in this chain and the chains nested in it.
+    fn len(&self) -> usize {
+        let nested = |s: &Step| match s {
+            Step::While(c, b) => c.len() + b.len(),
+            _ => 0,
+        };
+        self.steps.iter().map(|s| 1 + nested(s)).sum()
+    }
+
     fn write(&self, indent: usize, out: &mut String) {
         let pad = "  ".repeat(indent);
         for step in &self.steps {
@@ -145,6 +188,7 @@ impl Chain {
                 Step::Arg(i) => out.push_str(&format!("{pad}push arg {i}\n")),
                 Step::Get(s) => out.push_str(&format!("{pad}push L{s}\n")),
                 Step::Add => out.push_str(&format!("{pad}add\n")),
+                Step::AddLit(n) => out.push_str(&format!("{pad}add {n}\n")),
                 Step::Store(s) => out.push_str(&format!("{pad}pop L{s}\n")),
                 Step::While(c, b) => {
                     out.push_str(&format!("{pad}while (native loop) cond:\n"));
@@ -159,125 +203,130 @@ impl Chain {
     }
 }
 
-/// A step's closure: `(mem, args, sp)`; `mem[sp]` is the next free slot.
-type Fun = dyn Fn(&mut [i64], &[i64], usize) -> i64;
+thin_closure! {
+    /// A continuation: a step's closure, owned by the code's [`Arena`],
+    /// called with `(args, locals, sp)`.
+    struct Cont = Fn(args: *const i64, locals: *mut i64, sp: *mut i64) -> i64;
+}
 
-/// A continuation: a step's closure, owned by the code's [`Arena`].
-///
-/// Closures refer to their successors by these plain pointers instead of
-/// owning them, so dropping a chain of any length frees its closures one by
-/// one from a `Vec`, instead of recursing once per step.
-#[derive(Clone, Copy)]
-struct Cont(*const Fun);
+/// Where a step goes next: a continuation (which gets the stack pointer),
+/// or back to whoever ran the chain. Each step is built for one or the
+/// other, so the end of a chain costs no call.
+trait Next: Copy + 'static {
+    /// Continue with `v` pushed at `sp`.
+    fn push(self, args: *const i64, locals: *mut i64, sp: *mut i64, v: i64) -> i64;
+    /// Continue with the stack as it is.
+    fn go(self, args: *const i64, locals: *mut i64, sp: *mut i64) -> i64;
+}
 
-impl Cont {
+impl Next for Cont {
     #[inline(always)]
-    fn call(self, mem: &mut [i64], args: &[i64], sp: usize) -> i64 {
-        // SAFETY: a `Cont` is only made by `Arena::alloc` and only held by
-        // closures in the same arena or by the `Code` owning it; the arena
-        // frees its closures only when that `Code` is dropped, and closures
-        // only run while `execute` borrows the `Code`.
-        unsafe { (*self.0)(mem, args, sp) }
+    fn push(self, args: *const i64, locals: *mut i64, sp: *mut i64, v: i64) -> i64 {
+        // SAFETY: the step pushing `v` was lowered with the stack below its
+        // maximum height, so `sp` is inside the buffer (`Code`'s invariant).
+        unsafe { *sp = v };
+        // SAFETY: one past a slot of the buffer is at most its end.
+        self.call(args, locals, unsafe { sp.add(1) })
+    }
+
+    #[inline(always)]
+    fn go(self, args: *const i64, locals: *mut i64, sp: *mut i64) -> i64 {
+        self.call(args, locals, sp)
     }
 }
 
-/// Owns every closure of a compiled program.
-#[derive(Default)]
-struct Arena(Vec<*mut Fun>);
+/// The end of a chain: a chain that pushes hands its value back instead of
+/// pushing it (the caller would only pop it); one that does not returns 0,
+/// which nobody reads.
+#[derive(Clone, Copy)]
+struct Return;
 
-impl Arena {
-    fn alloc(&mut self, f: impl Fn(&mut [i64], &[i64], usize) -> i64 + 'static) -> Cont {
-        let f: Box<Fun> = Box::new(f);
-        let p = Box::into_raw(f);
-        self.0.push(p);
-        Cont(p)
+impl Next for Return {
+    #[inline(always)]
+    fn push(self, _: *const i64, _: *mut i64, _: *mut i64, v: i64) -> i64 {
+        v
     }
 
-    /// Folds `chain` into closures, from its end to its first step.
-    ///
-    /// Every step below relies on the same invariant: the stack pointer a
-    /// step receives is the height `Lower` computed for that point plus the
-    /// stack's base, and `mem` holds `max_locals + max_height` slots; so a
-    /// push writes below `mem.len()` and a pop reads above the stack's base.
-    fn build(&mut self, chain: &Chain) -> Cont {
-        let mut next = if chain.pushes {
-            self.alloc(|m, _, sp| {
-                // SAFETY: a chain that pushes has its value at `sp - 1`
-                // (stack invariant above).
-                unsafe { *m.get_unchecked(sp - 1) }
-            })
-        } else {
-            self.alloc(|_, _, _| 0)
-        };
-        for step in chain.steps.iter().rev() {
-            next = match *step {
-                Step::Lit(n) => self.alloc(move |m, a, sp| {
-                    // SAFETY: a push stays below `mem.len()` (stack invariant).
-                    unsafe { *m.get_unchecked_mut(sp) = n };
-                    next.call(m, a, sp + 1)
-                }),
-                Step::Arg(i) => self.alloc(move |m, a, sp| {
-                    // SAFETY: `Arg(i)` is in the program, so `i < arg_count`,
-                    // which `execute`'s caller guarantees; the push is in
-                    // bounds by the stack invariant.
-                    unsafe { *m.get_unchecked_mut(sp) = *a.get_unchecked(i) };
-                    next.call(m, a, sp + 1)
-                }),
-                Step::Get(s) => self.alloc(move |m, a, sp| {
-                    // SAFETY: validation put the local in scope, so its level
-                    // `s < max_locals`; the push is in bounds (stack invariant).
-                    unsafe { *m.get_unchecked_mut(sp) = *m.get_unchecked(s) };
-                    next.call(m, a, sp + 1)
-                }),
-                Step::Add => self.alloc(move |m, a, sp| {
-                    // SAFETY: `Add` follows the pushes of both operands, so
-                    // `sp - 2` and `sp - 1` are stack slots (stack invariant).
-                    unsafe {
-                        let b = *m.get_unchecked(sp - 1);
-                        let x = m.get_unchecked_mut(sp - 2);
-                        *x = x.wrapping_add(b);
+    #[inline(always)]
+    fn go(self, _: *const i64, _: *mut i64, _: *mut i64) -> i64 {
+        0
+    }
+}
+
+/// Folds `chain` into closures, from its end to its first step.
+///
+/// Every `unsafe` block below relies on the same invariant: the stack
+/// pointer a step receives is the stack's base plus the height `Lower`
+/// computed for that point, and the buffer holds `max_locals + max_height`
+/// slots; so a push writes inside the buffer and a pop reads at or above
+/// the stack's base. Slots are below `max_locals` (locals in scope) and
+/// argument indices below `arg_count` by validation.
+fn build(arena: &Arena, chain: &Chain) -> Cont {
+    let mut next: Link<Cont> = Link::Return;
+    for step in chain.steps.iter().rev() {
+        let cont = match *step {
+            Step::Lit(n) => step!(Cont in arena, next, Return, |a, l, sp, k| k.push(a, l, sp, n)),
+            Step::Arg(i) => step!(Cont in arena, next, Return, |a, l, sp, k| {
+                // SAFETY: `i < arg_count` (see above).
+                k.push(a, l, sp, unsafe { *a.add(i) })
+            }),
+            Step::Get(s) => step!(Cont in arena, next, Return, |a, l, sp, k| {
+                // SAFETY: `s < max_locals` (see above).
+                k.push(a, l, sp, unsafe { *l.add(s) })
+            }),
+            Step::Add => step!(Cont in arena, next, Return, |a, l, sp: *mut i64, k| {
+                // SAFETY: `Add` follows the pushes of both operands, so
+                // `sp - 2` and `sp - 1` are stack slots (see above).
+                let (sp, x, y) = unsafe { (sp.sub(2), *sp.sub(2), *sp.sub(1)) };
+                k.push(a, l, sp, x.wrapping_add(y))
+            }),
+            Step::AddLit(n) => step!(Cont in arena, next, Return, |a, l, sp: *mut i64, k| {
+                // SAFETY: the left operand was just pushed (see above).
+                let (sp, x) = unsafe { (sp.sub(1), *sp.sub(1)) };
+                k.push(a, l, sp, x.wrapping_add(n))
+            }),
+            Step::Store(s) => step!(Cont in arena, next, Return, |a, l, sp: *mut i64, k| {
+                // SAFETY: the stored value was just pushed, and the local's
+                // slot `s < max_locals` (see above).
+                let sp = unsafe {
+                    let sp = sp.sub(1);
+                    *l.add(s) = *sp;
+                    sp
+                };
+                k.go(a, l, sp)
+            }),
+            Step::While(ref cond, ref body) => {
+                let (cond, body) = (build(arena, cond), build(arena, body));
+                step!(Cont in arena, next, Return, |a, l, sp, k| {
+                    while cond.call(a, l, sp) > 0 {
+                        body.call(a, l, sp);
                     }
-                    next.call(m, a, sp - 1)
-                }),
-                Step::Store(s) => self.alloc(move |m, a, sp| {
-                    // SAFETY: the stored value was just pushed (stack
-                    // invariant), and the local's level `s < max_locals`.
-                    unsafe { *m.get_unchecked_mut(s) = *m.get_unchecked(sp - 1) };
-                    next.call(m, a, sp - 1)
-                }),
-                Step::While(ref cond, ref body) => {
-                    let (cond, body) = (self.build(cond), self.build(body));
-                    self.alloc(move |m, a, sp| {
-                        while cond.call(m, a, sp) > 0 {
-                            body.call(m, a, sp);
-                        }
-                        next.call(m, a, sp)
-                    })
-                }
-            };
-        }
-        next
+                    k.go(a, l, sp)
+                })
+            }
+        };
+        next = Link::Cont(cont);
     }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        for &p in &self.0 {
-            // SAFETY: every pointer came from `Box::into_raw` in `alloc` and
-            // is freed exactly once, here. Closures capture only `Cont`s and
-            // plain values, so freeing one never touches another.
-            drop(unsafe { Box::from_raw(p) });
-        }
+    match next {
+        Link::Cont(c) => c,
+        // Only a chain that pushes nothing can be empty.
+        Link::Return => Cont::new_in(arena, |_, _, _| 0),
     }
 }
 
 /// The compiled program: the chain for `show` and its first closure.
+///
+/// Invariant, relied on by every step: the closures run only from
+/// [`ClosureStackContinuations::execute`], with `args` holding the
+/// program's `arg_count` values (its caller's promise) and `locals` a
+/// buffer of `max_locals` local slots followed by `max_height` stack slots.
 pub struct Code {
     chain: Chain,
     entry: Cont,
     max_locals: usize,
     max_height: usize,
-    /// Owns `entry` and every closure it reaches.
+    /// Owns `entry` and every closure it reaches; declared last so that it is
+    /// dropped last.
     _arena: Arena,
 }
 
@@ -296,8 +345,10 @@ impl Technique for ClosureStackContinuations {
             max_height: 0,
         };
         let chain = lower.chain(program.expr(), 0, true);
-        let mut arena = Arena::default();
-        let entry = arena.build(&chain);
+        // Closures take 16 to 40 bytes; most capture a continuation and one
+        // word.
+        let arena = Arena::with_capacity(32 * chain.len());
+        let entry = build(&arena, &chain);
         Ok(Code {
             chain,
             entry,
@@ -308,8 +359,13 @@ impl Technique for ClosureStackContinuations {
     }
 
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+        // `Code`'s invariant: the buffer is sized from the program, and the
+        // caller guarantees `args` covers its argument count.
         let mut mem = vec![0i64; code.max_locals + code.max_height];
-        code.entry.call(&mut mem, args, code.max_locals)
+        let locals = mem.as_mut_ptr();
+        // SAFETY: `max_locals` is within `mem`: the stack starts empty.
+        let sp = unsafe { locals.add(code.max_locals) };
+        code.entry.call(args.as_ptr(), locals, sp)
     }
 
     fn show(code: &Code) -> String {
@@ -324,9 +380,32 @@ impl Technique for ClosureStackContinuations {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     crate::engines::conformance::conformance_tests!(
-        super::ClosureStackContinuations,
-        extra: [CONTINUATION_TRICKY],
+        ClosureStackContinuations,
+        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
         also: [deep_programs, long_straight_line, far_assignments],
     );
+
+    #[test]
+    fn a_literal_right_operand_is_added_on_the_stack_top() {
+        let p = crate::front::compile_source("t", "let x = arg(0); x = x + -3; x + x").unwrap();
+        let code = ClosureStackContinuations::compile(&p).unwrap();
+        use Step::*;
+        assert_eq!(
+            code.chain.steps,
+            [
+                Arg(0),
+                Store(0),
+                Get(0),
+                AddLit(-3),
+                Store(0),
+                Get(0),
+                Get(0),
+                Add
+            ]
+        );
+        assert_eq!(code.max_height, 2);
+    }
 }

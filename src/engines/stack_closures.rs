@@ -1,25 +1,41 @@
 //! `stack_closures` — like `closures`, but intermediate values live on an
 //! explicit value stack instead of in the closures' return values.
 //!
-//! **Compile** turns the tree into nested `Box<dyn Fn(&mut Env)>` closures
-//! that return nothing: a closure compiled *for its value* leaves exactly one
-//! value pushed (`Add` runs both operands, pops two, pushes the sum), one
-//! compiled *for effect* leaves the stack as it found it. Effect context is
-//! where values are thrown away — the first half of `Then`, a loop body — so
-//! `x = 1; …` pushes no `0` just to pop it, and a pure leaf there compiles to
-//! nothing at all. Because every closure's stack effect is fixed, the
+//! **Compile** turns the tree into nested closures (held as two words each,
+//! `closures`' `thin_closure!`, in one arena) that return nothing: a closure
+//! compiled *for its value* writes it to the top of the stack (`Add` runs
+//! both operands into the two slots there and adds the second into the
+//! first), one compiled *for effect* leaves nothing. Effect context is where
+//! values are thrown away — the first half of `Then`, a loop body — so
+//! `x = 1; …` pushes no `0` just to drop it, and a pure leaf there compiles
+//! to nothing at all. Because every closure's stack effect is fixed, the
 //! compiler knows the stack height before every closure and computes the
 //! exact maximum, which sizes the stack.
+//! **The stack pointer** is an argument: a parent passes each child the slot
+//! its value goes to (`sp` for the first operand, `sp + 1` for the second),
+//! so it stays in a register, and no closure returns or stores a new one.
 //! **Locals** are slots resolved at compile time exactly as in `closures`
 //! (`Get(d)` at scope `s` is slot `s - 1 - d`). One buffer per execute holds
 //! [`Program::max_locals`] local slots followed by the value stack.
 //! **Control**: `While` is a native `loop` inside its closure that runs the
-//! condition, pops it and tests it; native stack depth is the tree's depth.
+//! condition, reads it from the stack and tests it; native stack depth is
+//! the tree's depth.
+//!
+//! **What a node costs**: `closures`' call per child (two loads to reach it,
+//! no vtable), plus a store for every value and a load for every use of it —
+//! the memory traffic the original comparison set out to show — and one
+//! more callee-saved register than `closures` in a node with two children
+//! (`sp` must survive the first call). There is no operand-location variant
+//! (the original's design had none): a literal operand is pushed like any
+//! other value.
 //!
 //! Trade-off: the same indirect call per node as `closures`, plus a memory
-//! store and load for every intermediate value — the cost the original
-//! comparison set out to show.
+//! store and load for every intermediate value.
+//!
+//! Unsafe code rests on trusting this module's own compiler (its stack
+//! heights, slots and argument indices); there is no verifier.
 
+use super::closures::{Arena, thin_closure};
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -27,46 +43,30 @@ use std::fmt::{self, Write};
 
 pub struct StackClosures;
 
-/// What every closure runs against.
+/// What every closure reads: where the arguments and locals are.
 ///
 /// Invariant (upheld by [`StackClosures::execute`], the only place an `Env`
-/// is made): `args` points at [`Program::arg_count`] values, `locals` at
-/// [`Program::max_locals`] slots, and `sp` (the next free stack slot) into a
-/// stack of `Code::max_stack` slots, at the height the compiler assumed for
-/// the closure being entered.
+/// is made): `args` points at [`Program::arg_count`] values and `locals` at
+/// [`Program::max_locals`] slots of the program the closures were compiled
+/// from.
 pub struct Env {
     args: *const i64,
     locals: *mut i64,
-    sp: *mut i64,
 }
 
-impl Env {
-    /// # Safety
-    ///
-    /// The compiler's height for this point is below `max_stack`.
-    #[inline(always)]
-    unsafe fn push(&mut self, v: i64) {
-        // SAFETY: the caller's promise: `sp` is below the stack's end.
-        unsafe {
-            *self.sp = v;
-            self.sp = self.sp.add(1);
-        }
-    }
+/// The top of the value stack: the slot a closure compiled for its value
+/// writes its value to. It is an argument, not a field of [`Env`], so it
+/// stays in a register; and because every closure's stack effect is fixed, a
+/// parent knows where each child's value lands (`sp`, `sp + 1`, …) and no
+/// closure returns a new one. Invariant: a closure entered with `sp` at the
+/// compiler's height `h` for it may write slots `h..max_stack`, which lie in
+/// the stack buffer.
+type Sp = *mut i64;
 
-    /// # Safety
-    ///
-    /// The compiler's height for this point is at least 1.
-    #[inline(always)]
-    unsafe fn pop(&mut self) -> i64 {
-        // SAFETY: the caller's promise: a value sits below `sp`.
-        unsafe {
-            self.sp = self.sp.sub(1);
-            *self.sp
-        }
-    }
+thin_closure! {
+    /// A compiled node, holding its children as two-word closures.
+    struct Node = Fn(env: &Env, sp: Sp);
 }
-
-type Node = Box<dyn Fn(&mut Env)>;
 
 /// The compiled program: the root closure (compiled for its value), buffer
 /// sizes, and the tree's shape for `show`.
@@ -75,6 +75,8 @@ pub struct Code {
     locals: usize,
     max_stack: usize,
     tree: Vec<Line>,
+    /// Owns `root` and every closure it reaches.
+    _arena: Arena,
 }
 
 struct Line {
@@ -115,19 +117,23 @@ impl fmt::Display for Shape {
     }
 }
 
-struct Compiler {
+struct Compiler<'a> {
     /// Highest stack height any closure reaches.
     max_stack: usize,
     tree: Vec<Line>,
+    arena: &'a Arena,
 }
 
-// Every `unsafe` block in the closures below relies on the `Env` invariant
-// and on the height bookkeeping in `Compiler`: `height` is the number of
-// values on the stack when the closure starts; a value closure ends at
-// `height + 1`, an effect closure at `height`, and `max_stack` is at least
-// every height reached. Local slots are below `max_locals` and argument
-// indices below `arg_count` by validation, as in `closures`.
-impl Compiler {
+// Every `unsafe` block in the closures below relies on the `Env` and `Sp`
+// invariants and on the height bookkeeping in `Compiler`: `height` is the
+// number of values on the stack when the closure starts, so its `sp` is the
+// stack's base plus `height`; a value closure writes its value at `sp` (and
+// may use the slots above as scratch), an effect closure only uses slots at
+// and above `sp`, and `max_stack` is above every slot written. So `sp + 1`
+// for a second operand is in bounds because the parent reached
+// `height + 2`. Local slots are below `max_locals` and argument indices
+// below `arg_count` by validation, as in `closures`.
+impl Compiler<'_> {
     fn line(&mut self, depth: u16, what: Shape) {
         self.tree.push(Line { depth, what });
     }
@@ -136,51 +142,53 @@ impl Compiler {
         self.max_stack = self.max_stack.max(height);
     }
 
+    fn node(&self, f: impl Fn(&Env, Sp) + 'static) -> Node {
+        Node::new_in(self.arena, f)
+    }
+
     /// A closure that pushes `e`'s value; `height` values are below it.
     fn value(&mut self, e: &Expr, scope: usize, height: usize, depth: u16) -> Node {
         self.reach(height + 1);
         match *e {
             Expr::Litr(n) => {
                 self.line(depth, Shape::Push(n));
-                // SAFETY: pushes at `height < max_stack` (see `Compiler`).
-                Box::new(move |env| unsafe { env.push(n) })
+                // SAFETY: `sp` is a slot of the stack (see `Compiler`).
+                self.node(move |_, sp| unsafe { *sp = n })
             }
             Expr::Arg(i) => {
                 self.line(depth, Shape::PushArg(i));
-                // SAFETY: `i < arg_count`; pushes at `height < max_stack`.
-                Box::new(move |env| unsafe { env.push(*env.args.add(i)) })
+                // SAFETY: `i < arg_count`; `sp` is a slot of the stack.
+                self.node(move |env, sp| unsafe { *sp = *env.args.add(i) })
             }
             Expr::Get(d) => {
                 let slot = scope - 1 - d;
                 self.line(depth, Shape::PushLocal(slot));
-                // SAFETY: `slot < scope ≤ max_locals`; pushes below `max_stack`.
-                Box::new(move |env| unsafe { env.push(*env.locals.add(slot)) })
+                // SAFETY: `slot < scope ≤ max_locals`; `sp` is a slot of the stack.
+                self.node(move |env, sp| unsafe { *sp = *env.locals.add(slot) })
             }
             Expr::Add(ref a, ref b) => {
                 self.line(depth, Shape::Add);
                 let a = self.value(a, scope, height, depth + 1);
                 let b = self.value(b, scope, height + 1, depth + 1);
-                Box::new(move |env| {
-                    a(env);
-                    b(env);
-                    // SAFETY: `a` and `b` left two values above `height`.
-                    unsafe {
-                        let y = env.pop();
-                        let top = env.sp.sub(1);
-                        *top = (*top).wrapping_add(y);
-                    }
+                self.node(move |env, sp| {
+                    a.call(env, sp);
+                    // SAFETY: `b` runs one slot up, which this node reached.
+                    let top = unsafe { sp.add(1) };
+                    b.call(env, top);
+                    // SAFETY: `a` and `b` left their values at `sp`, `sp + 1`.
+                    unsafe { *sp = (*sp).wrapping_add(*top) };
                 })
             }
             Expr::Let(ref init, ref body) => {
                 self.line(depth, Shape::Let(scope));
                 let init = self.value(init, scope, height, depth + 1);
                 let body = self.value(body, scope + 1, height, depth + 1);
-                Box::new(move |env| {
-                    init(env);
-                    // SAFETY: `init` pushed one value; `scope < max_locals`
+                self.node(move |env, sp| {
+                    init.call(env, sp);
+                    // SAFETY: `init` left a value at `sp`; `scope < max_locals`
                     // because the body has `scope + 1` locals in scope.
-                    unsafe { *env.locals.add(scope) = env.pop() };
-                    body(env);
+                    unsafe { *env.locals.add(scope) = *sp };
+                    body.call(env, sp);
                 })
             }
             Expr::Then(ref a, ref b) => {
@@ -189,9 +197,9 @@ impl Compiler {
                 let a = self.effect(a, scope, height, depth + 1);
                 let b = self.value(b, scope, height, depth + 1);
                 match a {
-                    Some(a) => Box::new(move |env| {
-                        a(env);
-                        b(env);
+                    Some(a) => self.node(move |env, sp| {
+                        a.call(env, sp);
+                        b.call(env, sp);
                     }),
                     None => {
                         self.tree[at].what = Shape::ThenElided;
@@ -204,11 +212,10 @@ impl Compiler {
                 self.line(depth, Shape::Zero);
                 let run = self.effect(e, scope, height, depth + 1);
                 let run = run.expect("Set and While always have an effect");
-                Box::new(move |env| {
-                    run(env);
-                    // SAFETY: `run` leaves `height` values; `height + 1` was
-                    // counted into `max_stack` above.
-                    unsafe { env.push(0) };
+                self.node(move |env, sp| {
+                    run.call(env, sp);
+                    // SAFETY: `sp` is a slot of the stack (see `Compiler`).
+                    unsafe { *sp = 0 };
                 })
             }
         }
@@ -223,9 +230,9 @@ impl Compiler {
                 let first = self.effect(a, scope, height, depth);
                 let second = self.effect(b, scope, height, depth);
                 match (first, second) {
-                    (Some(a), Some(b)) => Some(Box::new(move |env| {
-                        a(env);
-                        b(env);
+                    (Some(a), Some(b)) => Some(self.node(move |env, sp| {
+                        a.call(env, sp);
+                        b.call(env, sp);
                     })),
                     (one, other) => one.or(other),
                 }
@@ -235,16 +242,16 @@ impl Compiler {
                 let init = self.value(init, scope, height, depth + 1);
                 let body = self.effect(body, scope + 1, height, depth + 1);
                 Some(match body {
-                    Some(body) => Box::new(move |env| {
-                        init(env);
+                    Some(body) => self.node(move |env, sp| {
+                        init.call(env, sp);
                         // SAFETY: as in the value `Let`.
-                        unsafe { *env.locals.add(scope) = env.pop() };
-                        body(env);
+                        unsafe { *env.locals.add(scope) = *sp };
+                        body.call(env, sp);
                     }),
-                    None => Box::new(move |env| {
-                        init(env);
+                    None => self.node(move |env, sp| {
+                        init.call(env, sp);
                         // SAFETY: as in the value `Let`.
-                        unsafe { *env.locals.add(scope) = env.pop() };
+                        unsafe { *env.locals.add(scope) = *sp };
                     }),
                 })
             }
@@ -252,10 +259,10 @@ impl Compiler {
                 let slot = scope - 1 - d;
                 self.line(depth, Shape::Set(slot));
                 let value = self.value(value, scope, height, depth + 1);
-                Some(Box::new(move |env| {
-                    value(env);
-                    // SAFETY: `value` pushed one value; `slot < scope ≤ max_locals`.
-                    unsafe { *env.locals.add(slot) = env.pop() };
+                Some(self.node(move |env, sp| {
+                    value.call(env, sp);
+                    // SAFETY: `value` left a value at `sp`; `slot < scope ≤ max_locals`.
+                    unsafe { *env.locals.add(slot) = *sp };
                 }))
             }
             Expr::While(ref cond, ref body) => {
@@ -263,21 +270,21 @@ impl Compiler {
                 let cond = self.value(cond, scope, height, depth + 1);
                 let body = self.effect(body, scope, height, depth + 1);
                 Some(match body {
-                    Some(body) => Box::new(move |env| {
+                    Some(body) => self.node(move |env, sp| {
                         loop {
-                            cond(env);
-                            // SAFETY: `cond` pushed one value.
-                            if unsafe { env.pop() } <= 0 {
+                            cond.call(env, sp);
+                            // SAFETY: `cond` left a value at `sp`.
+                            if unsafe { *sp } <= 0 {
                                 break;
                             }
-                            body(env);
+                            body.call(env, sp);
                         }
                     }),
-                    None => Box::new(move |env| {
+                    None => self.node(move |env, sp| {
                         loop {
-                            cond(env);
-                            // SAFETY: `cond` pushed one value.
-                            if unsafe { env.pop() } <= 0 {
+                            cond.call(env, sp);
+                            // SAFETY: `cond` left a value at `sp`.
+                            if unsafe { *sp } <= 0 {
                                 break;
                             }
                         }
@@ -295,16 +302,22 @@ impl Technique for StackClosures {
     type Code = Code;
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
+        // Closures take 8 to 40 bytes; sizing the first block from the node
+        // count saves regrowth.
+        let arena = Arena::with_capacity(24 * program.node_count());
         let mut c = Compiler {
             max_stack: 0,
             tree: Vec::with_capacity(program.node_count()),
+            arena: &arena,
         };
         let root = c.value(program.expr(), 0, 0, 0);
+        let (max_stack, tree) = (c.max_stack, c.tree);
         Ok(Code {
             root,
             locals: program.max_locals(),
-            max_stack: c.max_stack,
-            tree: c.tree,
+            max_stack,
+            tree,
+            _arena: arena,
         })
     }
 
@@ -314,16 +327,16 @@ impl Technique for StackClosures {
         let locals = frame.as_mut_ptr();
         // SAFETY: `code.locals` is within `frame`.
         let sp = unsafe { locals.add(code.locals) };
-        // The `Env` invariant: buffers sized from the program, the caller
-        // covers `arg_count`, and the stack starts empty (height 0).
-        let mut env = Env {
+        // The `Env` and `Sp` invariants: buffers sized from the program, the
+        // caller covers `arg_count`, and the stack starts empty (height 0).
+        let env = Env {
             args: args.as_ptr(),
             locals,
-            sp,
         };
-        (code.root)(&mut env);
-        // SAFETY: the root closure is compiled for its value: it pushed one.
-        unsafe { env.pop() }
+        code.root.call(&env, sp);
+        // SAFETY: the root closure is compiled for its value: it wrote it at
+        // `sp`, a slot of `frame` (`max_stack` ≥ 1 for a value).
+        unsafe { *sp }
     }
 
     fn show(code: &Code) -> String {

@@ -23,9 +23,21 @@
 //! its own address; `While` is a native `loop` in its handler, so native
 //! stack depth is the tree's depth, never the iteration count.
 //!
+//! **What a node costs**: as in `closures`, a call per child — here one
+//! load (the handler word at the child's address, found from an offset in
+//! the node) and the call — plus saving `env` and the node's address across
+//! it; a leaf is one or two loads and a return. An operand is read from the
+//! tape rather than from a captured environment, which costs the same load.
+//! There is no operand-location variant (the original's design had none): a
+//! literal operand is its own node, called like any other.
+//!
 //! Trade-off: compile is one allocation and no closure objects, the tape is
 //! dense and cache-friendly, and every call is to one of a few known
 //! functions; in exchange each handler loads its operands from memory.
+//!
+//! Unsafe code rests on trusting this module's own compiler (the tape
+//! layout it writes, slots and argument indices from validation); there is
+//! no verifier.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;

@@ -203,6 +203,33 @@ pub const CONTINUATION_TRICKY: &[(&str, &[i64])] = &[
     ),
 ];
 
+/// Programs for engines with an `Add`-of-a-literal handler (run after
+/// [`TRICKY`]): the literal's sign and size, wrapping, the handler as the
+/// first, last and only step of a chain, in loop conditions and bodies, with
+/// a literal left operand, and with a nested right operand beside it.
+pub const LITERAL_OPERANDS: &[(&str, &[i64])] = &[
+    ("arg(0) + 1", &[41]),
+    ("arg(0) + -1", &[-41]),
+    ("arg(0) + 0", &[7]),
+    ("arg(0) + 9223372036854775807", &[1]),
+    ("arg(0) + -9223372036854775808", &[-1]),
+    ("1 + 2", &[]),
+    ("1 + arg(0)", &[5]),
+    ("let x = arg(0); x = x + 3; x + 4 + 5", &[10]),
+    ("let x = arg(0); while x + -2 { x = x + -1 }; x", &[9]),
+    (
+        "let x = arg(0); let t = 0; while x { t = t + 2 + x + -1; x = x + -1 }; t",
+        &[6],
+    ),
+    ("let x = arg(0); x + (x + 1) + ((x + 2) + 3)", &[100]),
+    (
+        "let x = { arg(0) + 8 }; { let y = x + -8; y + y } + 1",
+        &[3],
+    ),
+    ("{ let x = 5; x } + 1; (while 0 { }) + 2", &[]),
+    ("let x = 1; (x = 4) + 6 + x", &[]),
+];
+
 fn walker_value(program: &Program, args: &[i64]) -> i64 {
     // SAFETY: the callers pass the arguments the program needs.
     unsafe { Walker::execute(&Walker::compile(program).unwrap(), args) }
