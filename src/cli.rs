@@ -77,12 +77,12 @@ struct Selection {
     /// Only this built-in workload (repeatable).
     #[arg(long = "workload", short = 'w')]
     pub workloads: Vec<String>,
-    /// Measure this program file (`-`: standard input) instead of the
-    /// built-in workloads.
-    pub file: Option<String>,
-    /// Arguments for the program file (decimal 64-bit integers).
-    #[arg(allow_hyphen_values = true, num_args = 0..)]
-    pub args: Vec<String>,
+    /// Measure these program files and folders of `.vm` files together
+    /// instead of the built-in workloads (`-`: standard input). The decimal
+    /// integers after a file are its arguments; a file without any, and
+    /// every file of a folder, takes those of its `// args:` header.
+    #[arg(value_name = "PATH", allow_negative_numbers = true)]
+    pub paths: Vec<String>,
 }
 
 #[derive(clap::Args, Default)]
@@ -227,16 +227,28 @@ fn read(file: &str) -> Result<Source, Failure> {
 }
 
 /// The one way to load a program to run: [`read`] it, parse its arguments
-/// and check there are as many as it reads.
-fn load(file: &str, args: &[String]) -> Result<(Source, Vec<i64>), Failure> {
+/// (`None`: those of its `// args:` header, as a suite's programs give
+/// them) and check there are as many as it reads.
+fn load(file: &str, args: Option<&[String]>) -> Result<(Source, Vec<i64>), Failure> {
     let source = read(file)?;
-    let args = parse_args(args)?;
+    let header = crate::harness::suite::header_args(&source.text);
+    let (args, whence) = match (args, &header) {
+        (Some(args), _) => (parse_args(args)?, ""),
+        (None, Some(header)) => (
+            parse_args(header).or_else(|e| match e {
+                Failure::Plain(m) => fail(format!("{file}: its `// args:` header: {m}")),
+                source => Err(source),
+            })?,
+            " by its `// args:` header",
+        ),
+        (None, None) => (Vec::new(), " (none after it, and no `// args:` header)"),
+    };
     if source.program.arg_count() > args.len() {
         let e = crate::engine::ArgError {
             needed: source.program.arg_count(),
             given: args.len(),
         };
-        return fail(format!("{file}: {e}"));
+        return fail(format!("{file}: {e}{whence}"));
     }
     Ok((source, args))
 }
@@ -299,7 +311,7 @@ fn run(
     } else {
         Some(find_engine(engine)?)
     };
-    let (Source { program, .. }, args) = load(file, args)?;
+    let (Source { program, .. }, args) = load(file, Some(args))?;
     // The guard is a watchdog thread around each run: no engine checks a
     // clock or a flag (see `guard`).
     let what = |engine: &dyn Engine| format!("`{file}` on engine `{}`", engine.name());
@@ -426,30 +438,33 @@ fn selected_engines(names: &[String]) -> Result<Vec<&'static dyn Engine>, Failur
         .collect())
 }
 
-/// The cases a selection names: a user file, or built-in workloads. A
-/// user file goes through the harness's pre-flight for `engines`, under
-/// `timeout` when one is given.
+/// The cases a selection names: a user's suite of files and folders, or
+/// built-in workloads. Each user file goes through the harness's
+/// pre-flight for `engines`, under `timeout` when one is given.
 fn selected_cases(
     sel: &Selection,
     engines: &[&dyn Engine],
     timeout: Option<std::time::Duration>,
 ) -> Result<Vec<crate::harness::Case>, Failure> {
-    use crate::harness::Case;
+    use crate::harness::{Case, preflight, suite};
     use crate::workloads::{WORKLOADS, workload};
-    if let Some(file) = &sel.file {
-        let (source, args) = load(file, &sel.args)?;
-        let case = crate::harness::preflight::user_case(
-            file,
-            &source.text,
-            source.program,
-            args,
-            engines,
-            timeout,
-        );
-        return Ok(vec![case.map_err(Failure::Plain)?]);
-    }
-    if !sel.args.is_empty() {
-        return fail("program arguments need a program: `vm-perf bench FILE ARG...`");
+    if !sel.paths.is_empty() {
+        if !sel.workloads.is_empty() {
+            return fail(
+                "`--workload` selects built-in workloads: give either it or program files",
+            );
+        }
+        let entries = suite::entries(&sel.paths).map_err(Failure::Plain)?;
+        let mut cases = Vec::new();
+        for entry in &entries {
+            let (Source { text, program }, args) = load(&entry.file, entry.args.as_deref())?;
+            let case = preflight::user_case(&entry.file, &text, program, args, engines, timeout)
+                .map_err(Failure::Plain)?;
+            suite::check_expected(entry, &text, case.expected).map_err(Failure::Plain)?;
+            cases.push(case);
+        }
+        suite::check_names(&entries, &cases).map_err(Failure::Plain)?;
+        return Ok(cases);
     }
     let mut cases = Vec::new();
     for w in WORKLOADS {
@@ -553,16 +568,13 @@ fn instructions_child_args(
     for e in engines {
         args.extend(["--engine".into(), e.name().into()]);
     }
-    match &sel.file {
-        None => {
-            for c in cases {
-                args.extend(["--workload".into(), c.name.clone()]);
-            }
+    if sel.paths.is_empty() {
+        for c in cases {
+            args.extend(["--workload".into(), c.name.clone()]);
         }
-        Some(file) => {
-            args.extend([file.clone(), "--".into()]);
-            args.extend(sel.args.iter().cloned());
-        }
+    } else {
+        args.push("--".into());
+        args.extend(sel.paths.iter().cloned());
     }
     args
 }

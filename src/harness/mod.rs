@@ -3,6 +3,8 @@
 //!
 //! - [`case`]: what is measured (a workload or a user's program, with the
 //!   value every execution must produce);
+//! - [`suite`]: the program files and folders a user names, each file with
+//!   its arguments;
 //! - [`preflight`]: a user's program run once per engine before anything is
 //!   measured, under `--timeout`;
 //! - [`settings`]: how long and how carefully to measure;
@@ -27,6 +29,7 @@ pub mod runner;
 pub mod scale;
 pub mod settings;
 pub mod stats;
+pub mod suite;
 pub mod table;
 
 pub use case::Case;
