@@ -63,6 +63,13 @@ cannot run; 2 bad command line; 124 the program did not finish within --timeout.
     Bench(BenchArgs),
     /// Compile time against program size, execute time against iterations.
     Scale(ScaleArgs),
+    /// Set one `bench` run's results.json against another's: the change
+    /// per engine and workload with its interval, per engine and in rank.
+    #[command(
+        after_help = "Exit status: 0 compared; 1 a file cannot be read; 2 bad command line; \
+3 --fail-above PCT found an engine significantly slower than in BASE on some workload by more than PCT percent."
+    )]
+    Compare(CompareArgs),
     /// Internal: the process `bench --instructions` runs under callgrind.
     #[command(hide = true)]
     InstructionsChild(Selection),
@@ -135,10 +142,27 @@ struct ScaleArgs {
     pub out: std::path::PathBuf,
 }
 
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// results.json of the run to compare against.
+    pub base: std::path::PathBuf,
+    /// results.json of the run with the change.
+    pub new: std::path::PathBuf,
+    /// Exit with status 3 when an engine is significantly slower on some
+    /// workload by more than PCT percent (for CI).
+    #[arg(long, value_name = "PCT")]
+    pub fail_above: Option<f64>,
+    /// Print Markdown, for a pull request, instead of terminal tables.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
 /// A failure the CLI reports: the first line names the cause.
 enum Failure {
     Source(SourceError),
     Plain(String),
+    /// `compare --fail-above`: a slowdown (exit status 3).
+    Slower(String),
 }
 
 impl From<SourceError> for Failure {
@@ -185,6 +209,7 @@ pub fn main() -> ExitCode {
             },
         ),
         Some(Command::Scale(args)) => scale(&mut out, &args),
+        Some(Command::Compare(args)) => compare(&mut out, &args),
         Some(Command::InstructionsChild(sel)) => instructions_child(&mut out, &sel),
     };
     match result {
@@ -196,6 +221,10 @@ pub fn main() -> ExitCode {
         Err(Failure::Plain(message)) => {
             eprintln!("vm-perf: error: {message}");
             ExitCode::FAILURE
+        }
+        Err(Failure::Slower(message)) => {
+            eprintln!("vm-perf: {message}");
+            ExitCode::from(3)
         }
     }
 }
@@ -413,7 +442,7 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
                     wrong += 1;
                     format!("WRONG {v}")
                 }
-                Err(Failure::Plain(m)) => m,
+                Err(Failure::Plain(m) | Failure::Slower(m)) => m,
                 Err(Failure::Source(e)) => e.to_string(),
             };
             write!(out, " {cell:>14}").map_err(io)?;
@@ -597,4 +626,30 @@ fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
     let engines = selected_engines(&a.engines)?;
     warn_if_debug();
     crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
+}
+
+fn compare(out: &mut impl Write, a: &CompareArgs) -> Result<(), Failure> {
+    use crate::harness::compare::{compare, load};
+    let base = load(&a.base).map_err(Failure::Plain)?;
+    let new = load(&a.new).map_err(Failure::Plain)?;
+    let c = compare(&base, &new);
+    let (b, n) = (a.base.display().to_string(), a.new.display().to_string());
+    let text = if a.markdown {
+        c.markdown(&b, &n)
+    } else {
+        c.terminal(&b, &n)
+    };
+    write!(out, "{text}").map_err(io)?;
+    let Some(pct) = a.fail_above else {
+        return Ok(());
+    };
+    match c.describe_slowdowns(pct).as_slice() {
+        [] => Ok(()),
+        slow => Err(Failure::Slower(format!(
+            "{} significant slowdown{} above {pct}%: {}",
+            slow.len(),
+            if slow.len() == 1 { "" } else { "s" },
+            slow.join(", ")
+        ))),
+    }
 }

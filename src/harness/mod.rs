@@ -13,6 +13,7 @@
 //! - [`table`] and [`report`]: the terminal table and the report files
 //!   (JSON, CSV, Markdown, HTML with SVG charts), plus the README section;
 //! - [`instructions`]: instruction counts of the execute stage (callgrind);
+//! - [`compare`]: two runs' `results.json` side by side (`vm-perf compare`);
 //! - [`scale`]: compile time against program size, execute time against
 //!   iteration count, and whether each grows linearly.
 //!
@@ -20,6 +21,7 @@
 //! the only failure is a wrong result.
 
 pub mod case;
+pub mod compare;
 pub mod instructions;
 pub mod machine;
 pub mod preflight;
