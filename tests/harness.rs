@@ -203,3 +203,29 @@ fn html_has_a_chart_per_workload_and_files_are_written() {
     assert!(text.contains("](docs/results/sum.svg)") && dir.join("docs/results/sum.svg").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_break_even_section_is_in_both_reports() {
+    let cases: Vec<Case> = ["sum", "fib"]
+        .iter()
+        .map(|w| Case::builtin(workload(w).unwrap()))
+        .collect();
+    let all = engines();
+    let r = measure(&cases, &all[..3]).unwrap();
+    let page = html::render(&r);
+    let md = report::md::render(&r, "charts", 1);
+    for w in ["sum", "fib"] {
+        let file = report::breakeven::chart_file(w);
+        let id = file.trim_end_matches(".svg");
+        assert!(page.contains(&format!("<figure id=\"{id}\">\n<svg")), "{w}");
+        assert!(md.contains(&format!("![{id}](charts/{file})")), "{w}");
+    }
+    assert!(md.contains("overtakes `walker`**") && md.contains("overtakes the best interpreter**"));
+    assert!(page.contains("overtakes <code>walker</code></h3>"));
+    assert!(page.contains("overtakes the best interpreter</h3>"));
+    // Every engine row of the break-even tables has a cell per workload.
+    for g in report::breakeven::grids(&r) {
+        assert_eq!(g.header.len(), 4);
+        assert!(g.rows.iter().all(|row| row.len() == 4), "{}", g.title);
+    }
+}

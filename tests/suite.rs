@@ -99,9 +99,16 @@ fn a_folder_of_three_programs_is_one_run() {
     assert!(r.geomean_ratio("bytecode", "walker").is_some());
     assert!(stdout.contains("geomean vs walker"), "{stdout}");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    for id in ["chart-constant", "chart-count", "chart-square"] {
+    for id in [
+        "chart-constant",
+        "chart-count",
+        "chart-square",
+        "breakeven-count",
+    ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
     }
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("overtakes the best interpreter"), "{md}");
 }
 
 #[test]
