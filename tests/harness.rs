@@ -229,3 +229,31 @@ fn the_break_even_section_is_in_both_reports() {
         assert!(g.rows.iter().all(|row| row.len() == 4), "{}", g.title);
     }
 }
+
+#[test]
+fn every_engine_links_to_its_section_with_what_it_compiled_sum_into() {
+    let walker = engines()[0];
+    let r = measure(&sum_case(), &[walker, &PICKY]).unwrap();
+    let page = html::render(&r);
+    assert!(page.contains("<td><a href=\"#engine-walker\">walker</a></td>"));
+    let at = page.find("<section id=\"engine-walker\"").unwrap();
+    let section = &page[at..at + page[at..].find("</section>").unwrap()];
+    let summary = report::teach::split(report::teach::doc("walker").unwrap()).0;
+    assert!(summary.starts_with("`walker` — "), "{summary}");
+    assert!(section.contains("<p><code>walker</code> — "), "{section}");
+    let sum = workload("sum").unwrap().program().unwrap();
+    let shown = walker.compile(&sum).unwrap().show();
+    let first = shown.lines().next().unwrap();
+    let first = first
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert!(section.contains("<summary>What it compiled <code>sum</code> into</summary>"));
+    assert!(section.contains(&first), "{section}");
+    // An engine of no module of this build gets its summary, and no listing.
+    let at = page.find("<section id=\"engine-picky\"").unwrap();
+    let section = &page[at..at + page[at..].find("</section>").unwrap()];
+    assert!(section.contains("<p>refuses everything</p>") && !section.contains("<details>"));
+    // Candles have no section.
+    assert!(!page.contains("id=\"engine-rust\""));
+}

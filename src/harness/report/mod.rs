@@ -8,6 +8,7 @@ pub mod csv;
 pub mod html;
 pub mod json;
 pub mod md;
+pub mod teach;
 
 use super::results::Results;
 use std::path::{Path, PathBuf};
