@@ -155,6 +155,10 @@ struct CompareArgs {
     /// Print Markdown, for a pull request, instead of terminal tables.
     #[arg(long)]
     pub markdown: bool,
+    /// Compare each engine's ratio to ENGINE on the same workload in its
+    /// own run, so that drift of the machine between runs cancels.
+    #[arg(long, value_name = "ENGINE")]
+    pub relative_to: Option<String>,
 }
 
 /// A failure the CLI reports: the first line names the cause.
@@ -632,7 +636,7 @@ fn compare(out: &mut impl Write, a: &CompareArgs) -> Result<(), Failure> {
     use crate::harness::compare::{compare, load};
     let base = load(&a.base).map_err(Failure::Plain)?;
     let new = load(&a.new).map_err(Failure::Plain)?;
-    let c = compare(&base, &new);
+    let c = compare(&base, &new, a.relative_to.as_deref()).map_err(Failure::Plain)?;
     let (b, n) = (a.base.display().to_string(), a.new.display().to_string());
     let text = if a.markdown {
         c.markdown(&b, &n)

@@ -268,3 +268,49 @@ fn files_that_are_not_results_are_errors() {
     assert_eq!(code, Some(1));
     assert!(err.contains("missing.json: cannot read file"), "{err}");
 }
+
+#[test]
+fn drift_that_hits_every_engine_cancels_relative_to_walker() {
+    let f = Files::new("drift");
+    // The same engines 3 % slower across the board, intervals ±1 %.
+    let drifted: Vec<Cell> = BASE
+        .iter()
+        .map(|&(s, w, m, low, high)| (s, w, m * 1.03, low * 1.03, high * 1.03))
+        .collect();
+    let base = f.write("base.json", &results_json("CPU A", BASE_SUBJECTS, BASE));
+    let new = f.write("new.json", &results_json("CPU A", BASE_SUBJECTS, &drifted));
+    let (code, out, _) = compare(&base, &new, &["--fail-above", "2"]);
+    assert_eq!(code, Some(3));
+    assert!(
+        out.contains("warning: every engine moved the same way (geometric mean +3.0%)"),
+        "{out}"
+    );
+    assert_eq!(row(&out, "bytecode", "sum")[6], "slower");
+    let (code, out, err) = compare(
+        &base,
+        &new,
+        &["--fail-above", "2", "--relative-to", "walker"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("moved the same way"), "{out}");
+    assert_eq!(
+        row(&out, "bytecode", "sum"),
+        [
+            "bytecode",
+            "sum",
+            "0.500×",
+            "0.500×",
+            "+0.0%",
+            "−3.9% … +4.1%",
+            "no change"
+        ]
+    );
+    // The reference has no row of its own, and must be in both runs.
+    assert!(!out.lines().any(|l| l.starts_with("│ walker ")), "{out}");
+    let (code, _, err) = compare(&base, &new, &["--relative-to", "tape"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "vm-perf: error: `tape` is not measured in both runs"
+    );
+}

@@ -11,14 +11,21 @@
 //! the interval ends as its range) and its rank in each run. Warnings say
 //! what makes two runs less comparable: another machine, another build,
 //! another clock, a workload that is not the same program, a native candle
-//! that moved (then the machine did, not only the engines).
+//! that moved, every engine moving the same way (then the machine did, not
+//! only the engines).
+//!
+//! Each interval is its own run's noise; drift between two runs (another
+//! load on a shared machine, another clock frequency) is in neither. With
+//! a reference engine (`--relative-to walker`) every value is the ratio to
+//! that engine on the same workload in the same run, so drift that hits
+//! every engine alike cancels, as in the reports' ratio tables.
 //!
 //! Files are read with serde's defaults for fields added later, so a
 //! `results.json` written by an older vm-perf compares too.
 
 use super::report::json;
 use super::results::Results;
-use super::stats::{fmt_ns, geomean};
+use super::stats::{fmt_ns, fmt_ratio, geomean};
 use super::table::{Grid, markdown, terminal};
 use serde_json::Value;
 use std::path::Path;
@@ -58,9 +65,10 @@ pub struct Change {
     pub subject: String,
     pub tier: String,
     pub workload: String,
-    /// Median nanoseconds per loop iteration in the base and the new run.
-    pub base_ns: f64,
-    pub new_ns: f64,
+    /// Median nanoseconds per loop iteration in the base and the new run,
+    /// or the ratio to the reference engine's when there is one.
+    pub base: f64,
+    pub new: f64,
     /// `new / base` of the medians, and the ends of its interval.
     pub ratio: f64,
     pub low: f64,
@@ -84,6 +92,9 @@ pub struct EngineChange {
 /// Everything `vm-perf compare` reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
+    /// The engine every value is a ratio to, in its own run (`None`:
+    /// nanoseconds per iteration).
+    pub relative_to: Option<String>,
     pub changes: Vec<Change>,
     pub engines: Vec<EngineChange>,
     /// What makes the runs less comparable, and what only one of them has.
@@ -148,6 +159,24 @@ fn per_iteration(r: &Results, subject: &str, workload: &str) -> Option<(f64, f64
     Some((s.median, s.ci_low, s.ci_high))
 }
 
+/// [`per_iteration`], or with a `reference` the ratio to its value on the
+/// same workload in the same run (the interval ends from both intervals).
+fn value(
+    r: &Results,
+    subject: &str,
+    workload: &str,
+    reference: Option<&str>,
+) -> Option<(f64, f64, f64)> {
+    let (m, low, high) = per_iteration(r, subject, workload)?;
+    match reference {
+        None => Some((m, low, high)),
+        Some(base) => {
+            let (b, b_low, b_high) = per_iteration(r, base, workload)?;
+            Some((m / b, low / b_high, high / b_low))
+        }
+    }
+}
+
 fn rank(r: &Results, subject: &str) -> Option<usize> {
     r.ranked()
         .iter()
@@ -162,8 +191,18 @@ fn missing<'a>(a: impl Iterator<Item = &'a String>, b: &[&String]) -> Vec<String
         .collect()
 }
 
-/// Sets `new` against `base`.
-pub fn compare(base: &Results, new: &Results) -> Comparison {
+/// Sets `new` against `base`, each value relative to engine `relative_to`
+/// in its own run if one is given (it must be in both).
+pub fn compare(
+    base: &Results,
+    new: &Results,
+    relative_to: Option<&str>,
+) -> Result<Comparison, String> {
+    if let Some(r) = relative_to
+        && !(base.has(r) && new.has(r))
+    {
+        return Err(format!("`{r}` is not measured in both runs"));
+    }
     let mut warnings: Vec<String> = [
         differences("machine", &base.machine, &new.machine),
         differences("build", &base.build, &new.build),
@@ -208,20 +247,23 @@ pub fn compare(base: &Results, new: &Results) -> Comparison {
 
     let mut changes = Vec::new();
     let mut engines = Vec::new();
-    for s in new.subjects.iter().filter(|s| base.has(&s.name)) {
+    let compared = |s: &&super::results::SubjectInfo| {
+        base.has(&s.name) && Some(s.name.as_str()) != relative_to
+    };
+    for s in new.subjects.iter().filter(compared) {
         let mine: Vec<Change> = new
             .workloads
             .iter()
             .filter_map(|w| {
-                let (b, b_low, b_high) = per_iteration(base, &s.name, &w.name)?;
-                let (n, n_low, n_high) = per_iteration(new, &s.name, &w.name)?;
+                let (b, b_low, b_high) = value(base, &s.name, &w.name, relative_to)?;
+                let (n, n_low, n_high) = value(new, &s.name, &w.name, relative_to)?;
                 let (low, high) = (n_low / b_high, n_high / b_low);
                 Some(Change {
                     subject: s.name.clone(),
                     tier: s.tier.clone(),
                     workload: w.name.clone(),
-                    base_ns: b,
-                    new_ns: n,
+                    base: b,
+                    new: n,
                     ratio: n / b,
                     low,
                     high,
@@ -252,11 +294,28 @@ pub fn compare(base: &Results, new: &Results) -> Comparison {
             ));
         }
     }
-    Comparison {
+    // Every engine faster, or every one slower: what drift looks like.
+    let moved: Vec<f64> = engines
+        .iter()
+        .filter(|e| e.tier != "native")
+        .filter_map(|e| e.geomean.map(|g| g.0))
+        .collect();
+    if relative_to.is_none()
+        && moved.len() >= 2
+        && (moved.iter().all(|&g| g > 1.0) || moved.iter().all(|&g| g < 1.0))
+    {
+        warnings.push(format!(
+            "every engine moved the same way (geometric mean {}): drift of the machine between the runs looks like this; \
+             `--relative-to walker` compares each engine's ratio to walker in its own run instead",
+            percent(geomean(moved).unwrap_or(1.0))
+        ));
+    }
+    Ok(Comparison {
+        relative_to: relative_to.map(str::to_string),
         changes,
         engines,
         warnings,
-    }
+    })
 }
 
 /// A ratio as a signed percentage change (`+3.1%`, `−4.2%`).
@@ -298,6 +357,10 @@ impl Comparison {
 
     /// One row per engine and workload (only the significant ones if asked).
     pub fn changes_grid(&self, significant_only: bool) -> Grid {
+        let show = |v: f64| match self.relative_to {
+            Some(_) => fmt_ratio(v),
+            None => fmt_ns(v),
+        };
         let rows = self
             .changes
             .iter()
@@ -306,8 +369,8 @@ impl Comparison {
                 vec![
                     c.subject.clone(),
                     c.workload.clone(),
-                    fmt_ns(c.base_ns),
-                    fmt_ns(c.new_ns),
+                    show(c.base),
+                    show(c.new),
                     percent(c.ratio),
                     interval(c.low, c.high),
                     c.verdict.text().to_string(),
@@ -315,11 +378,10 @@ impl Comparison {
             })
             .collect();
         Grid {
-            title: if significant_only {
-                "Significant changes".into()
-            } else {
-                "Change in median time per loop iteration (interval: from the two runs' 95% CIs)"
-                    .into()
+            title: match (significant_only, &self.relative_to) {
+                (true, _) => "Significant changes".into(),
+                (false, None) => "Change in median time per loop iteration (interval: from the two runs' 95% CIs)".into(),
+                (false, Some(r)) => format!("Change in median time per loop iteration relative to `{r}` in the same run (interval: from the four 95% CIs)"),
             },
             header: [
                 "engine", "workload", "base", "new", "change", "interval", "verdict",
