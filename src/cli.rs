@@ -538,12 +538,15 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     if let Some(clock) = a.clock {
         settings.clock = clock;
     }
-    let cells = cases.len() * (engines.len() + 2);
+    // A user's programs have no native candles.
+    let candles = cases.iter().filter(|c| c.candles.is_some()).count();
+    let cells = cases.len() * engines.len() + 2 * candles;
     let (rounds, _) = settings.plan(cells);
     eprintln!(
-        "vm-perf bench: {} engines × {} workloads (+ candles), {rounds} interleaved rounds, about {:.0} s of sampling ({})",
+        "vm-perf bench: {} engines × {} workloads{}, {rounds} interleaved rounds, about {:.0} s of sampling ({})",
         engines.len(),
         cases.len(),
+        if candles > 0 { " (+ candles)" } else { "" },
         settings.budget_seconds,
         settings.clock
     );

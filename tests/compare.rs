@@ -305,6 +305,24 @@ fn drift_that_hits_every_engine_cancels_relative_to_walker() {
             "no change"
         ]
     );
+    // When the reference itself moved, every engine moves against it.
+    let walker_faster: Vec<Cell> = BASE
+        .iter()
+        .map(|&(s, w, m, low, high)| match s {
+            "walker" => (s, w, m * 0.8, low * 0.8, high * 0.8),
+            _ => (s, w, m, low, high),
+        })
+        .collect();
+    let moved = f.write(
+        "moved.json",
+        &results_json("CPU A", BASE_SUBJECTS, &walker_faster),
+    );
+    let (_, out, _) = compare(&base, &moved, &["--relative-to", "walker"]);
+    assert!(
+        out.contains("warning: every engine moved the same way against `walker` (geometric mean +25%): `walker` itself moved by −20%"),
+        "{out}"
+    );
+    assert!(!out.contains("native candle"), "{out}");
     // The reference has no row of its own, and must be in both runs.
     assert!(!out.lines().any(|l| l.starts_with("│ walker ")), "{out}");
     let (code, _, err) = compare(&base, &new, &["--relative-to", "tape"]);

@@ -284,8 +284,9 @@ pub fn compare(
         });
         changes.extend(mine);
     }
+    // Against a reference a candle moves with it: only absolute times tell.
     for c in &changes {
-        if c.tier == "native" && c.verdict != Verdict::Same {
+        if relative_to.is_none() && c.tier == "native" && c.verdict != Verdict::Same {
             warnings.push(format!(
                 "the native candle `{}` moved by {} on `{}`: the machine changed, not only the engines",
                 c.subject,
@@ -294,21 +295,29 @@ pub fn compare(
             ));
         }
     }
-    // Every engine faster, or every one slower: what drift looks like.
+    // Every engine faster, or every one slower: what drift looks like
+    // (or, against a reference, a change of the reference itself).
     let moved: Vec<f64> = engines
         .iter()
         .filter(|e| e.tier != "native")
         .filter_map(|e| e.geomean.map(|g| g.0))
         .collect();
-    if relative_to.is_none()
-        && moved.len() >= 2
-        && (moved.iter().all(|&g| g > 1.0) || moved.iter().all(|&g| g < 1.0))
-    {
-        warnings.push(format!(
-            "every engine moved the same way (geometric mean {}): drift of the machine between the runs looks like this; \
-             `--relative-to walker` compares each engine's ratio to walker in its own run instead",
-            percent(geomean(moved).unwrap_or(1.0))
-        ));
+    if moved.len() >= 2 && (moved.iter().all(|&g| g > 1.0) || moved.iter().all(|&g| g < 1.0)) {
+        let all = percent(geomean(moved).unwrap_or(1.0));
+        warnings.push(match relative_to {
+            None => format!(
+                "every engine moved the same way (geometric mean {all}): drift of the machine between the runs looks like this; \
+                 `--relative-to walker` compares each engine's ratio to walker in its own run instead"
+            ),
+            Some(r) => format!(
+                "every engine moved the same way against `{r}` (geometric mean {all}): `{r}` itself moved by {} \
+                 (geometric mean of its own times); on a shared machine engines do not all feel its load alike",
+                geomean(new.workloads.iter().filter_map(|w| {
+                    Some(per_iteration(new, r, &w.name)?.0 / per_iteration(base, r, &w.name)?.0)
+                }))
+                .map_or("n/a".into(), percent)
+            ),
+        });
     }
     Ok(Comparison {
         relative_to: relative_to.map(str::to_string),
