@@ -1,6 +1,7 @@
 //! Build script: records how the binary was built (for the benchmark
-//! report's metadata) and builds the LuaJIT helper process when the `luajit`
-//! feature is on.
+//! report's metadata), copies the engine modules' docs into a table for the
+//! report, and builds the LuaJIT helper process when the `luajit` feature is
+//! on.
 //!
 //! mlua links exactly one Lua per build and Lua 5.4 and LuaJIT export the
 //! same C symbols, so LuaJIT runs in `vm-perf-luajit`, a separate crate with
@@ -16,7 +17,52 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     record_build();
+    record_engine_docs();
     build_luajit_helper();
+}
+
+/// Every engine module's leading `//!` doc, for the HTML report's engine
+/// sections (`src/harness/report/teach.rs`): the docs stay in the modules,
+/// and this writes them into `$OUT_DIR/engine_docs.rs` as a table by module
+/// name, which is the engine's name.
+fn record_engine_docs() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    // A folder is watched with everything in it, peers/ included.
+    println!("cargo:rerun-if-changed=src/engines");
+    let mut docs = Vec::new();
+    for dir in ["src/engines", "src/engines/peers"] {
+        let entries = std::fs::read_dir(manifest_dir.join(dir)).expect("engine modules");
+        for path in entries.map(|e| e.expect("engine module").path()) {
+            let (Some(stem), Some("rs")) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|x| x.to_str()),
+            ) else {
+                continue;
+            };
+            if stem == "mod" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("engine module is UTF-8");
+            let doc: Vec<&str> = text
+                .lines()
+                .map_while(|l| l.strip_prefix("//!"))
+                .map(|l| l.strip_prefix(' ').unwrap_or(l))
+                .collect();
+            docs.push((stem.to_string(), doc.join("\n")));
+        }
+    }
+    docs.sort();
+    let mut out = String::from(
+        "/// `(module, its leading //! doc)` for every module of src/engines/ and\n\
+         /// src/engines/peers/ but their mod.rs, written by build.rs.\n\
+         pub static ENGINE_DOCS: &[(&str, &str)] = &[\n",
+    );
+    for (module, doc) in docs {
+        out.push_str(&format!("    ({module:?}, {doc:?}),\n"));
+    }
+    out.push_str("];\n");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    std::fs::write(out_dir.join("engine_docs.rs"), out).expect("write engine_docs.rs");
 }
 
 /// How the binary was built, for the benchmark report.

@@ -63,6 +63,13 @@ cannot run; 2 bad command line; 124 the program did not finish within --timeout.
     Bench(BenchArgs),
     /// Compile time against program size, execute time against iterations.
     Scale(ScaleArgs),
+    /// Set one `bench` run's results.json against another's: the change
+    /// per engine and workload with its interval, per engine and in rank.
+    #[command(
+        after_help = "Exit status: 0 compared; 1 a file cannot be read; 2 bad command line; \
+3 --fail-above PCT found an engine significantly slower than in BASE on some workload by more than PCT percent."
+    )]
+    Compare(CompareArgs),
     /// Internal: the process `bench --instructions` runs under callgrind.
     #[command(hide = true)]
     InstructionsChild(Selection),
@@ -77,12 +84,12 @@ struct Selection {
     /// Only this built-in workload (repeatable).
     #[arg(long = "workload", short = 'w')]
     pub workloads: Vec<String>,
-    /// Measure this program file (`-`: standard input) instead of the
-    /// built-in workloads.
-    pub file: Option<String>,
-    /// Arguments for the program file (decimal 64-bit integers).
-    #[arg(allow_hyphen_values = true, num_args = 0..)]
-    pub args: Vec<String>,
+    /// Measure these program files and folders of `.vm` files together
+    /// instead of the built-in workloads (`-`: standard input). The decimal
+    /// integers after a file are its arguments; a file without any, and
+    /// every file of a folder, takes those of its `// args:` header.
+    #[arg(value_name = "PATH", allow_negative_numbers = true)]
+    pub paths: Vec<String>,
 }
 
 #[derive(clap::Args, Default)]
@@ -135,10 +142,31 @@ struct ScaleArgs {
     pub out: std::path::PathBuf,
 }
 
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// results.json of the run to compare against.
+    pub base: std::path::PathBuf,
+    /// results.json of the run with the change.
+    pub new: std::path::PathBuf,
+    /// Exit with status 3 when an engine is significantly slower on some
+    /// workload by more than PCT percent (for CI).
+    #[arg(long, value_name = "PCT")]
+    pub fail_above: Option<f64>,
+    /// Print Markdown, for a pull request, instead of terminal tables.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Compare each engine's ratio to ENGINE on the same workload in its
+    /// own run, so that drift of the machine between runs cancels.
+    #[arg(long, value_name = "ENGINE")]
+    pub relative_to: Option<String>,
+}
+
 /// A failure the CLI reports: the first line names the cause.
 enum Failure {
     Source(SourceError),
     Plain(String),
+    /// `compare --fail-above`: a slowdown (exit status 3).
+    Slower(String),
 }
 
 impl From<SourceError> for Failure {
@@ -185,6 +213,7 @@ pub fn main() -> ExitCode {
             },
         ),
         Some(Command::Scale(args)) => scale(&mut out, &args),
+        Some(Command::Compare(args)) => compare(&mut out, &args),
         Some(Command::InstructionsChild(sel)) => instructions_child(&mut out, &sel),
     };
     match result {
@@ -196,6 +225,10 @@ pub fn main() -> ExitCode {
         Err(Failure::Plain(message)) => {
             eprintln!("vm-perf: error: {message}");
             ExitCode::FAILURE
+        }
+        Err(Failure::Slower(message)) => {
+            eprintln!("vm-perf: {message}");
+            ExitCode::from(3)
         }
     }
 }
@@ -227,16 +260,28 @@ fn read(file: &str) -> Result<Source, Failure> {
 }
 
 /// The one way to load a program to run: [`read`] it, parse its arguments
-/// and check there are as many as it reads.
-fn load(file: &str, args: &[String]) -> Result<(Source, Vec<i64>), Failure> {
+/// (`None`: those of its `// args:` header, as a suite's programs give
+/// them) and check there are as many as it reads.
+fn load(file: &str, args: Option<&[String]>) -> Result<(Source, Vec<i64>), Failure> {
     let source = read(file)?;
-    let args = parse_args(args)?;
+    let header = crate::harness::suite::header_args(&source.text);
+    let (args, whence) = match (args, &header) {
+        (Some(args), _) => (parse_args(args)?, ""),
+        (None, Some(header)) => (
+            parse_args(header).or_else(|e| match e {
+                Failure::Plain(m) => fail(format!("{file}: its `// args:` header: {m}")),
+                source => Err(source),
+            })?,
+            " by its `// args:` header",
+        ),
+        (None, None) => (Vec::new(), " (none after it, and no `// args:` header)"),
+    };
     if source.program.arg_count() > args.len() {
         let e = crate::engine::ArgError {
             needed: source.program.arg_count(),
             given: args.len(),
         };
-        return fail(format!("{file}: {e}"));
+        return fail(format!("{file}: {e}{whence}"));
     }
     Ok((source, args))
 }
@@ -299,7 +344,7 @@ fn run(
     } else {
         Some(find_engine(engine)?)
     };
-    let (Source { program, .. }, args) = load(file, args)?;
+    let (Source { program, .. }, args) = load(file, Some(args))?;
     // The guard is a watchdog thread around each run: no engine checks a
     // clock or a flag (see `guard`).
     let what = |engine: &dyn Engine| format!("`{file}` on engine `{}`", engine.name());
@@ -401,7 +446,7 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
                     wrong += 1;
                     format!("WRONG {v}")
                 }
-                Err(Failure::Plain(m)) => m,
+                Err(Failure::Plain(m) | Failure::Slower(m)) => m,
                 Err(Failure::Source(e)) => e.to_string(),
             };
             write!(out, " {cell:>14}").map_err(io)?;
@@ -426,30 +471,33 @@ fn selected_engines(names: &[String]) -> Result<Vec<&'static dyn Engine>, Failur
         .collect())
 }
 
-/// The cases a selection names: a user file, or built-in workloads. A
-/// user file goes through the harness's pre-flight for `engines`, under
-/// `timeout` when one is given.
+/// The cases a selection names: a user's suite of files and folders, or
+/// built-in workloads. Each user file goes through the harness's
+/// pre-flight for `engines`, under `timeout` when one is given.
 fn selected_cases(
     sel: &Selection,
     engines: &[&dyn Engine],
     timeout: Option<std::time::Duration>,
 ) -> Result<Vec<crate::harness::Case>, Failure> {
-    use crate::harness::Case;
+    use crate::harness::{Case, preflight, suite};
     use crate::workloads::{WORKLOADS, workload};
-    if let Some(file) = &sel.file {
-        let (source, args) = load(file, &sel.args)?;
-        let case = crate::harness::preflight::user_case(
-            file,
-            &source.text,
-            source.program,
-            args,
-            engines,
-            timeout,
-        );
-        return Ok(vec![case.map_err(Failure::Plain)?]);
-    }
-    if !sel.args.is_empty() {
-        return fail("program arguments need a program: `vm-perf bench FILE ARG...`");
+    if !sel.paths.is_empty() {
+        if !sel.workloads.is_empty() {
+            return fail(
+                "`--workload` selects built-in workloads: give either it or program files",
+            );
+        }
+        let entries = suite::entries(&sel.paths).map_err(Failure::Plain)?;
+        let mut cases = Vec::new();
+        for entry in &entries {
+            let (Source { text, program }, args) = load(&entry.file, entry.args.as_deref())?;
+            let case = preflight::user_case(&entry.file, &text, program, args, engines, timeout)
+                .map_err(Failure::Plain)?;
+            suite::check_expected(entry, &text, case.expected).map_err(Failure::Plain)?;
+            cases.push(case);
+        }
+        suite::check_names(&entries, &cases).map_err(Failure::Plain)?;
+        return Ok(cases);
     }
     let mut cases = Vec::new();
     for w in WORKLOADS {
@@ -490,12 +538,15 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     if let Some(clock) = a.clock {
         settings.clock = clock;
     }
-    let cells = cases.len() * (engines.len() + 2);
+    // A user's programs have no native candles.
+    let candles = cases.iter().filter(|c| c.candles.is_some()).count();
+    let cells = cases.len() * engines.len() + 2 * candles;
     let (rounds, _) = settings.plan(cells);
     eprintln!(
-        "vm-perf bench: {} engines × {} workloads (+ candles), {rounds} interleaved rounds, about {:.0} s of sampling ({})",
+        "vm-perf bench: {} engines × {} workloads{}, {rounds} interleaved rounds, about {:.0} s of sampling ({})",
         engines.len(),
         cases.len(),
+        if candles > 0 { " (+ candles)" } else { "" },
         settings.budget_seconds,
         settings.clock
     );
@@ -553,16 +604,13 @@ fn instructions_child_args(
     for e in engines {
         args.extend(["--engine".into(), e.name().into()]);
     }
-    match &sel.file {
-        None => {
-            for c in cases {
-                args.extend(["--workload".into(), c.name.clone()]);
-            }
+    if sel.paths.is_empty() {
+        for c in cases {
+            args.extend(["--workload".into(), c.name.clone()]);
         }
-        Some(file) => {
-            args.extend([file.clone(), "--".into()]);
-            args.extend(sel.args.iter().cloned());
-        }
+    } else {
+        args.push("--".into());
+        args.extend(sel.paths.iter().cloned());
     }
     args
 }
@@ -585,4 +633,30 @@ fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
     let engines = selected_engines(&a.engines)?;
     warn_if_debug();
     crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
+}
+
+fn compare(out: &mut impl Write, a: &CompareArgs) -> Result<(), Failure> {
+    use crate::harness::compare::{compare, load};
+    let base = load(&a.base).map_err(Failure::Plain)?;
+    let new = load(&a.new).map_err(Failure::Plain)?;
+    let c = compare(&base, &new, a.relative_to.as_deref()).map_err(Failure::Plain)?;
+    let (b, n) = (a.base.display().to_string(), a.new.display().to_string());
+    let text = if a.markdown {
+        c.markdown(&b, &n)
+    } else {
+        c.terminal(&b, &n)
+    };
+    write!(out, "{text}").map_err(io)?;
+    let Some(pct) = a.fail_above else {
+        return Ok(());
+    };
+    match c.describe_slowdowns(pct).as_slice() {
+        [] => Ok(()),
+        slow => Err(Failure::Slower(format!(
+            "{} significant slowdown{} above {pct}%: {}",
+            slow.len(),
+            if slow.len() == 1 { "" } else { "s" },
+            slow.join(", ")
+        ))),
+    }
 }

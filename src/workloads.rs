@@ -105,7 +105,9 @@ impl Workload {
     }
 }
 
-fn header<'a>(source: &'a str, key: &str) -> Option<&'a str> {
+/// The value of the `// key: …` line among the leading comment lines of
+/// `source` (user programs carry the same headers as the workloads).
+pub fn header<'a>(source: &'a str, key: &str) -> Option<&'a str> {
     source
         .lines()
         .take_while(|l| l.trim_start().starts_with("//"))

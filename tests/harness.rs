@@ -203,3 +203,57 @@ fn html_has_a_chart_per_workload_and_files_are_written() {
     assert!(text.contains("](docs/results/sum.svg)") && dir.join("docs/results/sum.svg").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_break_even_section_is_in_both_reports() {
+    let cases: Vec<Case> = ["sum", "fib"]
+        .iter()
+        .map(|w| Case::builtin(workload(w).unwrap()))
+        .collect();
+    let all = engines();
+    let r = measure(&cases, &all[..3]).unwrap();
+    let page = html::render(&r);
+    let md = report::md::render(&r, "charts", 1);
+    for w in ["sum", "fib"] {
+        let file = report::breakeven::chart_file(w);
+        let id = file.trim_end_matches(".svg");
+        assert!(page.contains(&format!("<figure id=\"{id}\">\n<svg")), "{w}");
+        assert!(md.contains(&format!("![{id}](charts/{file})")), "{w}");
+    }
+    assert!(md.contains("overtakes `walker`**") && md.contains("overtakes the best interpreter**"));
+    assert!(page.contains("overtakes <code>walker</code></h3>"));
+    assert!(page.contains("overtakes the best interpreter</h3>"));
+    // Every engine row of the break-even tables has a cell per workload.
+    for g in report::breakeven::grids(&r) {
+        assert_eq!(g.header.len(), 4);
+        assert!(g.rows.iter().all(|row| row.len() == 4), "{}", g.title);
+    }
+}
+
+#[test]
+fn every_engine_links_to_its_section_with_what_it_compiled_sum_into() {
+    let walker = engines()[0];
+    let r = measure(&sum_case(), &[walker, &PICKY]).unwrap();
+    let page = html::render(&r);
+    assert!(page.contains("<td><a href=\"#engine-walker\">walker</a></td>"));
+    let at = page.find("<section id=\"engine-walker\"").unwrap();
+    let section = &page[at..at + page[at..].find("</section>").unwrap()];
+    let summary = report::teach::split(report::teach::doc("walker").unwrap()).0;
+    assert!(summary.starts_with("`walker` — "), "{summary}");
+    assert!(section.contains("<p><code>walker</code> — "), "{section}");
+    let sum = workload("sum").unwrap().program().unwrap();
+    let shown = walker.compile(&sum).unwrap().show();
+    let first = shown.lines().next().unwrap();
+    let first = first
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert!(section.contains("<summary>What it compiled <code>sum</code> into</summary>"));
+    assert!(section.contains(&first), "{section}");
+    // An engine of no module of this build gets its summary, and no listing.
+    let at = page.find("<section id=\"engine-picky\"").unwrap();
+    let section = &page[at..at + page[at..].find("</section>").unwrap()];
+    assert!(section.contains("<p>refuses everything</p>") && !section.contains("<details>"));
+    // Candles have no section.
+    assert!(!page.contains("id=\"engine-rust\""));
+}

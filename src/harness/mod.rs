@@ -3,6 +3,8 @@
 //!
 //! - [`case`]: what is measured (a workload or a user's program, with the
 //!   value every execution must produce);
+//! - [`suite`]: the program files and folders a user names, each file with
+//!   its arguments;
 //! - [`preflight`]: a user's program run once per engine before anything is
 //!   measured, under `--timeout`;
 //! - [`settings`]: how long and how carefully to measure;
@@ -11,6 +13,7 @@
 //! - [`table`] and [`report`]: the terminal table and the report files
 //!   (JSON, CSV, Markdown, HTML with SVG charts), plus the README section;
 //! - [`instructions`]: instruction counts of the execute stage (callgrind);
+//! - [`compare`]: two runs' `results.json` side by side (`vm-perf compare`);
 //! - [`scale`]: compile time against program size, execute time against
 //!   iteration count, and whether each grows linearly.
 //!
@@ -18,6 +21,7 @@
 //! the only failure is a wrong result.
 
 pub mod case;
+pub mod compare;
 pub mod instructions;
 pub mod machine;
 pub mod preflight;
@@ -27,6 +31,7 @@ pub mod runner;
 pub mod scale;
 pub mod settings;
 pub mod stats;
+pub mod suite;
 pub mod table;
 
 pub use case::Case;

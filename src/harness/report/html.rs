@@ -1,9 +1,10 @@
 //! `index.html`: one self-contained page (inline CSS and SVG, no scripts,
-//! nothing fetched) with the tables and the charts.
+//! nothing fetched) with the tables and the charts, the break-even
+//! section, and a section per engine that its name links to.
 
-use super::charts;
+use super::{breakeven, charts, teach};
 use crate::harness::results::Results;
-use crate::harness::table::grids;
+use crate::harness::table::{Grid, grids};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -32,7 +33,55 @@ fn md_inline(s: &str) -> String {
     out
 }
 
+/// A grid as an HTML table under its title (a heading of `level`); names
+/// in column 0 that are in `linked` link to their engine's section.
+fn table(g: &Grid, level: u8, linked: &[&str]) -> String {
+    let mut out = format!("<h{level}>{}</h{level}>\n<table><tr>", md_inline(&g.title));
+    for h in &g.header {
+        out.push_str(&format!("<th>{}</th>", esc(h)));
+    }
+    out.push_str("</tr>\n");
+    for row in &g.rows {
+        let class = row.get(1).map_or("", |t| t.as_str());
+        out.push_str(&format!("<tr class=\"{}\">", esc(class)));
+        for (i, c) in row.iter().enumerate() {
+            let cls = if i >= 2 { " class=\"num\"" } else { "" };
+            let cell = if i == 0 && linked.contains(&c.as_str()) {
+                format!("<a href=\"#{}\">{}</a>", teach::anchor(c), esc(c))
+            } else {
+                esc(c)
+            };
+            out.push_str(&format!("<td{cls}>{cell}</td>"));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// When compiling more pays off: the explanation, the tables, the charts.
+fn breakeven_section(r: &Results, linked: &[&str]) -> String {
+    let mut out = format!(
+        "<h2 id=\"breakeven\">When does compiling more pay off?</h2>\n<p>{}</p>\n",
+        md_inline(breakeven::EXPLAIN)
+    );
+    for g in breakeven::grids(r) {
+        out.push_str(&table(&g, 3, linked));
+    }
+    for (file, svg) in breakeven::charts(r) {
+        let id = file.trim_end_matches(".svg");
+        out.push_str(&format!("<figure id=\"{}\">\n{svg}\n</figure>\n", esc(id)));
+    }
+    out
+}
+
 pub fn render(r: &Results) -> String {
+    let linked: Vec<&str> = r
+        .subjects
+        .iter()
+        .filter(|s| s.tier != "native")
+        .map(|s| s.name.as_str())
+        .collect();
     let mut out = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>vm-perf benchmark results</title>\n<style>\
@@ -41,7 +90,11 @@ pub fn render(r: &Results) -> String {
          th,td{border:1px solid #ccc;padding:3px 8px}td.num{text-align:right;font-variant-numeric:tabular-nums}\
          th{background:#f3f3f3}tr.native td{color:#666;font-style:italic}\
          .tier{margin-right:1em}.swatch{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}\
-         figure{margin:1.5em 0}</style></head><body>\n<h1>vm-perf benchmark results</h1>\n",
+         figure{margin:1.5em 0}section.engine{border-top:1px solid #ddd;margin-top:1.5em}\
+         h3 small{color:#666;font-weight:normal}details{margin:.5em 0}summary{cursor:pointer}\
+         pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}</style></head><body>\n<h1>vm-perf benchmark results</h1>\n\
+         <p><a href=\"#charts\">Charts</a> · <a href=\"#breakeven\">When does compiling pay off?</a> · \
+         <a href=\"#engines\">The engines</a> · <a href=\"#how-to-read\">How to read this</a></p>\n",
     );
     out.push_str(&format!(
         "<p>Machine: {}<br>Build: {}<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, samples timed in {}, every execution verified.</p>\n",
@@ -54,24 +107,10 @@ pub fn render(r: &Results) -> String {
         r.settings.clock
     ));
     for g in grids(r) {
-        out.push_str(&format!("<h2>{}</h2>\n<table><tr>", md_inline(&g.title)));
-        for h in &g.header {
-            out.push_str(&format!("<th>{}</th>", esc(h)));
-        }
-        out.push_str("</tr>\n");
-        for row in &g.rows {
-            let class = row.get(1).map_or("", |t| t.as_str());
-            out.push_str(&format!("<tr class=\"{}\">", esc(class)));
-            for (i, c) in row.iter().enumerate() {
-                let cls = if i >= 2 { " class=\"num\"" } else { "" };
-                out.push_str(&format!("<td{cls}>{}</td>", esc(c)));
-            }
-            out.push_str("</tr>\n");
-        }
-        out.push_str("</table>\n");
+        out.push_str(&table(&g, 2, &linked));
     }
     out.push_str(&format!(
-        "<h2>Charts</h2>\n<p>{}</p>\n",
+        "<h2 id=\"charts\">Charts</h2>\n<p>{}</p>\n",
         charts::legend_html()
     ));
     for (file, svg) in charts::all(r) {
@@ -81,7 +120,9 @@ pub fn render(r: &Results) -> String {
             esc(id)
         ));
     }
-    out.push_str("<h2>How to read this</h2>\n<ul>\n");
+    out.push_str(&breakeven_section(r, &linked));
+    out.push_str(&teach::section(r));
+    out.push_str("<h2 id=\"how-to-read\">How to read this</h2>\n<ul>\n");
     for item in super::md::HOW_TO_READ.split("\n- ") {
         out.push_str(&format!(
             "<li>{}</li>\n",

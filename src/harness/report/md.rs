@@ -62,6 +62,19 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
         let name = file.trim_end_matches(".svg");
         out.push_str(&format!("![{name}]({chart_dir}/{file})\n\n"));
     }
+    out.push_str(&format!(
+        "{h}# When does compiling more pay off?\n\n{}\n\n",
+        super::breakeven::EXPLAIN
+    ));
+    for g in super::breakeven::grids(r) {
+        out.push_str(&markdown(&g));
+        out.push('\n');
+    }
+    for w in &r.workloads {
+        let file = super::breakeven::chart_file(&w.name);
+        let name = file.trim_end_matches(".svg");
+        out.push_str(&format!("![{name}]({chart_dir}/{file})\n\n"));
+    }
     out.push_str(&format!("{h}# How to read this\n\n{HOW_TO_READ}\n"));
     out
 }

@@ -1,11 +1,14 @@
 //! Report files written from [`Results`]: `results.json`, `results.csv`,
-//! `results.md`, `index.html` and `charts/*.svg`; and the README section.
+//! `results.md`, `index.html` and `charts/*.svg` (with the break-even
+//! charts, `breakeven-*.svg`); and the README section.
 
+pub mod breakeven;
 pub mod charts;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod md;
+pub mod teach;
 
 use super::results::Results;
 use std::path::{Path, PathBuf};
@@ -24,10 +27,17 @@ pub fn write_all(r: &Results, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     put("results.csv", csv::render(r))?;
     put("results.md", md::render(r, "charts", 1))?;
     put("index.html", html::render(r))?;
-    for (file, svg) in charts::all(r) {
+    for (file, svg) in every_chart(r) {
         put(&format!("charts/{file}"), svg)?;
     }
     Ok(written)
+}
+
+/// `(file name, svg)` of every chart the Markdown reports link to.
+fn every_chart(r: &Results) -> Vec<(String, String)> {
+    let mut all = charts::all(r);
+    all.extend(breakeven::charts(r));
+    all
 }
 
 pub const START: &str = "<!-- results:start -->";
@@ -53,7 +63,7 @@ pub fn update_readme(r: &Results, readme: &Path, chart_dir: &str) -> Result<(), 
     let base = readme.parent().unwrap_or(Path::new("."));
     let charts_path = base.join(chart_dir);
     std::fs::create_dir_all(&charts_path).map_err(|e| format!("{}: {e}", charts_path.display()))?;
-    for (file, svg) in charts::all(r) {
+    for (file, svg) in every_chart(r) {
         let p = charts_path.join(&file);
         std::fs::write(&p, svg).map_err(|e| format!("{}: {e}", p.display()))?;
     }
