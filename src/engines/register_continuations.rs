@@ -53,7 +53,7 @@
 //! each way of the branch keeps its own dispatch jump.
 //!
 //! **Unsafe** code rests on the verifier: handlers read slots and operand
-//! words unchecked because [`Tape::new`] checked every op.
+//! words unchecked because the verifier (`Tape::new`) checked every op.
 //!
 //! Trade-off: the fewest dispatches of any plain engine here and a
 //! dispatch that is one indirect jump, for an allocator pass before

@@ -4,7 +4,7 @@
 //! Everything is `register_continuations` (see that module): the same
 //! compiler, locations, register allocation, calling convention, tape,
 //! verifier and handlers. Its compiler takes this module's hook
-//! ([`Shapes`]), which offers each `Add` and each loop test a
+//! (`Shapes`), which offers each `Add` and each loop test a
 //! superinstruction first; anything else compiles as usual. Shapes are
 //! chosen by node kinds and by code shape, never by a literal's value or an
 //! index, and every location combination has its handler. **Every fused

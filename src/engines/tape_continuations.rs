@@ -7,7 +7,7 @@
 //! one operand word (16 bytes), with its kind kept beside it for the
 //! listing. The instruction set is the one list [`TapeIsa`]; the verifier
 //! then hands every op its handler from the check of its own kind and
-//! operand. The compiler takes a lowering hook ([`Lowering`]) that sees
+//! operand. The compiler takes a lowering hook (`Lowering`) that sees
 //! every node first, which is how `tape_continuations_fused` adds its
 //! superinstructions without this module knowing them.
 //!
@@ -38,14 +38,14 @@
 //! (`jump_if_not_pos` to the loop exit) are tail calls too. The backward
 //! edges, `loop` and `loop_if_pos` (loops are rotated so the condition is
 //! tested at the bottom), instead store `r0`/`r1` in the frame and *return*
-//! the loop head to the driver ([`run`]), which reloads them and calls
+//! the loop head to the driver (`Code::run`), which reloads them and calls
 //! again. So a chain of calls only ever moves forward: its depth is bounded
 //! by the tape length even where tail calls are not optimised (opt-level 0),
 //! and never by the number of iterations. The same handlers built for the
 //! `become` backend are the `tail_calls` engine, whose back-edges are jumps.
 //!
 //! **Unsafe** code rests on the verifier: handlers read frame slots,
-//! arguments and the next op unchecked because [`Tape::new`] checked them.
+//! arguments and the next op unchecked because the verifier checked them.
 //!
 //! Trade-off: the cheapest dispatch of the original techniques (one indirect
 //! jump per node, operands next to the handler, the hot locals never touch

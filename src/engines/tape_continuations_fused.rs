@@ -3,10 +3,11 @@
 //!
 //! Everything is `tape_continuations` (see that module): the same compiler,
 //! calling convention (`ip`, `fp`, `args`, `acc`, `r0`, `r1`), tape, verifier
-//! and driver. Its compiler, when built by [`Compiler::fused`], first offers
-//! every node to [`Shapes::lower`] here; a node that matches one of the
-//! shapes below becomes one superinstruction ([`Fused`], one handler each),
-//! any other node is compiled as usual (its children still get offered).
+//! and driver. Its compiler takes this module's lowering hook (`Shapes`),
+//! which sees every node first; a node that matches one of the shapes below
+//! becomes one superinstruction (an op of [`FusedIsa`], one handler per
+//! register and leaf kind), any other node is compiled as usual (its
+//! children still get offered).
 //!
 //! A *leaf* is `Litr(n)`, `Arg(i)` or `Get(d)` (wherever local `d` lives: a
 //! register `r0`/`r1` or its frame slot). Shapes are chosen by node kind and
@@ -29,9 +30,9 @@
 //!    test `jump_if_not_pos rK @exit`: `head: body; test; body; test; body;
 //!    test; body; loop_if_pos rK @head`. Forward tests are ordinary tail
 //!    calls, so the back-edge's trip through the driver (save `r0`/`r1`,
-//!    return, reload, call: about 18 machine instructions, more than the
-//!    rest of `sum`'s iteration) is paid once per four iterations. Only
-//!    loop-free bodies are copied, so the tape grows at most fourfold.
+//!    return, reload, call: more work than the rest of a short loop's
+//!    iteration) is paid once per four iterations. Only loop-free bodies
+//!    are copied, so the tape grows at most fourfold.
 //! 7. Shape 5 or 6 whose body's last statement (the right-most node of its
 //!    `Then` spine, however the `Then`s nest) is `Set(d, Add(Get(d), leaf))`
 //!    on the loop's own local `d` (a counted loop's step) → that update and
@@ -45,8 +46,8 @@
 //!    tests the same register again. So the cell needs one operand word
 //!    like every cell, and each cell is verified on its own: the fused one
 //!    only needs the cell after next to exist. The way taken once per loop
-//!    runs out of line (`next_cold`, `skip_cold`), so the test stays a
-//!    predicted branch instead of making `ip` wait for the add. The rest of
+//!    runs out of line (`Flow::JumpCold`), so the test stays a predicted
+//!    branch instead of making `ip` wait for the add. The rest of
 //!    the body (the `Then` spine's other statements, in order) compiles as
 //!    usual.
 //!
@@ -57,6 +58,10 @@
 //! Trade-off: 49 more handlers, a shape matcher and a longer tape; the
 //! back-edge still returns to the driver (stable Rust cannot promise a
 //! backward tail call), unrolling only amortises it.
+//!
+//! **Unsafe** code rests on the verifier, as in `tape_continuations`; the
+//! superinstructions are one more list on the threaded-code core
+//! ([`FusedIsa`], extending [`TapeIsa`]) and one lowering hook (`Shapes`).
 
 use super::register_bytecode::mark_stores;
 use super::tape_continuations::{

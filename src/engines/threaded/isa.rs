@@ -1,4 +1,4 @@
-//! [`isa!`]: an instruction set written once, as one list of ops, and the
+//! `isa!`: an instruction set written once, as one list of ops, and the
 //! operand roles its fields play on the tape.
 
 use super::{Bounds, Layout};

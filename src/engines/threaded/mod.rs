@@ -3,7 +3,7 @@
 //! `tail_calls`, `register_continuations`, `register_continuations_fused`).
 //! Not an engine itself.
 //!
-//! **A tape** is a flat array of [`Word`]s. An op is one word holding its
+//! **A tape** is a flat array of words (a family's `Word`). An op is one word holding its
 //! handler's address followed by its operand words (a literal, a frame
 //! slot, an argument index, a jump distance in bytes). Beside the tape the
 //! compiler keeps each op's [`Isa::Kind`] — which handler family and which
@@ -11,11 +11,11 @@
 //! ([`Isa::decode`]) and the handler is chosen.
 //!
 //! **One list per instruction set.** An engine family writes its ops once,
-//! in an [`isa!`] list; the macro generates the typed instruction enum and
+//! in an `isa!` list; the macro generates the typed instruction enum and
 //! its `Display` listing, the encoded kind, encode and decode, each op's
 //! length and the verifier's handler lookup.
 //!
-//! **One calling convention per family**, written once by [`handlers!`]:
+//! **One calling convention per family**, written once by `handlers!`:
 //! every handler takes the op's address `ip` and the same scalar state
 //! (at most six integer arguments in all, so the System V and AArch64 ABIs
 //! keep them in registers and a tail call is a plain jump). A handler body
@@ -23,7 +23,7 @@
 //! [`Flow`]; the macro writes the continuation: a call of the next op's
 //! handler in tail position, which LLVM turns into a jump from opt-level 1
 //! on (stable Rust, [`Stable`]), or `become`, which the language guarantees
-//! in every profile (nightly, feature `nightly`, [`Become`]). The same
+//! in every profile (nightly, feature `nightly`, `Become`). The same
 //! handler source serves both backends: a handler is generic over its
 //! [`Backend`].
 //!
@@ -33,9 +33,9 @@
 //! even where LLVM does not make tail calls) or tail-call it like any other
 //! op (`register_continuations`: cheaper, and sound because every profile
 //! the tests run in optimises sibling calls, which the stack tests prove).
-//! Under [`Become`] a back-edge is always a tail call.
+//! Under `Become` a back-edge is always a tail call.
 //!
-//! **The verifier** ([`Tape::new`]) is the single place that hands out
+//! **The verifier** (`Tape::new`) is the single place that hands out
 //! handlers: each op gets its handler only from the check of its own kind
 //! and operand words ([`Isa::checked_handler`]) against the tape's
 //! [`Bounds`]: slots inside the frame, argument indices below the argument
@@ -73,7 +73,7 @@ pub enum Flow {
 #[derive(Clone, Copy)]
 pub struct Target(pub *const ());
 
-/// How a handler continues: [`Stable`] or [`Become`].
+/// How a handler continues: [`Stable`] or `Become`.
 pub trait Backend: 'static {
     /// Whether continuations are `become` (else a call in tail position).
     const BECOME: bool;
@@ -115,7 +115,7 @@ macro_rules! convention {
         /// # Safety
         ///
         /// The handler contract: `ip` points at an op of a tape that passed
-        /// the verifier ([`crate::engines::threaded::Tape::new`]) whose
+        /// the verifier (`Tape::new` of the threaded-code core) whose
         /// handler is this function, and the state is the one that tape's
         /// driver set up (a frame of the tape's `frame_len` slots, the
         /// arguments it was verified against).
@@ -319,7 +319,7 @@ macro_rules! tail_call {
     }};
 }
 
-/// A handler's continuation: `become f(ip, state…)` on the [`Become`]
+/// A handler's continuation: `become f(ip, state…)` on the `Become`
 /// backend, a call in tail position on [`Stable`].
 #[cfg(feature = "nightly")]
 macro_rules! tail_call {
@@ -431,7 +431,7 @@ impl Layout<'_> {
 /// The most operand words an op may have.
 pub const MAX_OPERANDS: usize = 4;
 
-/// An instruction set, as [`isa!`] generates it.
+/// An instruction set, as `isa!` generates it.
 pub trait Isa: Sized + 'static {
     type Instr: Copy + fmt::Display;
     type Kind: Copy + PartialEq;
