@@ -60,10 +60,10 @@
 //! compiling, 200-odd monomorphised handlers, and reliance on LLVM's
 //! sibling-call optimisation on stable Rust.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::CompileError;
 use crate::engines::threaded::{
     Backend, Backward, Bounds, Emitter, Forward, Isa, Layout, Operand, Stable, Tape, convention,
-    isa, target, word,
+    isa, target, threaded_engine, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -871,25 +871,14 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
     }
 }
 
-pub struct RegisterContinuations;
-
-impl Technique for RegisterContinuations {
-    const NAME: &'static str = "register_continuations";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str = "register machine with threaded handlers: three-address ops, hot locals in handler arguments";
-    type Code = Code<RegIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Stable>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
+threaded_engine! {
+    RegisterContinuations {
+        name: "register_continuations",
+        tier: Beyond,
+        summary: "register machine with threaded handlers: three-address ops, hot locals in handler arguments",
+        code: Code<RegIsa, Stable>,
+        compile: compile(|_| Plain),
+        backend: Stable,
     }
 }
 

@@ -35,10 +35,8 @@ use super::register_continuations::{
     ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
     Word, compile, is_leaf, load, register_handlers, slot, store, words,
 };
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::{Backward, Stable, isa, target, word};
+use crate::engines::threaded::{Backward, Stable, isa, target, threaded_engine, word};
 use crate::front::ast::Expr;
-use crate::front::program::Program;
 
 isa! {
     /// `register_continuations`' instruction set plus the superinstructions
@@ -150,32 +148,21 @@ impl Lowering for Shapes {
     }
 }
 
-pub struct RegisterContinuationsFused;
-
-impl Technique for RegisterContinuationsFused {
-    const NAME: &'static str = "register_continuations_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "register_continuations plus add-and-test and two-add superinstructions";
-    type Code = Code<FusedIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Stable>(program, &Shapes)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
+threaded_engine! {
+    RegisterContinuationsFused {
+        name: "register_continuations_fused",
+        tier: Fused,
+        summary: "register_continuations plus add-and-test and two-add superinstructions",
+        code: Code<FusedIsa, Stable>,
+        compile: compile(|_| Shapes),
+        backend: Stable,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Technique;
     use crate::engines::register_continuations::Instr as Plain;
     use crate::engines::register_continuations::tests::{listing, verify};
 

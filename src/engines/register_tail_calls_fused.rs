@@ -8,30 +8,16 @@
 
 use super::register_continuations::{Code, compile};
 use super::register_continuations_fused::{FusedIsa, Shapes};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::Become;
-use crate::front::program::Program;
+use crate::engines::threaded::{Become, threaded_engine};
 
-pub struct RegisterTailCallsFused;
-
-impl Technique for RegisterTailCallsFused {
-    const NAME: &'static str = "register_tail_calls_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
-    type Code = Code<FusedIsa, Become>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Become>(program, &Shapes)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
+threaded_engine! {
+    RegisterTailCallsFused {
+        name: "register_tail_calls_fused",
+        tier: Fused,
+        summary: "register_continuations_fused with guaranteed tail calls (`become`) in every profile",
+        code: Code<FusedIsa, Become>,
+        compile: compile(|_| Shapes),
+        backend: Become,
     }
 }
 

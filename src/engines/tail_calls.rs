@@ -23,31 +23,16 @@
 //! trampoline costs.
 
 use super::tape_continuations::{Code, Plain, TapeIsa, compile};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::Become;
-use crate::front::program::Program;
+use crate::engines::threaded::{Become, threaded_engine};
 
-pub struct TailCalls;
-
-impl Technique for TailCalls {
-    const NAME: &'static str = "tail_calls";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str =
-        "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
-    type Code = Code<TapeIsa, Become>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Become>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        // Under `become` no back-edge returns, so the driver calls once.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
+threaded_engine! {
+    TailCalls {
+        name: "tail_calls",
+        tier: Beyond,
+        summary: "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too",
+        code: Code<TapeIsa, Become>,
+        compile: compile(|_| Plain),
+        backend: Become,
     }
 }
 

@@ -53,10 +53,10 @@
 //! superinstructions, `a + b` still costs two dispatches of its own (`push`,
 //! `add`) beside its operands'.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::CompileError;
 use crate::engines::threaded::{
     ArgIndex, Backend, Backward, Emitter, Forward, Isa, Lit, Reg, Slot, Stable, Tape, convention,
-    isa, target, word,
+    isa, target, threaded_engine, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -498,26 +498,14 @@ where
     Code::new(Compiler::compile(program, l), program.arg_count())
 }
 
-pub struct TapeContinuations;
-
-impl Technique for TapeContinuations {
-    const NAME: &'static str = "tape_continuations";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str =
-        "direct threading: each op's handler tail-calls the next, acc + 2 local registers";
-    type Code = Code<TapeIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Stable>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
+threaded_engine! {
+    TapeContinuations {
+        name: "tape_continuations",
+        tier: Original,
+        summary: "direct threading: each op's handler tail-calls the next, acc + 2 local registers",
+        code: Code<TapeIsa, Stable>,
+        compile: compile(|_| Plain),
+        backend: Stable,
     }
 }
 
@@ -548,6 +536,7 @@ pub(crate) fn verify<I: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Technique;
 
     crate::engines::conformance::conformance_tests!(
         TapeContinuations,

@@ -65,12 +65,11 @@
 
 use super::register_bytecode::mark_stores;
 use super::tape_continuations::{
-    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument, get,
-    place, reg_mut, slot, tape_handlers,
+    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument,
+    compile, get, place, reg_mut, slot, tape_handlers,
 };
-use crate::engine::{CompileError, Technique, Tier};
 use crate::engines::threaded::{
-    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, target, word,
+    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, target, threaded_engine, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -79,8 +78,6 @@ use std::fmt;
 
 /// How many copies of a loop-free body shape 6 lays out per back-edge.
 const UNROLL: usize = 4;
-
-pub struct TapeContinuationsFused;
 
 /// An operand read in place by a superinstruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -406,30 +403,21 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
     (prefix, last)
 }
 
-impl Technique for TapeContinuationsFused {
-    const NAME: &'static str = "tape_continuations_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
-    type Code = Code<FusedIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        super::tape_continuations::compile::<_, Stable>(program, &Shapes::new(program))
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
+threaded_engine! {
+    TapeContinuationsFused {
+        name: "tape_continuations_fused",
+        tier: Fused,
+        summary: "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions",
+        code: Code<FusedIsa, Stable>,
+        compile: compile(Shapes::new),
+        backend: Stable,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Technique;
 
     crate::engines::conformance::conformance_tests!(
         TapeContinuationsFused,

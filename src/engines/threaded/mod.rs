@@ -336,6 +336,52 @@ macro_rules! tail_call {
 }
 pub(crate) use tail_call;
 
+/// Defines a threaded engine: its registry type and its `Technique`, for a
+/// family module that has `compile::<Hook, Backend>` and a `Code` with
+/// `run` and `listing` (every engine on this core is one of these). `hook`
+/// makes the compiler's lowering hook from the program.
+macro_rules! threaded_engine {
+    (
+        $(#[$m:meta])*
+        $Engine:ident {
+            name: $name:literal,
+            tier: $tier:ident,
+            summary: $summary:literal,
+            code: $Code:ty,
+            compile: $compile:ident($hook:expr),
+            backend: $B:ty $(,)?
+        }
+    ) => {
+        $(#[$m])*
+        pub struct $Engine;
+
+        impl $crate::engine::Technique for $Engine {
+            const NAME: &'static str = $name;
+            const TIER: $crate::engine::Tier = $crate::engine::Tier::$tier;
+            const SUMMARY: &'static str = $summary;
+            type Code = $Code;
+
+            fn compile(
+                program: &$crate::front::program::Program,
+            ) -> Result<Self::Code, $crate::engine::CompileError> {
+                let hook = ($hook)(program);
+                $compile::<_, $B>(program, &hook)
+            }
+
+            unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
+                // SAFETY: `execute`'s own contract: `args` holds `arg_count`
+                // values, which is `run`'s.
+                unsafe { code.run(args) }
+            }
+
+            fn show(code: &Self::Code) -> String {
+                code.listing()
+            }
+        }
+    };
+}
+pub(crate) use threaded_engine;
+
 /// Operand word `i` (0 = the first after the handler) of the op at `ip`.
 macro_rules! word {
     ($ip:expr, $i:expr) => {{
