@@ -149,14 +149,9 @@ impl Lowering for Shapes {
 }
 
 threaded_engine! {
-    RegisterContinuationsFused {
-        name: "register_continuations_fused",
-        tier: Fused,
-        summary: "register_continuations plus add-and-test and two-add superinstructions",
-        code: Code<FusedIsa, Stable>,
-        compile: compile(|_| Shapes),
-        backend: Stable,
-    }
+    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes);
+    "register_continuations plus add-and-test and two-add superinstructions";
+    conformance: tail_calling
 }
 
 #[cfg(test)]
@@ -165,12 +160,6 @@ mod tests {
     use crate::engine::Technique;
     use crate::engines::register_continuations::Instr as Plain;
     use crate::engines::register_continuations::tests::{listing, verify};
-
-    crate::engines::conformance::conformance_tests!(
-        RegisterContinuationsFused,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
 
     /// `src` fuses into an op whose listing contains `op` (or none, if
     /// `op` is empty) and agrees with walker on every argument list.

@@ -16,21 +16,7 @@ use super::register_continuations::{Code, Plain, RegIsa, compile};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    RegisterTailCalls {
-        name: "register_tail_calls",
-        tier: Beyond,
-        summary: "register_continuations with guaranteed tail calls (`become`) in every profile",
-        code: Code<RegIsa, Become>,
-        compile: compile(|_| Plain),
-        backend: Become,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::RegisterTailCalls,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
+    RegisterTailCalls = "register_tail_calls", Beyond, Code<RegIsa, Become>, compile(|_| Plain);
+    "register_continuations with guaranteed tail calls (`become`) in every profile";
+    conformance: tail_calling
 }

@@ -11,21 +11,7 @@ use super::register_continuations_fused::{FusedIsa, Shapes};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    RegisterTailCallsFused {
-        name: "register_tail_calls_fused",
-        tier: Fused,
-        summary: "register_continuations_fused with guaranteed tail calls (`become`) in every profile",
-        code: Code<FusedIsa, Become>,
-        compile: compile(|_| Shapes),
-        backend: Become,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::RegisterTailCallsFused,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
+    RegisterTailCallsFused = "register_tail_calls_fused", Fused, Code<FusedIsa, Become>, compile(|_| Shapes);
+    "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
+    conformance: tail_calling
 }

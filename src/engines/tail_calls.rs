@@ -26,21 +26,7 @@ use super::tape_continuations::{Code, Plain, TapeIsa, compile};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    TailCalls {
-        name: "tail_calls",
-        tier: Beyond,
-        summary: "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too",
-        code: Code<TapeIsa, Become>,
-        compile: compile(|_| Plain),
-        backend: Become,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::TailCalls,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain);
+    "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
+    conformance: tail_calling
 }

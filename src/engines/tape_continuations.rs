@@ -56,7 +56,7 @@
 use crate::engine::CompileError;
 use crate::engines::threaded::{
     ArgIndex, Backend, Backward, Emitter, Forward, Isa, Lit, Reg, Slot, Stable, Tape, convention,
-    isa, target, threaded_engine, word,
+    isa, target, threaded_engine, word, writes_through_emitter,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -344,6 +344,8 @@ pub(crate) struct Compiler<I: Isa> {
     max_temps: usize,
 }
 
+writes_through_emitter!(Compiler);
+
 impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// Compiles the whole program, ending in `halt`, with hook `l`.
     pub(crate) fn compile<L: Lowering<Isa = I>>(program: &Program, l: &L) -> Compiler<I> {
@@ -357,22 +359,6 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         c.expr(l, program.expr(), 0, 0, true);
         c.emit(Instr::Halt());
         c
-    }
-
-    /// The one place instructions enter the tape.
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    pub(crate) fn emit(&mut self, instr: impl Into<I::Instr>) {
-        self.code.emit(instr.into());
-    }
-
-    /// The current end of the tape (the next instruction's position).
-    pub(crate) fn len(&self) -> usize {
-        self.code.len()
-    }
-
-    /// Replaces the placeholder at `at` once its jump target is known.
-    pub(crate) fn patch(&mut self, at: usize, instr: impl Into<I::Instr>) {
-        self.code.patch(at, instr.into());
     }
 
     fn temp(&mut self, height: usize) -> usize {
@@ -396,12 +382,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         match e {
             Expr::Litr(n) => {
                 if want {
-                    self.emit(Instr::Lit(*n))
+                    self.emit(Instr::Lit(*n));
                 }
             }
             Expr::Arg(i) => {
                 if want {
-                    self.emit(Instr::Arg(*i))
+                    self.emit(Instr::Arg(*i));
                 }
             }
             Expr::Get(d) => {
@@ -409,7 +395,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                     self.emit(match place(scope, *d) {
                         Place::Reg(k) => Instr::GetReg(k),
                         Place::Slot(s) => Instr::GetSlot(s),
-                    })
+                    });
                 }
             }
             Expr::Add(a, b) => {
@@ -451,30 +437,24 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             }
             // Rotated: `c; jump_if_not_pos exit; head: body; c; loop_if_pos
             // head; exit:` runs one dispatch fewer per iteration than
-            // `head: c; jump_if_not_pos exit; body; loop head`, but emits the
+            // `top: c; jump_if_not_pos exit; body; loop top`, but emits the
             // condition twice. A condition that itself contains a loop keeps
             // the plain form, so nested conditions cannot double repeatedly.
-            Expr::While(c, body) if !has_loop(c) => {
-                self.expr(l, c, scope, height, true);
-                let exit = self.len();
-                self.emit(Instr::JumpIfNotPos(usize::MAX));
-                let head = self.len();
-                self.expr(l, body, scope, height, false);
-                self.expr(l, c, scope, height, true);
-                self.emit(Instr::LoopIfPos(head));
-                self.patch(exit, Instr::JumpIfNotPos(self.len()));
-                if want {
-                    self.emit(Instr::Lit(0));
-                }
-            }
             Expr::While(c, body) => {
-                let head = self.len();
+                let rotated = !has_loop(c);
+                let top = self.len();
                 self.expr(l, c, scope, height, true);
-                let exit = self.len();
-                self.emit(Instr::JumpIfNotPos(usize::MAX));
+                let exit = self.emit(Instr::JumpIfNotPos(usize::MAX));
+                let head = self.len();
                 self.expr(l, body, scope, height, false);
-                self.emit(Instr::Loop(head));
-                self.patch(exit, Instr::JumpIfNotPos(self.len()));
+                if rotated {
+                    self.expr(l, c, scope, height, true);
+                    self.emit(Instr::LoopIfPos(head));
+                } else {
+                    self.emit(Instr::Loop(top));
+                }
+                let end = self.len();
+                self.patch(exit, Instr::JumpIfNotPos(end));
                 if want {
                     self.emit(Instr::Lit(0));
                 }
@@ -499,14 +479,9 @@ where
 }
 
 threaded_engine! {
-    TapeContinuations {
-        name: "tape_continuations",
-        tier: Original,
-        summary: "direct threading: each op's handler tail-calls the next, acc + 2 local registers",
-        code: Code<TapeIsa, Stable>,
-        compile: compile(|_| Plain),
-        backend: Stable,
-    }
+    TapeContinuations = "tape_continuations", Original, Code<TapeIsa, Stable>, compile(|_| Plain);
+    "direct threading: each op's handler tail-calls the next, acc + 2 local registers";
+    conformance: extra: [CONTINUATION_TRICKY], also: [deep_programs, long_straight_line, far_assignments]
 }
 
 /// Verifies `code` as if a compiler had emitted it (tests of the verifier).
@@ -537,12 +512,6 @@ pub(crate) fn verify<I: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>>(
 mod tests {
     use super::*;
     use crate::engine::Technique;
-
-    crate::engines::conformance::conformance_tests!(
-        TapeContinuations,
-        extra: [CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
 
     #[test]
     fn ops_read_back_as_their_instructions() {

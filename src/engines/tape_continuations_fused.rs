@@ -376,8 +376,9 @@ impl Lowering for Shapes {
                     });
                 }
                 c.emit(Instr::LoopIfRegPos(k, head));
+                let end = c.len();
                 for exit in exits {
-                    c.patch(exit, Instr::JumpIfRegNotPos(k, c.len()));
+                    c.patch(exit, Instr::JumpIfRegNotPos(k, end));
                 }
                 if want {
                     c.emit(Plain::Lit(0));
@@ -404,26 +405,15 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
 }
 
 threaded_engine! {
-    TapeContinuationsFused {
-        name: "tape_continuations_fused",
-        tier: Fused,
-        summary: "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions",
-        code: Code<FusedIsa, Stable>,
-        compile: compile(Shapes::new),
-        backend: Stable,
-    }
+    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new);
+    "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
+    conformance: extra: [REGISTER_TRICKY, CONTINUATION_TRICKY], also: [deep_programs, far_assignments]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::Technique;
-
-    crate::engines::conformance::conformance_tests!(
-        TapeContinuationsFused,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, far_assignments],
-    );
 
     fn listing(src: &str) -> String {
         let p = crate::front::compile_source("t", src).unwrap();

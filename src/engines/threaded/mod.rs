@@ -336,22 +336,25 @@ macro_rules! tail_call {
 }
 pub(crate) use tail_call;
 
-/// Defines a threaded engine: its registry type and its `Technique`, for a
-/// family module that has `compile::<Hook, Backend>` and a `Code` with
-/// `run` and `listing` (every engine on this core is one of these). `hook`
-/// makes the compiler's lowering hook from the program.
+/// Defines a threaded engine, its registry type, its `Technique` and its
+/// conformance tests: `Engine = "name", Tier, CodeType, compile(hook);
+/// "summary"; conformance: <what `conformance_tests!` takes after the
+/// engine>`, for a family module whose `compile` takes a lowering hook (made
+/// from the program by `hook`) and whose `Code` has `run` and `listing`;
+/// the backend follows from the code type. Every engine on this core is one
+/// of these.
 macro_rules! threaded_engine {
     (
         $(#[$m:meta])*
-        $Engine:ident {
-            name: $name:literal,
-            tier: $tier:ident,
-            summary: $summary:literal,
-            code: $Code:ty,
-            compile: $compile:ident($hook:expr),
-            backend: $B:ty $(,)?
-        }
+        $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr);
+        $summary:literal;
+        conformance: $($checks:tt)*
     ) => {
+        #[cfg(test)]
+        mod conformance {
+            $crate::reference::conformance::conformance_tests!(super::$Engine, $($checks)*);
+        }
+
         $(#[$m])*
         pub struct $Engine;
 
@@ -365,7 +368,7 @@ macro_rules! threaded_engine {
                 program: &$crate::front::program::Program,
             ) -> Result<Self::Code, $crate::engine::CompileError> {
                 let hook = ($hook)(program);
-                $compile::<_, $B>(program, &hook)
+                $compile(program, &hook)
             }
 
             unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
@@ -381,6 +384,26 @@ macro_rules! threaded_engine {
     };
 }
 pub(crate) use threaded_engine;
+
+/// A compiler that writes through its tape's `Emitter` (its field `code`):
+/// `emit`, `patch`, `len` and `pop` reach the emitter directly.
+macro_rules! writes_through_emitter {
+    ($Compiler:ident) => {
+        impl<I: $crate::engines::threaded::Isa> std::ops::Deref for $Compiler<I> {
+            type Target = $crate::engines::threaded::Emitter<I>;
+            fn deref(&self) -> &Self::Target {
+                &self.code
+            }
+        }
+
+        impl<I: $crate::engines::threaded::Isa> std::ops::DerefMut for $Compiler<I> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.code
+            }
+        }
+    };
+}
+pub(crate) use writes_through_emitter;
 
 /// Operand word `i` (0 = the first after the handler) of the op at `ip`.
 macro_rules! word {
@@ -532,7 +555,8 @@ impl<I: Isa> Emitter<I> {
     // optimised builds, where the inlined copies' locals are merged (at
     // opt-level 0 they balloon a recursive compile frame).
     #[cfg_attr(not(debug_assertions), inline(always))]
-    pub(crate) fn emit(&mut self, instr: I::Instr) -> usize {
+    pub(crate) fn emit(&mut self, instr: impl Into<I::Instr>) -> usize {
+        let instr = instr.into();
         let at = self.kinds.len();
         let start = self.words.len();
         // Op `at` is not in `starts` yet: its position is `end`.
@@ -551,7 +575,8 @@ impl<I: Isa> Emitter<I> {
     }
 
     /// Rewrites op `at` once its jump target is known; same length.
-    pub(crate) fn patch(&mut self, at: usize, instr: I::Instr) {
+    pub(crate) fn patch(&mut self, at: usize, instr: impl Into<I::Instr>) {
+        let instr = instr.into();
         let layout = Layout {
             at,
             starts: &self.starts,
