@@ -25,6 +25,12 @@
 //!
 //! The compiler is shared: `register_bytecode_fused` asks it for its
 //! superinstructions ([`Options::fuse`]).
+//!
+//! **Unsafe** code rests on trusting its own compiler: the `match` loop
+//! indexes registers, arguments and jump targets unchecked because
+//! [`compile`] only makes code that stays in bounds, and no other code can
+//! reach [`run`] (the fields of [`Code`] are private); no verifier checks it
+//! again.
 
 use crate::engine::{CompileError, Technique, Tier};
 use crate::front::ast::Expr;
@@ -103,12 +109,16 @@ pub struct Options {
 }
 
 /// The compiled program: instructions and the register file's exact size.
+///
+/// The fields are private, so a `Code` only ever comes from [`compile`],
+/// whose guarantees (listed there) are what [`run`] relies on: the code is
+/// trusted because this module's compiler made it, not checked again.
 #[derive(Clone, Debug)]
 pub struct Code {
-    pub instrs: Vec<Instr>,
+    instrs: Vec<Instr>,
     /// Registers `0..locals` are locals, `locals..registers` temporaries.
-    pub locals: usize,
-    pub registers: usize,
+    locals: usize,
+    registers: usize,
 }
 
 impl Code {
@@ -438,8 +448,8 @@ impl Compiler {
 ///
 /// # Safety
 ///
-/// `code` must come from [`compile`] and `args.len()` must be at least the
-/// compiled program's `arg_count`.
+/// `args.len()` must be at least the compiled program's `arg_count`. (That
+/// `code` came from [`compile`] holds for every `Code`: see [`Code`].)
 pub unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     let mut regs = vec![0i64; code.registers];
     let r = regs.as_mut_ptr();

@@ -17,6 +17,9 @@
 //! On `sum` this takes the loop from four dispatches per iteration to two.
 //! Trade-off: two more instructions to decode and a peephole in the compiler,
 //! for fewer dispatches exactly where loops spend them.
+//!
+//! **Unsafe** code rests on trusting its own compiler, as in
+//! `register_bytecode`.
 
 use super::register_bytecode::{self, Code, Options};
 use crate::engine::{CompileError, Technique, Tier};

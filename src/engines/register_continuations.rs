@@ -53,17 +53,17 @@
 //! each way of the branch keeps its own dispatch jump.
 //!
 //! **Unsafe** code rests on the verifier: handlers read slots and operand
-//! words unchecked because [`Tape::new`] checked every op.
+//! words unchecked because the verifier (`Tape::new`) checked every op.
 //!
 //! Trade-off: the fewest dispatches of any plain engine here and a
 //! dispatch that is one indirect jump, for an allocator pass before
 //! compiling, 200-odd monomorphised handlers, and reliance on LLVM's
 //! sibling-call optimisation on stable Rust.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::CompileError;
 use crate::engines::threaded::{
     Backend, Backward, Bounds, Emitter, Forward, Isa, Layout, Operand, Stable, Tape, convention,
-    isa, target, word,
+    isa, target, threaded_engine, word, writes_through_emitter,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -531,6 +531,8 @@ fn children(f: &Analysis, i: usize) -> (usize, usize) {
     (a, a + f.nodes.get(a).map_or(0, |n| n.size()))
 }
 
+writes_through_emitter!(Compiler);
+
 impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     pub(crate) fn new(program: &Program) -> Self {
         let locals_base = program.arg_count();
@@ -545,22 +547,6 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             cached: None,
             last_add: None,
         }
-    }
-
-    /// The one place instructions enter the tape.
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    pub(crate) fn emit(&mut self, instr: impl Into<I::Instr>) -> usize {
-        self.code.emit(instr.into())
-    }
-
-    /// The next op's index.
-    pub(crate) fn len(&self) -> usize {
-        self.code.len()
-    }
-
-    /// Replaces op `at` (same length).
-    pub(crate) fn patch(&mut self, at: usize, instr: impl Into<I::Instr>) {
-        self.code.patch(at, instr.into());
     }
 
     fn temp(&mut self, height: usize) -> Loc {
@@ -622,12 +608,6 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     pub(crate) fn last_add(&self) -> Option<(Loc, Loc, Loc)> {
         let (at, dst, a, b) = self.last_add?;
         (at + 1 == self.len()).then_some((dst, a, b))
-    }
-
-    /// Removes the last op (a hook replaces it); it may be rewritten only
-    /// if nothing jumps to it but the loop being tested.
-    pub(crate) fn pop(&mut self) {
-        self.code.pop()
     }
 
     /// Emits `dst = src` unless they are the same place.
@@ -871,38 +851,16 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
     }
 }
 
-pub struct RegisterContinuations;
-
-impl Technique for RegisterContinuations {
-    const NAME: &'static str = "register_continuations";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str = "register machine with threaded handlers: three-address ops, hot locals in handler arguments";
-    type Code = Code<RegIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Stable>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
+threaded_engine! {
+    RegisterContinuations = "register_continuations", Beyond, Code<RegIsa, Stable>, compile(|_| Plain);
+    "register machine with threaded handlers: three-address ops, hot locals in handler arguments";
+    conformance: tail_calling
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::engines::threaded::Stable;
-
-    crate::engines::conformance::conformance_tests!(
-        RegisterContinuations,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
 
     pub(crate) fn listing<L: Lowering + Default>(src: &str) -> String {
         let p = crate::front::compile_source("t", src).unwrap();

@@ -4,7 +4,7 @@
 //! Everything is `register_continuations` (see that module): the same
 //! compiler, locations, register allocation, calling convention, tape,
 //! verifier and handlers. Its compiler takes this module's hook
-//! ([`Shapes`]), which offers each `Add` and each loop test a
+//! (`Shapes`), which offers each `Add` and each loop test a
 //! superinstruction first; anything else compiles as usual. Shapes are
 //! chosen by node kinds and by code shape, never by a literal's value or an
 //! index, and every location combination has its handler. **Every fused
@@ -35,10 +35,8 @@ use super::register_continuations::{
     ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
     Word, compile, is_leaf, load, register_handlers, slot, store, words,
 };
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::{Backward, Stable, isa, target, word};
+use crate::engines::threaded::{Backward, Stable, isa, target, threaded_engine, word};
 use crate::front::ast::Expr;
-use crate::front::program::Program;
 
 isa! {
     /// `register_continuations`' instruction set plus the superinstructions
@@ -150,40 +148,18 @@ impl Lowering for Shapes {
     }
 }
 
-pub struct RegisterContinuationsFused;
-
-impl Technique for RegisterContinuationsFused {
-    const NAME: &'static str = "register_continuations_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "register_continuations plus add-and-test and two-add superinstructions";
-    type Code = Code<FusedIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Stable>(program, &Shapes)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
+threaded_engine! {
+    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes);
+    "register_continuations plus add-and-test and two-add superinstructions";
+    conformance: tail_calling
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Technique;
     use crate::engines::register_continuations::Instr as Plain;
     use crate::engines::register_continuations::tests::{listing, verify};
-
-    crate::engines::conformance::conformance_tests!(
-        RegisterContinuationsFused,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
 
     /// `src` fuses into an op whose listing contains `op` (or none, if
     /// `op` is empty) and agrees with walker on every argument list.

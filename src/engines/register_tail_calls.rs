@@ -13,38 +13,10 @@
 //! **Unsafe** code rests on the verifier, as in `register_continuations`.
 
 use super::register_continuations::{Code, Plain, RegIsa, compile};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::Become;
-use crate::front::program::Program;
+use crate::engines::threaded::{Become, threaded_engine};
 
-pub struct RegisterTailCalls;
-
-impl Technique for RegisterTailCalls {
-    const NAME: &'static str = "register_tail_calls";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str =
-        "register_continuations with guaranteed tail calls (`become`) in every profile";
-    type Code = Code<RegIsa, Become>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Become>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::RegisterTailCalls,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
+threaded_engine! {
+    RegisterTailCalls = "register_tail_calls", Beyond, Code<RegIsa, Become>, compile(|_| Plain);
+    "register_continuations with guaranteed tail calls (`become`) in every profile";
+    conformance: tail_calling
 }

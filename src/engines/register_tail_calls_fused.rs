@@ -8,38 +8,10 @@
 
 use super::register_continuations::{Code, compile};
 use super::register_continuations_fused::{FusedIsa, Shapes};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::Become;
-use crate::front::program::Program;
+use crate::engines::threaded::{Become, threaded_engine};
 
-pub struct RegisterTailCallsFused;
-
-impl Technique for RegisterTailCallsFused {
-    const NAME: &'static str = "register_tail_calls_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
-    type Code = Code<FusedIsa, Become>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Become>(program, &Shapes)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::RegisterTailCallsFused,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-    );
+threaded_engine! {
+    RegisterTailCallsFused = "register_tail_calls_fused", Fused, Code<FusedIsa, Become>, compile(|_| Shapes);
+    "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
+    conformance: tail_calling
 }

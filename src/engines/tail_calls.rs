@@ -23,39 +23,10 @@
 //! trampoline costs.
 
 use super::tape_continuations::{Code, Plain, TapeIsa, compile};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::engines::threaded::Become;
-use crate::front::program::Program;
+use crate::engines::threaded::{Become, threaded_engine};
 
-pub struct TailCalls;
-
-impl Technique for TailCalls {
-    const NAME: &'static str = "tail_calls";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str =
-        "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
-    type Code = Code<TapeIsa, Become>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Become>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        // Under `become` no back-edge returns, so the driver calls once.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::TailCalls,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+threaded_engine! {
+    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain);
+    "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
+    conformance: tail_calling
 }

@@ -7,7 +7,7 @@
 //! one operand word (16 bytes), with its kind kept beside it for the
 //! listing. The instruction set is the one list [`TapeIsa`]; the verifier
 //! then hands every op its handler from the check of its own kind and
-//! operand. The compiler takes a lowering hook ([`Lowering`]) that sees
+//! operand. The compiler takes a lowering hook (`Lowering`) that sees
 //! every node first, which is how `tape_continuations_fused` adds its
 //! superinstructions without this module knowing them.
 //!
@@ -38,14 +38,14 @@
 //! (`jump_if_not_pos` to the loop exit) are tail calls too. The backward
 //! edges, `loop` and `loop_if_pos` (loops are rotated so the condition is
 //! tested at the bottom), instead store `r0`/`r1` in the frame and *return*
-//! the loop head to the driver ([`run`]), which reloads them and calls
+//! the loop head to the driver (`Code::run`), which reloads them and calls
 //! again. So a chain of calls only ever moves forward: its depth is bounded
 //! by the tape length even where tail calls are not optimised (opt-level 0),
 //! and never by the number of iterations. The same handlers built for the
 //! `become` backend are the `tail_calls` engine, whose back-edges are jumps.
 //!
 //! **Unsafe** code rests on the verifier: handlers read frame slots,
-//! arguments and the next op unchecked because [`Tape::new`] checked them.
+//! arguments and the next op unchecked because the verifier checked them.
 //!
 //! Trade-off: the cheapest dispatch of the original techniques (one indirect
 //! jump per node, operands next to the handler, the hot locals never touch
@@ -53,10 +53,10 @@
 //! superinstructions, `a + b` still costs two dispatches of its own (`push`,
 //! `add`) beside its operands'.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::CompileError;
 use crate::engines::threaded::{
     ArgIndex, Backend, Backward, Emitter, Forward, Isa, Lit, Reg, Slot, Stable, Tape, convention,
-    isa, target, word,
+    isa, target, threaded_engine, word, writes_through_emitter,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -344,6 +344,8 @@ pub(crate) struct Compiler<I: Isa> {
     max_temps: usize,
 }
 
+writes_through_emitter!(Compiler);
+
 impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// Compiles the whole program, ending in `halt`, with hook `l`.
     pub(crate) fn compile<L: Lowering<Isa = I>>(program: &Program, l: &L) -> Compiler<I> {
@@ -357,22 +359,6 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         c.expr(l, program.expr(), 0, 0, true);
         c.emit(Instr::Halt());
         c
-    }
-
-    /// The one place instructions enter the tape.
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    pub(crate) fn emit(&mut self, instr: impl Into<I::Instr>) {
-        self.code.emit(instr.into());
-    }
-
-    /// The current end of the tape (the next instruction's position).
-    pub(crate) fn len(&self) -> usize {
-        self.code.len()
-    }
-
-    /// Replaces the placeholder at `at` once its jump target is known.
-    pub(crate) fn patch(&mut self, at: usize, instr: impl Into<I::Instr>) {
-        self.code.patch(at, instr.into());
     }
 
     fn temp(&mut self, height: usize) -> usize {
@@ -396,12 +382,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         match e {
             Expr::Litr(n) => {
                 if want {
-                    self.emit(Instr::Lit(*n))
+                    self.emit(Instr::Lit(*n));
                 }
             }
             Expr::Arg(i) => {
                 if want {
-                    self.emit(Instr::Arg(*i))
+                    self.emit(Instr::Arg(*i));
                 }
             }
             Expr::Get(d) => {
@@ -409,7 +395,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                     self.emit(match place(scope, *d) {
                         Place::Reg(k) => Instr::GetReg(k),
                         Place::Slot(s) => Instr::GetSlot(s),
-                    })
+                    });
                 }
             }
             Expr::Add(a, b) => {
@@ -451,30 +437,24 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             }
             // Rotated: `c; jump_if_not_pos exit; head: body; c; loop_if_pos
             // head; exit:` runs one dispatch fewer per iteration than
-            // `head: c; jump_if_not_pos exit; body; loop head`, but emits the
+            // `top: c; jump_if_not_pos exit; body; loop top`, but emits the
             // condition twice. A condition that itself contains a loop keeps
             // the plain form, so nested conditions cannot double repeatedly.
-            Expr::While(c, body) if !has_loop(c) => {
-                self.expr(l, c, scope, height, true);
-                let exit = self.len();
-                self.emit(Instr::JumpIfNotPos(usize::MAX));
-                let head = self.len();
-                self.expr(l, body, scope, height, false);
-                self.expr(l, c, scope, height, true);
-                self.emit(Instr::LoopIfPos(head));
-                self.patch(exit, Instr::JumpIfNotPos(self.len()));
-                if want {
-                    self.emit(Instr::Lit(0));
-                }
-            }
             Expr::While(c, body) => {
-                let head = self.len();
+                let rotated = !has_loop(c);
+                let top = self.len();
                 self.expr(l, c, scope, height, true);
-                let exit = self.len();
-                self.emit(Instr::JumpIfNotPos(usize::MAX));
+                let exit = self.emit(Instr::JumpIfNotPos(usize::MAX));
+                let head = self.len();
                 self.expr(l, body, scope, height, false);
-                self.emit(Instr::Loop(head));
-                self.patch(exit, Instr::JumpIfNotPos(self.len()));
+                if rotated {
+                    self.expr(l, c, scope, height, true);
+                    self.emit(Instr::LoopIfPos(head));
+                } else {
+                    self.emit(Instr::Loop(top));
+                }
+                let end = self.len();
+                self.patch(exit, Instr::JumpIfNotPos(end));
                 if want {
                     self.emit(Instr::Lit(0));
                 }
@@ -498,27 +478,10 @@ where
     Code::new(Compiler::compile(program, l), program.arg_count())
 }
 
-pub struct TapeContinuations;
-
-impl Technique for TapeContinuations {
-    const NAME: &'static str = "tape_continuations";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str =
-        "direct threading: each op's handler tail-calls the next, acc + 2 local registers";
-    type Code = Code<TapeIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        compile::<_, Stable>(program, &Plain)
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
+threaded_engine! {
+    TapeContinuations = "tape_continuations", Original, Code<TapeIsa, Stable>, compile(|_| Plain);
+    "direct threading: each op's handler tail-calls the next, acc + 2 local registers";
+    conformance: extra: [CONTINUATION_TRICKY], also: [deep_programs, long_straight_line, far_assignments]
 }
 
 /// Verifies `code` as if a compiler had emitted it (tests of the verifier).
@@ -548,12 +511,7 @@ pub(crate) fn verify<I: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    crate::engines::conformance::conformance_tests!(
-        TapeContinuations,
-        extra: [CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    use crate::engine::Technique;
 
     #[test]
     fn ops_read_back_as_their_instructions() {

@@ -3,10 +3,11 @@
 //!
 //! Everything is `tape_continuations` (see that module): the same compiler,
 //! calling convention (`ip`, `fp`, `args`, `acc`, `r0`, `r1`), tape, verifier
-//! and driver. Its compiler, when built by [`Compiler::fused`], first offers
-//! every node to [`Shapes::lower`] here; a node that matches one of the
-//! shapes below becomes one superinstruction ([`Fused`], one handler each),
-//! any other node is compiled as usual (its children still get offered).
+//! and driver. Its compiler takes this module's lowering hook (`Shapes`),
+//! which sees every node first; a node that matches one of the shapes below
+//! becomes one superinstruction (an op of [`FusedIsa`], one handler per
+//! register and leaf kind), any other node is compiled as usual (its
+//! children still get offered).
 //!
 //! A *leaf* is `Litr(n)`, `Arg(i)` or `Get(d)` (wherever local `d` lives: a
 //! register `r0`/`r1` or its frame slot). Shapes are chosen by node kind and
@@ -29,9 +30,9 @@
 //!    test `jump_if_not_pos rK @exit`: `head: body; test; body; test; body;
 //!    test; body; loop_if_pos rK @head`. Forward tests are ordinary tail
 //!    calls, so the back-edge's trip through the driver (save `r0`/`r1`,
-//!    return, reload, call: about 18 machine instructions, more than the
-//!    rest of `sum`'s iteration) is paid once per four iterations. Only
-//!    loop-free bodies are copied, so the tape grows at most fourfold.
+//!    return, reload, call: more work than the rest of a short loop's
+//!    iteration) is paid once per four iterations. Only loop-free bodies
+//!    are copied, so the tape grows at most fourfold.
 //! 7. Shape 5 or 6 whose body's last statement (the right-most node of its
 //!    `Then` spine, however the `Then`s nest) is `Set(d, Add(Get(d), leaf))`
 //!    on the loop's own local `d` (a counted loop's step) → that update and
@@ -45,8 +46,8 @@
 //!    tests the same register again. So the cell needs one operand word
 //!    like every cell, and each cell is verified on its own: the fused one
 //!    only needs the cell after next to exist. The way taken once per loop
-//!    runs out of line (`next_cold`, `skip_cold`), so the test stays a
-//!    predicted branch instead of making `ip` wait for the add. The rest of
+//!    runs out of line (`Flow::JumpCold`), so the test stays a predicted
+//!    branch instead of making `ip` wait for the add. The rest of
 //!    the body (the `Then` spine's other statements, in order) compiles as
 //!    usual.
 //!
@@ -57,15 +58,18 @@
 //! Trade-off: 49 more handlers, a shape matcher and a longer tape; the
 //! back-edge still returns to the driver (stable Rust cannot promise a
 //! backward tail call), unrolling only amortises it.
+//!
+//! **Unsafe** code rests on the verifier, as in `tape_continuations`; the
+//! superinstructions are one more list on the threaded-code core
+//! ([`FusedIsa`], extending [`TapeIsa`]) and one lowering hook (`Shapes`).
 
 use super::register_bytecode::mark_stores;
 use super::tape_continuations::{
-    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument, get,
-    place, reg_mut, slot, tape_handlers,
+    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument,
+    compile, get, place, reg_mut, slot, tape_handlers,
 };
-use crate::engine::{CompileError, Technique, Tier};
 use crate::engines::threaded::{
-    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, target, word,
+    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, target, threaded_engine, word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -74,8 +78,6 @@ use std::fmt;
 
 /// How many copies of a loop-free body shape 6 lays out per back-edge.
 const UNROLL: usize = 4;
-
-pub struct TapeContinuationsFused;
 
 /// An operand read in place by a superinstruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,8 +376,9 @@ impl Lowering for Shapes {
                     });
                 }
                 c.emit(Instr::LoopIfRegPos(k, head));
+                let end = c.len();
                 for exit in exits {
-                    c.patch(exit, Instr::JumpIfRegNotPos(k, c.len()));
+                    c.patch(exit, Instr::JumpIfRegNotPos(k, end));
                 }
                 if want {
                     c.emit(Plain::Lit(0));
@@ -401,36 +404,16 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
     (prefix, last)
 }
 
-impl Technique for TapeContinuationsFused {
-    const NAME: &'static str = "tape_continuations_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
-    type Code = Code<FusedIsa, Stable>;
-
-    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
-        super::tape_continuations::compile::<_, Stable>(program, &Shapes::new(program))
-    }
-
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-        // SAFETY: `execute`'s own contract: `args` holds `arg_count` values.
-        unsafe { code.run(args) }
-    }
-
-    fn show(code: &Self::Code) -> String {
-        code.listing()
-    }
+threaded_engine! {
+    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new);
+    "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
+    conformance: extra: [REGISTER_TRICKY, CONTINUATION_TRICKY], also: [deep_programs, far_assignments]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    crate::engines::conformance::conformance_tests!(
-        TapeContinuationsFused,
-        extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, far_assignments],
-    );
+    use crate::engine::Technique;
 
     fn listing(src: &str) -> String {
         let p = crate::front::compile_source("t", src).unwrap();

@@ -468,6 +468,16 @@ pub fn far_assignments<T: Technique>() {
 /// and `long_loop_fits_in_256_kib`; `extra` names more program lists of this
 /// module for `agrees_with_walker`, `also` more checks of this module.
 macro_rules! conformance_tests {
+    // Engines whose every edge, back-edges included, is a tail call (the
+    // register-threaded engines and the `become` engines): register and
+    // continuation programs, and the stack checks that such calls need.
+    ($engine:ty, tail_calling $(,)?) => {
+        $crate::reference::conformance::conformance_tests!(
+            $engine,
+            extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
+            also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
+        );
+    };
     (
         $engine:ty
         $(, extra: [$($extra:ident),* $(,)?])?

@@ -1,4 +1,4 @@
-//! [`isa!`]: an instruction set written once, as one list of ops, and the
+//! `isa!`: an instruction set written once, as one list of ops, and the
 //! operand roles its fields play on the tape.
 
 use super::{Bounds, Layout};
@@ -30,61 +30,39 @@ fn selector(k: usize) -> u8 {
     u8::try_from(k).unwrap_or(u8::MAX)
 }
 
-/// A literal, as its word.
-pub struct Lit;
+/// Operand roles whose value is their one word, checked by `check` against
+/// the tape's bounds.
+macro_rules! word_roles {
+    ($($(#[$doc:meta])* $Role:ident: $T:ty, $check:expr;)*) => {$(
+        $(#[$doc])*
+        pub struct $Role;
 
-impl Operand for Lit {
-    type Value = i64;
-    fn encode(n: i64, _: &Layout) -> (u8, Option<i64>) {
-        (0, Some(n))
-    }
-    fn has_word(_: u8) -> bool {
-        true
-    }
-    fn decode(_: u8, n: i64, _: &Layout) -> i64 {
-        n
-    }
-    fn check(_: u8, _: i64, _: &Bounds) -> bool {
-        true
-    }
+        impl Operand for $Role {
+            type Value = $T;
+            fn encode(v: $T, _: &Layout) -> (u8, Option<i64>) {
+                (0, Some(v as i64))
+            }
+            fn has_word(_: u8) -> bool {
+                true
+            }
+            fn decode(_: u8, x: i64, _: &Layout) -> $T {
+                x as $T
+            }
+            fn check(_: u8, x: i64, b: &Bounds) -> bool {
+                let check: fn(&Bounds, i64) -> bool = $check;
+                check(b, x)
+            }
+        }
+    )*};
 }
 
-/// An argument index, checked below the argument count.
-pub struct ArgIndex;
-
-impl Operand for ArgIndex {
-    type Value = usize;
-    fn encode(i: usize, _: &Layout) -> (u8, Option<i64>) {
-        (0, Some(i as i64))
-    }
-    fn has_word(_: u8) -> bool {
-        true
-    }
-    fn decode(_: u8, i: i64, _: &Layout) -> usize {
-        i as usize
-    }
-    fn check(_: u8, i: i64, b: &Bounds) -> bool {
-        b.arg(i)
-    }
-}
-
-/// A frame slot, checked inside the frame.
-pub struct Slot;
-
-impl Operand for Slot {
-    type Value = usize;
-    fn encode(s: usize, _: &Layout) -> (u8, Option<i64>) {
-        (0, Some(s as i64))
-    }
-    fn has_word(_: u8) -> bool {
-        true
-    }
-    fn decode(_: u8, s: i64, _: &Layout) -> usize {
-        s as usize
-    }
-    fn check(_: u8, s: i64, b: &Bounds) -> bool {
-        b.slot(s)
-    }
+word_roles! {
+    /// A literal, as its word.
+    Lit: i64, |_, _| true;
+    /// An argument index, checked below the argument count.
+    ArgIndex: usize, |b, i| b.arg(i);
+    /// A frame slot, checked inside the frame.
+    Slot: usize, |b, s| b.slot(s);
 }
 
 /// A register number: a selector, no word. The handler table's width is
@@ -107,11 +85,17 @@ impl Operand for Reg {
     }
 }
 
-/// A jump target (an op index) stored as a byte distance, checked to be the
-/// start of a later op.
-pub struct Forward;
+/// A jump target (an op index), stored as a byte distance and checked to be
+/// the start of an op: a later one ([`Forward`]) or this one or an earlier
+/// one ([`Backward`]). Threading turns it into the target op's address.
+pub struct Jump<const BACKWARD: bool>;
 
-impl Operand for Forward {
+/// A jump to a later op.
+pub type Forward = Jump<false>;
+/// A jump to this op or an earlier one (a loop's back-edge).
+pub type Backward = Jump<true>;
+
+impl<const BACKWARD: bool> Operand for Jump<BACKWARD> {
     type Value = usize;
     const JUMP: bool = true;
     fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
@@ -124,27 +108,11 @@ impl Operand for Forward {
         at.target(rel)
     }
     fn check(_: u8, rel: i64, b: &Bounds) -> bool {
-        b.forward(rel)
-    }
-}
-
-/// A jump target checked to be the start of this op or an earlier one.
-pub struct Backward;
-
-impl Operand for Backward {
-    type Value = usize;
-    const JUMP: bool = true;
-    fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
-        (0, Some(at.rel(t)))
-    }
-    fn has_word(_: u8) -> bool {
-        true
-    }
-    fn decode(_: u8, rel: i64, at: &Layout) -> usize {
-        at.target(rel)
-    }
-    fn check(_: u8, rel: i64, b: &Bounds) -> bool {
-        b.backward(rel)
+        if BACKWARD {
+            b.backward(rel)
+        } else {
+            b.forward(rel)
+        }
     }
 }
 

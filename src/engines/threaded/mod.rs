@@ -3,7 +3,7 @@
 //! `tail_calls`, `register_continuations`, `register_continuations_fused`).
 //! Not an engine itself.
 //!
-//! **A tape** is a flat array of [`Word`]s. An op is one word holding its
+//! **A tape** is a flat array of words (a family's `Word`). An op is one word holding its
 //! handler's address followed by its operand words (a literal, a frame
 //! slot, an argument index, a jump distance in bytes). Beside the tape the
 //! compiler keeps each op's [`Isa::Kind`] — which handler family and which
@@ -11,11 +11,11 @@
 //! ([`Isa::decode`]) and the handler is chosen.
 //!
 //! **One list per instruction set.** An engine family writes its ops once,
-//! in an [`isa!`] list; the macro generates the typed instruction enum and
+//! in an `isa!` list; the macro generates the typed instruction enum and
 //! its `Display` listing, the encoded kind, encode and decode, each op's
 //! length and the verifier's handler lookup.
 //!
-//! **One calling convention per family**, written once by [`handlers!`]:
+//! **One calling convention per family**, written once by `handlers!`:
 //! every handler takes the op's address `ip` and the same scalar state
 //! (at most six integer arguments in all, so the System V and AArch64 ABIs
 //! keep them in registers and a tail call is a plain jump). A handler body
@@ -23,7 +23,7 @@
 //! [`Flow`]; the macro writes the continuation: a call of the next op's
 //! handler in tail position, which LLVM turns into a jump from opt-level 1
 //! on (stable Rust, [`Stable`]), or `become`, which the language guarantees
-//! in every profile (nightly, feature `nightly`, [`Become`]). The same
+//! in every profile (nightly, feature `nightly`, `Become`). The same
 //! handler source serves both backends: a handler is generic over its
 //! [`Backend`].
 //!
@@ -33,9 +33,9 @@
 //! even where LLVM does not make tail calls) or tail-call it like any other
 //! op (`register_continuations`: cheaper, and sound because every profile
 //! the tests run in optimises sibling calls, which the stack tests prove).
-//! Under [`Become`] a back-edge is always a tail call.
+//! Under `Become` a back-edge is always a tail call.
 //!
-//! **The verifier** ([`Tape::new`]) is the single place that hands out
+//! **The verifier** (`Tape::new`) is the single place that hands out
 //! handlers: each op gets its handler only from the check of its own kind
 //! and operand words ([`Isa::checked_handler`]) against the tape's
 //! [`Bounds`]: slots inside the frame, argument indices below the argument
@@ -73,7 +73,7 @@ pub enum Flow {
 #[derive(Clone, Copy)]
 pub struct Target(pub *const ());
 
-/// How a handler continues: [`Stable`] or [`Become`].
+/// How a handler continues: [`Stable`] or `Become`.
 pub trait Backend: 'static {
     /// Whether continuations are `become` (else a call in tail position).
     const BECOME: bool;
@@ -115,7 +115,7 @@ macro_rules! convention {
         /// # Safety
         ///
         /// The handler contract: `ip` points at an op of a tape that passed
-        /// the verifier ([`crate::engines::threaded::Tape::new`]) whose
+        /// the verifier (`Tape::new` of the threaded-code core) whose
         /// handler is this function, and the state is the one that tape's
         /// driver set up (a frame of the tape's `frame_len` slots, the
         /// arguments it was verified against).
@@ -319,7 +319,7 @@ macro_rules! tail_call {
     }};
 }
 
-/// A handler's continuation: `become f(ip, state…)` on the [`Become`]
+/// A handler's continuation: `become f(ip, state…)` on the `Become`
 /// backend, a call in tail position on [`Stable`].
 #[cfg(feature = "nightly")]
 macro_rules! tail_call {
@@ -335,6 +335,75 @@ macro_rules! tail_call {
     }};
 }
 pub(crate) use tail_call;
+
+/// Defines a threaded engine, its registry type, its `Technique` and its
+/// conformance tests: `Engine = "name", Tier, CodeType, compile(hook);
+/// "summary"; conformance: <what `conformance_tests!` takes after the
+/// engine>`, for a family module whose `compile` takes a lowering hook (made
+/// from the program by `hook`) and whose `Code` has `run` and `listing`;
+/// the backend follows from the code type. Every engine on this core is one
+/// of these.
+macro_rules! threaded_engine {
+    (
+        $(#[$m:meta])*
+        $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr);
+        $summary:literal;
+        conformance: $($checks:tt)*
+    ) => {
+        #[cfg(test)]
+        mod conformance {
+            $crate::reference::conformance::conformance_tests!(super::$Engine, $($checks)*);
+        }
+
+        $(#[$m])*
+        pub struct $Engine;
+
+        impl $crate::engine::Technique for $Engine {
+            const NAME: &'static str = $name;
+            const TIER: $crate::engine::Tier = $crate::engine::Tier::$tier;
+            const SUMMARY: &'static str = $summary;
+            type Code = $Code;
+
+            fn compile(
+                program: &$crate::front::program::Program,
+            ) -> Result<Self::Code, $crate::engine::CompileError> {
+                let hook = ($hook)(program);
+                $compile(program, &hook)
+            }
+
+            unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
+                // SAFETY: `execute`'s own contract: `args` holds `arg_count`
+                // values, which is `run`'s.
+                unsafe { code.run(args) }
+            }
+
+            fn show(code: &Self::Code) -> String {
+                code.listing()
+            }
+        }
+    };
+}
+pub(crate) use threaded_engine;
+
+/// A compiler that writes through its tape's `Emitter` (its field `code`):
+/// `emit`, `patch`, `len` and `pop` reach the emitter directly.
+macro_rules! writes_through_emitter {
+    ($Compiler:ident) => {
+        impl<I: $crate::engines::threaded::Isa> std::ops::Deref for $Compiler<I> {
+            type Target = $crate::engines::threaded::Emitter<I>;
+            fn deref(&self) -> &Self::Target {
+                &self.code
+            }
+        }
+
+        impl<I: $crate::engines::threaded::Isa> std::ops::DerefMut for $Compiler<I> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.code
+            }
+        }
+    };
+}
+pub(crate) use writes_through_emitter;
 
 /// Operand word `i` (0 = the first after the handler) of the op at `ip`.
 macro_rules! word {
@@ -431,7 +500,7 @@ impl Layout<'_> {
 /// The most operand words an op may have.
 pub const MAX_OPERANDS: usize = 4;
 
-/// An instruction set, as [`isa!`] generates it.
+/// An instruction set, as `isa!` generates it.
 pub trait Isa: Sized + 'static {
     type Instr: Copy + fmt::Display;
     type Kind: Copy + PartialEq;
@@ -486,7 +555,8 @@ impl<I: Isa> Emitter<I> {
     // optimised builds, where the inlined copies' locals are merged (at
     // opt-level 0 they balloon a recursive compile frame).
     #[cfg_attr(not(debug_assertions), inline(always))]
-    pub(crate) fn emit(&mut self, instr: I::Instr) -> usize {
+    pub(crate) fn emit(&mut self, instr: impl Into<I::Instr>) -> usize {
+        let instr = instr.into();
         let at = self.kinds.len();
         let start = self.words.len();
         // Op `at` is not in `starts` yet: its position is `end`.
@@ -505,7 +575,8 @@ impl<I: Isa> Emitter<I> {
     }
 
     /// Rewrites op `at` once its jump target is known; same length.
-    pub(crate) fn patch(&mut self, at: usize, instr: I::Instr) {
+    pub(crate) fn patch(&mut self, at: usize, instr: impl Into<I::Instr>) {
+        let instr = instr.into();
         let layout = Layout {
             at,
             starts: &self.starts,
