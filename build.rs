@@ -32,14 +32,23 @@ fn record_engine_docs() {
     let mut docs = Vec::new();
     for dir in ["src/engines", "src/engines/peers"] {
         let entries = std::fs::read_dir(manifest_dir.join(dir)).expect("engine modules");
-        for path in entries.map(|e| e.expect("engine module").path()) {
-            let (Some(stem), Some("rs")) = (
-                path.file_stem().and_then(|s| s.to_str()),
-                path.extension().and_then(|x| x.to_str()),
-            ) else {
-                continue;
+        for entry in entries.map(|e| e.expect("engine module").path()) {
+            // A technique is a file `name.rs` or a folder `name/mod.rs`.
+            let (stem, path) = if entry.is_dir() {
+                let Some(name) = entry.file_name().and_then(|s| s.to_str()) else {
+                    continue;
+                };
+                (name.to_string(), entry.join("mod.rs"))
+            } else {
+                let (Some(stem), Some("rs")) = (
+                    entry.file_stem().and_then(|s| s.to_str()),
+                    entry.extension().and_then(|x| x.to_str()),
+                ) else {
+                    continue;
+                };
+                (stem.to_string(), entry.clone())
             };
-            if stem == "mod" {
+            if stem == "mod" || !path.is_file() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("engine module is UTF-8");
@@ -48,13 +57,13 @@ fn record_engine_docs() {
                 .map_while(|l| l.strip_prefix("//!"))
                 .map(|l| l.strip_prefix(' ').unwrap_or(l))
                 .collect();
-            docs.push((stem.to_string(), doc.join("\n")));
+            docs.push((stem, doc.join("\n")));
         }
     }
     docs.sort();
     let mut out = String::from(
         "/// `(module, its leading //! doc)` for every module of src/engines/ and\n\
-         /// src/engines/peers/ but their mod.rs, written by build.rs.\n\
+         /// src/engines/peers/ (a folder module's from its mod.rs), written by build.rs.\n\
          pub static ENGINE_DOCS: &[(&str, &str)] = &[\n",
     );
     for (module, doc) in docs {
