@@ -63,7 +63,6 @@
 //! superinstructions are one more list on the threaded-code core
 //! ([`FusedIsa`], extending [`TapeIsa`]) and one lowering hook (`Shapes`).
 
-use super::register_bytecode::mark_stores;
 use super::tape_continuations::{
     Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument,
     compile, get, place, reg_mut, slot, tape_handlers,
@@ -75,6 +74,7 @@ use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// How many copies of a loop-free body shape 6 lays out per back-edge.
 const UNROLL: usize = 4;
@@ -242,18 +242,43 @@ tape_handlers! {
 /// hook.
 pub(crate) struct Shapes {
     /// Nodes whose subtree contains a `Set` (for shape 4).
-    stores: HashSet<*const Expr>,
+    stores: Nodes,
     /// Nodes whose subtree contains a `While` (for shape 6), found in one
     /// pass so compile time stays linear however deeply loops nest.
-    loops: HashSet<*const Expr>,
+    loops: Nodes,
 }
 
-/// Records every node whose subtree contains a `While`. Recursion depth is
-/// the tree's depth, at most `MAX_DEPTH`.
-fn mark_loops(e: &Expr, out: &mut HashSet<*const Expr>) -> bool {
-    let mut found = matches!(e, Expr::While(..));
+/// A set of nodes, by address. Addresses are already unique and spread, so
+/// one multiply mixes them enough: no need for SipHash's resistance to
+/// chosen keys, which the node addresses of one program cannot be.
+type Nodes = HashSet<*const Expr, BuildHasherDefault<AddressHasher>>;
+
+/// The hasher of [`Nodes`].
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // Fibonacci hashing; the high bits carry the mix, so fold them down.
+        let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+/// Records in `out` every node whose subtree contains a node for which
+/// `is` holds. Recursion depth is the tree's depth, at most `MAX_DEPTH`.
+fn mark(e: &Expr, is: fn(&Expr) -> bool, out: &mut Nodes) -> bool {
+    let mut found = is(e);
     for child in e.children() {
-        found |= mark_loops(child, out);
+        found |= mark(child, is, out);
     }
     if found {
         out.insert(e as *const Expr);
@@ -263,10 +288,10 @@ fn mark_loops(e: &Expr, out: &mut HashSet<*const Expr>) -> bool {
 
 impl Shapes {
     pub(crate) fn new(program: &Program) -> Shapes {
-        let mut stores = HashSet::new();
-        mark_stores(program.expr(), &mut stores);
-        let mut loops = HashSet::new();
-        mark_loops(program.expr(), &mut loops);
+        let mut stores = Nodes::default();
+        mark(program.expr(), |e| matches!(e, Expr::Set(..)), &mut stores);
+        let mut loops = Nodes::default();
+        mark(program.expr(), |e| matches!(e, Expr::While(..)), &mut loops);
         Shapes { stores, loops }
     }
 
