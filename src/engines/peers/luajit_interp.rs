@@ -16,7 +16,8 @@
 //! none of its own (LuaJIT runs in the helper process).
 
 use super::luajit::{self, Code};
-use crate::engine::{CompileError, Technique, Tier};
+use crate::clock::Clock;
+use crate::engine::{CompileError, Technique, Tier, TimedRuns};
 use crate::front::program::Program;
 use std::time::Duration;
 
@@ -33,18 +34,26 @@ impl Technique for LuaJitInterp {
         luajit::supports(program)
     }
     fn compile(program: &Program) -> Result<Code, CompileError> {
-        luajit::compile(program, false)
+        luajit::compile(program, false, Clock::Wall).map(|(code, _)| code)
+    }
+    fn compile_timed(
+        program: &Program,
+        clock: Clock,
+    ) -> Option<Result<(Code, Duration), CompileError>> {
+        Some(luajit::compile(program, false, clock))
     }
     unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
         // SAFETY: the caller's promise about `args` is passed on unchanged.
         unsafe { luajit::LuaJit::execute(code, args) }
     }
-    unsafe fn execute_timed(code: &Code, args: &[i64]) -> (i64, Option<Duration>) {
-        // SAFETY: the caller's promise about `args` is passed on unchanged.
-        unsafe { luajit::LuaJit::execute_timed(code, args) }
-    }
-    fn compile_time(code: &Code) -> Option<Duration> {
-        luajit::LuaJit::compile_time(code)
+    unsafe fn execute_timed(
+        code: &Code,
+        args: &[i64],
+        reps: u64,
+        expected: i64,
+        clock: Clock,
+    ) -> Option<TimedRuns> {
+        Some(code.timed_runs(args, reps, expected, clock))
     }
     fn show(code: &Code) -> String {
         luajit::LuaJit::show(code)
