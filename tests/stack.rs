@@ -1,8 +1,15 @@
 //! Stack safety for every engine (rule 4): a 10⁷-iteration loop on a thread
 //! with a 256 KiB stack, and programs nested to the depth limit on a 2 MiB
-//! stack (the default for test threads). CI runs this file in the test
-//! profile and in release.
+//! stack (the default for test threads). The engines that rely on tail calls
+//! ([`Engine::relies_on_tail_calls`]) also run a 10⁸-iteration loop and a
+//! 200,000-step straight line on 256 KiB ([`vm_perf::reference::stack`]),
+//! and the last tests prove those checks fail on engines whose calls are not
+//! tail calls. Every thread here sets its own stack size. CI runs this file
+//! in the test profile and in release.
 
+use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
+use vm_perf::front::printer::print;
+use vm_perf::reference::stack;
 use vm_perf::{Expr, MAX_DEPTH, Program, engines};
 
 fn on_stack<T: Send + 'static>(bytes: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -111,4 +118,213 @@ fn the_front_end_handles_the_limit_on_a_2_mib_stack() {
         let too_deep = "(".repeat(MAX_DEPTH + 1) + "1" + &")".repeat(MAX_DEPTH + 1);
         assert!(vm_perf::front::parser::parse(&too_deep).is_err());
     });
+}
+
+fn tail_calling() -> Vec<&'static dyn Engine> {
+    engines()
+        .iter()
+        .copied()
+        .filter(|e| e.relies_on_tail_calls())
+        .collect()
+}
+
+#[test]
+fn continuation_engines_declare_that_they_rely_on_tail_calls() {
+    // A new continuation engine that forgot `TAIL_CALLS` would skip the
+    // checks below unnoticed.
+    for engine in engines() {
+        let name = engine.name();
+        if name.contains("continuations") || name.contains("tail_calls") {
+            assert!(engine.relies_on_tail_calls(), "{name}");
+        }
+    }
+    assert!(!tail_calling().is_empty());
+}
+
+#[test]
+fn tail_calling_engines_run_a_hundred_million_iterations_on_256_kib() {
+    for engine in tail_calling() {
+        stack::hundred_million_iterations(engine);
+    }
+}
+
+#[test]
+fn tail_calling_engines_run_a_long_straight_line_on_256_kib() {
+    for engine in tail_calling() {
+        stack::long_straight_line(engine);
+    }
+}
+
+// ---- The checks can fail: engines whose calls are not tail calls. ----
+
+/// Where a deliberately wrong engine makes a call that is not a tail call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recursion {
+    /// Each loop iteration calls the next one and uses its result.
+    Loop,
+    /// Each step of a `Then` chain calls the rest of the chain likewise.
+    Chain,
+}
+
+/// A walker that is right about every value, but whose loop (or chain of
+/// steps) continues by a call with work after it, so the stack grows per
+/// iteration (or per step) however the compiler optimises.
+fn eval(e: &Expr, args: &[i64], locals: &mut Vec<i64>, how: Recursion) -> i64 {
+    match e {
+        Expr::Litr(n) => *n,
+        Expr::Arg(i) => args[*i],
+        Expr::Get(d) => locals[locals.len() - 1 - d],
+        Expr::Add(a, b) => {
+            let a = eval(a, args, locals, how);
+            a.wrapping_add(eval(b, args, locals, how))
+        }
+        Expr::Let(init, body) => {
+            let v = eval(init, args, locals, how);
+            locals.push(v);
+            let r = eval(body, args, locals, how);
+            locals.pop();
+            r
+        }
+        Expr::Set(d, v) => {
+            let v = eval(v, args, locals, how);
+            let slot = locals.len() - 1 - d;
+            locals[slot] = v;
+            0
+        }
+        Expr::While(c, b) if how == Recursion::Loop => {
+            fn iterate(c: &Expr, b: &Expr, args: &[i64], locals: &mut Vec<i64>) -> i64 {
+                if eval(c, args, locals, Recursion::Loop) <= 0 {
+                    return 0;
+                }
+                eval(b, args, locals, Recursion::Loop);
+                // Not a tail call: the result goes through `black_box`.
+                std::hint::black_box(iterate(c, b, args, locals))
+            }
+            iterate(c, b, args, locals)
+        }
+        Expr::While(c, b) => {
+            while eval(c, args, locals, how) > 0 {
+                eval(b, args, locals, how);
+            }
+            0
+        }
+        Expr::Then(..) if how == Recursion::Chain => {
+            fn leaves<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+                match e {
+                    Expr::Then(a, b) => {
+                        leaves(a, out);
+                        leaves(b, out);
+                    }
+                    leaf => out.push(leaf),
+                }
+            }
+            fn run(steps: &[&Expr], args: &[i64], locals: &mut Vec<i64>) -> i64 {
+                let v = eval(steps[0], args, locals, Recursion::Chain);
+                match steps {
+                    [_] => v,
+                    // Not a tail call: the result goes through `black_box`.
+                    [_, rest @ ..] => std::hint::black_box(run(rest, args, locals)),
+                    [] => unreachable!("a chain has a step"),
+                }
+            }
+            let mut steps = Vec::new();
+            leaves(e, &mut steps);
+            run(&steps, args, locals)
+        }
+        Expr::Then(a, b) => {
+            eval(a, args, locals, how);
+            eval(b, args, locals, how)
+        }
+    }
+}
+
+macro_rules! recursing_engine {
+    ($name:ident, $how:expr) => {
+        struct $name;
+        impl Technique for $name {
+            const NAME: &'static str = stringify!($name);
+            const TIER: Tier = Tier::Original;
+            const SUMMARY: &'static str = "deliberately not tail-calling";
+            const TAIL_CALLS: bool = true;
+            type Code = Program;
+            fn compile(p: &Program) -> Result<Program, CompileError> {
+                Ok(p.clone())
+            }
+            unsafe fn execute(p: &Program, args: &[i64]) -> i64 {
+                eval(p.expr(), args, &mut Vec::new(), $how)
+            }
+            fn show(p: &Program) -> String {
+                print(p.expr())
+            }
+        }
+    };
+}
+
+recursing_engine!(RecursingLoop, Recursion::Loop);
+recursing_engine!(RecursingChain, Recursion::Chain);
+
+/// Set in the child process the proof below starts.
+const CHILD: &str = "VM_PERF_STACK_CHECK_CHILD";
+
+/// Runs `check` on `engine` in a child process (this test binary, running
+/// only `test`, which calls back here) and returns the child's stderr after
+/// asserting that it died. In the child, runs the check.
+fn in_child_must_overflow(
+    test: &str,
+    engine: &dyn Engine,
+    check: fn(&dyn Engine),
+) -> Option<String> {
+    if std::env::var_os(CHILD).is_some() {
+        check(engine);
+        return None;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "{} passed a check it must fail:\n{stderr}",
+        engine.name()
+    );
+    Some(stderr)
+}
+
+#[test]
+fn the_loop_check_catches_a_back_edge_that_is_not_a_tail_call() {
+    // The same engine is right, and fine on a large stack with few iterations.
+    let engine = &Registered::<RecursingLoop>::NEW;
+    let program = vm_perf::front::compile_source(
+        "t",
+        "let n = arg(0); let t = 0; while n { t = t + 2; n = n + -1 }; t",
+    )
+    .unwrap();
+    assert_eq!(engine.compile(&program).unwrap().execute(&[1000]), Ok(2000));
+    let test = "the_loop_check_catches_a_back_edge_that_is_not_a_tail_call";
+    if let Some(stderr) = in_child_must_overflow(test, engine, stack::hundred_million_iterations) {
+        let thread = "thread 'RecursingLoop: 10^8 iterations on a 256 KiB stack'";
+        assert!(
+            stderr.contains(thread) && stderr.contains("has overflowed its stack"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_line_check_catches_a_chain_that_is_not_tail_calls() {
+    let engine = &Registered::<RecursingChain>::NEW;
+    let program =
+        vm_perf::front::compile_source("t", "let x = arg(0); x = x + 1; x = x + 1; x = x + 1; x")
+            .unwrap();
+    assert_eq!(engine.compile(&program).unwrap().execute(&[4]), Ok(7));
+    let test = "the_line_check_catches_a_chain_that_is_not_tail_calls";
+    if let Some(stderr) = in_child_must_overflow(test, engine, stack::long_straight_line) {
+        let thread = "thread 'RecursingChain: a 200,000-step line on a 256 KiB stack'";
+        assert!(
+            stderr.contains(thread) && stderr.contains("has overflowed its stack"),
+            "{stderr}"
+        );
+    }
 }

@@ -155,6 +155,7 @@ pub struct RegisterContinuationsFused;
 impl Technique for RegisterContinuationsFused {
     const NAME: &'static str = "register_continuations_fused";
     const TIER: Tier = Tier::Fused;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "register_continuations plus add-and-test and two-add superinstructions";
     type Code = Code<FusedIsa, Stable>;
@@ -181,7 +182,7 @@ mod tests {
     crate::engines::conformance::conformance_tests!(
         RegisterContinuationsFused,
         extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-        also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
+        also: [deep_programs, long_straight_line, far_assignments],
     );
 
     /// `src` fuses into an op whose listing contains `op` (or none, if

@@ -22,6 +22,7 @@ pub struct RegisterTailCalls;
 impl Technique for RegisterTailCalls {
     const NAME: &'static str = "register_tail_calls";
     const TIER: Tier = Tier::Beyond;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "register_continuations with guaranteed tail calls (`become`) in every profile";
     type Code = Code<RegIsa, Become>;

@@ -17,6 +17,7 @@ pub struct RegisterTailCallsFused;
 impl Technique for RegisterTailCallsFused {
     const NAME: &'static str = "register_tail_calls_fused";
     const TIER: Tier = Tier::Fused;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
     type Code = Code<FusedIsa, Become>;

@@ -32,6 +32,7 @@ pub struct TailCalls;
 impl Technique for TailCalls {
     const NAME: &'static str = "tail_calls";
     const TIER: Tier = Tier::Beyond;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
     type Code = Code<TapeIsa, Become>;

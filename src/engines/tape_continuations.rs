@@ -503,6 +503,7 @@ pub struct TapeContinuations;
 impl Technique for TapeContinuations {
     const NAME: &'static str = "tape_continuations";
     const TIER: Tier = Tier::Original;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "direct threading: each op's handler tail-calls the next, acc + 2 local registers";
     type Code = Code<TapeIsa, Stable>;

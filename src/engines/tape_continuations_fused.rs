@@ -404,6 +404,7 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
 impl Technique for TapeContinuationsFused {
     const NAME: &'static str = "tape_continuations_fused";
     const TIER: Tier = Tier::Fused;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
     type Code = Code<FusedIsa, Stable>;
