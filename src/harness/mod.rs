@@ -7,10 +7,13 @@
 //!   measured, under `--timeout`;
 //! - [`settings`]: how long and how carefully to measure;
 //! - [`runner`]: interleaved, verified timing in one process → [`results`];
+//! - [`timing`]: the execute and compile spans, on one clock, for `bench`
+//!   and `scale` alike (peers in a helper process time them there);
 //! - [`stats`]: medians, confidence intervals, geometric means;
 //! - [`table`] and [`report`]: the terminal table and the report files
 //!   (JSON, CSV, Markdown, HTML with SVG charts), plus the README section;
-//! - [`instructions`]: instruction counts of the execute stage (callgrind);
+//! - [`instructions`]: instruction counts of the execute stage (callgrind),
+//!   kept in the results beside the times ([`counts`]);
 //! - [`scale`]: compile time against program size, execute time against
 //!   iteration count, and whether each grows linearly.
 //!
@@ -18,6 +21,7 @@
 //! the only failure is a wrong result.
 
 pub mod case;
+pub mod counts;
 pub mod instructions;
 pub mod machine;
 pub mod preflight;
@@ -28,6 +32,7 @@ pub mod scale;
 pub mod settings;
 pub mod stats;
 pub mod table;
+pub mod timing;
 
 pub use case::Case;
 pub use results::Results;

@@ -2,8 +2,8 @@
 //! nothing fetched) with the tables and the charts.
 
 use super::charts;
+use super::grids::{all as grids, timed};
 use crate::harness::results::Results;
-use crate::harness::table::grids;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -44,15 +44,25 @@ pub fn render(r: &Results) -> String {
          figure{margin:1.5em 0}</style></head><body>\n<h1>vm-perf benchmark results</h1>\n",
     );
     out.push_str(&format!(
-        "<p>Machine: {}<br>Build: {}<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, samples timed in {}, every execution verified.</p>\n",
+        "<p>Machine: {}<br>Build: {}",
         esc(&r.machine.line()),
         esc(&r.build.line()),
-        if r.settings.quick { "quick" } else { "full" },
-        r.settings.rounds,
-        r.settings.warmup_rounds,
-        r.wall_seconds,
-        r.settings.clock
     ));
+    if timed(r) {
+        out.push_str(&format!(
+            "<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, samples timed in {}, every execution verified.<br>Spans: {}",
+            if r.settings.quick { "quick" } else { "full" },
+            r.settings.rounds,
+            r.settings.warmup_rounds,
+            r.wall_seconds,
+            r.settings.clock,
+            esc(super::md::SPANS)
+        ));
+    }
+    if let Some(c) = &r.instructions {
+        out.push_str(&format!("<br>Instruction counts: {}", esc(&c.line())));
+    }
+    out.push_str("</p>\n");
     for g in grids(r) {
         out.push_str(&format!("<h2>{}</h2>\n<table><tr>", md_inline(&g.title)));
         for h in &g.header {
@@ -70,11 +80,14 @@ pub fn render(r: &Results) -> String {
         }
         out.push_str("</table>\n");
     }
-    out.push_str(&format!(
-        "<h2>Charts</h2>\n<p>{}</p>\n",
-        charts::legend_html()
-    ));
-    for (file, svg) in charts::all(r) {
+    let charts = if timed(r) { charts::all(r) } else { Vec::new() };
+    if !charts.is_empty() {
+        out.push_str(&format!(
+            "<h2>Charts</h2>\n<p>{}</p>\n",
+            charts::legend_html()
+        ));
+    }
+    for (file, svg) in charts {
         let id = file.trim_end_matches(".svg");
         out.push_str(&format!(
             "<figure id=\"chart-{}\">\n{svg}\n</figure>\n",
