@@ -8,21 +8,19 @@
 use indicatif::ProgressBar;
 use std::time::Duration;
 use vm_perf::clock::Clock;
-use vm_perf::engine::TimedRuns;
+use vm_perf::engine::{Registered, Technique, TimedRuns};
 use vm_perf::harness::counts::{Count, InstructionCounts};
 use vm_perf::harness::machine::{Build, Machine};
 use vm_perf::harness::report::{self, json};
 use vm_perf::harness::{Case, Results, Settings, instructions, run};
 use vm_perf::workloads::workload;
-use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
+use vm_perf::{CompileError, Engine, Executable, Program, Tier, engines};
 
 /// Pretends to run elsewhere and reports figures no clock here could give:
 /// 10 ns per loop iteration and 100 ns per node on the thread clock, twice
 /// that on the wall clock. Its values are walker's, so it is verified like
 /// any engine.
 struct Remote;
-
-struct RemoteCode(Box<dyn Executable>);
 
 fn scale_for(clock: Clock) -> u32 {
     match clock {
@@ -31,79 +29,61 @@ fn scale_for(clock: Clock) -> u32 {
     }
 }
 
-impl Engine for Remote {
-    fn name(&self) -> &'static str {
-        "remote"
-    }
-    fn tier(&self) -> Tier {
-        Tier::Peer
-    }
-    fn summary(&self) -> &'static str {
-        "times itself"
-    }
-    fn exact_magnitude(&self) -> Option<u64> {
-        None
-    }
-    fn supports(&self, _: &Program) -> Result<(), String> {
-        Ok(())
-    }
-    fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
-        Ok(Box::new(RemoteCode(engines()[0].compile(program)?)))
+impl Technique for Remote {
+    const NAME: &'static str = "remote";
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = "times itself";
+    /// Walker's code, and the program's size.
+    type Code = (Box<dyn Executable>, u32);
+
+    fn compile(program: &Program) -> Result<Self::Code, CompileError> {
+        Ok((engines()[0].compile(program)?, program.node_count() as u32))
     }
     fn compile_timed(
-        &self,
         program: &Program,
         clock: Clock,
-    ) -> Result<(Box<dyn Executable>, Option<Duration>), CompileError> {
-        let time = Duration::from_nanos(100 * program.node_count() as u64) * scale_for(clock);
-        Ok((self.compile(program)?, Some(time)))
+    ) -> Option<Result<(Self::Code, Duration), CompileError>> {
+        let code = Self::compile(program);
+        Some(code.map(|c| {
+            let time = Duration::from_nanos(100) * c.1 * scale_for(clock);
+            (c, time)
+        }))
     }
-}
-
-impl Executable for RemoteCode {
-    fn arg_count(&self) -> usize {
-        self.0.arg_count()
+    unsafe fn execute((code, _): &Self::Code, args: &[i64]) -> i64 {
+        code.execute(args).unwrap()
     }
-    fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
-        self.0.execute(args)
-    }
-    fn execute_timed(
-        &self,
+    unsafe fn execute_timed(
+        (code, _): &Self::Code,
         args: &[i64],
         reps: u64,
         expected: i64,
         clock: Clock,
-    ) -> Result<Option<TimedRuns>, ArgError> {
-        let mut wrong = None;
-        for _ in 0..reps {
-            let v = self.0.execute(args)?;
-            if v != expected {
-                wrong = Some(v);
-                break;
-            }
-        }
+    ) -> Option<TimedRuns> {
+        let runs = (0..reps).map(|_| code.execute(args).unwrap());
+        let wrong = runs.into_iter().find(|v| *v != expected);
         // `sum` and `scale`'s programs loop arg(0) times.
         let per_run = Duration::from_nanos(10 * args[0] as u64) * scale_for(clock);
-        Ok(Some(TimedRuns {
+        Some(TimedRuns {
             time: per_run * reps as u32,
             wrong,
-        }))
+        })
     }
-    fn show(&self) -> String {
-        self.0.show()
+    fn show((code, _): &Self::Code) -> String {
+        code.show()
     }
 }
 
+const REMOTE: &dyn Engine = &Registered::<Remote>::NEW;
+
 fn tiny(clock: Clock) -> Settings {
+    let quick = Settings::quick();
     Settings {
-        quick: true,
-        rounds: 0,
         max_rounds: 7,
         sample_ms: 0.2,
-        warmup_rounds: 1,
         budget_seconds: 0.02,
         seed: 1,
         clock,
+        ..quick
     }
 }
 
@@ -111,7 +91,7 @@ fn measure(clock: Clock) -> Results {
     let cases = vec![Case::builtin(workload("sum").unwrap())];
     run(
         &cases,
-        &[engines()[0], &Remote],
+        &[engines()[0], REMOTE],
         true,
         &tiny(clock),
         &ProgressBar::hidden(),
@@ -143,7 +123,7 @@ fn bench_uses_a_self_timed_engines_figures_on_the_runs_clock() {
 fn scale_uses_a_self_timed_engines_figures() {
     let dir = std::env::temp_dir().join(format!("vm-perf-scale-test-{}", std::process::id()));
     let mut out = Vec::new();
-    vm_perf::harness::scale::run(&mut out, &[&Remote], true, 100_000, &dir).unwrap();
+    vm_perf::harness::scale::run(&mut out, &[REMOTE], true, 100_000, &dir).unwrap();
     let md = std::fs::read_to_string(dir.join("scale.md")).unwrap();
     let row = |title: &str| {
         let table = &md[md.find(title).unwrap()..];
@@ -228,7 +208,7 @@ fn instruction_counts_join_the_times_in_the_same_reports() {
     let timed = measure(Clock::Thread);
     report::write_all(&timed, &dir).unwrap();
     let cases = vec![Case::builtin(workload("sum").unwrap())];
-    let both = instructions::keep(&dir, counts(), &[engines()[0], &Remote], &cases).unwrap();
+    let both = instructions::keep(&dir, counts(), &[engines()[0], REMOTE], &cases).unwrap();
     // The times a timed run left are kept, the counts added.
     assert_eq!(both.cells, timed.cells);
     let kept = json::parse(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
@@ -248,7 +228,7 @@ fn instruction_counts_join_the_times_in_the_same_reports() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Without a timed run first, the counts make results of their own.
-    let alone = instructions::keep(&dir, counts(), &[engines()[0], &Remote], &cases).unwrap();
+    let alone = instructions::keep(&dir, counts(), &[engines()[0], REMOTE], &cases).unwrap();
     assert!(alone.cells.is_empty());
     assert_eq!(alone.workloads, timed.workloads);
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();

@@ -238,93 +238,97 @@ fn eval(e: &Expr, args: &[i64], locals: &mut Vec<i64>, how: Recursion) -> i64 {
     }
 }
 
-macro_rules! recursing_engine {
-    ($name:ident, $how:expr) => {
-        struct $name;
-        impl Technique for $name {
-            const NAME: &'static str = stringify!($name);
-            const TIER: Tier = Tier::Original;
-            const SUMMARY: &'static str = "deliberately not tail-calling";
-            const TAIL_CALLS: bool = true;
-            type Code = Program;
-            fn compile(p: &Program) -> Result<Program, CompileError> {
-                Ok(p.clone())
-            }
-            unsafe fn execute(p: &Program, args: &[i64]) -> i64 {
-                eval(p.expr(), args, &mut Vec::new(), $how)
-            }
-            fn show(p: &Program) -> String {
-                print(p.expr())
-            }
-        }
+/// The deliberately wrong engine: recursing per loop iteration when `LOOP`,
+/// else per step of a chain.
+struct Recursing<const LOOP: bool>;
+
+impl<const LOOP: bool> Technique for Recursing<LOOP> {
+    const NAME: &'static str = if LOOP {
+        "RecursingLoop"
+    } else {
+        "RecursingChain"
     };
+    const TIER: Tier = Tier::Original;
+    const SUMMARY: &'static str = "deliberately not tail-calling";
+    const TAIL_CALLS: bool = true;
+    type Code = Program;
+    fn compile(p: &Program) -> Result<Program, CompileError> {
+        Ok(p.clone())
+    }
+    unsafe fn execute(p: &Program, args: &[i64]) -> i64 {
+        let how = if LOOP {
+            Recursion::Loop
+        } else {
+            Recursion::Chain
+        };
+        eval(p.expr(), args, &mut Vec::new(), how)
+    }
+    fn show(p: &Program) -> String {
+        print(p.expr())
+    }
 }
 
-recursing_engine!(RecursingLoop, Recursion::Loop);
-recursing_engine!(RecursingChain, Recursion::Chain);
-
-/// Set in the child process the proof below starts.
+/// Set in the child process [`must_catch`] starts.
 const CHILD: &str = "VM_PERF_STACK_CHECK_CHILD";
 
-/// Runs `check` on `engine` in a child process (this test binary, running
-/// only `test`, which calls back here) and returns the child's stderr after
-/// asserting that it died. In the child, runs the check.
-fn in_child_must_overflow(
+/// Proves that `check` catches `engine`, which is right (`small` runs on it
+/// and gives its value) but not tail-calling: in a child process (this test
+/// binary, running only `test`, which calls back here) the check must
+/// overflow the stack of its thread, named `thread`. In the child, this
+/// runs the check.
+fn must_catch(
     test: &str,
     engine: &dyn Engine,
     check: fn(&dyn Engine),
-) -> Option<String> {
+    small: (&str, i64, i64),
+    thread: &str,
+) {
+    let (source, arg, value) = small;
+    let program = vm_perf::front::compile_source("small", source).unwrap();
+    assert_eq!(engine.compile(&program).unwrap().execute(&[arg]), Ok(value));
     if std::env::var_os(CHILD).is_some() {
-        check(engine);
-        return None;
+        return check(engine);
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
         "{} passed a check it must fail:\n{stderr}",
         engine.name()
     );
-    Some(stderr)
+    let thread = format!("thread '{thread}'");
+    assert!(
+        stderr.contains(&thread) && stderr.contains("has overflowed its stack"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn the_loop_check_catches_a_back_edge_that_is_not_a_tail_call() {
-    // The same engine is right, and fine on a large stack with few iterations.
-    let engine = &Registered::<RecursingLoop>::NEW;
-    let program = vm_perf::front::compile_source(
-        "t",
-        "let n = arg(0); let t = 0; while n { t = t + 2; n = n + -1 }; t",
-    )
-    .unwrap();
-    assert_eq!(engine.compile(&program).unwrap().execute(&[1000]), Ok(2000));
-    let test = "the_loop_check_catches_a_back_edge_that_is_not_a_tail_call";
-    if let Some(stderr) = in_child_must_overflow(test, engine, stack::hundred_million_iterations) {
-        let thread = "thread 'RecursingLoop: 10^8 iterations on a 256 KiB stack'";
-        assert!(
-            stderr.contains(thread) && stderr.contains("has overflowed its stack"),
-            "{stderr}"
-        );
-    }
+    must_catch(
+        "the_loop_check_catches_a_back_edge_that_is_not_a_tail_call",
+        &Registered::<Recursing<true>>::NEW,
+        stack::hundred_million_iterations,
+        (
+            "let n = arg(0); let t = 0; while n { t = t + 2; n = n + -1 }; t",
+            1000,
+            2000,
+        ),
+        "RecursingLoop: 10^8 iterations on a 256 KiB stack",
+    );
 }
 
 #[test]
 fn the_line_check_catches_a_chain_that_is_not_tail_calls() {
-    let engine = &Registered::<RecursingChain>::NEW;
-    let program =
-        vm_perf::front::compile_source("t", "let x = arg(0); x = x + 1; x = x + 1; x = x + 1; x")
-            .unwrap();
-    assert_eq!(engine.compile(&program).unwrap().execute(&[4]), Ok(7));
-    let test = "the_line_check_catches_a_chain_that_is_not_tail_calls";
-    if let Some(stderr) = in_child_must_overflow(test, engine, stack::long_straight_line) {
-        let thread = "thread 'RecursingChain: a 200,000-step line on a 256 KiB stack'";
-        assert!(
-            stderr.contains(thread) && stderr.contains("has overflowed its stack"),
-            "{stderr}"
-        );
-    }
+    must_catch(
+        "the_line_check_catches_a_chain_that_is_not_tail_calls",
+        &Registered::<Recursing<false>>::NEW,
+        stack::long_straight_line,
+        ("let x = arg(0); x = x + 1; x = x + 1; x = x + 1; x", 4, 7),
+        "RecursingChain: a 200,000-step line on a 256 KiB stack",
+    );
 }

@@ -4,8 +4,10 @@ use serde::{Deserialize, Serialize};
 
 /// Where the numbers come from: enough to tell two machines apart that
 /// share a marketing name (two "AMD EPYC, 2 cores" can differ by a CPU
-/// generation). Fields after `arch` are absent from older results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// generation). Fields after `arch` are absent from older results, which
+/// still load (`serde(default)`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Machine {
     pub cpu: String,
     /// Logical CPUs this process may use.
@@ -15,29 +17,20 @@ pub struct Machine {
     pub arch: String,
     /// CPU vendor (`GenuineIntel`, `AuthenticAMD`, …), family, model and
     /// stepping, and microcode revision, as the kernel reports them.
-    #[serde(default)]
     pub vendor: String,
-    #[serde(default)]
     pub family: Option<u32>,
-    #[serde(default)]
     pub model: Option<u32>,
-    #[serde(default)]
     pub stepping: Option<u32>,
-    #[serde(default)]
     pub microcode: String,
     /// The CPU's maximum frequency if the kernel knows it (cpufreq), else
     /// the one `/proc/cpuinfo` reports.
-    #[serde(default)]
     pub mhz: Option<f64>,
     /// Caches of the first CPU: `L1d 48K`, `L1i 32K`, `L2 2048K`, …
-    #[serde(default)]
     pub caches: Vec<String>,
     /// The CPU flags that change generated code or its speed (vector and
     /// bit-manipulation extensions, fast string moves), in the kernel's names.
-    #[serde(default)]
     pub cpu_flags: Vec<String>,
     /// Whether the kernel runs under a hypervisor (the `hypervisor` flag).
-    #[serde(default)]
     pub virtualised: bool,
 }
 
@@ -60,10 +53,8 @@ pub struct Build {
     pub vm_perf_version: String,
     /// The target features the code was compiled for (`-C target-cpu` and
     /// `-C target-feature` change them).
-    #[serde(default)]
     pub target_features: String,
     /// The cargo features of the build (which engines and peers it has).
-    #[serde(default)]
     pub features: String,
 }
 

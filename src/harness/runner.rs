@@ -13,7 +13,9 @@
 //! Every execution — warm-up and calibration included — is compared with the
 //! expected value inside the timed loop; a single wrong value stops the run
 //! with an error naming the engine. The comparison costs one predictable
-//! branch per execution, the same for every engine.
+//! branch per execution, the same for every engine. The spans themselves
+//! are [`timing`](super::timing)'s, shared with `scale`: an engine in a
+//! helper process runs and times the same loop there, on the run's clock.
 
 use super::case::{Candle, Case, Subject};
 use super::machine::{Build, Machine};

@@ -51,40 +51,53 @@ impl Technique for LuaJit {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT, JIT on (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
-    type Code = Code;
-
-    fn supports(program: &Program) -> Result<(), String> {
-        supports(program)
-    }
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        compile(program, true, Clock::Wall).map(|(code, _)| code)
-    }
-    fn compile_timed(
-        program: &Program,
-        clock: Clock,
-    ) -> Option<Result<(Code, Duration), CompileError>> {
-        Some(compile(program, true, clock))
-    }
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // One run: the value, whatever it is (`expected` only stops a loop).
-        code.run(args, 1, 0, Clock::Wall).0
-    }
-    unsafe fn execute_timed(
-        code: &Code,
-        args: &[i64],
-        reps: u64,
-        expected: i64,
-        clock: Clock,
-    ) -> Option<TimedRuns> {
-        Some(code.timed_runs(args, reps, expected, clock))
-    }
-    fn show(code: &Code) -> String {
-        code.source.clone()
-    }
+    in_helper!(jit: true);
 }
 
+/// The `Technique` items both LuaJIT peers share: the program lives in the
+/// helper's JIT-on (`jit: true`) or JIT-off state, and compile and execute
+/// are timed there, on the clock the caller names.
+macro_rules! in_helper {
+    (jit: $jit:expr) => {
+        type Code = $crate::engines::peers::luajit::Code;
+
+        fn supports(program: &$crate::Program) -> Result<(), String> {
+            $crate::engines::peers::luajit::supports(program)
+        }
+        fn compile(program: &$crate::Program) -> Result<Self::Code, $crate::CompileError> {
+            let wall = $crate::clock::Clock::Wall;
+            $crate::engines::peers::luajit::compile(program, $jit, wall).map(|(code, _)| code)
+        }
+        fn compile_timed(
+            program: &$crate::Program,
+            clock: $crate::clock::Clock,
+        ) -> Option<Result<(Self::Code, std::time::Duration), $crate::CompileError>> {
+            Some($crate::engines::peers::luajit::compile(
+                program, $jit, clock,
+            ))
+        }
+        unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
+            // One run: its value, whatever it is (`expected` only ends loops).
+            code.run(args, 1, 0, $crate::clock::Clock::Wall).0
+        }
+        unsafe fn execute_timed(
+            code: &Self::Code,
+            args: &[i64],
+            reps: u64,
+            expected: i64,
+            clock: $crate::clock::Clock,
+        ) -> Option<$crate::engine::TimedRuns> {
+            Some(code.timed_runs(args, reps, expected, clock))
+        }
+        fn show(code: &Self::Code) -> String {
+            code.source.clone()
+        }
+    };
+}
+pub(super) use in_helper;
+
 /// Shared with `luajit_interp`: what LuaJIT's parser accepts.
-pub(super) fn supports(program: &Program) -> Result<(), String> {
+pub fn supports(program: &Program) -> Result<(), String> {
     if program.node_count() > MAX_NODES {
         return Err(format!(
             "{} nodes; LuaJIT's jumps limit us to {MAX_NODES}",
@@ -97,7 +110,7 @@ pub(super) fn supports(program: &Program) -> Result<(), String> {
 /// Shared with `luajit_interp`: loads the program in the helper's JIT-on or
 /// JIT-off state; also returns the compile stage's time on `clock`: the
 /// check and the translation here, plus the `load` in the helper.
-pub(super) fn compile(
+pub fn compile(
     program: &Program,
     jit: bool,
     clock: Clock,
@@ -145,14 +158,20 @@ pub struct Code {
     handle: u32,
     /// Which helper process holds the handle (a restarted one does not).
     generation: u64,
-    source: String,
+    pub(super) source: String,
 }
 
 impl Code {
     /// Up to `reps` calls in the helper, stopping at the first value that is
     /// not `expected`: that value (else the last one) and the time of the
     /// calls on `clock`, as the helper measured it.
-    fn run(&self, args: &[i64], reps: u64, expected: i64, clock: Clock) -> (i64, Duration) {
+    pub(super) fn run(
+        &self,
+        args: &[i64],
+        reps: u64,
+        expected: i64,
+        clock: Clock,
+    ) -> (i64, Duration) {
         let reply = with_helper(|h| {
             if h.generation != self.generation {
                 return Ok(Err(

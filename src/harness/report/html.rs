@@ -50,12 +50,8 @@ pub fn render(r: &Results) -> String {
     ));
     if timed(r) {
         out.push_str(&format!(
-            "<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, samples timed in {}, every execution verified.<br>Spans: {}",
-            if r.settings.quick { "quick" } else { "full" },
-            r.settings.rounds,
-            r.settings.warmup_rounds,
-            r.wall_seconds,
-            r.settings.clock,
+            "<br>Run: {}.<br>Spans: {}",
+            esc(&super::md::run_line(r)),
             esc(super::md::SPANS)
         ));
     }

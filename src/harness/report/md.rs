@@ -38,6 +38,18 @@ program's code only with itself, a wasmi engine or a Cranelift module, is made p
 counted), not freeing it. LuaJIT runs in a helper process that times both spans itself, on the \
 same clock";
 
+/// How the times were taken, for the reports' headers.
+pub fn run_line(r: &Results) -> String {
+    format!(
+        "{} mode, {} measured rounds after {} warm-up, {:.0} s wall time, samples timed in {}, every execution verified",
+        if r.settings.quick { "quick" } else { "full" },
+        r.settings.rounds,
+        r.settings.warmup_rounds,
+        r.wall_seconds,
+        r.settings.clock
+    )
+}
+
 /// The Markdown body; charts are linked as `{chart_dir}/<name>.svg`.
 pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
     let h = "#".repeat(level);
@@ -46,15 +58,7 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
     out.push_str(&format!("- Machine: {}\n", r.machine.line()));
     out.push_str(&format!("- Build: {}\n", r.build.line()));
     if timed(r) {
-        out.push_str(&format!(
-            "- Run: {} mode, {} measured rounds after {} warm-up, {:.0} s wall time, samples timed in {}, every execution verified\n",
-            if r.settings.quick { "quick" } else { "full" },
-            r.settings.rounds,
-            r.settings.warmup_rounds,
-            r.wall_seconds,
-            r.settings.clock
-        ));
-        out.push_str(&format!("- Spans: {SPANS}\n"));
+        out.push_str(&format!("- Run: {}\n- Spans: {SPANS}\n", run_line(r)));
     }
     if let Some(c) = &r.instructions {
         out.push_str(&format!("- Instruction counts: {}\n", c.line()));
