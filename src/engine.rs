@@ -75,7 +75,7 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
-/// Runs an engine timed itself ([`Technique::execute_timed`]).
+/// Runs that an engine timed itself ([`Technique::execute_timed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimedRuns {
     /// The runs' time on the clock asked for.
