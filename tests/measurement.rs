@@ -225,6 +225,8 @@ fn instruction_counts_join_the_times_in_the_same_reports() {
         assert!(text.contains("Instructions per loop iteration"), "{file}");
         assert!(text.contains("123"), "{file}");
     }
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains("same build and machine as the times"), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Without a timed run first, the counts make results of their own.
@@ -234,5 +236,6 @@ fn instruction_counts_join_the_times_in_the_same_reports() {
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
     assert!(md.contains("Instructions per loop iteration"), "{md}");
     assert!(!md.contains("Median execute time"), "{md}");
+    assert!(md.contains("execute stage only, by rustc"), "{md}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

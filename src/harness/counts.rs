@@ -48,13 +48,27 @@ impl InstructionCounts {
         Some(c.instructions? as f64 / c.iterations as f64)
     }
 
-    /// One line for report headers.
-    pub fn line(&self) -> String {
-        format!(
-            "counted with callgrind (execute stage only) by {}, on {}",
-            self.build.line(),
-            self.machine.line()
-        )
+    /// One line for report headers: how the counts were taken and, unless
+    /// they match the times' (`timed`), on which build and machine.
+    pub fn line(&self, timed: Option<(&Build, &Machine)>) -> String {
+        let what = "counted with callgrind, execute stage only";
+        // A machine's reported frequency may move between runs.
+        let same = |m: &Machine| Machine {
+            mhz: None,
+            ..m.clone()
+        };
+        match timed {
+            Some((build, machine))
+                if *build == self.build && same(machine) == same(&self.machine) =>
+            {
+                format!("{what}, same build and machine as the times")
+            }
+            _ => format!(
+                "{what}, by {} on {}",
+                self.build.line(),
+                self.machine.line()
+            ),
+        }
     }
 }
 

@@ -12,7 +12,8 @@ pub fn timed(r: &Results) -> bool {
     r.cells.iter().any(|c| c.execute.is_some())
 }
 
-/// The time tables (if [`timed`]), then the instruction count tables.
+/// The time tables (if [`timed`]), then instructions per loop iteration
+/// (the counts per execution stay in `results.json` and `instructions.md`).
 pub fn all(r: &Results) -> Vec<Grid> {
     let mut out = if timed(r) {
         table::grids(r)
@@ -20,7 +21,13 @@ pub fn all(r: &Results) -> Vec<Grid> {
         Vec::new()
     };
     if let Some(c) = &r.instructions {
-        out.extend(counts::grids(&c.counts));
+        out.extend(counts::grids(&c.counts).into_iter().take(1));
     }
     out
+}
+
+/// The header line about the instruction counts, if there are any.
+pub fn counts_line(r: &Results) -> Option<String> {
+    let timed = timed(r).then_some((&r.build, &r.machine));
+    Some(r.instructions.as_ref()?.line(timed))
 }

@@ -55,8 +55,8 @@ pub fn render(r: &Results) -> String {
             esc(super::md::SPANS)
         ));
     }
-    if let Some(c) = &r.instructions {
-        out.push_str(&format!("<br>Instruction counts: {}", esc(&c.line())));
+    if let Some(line) = super::grids::counts_line(r) {
+        out.push_str(&format!("<br>Instruction counts: {}", esc(&line)));
     }
     out.push_str("</p>\n");
     for g in grids(r) {

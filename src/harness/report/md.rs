@@ -1,7 +1,7 @@
 //! `results.md` and the README's results section: the machine, the tables,
 //! the charts and how to read them.
 
-use super::grids::{all as grids, timed};
+use super::grids::{all as grids, counts_line, timed};
 use crate::harness::results::Results;
 use crate::harness::table::markdown;
 
@@ -60,8 +60,8 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
     if timed(r) {
         out.push_str(&format!("- Run: {}\n- Spans: {SPANS}\n", run_line(r)));
     }
-    if let Some(c) = &r.instructions {
-        out.push_str(&format!("- Instruction counts: {}\n", c.line()));
+    if let Some(line) = counts_line(r) {
+        out.push_str(&format!("- Instruction counts: {line}\n"));
     }
     out.push('\n');
     for g in grids(r) {
