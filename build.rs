@@ -96,6 +96,14 @@ fn record_build() {
     println!("cargo:rustc-env=VM_PERF_RUSTFLAGS={flags}");
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-env=VM_PERF_TARGET={target}");
+    let target_features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    println!("cargo:rustc-env=VM_PERF_TARGET_FEATURES={target_features}");
+    // CARGO_FEATURE_<NAME> for each feature on, upper case with `_`.
+    let mut features: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| Some(k.strip_prefix("CARGO_FEATURE_")?.to_lowercase()))
+        .collect();
+    features.sort();
+    println!("cargo:rustc-env=VM_PERF_FEATURES={}", features.join(","));
     println!("cargo:rerun-if-env-changed=RUSTFLAGS");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
 }

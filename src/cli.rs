@@ -28,7 +28,8 @@ enum Command {
     /// Run a program and print its value.
     #[command(
         after_help = "Exit status: 0 the value was printed; 1 bad input or the program \
-cannot run; 2 bad command line; 124 the program did not finish within --timeout."
+cannot run (on that engine: it refuses the program, or a value would leave its exact \
+range); 2 bad command line; 124 the program did not finish within --timeout."
     )]
     Run {
         /// Engine to run with, or `all` to run every engine and compare.
@@ -352,6 +353,7 @@ fn run(
         with_timeout(timeout, &what(engine), || run_on(engine, &program, &args))
     };
     if let Some(engine) = chosen {
+        exact_on(engine, &program, &args, timeout, file)?;
         let value = guarded(engine)?;
         return writeln!(out, "{value}").map_err(io);
     }
@@ -392,6 +394,39 @@ fn run(
             "engines disagree with walker's {reference}: {}",
             disagree.join(", ")
         ))
+    }
+}
+
+/// `run` prints the program's value or nothing: before an engine with an
+/// exact range (LuaJIT's doubles) runs, walker traces the run, and if a
+/// value on the way leaves that range ([`held_to_walker`]) the engine's
+/// answer would not be the program's value (doubles past 2⁵³ may not even
+/// end a loop), so `run` fails (exit status 1) saying why, instead of
+/// printing a number scripts would take for the value. Under `--timeout`
+/// the trace has the same limit, and its message says what it was for.
+fn exact_on(
+    engine: &dyn Engine,
+    program: &Program,
+    args: &[i64],
+    timeout: Option<std::time::Duration>,
+    file: &str,
+) -> Result<(), Failure> {
+    if engine.exact_magnitude().is_none() {
+        return Ok(());
+    }
+    let what = format!(
+        "`{file}` on engine `walker` (checking that `{}`'s values stay exact)",
+        engine.name()
+    );
+    let (_, magnitude) = with_timeout(timeout, &what, || eval_traced(program, args, u64::MAX))
+        .or_else(|e| fail(e.to_string()))?;
+    match held_to_walker(engine, program, magnitude) {
+        Err(why @ Exemption::Inexact { .. }) => fail(format!(
+            "engine `{}` cannot give this program's exact value: {why}; run it on another engine",
+            engine.name()
+        )),
+        // The engine accepted the program: only its range can exempt it.
+        _ => Ok(()),
     }
 }
 
@@ -523,8 +558,13 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
     let cases = selected_cases(&a.selection, &engines, a.timeout)?;
     if a.instructions {
         let child = instructions_child_args(&a.selection, &engines, &cases);
-        return crate::harness::instructions::run(out, &child, &engines, &cases, &a.out)
-            .map_err(Failure::Plain);
+        let counted = crate::harness::instructions::run(out, &child, &engines, &cases, &a.out)
+            .map_err(Failure::Plain)?;
+        if let (Some(results), Some(readme)) = (counted, &a.readme) {
+            report::update_readme(&results, readme, &a.readme_charts).map_err(Failure::Plain)?;
+            writeln!(out, "Updated the results section of {}", readme.display()).map_err(io)?;
+        }
+        return Ok(());
     }
     warn_if_debug();
     let mut settings = if a.quick {
@@ -557,8 +597,10 @@ fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let results = runner::run(&cases, &engines, true, &settings, &bar)
+    let mut results = runner::run(&cases, &engines, true, &settings, &bar)
         .map_err(|e| Failure::Plain(format!("wrong result: {e}")))?;
+    // Instruction counts an earlier `--instructions` left in this folder stay.
+    results.instructions = crate::harness::counts::InstructionCounts::kept_in(&a.out);
     for g in table::grids(&results) {
         writeln!(out, "{}", table::terminal(&g)).map_err(io)?;
     }

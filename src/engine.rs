@@ -10,6 +10,7 @@
 //! [`for_each_engine!`]. The CLI, the tests and the benchmarks expand that
 //! macro (or iterate [`engines()`]); none of them lists engines by hand.
 
+use crate::clock::Clock;
 use crate::front::program::Program;
 use std::fmt;
 use std::marker::PhantomData;
@@ -74,6 +75,15 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
+/// Runs that an engine timed itself ([`Technique::execute_timed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedRuns {
+    /// The runs' time on the clock asked for.
+    pub time: Duration,
+    /// The first value that was not the expected one (the runs stopped there).
+    pub wrong: Option<i64>,
+}
+
 /// What each technique implements. Only the registry calls `execute`.
 pub trait Technique: 'static {
     /// The engine's name on the command line and in reports.
@@ -107,22 +117,41 @@ pub trait Technique: 'static {
     /// without bounds checks on that promise.
     unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64;
 
-    /// Like [`Technique::execute`], plus the run time the engine measured
-    /// itself when the caller's clock would also count work that is not the
-    /// technique's (a peer in a helper process: the pipe round trip).
-    /// `None`: time the call from outside, as for every in-process engine.
+    /// `true` for an engine whose stack rule rests on tail calls: handlers
+    /// (or continuations) that call the next one in tail position, so a run
+    /// stays in bounded stack only if every such call becomes a jump. The
+    /// stack tests run these on small stacks in every profile
+    /// (`crate::reference::stack`).
+    const TAIL_CALLS: bool = false;
+
+    /// For an engine whose work runs outside the calling thread (a peer in
+    /// a helper process), where a clock around the call would see only the
+    /// pipe: compiles like [`Technique::compile`] and returns the time the
+    /// compile stage took on `clock`, each part measured on the thread that
+    /// did it. `None` (the default): the caller times `compile` itself.
+    fn compile_timed(
+        _program: &Program,
+        _clock: Clock,
+    ) -> Option<Result<(Self::Code, Duration), CompileError>> {
+        None
+    }
+
+    /// For the same engines: runs `code` up to `reps` times where it lives,
+    /// stopping at the first value that is not `expected`, and times the runs
+    /// on `clock`, as the caller times a loop of [`Technique::execute`]
+    /// calls for the others. `None` (the default): the caller times
+    /// `execute` itself.
     ///
     /// # Safety
     ///
     /// As for [`Technique::execute`].
-    unsafe fn execute_timed(code: &Self::Code, args: &[i64]) -> (i64, Option<Duration>) {
-        // SAFETY: the caller's promise about `args` is passed on unchanged.
-        (unsafe { Self::execute(code, args) }, None)
-    }
-
-    /// The compile time the engine measured itself, when the caller's clock
-    /// would count more than the technique's work (see `execute_timed`).
-    fn compile_time(_code: &Self::Code) -> Option<Duration> {
+    unsafe fn execute_timed(
+        _code: &Self::Code,
+        _args: &[i64],
+        _reps: u64,
+        _expected: i64,
+        _clock: Clock,
+    ) -> Option<TimedRuns> {
         None
     }
 
@@ -138,6 +167,20 @@ pub trait Engine: Sync {
     fn exact_magnitude(&self) -> Option<u64>;
     fn supports(&self, program: &Program) -> Result<(), String>;
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError>;
+    /// Whether the engine's stack rule rests on tail calls ([`Technique::TAIL_CALLS`]).
+    fn relies_on_tail_calls(&self) -> bool {
+        false
+    }
+    /// Compiles, plus the compile time the engine measured itself on
+    /// `clock` when its work runs outside this thread
+    /// ([`Technique::compile_timed`]); `None`: time `compile` from outside.
+    fn compile_timed(
+        &self,
+        program: &Program,
+        _clock: Clock,
+    ) -> Result<(Box<dyn Executable>, Option<Duration>), CompileError> {
+        self.compile(program).map(|code| (code, None))
+    }
 }
 
 /// A compiled program, ready to run any number of times.
@@ -146,16 +189,18 @@ pub trait Executable {
     fn arg_count(&self) -> usize;
     /// Runs the program; an error only when `args` is too short.
     fn execute(&self, args: &[i64]) -> Result<i64, ArgError>;
-    /// Runs the program and also returns the run time the engine measured
-    /// itself, if it measures one (peers in a helper process do). A harness
-    /// should use that time instead of its own clock when it is `Some`.
-    fn execute_timed(&self, args: &[i64]) -> Result<(i64, Option<Duration>), ArgError> {
-        self.execute(args).map(|v| (v, None))
-    }
-    /// The compile time the engine measured itself, if it measures one;
-    /// `None`: the caller's clock around `Engine::compile` is the figure.
-    fn compile_time(&self) -> Option<Duration> {
-        None
+    /// For a program that runs outside this thread (a peer in a helper
+    /// process): `reps` runs timed by the engine on `clock`
+    /// ([`Technique::execute_timed`]). `None`: time `execute` from outside,
+    /// as for every in-process engine.
+    fn execute_timed(
+        &self,
+        _args: &[i64],
+        _reps: u64,
+        _expected: i64,
+        _clock: Clock,
+    ) -> Result<Option<TimedRuns>, ArgError> {
+        Ok(None)
     }
     /// The compiled form as text (`vm-perf show`).
     fn show(&self) -> String;
@@ -197,6 +242,25 @@ impl<T: Technique> Engine for Registered<T> {
             arg_count: program.arg_count(),
         }))
     }
+    fn relies_on_tail_calls(&self) -> bool {
+        T::TAIL_CALLS
+    }
+    fn compile_timed(
+        &self,
+        program: &Program,
+        clock: Clock,
+    ) -> Result<(Box<dyn Executable>, Option<Duration>), CompileError> {
+        T::supports(program).map_err(CompileError)?;
+        let (code, time) = match T::compile_timed(program, clock) {
+            Some(timed) => timed.map(|(code, time)| (code, Some(time)))?,
+            None => (T::compile(program)?, None),
+        };
+        let code: Box<dyn Executable> = Box::new(Compiled::<T> {
+            code,
+            arg_count: program.arg_count(),
+        });
+        Ok((code, time))
+    }
 }
 
 impl<T: Technique> Executable for Compiled<T> {
@@ -215,8 +279,13 @@ impl<T: Technique> Executable for Compiled<T> {
         // and we just checked `args` holds at least that many values.
         Ok(unsafe { T::execute(&self.code, args) })
     }
-    #[inline]
-    fn execute_timed(&self, args: &[i64]) -> Result<(i64, Option<Duration>), ArgError> {
+    fn execute_timed(
+        &self,
+        args: &[i64],
+        reps: u64,
+        expected: i64,
+        clock: Clock,
+    ) -> Result<Option<TimedRuns>, ArgError> {
         if args.len() < self.arg_count {
             return Err(ArgError {
                 needed: self.arg_count,
@@ -224,10 +293,7 @@ impl<T: Technique> Executable for Compiled<T> {
             });
         }
         // SAFETY: as in `execute`: the length was checked just above.
-        Ok(unsafe { T::execute_timed(&self.code, args) })
-    }
-    fn compile_time(&self) -> Option<Duration> {
-        T::compile_time(&self.code)
+        Ok(unsafe { T::execute_timed(&self.code, args, reps, expected, clock) })
     }
     fn show(&self) -> String {
         T::show(&self.code)

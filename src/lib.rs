@@ -14,6 +14,7 @@
     allow(incomplete_features)
 )]
 
+pub mod clock;
 pub mod engine;
 pub mod engines;
 pub mod front;

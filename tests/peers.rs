@@ -10,6 +10,8 @@
     feature = "wasmtime"
 ))]
 
+use std::time::Duration;
+use vm_perf::clock::Clock;
 use vm_perf::engine::{Engine, Tier, engines};
 use vm_perf::front::ast::Expr;
 use vm_perf::front::compile_source;
@@ -63,13 +65,25 @@ fn src(text: &str, args: &[i64]) {
 
 #[test]
 fn peers_are_registered() {
+    // Exactly the peers whose features are on, and nothing else as a peer.
+    let built = [
+        ("lua54", cfg!(feature = "lua54")),
+        ("luajit", cfg!(feature = "luajit")),
+        ("luajit_interp", cfg!(feature = "luajit")),
+        ("wasmi", cfg!(feature = "wasmi")),
+        ("wasmtime", cfg!(feature = "wasmtime")),
+    ];
     let names: Vec<_> = peers().iter().map(|e| e.name()).collect();
-    for name in ["lua54", "luajit", "luajit_interp", "wasmi"] {
-        assert!(
-            names.contains(&name) || cfg!(not(feature = "luajit")),
-            "{name} missing: {names:?}"
-        );
-    }
+    let expected: Vec<_> = built
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(names, expected);
+    assert!(
+        !names.is_empty(),
+        "this file is built only when some peer is"
+    );
 }
 
 #[test]
@@ -319,18 +333,20 @@ fn random_programs_agree_with_walker() {
 #[test]
 fn helper_peers_report_their_own_times() {
     let p = compile_source("t.vm", "arg(0) + 1").unwrap();
-    for engine in engines() {
-        let code = engine.compile(&p).unwrap();
-        let (v, t) = code.execute_timed(&[41]).unwrap();
-        assert_eq!(v, 42);
-        let in_helper = engine.name().starts_with("luajit");
-        assert_eq!(t.is_some(), in_helper, "{}", engine.name());
-        assert_eq!(
-            code.compile_time().is_some(),
-            in_helper,
-            "{}",
-            engine.name()
-        );
+    for clock in [Clock::Thread, Clock::Wall] {
+        for engine in engines() {
+            let (code, compile_time) = engine.compile_timed(&p, clock).unwrap();
+            let runs = code.execute_timed(&[41], 3, 42, clock).unwrap();
+            let in_helper = engine.name().starts_with("luajit");
+            assert_eq!(runs.is_some(), in_helper, "{}", engine.name());
+            assert_eq!(compile_time.is_some(), in_helper, "{}", engine.name());
+            if let Some(runs) = runs {
+                assert_eq!(runs.wrong, None, "{}", engine.name());
+                assert!(runs.time > Duration::ZERO, "{}", engine.name());
+                let wrong = code.execute_timed(&[41], 3, 7, clock).unwrap().unwrap();
+                assert_eq!(wrong.wrong, Some(42), "{}", engine.name());
+            }
+        }
     }
 }
 

@@ -349,6 +349,7 @@ pub struct ClosureContinuations;
 impl Technique for ClosureContinuations {
     const NAME: &'static str = "closure_continuations";
     const TIER: Tier = Tier::Original;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "closures that tail-call the next step as a continuation; loops are native";
     type Code = Code;

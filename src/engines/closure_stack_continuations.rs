@@ -335,6 +335,7 @@ pub struct ClosureStackContinuations;
 impl Technique for ClosureStackContinuations {
     const NAME: &'static str = "closure_stack_continuations";
     const TIER: Tier = Tier::Original;
+    const TAIL_CALLS: bool = true;
     const SUMMARY: &'static str =
         "continuation closures over an explicit operand stack; loops are native";
     type Code = Code;

@@ -320,16 +320,63 @@ mod tests {
         }
     }
 
+    /// Bytes of anonymous executable memory mapped in this process: where
+    /// Cranelift's `JITModule` puts machine code (a fresh mapping per
+    /// compiled program, unmapped by `free_memory`).
+    #[cfg(target_os = "linux")]
+    fn executable_anonymous_bytes() -> u64 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // range perms offset dev inode [path]: no path = anonymous
+                let anonymous = fields.len() == 5 && fields[4] == "0";
+                if !anonymous || !fields[1].starts_with("r-x") {
+                    return None;
+                }
+                let (from, to) = fields[0].split_once('-')?;
+                let size = |hex| u64::from_str_radix(hex, 16).ok();
+                Some(size(to)? - size(from)?)
+            })
+            .sum()
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
     fn compiling_many_programs_frees_their_code() {
         let p = crate::workloads::workload("fib")
             .unwrap()
             .program()
             .unwrap();
-        for _ in 0..200 {
+        const N: u64 = 200;
+        // Other tests may compile JIT code meanwhile, but only a few
+        // programs at a time; a leak here would add a page per program.
+        let page = 4096;
+        let before = executable_anonymous_bytes();
+        // While kept, the programs' code is seen (the measure works)...
+        let kept: Vec<JitCode> = (0..N).map(|_| Jit::compile(&p).unwrap()).collect();
+        for code in &kept {
+            // SAFETY: fib needs two arguments.
+            assert_eq!(unsafe { Jit::execute(code, &[10, 1]) }, 55);
+        }
+        let held = executable_anonymous_bytes();
+        assert!(held >= before + N * page, "{before} -> {held} bytes");
+        drop(kept);
+        // ... and once dropped, it is unmapped.
+        let after = executable_anonymous_bytes();
+        assert!(
+            after < before + N * page / 4,
+            "{before} -> {after} bytes after dropping"
+        );
+        for _ in 0..N {
             let code = Jit::compile(&p).unwrap();
             // SAFETY: fib needs two arguments.
             assert_eq!(unsafe { Jit::execute(&code, &[10, 1]) }, 55);
         }
+        let last = executable_anonymous_bytes();
+        assert!(
+            last < before + N * page / 4,
+            "{before} -> {last} bytes after {N} more"
+        );
     }
 }

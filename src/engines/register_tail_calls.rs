@@ -18,5 +18,5 @@ use crate::engines::threaded::{Become, threaded_engine};
 threaded_engine! {
     RegisterTailCalls = "register_tail_calls", Beyond, Code<RegIsa, Become>, compile(|_| Plain);
     "register_continuations with guaranteed tail calls (`become`) in every profile";
-    conformance: tail_calling
+    conformance: guaranteed_tail_calls
 }

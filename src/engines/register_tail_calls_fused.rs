@@ -13,5 +13,5 @@ use crate::engines::threaded::{Become, threaded_engine};
 threaded_engine! {
     RegisterTailCallsFused = "register_tail_calls_fused", Fused, Code<FusedIsa, Become>, compile(|_| Shapes);
     "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
-    conformance: tail_calling
+    conformance: guaranteed_tail_calls
 }

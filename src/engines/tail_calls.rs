@@ -28,5 +28,5 @@ use crate::engines::threaded::{Become, threaded_engine};
 threaded_engine! {
     TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain);
     "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
-    conformance: tail_calling
+    conformance: guaranteed_tail_calls
 }

@@ -19,9 +19,15 @@
 //! When valgrind is not installed the command says so and succeeds, so CI
 //! can call it unconditionally.
 
-use super::case::{Candle, Case};
-use super::stats::geomean;
-use super::table::{Grid, markdown, terminal};
+use super::case::{Candle, Case, Subject};
+use super::counts::{Count, InstructionCounts, grids};
+use super::machine::{Build, Machine};
+use super::report::{json, write_all};
+use super::results::Results;
+use super::runner::{subject_info, workload_info};
+use super::settings::Settings;
+use super::table::{markdown, terminal};
+use crate::clock::Clock;
 use crate::engine::{ArgError, Engine, Executable};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -67,11 +73,13 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
                 .map_or_else(|| e.compile(&case.program).map_err(|x| x.to_string()), Err)
                 // An engine that times its own calls runs in a helper process
                 // (LuaJIT), where this process's callgrind cannot count.
-                .and_then(|exe| match exe.execute_timed(&case.args) {
-                    Ok((_, Some(_))) => {
-                        Err("runs in a helper process that callgrind does not see".into())
+                .and_then(|exe| {
+                    match exe.execute_timed(&case.args, 1, case.expected, Clock::Thread) {
+                        Ok(Some(_)) => {
+                            Err("runs in a helper process that callgrind does not see".into())
+                        }
+                        _ => Ok(exe),
                     }
-                    _ => Ok(exe),
                 });
             subjects.push((e.name(), code));
         }
@@ -121,16 +129,6 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
     Ok(())
 }
 
-/// One counted cell.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Count {
-    pub subject: String,
-    pub workload: String,
-    pub iterations: u64,
-    /// `None`: the engine refused the program (the reason).
-    pub instructions: Result<u64, String>,
-}
-
 /// Pairs the child's `cell` lines with callgrind's numbered dumps.
 pub fn pair(
     lines: &str,
@@ -148,11 +146,11 @@ pub fn pair(
         else {
             return Err(format!("malformed child line `{line}`"));
         };
-        let instructions = if status == "measured" {
+        let (instructions, refused) = if status == "measured" {
             n += 1;
-            Ok(dump(n)?)
+            (Some(dump(n)?), None)
         } else {
-            Err(parts.next().unwrap_or("refused").to_string())
+            (None, Some(parts.next().unwrap_or("refused").to_string()))
         };
         counts.push(Count {
             subject: subject.into(),
@@ -161,6 +159,7 @@ pub fn pair(
                 .parse()
                 .map_err(|_| format!("bad iteration count in `{line}`"))?,
             instructions,
+            refused,
         });
     }
     Ok(counts)
@@ -178,101 +177,18 @@ pub fn read_dump(path: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("{}: no summary line", path.display()))
 }
 
-fn sig(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        super::stats::sig3(v)
-    }
-}
-
-/// Grids of instructions per iteration and per execution.
-pub fn grids(counts: &[Count]) -> Vec<Grid> {
-    let mut workloads: Vec<&str> = Vec::new();
-    let mut subjects: Vec<&str> = Vec::new();
-    for c in counts {
-        if !workloads.contains(&c.workload.as_str()) {
-            workloads.push(&c.workload);
-        }
-        if !subjects.contains(&c.subject.as_str()) {
-            subjects.push(&c.subject);
-        }
-    }
-    let get = |s: &str, w: &str| counts.iter().find(|c| c.subject == s && c.workload == w);
-    let per_iter = |s: &str, w: &str| {
-        get(s, w).and_then(|c| {
-            c.instructions
-                .as_ref()
-                .ok()
-                .map(|&i| i as f64 / c.iterations as f64)
-        })
-    };
-    // Fewest instructions first, by geometric mean per iteration.
-    let mut ranked: Vec<(&str, f64)> = subjects
-        .iter()
-        .map(|s| {
-            (
-                *s,
-                geomean(workloads.iter().filter_map(|w| per_iter(s, w))).unwrap_or(f64::INFINITY),
-            )
-        })
-        .collect();
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let tier =
-        |s: &str| crate::engine::engine(s).map_or("native".to_string(), |e| e.tier().to_string());
-    let mut header = vec!["engine".to_string(), "tier".to_string()];
-    header.extend(workloads.iter().map(|w| w.to_string()));
-    let mut h1 = header.clone();
-    h1.push("geomean".into());
-    let per_iteration = Grid {
-        title:
-            "Instructions per loop iteration, execute stage only (callgrind; exact and repeatable)"
-                .into(),
-        header: h1,
-        rows: ranked
-            .iter()
-            .map(|(s, g)| {
-                let mut row = vec![s.to_string(), tier(s)];
-                row.extend(
-                    workloads
-                        .iter()
-                        .map(|w| per_iter(s, w).map_or("n/a".into(), sig)),
-                );
-                row.push(if g.is_finite() { sig(*g) } else { "n/a".into() });
-                row
-            })
-            .collect(),
-    };
-    let total = Grid {
-        title: "Instructions per execution (execute stage only)".into(),
-        header,
-        rows: ranked
-            .iter()
-            .map(|(s, _)| {
-                let mut row = vec![s.to_string(), tier(s)];
-                row.extend(workloads.iter().map(|w| {
-                    get(s, w)
-                        .and_then(|c| c.instructions.as_ref().ok())
-                        .map_or("n/a".into(), |i| i.to_string())
-                }));
-                row
-            })
-            .collect(),
-    };
-    vec![per_iteration, total]
-}
-
-/// The parent: runs the child under callgrind and prints the tables.
-/// `child_args` are the arguments that make this executable run [`child`]
-/// on the same `engines` and `cases` (the command line's hidden
-/// `instructions-child` subcommand).
+/// The parent: runs the child under callgrind, prints the tables, and
+/// writes the counts into the reports of `out_dir` ([`keep`]), which it
+/// returns. `child_args` are the arguments that make this executable run
+/// [`child`] on the same `engines` and `cases` (the command line's hidden
+/// `instructions-child` subcommand). `None`: valgrind is not installed.
 pub fn run(
     out: &mut impl Write,
     child_args: &[String],
     engines: &[&dyn Engine],
     cases: &[Case],
     out_dir: &Path,
-) -> Result<(), String> {
+) -> Result<Option<Results>, String> {
     let io = |e: std::io::Error| e.to_string();
     if !valgrind_available() {
         writeln!(
@@ -280,8 +196,9 @@ pub fn run(
             "valgrind not found: instruction counts skipped (install valgrind to count them)"
         )
         .map_err(io)?;
-        return Ok(());
+        return Ok(None);
     }
+    let started = std::time::SystemTime::now();
     let dir: PathBuf =
         std::env::temp_dir().join(format!("vm-perf-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io)?;
@@ -340,8 +257,57 @@ pub fn run(
     std::fs::create_dir_all(out_dir).map_err(io)?;
     let path = out_dir.join("instructions.md");
     std::fs::write(&path, md).map_err(io)?;
-    writeln!(out, "Written to {}", path.display()).map_err(io)?;
-    Ok(())
+    let counts = InstructionCounts {
+        machine: Machine::detect(),
+        build: Build::current(),
+        started_unix: started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        counts,
+    };
+    let results = keep(out_dir, counts, engines, cases)?;
+    writeln!(
+        out,
+        "Written to {} and, beside the times, to {}/{{results.json, results.md, index.html}}",
+        path.display(),
+        out_dir.display()
+    )
+    .map_err(io)?;
+    Ok(Some(results))
+}
+
+/// Puts `counts` into the results of `out_dir` and rewrites its reports:
+/// into the `results.json` a timed `bench` left there (its times kept), or
+/// into results of their own when there is none.
+pub fn keep(
+    out_dir: &Path,
+    counts: InstructionCounts,
+    engines: &[&dyn Engine],
+    cases: &[Case],
+) -> Result<Results, String> {
+    let previous = std::fs::read_to_string(out_dir.join("results.json"))
+        .ok()
+        .and_then(|text| json::parse(&text).ok());
+    let mut results = previous.unwrap_or_else(|| {
+        let mut subjects: Vec<Subject> = engines.iter().map(|e| Subject::Engine(*e)).collect();
+        if cases.iter().any(|c| c.candles.is_some()) {
+            subjects.extend([Subject::Rust, Subject::RustOpt]);
+        }
+        Results {
+            machine: counts.machine.clone(),
+            build: counts.build.clone(),
+            settings: Settings::full(),
+            started_unix: counts.started_unix,
+            wall_seconds: 0.0,
+            workloads: cases.iter().map(workload_info).collect(),
+            subjects: subjects.iter().map(subject_info).collect(),
+            cells: Vec::new(),
+            instructions: None,
+        }
+    });
+    results.instructions = Some(counts);
+    write_all(&results, out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -353,9 +319,10 @@ mod tests {
         let lines = "cell walker sum 10 measured\ncell lua sum 10 n/a too deep\nnoise\ncell rust sum 10 measured\n";
         let counts = pair(lines, &|n| Ok(100 * n as u64)).unwrap();
         assert_eq!(counts.len(), 3);
-        assert_eq!(counts[0].instructions, Ok(100));
-        assert_eq!(counts[1].instructions, Err("too deep".to_string()));
-        assert_eq!(counts[2].instructions, Ok(200));
+        assert_eq!(counts[0].instructions, Some(100));
+        assert_eq!(counts[1].instructions, None);
+        assert_eq!(counts[1].refused.as_deref(), Some("too deep"));
+        assert_eq!(counts[2].instructions, Some(200));
         let g = grids(&counts);
         assert_eq!(g[0].rows[0][0], "walker");
         assert_eq!(g[0].rows[0][2], "10.0");

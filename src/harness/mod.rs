@@ -9,10 +9,13 @@
 //!   measured, under `--timeout`;
 //! - [`settings`]: how long and how carefully to measure;
 //! - [`runner`]: interleaved, verified timing in one process → [`results`];
+//! - [`timing`]: the execute and compile spans, on one clock, for `bench`
+//!   and `scale` alike (peers in a helper process time them there);
 //! - [`stats`]: medians, confidence intervals, geometric means;
 //! - [`table`] and [`report`]: the terminal table and the report files
 //!   (JSON, CSV, Markdown, HTML with SVG charts), plus the README section;
-//! - [`instructions`]: instruction counts of the execute stage (callgrind);
+//! - [`instructions`]: instruction counts of the execute stage (callgrind),
+//!   kept in the results beside the times ([`counts`]);
 //! - [`compare`]: two runs' `results.json` side by side (`vm-perf compare`);
 //! - [`scale`]: compile time against program size, execute time against
 //!   iteration count, and whether each grows linearly.
@@ -22,6 +25,7 @@
 
 pub mod case;
 pub mod compare;
+pub mod counts;
 pub mod instructions;
 pub mod machine;
 pub mod preflight;
@@ -33,6 +37,7 @@ pub mod settings;
 pub mod stats;
 pub mod suite;
 pub mod table;
+pub mod timing;
 
 pub use case::Case;
 pub use results::Results;

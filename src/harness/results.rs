@@ -1,6 +1,7 @@
 //! The results of one `vm-perf bench` run: every sample, and the views the
 //! reports share (ratios, geometric means, the ranking).
 
+use super::counts::InstructionCounts;
 use super::machine::{Build, Machine};
 use super::settings::Settings;
 use super::stats::{Summary, geomean};
@@ -20,6 +21,10 @@ pub struct Results {
     /// Engines and candles, registry order (candles last).
     pub subjects: Vec<SubjectInfo>,
     pub cells: Vec<Cell>,
+    /// Instruction counts of the execute stage, when `bench --instructions`
+    /// wrote to the same `--out` folder (kept by runs of either kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<InstructionCounts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

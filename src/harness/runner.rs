@@ -13,42 +13,23 @@
 //! Every execution — warm-up and calibration included — is compared with the
 //! expected value inside the timed loop; a single wrong value stops the run
 //! with an error naming the engine. The comparison costs one predictable
-//! branch per execution, the same for every engine.
+//! branch per execution, the same for every engine. The spans themselves
+//! are [`timing`](super::timing)'s, shared with `scale`: an engine in a
+//! helper process runs and times the same loop there, on the run's clock.
 
 use super::case::{Candle, Case, Subject};
 use super::machine::{Build, Machine};
 use super::results::{Cell, Results, SubjectInfo, WorkloadInfo};
 use super::settings::{Clock, Settings};
 use super::stats::Summary;
+use super::timing::{compile_ns, execute_ns};
+use crate::clock::Stopwatch;
 use crate::engine::{Engine, Executable};
-use cpu_time::ThreadTime;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::hint::black_box;
 use std::time::Instant;
-
-/// A started measurement on either clock.
-enum Started {
-    Thread(ThreadTime),
-    Wall(Instant),
-}
-
-impl Started {
-    fn now(clock: Clock) -> Started {
-        match clock {
-            Clock::Thread => Started::Thread(ThreadTime::now()),
-            Clock::Wall => Started::Wall(Instant::now()),
-        }
-    }
-
-    fn elapsed_ns(&self) -> f64 {
-        match self {
-            Started::Thread(t) => t.elapsed().as_nanos() as f64,
-            Started::Wall(t) => t.elapsed().as_nanos() as f64,
-        }
-    }
-}
 
 /// The run stopped: an engine computed a wrong value (or could not run).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,64 +67,35 @@ impl Prepared<'_> {
     fn time_execute(&mut self, case: &Case, reps: u64, clock: Clock) -> Result<f64, Wrong> {
         let args = black_box(case.args.as_slice());
         let expected = case.expected;
-        let mut bad = None;
-        // An engine running in a helper process (LuaJIT) times each call
-        // itself: this thread's clock would only see the pipe.
-        let mut inside: Option<f64> = None;
-        let start = Started::now(clock);
-        match &self.code {
-            Code::Engine(exe) => {
-                for _ in 0..reps {
-                    match exe.execute_timed(args) {
-                        Ok((v, timed)) if v == expected => {
-                            if let Some(t) = timed {
-                                *inside.get_or_insert(0.0) += t.as_nanos() as f64;
-                            }
-                        }
-                        other => {
-                            bad = Some(format!("{:?}", other.map(|(v, _)| v)));
-                            break;
-                        }
-                    }
-                }
-            }
+        let timed = match &self.code {
+            Code::Engine(exe) => execute_ns(exe.as_ref(), args, reps, expected, clock),
             Code::Native(f) => {
+                let start = Stopwatch::start(clock);
+                let mut bad = Ok(());
                 for _ in 0..reps {
                     let v = f(args);
                     if v != expected {
-                        bad = Some(format!("Ok({v})"));
+                        bad = Err(format!("Ok({v})"));
                         break;
                     }
                 }
+                bad.map(|()| start.elapsed_ns())
             }
-        }
-        let ns = inside.unwrap_or_else(|| start.elapsed_ns());
+        };
         self.cell.verified_executions += reps;
-        match bad {
-            None => Ok(ns),
-            Some(got) => Err(Wrong {
-                subject: self.subject.name().to_string(),
-                workload: case.name.clone(),
-                message: format!("returned {got}, expected Ok({expected})"),
-            }),
-        }
+        timed.map_err(|got| Wrong {
+            subject: self.subject.name().to_string(),
+            workload: case.name.clone(),
+            message: format!("returned {got}, expected Ok({expected})"),
+        })
     }
 
-    /// Compiles `reps` times; returns elapsed nanoseconds.
+    /// Compiles `reps` times; returns elapsed nanoseconds ([`compile_ns`]).
     fn time_compile(&self, case: &Case, reps: u64, clock: Clock) -> Option<f64> {
         let Subject::Engine(engine) = self.subject else {
             return None;
         };
-        let mut inside: Option<f64> = None;
-        let start = Started::now(clock);
-        for _ in 0..reps {
-            let code = black_box(engine.compile(black_box(&case.program)).ok()?);
-            if let Some(t) = code.compile_time() {
-                *inside.get_or_insert(0.0) += t.as_nanos() as f64;
-            }
-            drop(code);
-        }
-        Some(inside.unwrap_or_else(|| start.elapsed_ns()))
+        compile_ns(engine, &case.program, reps, clock).ok()
     }
 }
 
@@ -319,29 +271,34 @@ pub fn run(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         wall_seconds: wall.elapsed().as_secs_f64(),
-        workloads: cases
-            .iter()
-            .map(|c| WorkloadInfo {
-                name: c.name.clone(),
-                description: c.description.clone(),
-                args: c.args.clone(),
-                expected: c.expected,
-                iterations: c.iterations,
-                nodes: c.program.node_count(),
-            })
-            .collect(),
-        subjects: subjects
-            .iter()
-            .map(|s| SubjectInfo {
-                name: s.name().to_string(),
-                tier: s.tier(),
-                summary: match s {
-                    Subject::Engine(e) => e.summary().to_string(),
-                    Subject::Rust => "native Rust candle, every value black-boxed".to_string(),
-                    Subject::RustOpt => "native Rust candle, fully optimised".to_string(),
-                },
-            })
-            .collect(),
+        workloads: cases.iter().map(workload_info).collect(),
+        subjects: subjects.iter().map(subject_info).collect(),
         cells: done,
+        instructions: None,
     })
+}
+
+/// What a report says about a case.
+pub fn workload_info(c: &Case) -> WorkloadInfo {
+    WorkloadInfo {
+        name: c.name.clone(),
+        description: c.description.clone(),
+        args: c.args.clone(),
+        expected: c.expected,
+        iterations: c.iterations,
+        nodes: c.program.node_count(),
+    }
+}
+
+/// What a report says about a subject.
+pub fn subject_info(s: &Subject) -> SubjectInfo {
+    SubjectInfo {
+        name: s.name().to_string(),
+        tier: s.tier(),
+        summary: match s {
+            Subject::Engine(e) => e.summary().to_string(),
+            Subject::Rust => "native Rust candle, every value black-boxed".to_string(),
+            Subject::RustOpt => "native Rust candle, fully optimised".to_string(),
+        },
+    }
 }

@@ -17,15 +17,15 @@
 
 use super::stats::{fmt_ns, growth_exponent};
 use super::table::{Grid, markdown, terminal};
+use super::timing::{compile_ns, execute_ns};
+use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::front::program::Program;
 use crate::random::balanced::scaling;
 use crate::reference::{eval_traced, held_to_walker};
-use cpu_time::ThreadTime;
-use std::hint::black_box;
 use std::io::Write;
 
-/// A call this slow (thread CPU ns) is timed once, not sampled.
+/// A call this slow (ns) is timed once, not sampled.
 const SLOW_NS: f64 = 0.25e9;
 /// After a compile this slow, an engine skips the larger sizes.
 const GIVE_UP_NS: f64 = 2e9;
@@ -37,33 +37,32 @@ pub const LINEAR_UP_TO: f64 = 1.15;
 /// decades of size lifts the exponent by up to ~0.3.
 pub const NEAR_LINEAR_UP_TO: f64 = 1.35;
 
-/// Fastest of `samples` timings of `f` (ns of this thread's CPU time per
-/// call), each sample repeated so it lasts at least `min_ns`. The largest
-/// sizes run for tens of milliseconds, longer than a scheduler time slice
-/// on a busy machine, so wall time would charge them for other processes;
-/// thread CPU time does not, and the minimum drops what noise remains.
-/// What `f` returns is dropped after the clock stops.
-fn fastest_ns<T>(samples: usize, min_ns: f64, mut f: impl FnMut() -> T) -> f64 {
-    let start = ThreadTime::now();
-    drop(black_box(f()));
-    let once = start.elapsed().as_nanos() as f64;
+/// The clock `scale` samples with. The largest sizes run for tens of
+/// milliseconds, longer than a scheduler time slice on a busy machine, so
+/// wall time would charge them for other processes; thread CPU time does
+/// not, and the minimum over samples drops what noise remains.
+const CLOCK: Clock = Clock::Thread;
+
+/// Fastest of `samples` timings, in ns per call: `timed(reps)` times `reps`
+/// calls ([`timing`](super::timing): the spans `bench` times, on [`CLOCK`],
+/// by the helper for a peer in a helper process), each sample repeated so
+/// it lasts at least `min_ns`.
+fn fastest_ns(
+    samples: usize,
+    min_ns: f64,
+    mut timed: impl FnMut(u64) -> Result<f64, String>,
+) -> Result<f64, String> {
+    let once = timed(1)?;
     if once >= SLOW_NS {
         // Seconds per call: one sample says enough, preemption aside.
-        return once;
+        return Ok(once);
     }
-    let reps = ((min_ns / once.max(1.0)).ceil() as usize).clamp(1, 100_000);
-    let mut kept = Vec::with_capacity(reps);
-    (0..samples)
-        .map(|_| {
-            let start = ThreadTime::now();
-            for _ in 0..reps {
-                kept.push(black_box(f()));
-            }
-            let ns = start.elapsed().as_nanos() as f64 / reps as f64;
-            kept.clear();
-            ns
-        })
-        .fold(f64::INFINITY, f64::min)
+    let reps = ((min_ns / once.max(1.0)).ceil() as u64).clamp(1, 100_000);
+    let mut best = f64::INFINITY;
+    for _ in 0..samples {
+        best = best.min(timed(reps)? / reps as f64);
+    }
+    Ok(best)
 }
 
 fn verdict(exp: Option<f64>) -> String {
@@ -157,11 +156,9 @@ pub fn run(
                 series.push((*n, None));
                 continue;
             }
-            let first = ThreadTime::now();
             let code = e
                 .compile(p)
                 .map_err(|x| format!("{} cannot compile a {n}-node program: {x}", e.name()))?;
-            let first_ns = first.elapsed().as_nanos() as f64;
             let got = code.execute(&[5]).map_err(|x| x.to_string())?;
             if got != *expected {
                 return Err(format!(
@@ -175,11 +172,9 @@ pub fn run(
             } else {
                 samples
             };
-            let ns = if first_ns >= SLOW_NS {
-                first_ns
-            } else {
-                fastest_ns(s, min_ns, || e.compile(black_box(p)))
-            };
+            let ns = fastest_ns(s, min_ns, |reps| {
+                compile_ns(*e, p, reps, CLOCK).map_err(|x| format!("{}: {x}", e.name()))
+            })?;
             series.push((*n, Some(ns)));
             if ns > GIVE_UP_NS {
                 gave_up = true;
@@ -226,12 +221,11 @@ pub fn run(
             } else {
                 samples
             };
-            series.push((
-                n,
-                Some(fastest_ns(s, min_ns, || {
-                    assert_eq!(code.execute(black_box(&args)), Ok(expected))
-                })),
-            ));
+            let ns = fastest_ns(s, min_ns, |reps| {
+                execute_ns(code.as_ref(), &args, reps, expected, CLOCK)
+                    .map_err(|got| format!("{} returned {got} for {n} iterations", e.name()))
+            })?;
+            series.push((n, Some(ns)));
         }
         bar.inc(4);
         exec_rows.push((*e, series));

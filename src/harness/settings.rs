@@ -1,6 +1,8 @@
 //! How long and how carefully `vm-perf bench` measures: the settings a run
 //! is given and records in its results.
 
+/// Defined in [`crate::clock`]: the engines that time themselves share it.
+pub use crate::clock::Clock;
 use serde::{Deserialize, Serialize};
 
 /// How long and how carefully to measure.
@@ -24,27 +26,6 @@ pub struct Settings {
     pub seed: u64,
     /// What a sample's duration is measured with.
     pub clock: Clock,
-}
-
-/// The clock samples are timed with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Clock {
-    /// CPU time of the measuring thread: time the scheduler gives to other
-    /// processes is not charged to the engine that happened to be running.
-    /// On an idle machine it equals wall time.
-    Thread,
-    /// Elapsed wall-clock time.
-    Wall,
-}
-
-impl std::fmt::Display for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Clock::Thread => "thread CPU time",
-            Clock::Wall => "wall-clock time",
-        })
-    }
 }
 
 impl Settings {

@@ -16,7 +16,6 @@ use crate::engines::walker::Walker;
 use crate::front::ast::Expr;
 use crate::front::compile_source;
 use crate::front::program::{MAX_DEPTH, Program};
-use crate::random::balanced::then_tree;
 use std::fmt::Display;
 
 /// Small programs that catch the classic mistakes: evaluation order, `Set`
@@ -386,47 +385,19 @@ pub fn long_loop_fits_in_256_kib<T: Technique>() {
         .unwrap();
 }
 
-/// A 10⁸-iteration loop on a 256 KiB thread, for engines whose back-edges
-/// are tail calls: one call that is not made a jump overflows at once.
+/// A 10⁸-iteration loop on a 256 KiB thread
+/// ([`super::stack::hundred_million_iterations`]). `tests/stack.rs` runs it on
+/// every engine that relies on tail calls; the `become` engines also run it
+/// in their unit tests, which CI runs at opt-level 0.
+#[cfg(feature = "nightly")]
 pub fn hundred_million_iterations<T: Technique>() {
-    std::thread::Builder::new()
-        .stack_size(256 * 1024)
-        .spawn(|| {
-            let program = compile_source(
-                "loop",
-                "let n = arg(0); let t = 0; while n { t = t + 1; n = n + -1 }; t",
-            )
-            .unwrap();
-            let n = if cfg!(miri) { 1_000 } else { 100_000_000 };
-            assert_eq!(engine_value::<T>(&program, &[n]), n);
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    super::stack::hundred_million_iterations(&Registered::<T>::NEW);
 }
 
-/// A shallow program with a very long straight line (400,000 steps in
-/// balanced blocks), compiled, run and dropped on a 256 KiB stack: the
-/// continuation engines' chains must be jumps, and dropping them must not
-/// recurse per step.
+/// A 200,000-step straight line compiled, run and dropped on a 256 KiB
+/// thread ([`super::stack::long_straight_line`]).
 pub fn long_straight_line<T: Technique>() {
-    std::thread::Builder::new()
-        .stack_size(256 * 1024)
-        .spawn(|| {
-            let n = if cfg!(miri) { 500 } else { 200_000 };
-            let line = then_tree(n, &mut |_| {
-                Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(1)))
-            });
-            let e = Expr::let_(Expr::Arg(0), Expr::then(line, Expr::Get(0)));
-            let p = Program::validate(e).unwrap();
-            let code = Registered::<T>::NEW.compile(&p).unwrap();
-            assert_eq!(code.execute(&[5]).unwrap(), n as i64 + 5, "{}", T::NAME);
-            drop(code);
-            drop(p);
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    super::stack::long_straight_line(&Registered::<T>::NEW);
 }
 
 /// Assignments to locals `n` scopes out, for many `n`: the value must come
@@ -470,8 +441,18 @@ pub fn far_assignments<T: Technique>() {
 macro_rules! conformance_tests {
     // Engines whose every edge, back-edges included, is a tail call (the
     // register-threaded engines and the `become` engines): register and
-    // continuation programs, and the stack checks that such calls need.
+    // continuation programs, and the stack checks that such calls need
+    // (`tests/stack.rs` adds the 10^8-iteration loop for all of them).
     ($engine:ty, tail_calling $(,)?) => {
+        $crate::reference::conformance::conformance_tests!(
+            $engine,
+            extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
+            also: [deep_programs, long_straight_line, far_assignments],
+        );
+    };
+    // The `become` engines (nightly only) also run the 10^8-iteration loop in
+    // their unit tests, which CI runs at opt-level 0.
+    ($engine:ty, guaranteed_tail_calls $(,)?) => {
         $crate::reference::conformance::conformance_tests!(
             $engine,
             extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],

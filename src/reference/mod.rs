@@ -12,6 +12,8 @@
 //!   peer tests);
 //! - [`oracle`]: every engine against walker on one input (the fuzz targets
 //!   and the replay of their findings);
+//! - [`stack`]: rule 4's checks for the engines that rely on tail calls, on
+//!   explicitly small stacks (`tests/stack.rs`, and the engines' unit tests);
 //! - `conformance` (test builds only): the checks every engine's unit tests
 //!   run on themselves, expanded by `conformance_tests!`.
 
@@ -20,6 +22,7 @@ pub mod check;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod oracle;
+pub mod stack;
 
 pub use budgeted::{BudgetError, eval_budgeted, eval_traced};
 

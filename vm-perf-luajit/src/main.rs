@@ -6,20 +6,48 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `C` jit:u8 len:u32 source | `K` handle:u32 nanos:u64, or `E` len:u32 message |
-//! | `X` handle:u32 n:u32 n×i64 | `V` value:i64 nanos:u64, or `E` len:u32 message |
+//! | `C` jit:u8 clock:u8 len:u32 source | `K` handle:u32 nanos:u64, or `E` len:u32 message |
+//! | `X` handle:u32 clock:u8 reps:u64 expected:i64 n:u32 n×i64 | `V` value:i64 nanos:u64, or `E` len:u32 message |
 //! | `D` handle:u32 | nothing |
 //! | `J` jit:u8 | `S` status:u8 (what `jit.status()` says in that state) |
 //!
 //! `C` loads a chunk that returns the program's function (jit 1: JIT on,
-//! 0: `jit.off()`, checked with `jit.status()`), `X` calls it once with the
-//! arguments as Lua numbers and reports the wall time of that one call, so
-//! the pipe round trip is not part of the measurement. `D` frees a function.
+//! 0: `jit.off()`, checked with `jit.status()`) and reports how long the
+//! load took. `X` calls the function up to `reps` times with the arguments
+//! as Lua numbers, stopping at the first value that is not `expected`, and
+//! replies with that value (else the last one) and the time of the calls,
+//! so the pipe round trip is not part of the measurement. Times are taken
+//! on the clock vm-perf asks for (clock 0: the CPU time of this thread,
+//! which runs Lua; 1: wall-clock time), the clock vm-perf times its own
+//! engines with. `D` frees a function.
 
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Value};
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::time::Instant;
+
+/// A measurement on the clock vm-perf asked for.
+enum Stopwatch {
+    Thread(cpu_time::ThreadTime),
+    Wall(Instant),
+}
+
+impl Stopwatch {
+    /// Clock 0: this thread's CPU time; anything else: wall time.
+    fn start(clock: u8) -> Stopwatch {
+        match clock {
+            0 => Stopwatch::Thread(cpu_time::ThreadTime::now()),
+            _ => Stopwatch::Wall(Instant::now()),
+        }
+    }
+
+    fn nanos(&self) -> u64 {
+        match self {
+            Stopwatch::Thread(t) => t.elapsed().as_nanos() as u64,
+            Stopwatch::Wall(t) => t.elapsed().as_nanos() as u64,
+        }
+    }
+}
 
 struct State {
     lua: Lua,
@@ -54,6 +82,12 @@ fn read_u32(r: &mut impl Read) -> io::Result<u32> {
     let mut b = [0; 4];
     r.read_exact(&mut b)?;
     Ok(u32::from_le_bytes(b))
+}
+
+fn read_u64(r: &mut impl Read) -> io::Result<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
 }
 
 fn read_i64(r: &mut impl Read) -> io::Result<i64> {
@@ -107,6 +141,7 @@ fn serve() -> io::Result<()> {
         match read_u8(&mut input)? {
             b'C' => {
                 let jit = read_u8(&mut input)? != 0;
+                let clock = read_u8(&mut input)?;
                 let len = read_u32(&mut input)? as usize;
                 let mut source = vec![0; len];
                 input.read_exact(&mut source)?;
@@ -122,13 +157,13 @@ fn serve() -> io::Result<()> {
                     }
                 }
                 let state = slot.as_mut().expect("just made");
-                let start = Instant::now();
+                let start = Stopwatch::start(clock);
                 let loaded = state
                     .lua
                     .load(&source[..])
                     .set_name("=program")
                     .call::<Function>(());
-                let nanos = start.elapsed().as_nanos() as u64;
+                let nanos = start.nanos();
                 match loaded {
                     Ok(f) => {
                         let handle = next_handle;
@@ -144,6 +179,9 @@ fn serve() -> io::Result<()> {
             }
             b'X' => {
                 let handle = read_u32(&mut input)?;
+                let clock = read_u8(&mut input)?;
+                let reps = read_u64(&mut input)?.max(1);
+                let expected = read_i64(&mut input)?;
                 let n = read_u32(&mut input)? as usize;
                 let mut args = MultiValue::with_capacity(n);
                 for _ in 0..n {
@@ -159,13 +197,21 @@ fn serve() -> io::Result<()> {
                     output.flush()?;
                     continue;
                 };
-                let start = Instant::now();
-                let result = f.call::<f64>(args);
-                let nanos = start.elapsed().as_nanos() as u64;
+                // The same loop vm-perf times around its own engines: one
+                // call and one comparison with the expected value per run.
+                let start = Stopwatch::start(clock);
+                let mut result = Ok(0);
+                for _ in 0..reps {
+                    result = f.call::<f64>(&args).map(|v| v as i64);
+                    if !matches!(result, Ok(v) if v == expected) {
+                        break;
+                    }
+                }
+                let nanos = start.nanos();
                 match result {
                     Ok(v) => {
                         output.write_all(b"V")?;
-                        output.write_all(&(v as i64).to_le_bytes())?;
+                        output.write_all(&v.to_le_bytes())?;
                         output.write_all(&nanos.to_le_bytes())?;
                     }
                     Err(e) => error(&mut output, &e.to_string())?,

@@ -1,9 +1,13 @@
 //! `lua54` — peer: the program as Lua source on PUC Lua 5.4 (vendored, via `mlua`).
 //!
-//! **Compile** translates the AST to Lua source ([`super::lua_source`]), makes
-//! a fresh Lua state with no standard library and loads the chunk once; the
-//! chunk returns the program as a Lua function. That is Lua's own compile
-//! stage: lexing, parsing and register-bytecode generation.
+//! **Compile** translates the AST to Lua source ([`super::lua_source`]) and
+//! loads the chunk once; the chunk returns the program as a Lua function.
+//! That is Lua's own compile stage: lexing, parsing and register-bytecode
+//! generation. The Lua state (no standard library) is made once per thread
+//! and kept, as an embedder keeps one state for many chunks and as the
+//! LuaJIT helper does: making a state is not part of a program's compile
+//! stage, for either Lua. A dropped program's function is collected by
+//! Lua's garbage collector.
 //! **Values** are Lua 5.4 integers, which wrap on overflow exactly like ours;
 //! **locals** are Lua locals (registers of Lua's VM), deep ones a spill table.
 //! **Control**: `While` is a Lua `while` loop, so nothing grows per iteration.
@@ -23,12 +27,18 @@ use mlua::{Function, Lua, LuaOptions, StdLib, Value, Variadic};
 
 pub struct Lua54;
 
-/// A loaded program: its own Lua state (dropped with it) and function.
+/// A loaded program: its function, and the state it lives in.
 pub struct Code {
-    // `func` refers into `_lua`; both go when the code is dropped.
+    // `func` refers into `_lua`, which this handle keeps alive.
     func: Function,
     _lua: Lua,
     source: String,
+}
+
+thread_local! {
+    /// This thread's Lua state, made on first use (see the module doc).
+    static STATE: Result<Lua, String> =
+        Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| e.to_string());
 }
 
 impl Technique for Lua54 {
@@ -45,7 +55,8 @@ impl Technique for Lua54 {
         let source = translate(program, Dialect::Lua54)
             .map_err(CompileError)?
             .text;
-        let lua = Lua::new_with(StdLib::NONE, LuaOptions::default())
+        let lua = STATE
+            .with(|state| state.clone())
             .map_err(|e| CompileError(format!("cannot make a Lua state: {e}")))?;
         let func = lua
             .load(&source)

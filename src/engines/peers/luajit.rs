@@ -3,9 +3,14 @@
 //! **Compile** translates the AST to Lua source ([`super::lua_source`], LuaJIT
 //! dialect) and sends it to the helper process `vm-perf-luajit`, which loads
 //! it once in its JIT-on Lua state and keeps the resulting function under a
-//! handle. **Execute** asks the helper to call that function once; the helper
-//! times the call itself and returns the value and the nanoseconds, so the
-//! pipe round trip is not counted ([`Technique::execute_timed`]).
+//! handle. **Execute** asks the helper to call that function. A measurement
+//! ([`Technique::execute_timed`]) asks for a whole sample's runs in one
+//! request: the helper calls the function that many times, checking every
+//! value, and times the calls on the harness's clock (the CPU time of its own
+//! thread, or wall time under `--clock wall`), so the pipe round trip is not
+//! counted and the span is the one the harness times for its own engines.
+//! The compile time ([`Technique::compile_timed`]) is the translation, timed
+//! here, plus the helper's `load`, timed there on the same clock.
 //! **Values** are LuaJIT numbers: doubles, exact up to 2⁵³ (hence
 //! `EXACT_MAGNITUDE`); **locals** are Lua locals, which the trace compiler
 //! keeps in machine registers. **Control**: `While` is a Lua loop; hot loops
@@ -26,7 +31,8 @@
 //! method is); LuaJIT runs in the helper process, spoken to over pipes.
 
 use super::lua_source::{Dialect, check, translate};
-use crate::engine::{CompileError, Technique, Tier};
+use crate::clock::{Clock, Stopwatch};
+use crate::engine::{CompileError, Technique, Tier, TimedRuns};
 use crate::front::program::Program;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -45,31 +51,53 @@ impl Technique for LuaJit {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT, JIT on (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
-    type Code = Code;
-
-    fn supports(program: &Program) -> Result<(), String> {
-        supports(program)
-    }
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        compile(program, true)
-    }
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        code.run(args).0
-    }
-    unsafe fn execute_timed(code: &Code, args: &[i64]) -> (i64, Option<Duration>) {
-        let (v, t) = code.run(args);
-        (v, Some(t))
-    }
-    fn compile_time(code: &Code) -> Option<Duration> {
-        Some(code.load_time)
-    }
-    fn show(code: &Code) -> String {
-        code.source.clone()
-    }
+    in_helper!(jit: true);
 }
 
+/// The `Technique` items both LuaJIT peers share: the program lives in the
+/// helper's JIT-on (`jit: true`) or JIT-off state, and compile and execute
+/// are timed there, on the clock the caller names.
+macro_rules! in_helper {
+    (jit: $jit:expr) => {
+        type Code = $crate::engines::peers::luajit::Code;
+
+        fn supports(program: &$crate::Program) -> Result<(), String> {
+            $crate::engines::peers::luajit::supports(program)
+        }
+        fn compile(program: &$crate::Program) -> Result<Self::Code, $crate::CompileError> {
+            let wall = $crate::clock::Clock::Wall;
+            $crate::engines::peers::luajit::compile(program, $jit, wall).map(|(code, _)| code)
+        }
+        fn compile_timed(
+            program: &$crate::Program,
+            clock: $crate::clock::Clock,
+        ) -> Option<Result<(Self::Code, std::time::Duration), $crate::CompileError>> {
+            Some($crate::engines::peers::luajit::compile(
+                program, $jit, clock,
+            ))
+        }
+        unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
+            // One run: its value, whatever it is (`expected` only ends loops).
+            code.run(args, 1, 0, $crate::clock::Clock::Wall).0
+        }
+        unsafe fn execute_timed(
+            code: &Self::Code,
+            args: &[i64],
+            reps: u64,
+            expected: i64,
+            clock: $crate::clock::Clock,
+        ) -> Option<$crate::engine::TimedRuns> {
+            Some(code.timed_runs(args, reps, expected, clock))
+        }
+        fn show(code: &Self::Code) -> String {
+            code.source.clone()
+        }
+    };
+}
+pub(super) use in_helper;
+
 /// Shared with `luajit_interp`: what LuaJIT's parser accepts.
-pub(super) fn supports(program: &Program) -> Result<(), String> {
+pub fn supports(program: &Program) -> Result<(), String> {
     if program.node_count() > MAX_NODES {
         return Err(format!(
             "{} nodes; LuaJIT's jumps limit us to {MAX_NODES}",
@@ -80,13 +108,21 @@ pub(super) fn supports(program: &Program) -> Result<(), String> {
 }
 
 /// Shared with `luajit_interp`: loads the program in the helper's JIT-on or
-/// JIT-off state.
-pub(super) fn compile(program: &Program, jit: bool) -> Result<Code, CompileError> {
+/// JIT-off state; also returns the compile stage's time on `clock`: the
+/// check and the translation here, plus the `load` in the helper.
+pub fn compile(
+    program: &Program,
+    jit: bool,
+    clock: Clock,
+) -> Result<(Code, Duration), CompileError> {
+    let here = Stopwatch::start(clock);
+    supports(program).map_err(CompileError)?;
     let source = translate(program, Dialect::LuaJit)
         .map_err(CompileError)?
         .text;
+    let translation = here.elapsed();
     let (handle, load_time, generation) = with_helper(|h| {
-        h.write(&[b'C', jit as u8])?;
+        h.write(&[b'C', jit as u8, clock_code(clock)])?;
         h.write(&(source.len() as u32).to_le_bytes())?;
         h.write(source.as_bytes())?;
         h.flush()?;
@@ -101,12 +137,20 @@ pub(super) fn compile(program: &Program, jit: bool) -> Result<Code, CompileError
     })
     .map_err(CompileError)?
     .map_err(|e| CompileError(format!("LuaJIT rejected the translation: {e}")))?;
-    Ok(Code {
+    let code = Code {
         handle,
         generation,
-        load_time,
         source,
-    })
+    };
+    Ok((code, translation + load_time))
+}
+
+/// How the helper's protocol names a clock.
+fn clock_code(clock: Clock) -> u8 {
+    match clock {
+        Clock::Thread => 0,
+        Clock::Wall => 1,
+    }
 }
 
 /// A program loaded in the helper.
@@ -114,13 +158,20 @@ pub struct Code {
     handle: u32,
     /// Which helper process holds the handle (a restarted one does not).
     generation: u64,
-    load_time: Duration,
-    source: String,
+    pub(super) source: String,
 }
 
 impl Code {
-    /// One call in the helper: the value and the time the helper measured.
-    fn run(&self, args: &[i64]) -> (i64, Duration) {
+    /// Up to `reps` calls in the helper, stopping at the first value that is
+    /// not `expected`: that value (else the last one) and the time of the
+    /// calls on `clock`, as the helper measured it.
+    pub(super) fn run(
+        &self,
+        args: &[i64],
+        reps: u64,
+        expected: i64,
+        clock: Clock,
+    ) -> (i64, Duration) {
         let reply = with_helper(|h| {
             if h.generation != self.generation {
                 return Ok(Err(
@@ -129,6 +180,9 @@ impl Code {
             }
             h.write(b"X")?;
             h.write(&self.handle.to_le_bytes())?;
+            h.write(&[clock_code(clock)])?;
+            h.write(&reps.to_le_bytes())?;
+            h.write(&expected.to_le_bytes())?;
             h.write(&(args.len() as u32).to_le_bytes())?;
             for a in args {
                 h.write(&a.to_le_bytes())?;
@@ -145,6 +199,21 @@ impl Code {
         match reply {
             Ok(Ok(r)) => r,
             Ok(Err(e)) | Err(e) => panic!("LuaJIT helper: {e}"),
+        }
+    }
+
+    /// [`Code::run`] as the harness asks for it.
+    pub(super) fn timed_runs(
+        &self,
+        args: &[i64],
+        reps: u64,
+        expected: i64,
+        clock: Clock,
+    ) -> TimedRuns {
+        let (value, time) = self.run(args, reps, expected, clock);
+        TimedRuns {
+            time,
+            wrong: (value != expected).then_some(value),
         }
     }
 }
@@ -280,12 +349,55 @@ mod tests {
     }
 
     #[test]
-    fn the_helper_measures_the_call() {
-        let p = crate::front::compile_source("t.vm", "arg(0) + arg(1)").unwrap();
-        let code = compile(&p, true).unwrap();
-        // SAFETY: the program needs two arguments and gets two.
-        let (v, t) = unsafe { LuaJit::execute_timed(&code, &[40, 2]) };
-        assert_eq!(v, 42);
-        assert!(t.is_some());
+    fn the_helper_times_runs_on_the_clock_it_is_given() {
+        // About 10⁸ iterations of LuaJIT's interpreter: long enough that the
+        // clocks differ measurably when this thread sleeps meanwhile.
+        let p = crate::front::compile_source(
+            "t.vm",
+            "let n = arg(0); let t = 0; while n { t = t + arg(1); n = n + -1 }; t",
+        )
+        .unwrap();
+        let (code, compile_time) = compile(&p, false, Clock::Thread).unwrap();
+        assert!(compile_time > Duration::ZERO);
+        let runs = code.timed_runs(&[1000, 3], 5, 3000, Clock::Thread);
+        assert_eq!(runs.wrong, None);
+        assert!(runs.time > Duration::ZERO);
+        // A wrong expectation stops at the first run and reports its value.
+        let runs = code.timed_runs(&[1000, 3], 5, 7, Clock::Wall);
+        assert_eq!(runs.wrong, Some(3000));
+    }
+
+    /// The helper's thread time leaves out the time it is not running, its
+    /// wall time does not: with the helper stopped four fifths of the time
+    /// (SIGSTOP/SIGCONT from a thread here), the same runs take several
+    /// times longer on the wall clock than on the thread clock.
+    #[test]
+    fn thread_time_is_the_helpers_own_cpu_time() {
+        let p = crate::front::compile_source("t.vm", "let n = arg(0); while n { n = n + -1 }; 1")
+            .unwrap();
+        let (code, _) = compile(&p, false, Clock::Thread).unwrap();
+        let pid = with_helper(|h| Ok(h.child.id())).unwrap().to_string();
+        let signal = |s: &str| {
+            let status = std::process::Command::new("kill").args([s, &pid]).status();
+            assert!(status.unwrap().success());
+        };
+        let paused = |clock| {
+            let done = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        signal("-STOP");
+                        std::thread::sleep(Duration::from_millis(40));
+                        signal("-CONT");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
+                let time = code.timed_runs(&[10_000_000], 3, 1, clock).time;
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                time
+            })
+        };
+        let (wall, thread) = (paused(Clock::Wall), paused(Clock::Thread));
+        assert!(wall > thread * 2, "wall {wall:?}, thread {thread:?}");
     }
 }

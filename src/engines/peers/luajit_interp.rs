@@ -12,13 +12,11 @@
 //! Trade-off: no warm-up and no trace compilation, so it shows how far careful
 //! dispatch in assembly gets without a JIT.
 //!
-//! **Unsafe code**: only calls into [`super::luajit`]'s `execute`, which has
-//! none of its own (LuaJIT runs in the helper process).
+//! **Unsafe code**: none (its items are [`super::luajit`]'s, expanded by
+//! `in_helper!`); LuaJIT runs in the helper process.
 
-use super::luajit::{self, Code};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::front::program::Program;
-use std::time::Duration;
+use super::luajit::in_helper;
+use crate::engine::{Technique, Tier};
 
 pub struct LuaJitInterp;
 
@@ -27,26 +25,5 @@ impl Technique for LuaJitInterp {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT's interpreter, JIT off (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
-    type Code = Code;
-
-    fn supports(program: &Program) -> Result<(), String> {
-        luajit::supports(program)
-    }
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        luajit::compile(program, false)
-    }
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // SAFETY: the caller's promise about `args` is passed on unchanged.
-        unsafe { luajit::LuaJit::execute(code, args) }
-    }
-    unsafe fn execute_timed(code: &Code, args: &[i64]) -> (i64, Option<Duration>) {
-        // SAFETY: the caller's promise about `args` is passed on unchanged.
-        unsafe { luajit::LuaJit::execute_timed(code, args) }
-    }
-    fn compile_time(code: &Code) -> Option<Duration> {
-        luajit::LuaJit::compile_time(code)
-    }
-    fn show(code: &Code) -> String {
-        luajit::LuaJit::show(code)
-    }
+    in_helper!(jit: false);
 }

@@ -361,6 +361,8 @@ macro_rules! threaded_engine {
         impl $crate::engine::Technique for $Engine {
             const NAME: &'static str = $name;
             const TIER: $crate::engine::Tier = $crate::engine::Tier::$tier;
+            // Every handler ends in a tail call to the next.
+            const TAIL_CALLS: bool = true;
             const SUMMARY: &'static str = $summary;
             type Code = $Code;
 

@@ -2,9 +2,10 @@
 //! nothing fetched) with the tables and the charts, the break-even
 //! section, and a section per engine that its name links to.
 
+use super::grids::{all as grids, timed};
 use super::{breakeven, charts, teach};
 use crate::harness::results::Results;
-use crate::harness::table::{Grid, grids};
+use crate::harness::table::Grid;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -97,23 +98,32 @@ pub fn render(r: &Results) -> String {
          <a href=\"#engines\">The engines</a> · <a href=\"#how-to-read\">How to read this</a></p>\n",
     );
     out.push_str(&format!(
-        "<p>Machine: {}<br>Build: {}<br>Run: {} mode, {} rounds after {} warm-up, {:.0} s, samples timed in {}, every execution verified.</p>\n",
+        "<p>Machine: {}<br>Build: {}",
         esc(&r.machine.line()),
         esc(&r.build.line()),
-        if r.settings.quick { "quick" } else { "full" },
-        r.settings.rounds,
-        r.settings.warmup_rounds,
-        r.wall_seconds,
-        r.settings.clock
     ));
+    if timed(r) {
+        out.push_str(&format!(
+            "<br>Run: {}.<br>Spans: {}",
+            esc(&super::md::run_line(r)),
+            esc(super::md::SPANS)
+        ));
+    }
+    if let Some(line) = super::grids::counts_line(r) {
+        out.push_str(&format!("<br>Instruction counts: {}", esc(&line)));
+    }
+    out.push_str("</p>\n");
     for g in grids(r) {
         out.push_str(&table(&g, 2, &linked));
     }
-    out.push_str(&format!(
-        "<h2 id=\"charts\">Charts</h2>\n<p>{}</p>\n",
-        charts::legend_html()
-    ));
-    for (file, svg) in charts::all(r) {
+    let charts = if timed(r) { charts::all(r) } else { Vec::new() };
+    if !charts.is_empty() {
+        out.push_str(&format!(
+            "<h2 id=\"charts\">Charts</h2>\n<p>{}</p>\n",
+            charts::legend_html()
+        ));
+    }
+    for (file, svg) in charts {
         let id = file.trim_end_matches(".svg");
         out.push_str(&format!(
             "<figure id=\"chart-{}\">\n{svg}\n</figure>\n",

@@ -1,8 +1,9 @@
 //! `results.md` and the README's results section: the machine, the tables,
 //! the charts and how to read them.
 
+use super::grids::{all as grids, counts_line, timed};
 use crate::harness::results::Results;
-use crate::harness::table::{grids, markdown};
+use crate::harness::table::markdown;
 
 /// The "how to read this" text shared by the Markdown and HTML reports.
 pub const HOW_TO_READ: &str = "\
@@ -23,8 +24,31 @@ iteration count; it includes the setup, so short workloads slightly overstate it
 - **Tiers**: `original` (the ten techniques of the original comparison), \
 `beyond` (techniques it did not have), `fused` (with declared superinstructions), \
 `peer` (real embeddable interpreters), `native` (the Rust candles).
-- Instruction counts (`vm-perf bench --instructions`) are the repeatable \
-complement to these times.";
+- **Instructions per iteration** (`vm-perf bench --instructions`, valgrind's \
+callgrind): the instructions one execution retires, execute stage only, divided by \
+the workload's iterations. Exact and repeatable, and comparable between machines \
+of one architecture, where times are comparable only within one run.";
+
+/// What the times cover, for every engine and candle alike.
+pub const SPANS: &str = "execute: one run of the program with its arguments, compared with the \
+expected value; compile: from the validated program to runnable code (for a peer: translating \
+it into the peer's input, Lua source or a Wasm module, plus the peer's own load or compile; a \
+runtime that hosts many programs, a Lua state, is made once and not counted; one that frees a \
+program's code only with itself, a wasmi engine or a Cranelift module, is made per program and \
+counted), not freeing it. LuaJIT runs in a helper process that times both spans itself, on the \
+same clock";
+
+/// How the times were taken, for the reports' headers.
+pub fn run_line(r: &Results) -> String {
+    format!(
+        "{} mode, {} measured rounds after {} warm-up, {:.0} s wall time, samples timed in {}, every execution verified",
+        if r.settings.quick { "quick" } else { "full" },
+        r.settings.rounds,
+        r.settings.warmup_rounds,
+        r.wall_seconds,
+        r.settings.clock
+    )
+}
 
 /// The Markdown body; charts are linked as `{chart_dir}/<name>.svg`.
 pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
@@ -33,14 +57,13 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
     out.push_str(&format!("{h} Benchmark results\n\n"));
     out.push_str(&format!("- Machine: {}\n", r.machine.line()));
     out.push_str(&format!("- Build: {}\n", r.build.line()));
-    out.push_str(&format!(
-        "- Run: {} mode, {} measured rounds after {} warm-up, {:.0} s wall time, samples timed in {}, every execution verified\n\n",
-        if r.settings.quick { "quick" } else { "full" },
-        r.settings.rounds,
-        r.settings.warmup_rounds,
-        r.wall_seconds,
-        r.settings.clock
-    ));
+    if timed(r) {
+        out.push_str(&format!("- Run: {}\n- Spans: {SPANS}\n", run_line(r)));
+    }
+    if let Some(line) = counts_line(r) {
+        out.push_str(&format!("- Instruction counts: {line}\n"));
+    }
+    out.push('\n');
     for g in grids(r) {
         out.push_str(&markdown(&g));
         out.push('\n');
@@ -57,10 +80,12 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&format!("{h}# Charts\n\n"));
-    for (file, _) in super::charts::all(r) {
-        let name = file.trim_end_matches(".svg");
-        out.push_str(&format!("![{name}]({chart_dir}/{file})\n\n"));
+    if timed(r) {
+        out.push_str(&format!("{h}# Charts\n\n"));
+        for (file, _) in super::charts::all(r) {
+            let name = file.trim_end_matches(".svg");
+            out.push_str(&format!("![{name}]({chart_dir}/{file})\n\n"));
+        }
     }
     out.push_str(&format!(
         "{h}# When does compiling more pay off?\n\n{}\n\n",

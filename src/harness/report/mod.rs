@@ -5,6 +5,7 @@
 pub mod breakeven;
 pub mod charts;
 pub mod csv;
+pub mod grids;
 pub mod html;
 pub mod json;
 pub mod md;
