@@ -52,9 +52,12 @@ pub struct Build {
     pub target: String,
     pub vm_perf_version: String,
     /// The target features the code was compiled for (`-C target-cpu` and
-    /// `-C target-feature` change them).
+    /// `-C target-feature` change them); absent (empty) in older results.
+    #[serde(default)]
     pub target_features: String,
-    /// The cargo features of the build (which engines and peers it has).
+    /// The cargo features of the build (which engines and peers it has);
+    /// absent (empty) in older results.
+    #[serde(default)]
     pub features: String,
 }
 
