@@ -252,6 +252,14 @@ fn check<T: Technique>(program: &Program, args: &[i64], what: impl Display) {
     assert!(!shown.is_empty(), "{} shows nothing for {what}", T::NAME);
 }
 
+/// `T`'s listing (`show`) of the program `src`, without its header line:
+/// for the tests of an engine's own listing.
+pub fn listing<T: Technique>(src: &str) -> Vec<String> {
+    let program = compile_source("listing", src).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let shown = T::show(&T::compile(&program).unwrap());
+    shown.lines().skip(1).map(str::to_owned).collect()
+}
+
 /// `T` agrees with the walker on [`TRICKY`], then on each `extra` list, and
 /// on every workload: with its first argument (the trip count) cut to 50
 /// against the walker, and with its own arguments against its expected
