@@ -329,6 +329,14 @@ impl Builder<'_> {
     }
 }
 
+technique! {
+    ClosureContinuations = "closure_continuations", Original, Code;
+    "closures that tail-call the next step as a continuation; loops are native";
+    compile: compile, execute: run, show: show;
+    // Every step ends in a tail call to the next.
+    const TAIL_CALLS: bool = true;
+}
+
 /// The compiled program: the chain for `show` and its first closure.
 ///
 /// Invariant, relied on by every step: the closures run only from
@@ -341,14 +349,6 @@ pub struct Code {
     /// Owns `entry` and every closure it reaches; declared last so that it is
     /// dropped last.
     _arena: Arena,
-}
-
-technique! {
-    ClosureContinuations = "closure_continuations", Original, Code;
-    "closures that tail-call the next step as a continuation; loops are native";
-    compile: compile, execute: run, show: show;
-    // Every step ends in a tail call to the next.
-    const TAIL_CALLS: bool = true;
 }
 
 fn compile(program: &Program) -> Result<Code, CompileError> {
@@ -389,31 +389,27 @@ fn show(code: &Code) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::ClosureContinuations;
+    use crate::engines::conformance::listing;
 
-    crate::engines::conformance::conformance_tests!(
-        ClosureContinuations,
-        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    crate::engines::conformance::conformance_tests!(ClosureContinuations, closure_chains);
 
     #[test]
     fn a_literal_right_operand_is_added_in_place() {
-        let p = crate::front::compile_source("t", "let x = arg(0); x = x + -3; x + x").unwrap();
-        let code = compile(&p).unwrap();
-        use Step::*;
+        // The right operand of the last `+` is not a literal: a call.
         assert_eq!(
-            code.chain.0,
+            listing::<ClosureContinuations>("let x = arg(0); x = x + -3; x + x"),
             [
-                Arg(0),
-                Bind(0),
-                Get(0),
-                AddLit(-3),
-                Set(0),
-                Get(0),
-                AddRight,
-                Get(0),
-                End
+                "arg 0",
+                "bind L0",
+                "get L0",
+                "add -3",
+                "set L0",
+                "get L0",
+                "add (call):",
+                "  get L0",
+                "  return",
+                "return"
             ]
         );
     }

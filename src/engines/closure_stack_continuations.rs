@@ -55,6 +55,14 @@ use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 
+technique! {
+    ClosureStackContinuations = "closure_stack_continuations", Original, Code;
+    "continuation closures over an explicit operand stack; loops are native";
+    compile: compile, execute: run, show: show;
+    // Every step ends in a tail call to the next.
+    const TAIL_CALLS: bool = true;
+}
+
 /// One stack-machine step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -314,12 +322,13 @@ fn build(arena: &Arena, chain: &Chain) -> Cont {
     }
 }
 
-/// The compiled program: the chain for `show` and its first closure.
+/// What `compile` made: the first step's closure, the chain it was built
+/// from (for `show`) and the sizes of the buffer it runs on.
 ///
-/// Invariant, relied on by every step: the closures run only from
-/// [`run`], with `args` holding the program's `arg_count` values (its
-/// caller's promise) and `locals` a buffer of `max_locals` local slots
-/// followed by `max_height` stack slots.
+/// Every step relies on running only from [`run`]: on a buffer of
+/// `max_locals` local slots followed by `max_height` stack slots, with
+/// `args` holding the program's `arg_count` values (`run`'s caller's
+/// promise).
 pub struct Code {
     chain: Chain,
     entry: Cont,
@@ -328,14 +337,6 @@ pub struct Code {
     /// Owns `entry` and every closure it reaches; declared last so that it is
     /// dropped last.
     _arena: Arena,
-}
-
-technique! {
-    ClosureStackContinuations = "closure_stack_continuations", Original, Code;
-    "continuation closures over an explicit operand stack; loops are native";
-    compile: compile, execute: run, show: show;
-    // Every step ends in a tail call to the next.
-    const TAIL_CALLS: bool = true;
 }
 
 fn compile(program: &Program) -> Result<Code, CompileError> {
@@ -386,11 +387,7 @@ fn show(code: &Code) -> String {
 mod tests {
     use super::*;
 
-    crate::engines::conformance::conformance_tests!(
-        ClosureStackContinuations,
-        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    crate::engines::conformance::conformance_tests!(ClosureStackContinuations, closure_chains);
 
     #[test]
     fn a_literal_right_operand_is_added_on_the_stack_top() {

@@ -66,6 +66,13 @@ impl Arena {
         Arena(bumpalo::Bump::with_capacity(bytes))
     }
 
+    /// An arena for one closure per node of `program`: closures take 8 to
+    /// 40 bytes, and sizing the first block from the node count saves
+    /// regrowth.
+    pub(crate) fn per_node(program: &Program) -> Arena {
+        Arena::with_capacity(24 * program.node_count())
+    }
+
     /// Moves `closure` into the arena, for as long as the arena lives.
     pub(crate) fn alloc<F>(&self, closure: F) -> &F {
         // The bump allocator never runs destructors; closures capture only
@@ -267,9 +274,7 @@ technique! {
 
 fn compile(program: &Program) -> Result<Code, CompileError> {
     let mut tree = Vec::with_capacity(program.node_count());
-    // Closures take 8 to 40 bytes; sizing the first block from the node
-    // count saves regrowth.
-    let arena = Arena::with_capacity(24 * program.node_count());
+    let arena = Arena::per_node(program);
     let root = build(program.expr(), 0, 0, &mut tree, &arena);
     Ok(Code {
         root,

@@ -644,6 +644,12 @@ fn spill_len(program: &Program) -> usize {
     program.max_locals().saturating_sub(REGS)
 }
 
+technique! {
+    RegisterClosures = "register_closures", Original, Code;
+    "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
+    compile: compile_program, execute: run, show: show;
+}
+
 /// The compiled program: the closure tree and its description.
 pub struct Code {
     root: Node,
@@ -653,17 +659,9 @@ pub struct Code {
     _arena: Arena,
 }
 
-technique! {
-    RegisterClosures = "register_closures", Original, Code;
-    "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
-    compile: compile_program, execute: run, show: show;
-}
-
 fn compile_program(program: &Program) -> Result<Code, CompileError> {
     let mut lines = Vec::with_capacity(program.node_count());
-    // Closures take 8 to 40 bytes; sizing the first block from the node
-    // count saves regrowth.
-    let arena = Arena::with_capacity(24 * program.node_count());
+    let arena = Arena::per_node(program);
     let (root, _) = compile(&arena, program.expr(), 0, 0, &mut lines);
     Ok(Code {
         root,
@@ -710,11 +708,7 @@ fn show(code: &Code) -> String {
 
 #[cfg(test)]
 mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::RegisterClosures,
-        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    crate::engines::conformance::conformance_tests!(super::RegisterClosures, closure_chains);
 
     #[test]
     fn show_prints_the_closure_tree_with_kinds() {

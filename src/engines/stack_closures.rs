@@ -284,9 +284,7 @@ technique! {
 }
 
 fn compile(program: &Program) -> Result<Code, CompileError> {
-    // Closures take 8 to 40 bytes; sizing the first block from the node
-    // count saves regrowth.
-    let arena = Arena::with_capacity(24 * program.node_count());
+    let arena = Arena::per_node(program);
     let mut c = Compiler {
         max_stack: 0,
         tree: Vec::with_capacity(program.node_count()),

@@ -446,7 +446,19 @@ pub fn far_assignments<T: Technique>() {
 /// The standard set is `agrees_with_walker`, `deep_programs_fit_in_2_mib`
 /// and `long_loop_fits_in_256_kib`; `extra` names more program lists of this
 /// module for `agrees_with_walker`, `also` more checks of this module.
+/// `closure_chains`, `tail_calling` and `guaranteed_tail_calls` (in place of
+/// `extra` and `also`) name the sets that families of engines share.
 macro_rules! conformance_tests {
+    // The closure engines that keep locals in closure arguments or chains of
+    // steps (`register_closures` and the continuation closures): continuation
+    // and literal-operand programs, and deep, long and far-reaching code.
+    ($engine:ty, closure_chains $(,)?) => {
+        $crate::reference::conformance::conformance_tests!(
+            $engine,
+            extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
+            also: [deep_programs, long_straight_line, far_assignments],
+        );
+    };
     // Engines whose every edge, back-edges included, is a tail call (the
     // register-threaded engines and the `become` engines): register and
     // continuation programs, and the stack checks that such calls need
