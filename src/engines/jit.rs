@@ -289,11 +289,7 @@ mod tests {
 
     #[test]
     fn show_prints_ir_size_and_machine_code() {
-        let p = crate::workloads::workload("sum")
-            .unwrap()
-            .program()
-            .unwrap();
-        let shown = Jit::show(&Jit::compile(&p).unwrap());
+        let shown = crate::engines::conformance::workload_listing::<Jit>("sum");
         assert!(
             shown.contains("bytes of machine code") && shown.contains("iadd"),
             "{shown}"

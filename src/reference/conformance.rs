@@ -260,6 +260,12 @@ pub fn listing<T: Technique>(src: &str) -> Vec<String> {
     shown.lines().skip(1).map(str::to_owned).collect()
 }
 
+/// `T`'s whole listing (`show`) of the workload called `name`.
+pub fn workload_listing<T: Technique>(name: &str) -> String {
+    let program = crate::workloads::workload(name).unwrap().program().unwrap();
+    T::show(&T::compile(&program).unwrap())
+}
+
 /// `T` agrees with the walker on [`TRICKY`], then on each `extra` list, and
 /// on every workload: with its first argument (the trip count) cut to 50
 /// against the walker, and with its own arguments against its expected

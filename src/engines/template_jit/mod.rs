@@ -183,8 +183,7 @@ mod tests {
 
     #[test]
     fn sum_loop_is_four_instructions() {
-        let w = crate::workloads::workload("sum").unwrap();
-        let shown = TemplateJit::show(&TemplateJit::compile(&w.program().unwrap()).unwrap());
+        let shown = crate::engines::conformance::workload_listing::<TemplateJit>("sum");
         // total += arg(1); count += -1; test; jg: in place, no moves.
         for line in ["add     rdx, [rdi+8]", "add     rcx, -1", "jg "] {
             assert!(shown.contains(line), "{line} in\n{shown}");
