@@ -6,9 +6,10 @@
 //! public API is entirely safe: [`Executable::execute`] checks the argument
 //! count once, before the technique's unchecked `execute` runs.
 //!
-//! Adding an engine = one module under `engines/` + one line in
-//! [`for_each_engine!`]. The CLI, the tests and the benchmarks expand that
-//! macro (or iterate [`engines()`]); none of them lists engines by hand.
+//! Adding an engine = one module under `engines/` that declares itself with
+//! `technique!` + one line in [`for_each_engine!`]. The CLI, the tests and
+//! the benchmarks expand that macro (or iterate [`engines()`]); none of them
+//! lists engines by hand.
 
 use crate::clock::Clock;
 use crate::front::program::Program;

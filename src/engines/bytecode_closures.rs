@@ -167,12 +167,11 @@ fn compile(program: &Program) -> Result<Code, CompileError> {
     })
 }
 
-/// Runs `Code` made by `compile`.
+/// Runs the instruction closures from the first, on a fresh frame.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     let (locals_len, max_stack) = (code.chunk.locals(), code.chunk.max_stack());
     // Locals first, then the value stack, in one allocation.

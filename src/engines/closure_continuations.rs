@@ -340,7 +340,7 @@ technique! {
 /// The compiled program: the chain for `show` and its first closure.
 ///
 /// Invariant, relied on by every step: the closures run only from
-/// [`run`], with `args` holding the program's `arg_count` values (its
+/// `run`, with `args` holding the program's `arg_count` values (its
 /// caller's promise) and `locals` its `max_locals` slots.
 pub struct Code {
     chain: Chain,
@@ -365,12 +365,11 @@ fn compile(program: &Program) -> Result<Code, CompileError> {
     })
 }
 
-/// Runs `Code` made by `compile`.
+/// Runs the chain from its first closure, on fresh locals.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     // `Code`'s invariant: `locals` is sized from the program, and the
     // caller guarantees `args` covers its argument count.

@@ -325,7 +325,7 @@ fn build(arena: &Arena, chain: &Chain) -> Cont {
 /// What `compile` made: the first step's closure, the chain it was built
 /// from (for `show`) and the sizes of the buffer it runs on.
 ///
-/// Every step relies on running only from [`run`]: on a buffer of
+/// Every step relies on running only from `run`: on a buffer of
 /// `max_locals` local slots followed by `max_height` stack slots, with
 /// `args` holding the program's `arg_count` values (`run`'s caller's
 /// promise).
@@ -358,12 +358,11 @@ fn compile(program: &Program) -> Result<Code, CompileError> {
     })
 }
 
-/// Runs `Code` made by `compile`.
+/// Runs the chain from its first closure, on a fresh buffer of locals and stack.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     // `Code`'s invariant: the buffer is sized from the program, and the
     // caller guarantees `args` covers its argument count.

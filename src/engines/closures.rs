@@ -284,12 +284,11 @@ fn compile(program: &Program) -> Result<Code, CompileError> {
     })
 }
 
-/// Runs `Code` made by `compile`.
+/// Runs the tree from its root closure, on fresh locals.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     let mut locals = vec![0i64; code.locals];
     // The `Env` invariant: `locals` is sized from the program, and the

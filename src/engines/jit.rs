@@ -179,12 +179,11 @@ fn compile(program: &Program) -> Result<JitCode, CompileError> {
     })
 }
 
-/// Runs `JitCode` made by `compile`.
+/// Calls the compiled function.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &JitCode, args: &[i64]) -> i64 {
     // SAFETY: the code only loads `args[i]` for `i < arg_count`, which our
     // caller guarantees `args` holds; its memory lives as long as `code`.

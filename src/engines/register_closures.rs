@@ -671,12 +671,11 @@ fn compile_program(program: &Program) -> Result<Code, CompileError> {
     })
 }
 
-/// Runs `Code` made by `compile_program`.
+/// Runs the tree from its root closure, on a fresh spill area.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     let mut spill = vec![0i64; code.spill_len];
     let mut mem = Mem {

@@ -301,12 +301,11 @@ fn compile(program: &Program) -> Result<Code, CompileError> {
     })
 }
 
-/// Runs `Code` made by `compile`.
+/// Runs the tree from its root closure, on a fresh frame of locals and value stack.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn run(code: &Code, args: &[i64]) -> i64 {
     // Locals first, then the value stack, in one allocation.
     let mut frame = vec![0i64; code.locals + code.max_stack];

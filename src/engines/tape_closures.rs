@@ -349,12 +349,11 @@ fn compile(program: &Program) -> Result<Tape, CompileError> {
     })
 }
 
-/// Runs `Tape` made by `compile`.
+/// Runs the tape from its root node, on fresh locals.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 unsafe fn execute(tape: &Tape, args: &[i64]) -> i64 {
     let mut locals = vec![0i64; tape.locals];
     // The `Env` invariant: locals sized from the program; the caller

@@ -99,12 +99,11 @@ fn compile(_program: &Program) -> Result<TemplateCode, CompileError> {
     Err(CompileError("template_jit emits x86-64 code only".into()))
 }
 
-/// Runs `TemplateCode` made by `compile`.
+/// Calls the compiled function with a frame of `frame_slots` slots.
 ///
 /// # Safety
 ///
-/// `args` holds at least the argument count of the program the code was
-/// compiled from.
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
 #[cfg(target_arch = "x86_64")]
 unsafe fn run(code: &TemplateCode, args: &[i64]) -> i64 {
     let mut small = [0i64; SMALL_FRAME];
