@@ -6,9 +6,10 @@
 //! public API is entirely safe: [`Executable::execute`] checks the argument
 //! count once, before the technique's unchecked `execute` runs.
 //!
-//! Adding an engine = one module under `engines/` + one line in
-//! [`for_each_engine!`]. The CLI, the tests and the benchmarks expand that
-//! macro (or iterate [`engines()`]); none of them lists engines by hand.
+//! Adding an engine = one module under `engines/` that declares itself with
+//! `technique!` + one line in [`for_each_engine!`]. The CLI, the tests and
+//! the benchmarks expand that macro (or iterate [`engines()`]); none of them
+//! lists engines by hand.
 
 use crate::clock::Clock;
 use crate::front::program::Program;
@@ -158,6 +159,67 @@ pub trait Technique: 'static {
     /// What `compile` produced, for people: `vm-perf show`.
     fn show(code: &Self::Code) -> String;
 }
+
+/// Declares an engine's registry type and its [`Technique`]: each states
+/// its name, tier, code type and summary once, and names the functions that
+/// compile, run and show its code:
+///
+/// ```text
+/// technique! {
+///     Engine = "name", Tier, CodeType;
+///     "one-line summary";
+///     compile: fn(&Program) -> Result<CodeType, CompileError>,
+///     execute: [unsafe] fn(&CodeType, &[i64]) -> i64,
+///     show: fn(&CodeType) -> String;
+///     <further items of the impl: `const TAIL_CALLS: bool = true;`, ...>
+/// }
+/// ```
+///
+/// `execute` may be an `unsafe fn` whose contract is [`Technique::execute`]'s
+/// (`args` covers the program's argument count) or a safe one.
+macro_rules! technique {
+    (
+        $(#[$attr:meta])*
+        $Engine:ident = $name:literal, $tier:ident, $Code:ty;
+        $summary:literal;
+        compile: $compile:expr, execute: $execute:expr, show: $show:expr;
+        $($item:tt)*
+    ) => {
+        $(#[$attr])*
+        pub struct $Engine;
+
+        impl $crate::engine::Technique for $Engine {
+            const NAME: &'static str = $name;
+            const TIER: $crate::engine::Tier = $crate::engine::Tier::$tier;
+            const SUMMARY: &'static str = $summary;
+            type Code = $Code;
+
+            fn compile(
+                program: &$crate::front::program::Program,
+            ) -> Result<$Code, $crate::engine::CompileError> {
+                let compile: fn(
+                    &$crate::front::program::Program,
+                ) -> Result<$Code, $crate::engine::CompileError> = $compile;
+                compile(program)
+            }
+
+            unsafe fn execute(code: &$Code, args: &[i64]) -> i64 {
+                let execute: unsafe fn(&$Code, &[i64]) -> i64 = $execute;
+                // SAFETY: this function's contract (`args` covers the
+                // program's argument count) is the one `execute` states.
+                unsafe { execute(code, args) }
+            }
+
+            fn show(code: &$Code) -> String {
+                let show: fn(&$Code) -> String = $show;
+                show(code)
+            }
+
+            $($item)*
+        }
+    };
+}
+pub(crate) use technique;
 
 /// An engine as the registry exposes it: object safe and entirely safe.
 pub trait Engine: Sync {

@@ -35,12 +35,10 @@
 //!
 //! Unsafe code rests on the verifier above, not on trusting the compiler.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::fmt;
-
-pub struct Bytecode;
 
 /// One instruction. Stack effects are given as `before -- after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,77 +277,74 @@ pub fn verify(ops: &[Op], locals: usize, args: usize, max_stack: usize) -> Resul
     Ok(highest)
 }
 
-impl Technique for Bytecode {
-    const NAME: &'static str = "bytecode";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str = "stack bytecode: a Vec of instructions run by a match loop";
-    type Code = Chunk;
+technique! {
+    Bytecode = "bytecode", Original, Chunk;
+    "stack bytecode: a Vec of instructions run by a match loop";
+    compile: compile_chunk, execute: run, show: Chunk::to_string;
+}
 
-    fn compile(program: &Program) -> Result<Chunk, CompileError> {
-        compile_chunk(program)
-    }
-
-    unsafe fn execute(chunk: &Chunk, args: &[i64]) -> i64 {
-        // Locals first, then the value stack, in one allocation.
-        let mut frame = vec![0i64; chunk.locals + chunk.max_stack];
-        let locals = frame.as_mut_ptr();
-        let args = args.as_ptr();
-        let ops = chunk.ops.as_ptr();
-        // SAFETY: `verify` accepted `chunk.ops` for `chunk.locals` local
-        // slots, `chunk.max_stack` stack values and the program's argument
-        // count, and `execute`'s caller guarantees `args` holds that many.
-        // So: `ip` only takes values the verifier followed (address 0, `ip+1`
-        // after non-terminal instructions, jump targets), all inside `ops`;
-        // `Get`/`Store` slots are below `chunk.locals`; `Arg` indices are
-        // below the argument count; the stack pointer stays within
-        // `[locals + chunk.locals, locals + chunk.locals + max_stack]`
-        // because the verifier tracked the exact height at every address
-        // (no underflow, never above `max_stack`), and `return` sees ≥ 1
-        // value. `frame` is neither moved nor resized while the raw pointers
-        // are in use.
-        unsafe {
-            let mut sp = locals.add(chunk.locals);
-            let mut ip = 0usize;
-            loop {
-                let op = *ops.add(ip);
-                ip += 1;
-                match op {
-                    Op::Push(n) => {
-                        *sp = n;
-                        sp = sp.add(1);
-                    }
-                    Op::Arg(i) => {
-                        *sp = *args.add(i);
-                        sp = sp.add(1);
-                    }
-                    Op::Get(s) => {
-                        *sp = *locals.add(s);
-                        sp = sp.add(1);
-                    }
-                    Op::Store(s) => {
-                        sp = sp.sub(1);
-                        *locals.add(s) = *sp;
-                    }
-                    Op::Add => {
-                        sp = sp.sub(1);
-                        let top = sp.sub(1);
-                        *top = (*top).wrapping_add(*sp);
-                    }
-                    Op::Jump(t) => ip = t,
-                    Op::JumpIfPositive(t) => {
-                        sp = sp.sub(1);
-                        if *sp > 0 {
-                            ip = t;
-                        }
-                    }
-                    Op::Return => return *sp.sub(1),
+/// Runs a verified chunk.
+///
+/// # Safety
+///
+/// `args` holds at least the argument count `chunk` was verified for (its
+/// program's `arg_count`).
+unsafe fn run(chunk: &Chunk, args: &[i64]) -> i64 {
+    // Locals first, then the value stack, in one allocation.
+    let mut frame = vec![0i64; chunk.locals + chunk.max_stack];
+    let locals = frame.as_mut_ptr();
+    let args = args.as_ptr();
+    let ops = chunk.ops.as_ptr();
+    // SAFETY: `verify` accepted `chunk.ops` for `chunk.locals` local
+    // slots, `chunk.max_stack` stack values and the program's argument
+    // count, and our caller guarantees `args` holds that many.
+    // So: `ip` only takes values the verifier followed (address 0, `ip+1`
+    // after non-terminal instructions, jump targets), all inside `ops`;
+    // `Get`/`Store` slots are below `chunk.locals`; `Arg` indices are
+    // below the argument count; the stack pointer stays within
+    // `[locals + chunk.locals, locals + chunk.locals + max_stack]`
+    // because the verifier tracked the exact height at every address
+    // (no underflow, never above `max_stack`), and `return` sees ≥ 1
+    // value. `frame` is neither moved nor resized while the raw pointers
+    // are in use.
+    unsafe {
+        let mut sp = locals.add(chunk.locals);
+        let mut ip = 0usize;
+        loop {
+            let op = *ops.add(ip);
+            ip += 1;
+            match op {
+                Op::Push(n) => {
+                    *sp = n;
+                    sp = sp.add(1);
                 }
+                Op::Arg(i) => {
+                    *sp = *args.add(i);
+                    sp = sp.add(1);
+                }
+                Op::Get(s) => {
+                    *sp = *locals.add(s);
+                    sp = sp.add(1);
+                }
+                Op::Store(s) => {
+                    sp = sp.sub(1);
+                    *locals.add(s) = *sp;
+                }
+                Op::Add => {
+                    sp = sp.sub(1);
+                    let top = sp.sub(1);
+                    *top = (*top).wrapping_add(*sp);
+                }
+                Op::Jump(t) => ip = t,
+                Op::JumpIfPositive(t) => {
+                    sp = sp.sub(1);
+                    if *sp > 0 {
+                        ip = t;
+                    }
+                }
+                Op::Return => return *sp.sub(1),
             }
         }
-    }
-
-    fn show(chunk: &Chunk) -> String {
-        chunk.to_string()
     }
 }
 

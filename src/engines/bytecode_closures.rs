@@ -4,7 +4,7 @@
 //! **Compile** first produces and verifies exactly the instruction list of
 //! [`bytecode`] (the same stack discipline, rotated loops and resolved local
 //! slots), then turns each instruction into one closure
-//! `Fn(&Frame, Sp, Ip) -> (Ip, Sp)` that captures its operands (for a jump,
+//! `Fn(&Env, Sp, Ip) -> (Ip, Sp)` that captures its operands (for a jump,
 //! its distance to the target) and returns the address to run next: `ip + 1`
 //! for straight-line work, `ip` plus the distance for a taken jump, null for
 //! `return`. There is no opcode left to decode at run time. The array holds
@@ -40,21 +40,9 @@
 //! is made.
 
 use super::bytecode::{self, Chunk, Op};
-use super::closures::{Arena, thin_closure};
-use crate::engine::{CompileError, Technique, Tier};
+use super::closures::{Arena, Env, thin_closure};
+use crate::engine::{CompileError, technique};
 use crate::front::program::Program;
-
-pub struct BytecodeClosures;
-
-/// What the instruction closures read: where the arguments and locals are.
-///
-/// Invariant (upheld by [`BytecodeClosures::execute`], the only place a
-/// `Frame` is made): `args` points at the program's `arg_count` values and
-/// `locals` at the chunk's local slots.
-pub struct Frame {
-    args: *const i64,
-    locals: *mut i64,
-}
 
 /// The stack pointer: the next free slot of the value stack. It is passed
 /// into each closure and handed back with the next `ip`, so it stays in a
@@ -68,7 +56,7 @@ thin_closure! {
     /// One instruction's closure, held as two words (no vtable). It gets its
     /// own address `ip` and returns the address of the instruction to run
     /// next (null for `return`).
-    struct Instr = Fn(frame: &Frame, sp: Sp, ip: Ip) -> (Ip, Sp);
+    struct Instr = Fn(frame: &Env, sp: Sp, ip: Ip) -> (Ip, Sp);
 }
 
 /// The instruction pointer: an address in [`Code::instrs`]. The next one
@@ -156,61 +144,65 @@ fn instr(arena: &Arena, at: usize, op: Op) -> Instr {
     }
 }
 
-impl Technique for BytecodeClosures {
-    const NAME: &'static str = "bytecode_closures";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str = "one closure per bytecode instruction, run by an ip loop";
-    type Code = Code;
+technique! {
+    BytecodeClosures = "bytecode_closures", Original, Code;
+    "one closure per bytecode instruction, run by an ip loop";
+    compile: compile, execute: run, show: show;
+}
 
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        let chunk = bytecode::compile_chunk(program)?;
-        // Closures take 0 to 16 bytes.
-        let arena = Arena::with_capacity(16 * chunk.ops().len());
-        let instrs = chunk
-            .ops()
-            .iter()
-            .enumerate()
-            .map(|(at, &op)| instr(&arena, at, op))
-            .collect();
-        Ok(Code {
-            instrs,
-            chunk,
-            _arena: arena,
-        })
-    }
+fn compile(program: &Program) -> Result<Code, CompileError> {
+    let chunk = bytecode::compile_chunk(program)?;
+    // Closures take 0 to 16 bytes.
+    let arena = Arena::with_capacity(16 * chunk.ops().len());
+    let instrs = chunk
+        .ops()
+        .iter()
+        .enumerate()
+        .map(|(at, &op)| instr(&arena, at, op))
+        .collect();
+    Ok(Code {
+        instrs,
+        chunk,
+        _arena: arena,
+    })
+}
 
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        let (locals_len, max_stack) = (code.chunk.locals(), code.chunk.max_stack());
-        // Locals first, then the value stack, in one allocation.
-        let mut buffer = vec![0i64; locals_len + max_stack];
-        let locals = buffer.as_mut_ptr();
-        // SAFETY: `locals_len` is within `buffer`.
-        let sp = unsafe { locals.add(locals_len) };
-        // The `Frame` and `Sp` invariants at ip 0: empty stack, buffers
-        // sized from the verified chunk, the caller covers `arg_count`.
-        let frame = Frame {
-            args: args.as_ptr(),
-            locals,
-        };
-        let mut ip: Ip = code.instrs.as_ptr();
-        let mut sp = sp;
-        while !ip.is_null() {
-            // SAFETY: `ip` is the first instruction or one a verified
-            // instruction returned: the next after it, or its jump target,
-            // both inside `instrs` (the verifier proved every path stays
-            // inside the code); `return` alone returns null.
-            (ip, sp) = unsafe { *ip }.call(&frame, sp, ip);
-        }
-        // SAFETY: only `return` halts, and the verifier saw ≥ 1 value there.
-        unsafe { *sp.sub(1) }
+/// Runs the instruction closures from the first, on a fresh frame.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &Code, args: &[i64]) -> i64 {
+    let (locals_len, max_stack) = (code.chunk.locals(), code.chunk.max_stack());
+    // Locals first, then the value stack, in one allocation.
+    let mut buffer = vec![0i64; locals_len + max_stack];
+    let locals = buffer.as_mut_ptr();
+    // SAFETY: `locals_len` is within `buffer`.
+    let sp = unsafe { locals.add(locals_len) };
+    // The `Env` and `Sp` invariants at ip 0: empty stack, buffers
+    // sized from the verified chunk, the caller covers `arg_count`.
+    let frame = Env {
+        args: args.as_ptr(),
+        locals,
+    };
+    let mut ip: Ip = code.instrs.as_ptr();
+    let mut sp = sp;
+    while !ip.is_null() {
+        // SAFETY: `ip` is the first instruction or one a verified
+        // instruction returned: the next after it, or its jump target,
+        // both inside `instrs` (the verifier proved every path stays
+        // inside the code); `return` alone returns null.
+        (ip, sp) = unsafe { *ip }.call(&frame, sp, ip);
     }
+    // SAFETY: only `return` halts, and the verifier saw ≥ 1 value there.
+    unsafe { *sp.sub(1) }
+}
 
-    fn show(code: &Code) -> String {
-        format!(
-            "; one closure per instruction, each returning the next ip (`return` halts)\n{}",
-            code.chunk
-        )
-    }
+fn show(code: &Code) -> String {
+    format!(
+        "; one closure per instruction, each returning the next ip (`return` halts)\n{}",
+        code.chunk
+    )
 }
 
 #[cfg(test)]
@@ -222,8 +214,8 @@ mod tests {
     #[test]
     fn one_closure_per_instruction() {
         let p = crate::front::compile_source("t", "let n = 3; while n { n = n + -1 }").unwrap();
-        let code = BytecodeClosures::compile(&p).unwrap();
+        let code = compile(&p).unwrap();
         assert_eq!(code.instrs.len(), code.chunk.ops().len());
-        assert!(BytecodeClosures::show(&code).contains("jump>0"));
+        assert!(show(&code).contains("jump>0"));
     }
 }

@@ -54,7 +54,7 @@
 //! validated scopes, argument indices from validation); there is no verifier.
 
 use super::closures::{Arena, thin_closure};
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 
@@ -329,12 +329,19 @@ impl Builder<'_> {
     }
 }
 
+technique! {
+    ClosureContinuations = "closure_continuations", Original, Code;
+    "closures that tail-call the next step as a continuation; loops are native";
+    compile: compile, execute: run, show: show;
+    // Every step ends in a tail call to the next.
+    const TAIL_CALLS: bool = true;
+}
+
 /// The compiled program: the chain for `show` and its first closure.
 ///
 /// Invariant, relied on by every step: the closures run only from
-/// [`ClosureContinuations::execute`], with `args` holding the program's
-/// `arg_count` values (its caller's promise) and `locals` its `max_locals`
-/// slots.
+/// `run`, with `args` holding the program's `arg_count` values (its
+/// caller's promise) and `locals` its `max_locals` slots.
 pub struct Code {
     chain: Chain,
     entry: Cont,
@@ -344,74 +351,64 @@ pub struct Code {
     _arena: Arena,
 }
 
-pub struct ClosureContinuations;
+fn compile(program: &Program) -> Result<Code, CompileError> {
+    let chain = Chain::of(program);
+    // Closures take 16 to 56 bytes; most capture a continuation and one
+    // word.
+    let arena = Arena::with_capacity(32 * chain.0.len());
+    let entry = Builder(&arena).build(&chain);
+    Ok(Code {
+        chain,
+        entry,
+        max_locals: program.max_locals(),
+        _arena: arena,
+    })
+}
 
-impl Technique for ClosureContinuations {
-    const NAME: &'static str = "closure_continuations";
-    const TIER: Tier = Tier::Original;
-    const TAIL_CALLS: bool = true;
-    const SUMMARY: &'static str =
-        "closures that tail-call the next step as a continuation; loops are native";
-    type Code = Code;
+/// Runs the chain from its first closure, on fresh locals.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &Code, args: &[i64]) -> i64 {
+    // `Code`'s invariant: `locals` is sized from the program, and the
+    // caller guarantees `args` covers its argument count.
+    let mut locals = vec![0i64; code.max_locals];
+    code.entry.go(args.as_ptr(), locals.as_mut_ptr(), 0)
+}
 
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        let chain = Chain::of(program);
-        // Closures take 16 to 56 bytes; most capture a continuation and one
-        // word.
-        let arena = Arena::with_capacity(32 * chain.0.len());
-        let entry = Builder(&arena).build(&chain);
-        Ok(Code {
-            chain,
-            entry,
-            max_locals: program.max_locals(),
-            _arena: arena,
-        })
-    }
-
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // `Code`'s invariant: `locals` is sized from the program, and the
-        // caller guarantees `args` covers its argument count.
-        let mut locals = vec![0i64; code.max_locals];
-        code.entry.go(args.as_ptr(), locals.as_mut_ptr(), 0)
-    }
-
-    fn show(code: &Code) -> String {
-        let mut out = format!(
-            "; {} local slots; each step tail-calls the next\n",
-            code.max_locals
-        );
-        code.chain.write(&mut out);
-        out
-    }
+fn show(code: &Code) -> String {
+    let mut out = format!(
+        "; {} local slots; each step tail-calls the next\n",
+        code.max_locals
+    );
+    code.chain.write(&mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::ClosureContinuations;
+    use crate::engines::conformance::listing;
 
-    crate::engines::conformance::conformance_tests!(
-        ClosureContinuations,
-        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    crate::engines::conformance::conformance_tests!(ClosureContinuations, closure_chains);
 
     #[test]
     fn a_literal_right_operand_is_added_in_place() {
-        let p = crate::front::compile_source("t", "let x = arg(0); x = x + -3; x + x").unwrap();
-        let code = ClosureContinuations::compile(&p).unwrap();
-        use Step::*;
+        // The right operand of the last `+` is not a literal: a call.
         assert_eq!(
-            code.chain.0,
+            listing::<ClosureContinuations>("let x = arg(0); x = x + -3; x + x"),
             [
-                Arg(0),
-                Bind(0),
-                Get(0),
-                AddLit(-3),
-                Set(0),
-                Get(0),
-                AddRight,
-                Get(0),
-                End
+                "arg 0",
+                "bind L0",
+                "get L0",
+                "add -3",
+                "set L0",
+                "get L0",
+                "add (call):",
+                "  get L0",
+                "  return",
+                "return"
             ]
         );
     }

@@ -51,9 +51,17 @@
 
 use super::closure_continuations::{Link, step};
 use super::closures::{Arena, thin_closure};
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
+
+technique! {
+    ClosureStackContinuations = "closure_stack_continuations", Original, Code;
+    "continuation closures over an explicit operand stack; loops are native";
+    compile: compile, execute: run, show: show;
+    // Every step ends in a tail call to the next.
+    const TAIL_CALLS: bool = true;
+}
 
 /// One stack-machine step.
 #[derive(Debug, PartialEq, Eq)]
@@ -314,12 +322,13 @@ fn build(arena: &Arena, chain: &Chain) -> Cont {
     }
 }
 
-/// The compiled program: the chain for `show` and its first closure.
+/// What `compile` made: the first step's closure, the chain it was built
+/// from (for `show`) and the sizes of the buffer it runs on.
 ///
-/// Invariant, relied on by every step: the closures run only from
-/// [`ClosureStackContinuations::execute`], with `args` holding the
-/// program's `arg_count` values (its caller's promise) and `locals` a
-/// buffer of `max_locals` local slots followed by `max_height` stack slots.
+/// Every step relies on running only from `run`: on a buffer of
+/// `max_locals` local slots followed by `max_height` stack slots, with
+/// `args` holding the program's `arg_count` values (`run`'s caller's
+/// promise).
 pub struct Code {
     chain: Chain,
     entry: Cont,
@@ -330,69 +339,59 @@ pub struct Code {
     _arena: Arena,
 }
 
-pub struct ClosureStackContinuations;
+fn compile(program: &Program) -> Result<Code, CompileError> {
+    let mut lower = Lower {
+        height: 0,
+        max_height: 0,
+    };
+    let chain = lower.chain(program.expr(), 0, true);
+    // Closures take 16 to 40 bytes; most capture a continuation and one
+    // word.
+    let arena = Arena::with_capacity(32 * chain.len());
+    let entry = build(&arena, &chain);
+    Ok(Code {
+        chain,
+        entry,
+        max_locals: program.max_locals(),
+        max_height: lower.max_height,
+        _arena: arena,
+    })
+}
 
-impl Technique for ClosureStackContinuations {
-    const NAME: &'static str = "closure_stack_continuations";
-    const TIER: Tier = Tier::Original;
-    const TAIL_CALLS: bool = true;
-    const SUMMARY: &'static str =
-        "continuation closures over an explicit operand stack; loops are native";
-    type Code = Code;
+/// Runs the chain from its first closure, on a fresh buffer of locals and stack.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &Code, args: &[i64]) -> i64 {
+    // `Code`'s invariant: the buffer is sized from the program, and the
+    // caller guarantees `args` covers its argument count.
+    let mut mem = vec![0i64; code.max_locals + code.max_height];
+    let locals = mem.as_mut_ptr();
+    // SAFETY: `max_locals` is within `mem`: the stack starts empty.
+    let sp = unsafe { locals.add(code.max_locals) };
+    code.entry.call(args.as_ptr(), locals, sp)
+}
 
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        let mut lower = Lower {
-            height: 0,
-            max_height: 0,
-        };
-        let chain = lower.chain(program.expr(), 0, true);
-        // Closures take 16 to 40 bytes; most capture a continuation and one
-        // word.
-        let arena = Arena::with_capacity(32 * chain.len());
-        let entry = build(&arena, &chain);
-        Ok(Code {
-            chain,
-            entry,
-            max_locals: program.max_locals(),
-            max_height: lower.max_height,
-            _arena: arena,
-        })
-    }
-
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // `Code`'s invariant: the buffer is sized from the program, and the
-        // caller guarantees `args` covers its argument count.
-        let mut mem = vec![0i64; code.max_locals + code.max_height];
-        let locals = mem.as_mut_ptr();
-        // SAFETY: `max_locals` is within `mem`: the stack starts empty.
-        let sp = unsafe { locals.add(code.max_locals) };
-        code.entry.call(args.as_ptr(), locals, sp)
-    }
-
-    fn show(code: &Code) -> String {
-        let mut out = format!(
-            "; {} local slots, operand stack of {}; each step tail-calls the next\n",
-            code.max_locals, code.max_height
-        );
-        code.chain.write(0, &mut out);
-        out
-    }
+fn show(code: &Code) -> String {
+    let mut out = format!(
+        "; {} local slots, operand stack of {}; each step tail-calls the next\n",
+        code.max_locals, code.max_height
+    );
+    code.chain.write(0, &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    crate::engines::conformance::conformance_tests!(
-        ClosureStackContinuations,
-        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    crate::engines::conformance::conformance_tests!(ClosureStackContinuations, closure_chains);
 
     #[test]
     fn a_literal_right_operand_is_added_on_the_stack_top() {
         let p = crate::front::compile_source("t", "let x = arg(0); x = x + -3; x + x").unwrap();
-        let code = ClosureStackContinuations::compile(&p).unwrap();
+        let code = compile(&p).unwrap();
         use Step::*;
         assert_eq!(
             code.chain.steps,

@@ -36,22 +36,22 @@
 //! validated scopes, argument indices from validation); there is no
 //! verifier.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::fmt::Write;
 
-pub struct Closures;
-
-/// What every closure runs against.
+/// Where a run's arguments and locals are: what every closure reads.
+/// Shared by the engines whose code is a tree or a list of closures (and
+/// `tape_closures`' handlers).
 ///
-/// Invariant (upheld by [`Closures::execute`], the only place an `Env` is
-/// made): `locals` points at [`Program::max_locals`] writable slots and
-/// `args` at [`Program::arg_count`] readable values, of the program the
-/// closures were compiled from.
+/// Invariant (upheld by each of those engines' `run`, the only places an
+/// `Env` is made): `args` points at [`Program::arg_count`] readable values
+/// and `locals` at [`Program::max_locals`] writable slots, of the program the
+/// code was compiled from.
 pub struct Env {
-    args: *const i64,
-    locals: *mut i64,
+    pub(crate) args: *const i64,
+    pub(crate) locals: *mut i64,
 }
 
 /// Owns every closure of a compiled program, side by side in a few large
@@ -64,6 +64,13 @@ impl Arena {
     /// (sized from its node count) rarely need a second.
     pub(crate) fn with_capacity(bytes: usize) -> Arena {
         Arena(bumpalo::Bump::with_capacity(bytes))
+    }
+
+    /// An arena for one closure per node of `program`: closures take 8 to
+    /// 40 bytes, and sizing the first block from the node count saves
+    /// regrowth.
+    pub(crate) fn per_node(program: &Program) -> Arena {
+        Arena::with_capacity(24 * program.node_count())
     }
 
     /// Moves `closure` into the arena, for as long as the arena lives.
@@ -155,15 +162,16 @@ thin_closure! {
 pub struct Code {
     root: Node,
     locals: usize,
-    tree: Vec<Line>,
+    tree: Vec<Line<Shape>>,
     /// Owns `root` and every closure it reaches.
     _arena: Arena,
 }
 
-/// One closure as `show` lists it: nesting depth and what it does.
-struct Line {
-    depth: u16,
-    what: Shape,
+/// One closure as `show` lists it: its nesting depth and what it does.
+/// Shared by the engines whose code is a tree of closures.
+pub(crate) struct Line<S> {
+    pub(crate) depth: u16,
+    pub(crate) what: S,
 }
 
 enum Shape {
@@ -178,7 +186,7 @@ enum Shape {
     Then,
 }
 
-fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line>, arena: &Arena) -> Node {
+fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line<Shape>>, arena: &Arena) -> Node {
     let mut line = |what| tree.push(Line { depth, what });
     match *e {
         Expr::Litr(n) => {
@@ -258,74 +266,74 @@ fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line>, arena: &Arena
     }
 }
 
-impl Technique for Closures {
-    const NAME: &'static str = "closures";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str = "nested closures, one per node (indirect threading)";
-    type Code = Code;
+technique! {
+    Closures = "closures", Original, Code;
+    "nested closures, one per node (indirect threading)";
+    compile: compile, execute: run, show: show;
+}
 
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        let mut tree = Vec::with_capacity(program.node_count());
-        // Closures take 8 to 40 bytes; sizing the first block from the node
-        // count saves regrowth.
-        let arena = Arena::with_capacity(24 * program.node_count());
-        let root = build(program.expr(), 0, 0, &mut tree, &arena);
-        Ok(Code {
-            root,
-            locals: program.max_locals(),
-            tree,
-            _arena: arena,
-        })
-    }
+fn compile(program: &Program) -> Result<Code, CompileError> {
+    let mut tree = Vec::with_capacity(program.node_count());
+    let arena = Arena::per_node(program);
+    let root = build(program.expr(), 0, 0, &mut tree, &arena);
+    Ok(Code {
+        root,
+        locals: program.max_locals(),
+        tree,
+        _arena: arena,
+    })
+}
 
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        let mut locals = vec![0i64; code.locals];
-        // The `Env` invariant: `locals` is sized from the program, and the
-        // caller guarantees `args` covers its argument count.
-        let mut env = Env {
-            args: args.as_ptr(),
-            locals: locals.as_mut_ptr(),
+/// Runs the tree from its root closure, on fresh locals.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &Code, args: &[i64]) -> i64 {
+    let mut locals = vec![0i64; code.locals];
+    // The `Env` invariant: `locals` is sized from the program, and the
+    // caller guarantees `args` covers its argument count.
+    let mut env = Env {
+        args: args.as_ptr(),
+        locals: locals.as_mut_ptr(),
+    };
+    code.root.call(&mut env)
+}
+
+fn show(code: &Code) -> String {
+    let mut out = format!(
+        "; {} closures, {} local slots; children indented under their parent\n",
+        code.tree.len(),
+        code.locals
+    );
+    for Line { depth, what } in &code.tree {
+        let pad = 2 * *depth as usize;
+        _ = match what {
+            Shape::Litr(n) => writeln!(out, "{:pad$}litr {n}", ""),
+            Shape::Arg(i) => writeln!(out, "{:pad$}arg {i}", ""),
+            Shape::Get(s) => writeln!(out, "{:pad$}get L{s}", ""),
+            Shape::Add => writeln!(out, "{:pad$}add", ""),
+            Shape::AddLit(n) => writeln!(out, "{:pad$}add {n}", ""),
+            Shape::Let(s) => writeln!(out, "{:pad$}let L{s} = init; body", ""),
+            Shape::Set(s) => writeln!(out, "{:pad$}set L{s}", ""),
+            Shape::While => writeln!(out, "{:pad$}while cond {{ body }}", ""),
+            Shape::Then => writeln!(out, "{:pad$}then", ""),
         };
-        code.root.call(&mut env)
     }
-
-    fn show(code: &Code) -> String {
-        let mut out = format!(
-            "; {} closures, {} local slots; children indented under their parent\n",
-            code.tree.len(),
-            code.locals
-        );
-        for Line { depth, what } in &code.tree {
-            let pad = 2 * *depth as usize;
-            _ = match what {
-                Shape::Litr(n) => writeln!(out, "{:pad$}litr {n}", ""),
-                Shape::Arg(i) => writeln!(out, "{:pad$}arg {i}", ""),
-                Shape::Get(s) => writeln!(out, "{:pad$}get L{s}", ""),
-                Shape::Add => writeln!(out, "{:pad$}add", ""),
-                Shape::AddLit(n) => writeln!(out, "{:pad$}add {n}", ""),
-                Shape::Let(s) => writeln!(out, "{:pad$}let L{s} = init; body", ""),
-                Shape::Set(s) => writeln!(out, "{:pad$}set L{s}", ""),
-                Shape::While => writeln!(out, "{:pad$}while cond {{ body }}", ""),
-                Shape::Then => writeln!(out, "{:pad$}then", ""),
-            };
-        }
-        out
-    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::conformance::listing;
 
     crate::engines::conformance::conformance_tests!(Closures, extra: [LITERAL_OPERANDS]);
 
     #[test]
     fn show_lists_the_closure_tree() {
-        let p = crate::front::compile_source("t", "let x = arg(0); x = x + 1").unwrap();
-        let shown = Closures::show(&Closures::compile(&p).unwrap());
-        let body: Vec<_> = shown.lines().skip(1).collect();
         assert_eq!(
-            body,
+            listing::<Closures>("let x = arg(0); x = x + 1"),
             [
                 "let L0 = init; body",
                 "  arg 0",

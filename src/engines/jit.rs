@@ -41,7 +41,7 @@
 //! calls is what it generated from a validated program, reading only
 //! arguments below `arg_count`.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -54,8 +54,6 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 use std::sync::OnceLock;
-
-pub struct Jit;
 
 /// The compiled program's entry point: `args` points at `arg_count` values.
 type Entry = unsafe extern "C" fn(args: *const i64) -> i64;
@@ -116,88 +114,91 @@ fn isa(optimize: bool) -> Result<OwnedTargetIsa, CompileError> {
     .map_err(|e| CompileError(format!("cranelift: host not supported: {e}")))
 }
 
-impl Technique for Jit {
-    const NAME: &'static str = "jit";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str =
-        "Cranelift JIT: locals as SSA variables, loops as blocks, native code";
-    type Code = JitCode;
+technique! {
+    Jit = "jit", Beyond, JitCode;
+    "Cranelift JIT: locals as SSA variables, loops as blocks, native code";
+    compile: compile, execute: run, show: show;
+}
 
-    fn compile(program: &Program) -> Result<JitCode, CompileError> {
-        let err = |e: &dyn std::fmt::Display| CompileError(format!("cranelift: {e}"));
-        let mut module = JITModule::new(JITBuilder::with_isa(
-            isa(program.node_count() <= OPTIMIZE_UP_TO_NODES)?,
-            default_libcall_names(),
-        ));
-        let ptr = module.target_config().pointer_type();
-        let mut ctx = module.make_context();
-        ctx.func.signature.params.push(AbiParam::new(ptr));
-        ctx.func.signature.returns.push(AbiParam::new(types::I64));
-        let id = module
-            .declare_function("program", Linkage::Local, &ctx.func.signature)
-            .map_err(|e| err(&e))?;
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
+fn compile(program: &Program) -> Result<JitCode, CompileError> {
+    let err = |e: &dyn std::fmt::Display| CompileError(format!("cranelift: {e}"));
+    let mut module = JITModule::new(JITBuilder::with_isa(
+        isa(program.node_count() <= OPTIMIZE_UP_TO_NODES)?,
+        default_libcall_names(),
+    ));
+    let ptr = module.target_config().pointer_type();
+    let mut ctx = module.make_context();
+    ctx.func.signature.params.push(AbiParam::new(ptr));
+    ctx.func.signature.returns.push(AbiParam::new(types::I64));
+    let id = module
+        .declare_function("program", Linkage::Local, &ctx.func.signature)
+        .map_err(|e| err(&e))?;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
 
-        let mut fctx = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let args = b.block_params(entry)[0];
-            let vars = (0..program.max_locals())
-                .map(|_| b.declare_var(types::I64))
-                .collect();
-            // Arguments never change during a run: trusted, read-only loads.
-            let arg_flags = MemFlagsData::trusted().with_readonly();
-            let mut g = Gen {
-                b,
-                args,
-                arg_flags,
-                vars,
-                scope: 0,
-            };
-            let v = g.expr(program.expr());
-            g.b.ins().return_(&[v]);
-            g.b.finalize(module.target_config());
-        }
-        module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
-        let machine_code = ctx
-            .compiled_code()
-            .map_or_else(Vec::new, |c| c.code_buffer().to_vec());
-        let ir = std::mem::replace(&mut ctx.func, Function::new());
-        module.clear_context(&mut ctx);
-        module.finalize_definitions().map_err(|e| err(&e))?;
-        let raw = module.get_finalized_function(id);
-        // SAFETY: `raw` is the finalized code of the function just defined
-        // with the signature `fn(ptr) -> i64` in the host's default (C)
-        // calling convention, which is exactly `Entry`.
-        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(raw) };
-        Ok(JitCode {
-            module: Some(module),
-            entry,
-            ir,
-            machine_code,
-        })
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let args = b.block_params(entry)[0];
+        let vars = (0..program.max_locals())
+            .map(|_| b.declare_var(types::I64))
+            .collect();
+        // Arguments never change during a run: trusted, read-only loads.
+        let arg_flags = MemFlagsData::trusted().with_readonly();
+        let mut g = Gen {
+            b,
+            args,
+            arg_flags,
+            vars,
+            scope: 0,
+        };
+        let v = g.expr(program.expr());
+        g.b.ins().return_(&[v]);
+        g.b.finalize(module.target_config());
     }
+    module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
+    let machine_code = ctx
+        .compiled_code()
+        .map_or_else(Vec::new, |c| c.code_buffer().to_vec());
+    let ir = std::mem::replace(&mut ctx.func, Function::new());
+    module.clear_context(&mut ctx);
+    module.finalize_definitions().map_err(|e| err(&e))?;
+    let raw = module.get_finalized_function(id);
+    // SAFETY: `raw` is the finalized code of the function just defined
+    // with the signature `fn(ptr) -> i64` in the host's default (C)
+    // calling convention, which is exactly `Entry`.
+    let entry = unsafe { std::mem::transmute::<*const u8, Entry>(raw) };
+    Ok(JitCode {
+        module: Some(module),
+        entry,
+        ir,
+        machine_code,
+    })
+}
 
-    unsafe fn execute(code: &JitCode, args: &[i64]) -> i64 {
-        // SAFETY: the code only loads `args[i]` for `i < arg_count`, which our
-        // caller guarantees `args` holds; its memory lives as long as `code`.
-        unsafe { (code.entry)(args.as_ptr()) }
-    }
+/// Calls the compiled function.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &JitCode, args: &[i64]) -> i64 {
+    // SAFETY: the code only loads `args[i]` for `i < arg_count`, which our
+    // caller guarantees `args` holds; its memory lives as long as `code`.
+    unsafe { (code.entry)(args.as_ptr()) }
+}
 
-    /// The optimised IR, then the machine code Cranelift made of it.
-    fn show(code: &JitCode) -> String {
-        let listing = super::disassembly::disassemble(&code.machine_code, &[])
-            .unwrap_or_else(|| "; (disassembly is for x86-64 hosts only)\n".into());
-        format!(
-            "; {} bytes of machine code\n{}\n; machine code\n{listing}",
-            code.machine_code.len(),
-            code.ir.display()
-        )
-    }
+/// The optimised IR, then the machine code Cranelift made of it.
+fn show(code: &JitCode) -> String {
+    let listing = super::disassembly::disassemble(&code.machine_code, &[])
+        .unwrap_or_else(|| "; (disassembly is for x86-64 hosts only)\n".into());
+    format!(
+        "; {} bytes of machine code\n{}\n; machine code\n{listing}",
+        code.machine_code.len(),
+        code.ir.display()
+    )
 }
 
 /// IR generation state: the builder, the argument pointer and one variable
@@ -281,16 +282,13 @@ impl Gen<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Technique;
 
     crate::engines::conformance::conformance_tests!(Jit, extra: [REGISTER_TRICKY]);
 
     #[test]
     fn show_prints_ir_size_and_machine_code() {
-        let p = crate::workloads::workload("sum")
-            .unwrap()
-            .program()
-            .unwrap();
-        let shown = Jit::show(&Jit::compile(&p).unwrap());
+        let shown = crate::engines::conformance::workload_listing::<Jit>("sum");
         assert!(
             shown.contains("bytes of machine code") && shown.contains("iadd"),
             "{shown}"

@@ -32,13 +32,19 @@
 //! reach [`run`] (the fields of [`Code`] are private); no verifier checks it
 //! again.
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::collections::HashSet;
 use std::fmt;
 
-pub struct RegisterBytecode;
+technique! {
+    RegisterBytecode = "register_bytecode", Beyond, Code;
+    "register VM: three-address instructions, locals in registers, compare-and-branch loops";
+    compile: |program| compile(program, Options::default()),
+    execute: run,
+    show: Code::listing;
+}
 
 /// A register number.
 pub type Reg = u32;
@@ -134,27 +140,6 @@ impl Code {
             out.push_str(&format!("{pc:>width$}  {i}\n"));
         }
         out
-    }
-}
-
-impl Technique for RegisterBytecode {
-    const NAME: &'static str = "register_bytecode";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str =
-        "register VM: three-address instructions, locals in registers, compare-and-branch loops";
-    type Code = Code;
-
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        compile(program, Options::default())
-    }
-
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // SAFETY: forwarded from our caller: `args` is long enough.
-        unsafe { run(code, args) }
-    }
-
-    fn show(code: &Code) -> String {
-        code.listing()
     }
 }
 

@@ -22,31 +22,14 @@
 //! `register_bytecode`.
 
 use super::register_bytecode::{self, Code, Options};
-use crate::engine::{CompileError, Technique, Tier};
-use crate::front::program::Program;
+use crate::engine::technique;
 
-pub struct RegisterBytecodeFused;
-
-impl Technique for RegisterBytecodeFused {
-    const NAME: &'static str = "register_bytecode_fused";
-    const TIER: Tier = Tier::Fused;
-    const SUMMARY: &'static str =
-        "register_bytecode plus add-argument and add-and-branch superinstructions";
-    type Code = Code;
-
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        register_bytecode::compile(program, Options { fuse: true })
-    }
-
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // SAFETY: `code` comes from `register_bytecode::compile`; our caller
-        // guarantees `args` is long enough.
-        unsafe { register_bytecode::run(code, args) }
-    }
-
-    fn show(code: &Code) -> String {
-        code.listing()
-    }
+technique! {
+    RegisterBytecodeFused = "register_bytecode_fused", Fused, Code;
+    "register_bytecode plus add-argument and add-and-branch superinstructions";
+    compile: |program| register_bytecode::compile(program, Options { fuse: true }),
+    execute: register_bytecode::run,
+    show: Code::listing;
 }
 
 #[cfg(test)]

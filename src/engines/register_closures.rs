@@ -57,7 +57,7 @@
 //! and argument indices from validation); there is no verifier.
 
 use super::closures::{Arena, thin_closure};
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 
@@ -644,6 +644,12 @@ fn spill_len(program: &Program) -> usize {
     program.max_locals().saturating_sub(REGS)
 }
 
+technique! {
+    RegisterClosures = "register_closures", Original, Code;
+    "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
+    compile: compile_program, execute: run, show: show;
+}
+
 /// The compiled program: the closure tree and its description.
 pub struct Code {
     root: Node,
@@ -653,75 +659,61 @@ pub struct Code {
     _arena: Arena,
 }
 
-pub struct RegisterClosures;
+fn compile_program(program: &Program) -> Result<Code, CompileError> {
+    let mut lines = Vec::with_capacity(program.node_count());
+    let arena = Arena::per_node(program);
+    let (root, _) = compile(&arena, program.expr(), 0, 0, &mut lines);
+    Ok(Code {
+        root,
+        lines,
+        spill_len: spill_len(program),
+        _arena: arena,
+    })
+}
 
-impl Technique for RegisterClosures {
-    const NAME: &'static str = "register_closures";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str =
-        "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
-    type Code = Code;
-
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        let mut lines = Vec::with_capacity(program.node_count());
-        // Closures take 8 to 40 bytes; sizing the first block from the node
-        // count saves regrowth.
-        let arena = Arena::with_capacity(24 * program.node_count());
-        let (root, _) = compile(&arena, program.expr(), 0, 0, &mut lines);
-        Ok(Code {
-            root,
-            lines,
-            spill_len: spill_len(program),
-            _arena: arena,
-        })
-    }
-
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        let mut spill = vec![0i64; code.spill_len];
-        let mut mem = Mem {
-            spill: &mut spill,
-            args,
-        };
-        match code.root {
-            Node::Free(f) => f.call(&mut mem),
-            Node::Pure(f) => f.call(&mut mem, Regs(0, 0)),
-            Node::Zero(f) => {
-                f.call(&mut mem, Regs(0, 0));
-                0
-            }
-            Node::Mut(f) => f.call(&mut mem, Regs(0, 0)).0,
+/// Runs the tree from its root closure, on a fresh spill area.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &Code, args: &[i64]) -> i64 {
+    let mut spill = vec![0i64; code.spill_len];
+    let mut mem = Mem {
+        spill: &mut spill,
+        args,
+    };
+    match code.root {
+        Node::Free(f) => f.call(&mut mem),
+        Node::Pure(f) => f.call(&mut mem, Regs(0, 0)),
+        Node::Zero(f) => {
+            f.call(&mut mem, Regs(0, 0));
+            0
         }
+        Node::Mut(f) => f.call(&mut mem, Regs(0, 0)).0,
     }
+}
 
-    fn show(code: &Code) -> String {
-        let mut out = format!(
-            "; registers r0..r{} (r0 = innermost local), {} spill slots\n",
-            REGS - 1,
-            code.spill_len
-        );
-        for line in &code.lines {
-            line.write(&mut out);
-        }
-        out
+fn show(code: &Code) -> String {
+    let mut out = format!(
+        "; registers r0..r{} (r0 = innermost local), {} spill slots\n",
+        REGS - 1,
+        code.spill_len
+    );
+    for line in &code.lines {
+        line.write(&mut out);
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    crate::engines::conformance::conformance_tests!(
-        super::RegisterClosures,
-        extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
-        also: [deep_programs, long_straight_line, far_assignments],
-    );
+    crate::engines::conformance::conformance_tests!(super::RegisterClosures, closure_chains);
 
     #[test]
     fn show_prints_the_closure_tree_with_kinds() {
-        use crate::engine::Technique;
-        let p = crate::front::compile_source("t", "let x = arg(0); x = x + 1; x").unwrap();
-        let shown = super::RegisterClosures::show(&super::RegisterClosures::compile(&p).unwrap());
-        let body: Vec<_> = shown.lines().skip(1).collect();
+        use crate::engines::conformance::listing;
         assert_eq!(
-            body,
+            listing::<super::RegisterClosures>("let x = arg(0); x = x + 1; x"),
             [
                 "let r0 (shift) (no regs)",
                 "  arg 0",

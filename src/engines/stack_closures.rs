@@ -35,24 +35,11 @@
 //! Unsafe code rests on trusting this module's own compiler (its stack
 //! heights, slots and argument indices); there is no verifier.
 
-use super::closures::{Arena, thin_closure};
-use crate::engine::{CompileError, Technique, Tier};
+use super::closures::{Arena, Env, Line, thin_closure};
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::fmt::{self, Write};
-
-pub struct StackClosures;
-
-/// What every closure reads: where the arguments and locals are.
-///
-/// Invariant (upheld by [`StackClosures::execute`], the only place an `Env`
-/// is made): `args` points at [`Program::arg_count`] values and `locals` at
-/// [`Program::max_locals`] slots of the program the closures were compiled
-/// from.
-pub struct Env {
-    args: *const i64,
-    locals: *mut i64,
-}
 
 /// The top of the value stack: the slot a closure compiled for its value
 /// writes its value to. It is an argument, not a field of [`Env`], so it
@@ -74,14 +61,9 @@ pub struct Code {
     root: Node,
     locals: usize,
     max_stack: usize,
-    tree: Vec<Line>,
+    tree: Vec<Line<Shape>>,
     /// Owns `root` and every closure it reaches.
     _arena: Arena,
-}
-
-struct Line {
-    depth: u16,
-    what: Shape,
 }
 
 /// What one closure does, for `show` (kept small: compile time is measured).
@@ -120,7 +102,7 @@ impl fmt::Display for Shape {
 struct Compiler<'a> {
     /// Highest stack height any closure reaches.
     max_stack: usize,
-    tree: Vec<Line>,
+    tree: Vec<Line<Shape>>,
     arena: &'a Arena,
 }
 
@@ -295,61 +277,63 @@ impl Compiler<'_> {
     }
 }
 
-impl Technique for StackClosures {
-    const NAME: &'static str = "stack_closures";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str = "nested closures passing values on an explicit value stack";
-    type Code = Code;
+technique! {
+    StackClosures = "stack_closures", Original, Code;
+    "nested closures passing values on an explicit value stack";
+    compile: compile, execute: run, show: show;
+}
 
-    fn compile(program: &Program) -> Result<Code, CompileError> {
-        // Closures take 8 to 40 bytes; sizing the first block from the node
-        // count saves regrowth.
-        let arena = Arena::with_capacity(24 * program.node_count());
-        let mut c = Compiler {
-            max_stack: 0,
-            tree: Vec::with_capacity(program.node_count()),
-            arena: &arena,
-        };
-        let root = c.value(program.expr(), 0, 0, 0);
-        let (max_stack, tree) = (c.max_stack, c.tree);
-        Ok(Code {
-            root,
-            locals: program.max_locals(),
-            max_stack,
-            tree,
-            _arena: arena,
-        })
-    }
+fn compile(program: &Program) -> Result<Code, CompileError> {
+    let arena = Arena::per_node(program);
+    let mut c = Compiler {
+        max_stack: 0,
+        tree: Vec::with_capacity(program.node_count()),
+        arena: &arena,
+    };
+    let root = c.value(program.expr(), 0, 0, 0);
+    let (max_stack, tree) = (c.max_stack, c.tree);
+    Ok(Code {
+        root,
+        locals: program.max_locals(),
+        max_stack,
+        tree,
+        _arena: arena,
+    })
+}
 
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
-        // Locals first, then the value stack, in one allocation.
-        let mut frame = vec![0i64; code.locals + code.max_stack];
-        let locals = frame.as_mut_ptr();
-        // SAFETY: `code.locals` is within `frame`.
-        let sp = unsafe { locals.add(code.locals) };
-        // The `Env` and `Sp` invariants: buffers sized from the program, the
-        // caller covers `arg_count`, and the stack starts empty (height 0).
-        let env = Env {
-            args: args.as_ptr(),
-            locals,
-        };
-        code.root.call(&env, sp);
-        // SAFETY: the root closure is compiled for its value: it wrote it at
-        // `sp`, a slot of `frame` (`max_stack` ≥ 1 for a value).
-        unsafe { *sp }
-    }
+/// Runs the tree from its root closure, on a fresh frame of locals and value stack.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn run(code: &Code, args: &[i64]) -> i64 {
+    // Locals first, then the value stack, in one allocation.
+    let mut frame = vec![0i64; code.locals + code.max_stack];
+    let locals = frame.as_mut_ptr();
+    // SAFETY: `code.locals` is within `frame`.
+    let sp = unsafe { locals.add(code.locals) };
+    // The `Env` and `Sp` invariants: buffers sized from the program, the
+    // caller covers `arg_count`, and the stack starts empty (height 0).
+    let env = Env {
+        args: args.as_ptr(),
+        locals,
+    };
+    code.root.call(&env, sp);
+    // SAFETY: the root closure is compiled for its value: it wrote it at
+    // `sp`, a slot of `frame` (`max_stack` ≥ 1 for a value).
+    unsafe { *sp }
+}
 
-    fn show(code: &Code) -> String {
-        let mut out = format!(
-            "; {} local slots, value stack {} deep; children indented under their parent,\n\
-             ; effects run in order at one level\n",
-            code.locals, code.max_stack
-        );
-        for Line { depth, what } in &code.tree {
-            _ = writeln!(out, "{:pad$}{what}", "", pad = 2 * *depth as usize);
-        }
-        out
+fn show(code: &Code) -> String {
+    let mut out = format!(
+        "; {} local slots, value stack {} deep; children indented under their parent,\n\
+         ; effects run in order at one level\n",
+        code.locals, code.max_stack
+    );
+    for Line { depth, what } in &code.tree {
+        _ = writeln!(out, "{:pad$}{what}", "", pad = 2 * *depth as usize);
     }
+    out
 }
 
 #[cfg(test)]
@@ -362,7 +346,7 @@ mod tests {
     #[test]
     fn max_stack_is_exact() {
         let max = |src| {
-            StackClosures::compile(&compile_source("t", src).unwrap())
+            compile(&compile_source("t", src).unwrap())
                 .unwrap()
                 .max_stack
         };

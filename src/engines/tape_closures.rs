@@ -39,22 +39,11 @@
 //! layout it writes, slots and argument indices from validation); there is
 //! no verifier.
 
-use crate::engine::{CompileError, Technique, Tier};
+use super::closures::Env;
+use crate::engine::{CompileError, technique};
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::fmt::Write;
-
-pub struct TapeClosures;
-
-/// What every handler runs against.
-///
-/// Invariant (upheld by [`TapeClosures::execute`], the only place an `Env`
-/// is made): `args` points at [`Program::arg_count`] values and `locals` at
-/// [`Program::max_locals`] slots of the program the tape was compiled from.
-pub struct Env {
-    args: *const i64,
-    locals: *mut i64,
-}
 
 /// A node's handler.
 ///
@@ -340,81 +329,83 @@ impl Compiler {
     }
 }
 
-impl Technique for TapeClosures {
-    const NAME: &'static str = "tape_closures";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str = "environment-free fn handlers reading operands from a tape";
-    type Code = Tape;
+technique! {
+    TapeClosures = "tape_closures", Original, Tape;
+    "environment-free fn handlers reading operands from a tape";
+    compile: compile, execute: execute, show: show;
+}
 
-    fn compile(program: &Program) -> Result<Tape, CompileError> {
-        // At most three words per node (`Let`).
-        let mut c = Compiler {
-            words: Vec::with_capacity(3 * program.node_count()),
-            roles: Vec::with_capacity(3 * program.node_count()),
-        };
-        c.node(program.expr(), 0);
-        Ok(Tape {
-            words: c.words,
-            roles: c.roles,
-            locals: program.max_locals(),
-        })
-    }
+fn compile(program: &Program) -> Result<Tape, CompileError> {
+    // At most three words per node (`Let`).
+    let mut c = Compiler {
+        words: Vec::with_capacity(3 * program.node_count()),
+        roles: Vec::with_capacity(3 * program.node_count()),
+    };
+    c.node(program.expr(), 0);
+    Ok(Tape {
+        words: c.words,
+        roles: c.roles,
+        locals: program.max_locals(),
+    })
+}
 
-    unsafe fn execute(tape: &Tape, args: &[i64]) -> i64 {
-        let mut locals = vec![0i64; tape.locals];
-        // The `Env` invariant: locals sized from the program; the caller
-        // covers `arg_count`.
-        let mut env = Env {
-            args: args.as_ptr(),
-            locals: locals.as_mut_ptr(),
-        };
-        // SAFETY: word 0 is the root node's first word (every program has a
-        // root); the tape lives until we return.
-        unsafe { run(tape.words.as_ptr(), &mut env) }
-    }
+/// Runs the tape from its root node, on fresh locals.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+unsafe fn execute(tape: &Tape, args: &[i64]) -> i64 {
+    let mut locals = vec![0i64; tape.locals];
+    // The `Env` invariant: locals sized from the program; the caller
+    // covers `arg_count`.
+    let mut env = Env {
+        args: args.as_ptr(),
+        locals: locals.as_mut_ptr(),
+    };
+    // SAFETY: word 0 is the root node's first word (every program has a
+    // root); the tape lives until we return.
+    unsafe { run(tape.words.as_ptr(), &mut env) }
+}
 
-    fn show(tape: &Tape) -> String {
-        let mut out = format!(
-            "; {} words, {} local slots; @address: handler operands (children @absolute)\n",
-            tape.words.len(),
-            tape.locals
-        );
-        let mut node = 0;
-        for (at, (role, word)) in tape.roles.iter().zip(&tape.words).enumerate() {
-            let Role::Op(op) = *role else {
-                // SAFETY: `compile` wrote every non-`Op` cell as `int` or
-                // `index`, both plain 8-byte integers: either reads it.
-                let x = unsafe { word.index };
-                _ = match role {
-                    Role::Litr => write!(out, " {}", x as i64),
-                    Role::Arg => write!(out, " arg{x}"),
-                    Role::Slot => write!(out, " L{x}"),
-                    _ => write!(out, " →@{}", node + x),
-                };
-                continue;
+fn show(tape: &Tape) -> String {
+    let mut out = format!(
+        "; {} words, {} local slots; @address: handler operands (children @absolute)\n",
+        tape.words.len(),
+        tape.locals
+    );
+    let mut node = 0;
+    for (at, (role, word)) in tape.roles.iter().zip(&tape.words).enumerate() {
+        let Role::Op(op) = *role else {
+            // SAFETY: `compile` wrote every non-`Op` cell as `int` or
+            // `index`, both plain 8-byte integers: either reads it.
+            let x = unsafe { word.index };
+            _ = match role {
+                Role::Litr => write!(out, " {}", x as i64),
+                Role::Arg => write!(out, " arg{x}"),
+                Role::Slot => write!(out, " L{x}"),
+                _ => write!(out, " →@{}", node + x),
             };
-            node = at;
-            let sep = if at == 0 { "" } else { "\n" };
-            _ = write!(out, "{sep}@{at:<5} {:<5}", op.name());
-        }
-        out.push('\n');
-        out
+            continue;
+        };
+        node = at;
+        let sep = if at == 0 { "" } else { "\n" };
+        _ = write!(out, "{sep}@{at:<5} {:<5}", op.name());
     }
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::conformance::listing;
 
     crate::engines::conformance::conformance_tests!(TapeClosures);
 
     #[test]
     fn show_lists_the_tape_with_operands() {
-        let p = crate::front::compile_source("t", "let x = arg(0); x = x + 1").unwrap();
-        let shown = TapeClosures::show(&TapeClosures::compile(&p).unwrap());
-        let body: Vec<_> = shown.lines().skip(1).collect();
         assert_eq!(
-            body,
+            listing::<TapeClosures>("let x = arg(0); x = x + 1"),
             [
                 "@0     let   L0 →@5",
                 "@3     arg   arg0",

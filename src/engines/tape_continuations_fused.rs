@@ -439,6 +439,7 @@ threaded_engine! {
 mod tests {
     use super::*;
     use crate::engine::Technique;
+    use crate::engines::conformance::workload_listing;
 
     fn listing(src: &str) -> String {
         let p = crate::front::compile_source("t", src).unwrap();
@@ -464,11 +465,7 @@ mod tests {
 
     #[test]
     fn sum_fuses_to_two_ops_per_iteration_unrolled_four_times() {
-        let p = crate::workloads::workload("sum")
-            .unwrap()
-            .program()
-            .unwrap();
-        let listing = TapeContinuationsFused::show(&TapeContinuationsFused::compile(&p).unwrap());
+        let listing = workload_listing::<TapeContinuationsFused>("sum");
         for op in [
             "add_assign r0, arg 1",
             "add_jump_if_not_pos r1, -1\n",

@@ -12,33 +12,24 @@
 //! budgeted copy of this walker); every step pays a `match` on a boxed node
 //! and a pointer chase.
 //!
-//! **Unsafe code**: none; `execute` is an `unsafe fn` only because the trait
-//! method is, and indexes arguments and locals with bounds checks.
+//! **Unsafe code**: none; `run` indexes arguments and locals with bounds
+//! checks (the trait's `execute` is an `unsafe fn` for the other engines).
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::technique;
 use crate::front::ast::Expr;
 use crate::front::program::Program;
 
-pub struct Walker;
+technique! {
+    Walker = "walker", Original, Program;
+    "recursive match over the AST (the reference)";
+    compile: |program| Ok(program.clone()),
+    execute: run,
+    show: |program| crate::front::printer::print(program.expr());
+}
 
-impl Technique for Walker {
-    const NAME: &'static str = "walker";
-    const TIER: Tier = Tier::Original;
-    const SUMMARY: &'static str = "recursive match over the AST (the reference)";
-    type Code = Program;
-
-    fn compile(program: &Program) -> Result<Program, CompileError> {
-        Ok(program.clone())
-    }
-
-    unsafe fn execute(program: &Program, args: &[i64]) -> i64 {
-        let mut locals = Vec::with_capacity(program.max_locals());
-        eval(program.expr(), args, &mut locals)
-    }
-
-    fn show(program: &Program) -> String {
-        crate::front::printer::print(program.expr())
-    }
+fn run(program: &Program, args: &[i64]) -> i64 {
+    let mut locals = Vec::with_capacity(program.max_locals());
+    eval(program.expr(), args, &mut locals)
 }
 
 fn eval(e: &Expr, args: &[i64], locals: &mut Vec<i64>) -> i64 {

@@ -252,6 +252,20 @@ fn check<T: Technique>(program: &Program, args: &[i64], what: impl Display) {
     assert!(!shown.is_empty(), "{} shows nothing for {what}", T::NAME);
 }
 
+/// `T`'s listing (`show`) of the program `src`, without its header line:
+/// for the tests of an engine's own listing.
+pub fn listing<T: Technique>(src: &str) -> Vec<String> {
+    let program = compile_source("listing", src).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let shown = T::show(&T::compile(&program).unwrap());
+    shown.lines().skip(1).map(str::to_owned).collect()
+}
+
+/// `T`'s whole listing (`show`) of the workload called `name`.
+pub fn workload_listing<T: Technique>(name: &str) -> String {
+    let program = crate::workloads::workload(name).unwrap().program().unwrap();
+    T::show(&T::compile(&program).unwrap())
+}
+
 /// `T` agrees with the walker on [`TRICKY`], then on each `extra` list, and
 /// on every workload: with its first argument (the trip count) cut to 50
 /// against the walker, and with its own arguments against its expected
@@ -438,7 +452,19 @@ pub fn far_assignments<T: Technique>() {
 /// The standard set is `agrees_with_walker`, `deep_programs_fit_in_2_mib`
 /// and `long_loop_fits_in_256_kib`; `extra` names more program lists of this
 /// module for `agrees_with_walker`, `also` more checks of this module.
+/// `closure_chains`, `tail_calling` and `guaranteed_tail_calls` (in place of
+/// `extra` and `also`) name the sets that families of engines share.
 macro_rules! conformance_tests {
+    // The closure engines that keep locals in closure arguments or chains of
+    // steps (`register_closures` and the continuation closures): continuation
+    // and literal-operand programs, and deep, long and far-reaching code.
+    ($engine:ty, closure_chains $(,)?) => {
+        $crate::reference::conformance::conformance_tests!(
+            $engine,
+            extra: [CONTINUATION_TRICKY, LITERAL_OPERANDS],
+            also: [deep_programs, long_straight_line, far_assignments],
+        );
+    };
     // Engines whose every edge, back-edges included, is a tail call (the
     // register-threaded engines and the `become` engines): register and
     // continuation programs, and the stack checks that such calls need

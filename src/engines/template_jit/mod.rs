@@ -39,10 +39,22 @@ mod memory;
 #[cfg(target_arch = "x86_64")]
 mod x64;
 
-use crate::engine::{CompileError, Technique, Tier};
+use crate::engine::{CompileError, technique};
 use crate::front::program::Program;
 
-pub struct TemplateJit;
+technique! {
+    TemplateJit = "template_jit", Beyond, TemplateCode;
+    "baseline JIT: one pass, a machine-code template per node, locals in fixed registers";
+    compile: compile, execute: run, show: show;
+
+    fn supports(_program: &Program) -> Result<(), String> {
+        if cfg!(target_arch = "x86_64") {
+            Ok(())
+        } else {
+            Err("template_jit emits x86-64 code only".into())
+        }
+    }
+}
 
 /// The compiled function: `args` holds `arg_count` values, `frame` the
 /// frame slots the code addresses.
@@ -64,89 +76,83 @@ pub struct TemplateCode {
 #[cfg(target_arch = "x86_64")]
 const SMALL_FRAME: usize = 32;
 
-impl Technique for TemplateJit {
-    const NAME: &'static str = "template_jit";
-    const TIER: Tier = Tier::Beyond;
-    const SUMMARY: &'static str =
-        "baseline JIT: one pass, a machine-code template per node, locals in fixed registers";
-    type Code = TemplateCode;
+#[cfg(target_arch = "x86_64")]
+fn compile(program: &Program) -> Result<TemplateCode, CompileError> {
+    let e = x64::lower(program).map_err(|e| CompileError(format!("template_jit: {e}")))?;
+    let memory = memory::CodeMemory::new(&e.code)
+        .map_err(|e| CompileError(format!("template_jit: no executable memory: {e}")))?;
+    // SAFETY: `lower` put a function at `entry` that follows the System V
+    // convention with the `Entry` signature, and `memory` keeps it mapped
+    // executable for as long as the `TemplateCode` holding both lives.
+    let entry = unsafe { std::mem::transmute::<*const u8, Entry>(memory.entry().add(e.entry)) };
+    Ok(TemplateCode {
+        memory,
+        entry,
+        entry_offset: e.entry,
+        frame_slots: e.frame_slots,
+        slots: e.slots,
+    })
+}
 
-    fn supports(_program: &Program) -> Result<(), String> {
-        if cfg!(target_arch = "x86_64") {
-            Ok(())
-        } else {
-            Err("template_jit emits x86-64 code only".into())
-        }
-    }
+#[cfg(not(target_arch = "x86_64"))]
+fn compile(_program: &Program) -> Result<TemplateCode, CompileError> {
+    Err(CompileError("template_jit emits x86-64 code only".into()))
+}
 
+/// Calls the compiled function with a frame of `frame_slots` slots.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count (`Technique::execute`'s contract).
+#[cfg(target_arch = "x86_64")]
+unsafe fn run(code: &TemplateCode, args: &[i64]) -> i64 {
+    let mut small = [0i64; SMALL_FRAME];
+    let mut large = Vec::new();
+    let frame = if code.frame_slots <= SMALL_FRAME {
+        small.as_mut_ptr()
+    } else {
+        large.resize(code.frame_slots, 0);
+        large.as_mut_ptr()
+    };
+    // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
+    // our caller guarantees `args` holds, and addresses only frame slots
+    // below `frame_slots`, which `frame` holds; it preserves what the
+    // System V ABI asks (see `x64::lower`).
+    unsafe { (code.entry)(args.as_ptr(), frame) }
+}
+
+/// Never reached: `compile` never succeeds off x86-64.
+///
+/// # Safety
+///
+/// As on x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn run(_code: &TemplateCode, _args: &[i64]) -> i64 {
+    unreachable!("compile never succeeds off x86-64")
+}
+
+fn show(code: &TemplateCode) -> String {
     #[cfg(target_arch = "x86_64")]
-    fn compile(program: &Program) -> Result<TemplateCode, CompileError> {
-        let e = x64::lower(program).map_err(|e| CompileError(format!("template_jit: {e}")))?;
-        let memory = memory::CodeMemory::new(&e.code)
-            .map_err(|e| CompileError(format!("template_jit: no executable memory: {e}")))?;
-        // SAFETY: `lower` put a function at `entry` that follows the System V
-        // convention with the `Entry` signature, and `memory` keeps it mapped
-        // executable for as long as the `TemplateCode` holding both lives.
-        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(memory.entry().add(e.entry)) };
-        Ok(TemplateCode {
-            memory,
-            entry,
-            entry_offset: e.entry,
-            frame_slots: e.frame_slots,
-            slots: e.slots,
-        })
-    }
-
+    let (bytes, regs) = (code.memory.bytes(), &x64::REG_NAMES);
     #[cfg(not(target_arch = "x86_64"))]
-    fn compile(_program: &Program) -> Result<TemplateCode, CompileError> {
-        Err(CompileError("template_jit emits x86-64 code only".into()))
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn execute(code: &TemplateCode, args: &[i64]) -> i64 {
-        let mut small = [0i64; SMALL_FRAME];
-        let mut large = Vec::new();
-        let frame = if code.frame_slots <= SMALL_FRAME {
-            small.as_mut_ptr()
+    let (bytes, regs): (&[u8], &[&str]) = (&[], &[]);
+    let in_regs = code.slots - code.frame_slots;
+    let assignment: Vec<String> = (0..in_regs)
+        .map(|s| format!("s{s}={}", regs[slot_reg(s)]))
+        .collect();
+    let listing =
+        super::disassembly::disassemble(bytes, &[(code.entry_offset, "entry")]).unwrap_or_default();
+    format!(
+        "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n\
+         ; slots (locals by depth, then temporaries): {}{}\n{listing}",
+        bytes.len(),
+        assignment.join(" "),
+        if code.frame_slots > 0 {
+            format!(", then {} in the frame", code.frame_slots)
         } else {
-            large.resize(code.frame_slots, 0);
-            large.as_mut_ptr()
-        };
-        // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
-        // our caller guarantees `args` holds, and addresses only frame slots
-        // below `frame_slots`, which `frame` holds; it preserves what the
-        // System V ABI asks (see `x64::lower`).
-        unsafe { (code.entry)(args.as_ptr(), frame) }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn execute(_code: &TemplateCode, _args: &[i64]) -> i64 {
-        unreachable!("compile never succeeds off x86-64")
-    }
-
-    fn show(code: &TemplateCode) -> String {
-        #[cfg(target_arch = "x86_64")]
-        let (bytes, regs) = (code.memory.bytes(), &x64::REG_NAMES);
-        #[cfg(not(target_arch = "x86_64"))]
-        let (bytes, regs): (&[u8], &[&str]) = (&[], &[]);
-        let in_regs = code.slots - code.frame_slots;
-        let assignment: Vec<String> = (0..in_regs)
-            .map(|s| format!("s{s}={}", regs[slot_reg(s)]))
-            .collect();
-        let listing = super::disassembly::disassemble(bytes, &[(code.entry_offset, "entry")])
-            .unwrap_or_default();
-        format!(
-            "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n\
-             ; slots (locals by depth, then temporaries): {}{}\n{listing}",
-            bytes.len(),
-            assignment.join(" "),
-            if code.frame_slots > 0 {
-                format!(", then {} in the frame", code.frame_slots)
-            } else {
-                String::new()
-            },
-        )
-    }
+            String::new()
+        },
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -162,6 +168,7 @@ fn slot_reg(_s: usize) -> usize {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::engine::Technique;
 
     crate::engines::conformance::conformance_tests!(
         TemplateJit,
@@ -175,8 +182,7 @@ mod tests {
 
     #[test]
     fn sum_loop_is_four_instructions() {
-        let w = crate::workloads::workload("sum").unwrap();
-        let shown = TemplateJit::show(&TemplateJit::compile(&w.program().unwrap()).unwrap());
+        let shown = crate::engines::conformance::workload_listing::<TemplateJit>("sum");
         // total += arg(1); count += -1; test; jg: in place, no moves.
         for line in ["add     rdx, [rdi+8]", "add     rcx, -1", "jg "] {
             assert!(shown.contains(line), "{line} in\n{shown}");

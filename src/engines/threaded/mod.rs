@@ -355,33 +355,15 @@ macro_rules! threaded_engine {
             $crate::reference::conformance::conformance_tests!(super::$Engine, $($checks)*);
         }
 
-        $(#[$m])*
-        pub struct $Engine;
-
-        impl $crate::engine::Technique for $Engine {
-            const NAME: &'static str = $name;
-            const TIER: $crate::engine::Tier = $crate::engine::Tier::$tier;
+        $crate::engine::technique! {
+            $(#[$m])*
+            $Engine = $name, $tier, $Code;
+            $summary;
+            compile: |program| $compile(program, &($hook)(program)),
+            execute: <$Code>::run,
+            show: <$Code>::listing;
             // Every handler ends in a tail call to the next.
             const TAIL_CALLS: bool = true;
-            const SUMMARY: &'static str = $summary;
-            type Code = $Code;
-
-            fn compile(
-                program: &$crate::front::program::Program,
-            ) -> Result<Self::Code, $crate::engine::CompileError> {
-                let hook = ($hook)(program);
-                $compile(program, &hook)
-            }
-
-            unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
-                // SAFETY: `execute`'s own contract: `args` holds `arg_count`
-                // values, which is `run`'s.
-                unsafe { code.run(args) }
-            }
-
-            fn show(code: &Self::Code) -> String {
-                code.listing()
-            }
         }
     };
 }
