@@ -479,11 +479,12 @@ macro_rules! conformance_tests {
     // The `become` engines (nightly only) also run the 10^8-iteration loop in
     // their unit tests, which CI runs at opt-level 0.
     ($engine:ty, guaranteed_tail_calls $(,)?) => {
-        $crate::reference::conformance::conformance_tests!(
-            $engine,
-            extra: [REGISTER_TRICKY, CONTINUATION_TRICKY],
-            also: [deep_programs, long_straight_line, far_assignments, hundred_million_iterations],
-        );
+        $crate::reference::conformance::conformance_tests!($engine, tail_calling);
+
+        #[test]
+        fn hundred_million_iterations() {
+            $crate::reference::conformance::hundred_million_iterations::<$engine>();
+        }
     };
     (
         $engine:ty

@@ -568,24 +568,22 @@ mod tests {
         assert!(lua("-9223372036854775808").contains("(-9223372036854775807 - 1)"));
     }
 
+    /// `inner` wrapped `depth` times by `wrap`, validated.
+    fn nested(inner: &str, depth: usize, wrap: impl Fn(&str) -> String) -> Program {
+        let src = (0..depth).fold(inner.to_string(), |src, _| wrap(&src));
+        compile_source("t.vm", &src).unwrap()
+    }
+
     #[test]
     fn deep_sums_are_split() {
-        let mut src = String::from("arg(0)");
-        for _ in 0..500 {
-            src = format!("arg(0) + ({src})");
-        }
-        let p = compile_source("t.vm", &src).unwrap();
+        let p = nested("arg(0)", 500, |src| format!("arg(0) + ({src})"));
         let s = translate(&p, Dialect::LuaJit).unwrap();
         assert!(s.levels <= MAX_PARENS + 2, "{}", s.levels);
     }
 
     #[test]
     fn refuses_blocks_nested_too_deep() {
-        let mut src = String::from("1");
-        for _ in 0..300 {
-            src = format!("while 0 {{ {src} }}");
-        }
-        let p = compile_source("t.vm", &src).unwrap();
+        let p = nested("1", 300, |src| format!("while 0 {{ {src} }}"));
         assert!(check(&p).is_err());
         assert!(translate(&p, Dialect::Lua54).is_err());
     }
