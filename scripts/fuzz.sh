@@ -9,7 +9,7 @@
 # target) or from byte strings that embed each workload (the ast target; see
 # fuzz/src/generate.rs). After a crash the run goes on with the time left,
 # up to 5 findings. Each finding becomes tests/fuzz_regressions/TARGET-HASH.vm,
-# which `cargo test --test fuzz_regressions` replays through the same oracle
+# which `cargo test --test regressions` replays through the same oracle
 # (ast findings are stored as the printed program, raw bytes under
 # fuzz/regressions/ast/). Prints the number of executions at the end.
 set -euo pipefail

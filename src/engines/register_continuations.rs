@@ -603,11 +603,21 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         self.facts.nodes[i].stores()
     }
 
-    /// The operands of the last op, if it is a plain `add` (for a hook's
-    /// peephole).
-    pub(crate) fn last_add(&self) -> Option<(Loc, Loc, Loc)> {
+    /// Removes the last op if it is a plain `add` whose destination
+    /// `replaceable` accepts, and returns its operands, for a hook that
+    /// replaces it. A taken add is forgotten: the op that replaces it, at
+    /// the same index, is not an `add` a later hook may take.
+    pub(crate) fn take_last_add(
+        &mut self,
+        replaceable: impl FnOnce(Loc) -> bool,
+    ) -> Option<(Loc, Loc, Loc)> {
         let (at, dst, a, b) = self.last_add?;
-        (at + 1 == self.len()).then_some((dst, a, b))
+        if at + 1 != self.len() || !replaceable(dst) {
+            return None;
+        }
+        self.last_add = None;
+        self.pop();
+        Some((dst, a, b))
     }
 
     /// Emits `dst = src` unless they are the same place.

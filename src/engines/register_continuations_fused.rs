@@ -132,13 +132,11 @@ impl Lowering for Shapes {
         if c.len() == 0 || last < head {
             return Test::Plain;
         }
-        let Some((dst, a, b)) = c.last_add() else {
+        let tests_its_result =
+            |dst| dst == cond || (cond == Loc::Acc && matches!(dst, Loc::Slot(_)));
+        let Some((dst, a, b)) = c.take_last_add(tests_its_result) else {
             return Test::Plain;
         };
-        if !(dst == cond || (cond == Loc::Acc && matches!(dst, Loc::Slot(_)))) {
-            return Test::Plain;
-        }
-        c.pop();
         c.emit(Instr::AddJumpIfPos(dst, a, b, head));
         if last < test {
             Test::FusedInBody
