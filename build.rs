@@ -27,14 +27,18 @@ fn main() {
 /// name, which is the engine's name.
 fn record_engine_docs() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    // A folder is watched with everything in it, peers/ included.
+    // A folder is watched with everything in it, the family folders included.
     println!("cargo:rerun-if-changed=src/engines");
     let mut docs = Vec::new();
-    for dir in ["src/engines", "src/engines/peers"] {
-        let entries = std::fs::read_dir(manifest_dir.join(dir)).expect("engine modules");
+    // Engines sit in family folders (`threaded/`, `peers/`, ...); a folder
+    // with a `mod.rs` is a module too (`template_jit/`, or the family).
+    let mut dirs = vec![manifest_dir.join("src/engines")];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).expect("engine modules");
         for entry in entries.map(|e| e.expect("engine module").path()) {
             // A technique is a file `name.rs` or a folder `name/mod.rs`.
             let (stem, path) = if entry.is_dir() {
+                dirs.push(entry.clone());
                 let Some(name) = entry.file_name().and_then(|s| s.to_str()) else {
                     continue;
                 };
@@ -62,8 +66,8 @@ fn record_engine_docs() {
     }
     docs.sort();
     let mut out = String::from(
-        "/// `(module, its leading //! doc)` for every module of src/engines/ and\n\
-         /// src/engines/peers/ (a folder module's from its mod.rs), written by build.rs.\n\
+        "/// `(module, its leading //! doc)` for every module under src/engines/\n\
+         /// (a folder module's from its mod.rs), written by build.rs.\n\
          pub static ENGINE_DOCS: &[(&str, &str)] = &[\n",
     );
     for (module, doc) in docs {

@@ -1,35 +1,15 @@
-//! One module per technique, named exactly like the engine, and `peers/`:
-//! the real interpreters placed against them. Each begins with a doc
+//! One module per technique, named exactly like the engine, grouped by
+//! family: `walker` (the reference), `bytecode_vm/`, `closure/`,
+//! `threaded/` (the threaded-code core and every engine on it), `native/`
+//! (the JITs), and `peers/`: the real interpreters placed against them. Each begins with a doc
 //! comment: what compile produces, where values and locals live at run time,
 //! how control flows, the trade-off, and what its `unsafe` code rests on.
 //! What they are checked against lives in [`crate::reference`].
 
-pub mod bytecode;
-pub mod bytecode_closures;
-pub mod closure_continuations;
-pub mod closure_stack_continuations;
-pub mod closures;
+pub mod bytecode_vm;
+pub mod closure;
 #[cfg(any(feature = "jit", feature = "template_jit"))]
-pub mod disassembly;
-#[cfg(feature = "jit")]
-pub mod jit;
-pub mod register_bytecode;
-pub mod register_bytecode_fused;
-pub mod register_closures;
-pub mod register_continuations;
-pub mod register_continuations_fused;
-#[cfg(feature = "nightly")]
-pub mod register_tail_calls;
-#[cfg(feature = "nightly")]
-pub mod register_tail_calls_fused;
-pub mod stack_closures;
-#[cfg(feature = "nightly")]
-pub mod tail_calls;
-pub mod tape_closures;
-pub mod tape_continuations;
-pub mod tape_continuations_fused;
-#[cfg(feature = "template_jit")]
-pub mod template_jit;
+pub mod native;
 pub mod threaded;
 pub mod walker;
 

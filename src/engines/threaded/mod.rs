@@ -44,6 +44,18 @@
 //! handlers' unchecked reads rest on exactly these checks.
 
 mod isa;
+
+// The engines built on this core.
+pub mod register_continuations;
+pub mod register_continuations_fused;
+#[cfg(feature = "nightly")]
+pub mod register_tail_calls;
+#[cfg(feature = "nightly")]
+pub mod register_tail_calls_fused;
+#[cfg(feature = "nightly")]
+pub mod tail_calls;
+pub mod tape_continuations;
+pub mod tape_continuations_fused;
 pub(crate) use isa::{ArgIndex, Backward, Forward, Lit, Operand, Reg, Slot, isa, table};
 
 use std::fmt;

@@ -215,7 +215,7 @@ pub(crate) use store;
 macro_rules! register_handlers {
     (state($fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident); $($body:tt)*) => {
         $crate::engines::threaded::handlers! {
-            word: $crate::engines::register_continuations::Word,
+            word: $crate::engines::threaded::register_continuations::Word,
             state: ($fp: *mut i64, $acc: i64, $r0: i64, $r1: i64, $r2: i64),
             park: tail;
             $($body)*

@@ -39,9 +39,9 @@
 //! instruction's operands, jump targets and stack heights before a closure
 //! is made.
 
-use super::bytecode::{self, Chunk, Op};
 use super::closures::{Arena, Env, thin_closure};
 use crate::engine::{CompileError, technique};
+use crate::engines::bytecode_vm::bytecode::{self, Chunk, Op};
 use crate::front::program::Program;
 
 /// The stack pointer: the next free slot of the value stack. It is passed

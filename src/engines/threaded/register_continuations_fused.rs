@@ -156,8 +156,8 @@ threaded_engine! {
 mod tests {
     use super::*;
     use crate::engine::Technique;
-    use crate::engines::register_continuations::Instr as Plain;
-    use crate::engines::register_continuations::tests::{listing, verify};
+    use crate::engines::threaded::register_continuations::Instr as Plain;
+    use crate::engines::threaded::register_continuations::tests::{listing, verify};
 
     /// `src` fuses into an op whose listing contains `op` (or none, if
     /// `op` is empty) and agrees with walker on every argument list.

@@ -120,7 +120,7 @@ macro_rules! thin_closure {
         impl $node {
             /// Places `f` in `arena`.
             $vis fn new_in<F: Fn($($ty),*) -> $ret + 'static>(
-                arena: &$crate::engines::closures::Arena,
+                arena: &$crate::engines::closure::closures::Arena,
                 f: F,
             ) -> $node {
                 /// # Safety

@@ -151,14 +151,14 @@ pub(crate) use argument;
 macro_rules! tape_handlers {
     (state($fp:ident, $args:ident, $acc:ident, $r0:ident, $r1:ident); $($body:tt)*) => {
         $crate::engines::threaded::handlers! {
-            word: $crate::engines::tape_continuations::Word,
+            word: $crate::engines::threaded::tape_continuations::Word,
             state: ($fp: *mut i64, $args: *const i64, $acc: i64, $r0: i64, $r1: i64),
             // The stable back-edge saves the registers and returns to `run`.
             park: {
                 // SAFETY: `Code::new` checked the frame has the save slots.
                 unsafe {
-                    *$fp.add($crate::engines::tape_continuations::SAVE_BASE) = $r0;
-                    *$fp.add($crate::engines::tape_continuations::SAVE_BASE + 1) = $r1;
+                    *$fp.add($crate::engines::threaded::tape_continuations::SAVE_BASE) = $r0;
+                    *$fp.add($crate::engines::threaded::tape_continuations::SAVE_BASE + 1) = $r1;
                 }
             };
             $($body)*
