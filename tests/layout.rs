@@ -1,20 +1,19 @@
-//! The layout rule ARCHITECTURE.md states: no two modules of `src/` import
-//! each other (a module's file, with its inline `mod tests`, counts as one).
+//! The layout rule ARCHITECTURE.md states: the modules of `src/` import
+//! each other in no circle of any length (`a → b → a`, `a → b → c → a`, …;
+//! a module's file, with its inline `mod tests`, counts as one).
 //!
-//! An import is any path starting with `crate::`, `super::` or `self::` in
-//! code (comments and string literals are skipped), grouped `{…}` imports
-//! included, resolved to the innermost module file it names. Three kinds of
-//! path do not count: `$crate::` paths in macro bodies (they belong where
-//! the macro is expanded), paths into the crate root `lib.rs` (its `pub use`
-//! lines are a facade for users outside the crate), and `src/main.rs` (the
-//! binary, a user of the library).
+//! An import is any path in code (comments and string literals are skipped)
+//! starting with `crate::`, `super::`, `self::` or the name of a child
+//! module (`isa::Lit` in `threaded/mod.rs`), grouped `{…}` imports
+//! included, resolved to the innermost module file it names. A `mod child;`
+//! declaration is not an import. Three kinds of path do not count:
+//! `$crate::` paths in macro bodies (they belong where the macro is
+//! expanded), paths into the crate root `lib.rs` (its `pub use` lines are a
+//! facade for users outside the crate), and `src/main.rs` (the binary, a
+//! user of the library).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// Pairs that import each other today and are being untangled elsewhere.
-/// The test fails when a listed pair no longer does: then drop its line.
-const KNOWN: &[(&str, &str)] = &[];
 
 type Module = Vec<String>;
 
@@ -136,6 +135,18 @@ fn word(c: &[char], i: usize) -> Option<String> {
     })
 }
 
+/// Whether the word at `i` continues a path (`::` before it), so it names
+/// something inside another module, not a child of this one.
+fn after_path_separator(c: &[char], i: usize) -> bool {
+    let before: String = c[..i]
+        .iter()
+        .rev()
+        .skip_while(|ch| ch.is_whitespace())
+        .take(2)
+        .collect();
+    before == "::"
+}
+
 fn skip_space(c: &[char], mut i: usize) -> usize {
     while i < c.len() && c[i].is_whitespace() {
         i += 1;
@@ -234,10 +245,14 @@ fn imports(me: &Module, text: &str, files: &BTreeMap<Module, String>) -> BTreeSe
             .cloned()
             .chain(inline.iter().map(|(n, _)| n.clone()))
             .collect();
+        let mut child = here.clone();
+        child.push(w.clone());
         let base = match w.as_str() {
             "crate" if i == 0 || c[i - 1] != '$' => Some(Vec::new()),
             "self" => Some(here),
             "super" => Some(here[..here.len().saturating_sub(1)].to_vec()),
+            // A path into a child module, relative to this one (`isa::Lit`).
+            _ if files.contains_key(&child) && !after_path_separator(&c, i) => Some(child),
             _ => None,
         };
         if let Some(base) = base
@@ -262,41 +277,146 @@ fn imports(me: &Module, text: &str, files: &BTreeMap<Module, String>) -> BTreeSe
         .collect()
 }
 
+/// Every module file's imports, by module path.
+fn graph(files: &BTreeMap<Module, String>) -> BTreeMap<Module, BTreeSet<Module>> {
+    files
+        .iter()
+        .map(|(m, text)| (m.clone(), imports(m, text, files)))
+        .collect()
+}
+
+/// One circle of imports through each back edge a depth-first walk of
+/// `graph` meets, each as its modules in import order (the first imports
+/// the second, …, the last imports the first); none when the graph has no
+/// cycle of any length.
+fn cycles(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Module>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn visit<'g>(
+        m: &'g Module,
+        graph: &'g BTreeMap<Module, BTreeSet<Module>>,
+        marks: &mut BTreeMap<&'g Module, Mark>,
+        path: &mut Vec<&'g Module>,
+        found: &mut Vec<Vec<Module>>,
+    ) {
+        marks.insert(m, Mark::OnPath);
+        path.push(m);
+        for next in graph.get(m).into_iter().flatten() {
+            match marks.get(next).copied().unwrap_or(Mark::New) {
+                Mark::New => visit(next, graph, marks, path, found),
+                Mark::OnPath => {
+                    let from = path.iter().position(|p| *p == next).unwrap();
+                    found.push(path[from..].iter().map(|p| p.to_vec()).collect());
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks.insert(m, Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut found = Vec::new();
+    for m in graph.keys() {
+        if marks.get(m).copied().unwrap_or(Mark::New) == Mark::New {
+            visit(m, graph, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    found
+}
+
+/// `a → b → c → a`, as a reader of a failure reads it.
+fn show(cycle: &[Module]) -> String {
+    let mut names: Vec<String> = cycle.iter().map(|m| m.join("/")).collect();
+    names.push(names[0].clone());
+    names.join(" → ")
+}
+
 #[test]
-fn no_two_modules_import_each_other() {
+fn no_modules_import_each_other_in_a_circle() {
     let mut files = BTreeMap::new();
     modules(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
         &[],
         &mut files,
     );
-    let graph: BTreeMap<&Module, BTreeSet<Module>> = files
-        .iter()
-        .map(|(m, text)| (m, imports(m, text, &files)))
-        .collect();
-    let name = |m: &Module| m.join("/");
-    let mut pairs = BTreeSet::new();
-    for (a, deps) in &graph {
-        for b in deps {
-            if *a < b && graph.get(b).is_some_and(|d| d.contains(*a)) {
-                pairs.insert((name(a), name(b)));
-            }
-        }
-    }
-    let known: BTreeSet<(String, String)> = KNOWN
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let new: Vec<_> = pairs.difference(&known).collect();
-    assert!(new.is_empty(), "modules that import each other: {new:?}");
-    let gone: Vec<_> = known.difference(&pairs).collect();
+    let graph = graph(&files);
+    let found: Vec<String> = cycles(&graph).iter().map(|c| show(c)).collect();
     assert!(
-        gone.is_empty(),
-        "no longer import each other, remove from KNOWN: {gone:?}"
+        found.is_empty(),
+        "modules import each other in a circle:\n{}",
+        found.join("\n")
     );
     // The check sees imports at all: the harness uses the reference's rule.
     assert!(
         graph[&vec!["harness".to_string(), "case".to_string()]]
             .contains(&vec!["reference".to_string()])
     );
+}
+
+/// Module texts by path, as `modules` reads them from `src/`.
+fn synthetic(texts: &[(&str, &str)]) -> BTreeMap<Module, String> {
+    texts
+        .iter()
+        .map(|(path, text)| {
+            let module = path.split('/').map(str::to_string).collect();
+            (module, text.to_string())
+        })
+        .collect()
+}
+
+fn module(path: &str) -> Module {
+    path.split('/').map(str::to_string).collect()
+}
+
+#[test]
+fn a_circle_of_three_modules_is_found_in_order() {
+    let files = synthetic(&[
+        ("a", "use crate::b::B;\npub struct A;"),
+        ("b", "use super::c::C;\npub struct B;"),
+        (
+            "c",
+            "pub struct C;\npub fn a() -> crate::a::A { crate::a::A }",
+        ),
+        ("d", "use crate::{a::A, c::C};"),
+    ]);
+    let found = cycles(&graph(&files));
+    assert_eq!(found, vec![vec![module("a"), module("b"), module("c")]]);
+    assert_eq!(show(&found[0]), "a → b → c → a");
+    // Without the last edge of the circle, nothing is reported.
+    let files = synthetic(&[
+        ("a", "use crate::b::B;"),
+        ("b", "use super::c::C;"),
+        ("c", "pub struct C;"),
+        ("d", "use crate::{a::A, c::C};"),
+    ]);
+    assert!(cycles(&graph(&files)).is_empty());
+}
+
+#[test]
+fn a_parent_and_its_child_module_are_a_circle_only_through_paths() {
+    // `mod child;` is a declaration, not an import.
+    let declared = synthetic(&[
+        ("family", "mod child;\npub struct Core;"),
+        ("family/child", "use super::Core;"),
+    ]);
+    assert!(cycles(&graph(&declared)).is_empty());
+    // A path into the child, bare or through `self::`, is one.
+    for path in ["child::Item", "self::child::Item"] {
+        let used = synthetic(&[
+            (
+                "family",
+                &format!("mod child;\npub use {path};\npub struct Core;"),
+            ),
+            ("family/child", "use super::Core;\npub struct Item;"),
+        ]);
+        assert_eq!(
+            cycles(&graph(&used)),
+            vec![vec![module("family"), module("family/child")]],
+            "{path}"
+        );
+    }
 }

@@ -20,13 +20,13 @@
 //! can call it unconditionally.
 
 use super::case::{Candle, Case, Subject};
-use super::counts::{Count, InstructionCounts, grids};
+use super::counts::{Count, InstructionCounts};
 use super::machine::{Build, Machine};
 use super::report::{json, write_all};
 use super::results::Results;
 use super::runner::{subject_info, workload_info};
 use super::settings::Settings;
-use super::table::{markdown, terminal};
+use super::table::{count_grids, markdown, terminal};
 use crate::clock::Clock;
 use crate::engine::{ArgError, Engine, Executable};
 use std::io::{BufRead, BufReader, Write};
@@ -249,7 +249,7 @@ pub fn run(
     let _ = std::fs::remove_dir_all(&dir);
     let counts = counts?;
     let mut md = String::from("# Instruction counts\n\n");
-    for g in grids(&counts) {
+    for g in count_grids(&counts) {
         writeln!(out, "{}", terminal(&g)).map_err(io)?;
         md.push_str(&markdown(&g));
         md.push('\n');
@@ -276,6 +276,19 @@ pub fn run(
     Ok(Some(results))
 }
 
+impl InstructionCounts {
+    /// The instruction counts kept in `dir/results.json`, if it has any.
+    pub fn kept_in(dir: &Path) -> Option<InstructionCounts> {
+        kept_results(dir)?.instructions
+    }
+}
+
+/// The results a run left in `dir/results.json`, if it left any.
+fn kept_results(dir: &Path) -> Option<Results> {
+    let text = std::fs::read_to_string(dir.join("results.json")).ok()?;
+    json::parse(&text).ok()
+}
+
 /// Puts `counts` into the results of `out_dir` and rewrites its reports:
 /// into the `results.json` a timed `bench` left there (its times kept), or
 /// into results of their own when there is none.
@@ -285,10 +298,7 @@ pub fn keep(
     engines: &[&dyn Engine],
     cases: &[Case],
 ) -> Result<Results, String> {
-    let previous = std::fs::read_to_string(out_dir.join("results.json"))
-        .ok()
-        .and_then(|text| json::parse(&text).ok());
-    let mut results = previous.unwrap_or_else(|| {
+    let mut results = kept_results(out_dir).unwrap_or_else(|| {
         let mut subjects: Vec<Subject> = engines.iter().map(|e| Subject::Engine(*e)).collect();
         if cases.iter().any(|c| c.candles.is_some()) {
             subjects.extend([Subject::Rust, Subject::RustOpt]);
@@ -323,7 +333,7 @@ mod tests {
         assert_eq!(counts[1].instructions, None);
         assert_eq!(counts[1].refused.as_deref(), Some("too deep"));
         assert_eq!(counts[2].instructions, Some(200));
-        let g = grids(&counts);
+        let g = count_grids(&counts);
         assert_eq!(g[0].rows[0][0], "walker");
         assert_eq!(g[0].rows[0][2], "10.0");
         assert_eq!(

@@ -1,11 +1,13 @@
 //! The result tables, built once as plain grids of strings and rendered
 //! both to the terminal (comfy-table) and to Markdown.
 //!
-//! Rows are engines and candles, fastest first by geometric mean; columns
-//! are workloads. Refused cells read `n/a`.
+//! Rows are engines and candles, fastest first by geometric mean (of times,
+//! or of instruction counts); columns are workloads. Refused cells read
+//! `n/a`.
 
+use super::counts::Count;
 use super::results::{RUST, Results, WALKER};
-use super::stats::{fmt_ns, fmt_ratio, geomean};
+use super::stats::{fmt_ns, fmt_ratio, geomean, sig3};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
 /// A titled table of strings; column 0 names the row, column 1 its tier.
@@ -127,6 +129,87 @@ pub fn grids(r: &Results) -> Vec<Grid> {
     g.push(per_iteration_grid(r));
     g.push(compile_grid(r));
     g
+}
+
+/// Instruction counts: whole numbers from 100 on, three significant
+/// digits below.
+fn sig(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        sig3(v)
+    }
+}
+
+/// Grids of instructions per iteration and per execution.
+pub fn count_grids(counts: &[Count]) -> Vec<Grid> {
+    let mut workloads: Vec<&str> = Vec::new();
+    let mut subjects: Vec<&str> = Vec::new();
+    for c in counts {
+        if !workloads.contains(&c.workload.as_str()) {
+            workloads.push(&c.workload);
+        }
+        if !subjects.contains(&c.subject.as_str()) {
+            subjects.push(&c.subject);
+        }
+    }
+    let get = |s: &str, w: &str| counts.iter().find(|c| c.subject == s && c.workload == w);
+    let per_iter = |s: &str, w: &str| {
+        get(s, w).and_then(|c| c.instructions.map(|i| i as f64 / c.iterations as f64))
+    };
+    // Fewest instructions first, by geometric mean per iteration.
+    let mut ranked: Vec<(&str, f64)> = subjects
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                geomean(workloads.iter().filter_map(|w| per_iter(s, w))).unwrap_or(f64::INFINITY),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let tier =
+        |s: &str| crate::engine::engine(s).map_or("native".to_string(), |e| e.tier().to_string());
+    let mut header = vec!["engine".to_string(), "tier".to_string()];
+    header.extend(workloads.iter().map(|w| w.to_string()));
+    let mut h1 = header.clone();
+    h1.push("geomean".into());
+    let per_iteration = Grid {
+        title:
+            "Instructions per loop iteration, execute stage only (callgrind; exact and repeatable)"
+                .into(),
+        header: h1,
+        rows: ranked
+            .iter()
+            .map(|(s, g)| {
+                let mut row = vec![s.to_string(), tier(s)];
+                row.extend(
+                    workloads
+                        .iter()
+                        .map(|w| per_iter(s, w).map_or("n/a".into(), sig)),
+                );
+                row.push(if g.is_finite() { sig(*g) } else { "n/a".into() });
+                row
+            })
+            .collect(),
+    };
+    let total = Grid {
+        title: "Instructions per execution (execute stage only)".into(),
+        header,
+        rows: ranked
+            .iter()
+            .map(|(s, _)| {
+                let mut row = vec![s.to_string(), tier(s)];
+                row.extend(workloads.iter().map(|w| {
+                    get(s, w)
+                        .and_then(|c| c.instructions)
+                        .map_or("n/a".into(), |i| i.to_string())
+                }));
+                row
+            })
+            .collect(),
+    };
+    vec![per_iteration, total]
 }
 
 /// The grid as a terminal table.

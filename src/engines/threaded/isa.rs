@@ -1,7 +1,76 @@
 //! `isa!`: an instruction set written once, as one list of ops, and the
-//! operand roles its fields play on the tape.
+//! operand roles its fields play on the tape, with where an op sits as its
+//! operands see it: [`Layout`] while they are encoded, [`Bounds`] while the
+//! verifier checks them.
 
-use super::{Bounds, Layout};
+/// What the verifier checks one op's operands against.
+pub struct Bounds<'a> {
+    /// The op's first word on the tape.
+    pub(super) at: usize,
+    /// Op start positions, ascending (to check jump targets land on one).
+    pub(super) starts: &'a [u32],
+    pub(super) frame_len: usize,
+    pub(super) arg_count: usize,
+}
+
+impl Bounds<'_> {
+    pub fn slot(&self, x: i64) -> bool {
+        (x as u64) < self.frame_len as u64
+    }
+    pub fn arg(&self, x: i64) -> bool {
+        (x as u64) < self.arg_count as u64
+    }
+    /// The word position `rel` bytes from this op, if it is an op's start.
+    fn target(&self, rel: i64) -> Option<usize> {
+        if rel % 8 != 0 {
+            return None;
+        }
+        let t = (self.at as i64).checked_add(rel / 8)?;
+        let t = u32::try_from(t).ok()?;
+        self.starts.binary_search(&t).ok().map(|_| t as usize)
+    }
+    /// A jump forward to the start of a later op.
+    pub fn forward(&self, rel: i64) -> bool {
+        self.target(rel).is_some_and(|t| t > self.at)
+    }
+    /// A jump back to the start of this op or an earlier one.
+    pub fn backward(&self, rel: i64) -> bool {
+        self.target(rel).is_some_and(|t| t <= self.at)
+    }
+    /// Whether the op `n` ops after this one exists (for ops that skip).
+    pub fn ops_after(&self, n: usize) -> bool {
+        let i = self.starts.partition_point(|&s| (s as usize) < self.at);
+        i + n < self.starts.len()
+    }
+}
+
+/// Positions while encoding: an op index becomes a word position.
+pub struct Layout<'a> {
+    /// The op being encoded (its index).
+    pub(super) at: usize,
+    pub(super) starts: &'a [u32],
+    /// Where the next op will start (for a target just past the end).
+    pub(super) end: usize,
+}
+
+impl Layout<'_> {
+    /// The word position of op `t` (an op emitted so far, or the next one).
+    fn pos(&self, t: usize) -> usize {
+        self.starts.get(t).map_or(self.end, |&s| s as usize)
+    }
+    /// A jump from the op being encoded to op `t`, in bytes.
+    pub fn rel(&self, t: usize) -> i64 {
+        (self.pos(t) as i64)
+            .wrapping_sub(self.pos(self.at) as i64)
+            .wrapping_mul(8)
+    }
+    /// The op `rel` bytes from the op at `at` (the inverse of `rel`); an
+    /// offset that lands on no op start decodes to the op after it.
+    pub fn target(&self, rel: i64) -> usize {
+        let t = (self.pos(self.at) as i64).wrapping_add(rel / 8);
+        self.starts.partition_point(|&s| (s as i64) < t)
+    }
+}
 
 /// How one field of an instruction lives on the tape. A field may *select*
 /// (a small number choosing among the op's handlers: which register, which

@@ -57,6 +57,7 @@ pub mod tail_calls;
 pub mod tape_continuations;
 pub mod tape_continuations_fused;
 pub(crate) use isa::{ArgIndex, Backward, Forward, Lit, Operand, Reg, Slot, isa, table};
+pub use isa::{Bounds, Layout};
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -423,75 +424,6 @@ macro_rules! target {
     }};
 }
 pub(crate) use target;
-
-/// What the verifier checks one op's operands against.
-pub struct Bounds<'a> {
-    /// The op's first word on the tape.
-    at: usize,
-    /// Op start positions, ascending (to check jump targets land on one).
-    starts: &'a [u32],
-    frame_len: usize,
-    arg_count: usize,
-}
-
-impl Bounds<'_> {
-    pub fn slot(&self, x: i64) -> bool {
-        (x as u64) < self.frame_len as u64
-    }
-    pub fn arg(&self, x: i64) -> bool {
-        (x as u64) < self.arg_count as u64
-    }
-    /// The word position `rel` bytes from this op, if it is an op's start.
-    fn target(&self, rel: i64) -> Option<usize> {
-        if rel % 8 != 0 {
-            return None;
-        }
-        let t = (self.at as i64).checked_add(rel / 8)?;
-        let t = u32::try_from(t).ok()?;
-        self.starts.binary_search(&t).ok().map(|_| t as usize)
-    }
-    /// A jump forward to the start of a later op.
-    pub fn forward(&self, rel: i64) -> bool {
-        self.target(rel).is_some_and(|t| t > self.at)
-    }
-    /// A jump back to the start of this op or an earlier one.
-    pub fn backward(&self, rel: i64) -> bool {
-        self.target(rel).is_some_and(|t| t <= self.at)
-    }
-    /// Whether the op `n` ops after this one exists (for ops that skip).
-    pub fn ops_after(&self, n: usize) -> bool {
-        let i = self.starts.partition_point(|&s| (s as usize) < self.at);
-        i + n < self.starts.len()
-    }
-}
-
-/// Positions while encoding: an op index becomes a word position.
-pub struct Layout<'a> {
-    /// The op being encoded (its index).
-    at: usize,
-    starts: &'a [u32],
-    /// Where the next op will start (for a target just past the end).
-    end: usize,
-}
-
-impl Layout<'_> {
-    /// The word position of op `t` (an op emitted so far, or the next one).
-    fn pos(&self, t: usize) -> usize {
-        self.starts.get(t).map_or(self.end, |&s| s as usize)
-    }
-    /// A jump from the op being encoded to op `t`, in bytes.
-    pub fn rel(&self, t: usize) -> i64 {
-        (self.pos(t) as i64)
-            .wrapping_sub(self.pos(self.at) as i64)
-            .wrapping_mul(8)
-    }
-    /// The op `rel` bytes from the op at `at` (the inverse of `rel`); an
-    /// offset that lands on no op start decodes to the op after it.
-    pub fn target(&self, rel: i64) -> usize {
-        let t = (self.pos(self.at) as i64).wrapping_add(rel / 8);
-        self.starts.partition_point(|&s| (s as i64) < t)
-    }
-}
 
 /// The most operand words an op may have.
 pub const MAX_OPERANDS: usize = 4;

@@ -2,7 +2,6 @@
 //! any) and then the instruction counts (when `bench --instructions` wrote
 //! to the same folder), so the two sit side by side in every format.
 
-use crate::harness::counts;
 use crate::harness::results::Results;
 use crate::harness::table::{self, Grid};
 
@@ -21,7 +20,7 @@ pub fn all(r: &Results) -> Vec<Grid> {
         Vec::new()
     };
     if let Some(c) = &r.instructions {
-        out.extend(counts::grids(&c.counts).into_iter().take(1));
+        out.extend(table::count_grids(&c.counts).into_iter().take(1));
     }
     out
 }
