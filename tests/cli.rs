@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use vm_perf::reference::{held_to_walker, magnitude};
 use vm_perf::workloads::WORKLOADS;
 
@@ -11,11 +11,7 @@ fn workload_path(name: &str) -> String {
 }
 
 fn vm_perf(args: &[&str]) -> Output {
-    common::vm_perf()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    common::vm_perf(args, b"")
 }
 
 fn stdout(o: &Output) -> String {
@@ -69,10 +65,7 @@ fn every_engine_runs_every_workload_from_the_command_line() {
 
 #[test]
 fn run_reads_standard_input() {
-    let out = common::output_with_stdin(
-        common::vm_perf().args(["run", "-", "4"]),
-        b"arg(0) + 1 // comment",
-    );
+    let out = common::vm_perf(["run", "-", "4"], b"arg(0) + 1 // comment");
     assert_eq!(stdout(&out), "5\n");
 }
 

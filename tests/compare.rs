@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// One cell: median execute ns with its 95 % interval.
@@ -119,14 +120,9 @@ fn two_runs(f: &Files, new_cpu: &str) -> (PathBuf, PathBuf) {
 }
 
 fn compare(base: &Path, new: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
-    let out = common::output_with_stdin(
-        common::vm_perf()
-            .arg("compare")
-            .arg(base)
-            .arg(new)
-            .args(extra),
-        b"",
-    );
+    let mut args = vec![OsStr::new("compare"), base.as_os_str(), new.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    let out = common::vm_perf(args, b"");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

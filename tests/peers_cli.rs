@@ -1,13 +1,10 @@
-//! The peers through the command line, as the "done when" states it.
+//! The peers through the command line: listed when built, shown in their
+//! own language, checked within their exact range, refused beyond it.
 
-use std::process::Command;
+mod common;
 
 fn vm_perf(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("vm-perf runs");
+    let out = common::vm_perf(args, b"");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -118,11 +115,8 @@ fn run_refuses_a_value_beyond_luajits_exact_range() {
             )),
             "{stderr}"
         );
-        let status = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
-            .args(["run", "--engine", engine, file, "9007199254740992"])
-            .output()
-            .unwrap()
-            .status;
+        let status =
+            common::vm_perf(["run", "--engine", engine, file, "9007199254740992"], b"").status;
         assert_eq!(status.code(), Some(1), "{engine}");
         // Inside the range the same program runs.
         let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, file, "41"]);

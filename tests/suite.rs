@@ -34,7 +34,7 @@ impl Drop for Dir {
 }
 
 fn bench(args: &[&Path]) -> (Option<i32>, String, String) {
-    let out = common::vm_perf().arg("bench").args(args).output().unwrap();
+    let out = common::vm_perf([Path::new("bench")].iter().chain(args), b"");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -130,8 +130,7 @@ fn a_program_that_needs_arguments_it_is_not_given_is_named() {
         )
     );
     // Standard input is a program like any other.
-    let out =
-        common::output_with_stdin(common::vm_perf().args(["bench", "--quick", "-"]), b"arg(0)");
+    let out = common::vm_perf(["bench", "--quick", "-"], b"arg(0)");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim_end(),
         "vm-perf: error: -: the program needs 1 argument, 0 given (none after it, and no `// args:` header)"

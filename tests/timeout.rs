@@ -5,13 +5,14 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 use vm_perf::guard::TIMEOUT_EXIT_CODE;
 
 fn run(engine: &str, timeout: &str, source: &str) -> (Option<i32>, String, String, Duration) {
     let started = Instant::now();
-    let out = common::output_with_stdin(
-        common::vm_perf().args(["run", "--engine", engine, "--timeout", timeout, "-"]),
+    let out = common::vm_perf(
+        ["run", "--engine", engine, "--timeout", timeout, "-"],
         source.as_bytes(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -61,7 +62,7 @@ fn a_program_that_ends_in_time_is_not_disturbed() {
 
 #[test]
 fn help_documents_the_exit_status() {
-    let out = common::vm_perf().args(["run", "--help"]).output().unwrap();
+    let out = common::vm_perf(["run", "--help"], b"");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--timeout <SECS>"), "{help}");
     assert!(help.contains("124"), "{help}");
@@ -69,13 +70,12 @@ fn help_documents_the_exit_status() {
 
 #[test]
 fn bench_stops_a_runaway_program_file() {
-    let out = common::output_with_stdin(
-        common::vm_perf()
-            .args(["bench", "--quick", "--timeout", "0.2", "--out"])
-            .arg(std::env::temp_dir().join(format!("vm-perf-timeout-{}", std::process::id())))
-            .arg("-"),
-        b"let i = 1; while i { i = i + 1 }",
-    );
+    let out_dir = std::env::temp_dir().join(format!("vm-perf-timeout-{}", std::process::id()));
+    let mut args: Vec<&OsStr> = ["bench", "--quick", "--timeout", "0.2", "--out"]
+        .map(OsStr::new)
+        .to_vec();
+    args.extend([out_dir.as_os_str(), OsStr::new("-")]);
+    let out = common::vm_perf(args, b"let i = 1; while i { i = i + 1 }");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

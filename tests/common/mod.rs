@@ -1,20 +1,33 @@
-//! What the integration tests that drive the real binary share.
+//! The one way the integration tests run the real `vm-perf` binary.
 
+use std::ffi::OsStr;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-/// A command for the `vm-perf` binary this build made.
-pub fn vm_perf() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vm-perf"))
+/// Runs `vm-perf ARGS` in the crate's folder (so `workloads/sum.vm` names
+/// the workload), `stdin` piped in, and waits for it.
+pub fn vm_perf<I, S>(args: I, stdin: &[u8]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    vm_perf_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, stdin)
 }
 
-/// Runs `command` with `stdin` on its standard input and waits for it,
-/// capturing stdout and stderr. The input is written from its own thread
-/// and a failed write is ignored: a child that exits without reading all of
-/// it (or any) must neither deadlock nor fail the test here; the test
-/// judges its output.
-pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
-    let mut child = command
+/// Runs `vm-perf ARGS` in `dir` with `stdin` on its standard input and
+/// waits for it, capturing stdout and stderr. The input is written from its
+/// own thread and a failed write is ignored: a child that exits without
+/// reading all of it (or any) must neither deadlock nor fail the test here;
+/// the test judges its output.
+pub fn vm_perf_in<I, S>(dir: &Path, args: I, stdin: &[u8]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vm-perf"))
+        .args(args)
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
