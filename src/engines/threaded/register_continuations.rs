@@ -115,6 +115,7 @@ pub struct LocOperand;
 
 impl Operand for LocOperand {
     type Value = Loc;
+    const WORDS: u64 = 1 << SLOT | 1 << CONST;
     fn encode(l: Loc, _: &Layout) -> (u8, Option<i64>) {
         match l {
             Loc::Acc => (ACC, None),
@@ -124,9 +125,6 @@ impl Operand for LocOperand {
             Loc::Slot(s) => (SLOT, Some(s as i64)),
             Loc::Const(n) => (CONST, Some(n)),
         }
-    }
-    fn has_word(l: u8) -> bool {
-        words(l) == 1
     }
     fn decode(l: u8, x: i64, _: &Layout) -> Loc {
         match l {
@@ -139,6 +137,14 @@ impl Operand for LocOperand {
     }
     fn check(l: u8, x: i64, b: &Bounds) -> bool {
         l != SLOT || b.slot(x)
+    }
+    fn location(l: u8) -> String {
+        match l {
+            ACC => "acc".into(),
+            R0..=R2 => format!("r{}", l - R0),
+            SLOT => "slot".into(),
+            _ => "const".into(),
+        }
     }
 }
 
@@ -226,30 +232,30 @@ pub(crate) use register_handlers;
 
 register_handlers! {
     state(fp, acc, r0, r1, r2);
-    fn add<const D: u8, const X: u8, const Y: u8>(ip, len = 1 + words(D) + words(X) + words(Y)) {
+    fn add<const D: u8, const X: u8, const Y: u8>(ip) {
         let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
         let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
         store!(D, 0, x.wrapping_add(y); ip, fp, acc, r0, r1, r2);
         Flow::Next
     }
-    fn copy<const D: u8, const X: u8>(ip, len = 1 + words(D) + words(X)) {
+    fn copy<const D: u8, const X: u8>(ip) {
         let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
         store!(D, 0, x; ip, fp, acc, r0, r1, r2);
         Flow::Next
     }
-    fn jump(ip, len = 2) {
+    fn jump(ip) {
         Flow::Goto(target!(ip, 0))
     }
     // The exit is taken once per loop: out of line, so the back-edge and
     // the exit each keep a dispatch jump of their own.
-    fn jump_if_pos<const C: u8>(ip, len = 2 + words(C)) {
+    fn jump_if_pos<const C: u8>(ip) {
         if load!(C, 0; ip, fp, acc, r0, r1, r2) > 0 {
             Flow::Back(target!(ip, words(C)))
         } else {
-            Flow::JumpCold(((2 + words(C)) * 8) as isize)
+            Flow::JumpCold((LEN * 8) as isize)
         }
     }
-    fn ret<const X: u8>(ip, len = 1 + words(X)) {
+    fn ret<const X: u8>(ip) {
         Flow::Halt(load!(X, 0; ip, fp, acc, r0, r1, r2))
     }
 }
@@ -851,6 +857,14 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
         // so the chain returns only from `return`, with its value.
         let (_, value) = unsafe { ((*ip).handler.0)(ip, frame.as_mut_ptr(), 0, 0, 0, 0) };
         value
+    }
+
+    pub(crate) fn variants() -> Vec<String> {
+        Tape::<I, B>::variants()
+    }
+
+    pub(crate) fn census(&self) -> Vec<(String, usize)> {
+        self.0.census()
     }
 
     pub(crate) fn listing(&self) -> String {

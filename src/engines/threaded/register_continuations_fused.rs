@@ -58,9 +58,7 @@ isa! {
 
 register_handlers! {
     state(fp, acc, r0, r1, r2);
-    fn add_jump_if_pos<const D: u8, const X: u8, const Y: u8>(
-        ip, len = 2 + words(D) + words(X) + words(Y)
-    ) {
+    fn add_jump_if_pos<const D: u8, const X: u8, const Y: u8>(ip) {
         let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
         let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
         let v = x.wrapping_add(y);
@@ -71,10 +69,10 @@ register_handlers! {
         if v > 0 {
             Flow::Back(target!(ip, at))
         } else {
-            Flow::JumpCold(((2 + at) * 8) as isize)
+            Flow::JumpCold((LEN * 8) as isize)
         }
     }
-    fn add_add<const D: u8, const P: u8, const Q: u8>(ip, len = 1 + words(D) + words(P) + words(Q)) {
+    fn add_add<const D: u8, const P: u8, const Q: u8>(ip) {
         let p = load!(P, words(D); ip, fp, acc, r0, r1, r2);
         let q = load!(Q, words(D) + words(P); ip, fp, acc, r0, r1, r2);
         store!(D, 0, acc.wrapping_add(p).wrapping_add(q); ip, fp, acc, r0, r1, r2);
