@@ -84,7 +84,10 @@ fn random_programs_build_every_variant_of_every_engine() {
         let declared = engines()
             .iter()
             .any(|e| e.name() == *engine && e.variants().iter().any(|v| v == variant));
-        assert!(declared, "{engine}: `{variant}` is listed but not a variant");
+        assert!(
+            declared,
+            "{engine}: `{variant}` is listed but not a variant"
+        );
     }
     assert!(
         failures.is_empty(),

@@ -247,7 +247,9 @@ impl<R: Rng> Gen<'_, R> {
     /// The distance of the innermost loop counter from here.
     fn innermost_counter(&self) -> usize {
         let n = self.scope.len();
-        (0..n).find(|&d| self.scope[n - 1 - d]).expect("inside a loop")
+        (0..n)
+            .find(|&d| self.scope[n - 1 - d])
+            .expect("inside a loop")
     }
 
     /// A loop that steps the counter of the loop around it in its own

@@ -84,7 +84,10 @@ pub const fn op_len(fields: &[(&str, u64)], selecting: &[&str], sels: &[u8], min
         f += 1;
     }
     // Every selecting field names a field, in the fields' order.
-    assert!(s == selecting.len(), "a selector names no field, or out of order");
+    assert!(
+        s == selecting.len(),
+        "a selector names no field, or out of order"
+    );
     if 1 + words > min { 1 + words } else { min }
 }
 
