@@ -91,7 +91,11 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
         scope: Vec::new(),
         loops: 0,
     };
-    let expr = g.expr(shape.depth);
+    let expr = if shape.loop_nesting > 0 && g.rng.random_bool(0.5) {
+        g.spine(shape.depth)
+    } else {
+        g.expr(shape.depth)
+    };
     let mut args: Vec<i64> = (0..shape.trip_args)
         .map(|_| g.rng.random_range(0..=shape.max_trip))
         .collect();
@@ -212,6 +216,31 @@ impl<R: Rng> Gen<'_, R> {
         e
     }
 
+    /// The shape of a measured program: locals, a loop over them, and a
+    /// value that reads them (`let a = …; let b = …; while … { … }; a + b`),
+    /// so what the loops did shows in the program's value.
+    fn spine(&mut self, depth: usize) -> Expr {
+        let n = self.rng.random_range(1..=4);
+        let inits: Vec<Expr> = (0..n)
+            .map(|_| {
+                let init = self.leaf();
+                self.scope.push(false);
+                init
+            })
+            .collect();
+        let work = self.counted_loop(depth.saturating_sub(1).max(2));
+        let mut value = Expr::Get(self.rng.random_range(0..n));
+        if n > 1 && self.rng.random_bool(0.5) {
+            value = Expr::add(value, Expr::Get(self.rng.random_range(0..n)));
+        }
+        let mut e = Expr::then(work, value);
+        for init in inits.into_iter().rev() {
+            self.scope.pop();
+            e = Expr::let_(init, e);
+        }
+        e
+    }
+
     /// `x = x + x + x + leaf`: local `x` used four times, busier than a
     /// loop counter a loop around it reads once or twice.
     fn busy(&mut self, local: usize) -> Expr {
@@ -260,18 +289,19 @@ impl<R: Rng> Gen<'_, R> {
         let d = self.innermost_counter();
         self.loops += 1;
         let cond = self.stepping_cond(d, depth);
-        let body = self.expr(depth);
+        let body = self.body(depth);
         self.loops -= 1;
         Expr::while_(cond, body)
     }
 
-    /// Statements around `middle`, every one run whenever the whole is.
+    /// Statements around `middle`, every one run whenever the whole is
+    /// (mostly before it, so `middle` often ends the whole).
     fn around(&mut self, middle: Expr, depth: usize) -> Expr {
         let mut e = middle;
         if self.rng.random_bool(0.5) {
             e = Expr::then(self.expr(depth), e);
         }
-        if self.rng.random_bool(0.5) {
+        if self.rng.random_bool(0.25) {
             e = Expr::then(e, self.expr(depth));
         }
         e
@@ -287,23 +317,34 @@ impl<R: Rng> Gen<'_, R> {
         } else {
             Expr::Litr(self.rng.random_range(0..=self.shape.max_trip))
         };
+        let case = self.rng.random_range(0..10);
+        // Three locals around a loop whose counter a condition steps, made
+        // busier than the counter inside the loop: the counter is the one
+        // left in a frame slot.
+        let busy = if case < 6 && self.rng.random_bool(0.5) { 3 } else { 0 };
+        let inits: Vec<Expr> = (0..busy)
+            .map(|_| {
+                self.scope.push(false);
+                Expr::Litr(self.rng.random_range(0..=2))
+            })
+            .collect();
         self.loops += 1;
         self.scope.push(true);
         let nested = self.loops < self.shape.loop_nesting;
-        let (cond, body) = match self.rng.random_range(0..10) {
+        let (cond, body) = match case {
             // The condition steps the counter.
             0 | 1 => {
                 let cond = self.stepping_cond(0, depth);
-                (cond, self.expr(depth))
+                (cond, self.body(depth))
             }
             // An inner loop in the body steps it in its condition.
-            2 if nested => {
+            2 | 3 if nested => {
                 let inner = self.stepping_loop(depth);
                 let body = self.around(inner, depth);
                 (Expr::Get(0), body)
             }
             // An inner loop in the condition steps it.
-            3 if nested => {
+            4 | 5 if nested => {
                 let inner = self.stepping_loop(depth.min(4));
                 let cond = Expr::then(inner, Expr::Get(0));
                 (cond, self.expr(depth))
@@ -328,7 +369,31 @@ impl<R: Rng> Gen<'_, R> {
         };
         self.scope.pop();
         self.loops -= 1;
-        Expr::let_(trip, Expr::while_(cond, body))
+        let mut e = Expr::let_(trip, Expr::while_(cond, body));
+        for init in inits.into_iter().rev() {
+            self.scope.pop();
+            e = Expr::let_(init, e);
+        }
+        e
+    }
+
+    /// A loop body: any expression, or three busy statements (on the
+    /// locals in scope, which `counted_loop` may have just made).
+    fn body(&mut self, depth: usize) -> Expr {
+        if self.rng.random_bool(0.5) {
+            return self.expr(depth);
+        }
+        let mut e = match self.writable() {
+            Some(x) => self.busy(x),
+            None => return self.expr(depth),
+        };
+        for _ in 0..2 {
+            if let Some(x) = self.writable() {
+                let next = self.busy(x);
+                e = Expr::then(e, next);
+            }
+        }
+        e
     }
 }
 
