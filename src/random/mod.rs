@@ -321,13 +321,22 @@ impl<R: Rng> Gen<'_, R> {
         // Three locals around a loop whose counter a condition steps, made
         // busier than the counter inside the loop: the counter is the one
         // left in a frame slot.
-        let busy = if case < 6 && self.rng.random_bool(0.5) { 3 } else { 0 };
-        let inits: Vec<Expr> = (0..busy)
+        let busy = if case < 6 && self.rng.random_bool(0.5) {
+            3
+        } else {
+            0
+        };
+        let mut inits: Vec<Expr> = (0..busy)
             .map(|_| {
                 self.scope.push(false);
                 Expr::Litr(self.rng.random_range(0..=2))
             })
             .collect();
+        if case == 6 {
+            // The step, read-only like a counter.
+            self.scope.push(true);
+            inits.push(Expr::Litr(self.rng.random_range(-2..=-1)));
+        }
         self.loops += 1;
         self.scope.push(true);
         let nested = self.loops < self.shape.loop_nesting;
@@ -348,6 +357,13 @@ impl<R: Rng> Gen<'_, R> {
                 let inner = self.stepping_loop(depth.min(4));
                 let cond = Expr::then(inner, Expr::Get(0));
                 (cond, self.expr(depth))
+            }
+            // The body steps it by the read-only local declared just
+            // around it, which holds -1 or -2.
+            6 => {
+                let body = self.expr(depth);
+                let countdown = Expr::set(0, Expr::add(Expr::Get(0), Expr::Get(1)));
+                (Expr::Get(0), Expr::then(body, countdown))
             }
             _ => {
                 let cond = if self.rng.random_bool(0.7) {
