@@ -158,6 +158,46 @@ pub trait Technique: 'static {
 
     /// What `compile` produced, for people: `vm-perf show`.
     fn show(code: &Self::Code) -> String;
+
+    /// Every variant this engine's compiler can build, by name: each
+    /// instruction with each location its operands may have, each
+    /// superinstruction, each kind of closure. Empty for an engine whose
+    /// code has no variants of its own to count (`walker`, the JITs, the
+    /// peers). `tests/coverage.rs` checks that random programs make each.
+    fn variants() -> Vec<String> {
+        Vec::new()
+    }
+
+    /// How many of each variant `code` holds, by the names of
+    /// [`Technique::variants`]; counted from the compiled code, never while
+    /// it runs. Only the variants it holds.
+    fn census(_code: &Self::Code) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+}
+
+/// [`Technique::variants`] of an engine whose variants are the kinds of
+/// one enum (derived with strum's `EnumDiscriminants`, so the list cannot
+/// drift from the enum).
+pub(crate) fn variants_of<K: strum::VariantArray + Copy + Into<&'static str>>() -> Vec<String> {
+    K::VARIANTS.iter().map(|&k| k.into().to_string()).collect()
+}
+
+/// [`Technique::census`] of code whose parts are `kinds`.
+pub(crate) fn census_of<K: Copy + PartialEq + Into<&'static str>>(
+    kinds: impl IntoIterator<Item = K>,
+) -> Vec<(String, usize)> {
+    let mut counts: Vec<(K, usize)> = Vec::new();
+    for k in kinds {
+        match counts.iter_mut().find(|(seen, _)| *seen == k) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((k, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(k, n)| (k.into().to_string(), n))
+        .collect()
 }
 
 /// Declares an engine's registry type and its [`Technique`]: each states
@@ -233,6 +273,10 @@ pub trait Engine: Sync {
     fn relies_on_tail_calls(&self) -> bool {
         false
     }
+    /// Every variant its compiler can build ([`Technique::variants`]).
+    fn variants(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Compiles, plus the compile time the engine measured itself on
     /// `clock` when its work runs outside this thread
     /// ([`Technique::compile_timed`]); `None`: time `compile` from outside.
@@ -266,6 +310,10 @@ pub trait Executable {
     }
     /// The compiled form as text (`vm-perf show`).
     fn show(&self) -> String;
+    /// How many of each variant the code holds ([`Technique::census`]).
+    fn census(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
 }
 
 /// Adapts a [`Technique`] to the registry's [`Engine`].
@@ -306,6 +354,9 @@ impl<T: Technique> Engine for Registered<T> {
     }
     fn relies_on_tail_calls(&self) -> bool {
         T::TAIL_CALLS
+    }
+    fn variants(&self) -> Vec<String> {
+        T::variants()
     }
     fn compile_timed(
         &self,
@@ -359,6 +410,9 @@ impl<T: Technique> Executable for Compiled<T> {
     }
     fn show(&self) -> String {
         T::show(&self.code)
+    }
+    fn census(&self) -> Vec<(String, usize)> {
+        T::census(&self.code)
     }
 }
 

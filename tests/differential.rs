@@ -4,11 +4,9 @@
 //! engines are caught.
 
 use proptest::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
 use vm_perf::front::printer::print;
-use vm_perf::random::{Shape, program};
+use vm_perf::random::seeded;
 use vm_perf::reference::check::{Outcome, compare};
 use vm_perf::reference::{held_to_walker, magnitude};
 use vm_perf::workloads::WORKLOADS;
@@ -16,20 +14,11 @@ use vm_perf::{Expr, Program, engines};
 
 const BUDGET: u64 = 5_000_000;
 
-fn shape_for(seed: u64) -> Shape {
-    Shape {
-        depth: 3 + (seed % 14) as usize,
-        loop_nesting: 1 + (seed % 3) as usize,
-        ..Shape::default()
-    }
-}
-
 /// Checks every engine on one generated program; the error names the engine
 /// and shows the program as text. `Ok`: the engines compared with walker
 /// (none when walker needs more than `BUDGET` steps).
 fn check_all(engines: &[&dyn Engine], seed: u64) -> Result<Vec<&'static str>, String> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (expr, args) = program(&mut rng, &shape_for(seed));
+    let (expr, args) = seeded(seed);
     let text = print(&expr);
     let program =
         Program::validate(expr).map_err(|e| format!("generator made an invalid program: {e}"))?;

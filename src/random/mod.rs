@@ -15,16 +15,28 @@
 //!
 //! For [`program`], termination is by construction: every generated loop counts a fresh local
 //! down to zero, and the generator marks that counter read-only for the loop's
-//! condition and body (no `Set` can reach it). Trip counts come from small
-//! literals or from the first [`Shape::trip_args`] arguments, which are kept
-//! small; the other arguments are "wild" (`i64::MIN`, `i64::MAX`, …) so
-//! wrapping overflow is exercised everywhere else.
+//! condition and body (no `Set` can reach it) except for the one step that
+//! counts it down. That step is the body's last or first statement, or
+//! inside the condition (`while { s = s + -1; s } { … }`), or in the
+//! condition of an inner loop that every pass of the outer one runs (in its
+//! body's statements or in its own condition): a loop that tests a counter
+//! another loop steps, the shape of a nest that shares one counter. Trip
+//! counts come from small literals or from the first [`Shape::trip_args`]
+//! arguments, which are kept small; the other arguments are "wild"
+//! (`i64::MIN`, `i64::MAX`, …) so wrapping overflow is exercised everywhere
+//! else.
+//!
+//! The shapes aim at every operand location of the register engines too:
+//! blocks of several locals (more than any engine has registers, so some
+//! live in frame slots), and statements that make a local busier than the
+//! loop counter (`x = x + x + x + 1`), so that the counter is the one a
+//! register allocator leaves in a slot.
 
 pub mod balanced;
 pub mod small;
 
 use crate::front::ast::Expr;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 /// Knobs for the generator.
 #[derive(Clone, Debug)]
@@ -53,6 +65,24 @@ impl Default for Shape {
     }
 }
 
+/// The shape the differential tests give seed `seed`: shallow to deep
+/// trees, one to four nested loops.
+pub fn shape_for_seed(seed: u64) -> Shape {
+    Shape {
+        depth: 3 + (seed % 14) as usize,
+        loop_nesting: 1 + (seed % 4) as usize,
+        ..Shape::default()
+    }
+}
+
+/// The program and arguments the differential tests make from `seed`
+/// (`tests/differential.rs`, and `tests/coverage.rs`, which checks these
+/// programs reach every instruction of every engine).
+pub fn seeded(seed: u64) -> (Expr, Vec<i64>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    program(&mut rng, &shape_for_seed(seed))
+}
+
 /// A generated program with arguments it terminates on.
 pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
     let mut g = Gen {
@@ -61,7 +91,11 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
         scope: Vec::new(),
         loops: 0,
     };
-    let expr = g.expr(shape.depth);
+    let expr = if shape.loop_nesting > 0 && g.rng.random_bool(0.5) {
+        g.spine(shape.depth)
+    } else {
+        g.expr(shape.depth)
+    };
     let mut args: Vec<i64> = (0..shape.trip_args)
         .map(|_| g.rng.random_range(0..=shape.max_trip))
         .collect();
@@ -125,7 +159,12 @@ impl<R: Rng> Gen<'_, R> {
             return self.leaf();
         }
         let d = depth - 1;
-        match self.rng.random_range(0..12) {
+        match self.rng.random_range(0..15) {
+            12 => self.locals_block(d),
+            13 => match self.writable() {
+                Some(local) => self.busy(local),
+                None => self.leaf(),
+            },
             0..=2 => {
                 let a = self.expr(d);
                 Expr::add(a, self.expr(d))
@@ -158,33 +197,219 @@ impl<R: Rng> Gen<'_, R> {
         }
     }
 
-    /// `Let(trip, While(cond, Then(body, Set(0, Get(0) + -step))))`
+    /// `Let(a, Let(b, … body))`: two to five locals at once, so more are
+    /// live than an engine has registers.
+    fn locals_block(&mut self, depth: usize) -> Expr {
+        let n = self.rng.random_range(2..=5);
+        let inits: Vec<Expr> = (0..n)
+            .map(|_| {
+                let init = self.leaf();
+                self.scope.push(false);
+                init
+            })
+            .collect();
+        let mut e = self.expr(depth);
+        for init in inits.into_iter().rev() {
+            self.scope.pop();
+            e = Expr::let_(init, e);
+        }
+        e
+    }
+
+    /// The shape of a measured program: locals, a loop over them, and a
+    /// value that reads them (`let a = …; let b = …; while … { … }; a + b`),
+    /// so what the loops did shows in the program's value.
+    fn spine(&mut self, depth: usize) -> Expr {
+        let n = self.rng.random_range(1..=4);
+        let inits: Vec<Expr> = (0..n)
+            .map(|_| {
+                let init = self.leaf();
+                self.scope.push(false);
+                init
+            })
+            .collect();
+        let work = self.counted_loop(depth.saturating_sub(1).max(2));
+        let mut value = Expr::Get(self.rng.random_range(0..n));
+        if n > 1 && self.rng.random_bool(0.5) {
+            value = Expr::add(value, Expr::Get(self.rng.random_range(0..n)));
+        }
+        let mut e = Expr::then(work, value);
+        for init in inits.into_iter().rev() {
+            self.scope.pop();
+            e = Expr::let_(init, e);
+        }
+        e
+    }
+
+    /// `x = x + x + x + leaf`: local `x` used four times, busier than a
+    /// loop counter a loop around it reads once or twice.
+    fn busy(&mut self, local: usize) -> Expr {
+        let x = || Expr::Get(local);
+        let leaf = self.leaf();
+        Expr::set(local, Expr::add(Expr::add(Expr::add(x(), x()), x()), leaf))
+    }
+
+    /// `Set(d, Get(d) + -step)`: the step of the counter at distance `d`.
+    fn countdown(&mut self, d: usize) -> Expr {
+        let step = self.rng.random_range(1..=2);
+        Expr::set(d, Expr::add(Expr::Get(d), Expr::Litr(-step)))
+    }
+
+    /// A condition that steps the counter at distance `d` and tests it:
+    /// `{ side; d = d + -step; d }`, or `… ; d + k` (small `k ≥ 0`, still
+    /// counting down to an end).
+    fn stepping_cond(&mut self, d: usize, depth: usize) -> Expr {
+        let step = self.countdown(d);
+        let test = if self.rng.random_bool(0.7) {
+            Expr::Get(d)
+        } else {
+            Expr::add(Expr::Get(d), Expr::Litr(self.rng.random_range(0..=1)))
+        };
+        let cond = Expr::then(step, test);
+        if self.rng.random_bool(0.3) {
+            Expr::then(self.expr(depth.min(3)), cond)
+        } else {
+            cond
+        }
+    }
+
+    /// The distance of the innermost loop counter from here.
+    fn innermost_counter(&self) -> usize {
+        let n = self.scope.len();
+        (0..n)
+            .find(|&d| self.scope[n - 1 - d])
+            .expect("inside a loop")
+    }
+
+    /// A loop that steps the counter of the loop around it in its own
+    /// condition (every check counts it down, so it ends), with a body that
+    /// cannot write it. Run once per pass of the enclosing loop, it is
+    /// that loop's step.
+    fn stepping_loop(&mut self, depth: usize) -> Expr {
+        let d = self.innermost_counter();
+        self.loops += 1;
+        let cond = self.stepping_cond(d, depth);
+        let body = self.body(depth);
+        self.loops -= 1;
+        Expr::while_(cond, body)
+    }
+
+    /// Statements around `middle`, every one run whenever the whole is
+    /// (mostly before it, so `middle` often ends the whole).
+    fn around(&mut self, middle: Expr, depth: usize) -> Expr {
+        let mut e = middle;
+        if self.rng.random_bool(0.5) {
+            e = Expr::then(self.expr(depth), e);
+        }
+        if self.rng.random_bool(0.25) {
+            e = Expr::then(e, self.expr(depth));
+        }
+        e
+    }
+
+    /// `Let(trip, While(cond, body))`, the counter read-only except for its
+    /// one step: after or before the body (`Then(body, Set(0, Get(0) +
+    /// -step))`), inside the condition, or in the condition of an inner loop
+    /// in the body or in the condition.
     fn counted_loop(&mut self, depth: usize) -> Expr {
         let trip = if self.shape.trip_args > 0 && self.rng.random_bool(0.5) {
             Expr::Arg(self.rng.random_range(0..self.shape.trip_args))
         } else {
             Expr::Litr(self.rng.random_range(0..=self.shape.max_trip))
         };
+        let case = self.rng.random_range(0..10);
+        // Three locals around a loop whose counter a condition steps, made
+        // busier than the counter inside the loop: the counter is the one
+        // left in a frame slot.
+        let busy = if case < 6 && self.rng.random_bool(0.5) {
+            3
+        } else {
+            0
+        };
+        let mut inits: Vec<Expr> = (0..busy)
+            .map(|_| {
+                self.scope.push(false);
+                Expr::Litr(self.rng.random_range(0..=2))
+            })
+            .collect();
+        if case == 6 {
+            // The step, read-only like a counter.
+            self.scope.push(true);
+            inits.push(Expr::Litr(self.rng.random_range(-2..=-1)));
+        }
         self.loops += 1;
         self.scope.push(true);
-        let cond = if self.rng.random_bool(0.7) {
-            Expr::Get(0)
-        } else {
-            // Side effects in the condition, re-run on every check.
-            let side = self.expr(depth.min(3));
-            Expr::then(side, Expr::Get(0))
-        };
-        let body = self.expr(depth);
-        let step = self.rng.random_range(1..=2);
-        let countdown = Expr::set(0, Expr::add(Expr::Get(0), Expr::Litr(-step)));
-        let looped = if self.rng.random_bool(0.5) {
-            Expr::then(body, countdown)
-        } else {
-            Expr::then(countdown, body)
+        let nested = self.loops < self.shape.loop_nesting;
+        let (cond, body) = match case {
+            // The condition steps the counter.
+            0 | 1 => {
+                let cond = self.stepping_cond(0, depth);
+                (cond, self.body(depth))
+            }
+            // An inner loop in the body steps it in its condition.
+            2 | 3 if nested => {
+                let inner = self.stepping_loop(depth);
+                let body = self.around(inner, depth);
+                (Expr::Get(0), body)
+            }
+            // An inner loop in the condition steps it.
+            4 | 5 if nested => {
+                let inner = self.stepping_loop(depth.min(4));
+                let cond = Expr::then(inner, Expr::Get(0));
+                (cond, self.expr(depth))
+            }
+            // The body steps it by the read-only local declared just
+            // around it, which holds -1 or -2.
+            6 => {
+                let body = self.expr(depth);
+                let countdown = Expr::set(0, Expr::add(Expr::Get(0), Expr::Get(1)));
+                (Expr::Get(0), Expr::then(body, countdown))
+            }
+            _ => {
+                let cond = if self.rng.random_bool(0.7) {
+                    Expr::Get(0)
+                } else {
+                    // Side effects in the condition, re-run on every check.
+                    let side = self.expr(depth.min(3));
+                    Expr::then(side, Expr::Get(0))
+                };
+                let body = self.expr(depth);
+                let countdown = self.countdown(0);
+                let looped = if self.rng.random_bool(0.5) {
+                    Expr::then(body, countdown)
+                } else {
+                    Expr::then(countdown, body)
+                };
+                (cond, looped)
+            }
         };
         self.scope.pop();
         self.loops -= 1;
-        Expr::let_(trip, Expr::while_(cond, looped))
+        let mut e = Expr::let_(trip, Expr::while_(cond, body));
+        for init in inits.into_iter().rev() {
+            self.scope.pop();
+            e = Expr::let_(init, e);
+        }
+        e
+    }
+
+    /// A loop body: any expression, or three busy statements (on the
+    /// locals in scope, which `counted_loop` may have just made).
+    fn body(&mut self, depth: usize) -> Expr {
+        if self.rng.random_bool(0.5) {
+            return self.expr(depth);
+        }
+        let mut e = match self.writable() {
+            Some(x) => self.busy(x),
+            None => return self.expr(depth),
+        };
+        for _ in 0..2 {
+            if let Some(x) = self.writable() {
+                let next = self.busy(x);
+                e = Expr::then(e, next);
+            }
+        }
+        e
     }
 }
 

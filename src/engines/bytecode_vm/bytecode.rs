@@ -40,8 +40,10 @@ use crate::front::ast::Expr;
 use crate::front::program::Program;
 use std::fmt;
 
-/// One instruction. Stack effects are given as `before -- after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One instruction. Stack effects are given as `before -- after`. Its kind
+/// without operands is an [`OpKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(OpKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 pub enum Op {
     /// `-- n`
     Push(i64),
@@ -281,6 +283,12 @@ technique! {
     Bytecode = "bytecode", Original, Chunk;
     "stack bytecode: a Vec of instructions run by a match loop";
     compile: compile_chunk, execute: run, show: Chunk::to_string;
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<OpKind>()
+    }
+    fn census(chunk: &Chunk) -> Vec<(String, usize)> {
+        crate::engine::census_of(chunk.ops().iter().map(OpKind::from))
+    }
 }
 
 /// Runs a verified chunk.

@@ -44,13 +44,21 @@ technique! {
     compile: |program| compile(program, Options::default()),
     execute: run,
     show: Code::listing;
+    fn variants() -> Vec<String> {
+        Code::variants()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        code.census()
+    }
 }
 
 /// A register number.
 pub type Reg = u32;
 
 /// One three-address instruction. `pc` targets index the instruction list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Its kind without operands is an [`InstrKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(InstrKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 pub enum Instr {
     /// `dst = imm`
     LoadImm { dst: Reg, imm: i64 },
@@ -128,6 +136,16 @@ pub struct Code {
 }
 
 impl Code {
+    /// Every instruction kind, fused ones included ([`Technique::variants`](crate::engine::Technique::variants)).
+    pub(crate) fn variants() -> Vec<String> {
+        crate::engine::variants_of::<InstrKind>()
+    }
+
+    /// How many instructions of each kind the code holds.
+    pub(crate) fn census(&self) -> Vec<(String, usize)> {
+        crate::engine::census_of(self.instrs.iter().map(InstrKind::from))
+    }
+
     /// The listing `vm-perf show` prints.
     pub fn listing(&self) -> String {
         let mut out = format!(

@@ -30,6 +30,12 @@ technique! {
     compile: |program| register_bytecode::compile(program, Options { fuse: true }),
     execute: register_bytecode::run,
     show: Code::listing;
+    fn variants() -> Vec<String> {
+        Code::variants()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        code.census()
+    }
 }
 
 #[cfg(test)]

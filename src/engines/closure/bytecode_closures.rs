@@ -148,6 +148,13 @@ technique! {
     BytecodeClosures = "bytecode_closures", Original, Code;
     "one closure per bytecode instruction, run by an ip loop";
     compile: compile, execute: run, show: show;
+    // One closure per instruction, by the instruction's kind.
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<bytecode::OpKind>()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        crate::engine::census_of(code.chunk.ops().iter().map(bytecode::OpKind::from))
+    }
 }
 
 fn compile(program: &Program) -> Result<Code, CompileError> {

@@ -63,7 +63,8 @@ use crate::front::program::Program;
 /// Nested chains are stored inline, right after the step that runs them and
 /// closed by [`Step::End`], so a whole program is one flat `Vec` of 16-byte
 /// steps: lowering allocates no `Vec` per `Add` or `While`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(StepKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 pub enum Step {
     /// Value `n` (ignores its input).
     Lit(i64),
@@ -335,6 +336,13 @@ technique! {
     compile: compile, execute: run, show: show;
     // Every step ends in a tail call to the next.
     const TAIL_CALLS: bool = true;
+    // One closure per step (an `End` only closes a nested chain).
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<StepKind>()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        crate::engine::census_of(code.chain.0.iter().map(StepKind::from))
+    }
 }
 
 /// The compiled program: the chain for `show` and its first closure.

@@ -61,10 +61,20 @@ technique! {
     compile: compile, execute: run, show: show;
     // Every step ends in a tail call to the next.
     const TAIL_CALLS: bool = true;
+    // One closure per step, nested chains included.
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<StepKind>()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        let mut kinds = Vec::new();
+        code.chain.kinds(&mut kinds);
+        crate::engine::census_of(kinds)
+    }
 }
 
 /// One stack-machine step.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(StepKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 pub enum Step {
     /// Push `n`.
     Lit(i64),
@@ -186,6 +196,17 @@ impl Chain {
             _ => 0,
         };
         self.steps.iter().map(|s| 1 + nested(s)).sum()
+    }
+
+    /// The kind of every step, nested chains included.
+    fn kinds(&self, out: &mut Vec<StepKind>) {
+        for step in &self.steps {
+            out.push(step.into());
+            if let Step::While(c, b) = step {
+                c.kinds(out);
+                b.kinds(out);
+            }
+        }
     }
 
     fn write(&self, indent: usize, out: &mut String) {

@@ -174,6 +174,8 @@ pub(crate) struct Line<S> {
     pub(crate) what: S,
 }
 
+#[derive(strum::EnumDiscriminants)]
+#[strum_discriminants(name(ShapeKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 enum Shape {
     Litr(i64),
     Arg(usize),
@@ -270,6 +272,13 @@ technique! {
     Closures = "closures", Original, Code;
     "nested closures, one per node (indirect threading)";
     compile: compile, execute: run, show: show;
+    // One line of the tree per closure built, so its shape is the variant.
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<ShapeKind>()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        crate::engine::census_of(code.tree.iter().map(|l| ShapeKind::from(&l.what)))
+    }
 }
 
 fn compile(program: &Program) -> Result<Code, CompileError> {

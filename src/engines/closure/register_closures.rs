@@ -251,7 +251,8 @@ impl Locals {
 /// What a node is, for `show`. Operands are kept as numbers and only
 /// formatted by `show`, so compile allocates nothing per node besides the
 /// closure itself.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, strum::EnumDiscriminants)]
+#[strum_discriminants(name(LabelKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 enum Label {
     Litr(i64),
     Arg(usize),
@@ -648,6 +649,13 @@ technique! {
     RegisterClosures = "register_closures", Original, Code;
     "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
     compile: compile_program, execute: run, show: show;
+    // One line per closure built, by its label.
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<LabelKind>()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        crate::engine::census_of(code.lines.iter().map(|l| LabelKind::from(l.label)))
+    }
 }
 
 /// The compiled program: the closure tree and its description.

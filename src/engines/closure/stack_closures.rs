@@ -67,6 +67,8 @@ pub struct Code {
 }
 
 /// What one closure does, for `show` (kept small: compile time is measured).
+#[derive(strum::EnumDiscriminants)]
+#[strum_discriminants(name(ShapeKind), derive(strum::VariantArray, strum::IntoStaticStr))]
 enum Shape {
     Push(i64),
     PushArg(usize),
@@ -281,6 +283,13 @@ technique! {
     StackClosures = "stack_closures", Original, Code;
     "nested closures passing values on an explicit value stack";
     compile: compile, execute: run, show: show;
+    // One line of the tree per closure built (or elided), by its shape.
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<ShapeKind>()
+    }
+    fn census(code: &Code) -> Vec<(String, usize)> {
+        crate::engine::census_of(code.tree.iter().map(|l| ShapeKind::from(&l.what)))
+    }
 }
 
 fn compile(program: &Program) -> Result<Code, CompileError> {

@@ -83,7 +83,7 @@ enum Role {
 }
 
 /// The handlers, by name.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, strum::VariantArray, strum::IntoStaticStr)]
 enum Op {
     Litr,
     Arg,
@@ -333,6 +333,16 @@ technique! {
     TapeClosures = "tape_closures", Original, Tape;
     "environment-free fn handlers reading operands from a tape";
     compile: compile, execute: execute, show: show;
+    // One node per handler on the tape, by its handler.
+    fn variants() -> Vec<String> {
+        crate::engine::variants_of::<Op>()
+    }
+    fn census(tape: &Tape) -> Vec<(String, usize)> {
+        crate::engine::census_of(tape.roles.iter().filter_map(|r| match *r {
+            Role::Op(op) => Some(op),
+            _ => None,
+        }))
+    }
 }
 
 fn compile(program: &Program) -> Result<Tape, CompileError> {

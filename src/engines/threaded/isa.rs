@@ -79,11 +79,17 @@ impl Layout<'_> {
 pub trait Operand {
     /// The field's type in the instruction enum.
     type Value: Copy;
+    /// Which selectors have a word: bit `sel` set if a field with selector
+    /// `sel` has one. A constant, so an op's length is known at compile time
+    /// (each handler's `LEN`, see [`op_len`]).
+    const WORDS: u64;
     /// The selector (0 when the field selects nothing) and the word, if the
     /// field has one.
     fn encode(v: Self::Value, at: &Layout) -> (u8, Option<i64>);
     /// Whether a field with selector `sel` has a word.
-    fn has_word(sel: u8) -> bool;
+    fn has_word(sel: u8) -> bool {
+        has_word(Self::WORDS, sel)
+    }
     /// The field back from its selector and word (0 if it has none).
     fn decode(sel: u8, word: i64, at: &Layout) -> Self::Value;
     /// Whether a handler may rely on this field: its word in range.
@@ -91,6 +97,67 @@ pub trait Operand {
     /// Whether the word is a jump, which threading turns into the target
     /// op's address.
     const JUMP: bool = false;
+    /// Where a field with selector `sel` lives, as kind names show it
+    /// (`acc`, `r0`, `slot`, `const`, …).
+    fn location(sel: u8) -> String;
+}
+
+/// Every combination of one value from each list (the handlers of an op's
+/// table, by their selectors), in table order.
+pub fn combinations(lists: &[&[u8]]) -> Vec<Vec<u8>> {
+    lists.iter().fold(vec![Vec::new()], |done, list| {
+        done.iter()
+            .flat_map(|c| list.iter().map(move |&v| [c.as_slice(), &[v]].concat()))
+            .collect()
+    })
+}
+
+/// Whether selector `sel` has a word in a role whose [`Operand::WORDS`] is
+/// `words`.
+const fn has_word(words: u64, sel: u8) -> bool {
+    sel < 64 && (words >> sel) & 1 == 1
+}
+
+/// An op's length in words, computed from its `isa!` entry: the handler
+/// word, then a word for each field whose role has one at that field's
+/// selector, at least `min`. `fields` are the op's fields (name and the
+/// role's [`Operand::WORDS`]), `selecting` the fields that choose the
+/// handler (a subsequence of `fields`, in order) and `sels` their
+/// selectors. Each handler gets its op's length from this as its `LEN`, so
+/// a handler never restates it.
+pub const fn op_len(fields: &[(&str, u64)], selecting: &[&str], sels: &[u8], min: usize) -> usize {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    assert!(selecting.len() == sels.len());
+    let (mut words, mut f, mut s) = (0, 0, 0);
+    while f < fields.len() {
+        let (name, role_words) = fields[f];
+        let mut sel = 0;
+        if s < selecting.len() && same(selecting[s], name) {
+            sel = sels[s];
+            s += 1;
+        }
+        words += has_word(role_words, sel) as usize;
+        f += 1;
+    }
+    // Every selecting field names a field, in the fields' order.
+    assert!(
+        s == selecting.len(),
+        "a selector names no field, or out of order"
+    );
+    if 1 + words > min { 1 + words } else { min }
 }
 
 /// A small number as a selector; one out of range stays out of range (it
@@ -102,17 +169,15 @@ fn selector(k: usize) -> u8 {
 /// Operand roles whose value is their one word, checked by `check` against
 /// the tape's bounds.
 macro_rules! word_roles {
-    ($($(#[$doc:meta])* $Role:ident: $T:ty, $check:expr;)*) => {$(
+    ($($(#[$doc:meta])* $Role:ident: $T:ty, $check:expr, $location:literal;)*) => {$(
         $(#[$doc])*
         pub struct $Role;
 
         impl Operand for $Role {
             type Value = $T;
+            const WORDS: u64 = 1;
             fn encode(v: $T, _: &Layout) -> (u8, Option<i64>) {
                 (0, Some(v as i64))
-            }
-            fn has_word(_: u8) -> bool {
-                true
             }
             fn decode(_: u8, x: i64, _: &Layout) -> $T {
                 x as $T
@@ -121,17 +186,20 @@ macro_rules! word_roles {
                 let check: fn(&Bounds, i64) -> bool = $check;
                 check(b, x)
             }
+            fn location(_: u8) -> String {
+                $location.into()
+            }
         }
     )*};
 }
 
 word_roles! {
     /// A literal, as its word.
-    Lit: i64, |_, _| true;
+    Lit: i64, |_, _| true, "const";
     /// An argument index, checked below the argument count.
-    ArgIndex: usize, |b, i| b.arg(i);
+    ArgIndex: usize, |b, i| b.arg(i), "arg";
     /// A frame slot, checked inside the frame.
-    Slot: usize, |b, s| b.slot(s);
+    Slot: usize, |b, s| b.slot(s), "slot";
 }
 
 /// A register number: a selector, no word. The handler table's width is
@@ -140,17 +208,18 @@ pub struct Reg;
 
 impl Operand for Reg {
     type Value = usize;
+    const WORDS: u64 = 0;
     fn encode(k: usize, _: &Layout) -> (u8, Option<i64>) {
         (selector(k), None)
-    }
-    fn has_word(_: u8) -> bool {
-        false
     }
     fn decode(k: u8, _: i64, _: &Layout) -> usize {
         k as usize
     }
     fn check(_: u8, _: i64, _: &Bounds) -> bool {
         true
+    }
+    fn location(k: u8) -> String {
+        format!("r{k}")
     }
 }
 
@@ -167,11 +236,9 @@ pub type Backward = Jump<true>;
 impl<const BACKWARD: bool> Operand for Jump<BACKWARD> {
     type Value = usize;
     const JUMP: bool = true;
+    const WORDS: u64 = 1;
     fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
         (0, Some(at.rel(t)))
-    }
-    fn has_word(_: u8) -> bool {
-        true
     }
     fn decode(_: u8, rel: i64, at: &Layout) -> usize {
         at.target(rel)
@@ -183,26 +250,33 @@ impl<const BACKWARD: bool> Operand for Jump<BACKWARD> {
             b.forward(rel)
         }
     }
+    fn location(_: u8) -> String {
+        if BACKWARD { "back" } else { "forward" }.into()
+    }
 }
 
-/// A handler table over up to three selectors: `table!(Handler, f, B; [0,
-/// 1] [LIT, ARG])` is `[[Handler(f::<B, 0, LIT>), …], …]`.
+/// A handler table over up to three selectors: `table!(Handler, f, B,
+/// len_of; [0, 1] [LIT, ARG])` is `[[Handler(f::<B, 0, LIT, { len_of(&[0,
+/// LIT]) }>), …], …]`: each handler gets its op's length as its last const
+/// parameter, from the const fn `len_of` over its selectors.
 macro_rules! table {
-    ($H:path, $f:ident, $B:ty; $($lists:tt)*) => {
-        $crate::engines::threaded::table!(@ $H, $f, $B, []; $($lists)*)
+    ($H:path, $f:ident, $B:ty, $len:ident; $($lists:tt)*) => {
+        $crate::engines::threaded::table!(@ $H, $f, $B, $len, []; $($lists)*)
     };
-    (@ $H:path, $f:ident, $B:ty, [$($c:expr),*];) => { $H($f::<$B $(, $c)*>) };
-    (@ $H:path, $f:ident, $B:ty, $c:tt; [$($a:expr),*]) => {
-        [$($crate::engines::threaded::table!(@push $H, $f, $B, $c, $a;)),*]
+    (@ $H:path, $f:ident, $B:ty, $len:ident, [$($c:expr),*];) => {
+        $H($f::<$B $(, $c)*, { $len(&[$($c),*]) }>)
     };
-    (@ $H:path, $f:ident, $B:ty, $c:tt; [$($a:expr),*] $l2:tt) => {
-        [$($crate::engines::threaded::table!(@push $H, $f, $B, $c, $a; $l2)),*]
+    (@ $H:path, $f:ident, $B:ty, $len:ident, $c:tt; [$($a:expr),*]) => {
+        [$($crate::engines::threaded::table!(@push $H, $f, $B, $len, $c, $a;)),*]
     };
-    (@ $H:path, $f:ident, $B:ty, $c:tt; [$($a:expr),*] $l2:tt $l3:tt) => {
-        [$($crate::engines::threaded::table!(@push $H, $f, $B, $c, $a; $l2 $l3)),*]
+    (@ $H:path, $f:ident, $B:ty, $len:ident, $c:tt; [$($a:expr),*] $l2:tt) => {
+        [$($crate::engines::threaded::table!(@push $H, $f, $B, $len, $c, $a; $l2)),*]
     };
-    (@push $H:path, $f:ident, $B:ty, [$($c:expr),*], $a:expr; $($l:tt)*) => {
-        $crate::engines::threaded::table!(@ $H, $f, $B, [$($c,)* $a]; $($l)*)
+    (@ $H:path, $f:ident, $B:ty, $len:ident, $c:tt; [$($a:expr),*] $l2:tt $l3:tt) => {
+        [$($crate::engines::threaded::table!(@push $H, $f, $B, $len, $c, $a; $l2 $l3)),*]
+    };
+    (@push $H:path, $f:ident, $B:ty, $len:ident, [$($c:expr),*], $a:expr; $($l:tt)*) => {
+        $crate::engines::threaded::table!(@ $H, $f, $B, $len, [$($c,)* $a]; $($l)*)
     };
 }
 pub(crate) use table;
@@ -228,8 +302,10 @@ pub(crate) use table;
 /// ops, whose instructions it wraps as `Base(…)`. Generated: the
 /// instruction enum and its `Display`, the kind enum (one selector byte per
 /// field), `From` the base's instructions, and the [`Isa`](super::Isa)
-/// impl: lengths, encode, decode, and the verifier's `checked_handler`,
-/// which checks every field and then looks the handler up.
+/// impl: lengths, encode, decode, every kind with a handler and its name
+/// (the variants the coverage test counts), and the verifier's
+/// `checked_handler`, which checks every field and then looks the handler
+/// up.
 macro_rules! isa {
     (
         $(#[$imeta:meta])*
@@ -297,14 +373,46 @@ macro_rules! isa {
 
             #[allow(unused_variables, unused_mut)]
             fn len(kind: $Kind) -> usize {
+                match kind {
+                    $( $Kind::$Op($($f),*) => $crate::engines::threaded::isa!(
+                        @len $min; [$(($f, $Role)),*]; [$($($sel),*)?]; &[$($($sel),*)?]
+                    ), )*
+                    $( $Kind::Base(k) => <$Base as $crate::engines::threaded::Isa>::len(k), )?
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn kinds() -> Vec<$Kind> {
+                let mut all = Vec::new();
+                $(
+                    let selecting: &[&str] = &[$($(stringify!($sel)),*)?];
+                    let values: &[&[u8]] = &[$($(&[$($v),*]),*)?];
+                    for sels in $crate::engines::threaded::isa::combinations(values) {
+                        let mut s = 0;
+                        $( let $f = if selecting.get(s) == Some(&stringify!($f)) {
+                            s += 1;
+                            sels[s - 1]
+                        } else {
+                            0
+                        }; )*
+                        all.push($Kind::$Op($($f),*));
+                    }
+                )*
+                $( all.extend(
+                    <$Base as $crate::engines::threaded::Isa>::kinds().into_iter().map($Kind::Base),
+                ); )?
+                all
+            }
+
+            #[allow(unused_variables)]
+            fn kind_name(kind: $Kind) -> String {
                 use $crate::engines::threaded::Operand as _;
                 match kind {
                     $( $Kind::$Op($($f),*) => {
-                        let mut words = 0;
-                        $( words += <$Role>::has_word($f) as usize; )*
-                        (1 + words).max($min)
+                        let fields: &[String] = &[$(<$Role>::location($f)),*];
+                        format!("{}({})", stringify!($Op), fields.join(", "))
                     } )*
-                    $( $Kind::Base(k) => <$Base as $crate::engines::threaded::Isa>::len(k), )?
+                    $( $Kind::Base(k) => <$Base as $crate::engines::threaded::Isa>::kind_name(k), )?
                 }
             }
 
@@ -406,9 +514,15 @@ macro_rules! isa {
                         $( if !($extra)(b) {
                             return None;
                         } )?
+                        // The op's length, for each handler's `LEN`.
+                        const fn len_of(sels: &[u8]) -> usize {
+                            $crate::engines::threaded::isa!(
+                                @len $min; [$(($f, $Role)),*]; [$($($sel),*)?]; sels
+                            )
+                        }
                         let table = &const {
                             $crate::engines::threaded::table!(
-                                $Handler, $h, B; $($([$($v),*])*)?
+                                $Handler, $h, B, len_of; $($([$($v),*])*)?
                             )
                         };
                         let handler = *table $($(.get($sel as usize)?)*)?;
@@ -422,5 +536,15 @@ macro_rules! isa {
         }
     };
     (@u8 $f:ident) => { u8 };
+    // The length of an op with fields `$f` (roles `$Role`), of which `$sel`
+    // select, at selectors `$sels`.
+    (@len $min:expr; [$(($f:ident, $Role:ty)),*]; [$($sel:ident),*]; $sels:expr) => {
+        $crate::engines::threaded::isa::op_len(
+            &[$((stringify!($f), <$Role as $crate::engines::threaded::Operand>::WORDS)),*],
+            &[$(stringify!($sel)),*],
+            $sels,
+            $min,
+        )
+    };
 }
 pub(crate) use isa;

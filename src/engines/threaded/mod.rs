@@ -184,14 +184,15 @@ pub trait TapeWord: Copy {
 ///
 /// ```ignore
 /// /// doc
-/// fn name<const K: u8>(ip, len = 2) { body returning a Flow }
+/// fn name<const K: u8>(ip) { body returning a Flow }
 /// ```
 ///
-/// and becomes `unsafe fn name<B: Backend, const K: u8>(ip, state…) ->
-/// Exit`. `len` is the op's length in words (handler word included; an
-/// expression that may use the const parameters); the body sees `ip` and
-/// the state as mutable locals under the convention's names and reads its
-/// operands with [`word!`]. `park` is what a [`Stable`] back-edge does:
+/// and becomes `unsafe fn name<B: Backend, const K: u8, const LEN: usize>(ip,
+/// state…) -> Exit`. `LEN` is the op's length in words (handler word
+/// included), which the `isa!` entry that names the handler computes from
+/// its operand roles and hands to each instance, so no handler restates it;
+/// the body sees `ip` and the state as mutable locals under the
+/// convention's names, and reads its operands with [`word!`]. `park` is what a [`Stable`] back-edge does:
 /// `tail` (tail-call the target like any op) or a block that saves the
 /// state for a driver (the target is then returned to it).
 macro_rules! handlers {
@@ -199,13 +200,13 @@ macro_rules! handlers {
         word: $Word:ty, state: $state:tt, park: $park:tt;
         $(
             $(#[$attr:meta])*
-            fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident, len = $len:expr) $body:block
+            fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident) $body:block
         )*
     ) => {
         $(
             $crate::engines::threaded::handlers!(
                 @one $Word, $state, $park;
-                $(#[$attr])* fn $name $(<$(const $c: $cty),*>)? ($ip, len = $len) $body
+                $(#[$attr])* fn $name $(<$(const $c: $cty),*>)? ($ip) $body
             );
         )*
         $crate::engines::threaded::handlers!(@cold $Word, $state);
@@ -214,7 +215,7 @@ macro_rules! handlers {
     (
         @one $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $park:tt;
         $(#[$attr:meta])*
-        fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident, len = $len:expr) $body:block
+        fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident) $body:block
     ) => {
         $(#[$attr])*
         ///
@@ -222,7 +223,10 @@ macro_rules! handlers {
         ///
         /// The handler contract of this family's handler type.
         #[allow(unused_mut, unused_variables, unused_assignments, clippy::unnecessary_cast)]
-        pub(crate) unsafe fn $name<B: $crate::engines::threaded::Backend $($(, const $c: $cty)*)?>(
+        pub(crate) unsafe fn $name<
+            B: $crate::engines::threaded::Backend $($(, const $c: $cty)*)?,
+            const LEN: usize,
+        >(
             $ip: *const $Word,
             $(mut $s: $sty),*
         ) -> $crate::engines::threaded::Exit<$Word> {
@@ -230,9 +234,11 @@ macro_rules! handlers {
             let flow: Flow = $body;
             match flow {
                 Flow::Next => {
-                    // SAFETY: the verifier checked the op after this one
-                    // exists (the last op never falls through).
-                    let next = unsafe { $ip.byte_offset((($len) as isize) * 8) };
+                    // SAFETY: `LEN` is this op's length, computed by the
+                    // same `op_len` as the lengths the verifier laid the
+                    // tape out by, and the verifier checked the op after
+                    // this one exists (the last op never falls through).
+                    let next = unsafe { $ip.byte_offset((LEN as isize) * 8) };
                     $crate::engines::threaded::handlers!(@go B, next, ($($s),*))
                 }
                 Flow::Jump(rel) => {
@@ -377,6 +383,12 @@ macro_rules! threaded_engine {
             show: <$Code>::listing;
             // Every handler ends in a tail call to the next.
             const TAIL_CALLS: bool = true;
+            fn variants() -> Vec<String> {
+                <$Code>::variants()
+            }
+            fn census(code: &$Code) -> Vec<(String, usize)> {
+                code.census()
+            }
         }
     };
 }
@@ -442,6 +454,12 @@ pub trait Isa: Sized + 'static {
     /// Which of the op's operand words are jump operands (threaded into
     /// the target op's address).
     fn jumps(kind: Self::Kind) -> [bool; MAX_OPERANDS];
+    /// Every kind that has a handler: each op with each combination of its
+    /// selectors (operand locations), those of the set it extends included.
+    fn kinds() -> Vec<Self::Kind>;
+    /// A kind as the coverage test names it: its op and where each field
+    /// lives, `Add(acc, r0, const)`.
+    fn kind_name(kind: Self::Kind) -> String;
     /// The verifier, one op: its handler on backend `B` if every operand
     /// word is what that handler relies on, with a bit per operand word
     /// that is a jump (to be threaded).
@@ -661,6 +679,27 @@ impl<I: Isa, B: Backend> Tape<I, B> {
 
     pub(crate) fn arg_count(&self) -> usize {
         self.arg_count
+    }
+
+    /// Every variant a tape of this set can hold: each kind, by name.
+    pub(crate) fn variants() -> Vec<String> {
+        I::kinds().into_iter().map(I::kind_name).collect()
+    }
+
+    /// How many ops of each kind the tape holds, by kind name (counted
+    /// from the kinds kept beside the tape, not while it runs).
+    pub(crate) fn census(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(I::Kind, usize)> = Vec::new();
+        for &k in &self.kinds {
+            match counts.iter_mut().find(|(seen, _)| *seen == k) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((k, 1)),
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(k, n)| (I::kind_name(k), n))
+            .collect()
     }
 
     /// The instructions, read back from the tape.

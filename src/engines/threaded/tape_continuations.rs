@@ -169,54 +169,54 @@ pub(crate) use tape_handlers;
 
 tape_handlers! {
     state(fp, args, acc, r0, r1);
-    fn lit(ip, len = 2) {
+    fn lit(ip) {
         acc = word!(ip, 0);
         Flow::Next
     }
-    fn arg(ip, len = 2) {
+    fn arg(ip) {
         acc = argument!(args, word!(ip, 0));
         Flow::Next
     }
-    fn get_reg<const K: u8>(ip, len = 2) {
+    fn get_reg<const K: u8>(ip) {
         acc = get::<K>(r0, r1);
         Flow::Next
     }
-    fn get_slot(ip, len = 2) {
+    fn get_slot(ip) {
         acc = *slot!(fp, word!(ip, 0));
         Flow::Next
     }
-    fn set_reg<const K: u8>(ip, len = 2) {
+    fn set_reg<const K: u8>(ip) {
         *reg_mut::<K>(&mut r0, &mut r1) = acc;
         Flow::Next
     }
-    fn set_slot(ip, len = 2) {
+    fn set_slot(ip) {
         *slot!(fp, word!(ip, 0)) = acc;
         Flow::Next
     }
-    fn add_pop(ip, len = 2) {
+    fn add_pop(ip) {
         acc = slot!(fp, word!(ip, 0)).wrapping_add(acc);
         Flow::Next
     }
-    fn bind_spill<const K: u8>(ip, len = 2) {
+    fn bind_spill<const K: u8>(ip) {
         let r = reg_mut::<K>(&mut r0, &mut r1);
         *slot!(fp, word!(ip, 0)) = *r;
         *r = acc;
         Flow::Next
     }
-    fn unbind<const K: u8>(ip, len = 2) {
+    fn unbind<const K: u8>(ip) {
         *reg_mut::<K>(&mut r0, &mut r1) = *slot!(fp, word!(ip, 0));
         Flow::Next
     }
-    fn jump_if_not_pos(ip, len = 2) {
+    fn jump_if_not_pos(ip) {
         if acc > 0 { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
     }
-    fn loop_back(ip, len = 2) {
+    fn loop_back(ip) {
         Flow::Back(target!(ip, 0))
     }
-    fn loop_if_pos(ip, len = 2) {
+    fn loop_if_pos(ip) {
         if acc > 0 { Flow::Back(target!(ip, 0)) } else { Flow::Next }
     }
-    fn halt(ip, len = 2) {
+    fn halt(ip) {
         Flow::Halt(acc)
     }
 }
@@ -268,6 +268,14 @@ impl<I: Isa<Word = Word, Kind: From<Kind>>, B: Backend> Code<I, B> {
                 r1 = *fp.add(SAVE_BASE + 1);
             }
         }
+    }
+
+    pub(crate) fn variants() -> Vec<String> {
+        Tape::<I, B>::variants()
+    }
+
+    pub(crate) fn census(&self) -> Vec<(String, usize)> {
+        self.0.census()
     }
 
     /// The listing, one instruction per line, with the frame layout.

@@ -112,6 +112,7 @@ pub struct LeafOperand;
 
 impl Operand for LeafOperand {
     type Value = Leaf;
+    const WORDS: u64 = 1 << LIT | 1 << ARG | 1 << SLOT;
     fn encode(l: Leaf, _: &Layout) -> (u8, Option<i64>) {
         match l {
             Leaf::Lit(n) => (LIT, Some(n)),
@@ -121,9 +122,6 @@ impl Operand for LeafOperand {
             Leaf::Reg(_) => (u8::MAX, None),
             Leaf::Slot(s) => (SLOT, Some(s as i64)),
         }
-    }
-    fn has_word(col: u8) -> bool {
-        matches!(col, LIT | ARG | SLOT)
     }
     fn decode(col: u8, x: i64, _: &Layout) -> Leaf {
         match col {
@@ -140,6 +138,14 @@ impl Operand for LeafOperand {
             ARG => b.arg(x),
             SLOT => b.slot(x),
             _ => true,
+        }
+    }
+    fn location(col: u8) -> String {
+        match col {
+            LIT => "const".into(),
+            ARG => "arg".into(),
+            REG0 | REG1 => format!("r{}", col - REG0),
+            _ => "slot".into(),
         }
     }
 }
@@ -195,24 +201,24 @@ const OP: isize = 16;
 
 tape_handlers! {
     state(fp, args, acc, r0, r1);
-    fn add_assign<const K: u8, const L: u8>(ip, len = 2) {
+    fn add_assign<const K: u8, const L: u8>(ip) {
         let x = leaf!(L, ip, fp, args, r0, r1);
         let r = reg_mut::<K>(&mut r0, &mut r1);
         *r = r.wrapping_add(x);
         Flow::Next
     }
-    fn set_leaf<const K: u8, const L: u8>(ip, len = 2) {
+    fn set_leaf<const K: u8, const L: u8>(ip) {
         *reg_mut::<K>(&mut r0, &mut r1) = leaf!(L, ip, fp, args, r0, r1);
         Flow::Next
     }
-    fn add_leaf<const L: u8>(ip, len = 2) {
+    fn add_leaf<const L: u8>(ip) {
         acc = acc.wrapping_add(leaf!(L, ip, fp, args, r0, r1));
         Flow::Next
     }
-    fn jump_if_reg_not_pos<const K: u8>(ip, len = 2) {
+    fn jump_if_reg_not_pos<const K: u8>(ip) {
         if get::<K>(r0, r1) > 0 { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
     }
-    fn loop_if_reg_pos<const K: u8>(ip, len = 2) {
+    fn loop_if_reg_pos<const K: u8>(ip) {
         if get::<K>(r0, r1) > 0 { Flow::Back(target!(ip, 0)) } else { Flow::Next }
     }
     // Shape 7. Both ways go a fixed distance, so inlined LLVM would merge
@@ -220,7 +226,7 @@ tape_handlers! {
     // for the add and every later op's loads with it. The way taken once
     // per loop goes out of line (`JumpCold`), so the test stays a predicted
     // branch.
-    fn add_jump_if_not_pos<const K: u8, const L: u8>(ip, len = 2) {
+    fn add_jump_if_not_pos<const K: u8, const L: u8>(ip) {
         let x = leaf!(L, ip, fp, args, r0, r1);
         let r = reg_mut::<K>(&mut r0, &mut r1);
         *r = r.wrapping_add(x);
@@ -228,7 +234,7 @@ tape_handlers! {
         // takes the exit.
         if *r <= 0 { Flow::JumpCold(OP) } else { Flow::Jump(2 * OP) }
     }
-    fn add_loop_if_pos<const K: u8, const L: u8>(ip, len = 2) {
+    fn add_loop_if_pos<const K: u8, const L: u8>(ip) {
         let x = leaf!(L, ip, fp, args, r0, r1);
         let r = reg_mut::<K>(&mut r0, &mut r1);
         *r = r.wrapping_add(x);
