@@ -66,6 +66,7 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
     }
     out.push('\n');
     if timed(r) {
+        out.push_str(&format!("{h}# The ladder\n\n"));
         out.push_str(&super::ladder::section_markdown(r));
         out.push('\n');
     }
