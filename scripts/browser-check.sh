@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Renders the HTML report in headless Chromium and checks what a reader
-# sees: every table and every chart is there and has a non-zero size, the
-# folded engine sections open to something, every in-page link has its
-# target, and the page fetched nothing (it must open offline).
+# sees: the page opens with the ladder and the geometric-mean chart, every
+# table and every chart is there and has a non-zero size, charts take the
+# page's width, no number cell wraps its `±` onto a second line, the folded
+# engine sections open to something, every in-page link has its target,
+# and the page fetched nothing (it must open offline).
 #
 #   scripts/browser-check.sh [report/index.html]
 #
@@ -61,9 +63,36 @@ copy="$work/page.html"
   document.querySelectorAll('details').forEach((d) => { d.open = true; });
   const tables = [...document.querySelectorAll('table')];
   tables.forEach((t, i) => {
-    const title = t.previousElementSibling ? t.previousElementSibling.textContent : '';
+    const before = (t.closest('div.wide') || t).previousElementSibling;
+    const title = before ? before.textContent : '';
     if (!sized(t) || t.rows.length < 2) fails.push(`table ${i + 1} (${title}) is empty or has no size`);
   });
+  // The first screen: the ladder (with the peers beside it), then the
+  // geometric-mean chart, both before the first table of the run.
+  const ladder = document.getElementById('ladder-steps');
+  const beside = document.getElementById('ladder-peers');
+  const geomean = document.getElementById('chart-geomean');
+  const follows = (a, b) => a && b && (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (!ladder || ladder.rows.length < 3) fails.push('no ladder, or a ladder of fewer than two steps');
+  else if (tables[0] !== ladder) fails.push('the page does not open with the ladder');
+  if (!beside) fails.push('no peers beside the ladder');
+  if (!follows(ladder, geomean)) fails.push('the geometric-mean chart does not follow the ladder');
+  const others = tables.filter((t) => t !== ladder && t !== beside);
+  if (others.length && !follows(geomean, others[0])) fails.push('a table comes before the geometric-mean chart');
+  // Charts use the page's width; number cells keep their `±` on their line.
+  const page = document.body.clientWidth;
+  if (geomean && geomean.querySelector('svg') &&
+      geomean.querySelector('svg').getBoundingClientRect().width < 0.9 * page) {
+    fails.push(`the geometric-mean chart is narrower than the page (${Math.round(geomean.querySelector('svg').getBoundingClientRect().width)} of ${page} px)`);
+  }
+  let wrapped = 0;
+  document.querySelectorAll('td.num').forEach((td) => {
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+    if (lines.size > 1) wrapped += 1;
+  });
+  if (wrapped) fails.push(`${wrapped} number cells wrap onto a second line`);
   const figures = [...document.querySelectorAll('figure')];
   figures.forEach((f) => {
     const svg = f.querySelector('svg');

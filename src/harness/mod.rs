@@ -13,7 +13,8 @@
 //!   and `scale` alike (peers in a helper process time them there);
 //! - [`stats`]: medians, confidence intervals, geometric means;
 //! - [`table`] and [`report`]: the terminal table and the report files
-//!   (JSON, CSV, Markdown, HTML with SVG charts), plus the README section;
+//!   (JSON, CSV, Markdown, HTML with SVG charts, the ladder), plus the
+//!   README's generated blocks and `docs/RESULTS.md`;
 //! - [`instructions`]: instruction counts of the execute stage (callgrind),
 //!   kept in the results beside the times ([`counts`]);
 //! - [`compare`]: two runs' `results.json` side by side (`vm-perf compare`);

@@ -297,7 +297,7 @@ pub fn subject_info(s: &Subject) -> SubjectInfo {
         tier: s.tier(),
         summary: match s {
             Subject::Engine(e) => e.summary().to_string(),
-            Subject::Rust => "native Rust candle, every value black-boxed".to_string(),
+            Subject::Rust => "native Rust candle, every operand read black-boxed".to_string(),
             Subject::RustOpt => "native Rust candle, fully optimised".to_string(),
         },
     }

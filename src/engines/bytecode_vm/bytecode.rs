@@ -27,8 +27,8 @@
 //! loop head (Rust has no computed goto, so every handler shares one
 //! indirect jump) — plus the handler's own stack traffic. The instruction
 //! pointer stays an index: as an address it needs fewer instructions (no
-//! scaling), but measured slower. There is no operand-location variant (the
-//! original's design had none): a literal operand is a `push`, then `add`.
+//! scaling), but measured slower. There is no operand-location variant: a
+//! literal operand is a `push`, then `add`.
 //!
 //! Trade-off: the code is compact and compile is one cheap pass, but every
 //! node costs a dispatch through the `match` plus stack memory traffic.

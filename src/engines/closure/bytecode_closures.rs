@@ -28,8 +28,7 @@
 //! successor (`ip + 1` stored in each closure) would make each instruction
 //! wait for two dependent loads before the next could start, and measured
 //! far slower for about the same instruction count. There is no
-//! operand-location variant (the original's design had none; the
-//! instruction list is `bytecode`'s).
+//! operand-location variant: the instruction list is `bytecode`'s.
 //!
 //! Trade-off: one indirect call per instruction instead of a `match` on an
 //! opcode; the call can't be inlined and every value still goes through

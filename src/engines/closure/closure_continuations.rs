@@ -24,22 +24,15 @@
 //! calls its condition and body as nested chains which *return*, and only
 //! after the loop does it tail-call its continuation.
 //!
-//! **What a step costs, and the original's lesson.** A step is its own
-//! work plus two loads and a jump to reach the next; what surrounds that
-//! decides the rest. The original comparison's version of this technique
-//! was cheaper than a first, plain-Rust one in four ways, all kept here:
-//! a continuation is a code pointer and a data pointer stored *inside* the
-//! calling closure (a `dyn Fn` pointer adds a dependent vtable load and a
-//! register shuffle per step); every step takes the same four scalars
-//! (data, arguments, locals, value) — raw pointers, not slices, which would
-//! take six registers and make `Add` and `While` save all of them across
-//! their nested calls; the last step of a chain returns its value itself
-//! rather than calling a closure that only returns; and an `Add` of a
-//! literal adds a captured constant instead of running a nested chain. It
-//! differs in two ways: its arms keyed on argument 1, the literals ±1 and
-//! locals 0 and 1 are gone, and its locals pointer moved at every `Let` and
-//! was moved back by an extra step at the scope's end, where here slots are
-//! fixed and leaving a scope costs nothing.
+//! **What a step costs**: its own work plus two loads and a jump to reach
+//! the next, because of four choices: a continuation is a code pointer and
+//! a data pointer stored *inside* the calling closure (a `dyn Fn` pointer
+//! would add a dependent vtable load and a register shuffle per step);
+//! every step takes the same four scalars (data, arguments, locals, value),
+//! raw pointers rather than slices, which would take six registers and make
+//! `Add` and `While` save all of them across their nested calls; the last
+//! step of a chain returns its value itself rather than calling a closure
+//! that only returns; and leaving a scope costs nothing, slots being fixed.
 //! The one operand-location variant: **`add n`**, an `Add` whose right
 //! operand is a literal, adds the captured constant to the value flowing in
 //! (for any literal, not a chosen one). No arm keys on a value or an index,

@@ -23,20 +23,13 @@
 //! after the loop does it tail-call onwards. So a call chain is at most as
 //! long as straight-line code, never as long as the run.
 //!
-//! **What a step costs, and the original's lesson**: its own memory
-//! traffic (a push is a store and a pointer bump, `add` two loads and a
-//! store), two loads and a jump to reach the next step, and nothing for
-//! arguments, four scalars (data, arguments, locals, `sp`) that pass through
-//! unchanged. The original comparison's version was cheaper than a first,
-//! plain-Rust one for the reasons `closure_continuations` gives (two-word
-//! continuations stored in the caller instead of `dyn Fn` pointers, raw
-//! pointers instead of slices and an index, no closure that only returns,
-//! a literal operand added in place) and kept its stack pointer in an
-//! argument too; here it is a raw pointer rather than an index into a
-//! slice. Beyond it, the step that ends a chain returns its value instead
-//! of pushing it, so a loop condition never touches the stack. Its arms keyed
-//! on argument 1, the literals ±1 and locals 0 and 1 are gone, and so is its
-//! moving locals pointer (slots are fixed by scope level here).
+//! **What a step costs**: its own memory traffic (a push is a store and a
+//! pointer bump, `add` two loads and a store), two loads and a jump to reach
+//! the next step, and nothing for arguments, four scalars (data, arguments,
+//! locals, `sp`, raw pointers all) that pass through unchanged, with the
+//! continuations held as in `closure_continuations`. The step that ends a
+//! chain returns its value instead of pushing it, so a loop condition never
+//! touches the stack.
 //! The one operand-location variant: **`add n`**, an `Add` whose right
 //! operand is a literal, adds the captured constant to the top of the stack
 //! in place (for any literal, not a chosen one). No arm keys on a value or

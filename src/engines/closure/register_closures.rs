@@ -29,8 +29,8 @@
 //! **Values** are return values; **control** is Rust's own (a `While` is a
 //! Rust loop), so native stack depth follows the tree, not the run.
 //!
-//! `REGS = 2`, the original's choice: the closure environment, the memory
-//! pointer and two registers fill four argument registers, and two registers
+//! `REGS = 2`: the closure environment, the memory pointer and two
+//! registers fill four argument registers, and two registers
 //! (or one value) fit the two return registers. A third register would push
 //! every register-returning closure's result through memory, and make each
 //! `Let` shift one more word.
@@ -38,11 +38,9 @@
 //! Trade-off: the hottest locals are read without touching memory and nothing
 //! is pushed or popped per `Let`, at the cost of moving the register file in
 //! and out of every closure call and a compiler that tracks, per subtree,
-//! which registers it reads and changes. Done for every program (not just two
-//! locals of one benchmark), that cost shows: a node that calls two children
-//! must keep the registers alive across the first call, so on x86-64 this
-//! engine beats `closures` where the hot locals are few (`sum`) and executes
-//! more instructions where expressions are large (`deep_expr`, `long_body`).
+//! which registers it reads and changes. A node that calls two children must
+//! keep the registers alive across the first call, so this engine gains
+//! where the hot locals are few and loses where expressions are large.
 //!
 //! **What a node costs**: as in `closures` (a call per child, two loads to
 //! reach it, no vtable), plus keeping `r0`/`r1` in callee-saved registers

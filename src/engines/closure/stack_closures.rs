@@ -22,12 +22,10 @@
 //! the tree's depth.
 //!
 //! **What a node costs**: `closures`' call per child (two loads to reach it,
-//! no vtable), plus a store for every value and a load for every use of it —
-//! the memory traffic the original comparison set out to show — and one
-//! more callee-saved register than `closures` in a node with two children
-//! (`sp` must survive the first call). There is no operand-location variant
-//! (the original's design had none): a literal operand is pushed like any
-//! other value.
+//! no vtable), plus a store for every value and a load for every use of it,
+//! and one more callee-saved register than `closures` in a node with two
+//! children (`sp` must survive the first call). There is no operand-location
+//! variant: a literal operand is pushed like any other value.
 //!
 //! Trade-off: the same indirect call per node as `closures`, plus a memory
 //! store and load for every intermediate value.

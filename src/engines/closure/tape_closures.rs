@@ -28,8 +28,8 @@
 //! the node) and the call — plus saving `env` and the node's address across
 //! it; a leaf is one or two loads and a return. An operand is read from the
 //! tape rather than from a captured environment, which costs the same load.
-//! There is no operand-location variant (the original's design had none): a
-//! literal operand is its own node, called like any other.
+//! There is no operand-location variant: a literal operand is its own node,
+//! called like any other.
 //!
 //! Trade-off: compile is one allocation and no closure objects, the tape is
 //! dense and cache-friendly, and every call is to one of a few known

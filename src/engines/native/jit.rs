@@ -20,17 +20,11 @@
 //!
 //! **Size tier**: a program of more than [`OPTIMIZE_UP_TO_NODES`] nodes
 //! is compiled with `opt_level=none` and Cranelift's single-pass register
-//! allocator, as production JITs cap what their optimising tier accepts.
-//! Both of Cranelift's expensive passes cost more per instruction the
-//! larger the one function they work on (measured with callgrind on
-//! generated straight-line programs): the e-graph optimiser went from ~56k
-//! instructions per AST node at 10^4 nodes to ~259k at 10^5, and then the
-//! backtracking register allocator from ~7.6k at 10^5 to ~42k at 10^6.
-//! With both off, instructions per node stay flat and compile time per
-//! node grows only by cache effects (0.46 → 0.58 µs per node from 10^5 to
-//! 10^6 nodes, compiled alone; `vm-perf scale`, in a process holding every
-//! size's program, shows 0.8 → 2.4 µs). Every built-in workload is far below the limit, so its code is
-//! fully optimised and runs as before.
+//! allocator, as production JITs cap what their optimising tier accepts:
+//! the e-graph optimiser and the backtracking register allocator both cost
+//! more per node the larger the one function they work on, so compile time
+//! would grow faster than the program. With both off it grows linearly.
+//! Every built-in workload is far below the limit and fully optimised.
 //!
 //! Trade-off: execution is as fast as native code gets here, but compiling
 //! costs tens to hundreds of microseconds (a code generator, a register

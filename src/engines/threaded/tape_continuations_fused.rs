@@ -27,34 +27,20 @@
 //!    loop_if_pos rK @head; exit:` (no `get` before either test).
 //! 6. Shape 5 whose `body` contains no `While` → the body is laid out four
 //!    times (`UNROLL`), each copy after the first preceded by the forward
-//!    test `jump_if_not_pos rK @exit`: `head: body; test; body; test; body;
-//!    test; body; loop_if_pos rK @head`. Forward tests are ordinary tail
-//!    calls, so the back-edge's trip through the driver (save `r0`/`r1`,
-//!    return, reload, call: more work than the rest of a short loop's
-//!    iteration) is paid once per four iterations. Only loop-free bodies
-//!    are copied, so the tape grows at most fourfold.
+//!    test `jump_if_not_pos rK @exit`, so the back-edge's trip through the
+//!    driver is paid once per four iterations. Only loop-free bodies are
+//!    copied, so the tape grows at most fourfold.
 //! 7. Shape 5 or 6 whose body's last statement (the right-most node of its
-//!    `Then` spine, however the `Then`s nest) is `Set(d, Add(Get(d), leaf))`
-//!    on the loop's own local `d` (a counted loop's step) → that update and
-//!    the test after it become one dispatch: each forward test becomes
-//!    `add_jump_if_not_pos rK, leaf` followed by its plain `jump_if_not_pos
-//!    rK @exit`, the back-edge `add_loop_if_pos rK, leaf` followed by its
-//!    plain `loop_if_pos rK @head`. The superinstruction does `rK = rK +
-//!    leaf` and tests `rK`; the way the loop goes on (next copy, or out of
-//!    the loop) skips the plain op after it (`ip + 2`), the other way (the
-//!    exit, the back-edge) runs that plain op, which carries the target and
-//!    tests the same register again. So the cell needs one operand word
-//!    like every cell, and each cell is verified on its own: the fused one
-//!    only needs the cell after next to exist. The way taken once per loop
-//!    runs out of line (`Flow::JumpCold`), so the test stays a predicted
-//!    branch instead of making `ip` wait for the add. The rest of
-//!    the body (the `Then` spine's other statements, in order) compiles as
-//!    usual.
+//!    `Then` spine) is `Set(d, Add(Get(d), leaf))` on the loop's own local
+//!    `d` (a counted loop's step) → that step and the test after it are one
+//!    dispatch: `add_jump_if_not_pos rK, leaf` (forward tests) and
+//!    `add_loop_if_pos rK, leaf` (the back-edge) do `rK = rK + leaf` and
+//!    test `rK`; the way the loop goes on skips the plain test after them,
+//!    the other way runs it, and that plain op carries the jump target.
 //!
-//! On `sum` the loop goes from twelve dispatches and a driver round trip per
-//! iteration to two dispatches (`add_assign r0, arg 1`, `add_jump_if_not_pos
-//! r1, -1`), plus, once per four iterations, the plain `loop_if_pos` the
-//! back-edge passes through and one driver round trip.
+//! On `sum` an iteration is two dispatches (`add_assign r0, arg 1`,
+//! `add_jump_if_not_pos r1, -1`) and, once per four iterations, a driver
+//! round trip.
 //! Trade-off: 49 more handlers, a shape matcher and a longer tape; the
 //! back-edge still returns to the driver (stable Rust cannot promise a
 //! backward tail call), unrolling only amortises it.

@@ -1,14 +1,19 @@
 //! SVG charts (plotters, SVG backend only): one horizontal bar chart per
 //! workload of the median time per loop iteration with its 95 % interval,
 //! and one of the geometric-mean ratio. Bars are coloured by tier and the
-//! axis turns logarithmic when the spread exceeds 20×.
+//! axis turns logarithmic when the spread exceeds 20×. Each axis spans the
+//! engines a reader compares: `rust_opt`, which LLVM may fold to almost
+//! nothing, is a dashed marker when it falls inside, a note when not.
 
 use crate::harness::results::{RUST, Results, WALKER};
 use crate::harness::stats::{fmt_ns, fmt_ratio};
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::prelude::*;
 
-const WIDTH: u32 = 760;
+const WIDTH: u32 = 1100;
+
+/// The candle drawn as a marker, never as a bar.
+const MARKED: &str = "rust_opt";
 
 /// One bar: label, value, and its interval (low, high).
 struct Bar {
@@ -46,6 +51,7 @@ fn draw<X>(
     caption: &str,
     x_desc: &str,
     bars: &[Bar],
+    marker: Option<f64>,
     x: X,
     fmt: &dyn Fn(f64) -> String,
 ) -> Result<(), String>
@@ -65,7 +71,7 @@ where
         .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(210)
+        .y_label_area_size(260)
         // `a..b` segmented has a slot for `b` too: n bars need `0..n-1`.
         .build_cartesian_2d(x, (0..n.saturating_sub(1).max(1)).into_segmented())
         .map_err(|e| e.to_string())?;
@@ -86,6 +92,25 @@ where
         .draw()
         .map_err(|e| e.to_string())?;
     let floor = x_floor(chart.as_coord_spec().x_spec());
+    if let Some(m) = marker {
+        let top = SegmentValue::Exact(n.saturating_sub(1).max(1));
+        let grey = RGBColor(100, 100, 100);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(m, SegmentValue::Exact(0)), (m, top.clone())],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!(" {MARKED} {}", fmt(m)),
+                (m, top),
+                ("sans-serif", 12).into_font().color(&grey),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
     for (i, b) in bars.iter().enumerate() {
         let i = i as u32;
         let color = tier_color(&b.tier);
@@ -119,27 +144,49 @@ where
     Ok(())
 }
 
-fn chart(caption: &str, x_desc: &str, bars: &[Bar], fmt: &dyn Fn(f64) -> String) -> String {
+/// Draws `bars` on an axis that fits them; `marker` (the value of
+/// [`MARKED`]) is a dashed line when it falls on that axis and a note in
+/// the caption when it does not.
+fn chart(
+    caption: &str,
+    x_desc: &str,
+    bars: &[Bar],
+    marker: Option<f64>,
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
     let mut svg = String::new();
     let lo = bars
         .iter()
         .map(|b| b.low.min(b.value))
         .fold(f64::INFINITY, f64::min);
     let hi = bars.iter().map(|b| b.high.max(b.value)).fold(0.0, f64::max);
-    let result = if bars.is_empty() || !lo.is_finite() || lo <= 0.0 {
-        draw(&mut svg, caption, x_desc, bars, 0.0..1.0, fmt)
-    } else if hi / lo > 20.0 {
+    let (log, start, end) = if hi / lo > 20.0 {
         // The label text needs room on the right of the longest bar.
+        (true, lo / 1.5, hi * 2.5)
+    } else {
+        (false, 0.0, hi * 1.25)
+    };
+    let on_axis = marker.filter(|m| *m >= start && *m <= end);
+    let caption = match marker {
+        Some(m) if on_axis.is_none() => {
+            format!("{caption}   ({MARKED}: {}, off this scale)", fmt(m))
+        }
+        _ => caption.to_string(),
+    };
+    let result = if bars.is_empty() || !lo.is_finite() || lo <= 0.0 {
+        draw(&mut svg, &caption, x_desc, bars, None, 0.0..1.0, fmt)
+    } else if log {
         draw(
             &mut svg,
-            caption,
+            &caption,
             &format!("{x_desc} (log scale)"),
             bars,
-            (lo / 2.0..hi * 4.0).log_scale(),
+            on_axis,
+            (start..end).log_scale(),
             fmt,
         )
     } else {
-        draw(&mut svg, caption, x_desc, bars, 0.0..hi * 1.25, fmt)
+        draw(&mut svg, &caption, x_desc, bars, on_axis, start..end, fmt)
     };
     if let Err(e) = result {
         svg = format!(
@@ -170,12 +217,14 @@ pub fn workload_chart(r: &Results, workload: &str) -> String {
             })
         })
         .collect();
-    let mut sorted = bars;
+    let (marked, mut sorted): (Vec<Bar>, Vec<Bar>) =
+        bars.into_iter().partition(|b| b.label == MARKED);
     sorted.sort_by(|a, b| a.value.total_cmp(&b.value));
     chart(
         &format!("{workload}: time per loop iteration"),
         "median (line: 95% CI)",
         &sorted,
+        marked.first().map(|b| b.value),
         &|v| fmt_ns(v),
     )
 }
@@ -198,10 +247,12 @@ pub fn geomean_chart(r: &Results) -> String {
             })
         })
         .collect();
+    let (marked, bars): (Vec<Bar>, Vec<Bar>) = bars.into_iter().partition(|b| b.label == MARKED);
     chart(
         &format!("Geometric mean over workloads, relative to {base}"),
         "× slower than the base",
         &bars,
+        marked.first().map(|b| b.value),
         &|v| fmt_ratio(v),
     )
 }

@@ -1,5 +1,6 @@
-//! `results.md` and the README's results section: the machine, the tables,
-//! the charts and how to read them.
+//! `results.md` and the full results page (`docs/RESULTS.md`): the machine,
+//! the ladder, the tables, the charts and how to read them; and the README's
+//! engine table, from the registry.
 
 use super::grids::{all as grids, counts_line, timed};
 use crate::harness::results::Results;
@@ -64,6 +65,11 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
         out.push_str(&format!("- Instruction counts: {line}\n"));
     }
     out.push('\n');
+    if timed(r) {
+        out.push_str(&format!("{h}# The ladder\n\n"));
+        out.push_str(&super::ladder::section_markdown(r));
+        out.push('\n');
+    }
     for g in grids(r) {
         out.push_str(&markdown(&g));
         out.push('\n');
@@ -101,5 +107,20 @@ pub fn render(r: &Results, chart_dir: &str, level: usize) -> String {
         out.push_str(&format!("![{name}]({chart_dir}/{file})\n\n"));
     }
     out.push_str(&format!("{h}# How to read this\n\n{HOW_TO_READ}\n"));
+    out
+}
+
+/// Every engine of this build from the registry: tier, name and summary,
+/// as a Markdown table (the README's engine table).
+pub fn engine_table() -> String {
+    let mut out = String::from("| tier | engine | technique |\n| :--- | :--- | :--- |\n");
+    for e in crate::engine::engines() {
+        out.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            e.tier(),
+            e.name(),
+            e.summary().replace('|', "\\|")
+        ));
+    }
     out
 }

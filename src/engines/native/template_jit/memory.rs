@@ -3,7 +3,7 @@
 //!
 //! Fresh executable memory per program (mmap, write, mprotect, munmap), or
 //! even one reused page flipped RW → RX → RW, costs system calls and TLB
-//! work that dwarf a template compile (the README has the figures). So on
+//! work that dwarf a template compile (`docs/TECHNIQUES.md`). So on
 //! Linux code lives in *regions*: shared pages mapped twice (`mremap` of a
 //! shared mapping with an old size of 0), a read-write view that is never
 //! executable and a read-execute view that is never writable. A compile
