@@ -12,7 +12,9 @@ use vm_perf::engine::{Registered, Technique, TimedRuns};
 use vm_perf::harness::runner::Wrong;
 use vm_perf::harness::{Case, Results, Settings, run};
 use vm_perf::workloads::workload;
-use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
+use vm_perf::{
+    CallDepthExceeded, CompileError, Engine, Executable, Program, RunError, Tier, engines,
+};
 
 /// A run of a few rounds of a fraction of a millisecond each.
 pub fn tiny(clock: Clock) -> Settings {
@@ -107,7 +109,7 @@ impl Executable for OffByOneCode {
     fn arg_count(&self) -> usize {
         self.0.arg_count()
     }
-    fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
+    fn execute(&self, args: &[i64]) -> Result<i64, RunError> {
         self.0.execute(args).map(|v| v.wrapping_add(1))
     }
     fn show(&self) -> String {
@@ -148,8 +150,8 @@ impl Technique for Remote {
             (c, time)
         }))
     }
-    unsafe fn execute((code, _): &Self::Code, args: &[i64]) -> i64 {
-        code.execute(args).unwrap()
+    unsafe fn execute((code, _): &Self::Code, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+        Ok(code.execute(args).unwrap())
     }
     unsafe fn execute_timed(
         (code, _): &Self::Code,
