@@ -24,14 +24,14 @@ use std::time::Instant;
 /// end by construction; this only bounds an unlucky one's time.
 pub const STEP_BUDGET: u64 = 1_000_000;
 
-/// The generator's shape for the program of `seed`: tree depths 3 to 11,
-/// up to three loops deep. Shallower than the differential test's deepest
-/// trees, so that a million programs run in minutes: size grows about
-/// twofold per level, and depth brings no shape the smaller trees lack
-/// (the coverage test counts what the differential's programs emit).
+/// The generator's shape for the program of `seed`, as the differential
+/// test draws it: tree depths 3 to 16, up to three loops deep. Most of
+/// these programs run in microseconds on every interpreter; the time goes
+/// to compiling them with Cranelift (`jit`) and to the round trips to the
+/// LuaJIT helper process (`docs/RELIABILITY.md` has the figures).
 pub fn shape(seed: u64) -> Shape {
     Shape {
-        depth: 3 + (seed % 9) as usize,
+        depth: 3 + (seed % 14) as usize,
         loop_nesting: 1 + (seed % 3) as usize,
         ..Shape::default()
     }
@@ -91,7 +91,12 @@ pub struct Checked {
 /// walker's value with it.
 pub fn check_seed(engines: &[&dyn Engine], seed: u64) -> Checked {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (expr, args) = program(&mut rng, &shape(seed));
+    let (mut expr, mut args) = program(&mut rng, &shape(seed));
+    // A lone leaf (a third of the shallow trees) tests nothing the other
+    // programs do not: draw again from the same generator.
+    while expr.node_count() == 1 {
+        (expr, args) = program(&mut rng, &shape(seed));
+    }
     let program = Program::validate(expr).expect("the generator makes valid programs");
     let Ok((expected, magnitude)) = eval_traced(&program, &args, STEP_BUDGET) else {
         return Checked::default(); // out of steps: nobody is compared
@@ -188,4 +193,39 @@ pub fn check_random(
     bar.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disagreement_reads_as_a_regression_file() {
+        let d = Disagreement {
+            seed: 7,
+            text: "arg(0) + -1\n".into(),
+            args: vec![3, -2],
+            expected: 2,
+            values: vec![
+                ("walker", Ok(2)),
+                ("fast", Ok(3)),
+                ("picky", Err("boom".into())),
+            ],
+        };
+        assert_eq!(
+            d.regression_file(),
+            "// args: 3 -2\n// expect: 2\n// Random program of seed 7; each engine's value:\n\
+             //   walker: 2\n//   fast: 3   <- differs\n//   picky: fails: boom   <- differs\n\
+             arg(0) + -1\n"
+        );
+    }
+
+    #[test]
+    fn a_seed_makes_the_same_program_and_findings() {
+        let engines = crate::engine::engines();
+        let a = check_seed(engines, 42);
+        assert_eq!(a, check_seed(engines, 42));
+        assert!(a.results > 0);
+        assert_eq!(a.disagreements, 0, "{:?}", a.report);
+    }
 }
