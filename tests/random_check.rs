@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
 use vm_perf::front::compile_source;
 use vm_perf::reference::eval_budgeted;
@@ -14,11 +13,10 @@ use vm_perf::{Program, engine};
 
 #[test]
 fn check_random_ends_with_its_closing_line_and_succeeds() {
-    let out = common::vm_perf()
-        .args(["check", "--random", "200", "--seed", "1"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::output_with_stdin(
+        common::vm_perf().args(["check", "--random", "200", "--seed", "1"]),
+        b"",
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -39,11 +37,7 @@ fn check_random_ends_with_its_closing_line_and_succeeds() {
 
 #[test]
 fn seed_and_engine_need_random() {
-    let out = common::vm_perf()
-        .args(["check", "--seed", "1"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::output_with_stdin(common::vm_perf().args(["check", "--seed", "1"]), b"");
     assert_eq!(out.status.code(), Some(2));
 }
 
