@@ -4,12 +4,13 @@
 //! (`show`, the benchmark) builds on the same registry. Without a
 //! subcommand, `vm-perf` runs `bench`: the main job.
 
-use crate::engine::{Engine, Executable, RunError, engine, engines};
-use crate::front::{SourceError, compile_source, decode, program::Program};
-use crate::guard::with_timeout;
-use crate::reference::{BudgetError, Exemption, eval_traced, held_to_walker, magnitude};
+use crate::engine::{engines, find};
+use crate::harness::bench;
+use crate::harness::suite::{self, Source, load, read};
+use crate::reference::agreement::{self, compile_on};
+use crate::reference::random_check::{REPORTED, check_random};
 use clap::{Parser, Subcommand};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -31,20 +32,7 @@ enum Command {
 cannot run (on that engine: it refuses the program, or a value would leave its exact \
 range); 2 bad command line; 124 the program did not finish within --timeout."
     )]
-    Run {
-        /// Engine to run with, or `all` to run every engine and compare.
-        #[arg(long, short, default_value = "walker")]
-        engine: String,
-        /// Stop the program after SECS seconds (fractions allowed) with exit
-        /// status 124 and a message on stderr. No engine is slowed down by it.
-        #[arg(long, value_name = "SECS", value_parser = crate::guard::parse_seconds)]
-        timeout: Option<std::time::Duration>,
-        /// Program file, or `-` for standard input.
-        file: String,
-        /// Arguments: decimal 64-bit integers, negative ones too.
-        #[arg(allow_hyphen_values = true, num_args = 0..)]
-        args: Vec<String>,
-    },
+    Run(RunArgs),
     /// Print the name of every available engine, one per line.
     List {
         /// Also print each engine's tier and summary.
@@ -58,8 +46,12 @@ range); 2 bad command line; 124 the program did not finish within --timeout."
         /// Program file, or `-` for standard input.
         file: String,
     },
-    /// Run every workload on every engine and print the values.
-    Check,
+    /// Run every workload on every engine and print the values; with
+    /// `--random N`, check every engine against walker on N random programs.
+    #[command(
+        after_help = "Exit status: 0 every engine gave walker's value; 1 some engine did not."
+    )]
+    Check(CheckArgs),
     /// Measure every engine on every workload (the default command).
     Bench(BenchArgs),
     /// Compile time against program size, execute time against iterations.
@@ -76,8 +68,24 @@ range); 2 bad command line; 124 the program did not finish within --timeout."
     InstructionsChild(Selection),
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Engine to run with, or `all` to run every engine and compare.
+    #[arg(long, short, default_value = "walker")]
+    engine: String,
+    /// Stop the program after SECS seconds (fractions allowed) with exit
+    /// status 124 and a message on stderr. No engine is slowed down by it.
+    #[arg(long, value_name = "SECS", value_parser = crate::guard::parse_seconds)]
+    timeout: Option<std::time::Duration>,
+    /// Program file, or `-` for standard input.
+    file: String,
+    /// Arguments: decimal 64-bit integers, negative ones too.
+    #[arg(allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<String>,
+}
+
 /// Which engines and programs to measure.
-#[derive(clap::Args, Default, Clone)]
+#[derive(clap::Args)]
 struct Selection {
     /// Only this engine (repeatable); `walker` is always kept as the reference.
     #[arg(long = "engine", short = 'e')]
@@ -93,7 +101,7 @@ struct Selection {
     pub paths: Vec<String>,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct BenchArgs {
     #[command(flatten)]
     pub selection: Selection,
@@ -127,7 +135,21 @@ struct BenchArgs {
     pub timeout: Option<std::time::Duration>,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Check every engine against walker on N random programs instead,
+    /// printing each program some engine gets wrong as a regression test.
+    #[arg(long, value_name = "N")]
+    random: Option<u64>,
+    /// Seed of the first random program (default: a fresh one, printed).
+    #[arg(long, requires = "random")]
+    seed: Option<u64>,
+    /// Only this engine in the random check (repeatable; `walker` is always kept).
+    #[arg(long = "engine", short = 'e', requires = "random")]
+    engines: Vec<String>,
+}
+
+#[derive(clap::Args)]
 struct ScaleArgs {
     /// Only this engine (repeatable).
     #[arg(long = "engine", short = 'e')]
@@ -162,22 +184,23 @@ struct CompareArgs {
     pub relative_to: Option<String>,
 }
 
-/// A failure the CLI reports: the first line names the cause.
-enum Failure {
-    Source(SourceError),
-    Plain(String),
-    /// `compare --fail-above`: a slowdown (exit status 3).
-    Slower(String),
+/// A failure the CLI reports on stderr (exit status 1): a located error in
+/// a program's text, rendered with its line, or a message.
+type Failure = suite::Error;
+
+fn io(e: std::io::Error) -> String {
+    format!("cannot write output: {e}")
 }
 
-impl From<SourceError> for Failure {
-    fn from(e: SourceError) -> Self {
-        Failure::Source(e)
+impl From<Selection> for bench::Selection {
+    fn from(s: Selection) -> Self {
+        let (engines, workloads, paths) = (s.engines, s.workloads, s.paths);
+        bench::Selection {
+            engines,
+            workloads,
+            paths,
+        }
     }
-}
-
-fn fail<T>(message: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure::Plain(message.into()))
 }
 
 /// Entry point of the `vm-perf` binary.
@@ -186,276 +209,54 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Without a subcommand: `bench` as `vm-perf bench` gives it.
+    let command = cli.command.unwrap_or_else(|| {
+        let bench = Cli::parse_from(["vm-perf", "bench"]);
+        bench.command.expect("`bench` is a subcommand")
+    });
     let mut out = std::io::stdout().lock();
-    let result = match cli.command {
-        Some(Command::Run {
-            engine,
-            timeout,
-            file,
-            args,
-        }) => run(&mut out, &engine, &file, &args, timeout),
-        Some(Command::List { long }) => list(&mut out, long),
-        Some(Command::Show { engine, file }) => show(&mut out, &engine, &file),
-        Some(Command::Check) => check(&mut out),
-        Some(Command::Bench(args)) => bench(&mut out, &args),
-        None => bench(
-            &mut out,
-            &BenchArgs {
-                out: "report".into(),
-                readme_charts: "docs/results".into(),
-                ..BenchArgs::default()
-            },
-        ),
-        Some(Command::Scale(args)) => scale(&mut out, &args),
-        Some(Command::Compare(args)) => compare(&mut out, &args),
-        Some(Command::InstructionsChild(sel)) => instructions_child(&mut out, &sel),
+    let result = match command {
+        Command::Run(args) => run(&mut out, &args),
+        Command::List { long } => list(&mut out, long),
+        Command::Show { engine, file } => show(&mut out, &engine, &file),
+        Command::Check(args) => check(&mut out, &args),
+        Command::Bench(args) => bench(&mut out, args),
+        Command::Scale(args) => scale(&mut out, &args),
+        Command::Compare(args) => match compare(&mut out, &args) {
+            Ok(Some(slower)) => {
+                eprintln!("vm-perf: {slower}");
+                return ExitCode::from(3);
+            }
+            other => other.map(drop),
+        },
+        Command::InstructionsChild(sel) => bench::instructions_child(&mut out, &sel.into()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Source(e)) => {
-            eprint!("{}", e.render(std::io::stderr().is_terminal()));
-            ExitCode::FAILURE
-        }
-        Err(Failure::Plain(message)) => {
-            eprintln!("vm-perf: error: {message}");
-            ExitCode::FAILURE
-        }
-        Err(Failure::Slower(message)) => {
-            eprintln!("vm-perf: {message}");
-            ExitCode::from(3)
-        }
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Source(e)) => eprint!("{}", e.render(std::io::stderr().is_terminal())),
+        Err(Failure::Message(message)) => eprintln!("vm-perf: error: {message}"),
     }
+    ExitCode::FAILURE
 }
 
-/// A program file as the command line names it (`-`: standard input), read
-/// once and validated.
-struct Source {
-    text: String,
-    program: Program,
-}
-
-/// Reads and validates a program file.
-fn read(file: &str) -> Result<Source, Failure> {
-    let bytes = if file == "-" {
-        let mut buf = Vec::new();
-        if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
-            return fail(format!("-: cannot read standard input: {e}"));
-        }
-        buf
-    } else {
-        match std::fs::read(file) {
-            Ok(b) => b,
-            Err(e) => return fail(format!("{file}: cannot read file: {e}")),
-        }
+fn run(out: &mut impl Write, a: &RunArgs) -> Result<(), Failure> {
+    let chosen = match a.engine.as_str() {
+        "all" => None,
+        name => Some(find(name)?),
     };
-    let text = decode(file, bytes)?;
-    let program = compile_source(file, &text)?;
-    Ok(Source { text, program })
-}
-
-/// The one way to load a program to run: [`read`] it, parse its arguments
-/// (`None`: those of its `// args:` header, as a suite's programs give
-/// them) and check there are as many as it reads.
-fn load(file: &str, args: Option<&[String]>) -> Result<(Source, Vec<i64>), Failure> {
-    let source = read(file)?;
-    let header = crate::harness::suite::header_args(&source.text);
-    let (args, whence) = match (args, &header) {
-        (Some(args), _) => (parse_args(args)?, ""),
-        (None, Some(header)) => (
-            parse_args(header).or_else(|e| match e {
-                Failure::Plain(m) => fail(format!("{file}: its `// args:` header: {m}")),
-                source => Err(source),
-            })?,
-            " by its `// args:` header",
-        ),
-        (None, None) => (Vec::new(), " (none after it, and no `// args:` header)"),
-    };
-    if source.program.arg_count() > args.len() {
-        let e = crate::engine::ArgError {
-            needed: source.program.arg_count(),
-            given: args.len(),
-        };
-        return fail(format!("{file}: {e}{whence}"));
-    }
-    Ok((source, args))
-}
-
-/// Parses command-line program arguments as decimal `i64`s.
-fn parse_args(args: &[String]) -> Result<Vec<i64>, Failure> {
-    args.iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.parse::<i64>().or_else(|_| {
-                fail(format!(
-                    "program argument {} `{a}` is not a decimal 64-bit integer",
-                    i + 1
-                ))
-            })
-        })
-        .collect()
-}
-
-fn find_engine(name: &str) -> Result<&'static dyn Engine, Failure> {
-    engine(name).ok_or_else(|| {
-        let names: Vec<_> = engines().iter().map(|e| e.name()).collect();
-        Failure::Plain(format!(
-            "unknown engine `{name}` (available: {})",
-            names.join(", ")
-        ))
-    })
-}
-
-fn io(e: std::io::Error) -> Failure {
-    Failure::Plain(format!("cannot write output: {e}"))
-}
-
-/// Compiles `program` on `engine`, reporting a refusal as the CLI does.
-fn compile_on(engine: &dyn Engine, program: &Program) -> Result<Box<dyn Executable>, Failure> {
-    engine.compile(program).or_else(|e| {
-        fail(format!(
-            "engine `{}` cannot compile this program: {e}",
-            engine.name()
-        ))
-    })
-}
-
-/// Compiles and runs `program` on `engine`: the run's value or its own
-/// error (the call depth), or why it could not run at all.
-fn outcome_on(
-    engine: &dyn Engine,
-    program: &Program,
-    args: &[i64],
-) -> Result<Result<i64, RunError>, Failure> {
-    Ok(compile_on(engine, program)?.execute(args))
-}
-
-/// Compiles and runs `program` on `engine`, reporting errors as the CLI does.
-fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i64, Failure> {
-    outcome_on(engine, program, args)?.or_else(|e| fail(e.to_string()))
-}
-
-/// A run's outcome as `run` prints it: the value, or the error.
-fn shown(outcome: &Result<i64, RunError>) -> String {
-    match outcome {
-        Ok(v) => v.to_string(),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn run(
-    out: &mut impl Write,
-    engine: &str,
-    file: &str,
-    args: &[String],
-    timeout: Option<std::time::Duration>,
-) -> Result<(), Failure> {
-    let chosen = if engine == "all" {
-        None
-    } else {
-        Some(find_engine(engine)?)
-    };
-    let (Source { program, .. }, args) = load(file, Some(args))?;
+    let (Source { program, .. }, args) = load(&a.file, Some(&a.args))?;
     // The guard is a watchdog thread around each run: no engine checks a
     // clock or a flag (see `guard`).
-    let what = |engine: &dyn Engine| format!("`{file}` on engine `{}`", engine.name());
-    let guarded = |engine: &dyn Engine| {
-        with_timeout(timeout, &what(engine), || {
-            outcome_on(engine, &program, &args)
-        })
-    };
-    // A run without a value fails the command, naming the run's error.
-    let failed = |e: RunError| fail::<()>(format!("{file}: {e}"));
     if let Some(engine) = chosen {
-        exact_on(engine, &program, &args, timeout, file)?;
-        let value = match guarded(engine)? {
-            Ok(value) => value,
-            Err(e) => return failed(e),
-        };
-        return writeln!(out, "{value}").map_err(io);
+        let value = agreement::one_engine(engine, &program, &args, a.timeout, &a.file)?;
+        return Ok(writeln!(out, "{value}").map_err(io)?);
     }
-    // The reference run: walker's value (or its error) and the largest
-    // magnitude on the way, which decides who is held to it.
-    let (reference, magnitude) = match with_timeout(timeout, &what(engines()[0]), || {
-        eval_traced(&program, &args, u64::MAX)
-    }) {
-        Ok((value, magnitude)) => (Ok(value), magnitude),
-        // No value to be exact about: every engine is held to the error.
-        Err(BudgetError::CallDepthExceeded) => (Err(RunError::CallDepthExceeded), 0),
-        Err(e) => return fail(e.to_string()),
-    };
-    let mut disagree = Vec::new();
-    for engine in engines() {
-        match held_to_walker(*engine, &program, magnitude) {
-            Err(Exemption::Unsupported(why)) => {
-                writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
-                continue;
-            }
-            Err(Exemption::Inexact { limit, .. }) => {
-                writeln!(
-                    out,
-                    "{} skipped: a value exceeds its exact range {limit}",
-                    engine.name()
-                )
-                .map_err(io)?;
-                continue;
-            }
-            Ok(()) => {}
-        }
-        let got = guarded(*engine)?;
-        writeln!(out, "{} {}", engine.name(), shown(&got)).map_err(io)?;
-        if got != reference {
-            disagree.push(format!("{} gave {}", engine.name(), shown(&got)));
-        }
-    }
-    if !disagree.is_empty() {
-        return fail(format!(
-            "engines disagree with walker's {}: {}",
-            shown(&reference),
-            disagree.join(", ")
-        ));
-    }
-    // Engines that all fail the same way agree; the run still has no value.
-    reference.map(drop).or_else(failed)
-}
-
-/// `run` prints the program's value or nothing: before an engine with an
-/// exact range (LuaJIT's doubles) runs, walker traces the run, and if a
-/// value on the way leaves that range ([`held_to_walker`]) the engine's
-/// answer would not be the program's value (doubles past 2⁵³ may not even
-/// end a loop), so `run` fails (exit status 1) saying why, instead of
-/// printing a number scripts would take for the value. Under `--timeout`
-/// the trace has the same limit, and its message says what it was for.
-fn exact_on(
-    engine: &dyn Engine,
-    program: &Program,
-    args: &[i64],
-    timeout: Option<std::time::Duration>,
-    file: &str,
-) -> Result<(), Failure> {
-    if engine.exact_magnitude().is_none() {
-        return Ok(());
-    }
-    let what = format!(
-        "`{file}` on engine `walker` (checking that `{}`'s values stay exact)",
-        engine.name()
-    );
-    let (_, magnitude) = with_timeout(timeout, &what, || eval_traced(program, args, u64::MAX))
-        .or_else(|e| fail(e.to_string()))?;
-    match held_to_walker(engine, program, magnitude) {
-        Err(why @ Exemption::Inexact { .. }) => fail(format!(
-            "engine `{}` cannot give this program's exact value: {why}; run it on another engine",
-            engine.name()
-        )),
-        // The engine accepted the program: only its range can exempt it.
-        _ => Ok(()),
-    }
+    Ok(agreement::every_engine(
+        out, &program, &args, a.timeout, &a.file,
+    )?)
 }
 
 fn list(out: &mut impl Write, long: bool) -> Result<(), Failure> {
@@ -471,262 +272,75 @@ fn list(out: &mut impl Write, long: bool) -> Result<(), Failure> {
 }
 
 fn show(out: &mut impl Write, engine: &str, file: &str) -> Result<(), Failure> {
-    let engine = find_engine(engine)?;
+    let engine = find(engine)?;
     let program = read(file)?.program;
-    write!(out, "{}", compile_on(engine, &program)?.show()).map_err(io)
+    Ok(write!(out, "{}", compile_on(engine, &program)?.show()).map_err(io)?)
 }
 
-fn check(out: &mut impl Write) -> Result<(), Failure> {
-    use crate::workloads::WORKLOADS;
-    let width = engines().iter().map(|e| e.name().len()).max().unwrap_or(6);
-    write!(out, "{:width$}", "engine").map_err(io)?;
-    for w in WORKLOADS {
-        write!(out, " {:>14}", w.name).map_err(io)?;
-    }
-    writeln!(out).map_err(io)?;
-    let mut runs = Vec::new();
-    for w in WORKLOADS {
-        let program = w.program()?;
-        let magnitude = magnitude(&program, &w.args());
-        runs.push((w, program, magnitude));
-    }
-    let mut wrong = 0;
-    for engine in engines() {
-        write!(out, "{:width$}", engine.name()).map_err(io)?;
-        for (w, program, magnitude) in &runs {
-            let skipped = match held_to_walker(*engine, program, *magnitude) {
-                Ok(()) => None,
-                Err(Exemption::Unsupported(_)) => Some("unsupported"),
-                Err(Exemption::Inexact { .. }) => Some("inexact"),
-            };
-            if let Some(why) = skipped {
-                write!(out, " {why:>14}").map_err(io)?;
-                continue;
-            }
-            let cell = match run_on(*engine, program, &w.args()) {
-                Ok(v) if v == w.expected() => v.to_string(),
-                Ok(v) => {
-                    wrong += 1;
-                    format!("WRONG {v}")
-                }
-                Err(Failure::Plain(m) | Failure::Slower(m)) => m,
-                Err(Failure::Source(e)) => e.to_string(),
-            };
-            write!(out, " {cell:>14}").map_err(io)?;
-        }
-        writeln!(out).map_err(io)?;
-    }
-    if wrong > 0 {
-        return fail(format!("{wrong} results differ from the expected values"));
-    }
-    Ok(())
-}
-
-/// The engines a selection names, in registry order; `walker` always.
-fn selected_engines(names: &[String]) -> Result<Vec<&'static dyn Engine>, Failure> {
-    for n in names {
-        find_engine(n)?;
-    }
-    Ok(engines()
-        .iter()
-        .copied()
-        .filter(|e| names.is_empty() || e.name() == "walker" || names.iter().any(|n| n == e.name()))
-        .collect())
-}
-
-/// The cases a selection names: a user's suite of files and folders, or
-/// built-in workloads. Each user file goes through the harness's
-/// pre-flight for `engines`, under `timeout` when one is given.
-fn selected_cases(
-    sel: &Selection,
-    engines: &[&dyn Engine],
-    timeout: Option<std::time::Duration>,
-) -> Result<Vec<crate::harness::Case>, Failure> {
-    use crate::harness::{Case, preflight, suite};
-    use crate::workloads::{WORKLOADS, workload};
-    if !sel.paths.is_empty() {
-        if !sel.workloads.is_empty() {
-            return fail(
-                "`--workload` selects built-in workloads: give either it or program files",
-            );
-        }
-        let entries = suite::entries(&sel.paths).map_err(Failure::Plain)?;
-        let mut cases = Vec::new();
-        for entry in &entries {
-            let (Source { text, program }, args) = load(&entry.file, entry.args.as_deref())?;
-            let case = preflight::user_case(&entry.file, &text, program, args, engines, timeout)
-                .map_err(Failure::Plain)?;
-            suite::check_expected(entry, &text, case.expected).map_err(Failure::Plain)?;
-            cases.push(case);
-        }
-        suite::check_names(&entries, &cases).map_err(Failure::Plain)?;
-        return Ok(cases);
-    }
-    let mut cases = Vec::new();
-    for w in WORKLOADS {
-        if sel.workloads.is_empty() || sel.workloads.iter().any(|n| n == w.name) {
-            cases.push(Case::builtin(w));
-        }
-    }
-    for n in &sel.workloads {
-        if workload(n).is_none() {
-            let names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
-            return fail(format!(
-                "unknown workload `{n}` (available: {})",
-                names.join(", ")
-            ));
-        }
-    }
-    Ok(cases)
-}
-
-fn bench(out: &mut impl Write, a: &BenchArgs) -> Result<(), Failure> {
-    use crate::harness::{Settings, report, runner, table};
-    let engines = selected_engines(&a.selection.engines)?;
-    let cases = selected_cases(&a.selection, &engines, a.timeout)?;
-    if a.instructions {
-        let child = instructions_child_args(&a.selection, &engines, &cases);
-        let counted = crate::harness::instructions::run(out, &child, &engines, &cases, &a.out)
-            .map_err(Failure::Plain)?;
-        if let (Some(results), Some(readme)) = (counted, &a.readme) {
-            report::update_readme(&results, readme, &a.readme_charts).map_err(Failure::Plain)?;
-            writeln!(out, "Updated the results section of {}", readme.display()).map_err(io)?;
-        }
-        return Ok(());
-    }
-    warn_if_debug();
-    let mut settings = if a.quick {
-        Settings::quick()
-    } else {
-        Settings::full()
+fn check(out: &mut impl Write, a: &CheckArgs) -> Result<(), Failure> {
+    let Some(count) = a.random else {
+        return Ok(agreement::on_workloads(out)?);
     };
-    if let Some(seed) = a.seed {
-        settings.seed = seed;
-    }
-    if let Some(clock) = a.clock {
-        settings.clock = clock;
-    }
-    // A user's programs have no native candles.
-    let candles = cases.iter().filter(|c| c.candles.is_some()).count();
-    let cells = cases.len() * engines.len() + 2 * candles;
-    let (rounds, _) = settings.plan(cells);
-    eprintln!(
-        "vm-perf bench: {} engines × {} workloads{}, {rounds} interleaved rounds, about {:.0} s of sampling ({})",
-        engines.len(),
-        cases.len(),
-        if candles > 0 { " (+ candles)" } else { "" },
-        settings.budget_seconds,
-        settings.clock
-    );
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {elapsed:>4} [{bar:40}] {pos}/{len} samples, {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let mut results = runner::run(&cases, &engines, true, &settings, &bar)
-        .map_err(|e| Failure::Plain(format!("wrong result: {e}")))?;
-    // Instruction counts an earlier `--instructions` left in this folder stay.
-    results.instructions = crate::harness::counts::InstructionCounts::kept_in(&a.out);
-    for g in table::grids(&results) {
-        writeln!(out, "{}", table::terminal(&g)).map_err(io)?;
-    }
-    writeln!(
-        out,
-        "Machine: {}\nBuild: {}",
-        results.machine.line(),
-        results.build.line()
-    )
-    .map_err(io)?;
-    let refused = results.cells.iter().filter(|c| c.refused.is_some()).count();
-    if refused > 0 {
-        writeln!(
-            out,
-            "{refused} cells n/a (engine refused the program; reasons in results.md)"
-        )
-        .map_err(io)?;
-    }
-    report::write_all(&results, &a.out)
-        .map_err(|e| Failure::Plain(format!("{}: {e}", a.out.display())))?;
-    writeln!(
-        out,
-        "Measured for {:.1} s; every execution verified. Reports: {}/{{results.json, results.csv, results.md, index.html}}",
-        results.wall_seconds,
-        a.out.display()
-    )
-    .map_err(io)?;
-    if let Some(readme) = &a.readme {
-        report::update_readme(&results, readme, &a.readme_charts).map_err(Failure::Plain)?;
-        writeln!(out, "Updated the results section of {}", readme.display()).map_err(io)?;
-    }
-    Ok(())
-}
-
-/// The arguments of the hidden `instructions-child` subcommand that select
-/// the same engines and cases (the harness runs it under callgrind).
-fn instructions_child_args(
-    sel: &Selection,
-    engines: &[&dyn Engine],
-    cases: &[crate::harness::Case],
-) -> Vec<String> {
-    let mut args = vec!["instructions-child".to_string()];
-    for e in engines {
-        args.extend(["--engine".into(), e.name().into()]);
-    }
-    if sel.paths.is_empty() {
-        for c in cases {
-            args.extend(["--workload".into(), c.name.clone()]);
+    let engines = bench::selected_engines(&a.engines)?;
+    let seed = a.seed.unwrap_or_else(rand::random);
+    let on = engines.len();
+    eprintln!("vm-perf check: {count} random programs from seed {seed} on {on} engines");
+    let mut written = Ok(());
+    let summary = check_random(&engines, count, seed, &mut |wrong| {
+        if written.is_ok() {
+            written = writeln!(out, "{}", wrong.regression_file());
         }
-    } else {
-        args.push("--".into());
-        args.extend(sel.paths.iter().cloned());
-    }
-    args
-}
-
-fn instructions_child(out: &mut impl Write, sel: &Selection) -> Result<(), Failure> {
-    let engines = selected_engines(&sel.engines)?;
-    let cases = selected_cases(sel, &engines, None)?;
-    crate::harness::instructions::child(out, &engines, &cases).map_err(Failure::Plain)
-}
-
-fn warn_if_debug() {
-    if cfg!(debug_assertions) {
+    });
+    written.map_err(io)?;
+    let rate = summary.programs as f64 / summary.seconds.max(1e-9);
+    eprintln!(
+        "vm-perf check: {:.1} s, {rate:.0} programs/s",
+        summary.seconds
+    );
+    if summary.wrong_programs > REPORTED {
         eprintln!(
-            "vm-perf: warning: this is a debug build; times mean little. Use `cargo run --release`."
+            "vm-perf check: the first {REPORTED} of {} programs with disagreements shown",
+            summary.wrong_programs
         );
     }
+    writeln!(out, "{summary}").map_err(io)?;
+    match summary.disagreements {
+        0 => Ok(()),
+        d => Err(format!("{d} engine results disagree with walker").into()),
+    }
+}
+
+fn bench(out: &mut impl Write, a: BenchArgs) -> Result<(), Failure> {
+    let request = bench::Request {
+        selection: a.selection.into(),
+        quick: a.quick,
+        out: a.out,
+        instructions: a.instructions,
+        readme: a.readme,
+        readme_charts: a.readme_charts,
+        seed: a.seed,
+        clock: a.clock,
+        timeout: a.timeout,
+    };
+    bench::run(out, &request)
 }
 
 fn scale(out: &mut impl Write, a: &ScaleArgs) -> Result<(), Failure> {
-    let engines = selected_engines(&a.engines)?;
-    warn_if_debug();
-    crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out).map_err(Failure::Plain)
+    let engines = bench::selected_engines(&a.engines)?;
+    bench::warn_if_debug();
+    crate::harness::scale::run(out, &engines, a.quick, a.max_nodes, &a.out)
+        .map_err(Failure::Message)
 }
 
-fn compare(out: &mut impl Write, a: &CompareArgs) -> Result<(), Failure> {
-    use crate::harness::compare::{compare, load};
-    let base = load(&a.base).map_err(Failure::Plain)?;
-    let new = load(&a.new).map_err(Failure::Plain)?;
-    let c = compare(&base, &new, a.relative_to.as_deref()).map_err(Failure::Plain)?;
-    let (b, n) = (a.base.display().to_string(), a.new.display().to_string());
-    let text = if a.markdown {
-        c.markdown(&b, &n)
-    } else {
-        c.terminal(&b, &n)
-    };
+/// `Some`: the slowdowns `--fail-above` found (exit status 3).
+fn compare(out: &mut impl Write, a: &CompareArgs) -> Result<Option<String>, Failure> {
+    let (text, slower) = crate::harness::compare::run(
+        &a.base,
+        &a.new,
+        a.relative_to.as_deref(),
+        a.markdown,
+        a.fail_above,
+    )?;
     write!(out, "{text}").map_err(io)?;
-    let Some(pct) = a.fail_above else {
-        return Ok(());
-    };
-    match c.describe_slowdowns(pct).as_slice() {
-        [] => Ok(()),
-        slow => Err(Failure::Slower(format!(
-            "{} significant slowdown{} above {pct}%: {}",
-            slow.len(),
-            if slow.len() == 1 { "" } else { "s" },
-            slow.join(", ")
-        ))),
-    }
+    Ok(slower)
 }

@@ -572,6 +572,15 @@ pub fn engine(name: &str) -> Option<&'static dyn Engine> {
     ENGINES.iter().copied().find(|e| e.name() == name)
 }
 
+/// The engine called `name`, or the message a user reads when there is
+/// none: the name and every engine of this build.
+pub fn find(name: &str) -> Result<&'static dyn Engine, String> {
+    engine(name).ok_or_else(|| {
+        let names: Vec<_> = ENGINES.iter().map(|e| e.name()).collect();
+        format!("unknown engine `{name}` (available: {})", names.join(", "))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -498,6 +498,35 @@ impl Comparison {
     }
 }
 
+/// `vm-perf compare` in one call: the comparison of the runs in `base` and
+/// `new` as text (Markdown or for the terminal) and, with `fail_above`, the
+/// message that names every significant slowdown above it (`None`: none).
+pub fn run(
+    base: &Path,
+    new: &Path,
+    relative_to: Option<&str>,
+    as_markdown: bool,
+    fail_above: Option<f64>,
+) -> Result<(String, Option<String>), String> {
+    let c = compare(&load(base)?, &load(new)?, relative_to)?;
+    let (b, n) = (base.display().to_string(), new.display().to_string());
+    let text = if as_markdown {
+        c.markdown(&b, &n)
+    } else {
+        c.terminal(&b, &n)
+    };
+    let slower = fail_above.and_then(|pct| match c.describe_slowdowns(pct).as_slice() {
+        [] => None,
+        slow => Some(format!(
+            "{} significant slowdown{} above {pct}%: {}",
+            slow.len(),
+            if slow.len() == 1 { "" } else { "s" },
+            slow.join(", ")
+        )),
+    });
+    Ok((text, slower))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! The measurement harness: everything `vm-perf bench` and `vm-perf scale`
 //! do, kept in stages.
 //!
+//! - [`bench`]: `vm-perf bench` in one call, from the user's request to
+//!   the written reports;
 //! - [`case`]: what is measured (a workload or a user's program, with the
 //!   value every execution must produce);
 //! - [`suite`]: the program files and folders a user names, each file with
@@ -24,6 +26,7 @@
 //! Nothing here is a pass/fail timing test: the numbers are reported, and
 //! the only failure is a wrong result.
 
+pub mod bench;
 pub mod case;
 pub mod compare;
 pub mod counts;

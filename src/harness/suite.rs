@@ -4,14 +4,100 @@
 //! stands for its `.vm` files, each with its header, as the built-in
 //! workloads carry theirs.
 //!
-//! The CLI loads every file (its one `load`), the pre-flight runs each once
+//! [`load`] is the one way any command reads a program file with its
+//! arguments (`vm-perf run` too); the pre-flight runs each once
 //! ([`super::preflight`]), and the runner measures them all in one
 //! interleaved run: per-program tables and charts and the geometric means,
 //! exactly as for the built-in workloads.
 
 use super::case::Case;
+use crate::engine::ArgError;
+use crate::front::{SourceError, compile_source, decode, program::Program};
 use crate::workloads::header;
+use std::io::Read;
 use std::path::Path;
+
+/// Why a program cannot be loaded or a suite measured: a located error in
+/// the program's text (rendered with its line), or a message.
+#[derive(Debug)]
+pub enum Error {
+    Source(SourceError),
+    Message(String),
+}
+
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Self {
+        Error::Source(e)
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::Message(message)
+    }
+}
+
+/// A program file as the command line names it (`-`: standard input), read
+/// once and validated.
+pub struct Source {
+    pub text: String,
+    pub program: Program,
+}
+
+/// Reads and validates a program file.
+pub fn read(file: &str) -> Result<Source, Error> {
+    let bytes = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("-: cannot read standard input: {e}"))?;
+        buf
+    } else {
+        std::fs::read(file).map_err(|e| format!("{file}: cannot read file: {e}"))?
+    };
+    let text = decode(file, bytes)?;
+    let program = compile_source(file, &text)?;
+    Ok(Source { text, program })
+}
+
+/// The one way to load a program to run: [`read`] it, parse its arguments
+/// (`None`: those of its `// args:` header, as a suite's programs give
+/// them) and check there are as many as it reads.
+pub fn load(file: &str, args: Option<&[String]>) -> Result<(Source, Vec<i64>), Error> {
+    let source = read(file)?;
+    let header = header_args(&source.text);
+    let (args, whence) = match (args, &header) {
+        (Some(args), _) => (parse_args(args)?, ""),
+        (None, Some(header)) => (
+            parse_args(header).map_err(|m| format!("{file}: its `// args:` header: {m}"))?,
+            " by its `// args:` header",
+        ),
+        (None, None) => (Vec::new(), " (none after it, and no `// args:` header)"),
+    };
+    if source.program.arg_count() > args.len() {
+        let e = ArgError {
+            needed: source.program.arg_count(),
+            given: args.len(),
+        };
+        return Err(format!("{file}: {e}{whence}").into());
+    }
+    Ok((source, args))
+}
+
+/// Parses command-line program arguments as decimal `i64`s.
+pub fn parse_args(args: &[String]) -> Result<Vec<i64>, String> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.parse::<i64>().map_err(|_| {
+                format!(
+                    "program argument {} `{a}` is not a decimal 64-bit integer",
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
 
 /// One program of a suite.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,18 +10,24 @@
 //!   fuzzers alike;
 //! - [`check`]: one engine against walker on one run (the differential and
 //!   peer tests);
+//! - [`agreement`]: a user's program on one engine or on every engine
+//!   (`vm-perf run`, `run --engine all`);
 //! - [`oracle`]: every engine against walker on one input (the fuzz targets
 //!   and the replay of their findings);
+//! - [`random_check`]: every engine against walker on many random programs
+//!   in one process (`vm-perf check --random N`);
 //! - [`stack`]: rule 4's checks for the engines that rely on tail calls, on
 //!   explicitly small stacks (`tests/stack.rs`, and the engines' unit tests);
 //! - `conformance` (test builds only): the checks every engine's unit tests
 //!   run on themselves, expanded by `conformance_tests!`.
 
+pub mod agreement;
 pub mod budgeted;
 pub mod check;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod oracle;
+pub mod random_check;
 pub mod stack;
 
 pub use budgeted::{BudgetError, eval_budgeted, eval_traced};
