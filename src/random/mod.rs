@@ -22,15 +22,24 @@
 //! body's statements or in its own condition): a loop that tests a counter
 //! another loop steps, the shape of a nest that shares one counter. Trip
 //! counts come from small literals or from the first [`Shape::trip_args`]
-//! arguments, which are kept small; the other arguments are "wild"
-//! (`i64::MIN`, `i64::MAX`, …) so wrapping overflow is exercised everywhere
-//! else.
+//! arguments, which are kept small, and steps from literals, from
+//! read-only locals or from the next [`Shape::step_args`] arguments, kept
+//! in `-2..=-1`; the other arguments are "wild" (`i64::MIN`, `i64::MAX`, …)
+//! so wrapping overflow is exercised everywhere else. A hot loop may also
+//! step its counter by `n = n + n`, which doubles a positive count until it
+//! wraps to zero or below (at most 63 passes, so only over a loop-free
+//! body), or end it by setting it to a sum of two steps.
 //!
-//! The shapes aim at every operand location of the register engines too:
-//! blocks of several locals (more than any engine has registers, so some
-//! live in frame slots), and statements that make a local busier than the
-//! loop counter (`x = x + x + x + 1`), so that the counter is the one a
-//! register allocator leaves in a slot.
+//! The shapes aim at every operand location of every engine too (the
+//! coverage test checks that the differential's programs build every
+//! variant): blocks of several locals (more than any engine has registers,
+//! so some live in frame slots), statements that make a local busier than
+//! the loop counter (`x = x + x + x + 1`), so that the counter is the one a
+//! register allocator leaves in a slot, and hot loops, which draw a
+//! location (a register, a frame slot, a constant, or a value computed into
+//! the accumulator) for the counter and for each operand of its step, and
+//! make the allocator agree by ranking values with the reads of a loop that
+//! never runs.
 
 pub mod balanced;
 pub mod small;
