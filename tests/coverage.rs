@@ -5,8 +5,7 @@
 //! one, counted in the compiled code (`Executable::census`), never while it
 //! runs. A variant the compiler never emits is listed below with the
 //! reason; a listed variant that the programs do make fails the test too,
-//! so the list stays honest. Variants the compiler can emit but the
-//! generator does not make yet are listed apart, by prefix, as a debt. `cargo test --test coverage -- --nocapture`
+//! so the list stays honest. `cargo test --test coverage -- --nocapture`
 //! prints every engine's variants with their counts.
 
 use std::collections::BTreeMap;
@@ -16,10 +15,8 @@ use vm_perf::{Program, engines};
 /// As many programs as the differential runs per test run.
 const PROGRAMS: u64 = 10_000;
 
-/// The engines on `register_continuations`' instruction set, and on its
+/// The engines on `register_continuations`' instruction set or on its
 /// fused tier's.
-const REGISTER_ISA: &[&str] = &["register_continuations", "register_tail_calls"];
-const REGISTER_FUSED_ISA: &[&str] = &["register_continuations_fused", "register_tail_calls_fused"];
 const REGISTER_BOTH: &[&str] = &[
     "register_continuations",
     "register_tail_calls",
@@ -62,57 +59,10 @@ const UNREACHABLE: &[(&[&str], &str, &str)] = &[
     ),
 ];
 
-/// `(engines, variant prefix, what the generator lacks)`: variants the
-/// compiler can emit but no generated program makes yet. Tolerated, and
-/// printed, until the generator grows the shapes; to be shrunk, not grown.
-const NOT_YET_GENERATED: &[(&[&str], &str, &str)] = &[
-    (
-        REGISTER_ISA,
-        "Add(r",
-        "three-register adds need three hot locals in one statement",
-    ),
-    (
-        REGISTER_FUSED_ISA,
-        "AddJumpIfPos(",
-        "a loop test fused with an add of any two operand locations",
-    ),
-    (
-        REGISTER_FUSED_ISA,
-        "AddAdd(",
-        "two chained adds over every pair of operand locations",
-    ),
-    (
-        REGISTER_FUSED_ISA,
-        "Add(r",
-        "three-register adds need three hot locals in one statement",
-    ),
-    (
-        &["tape_continuations_fused", "tail_calls"],
-        "AddJumpIfNotPos(",
-        "a counted loop stepped by an argument, by itself, or by a frame-slot local",
-    ),
-    (
-        &["tape_continuations_fused", "tail_calls"],
-        "AddLoopIfPos(",
-        "a counted loop stepped by an argument, by itself, or by a frame-slot local",
-    ),
-];
-
-fn listed(
-    list: &[(&[&str], &str, &'static str)],
-    engine: &str,
-    variant: &str,
-    prefix: bool,
-) -> Option<&'static str> {
-    list.iter()
-        .find(|(engines, v, _)| {
-            engines.contains(&engine)
-                && if prefix {
-                    variant.starts_with(v)
-                } else {
-                    variant == *v
-                }
-        })
+fn unreachable(engine: &str, variant: &str) -> Option<&'static str> {
+    UNREACHABLE
+        .iter()
+        .find(|(engines, v, _)| engines.contains(&engine) && variant == *v)
         .map(|(_, _, why)| *why)
 }
 
@@ -123,7 +73,6 @@ fn random_programs_build_every_variant_of_every_engine() {
         .collect();
     let mut failures = Vec::new();
     let mut covered = 0;
-    let mut missing_not_yet = 0;
     for engine in engines() {
         let variants = engine.variants();
         if variants.is_empty() {
@@ -145,22 +94,12 @@ fn random_programs_build_every_variant_of_every_engine() {
         println!("{} ({} variants):", engine.name(), variants.len());
         for variant in &variants {
             let count = counts[variant];
-            let why = listed(UNREACHABLE, engine.name(), variant, false);
-            let not_yet = listed(NOT_YET_GENERATED, engine.name(), variant, true);
-            let note = match (count, why, not_yet) {
-                (_, Some(w), _) => format!("  (unreachable: {w})"),
-                (0, None, Some(w)) => {
-                    missing_not_yet += 1;
-                    format!("  (not yet generated: {w})")
-                }
-                _ => String::new(),
-            };
+            let why = unreachable(engine.name(), variant);
+            let note = why.map_or(String::new(), |w| format!("  (unreachable: {w})"));
             println!("  {count:>9}  {variant}{note}");
-            match (count, why, not_yet) {
-                (0, None, None) => {
-                    failures.push(format!("{}: `{variant}` never built", engine.name()))
-                }
-                (1.., Some(_), _) => failures.push(format!(
+            match (count, why) {
+                (0, None) => failures.push(format!("{}: `{variant}` never built", engine.name())),
+                (1.., Some(_)) => failures.push(format!(
                     "{}: `{variant}` is listed as unreachable but was built {count} times",
                     engine.name()
                 )),
@@ -168,7 +107,6 @@ fn random_programs_build_every_variant_of_every_engine() {
             }
         }
     }
-    println!("{missing_not_yet} variants not yet generated");
     assert!(covered >= 7, "only {covered} engines declare variants");
     for (listed, variant, _) in UNREACHABLE {
         for engine in engines().iter().filter(|e| listed.contains(&e.name())) {

@@ -22,15 +22,24 @@
 //! body's statements or in its own condition): a loop that tests a counter
 //! another loop steps, the shape of a nest that shares one counter. Trip
 //! counts come from small literals or from the first [`Shape::trip_args`]
-//! arguments, which are kept small; the other arguments are "wild"
-//! (`i64::MIN`, `i64::MAX`, …) so wrapping overflow is exercised everywhere
-//! else.
+//! arguments, which are kept small, and steps from literals, from
+//! read-only locals or from the next [`Shape::step_args`] arguments, kept
+//! in `-2..=-1`; the other arguments are "wild" (`i64::MIN`, `i64::MAX`, …)
+//! so wrapping overflow is exercised everywhere else. A hot loop may also
+//! step its counter by `n = n + n`, which doubles a positive count until it
+//! wraps to zero or below (at most 63 passes, so only over a loop-free
+//! body), or end it by setting it to a sum of two steps.
 //!
-//! The shapes aim at every operand location of the register engines too:
-//! blocks of several locals (more than any engine has registers, so some
-//! live in frame slots), and statements that make a local busier than the
-//! loop counter (`x = x + x + x + 1`), so that the counter is the one a
-//! register allocator leaves in a slot.
+//! The shapes aim at every operand location of every engine too (the
+//! coverage test checks that the differential's programs build every
+//! variant): blocks of several locals (more than any engine has registers,
+//! so some live in frame slots), statements that make a local busier than
+//! the loop counter (`x = x + x + x + 1`), so that the counter is the one a
+//! register allocator leaves in a slot, and hot loops, which draw a
+//! location (a register, a frame slot, a constant, or a value computed into
+//! the accumulator) for the counter and for each operand of its step, and
+//! make the allocator agree by ranking values with the reads of a loop that
+//! never runs.
 
 pub mod balanced;
 pub mod small;
@@ -49,6 +58,8 @@ pub struct Shape {
     pub max_trip: i64,
     /// Arguments used as trip counts (the first ones; kept in `0..=max_trip`).
     pub trip_args: usize,
+    /// Arguments used as loop steps (after the trip counts; kept in `-2..=-1`).
+    pub step_args: usize,
     /// Arguments with arbitrary values.
     pub wild_args: usize,
 }
@@ -60,6 +71,7 @@ impl Default for Shape {
             loop_nesting: 3,
             max_trip: 8,
             trip_args: 2,
+            step_args: 2,
             wild_args: 2,
         }
     }
@@ -91,14 +103,18 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
         scope: Vec::new(),
         loops: 0,
     };
-    let expr = if shape.loop_nesting > 0 && g.rng.random_bool(0.5) {
-        g.spine(shape.depth)
-    } else {
-        g.expr(shape.depth)
+    let expr = match g.rng.random_range(0..20) {
+        0..=6 if shape.loop_nesting > 0 => g.spine(shape.depth),
+        7..=13 if shape.loop_nesting > 0 => g.hot_loops(shape.depth),
+        _ => g.expr(shape.depth),
     };
     let mut args: Vec<i64> = (0..shape.trip_args)
         .map(|_| g.rng.random_range(0..=shape.max_trip))
         .collect();
+    for _ in 0..shape.step_args {
+        let step = g.rng.random_range(-2..=-1);
+        args.push(step);
+    }
     for _ in 0..shape.wild_args {
         let v = g.literal();
         args.push(v);
@@ -106,11 +122,56 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
     (expr, args)
 }
 
+/// What the generator may do with a local in scope.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Local {
+    /// Any statement may store to it.
+    Writable,
+    /// A loop counter: read-only but for its loop's one step.
+    Counter,
+    /// A loop step: read-only, holding -2 or -1 for its whole scope.
+    Step,
+}
+
+/// How many values a hot loop ranks above the rest: as many as the register
+/// engines have registers for locals.
+const HEATED: usize = 3;
+
+/// Which values a hot loop's reads rank first, second and third (`ranks`),
+/// and which it must leave to frame slots (`cold`: not ranked, read little);
+/// `doubles` if its step is `n + n`.
+#[derive(Default)]
+struct Plan {
+    ranks: [Option<Expr>; HEATED],
+    cold: Vec<Expr>,
+    doubles: bool,
+}
+
+/// An operand of a hot loop's step: a leaf, or a value of a kind computed
+/// into `acc`.
+enum Planned {
+    Leaf(Expr, Term),
+    Acc(Term),
+}
+
+/// What a hot loop's operand holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Term {
+    /// The loop's counter.
+    Counter,
+    /// A step: `-2..=-1`.
+    Step,
+    /// A value the loop does not change, in `-2..=max_trip`.
+    Bounded,
+    /// Anything.
+    Any,
+}
+
 struct Gen<'a, R> {
     rng: &'a mut R,
     shape: &'a Shape,
-    /// Locals in scope, innermost last: `true` = a loop counter (read-only).
-    scope: Vec<bool>,
+    /// Locals in scope, innermost last.
+    scope: Vec<Local>,
     loops: usize,
 }
 
@@ -129,7 +190,7 @@ impl<R: Rng> Gen<'_, R> {
     }
 
     fn arg_count(&self) -> usize {
-        self.shape.trip_args + self.shape.wild_args
+        self.shape.trip_args + self.shape.step_args + self.shape.wild_args
     }
 
     fn leaf(&mut self) -> Expr {
@@ -146,7 +207,9 @@ impl<R: Rng> Gen<'_, R> {
     /// A writable local's distance, if any is in scope.
     fn writable(&mut self) -> Option<usize> {
         let n = self.scope.len();
-        let candidates: Vec<usize> = (0..n).filter(|&d| !self.scope[n - 1 - d]).collect();
+        let candidates: Vec<usize> = (0..n)
+            .filter(|&d| self.scope[n - 1 - d] == Local::Writable)
+            .collect();
         if candidates.is_empty() {
             None
         } else {
@@ -171,7 +234,7 @@ impl<R: Rng> Gen<'_, R> {
             }
             3 | 4 => {
                 let init = self.expr(d);
-                self.scope.push(false);
+                self.scope.push(Local::Writable);
                 let body = self.expr(d);
                 self.scope.pop();
                 Expr::let_(init, body)
@@ -204,7 +267,7 @@ impl<R: Rng> Gen<'_, R> {
         let inits: Vec<Expr> = (0..n)
             .map(|_| {
                 let init = self.leaf();
-                self.scope.push(false);
+                self.scope.push(Local::Writable);
                 init
             })
             .collect();
@@ -224,7 +287,7 @@ impl<R: Rng> Gen<'_, R> {
         let inits: Vec<Expr> = (0..n)
             .map(|_| {
                 let init = self.leaf();
-                self.scope.push(false);
+                self.scope.push(Local::Writable);
                 init
             })
             .collect();
@@ -277,7 +340,7 @@ impl<R: Rng> Gen<'_, R> {
     fn innermost_counter(&self) -> usize {
         let n = self.scope.len();
         (0..n)
-            .find(|&d| self.scope[n - 1 - d])
+            .find(|&d| self.scope[n - 1 - d] == Local::Counter)
             .expect("inside a loop")
     }
 
@@ -307,16 +370,441 @@ impl<R: Rng> Gen<'_, R> {
         e
     }
 
+    /// A trip count: a small literal or a trip argument.
+    fn trip(&mut self) -> Expr {
+        if self.shape.trip_args > 0 && self.rng.random_bool(0.5) {
+            Expr::Arg(self.rng.random_range(0..self.shape.trip_args))
+        } else {
+            Expr::Litr(self.rng.random_range(0..=self.shape.max_trip))
+        }
+    }
+
+    /// One to three [`Gen::hot_loop`]s in a row, their values summed.
+    fn hot_loops(&mut self, depth: usize) -> Expr {
+        let mut e = self.hot_loop(depth);
+        for _ in 0..self.rng.random_range(0..=2) {
+            let next = self.hot_loop(depth);
+            e = if self.rng.random_bool(0.5) {
+                Expr::add(e, next)
+            } else {
+                Expr::then(e, next)
+            };
+        }
+        e
+    }
+
+    /// A loop over hot locals, so that the register engines see every
+    /// operand location in every operand of a sum and of a loop's step and
+    /// test: `let v = …; let s = -1; …; { let n = trip; while c { b } }; v +
+    /// w`. Two to five locals around the loop, some of them read-only steps
+    /// (`-2..=-1`, a literal or a step argument). The counter `n` is
+    /// stepped by `n + s`, `s + n` or `n + n` (which doubles until it wraps
+    /// to zero or below; only in a loop-free body), or set to `s + s` (the
+    /// last pass); the step is the body's last statement, or the
+    /// condition's (`{ n = …; n }`), or it comes first in a condition whose
+    /// value is a sum of `n` and a fixed small value (`{ n = n + s; n + 3
+    /// }`), of `n` and `n`, or of two steps. Which values the allocator
+    /// keeps in registers is chosen with the step: the body begins with a
+    /// loop that never runs (`while 0 { h0; h0; h0; h0; h1; h1; h1; h2; h2
+    /// }`) whose reads weigh like a nested loop's, ranking `h0`, `h1`, `h2`
+    /// above anything else the loop reads.
+    fn hot_loop(&mut self, depth: usize) -> Expr {
+        let count = self.rng.random_range(2..=5);
+        let inits: Vec<Expr> = (0..count)
+            .map(|i| {
+                if i > 0 && self.rng.random_bool(0.5) {
+                    self.scope.push(Local::Step);
+                    if self.shape.step_args > 0 && self.rng.random_bool(0.5) {
+                        self.step_arg()
+                    } else {
+                        Expr::Litr(self.rng.random_range(-2..=-1))
+                    }
+                } else {
+                    let init = self.leaf();
+                    self.scope.push(Local::Writable);
+                    init
+                }
+            })
+            .collect();
+        let trip = self.trip();
+        self.loops += 1;
+        self.scope.push(Local::Counter);
+        let case = self.rng.random_range(0..3);
+        let mut plan = Plan::default();
+        // The step, or in case 2 the test after the step: `n + s`, `s +
+        // s`, `n + n`, every way round, the test decreasing with `n`.
+        let planned = self.planned_step(&mut plan);
+        plan.doubles &= case < 2;
+        self.fill_ranks(&mut plan);
+        let loop_free = plan.doubles
+            || depth < 4
+            || self.loops >= self.shape.loop_nesting
+            || self.rng.random_bool(0.6);
+        let heat = (0..HEATED).flat_map(|k| {
+            let reads = HEATED + 1 - k;
+            plan.ranks[k]
+                .iter()
+                .flat_map(move |h| std::iter::repeat_n(h.clone(), reads))
+        });
+        let heat = heat.reduce(Expr::then).unwrap_or(Expr::Litr(0));
+        let mut body = self.hot_statement();
+        // Mostly: without the ranking loop the body may be unrolled.
+        if self.rng.random_bool(0.65) {
+            let never = Expr::Litr(self.rng.random_range(-1..=0));
+            body = Expr::then(Expr::while_(never, heat), body);
+        }
+        for _ in 0..self.rng.random_range(0..=2) {
+            let next = self.hot_statement();
+            body = Expr::then(body, next);
+        }
+        if let Some(sum) = self.planned_sum(&plan) {
+            body = Expr::then(body, sum);
+        }
+        if !loop_free {
+            let nested = self.expr(depth - 1);
+            body = Expr::then(body, nested);
+        }
+        let (cond, body) = match case {
+            0 => (Expr::Get(0), Expr::then(body, Expr::set(0, planned))),
+            1 => (Expr::then(Expr::set(0, planned), Expr::Get(0)), body),
+            _ => {
+                let step = if self.rng.random_bool(0.5) {
+                    self.sum(Term::Counter, Term::Step)
+                } else {
+                    self.sum(Term::Step, Term::Counter)
+                };
+                let test = if self.rng.random_bool(0.7) {
+                    planned
+                } else {
+                    // A fixed small value in the test, not only a step.
+                    let (a, b) = match self.rng.random_range(0..2) {
+                        0 => (Term::Counter, Term::Bounded),
+                        _ => (Term::Bounded, Term::Counter),
+                    };
+                    self.sum(a, b)
+                };
+                (Expr::then(Expr::set(0, step), test), body)
+            }
+        };
+        self.scope.pop();
+        self.loops -= 1;
+        let mut value = Expr::add(
+            Expr::Get(self.rng.random_range(0..count)),
+            Expr::Get(self.rng.random_range(0..count)),
+        );
+        // Statements after the loop weigh little: they read the loop's
+        // registers and slots as the loop left them.
+        for _ in 0..self.rng.random_range(0..=2) {
+            let statement = self.hot_statement();
+            value = Expr::then(statement, value);
+        }
+        let mut e = Expr::then(Expr::let_(trip, Expr::while_(cond, body)), value);
+        for init in inits.into_iter().rev() {
+            self.scope.pop();
+            e = Expr::let_(init, e);
+        }
+        e
+    }
+
+    /// The steps in scope and the step arguments, as leaves.
+    fn steps(&self) -> Vec<Expr> {
+        let n = self.scope.len();
+        let locals = (0..n)
+            .filter(|&d| self.scope[n - 1 - d] == Local::Step)
+            .map(Expr::Get);
+        let first = self.shape.trip_args;
+        locals
+            .chain((first..first + self.shape.step_args).map(Expr::Arg))
+            .collect()
+    }
+
+    /// The hot loop's step `p + q` (the counter at distance 0), with a
+    /// location drawn for the counter and for each operand, and `plan`
+    /// ranking the values so that they land there.
+    fn planned_step(&mut self, plan: &mut Plan) -> Expr {
+        // 0..3: a register; 3: a frame slot.
+        let counter = self.rng.random_range(0..=HEATED);
+        if counter < HEATED {
+            plan.ranks[counter] = Some(Expr::Get(0));
+        } else {
+            plan.cold.push(Expr::Get(0));
+        }
+        let mut steps = self.steps();
+        let (p, q) = (
+            self.planned(plan, &mut steps),
+            self.planned(plan, &mut steps),
+        );
+        let term = |o: &Planned| match o {
+            Planned::Leaf(_, t) | Planned::Acc(t) => *t,
+        };
+        plan.doubles = term(&p) == Term::Counter && term(&q) == Term::Counter;
+        if let (Planned::Acc(t), Planned::Acc(_)) = (&p, &q)
+            && let Some(w) = self.cold_writable(plan)
+        {
+            // `{ w = x; w } + w`: `w` in a slot, read twice from `acc`.
+            plan.doubles = *t == Term::Counter;
+            let x = self.value(*t, &steps);
+            return Expr::add(Expr::then(Expr::set(w, x), Expr::Get(w)), Expr::Get(w));
+        }
+        let read = |g: &mut Self, o: Planned| match o {
+            Planned::Leaf(e, _) => e,
+            Planned::Acc(t) => {
+                let x = g.value(t, &steps);
+                if g.rng.random_bool(0.5) {
+                    Expr::then(Expr::Litr(0), x)
+                } else {
+                    Expr::add(x, Expr::Litr(0))
+                }
+            }
+        };
+        let p = read(self, p);
+        Expr::add(p, read(self, q))
+    }
+
+    /// A leaf of kind `t` (a counter or a step) from the hot loop.
+    fn value(&mut self, t: Term, steps: &[Expr]) -> Expr {
+        match t {
+            Term::Counter => Expr::Get(0),
+            _ if steps.is_empty() || self.rng.random_bool(0.3) => {
+                Expr::Litr(self.rng.random_range(-2..=-1))
+            }
+            _ => steps[self.rng.random_range(0..steps.len())].clone(),
+        }
+    }
+
+    /// An operand of the hot loop's step, in a location drawn at random:
+    /// the counter, or a step (`steps` holds the ones not placed yet).
+    fn planned(&mut self, plan: &mut Plan, steps: &mut Vec<Expr>) -> Planned {
+        let counter_cold = plan.cold.contains(&Expr::Get(0));
+        // 0..3: a register; 3: a slot; 4: a constant; 5: `acc`.
+        match self.rng.random_range(0..6) {
+            k @ 0..HEATED => match &plan.ranks[k] {
+                Some(Expr::Get(0)) => Planned::Leaf(Expr::Get(0), Term::Counter),
+                Some(h) => Planned::Leaf(h.clone(), Term::Step),
+                None if !steps.is_empty() => {
+                    // A local if there is one: an argument in a register
+                    // holds it for the whole program, other loops included.
+                    let locals = steps.iter().filter(|s| matches!(s, Expr::Get(_))).count();
+                    let i = self
+                        .rng
+                        .random_range(0..if locals > 0 { locals } else { steps.len() });
+                    let s = steps.remove(i);
+                    plan.ranks[k] = Some(s.clone());
+                    Planned::Leaf(s, Term::Step)
+                }
+                None => Planned::Leaf(Expr::Litr(-1), Term::Step),
+            },
+            3 if counter_cold && self.rng.random_bool(0.5) => {
+                Planned::Leaf(Expr::Get(0), Term::Counter)
+            }
+            3 if !steps.is_empty() => {
+                // Often an argument: a frame slot to the register engines,
+                // an argument operand to the tape ones.
+                let args = steps.iter().filter(|s| matches!(s, Expr::Arg(_))).count();
+                let i = match self.rng.random_range(0..steps.len()) {
+                    _ if args > 0 && self.rng.random_bool(0.5) => steps.len() - 1,
+                    i => i,
+                };
+                let s = steps.remove(i);
+                plan.cold.push(s.clone());
+                Planned::Leaf(s, Term::Step)
+            }
+            3 | 4 => Planned::Leaf(Expr::Litr(self.rng.random_range(-2..=-1)), Term::Step),
+            _ if self.rng.random_bool(0.5) => Planned::Acc(Term::Counter),
+            _ => Planned::Acc(Term::Step),
+        }
+    }
+
+    /// A writable local no rank holds, marked cold, if there is one.
+    fn cold_writable(&mut self, plan: &mut Plan) -> Option<usize> {
+        let n = self.scope.len();
+        let free: Vec<usize> = (0..n)
+            .filter(|&d| {
+                self.scope[n - 1 - d] == Local::Writable
+                    && !plan.ranks.contains(&Some(Expr::Get(d)))
+            })
+            .collect();
+        let w = *free.get(self.rng.random_range(0..free.len().max(1)))?;
+        plan.cold.push(Expr::Get(w));
+        Some(w)
+    }
+
+    /// `w = ({ c = x; c } + p) + q`, `c` a writable local no rank holds:
+    /// the fused tier's two-add op reading `acc` for `c` (a slot store
+    /// leaves its value there), into a ranked local if one is writable,
+    /// `p` and `q` often `c` or a ranked value.
+    fn planned_sum(&mut self, plan: &Plan) -> Option<Expr> {
+        let n = self.scope.len();
+        let writable =
+            |e: &Expr| matches!(*e, Expr::Get(d) if self.scope[n - 1 - d] == Local::Writable);
+        let cold: Vec<usize> = (0..n)
+            .filter(|&d| writable(&Expr::Get(d)) && !plan.ranks.contains(&Some(Expr::Get(d))))
+            .collect();
+        let hot: Vec<Expr> = plan.ranks.iter().flatten().cloned().collect();
+        let hot_writable: Vec<Expr> = hot.iter().filter(|e| writable(e)).cloned().collect();
+        let c = *cold.get(self.rng.random_range(0..cold.len().max(1)))?;
+        let w = match hot_writable.get(self.rng.random_range(0..hot_writable.len().max(1))) {
+            Some(Expr::Get(w)) if self.rng.random_bool(0.8) => *w,
+            _ => self.writable()?,
+        };
+        let x = self.operand();
+        let read = |g: &mut Self| match g.rng.random_range(0..4) {
+            0 => Expr::Get(c),
+            1 if !hot.is_empty() => hot[g.rng.random_range(0..hot.len())].clone(),
+            2 => Expr::Litr(g.literal()),
+            _ => g.operand(),
+        };
+        let t = Expr::then(Expr::set(c, x), Expr::Get(c));
+        let p = read(self);
+        let q = read(self);
+        Some(Expr::set(w, Expr::add(Expr::add(t, p), q)))
+    }
+
+    /// Fills the ranks the step left free with other locals and arguments,
+    /// none of the cold ones, so that the cold ones stay in slots.
+    fn fill_ranks(&mut self, plan: &mut Plan) {
+        let free = |e: &Expr| !plan.cold.contains(e) && !plan.ranks.contains(&Some(e.clone()));
+        let mut locals: Vec<Expr> = (0..self.scope.len()).map(Expr::Get).filter(free).collect();
+        // Arguments last: one in a register holds it in other loops too.
+        let mut args: Vec<Expr> = (0..self.arg_count()).map(Expr::Arg).filter(free).collect();
+        for rank in plan.ranks.iter_mut().filter(|r| r.is_none()) {
+            let from = if locals.is_empty() {
+                &mut args
+            } else {
+                &mut locals
+            };
+            if from.is_empty() {
+                break;
+            }
+            *rank = Some(from.swap_remove(self.rng.random_range(0..from.len())));
+        }
+    }
+
+    /// A step argument's leaf.
+    fn step_arg(&mut self) -> Expr {
+        let first = self.shape.trip_args;
+        Expr::Arg(first + self.rng.random_range(0..self.shape.step_args))
+    }
+
+    /// A leaf of kind `t`, the hot loop's counter at distance 0.
+    fn term(&mut self, t: Term) -> Expr {
+        let n = self.scope.len();
+        let steps: Vec<usize> = (0..n)
+            .filter(|&d| self.scope[n - 1 - d] == Local::Step)
+            .collect();
+        let step = |g: &mut Self| match g.rng.random_range(0..3) {
+            0 if !steps.is_empty() => Expr::Get(steps[g.rng.random_range(0..steps.len())]),
+            1 if g.shape.step_args > 0 => g.step_arg(),
+            _ => Expr::Litr(g.rng.random_range(-2..=-1)),
+        };
+        match t {
+            Term::Counter => Expr::Get(0),
+            Term::Step => step(self),
+            Term::Bounded => match self.rng.random_range(0..3) {
+                0 => step(self),
+                1 if self.shape.trip_args > 0 => {
+                    Expr::Arg(self.rng.random_range(0..self.shape.trip_args))
+                }
+                _ => Expr::Litr(self.rng.random_range(-2..=2)),
+            },
+            Term::Any => self.operand(),
+        }
+    }
+
+    /// A leaf that is mostly a local (often one of the innermost few, a
+    /// hot loop's own) or an argument.
+    fn operand(&mut self) -> Expr {
+        let n = self.scope.len();
+        match self.rng.random_range(0..10) {
+            0..=2 if n > 0 => Expr::Get(self.rng.random_range(0..n.min(6))),
+            3..=5 if n > 0 => Expr::Get(self.rng.random_range(0..n)),
+            6 | 7 if self.arg_count() > 0 => Expr::Arg(self.rng.random_range(0..self.arg_count())),
+            _ => Expr::Litr(self.literal()),
+        }
+    }
+
+    /// `e`, or its value computed into a temporary: `{ 0; e }` or `e + 0`.
+    fn dress(&mut self, e: Expr) -> Expr {
+        match self.rng.random_range(0..6) {
+            0 => Expr::then(Expr::Litr(0), e),
+            1 => Expr::add(e, Expr::Litr(0)),
+            _ => e,
+        }
+    }
+
+    /// `p + q`, `p` of kind `a` and `q` of kind `b`, each read in place or
+    /// computed first ([`Gen::dress`]); or, when the kinds are the same, one
+    /// value stored and read twice: `{ w = p; w } + w`.
+    fn sum(&mut self, a: Term, b: Term) -> Expr {
+        if a == b
+            && self.rng.random_bool(0.3)
+            && let Some(w) = self.writable()
+        {
+            let p = self.term(a);
+            return Expr::add(Expr::then(Expr::set(w, p), Expr::Get(w)), Expr::Get(w));
+        }
+        let p = self.term(a);
+        let p = self.dress(p);
+        let q = self.term(b);
+        let q = self.dress(q);
+        Expr::add(p, q)
+    }
+
+    /// A statement of a hot loop: `w = p + q`, or a sum of three whose two
+    /// adds the fused tier makes one (`(t + p) + q`, `p + (q + t)`, and
+    /// such a sum as an operand), `t` computed (`{ w = x; w }`, `{ 0; x }`,
+    /// `x + y`) and `p`, `q` often reading what `t` just stored.
+    fn hot_statement(&mut self) -> Expr {
+        let w = self.writable().expect("a hot loop has a writable local");
+        let value = match self.rng.random_range(0..6) {
+            0..=2 => self.sum(Term::Any, Term::Any),
+            kind => {
+                let (t, stored) = self.computed();
+                let read = |g: &mut Self| match stored {
+                    Some(s) if g.rng.random_bool(0.4) => Expr::Get(s),
+                    _ => g.operand(),
+                };
+                let p = read(self);
+                let q = read(self);
+                match kind {
+                    3 => Expr::add(Expr::add(t, p), q),
+                    4 => Expr::add(p, Expr::add(q, t)),
+                    _ => {
+                        let first = self.operand();
+                        Expr::add(first, Expr::add(Expr::add(t, p), q))
+                    }
+                }
+            }
+        };
+        Expr::set(w, value)
+    }
+
+    /// A computed operand, and the local it stores to and ends reading,
+    /// if any.
+    fn computed(&mut self) -> (Expr, Option<usize>) {
+        match self.rng.random_range(0..3) {
+            0 => {
+                let x = self.operand();
+                (Expr::then(Expr::Litr(0), x), None)
+            }
+            1 => {
+                let (x, y) = (self.operand(), self.operand());
+                (Expr::add(x, y), None)
+            }
+            _ => {
+                let w = self.writable().expect("a hot loop has a writable local");
+                let x = self.operand();
+                (Expr::then(Expr::set(w, x), Expr::Get(w)), Some(w))
+            }
+        }
+    }
+
     /// `Let(trip, While(cond, body))`, the counter read-only except for its
     /// one step: after or before the body (`Then(body, Set(0, Get(0) +
     /// -step))`), inside the condition, or in the condition of an inner loop
     /// in the body or in the condition.
     fn counted_loop(&mut self, depth: usize) -> Expr {
-        let trip = if self.shape.trip_args > 0 && self.rng.random_bool(0.5) {
-            Expr::Arg(self.rng.random_range(0..self.shape.trip_args))
-        } else {
-            Expr::Litr(self.rng.random_range(0..=self.shape.max_trip))
-        };
+        let trip = self.trip();
         let case = self.rng.random_range(0..10);
         // Three locals around a loop whose counter a condition steps, made
         // busier than the counter inside the loop: the counter is the one
@@ -328,17 +816,17 @@ impl<R: Rng> Gen<'_, R> {
         };
         let mut inits: Vec<Expr> = (0..busy)
             .map(|_| {
-                self.scope.push(false);
+                self.scope.push(Local::Writable);
                 Expr::Litr(self.rng.random_range(0..=2))
             })
             .collect();
         if case == 6 {
             // The step, read-only like a counter.
-            self.scope.push(true);
+            self.scope.push(Local::Step);
             inits.push(Expr::Litr(self.rng.random_range(-2..=-1)));
         }
         self.loops += 1;
-        self.scope.push(true);
+        self.scope.push(Local::Counter);
         let nested = self.loops < self.shape.loop_nesting;
         let (cond, body) = match case {
             // The condition steps the counter.
