@@ -7,6 +7,7 @@
 use crate::engine::{Engine, Executable, engine, engines};
 use crate::front::{SourceError, compile_source, decode, program::Program};
 use crate::guard::with_timeout;
+use crate::reference::stack::on_native_stack;
 use crate::reference::{Exemption, eval_traced, held_to_walker, magnitude};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
@@ -326,11 +327,14 @@ fn compile_on(engine: &dyn Engine, program: &Program) -> Result<Box<dyn Executab
     })
 }
 
-/// Compiles and runs `program` on `engine`, reporting errors as the CLI does.
+/// Compiles and runs `program` on `engine`, on the native stack the engine
+/// declares for it, reporting errors as the CLI does.
 fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i64, Failure> {
-    compile_on(engine, program)?
-        .execute(args)
-        .or_else(|e| fail(e.to_string()))
+    on_native_stack(engine.native_stack(program), || {
+        compile_on(engine, program)?
+            .execute(args)
+            .or_else(|e| fail(e.to_string()))
+    })
 }
 
 fn run(

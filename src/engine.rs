@@ -125,6 +125,18 @@ pub trait Technique: 'static {
     /// (`crate::reference::stack`).
     const TAIL_CALLS: bool = false;
 
+    /// For an engine that recurses natively per guest call (its frames on
+    /// the Rust stack, like `walker`): the native stack, in bytes, that an
+    /// execution of `program` needs with every call up to the limit active,
+    /// computed from the program (the nesting of its bodies). The harness
+    /// and the command line run such an engine's executions on a thread
+    /// with at least this much ([`crate::reference::stack::on_native_stack`]).
+    /// `0` (the default): the engine keeps its frames in its own memory, and
+    /// its native stack is bounded by the program's nesting alone.
+    fn native_stack(_program: &Program) -> usize {
+        0
+    }
+
     /// For an engine whose work runs outside the calling thread (a peer in
     /// a helper process), where a clock around the call would see only the
     /// pipe: compiles like [`Technique::compile`] and returns the time the
@@ -233,6 +245,11 @@ pub trait Engine: Sync {
     fn relies_on_tail_calls(&self) -> bool {
         false
     }
+    /// The native stack an execution of `program` needs
+    /// ([`Technique::native_stack`]; `0`: nothing beyond an ordinary thread's).
+    fn native_stack(&self, _program: &Program) -> usize {
+        0
+    }
     /// Compiles, plus the compile time the engine measured itself on
     /// `clock` when its work runs outside this thread
     /// ([`Technique::compile_timed`]); `None`: time `compile` from outside.
@@ -306,6 +323,9 @@ impl<T: Technique> Engine for Registered<T> {
     }
     fn relies_on_tail_calls(&self) -> bool {
         T::TAIL_CALLS
+    }
+    fn native_stack(&self, program: &Program) -> usize {
+        T::native_stack(program)
     }
     fn compile_timed(
         &self,
