@@ -12,7 +12,8 @@
 //! lists engines by hand.
 
 use crate::clock::Clock;
-use crate::front::program::Program;
+use crate::front::ast::Expr;
+use crate::front::program::{MAX_CALLS, Program};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -232,6 +233,49 @@ macro_rules! technique {
     };
 }
 pub(crate) use technique;
+
+/// For an engine that evaluates the tree recursively (one native frame per
+/// node, one more per call): the most frames a run of `program` can have
+/// open at once, with up to [`MAX_CALLS`] calls active. That is main's
+/// depth, then for each active call but the innermost one frame for the
+/// call and the depth of the call site in the caller's body, then the
+/// innermost call and its whole body. `0` for a program without functions
+/// (its depth alone bounds it, and every thread has room for that).
+/// [`Technique::native_stack`] is this times the engine's frame size.
+pub fn recursion_frames(program: &Program) -> usize {
+    let bodies = program.function_facts();
+    if bodies.is_empty() {
+        return 0;
+    }
+    let deepest_body = bodies.iter().map(|f| f.depth).max().unwrap_or(0);
+    let deepest_call = program
+        .functions()
+        .iter()
+        .map(|f| deepest_call(&f.body))
+        .max()
+        .unwrap_or(0);
+    // Without a call in any body, at most one call is ever active.
+    let chain = if deepest_call == 0 {
+        0
+    } else {
+        (MAX_CALLS - 1) * (1 + deepest_call)
+    };
+    program.depth() + chain + 1 + deepest_body
+}
+
+/// The depth of the deepest `Call` in `body` (its root is at depth 1), `0`
+/// when there is none; without recursion.
+fn deepest_call(body: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(body, 1)];
+    while let Some((e, depth)) = todo.pop() {
+        if let Expr::Call(..) = e {
+            deepest = deepest.max(depth);
+        }
+        todo.extend(e.children().map(|c| (c, depth + 1)));
+    }
+    deepest
+}
 
 /// An engine as the registry exposes it: object safe and entirely safe.
 pub trait Engine: Sync {

@@ -35,3 +35,17 @@ fn the_printed_form_is_a_fixed_point() {
         assert_eq!(print(&parse(&once).unwrap()), once);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn level_two_programs_print_then_parse_to_themselves(seed in any::<u64>(), depth in 1usize..12) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape = Shape { depth, ..Shape::default() };
+        let (source, _) = vm_perf::random::calls::program(&mut rng, &shape);
+        let text = vm_perf::front::printer::print_source(&source);
+        let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e} at {:?} in\n{text}", e.span)))?;
+        prop_assert_eq!(back, source, "printed as\n{}", text);
+    }
+}

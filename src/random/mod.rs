@@ -6,6 +6,8 @@
 //!   shaped by [`Shape`] (the differential and round-trip tests).
 //! - [`small`]: small programs with short countdown loops from a tiny
 //!   xorshift generator (the peer tests).
+//! - [`calls`]: random Level-2 programs (functions, recursion, calls near
+//!   and past the call limit) built on this module's generator.
 //! - [`balanced`]: large programs of a given size whose depth grows with the
 //!   logarithm of it (scaling, large programs, size limits, long straight
 //!   lines).
@@ -21,6 +23,7 @@
 //! wrapping overflow is exercised everywhere else.
 
 pub mod balanced;
+pub mod calls;
 pub mod small;
 
 use crate::front::ast::Expr;
@@ -60,6 +63,7 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
         shape,
         scope: Vec::new(),
         loops: 0,
+        calls: None,
     };
     let expr = g.expr(shape.depth);
     let mut args: Vec<i64> = (0..shape.trip_args)
@@ -78,6 +82,8 @@ struct Gen<'a, R> {
     /// Locals in scope, innermost last: `true` = a loop counter (read-only).
     scope: Vec<bool>,
     loops: usize,
+    /// Level 2's functions and calls ([`calls`]); `None` for Level 1.
+    calls: Option<calls::Calls>,
 }
 
 impl<R: Rng> Gen<'_, R> {
@@ -125,6 +131,9 @@ impl<R: Rng> Gen<'_, R> {
             return self.leaf();
         }
         let d = depth - 1;
+        if let Some(e) = self.level_two(d) {
+            return e;
+        }
         match self.rng.random_range(0..12) {
             0..=2 => {
                 let a = self.expr(d);

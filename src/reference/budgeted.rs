@@ -5,14 +5,18 @@
 //! Every node evaluated costs one step, so a program that never ends is cut
 //! off instead of hung on. The trace is the largest magnitude of any value
 //! produced on the way, which decides whether an engine with a smaller exact
-//! range is held to the answer ([`super::held_to_walker`]). It is kept apart
+//! range is held to the answer ([`super::held_to_walker`]). Level 2 runs as
+//! the language says: the call that would make more than [`MAX_CALLS`]
+//! active fails the run with the depth error, an outcome like a value that
+//! every engine must match. It is kept apart
 //! from the `walker` engine (`engines/walker.rs`) so the measured engine
 //! carries no counter on its fast path; `walker`'s conformance tests and the
 //! differential tests hold the two to the same answers.
 
-use crate::engine::ArgError;
+use super::stack::on_native_stack;
+use crate::engine::{ArgError, RunError, recursion_frames};
 use crate::front::ast::Expr;
-use crate::front::program::Program;
+use crate::front::program::{MAX_CALLS, Program};
 
 /// Runs out of steps: the budgeted walker gave up before the program ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,27 +29,78 @@ pub fn eval_budgeted(program: &Program, args: &[i64], budget: u64) -> Result<i64
 
 /// Like [`eval_budgeted`], also reporting the largest magnitude of any value
 /// produced on the way (what decides whether a double-based peer is exact).
+/// A run that exceeds the call depth is [`BudgetError::CallDepthExceeded`];
+/// [`trace`] gives its magnitude too.
 pub fn eval_traced(
     program: &Program,
     args: &[i64],
     budget: u64,
 ) -> Result<(i64, u64), BudgetError> {
+    let traced = trace(program, args, budget)?;
+    match traced.value {
+        Some(v) => Ok((v, traced.magnitude)),
+        None => Err(BudgetError::CallDepthExceeded),
+    }
+}
+
+/// A run of the budgeted walker that ended within its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Traced {
+    /// The program's value; `None`: the run failed with *call depth
+    /// exceeded* (what every engine must then fail with too).
+    pub value: Option<i64>,
+    /// The largest magnitude of any value produced on the way (up to the
+    /// failure, for a run that failed).
+    pub magnitude: u64,
+}
+
+impl Traced {
+    /// The run's answer as an engine's run gives it.
+    pub fn answer(&self) -> Result<i64, RunError> {
+        self.value.ok_or(RunError::CallDepthExceeded)
+    }
+}
+
+/// Runs `program` within `budget` steps: its value or the depth error, and
+/// the largest magnitude on the way. Runs on a thread with the stack this
+/// walker needs for the program's calls ([`native_stack`]).
+pub fn trace(program: &Program, args: &[i64], budget: u64) -> Result<Traced, BudgetError> {
     if args.len() < program.arg_count() {
         return Err(BudgetError::Args(ArgError {
             needed: program.arg_count(),
             given: args.len(),
         }));
     }
-    let mut st = Budget {
-        args,
-        locals: Vec::new(),
-        steps: budget,
-        max_magnitude: 0,
-    };
-    let v = st
-        .eval(program.expr())
-        .map_err(|_| BudgetError::OutOfSteps)?;
-    Ok((v, st.max_magnitude))
+    on_native_stack(native_stack(program), || {
+        let mut st = Budget {
+            functions: program.functions(),
+            args,
+            locals: Vec::new(),
+            steps: budget,
+            calls: 0,
+            max_magnitude: 0,
+        };
+        let value = match st.eval(program.expr()) {
+            Ok(v) => Some(v),
+            Err(Stop::CallDepth) => None,
+            Err(Stop::OutOfSteps) => return Err(BudgetError::OutOfSteps),
+        };
+        Ok(Traced {
+            value,
+            magnitude: st.max_magnitude,
+        })
+    })
+}
+
+/// Native stack per frame of [`Budget::eval`], with a margin: measured at
+/// about 100 bytes in the test profile and 80 in release (a call adds two
+/// frames of `eval` and its own small frame).
+const FRAME_BYTES: usize = 256;
+
+/// The native stack this walker needs for `program`'s calls: as for the
+/// `walker` engine, its deepest chain of frames times a frame's size.
+pub fn native_stack(program: &Program) -> usize {
+    recursion_frames(program) * FRAME_BYTES
 }
 
 /// Why a budgeted run produced no value.
@@ -53,6 +108,9 @@ pub fn eval_traced(
 pub enum BudgetError {
     OutOfSteps,
     Args(ArgError),
+    /// The run failed as the language says: more than
+    /// [`MAX_CALLS`] calls active.
+    CallDepthExceeded,
 }
 
 impl std::fmt::Display for BudgetError {
@@ -60,22 +118,32 @@ impl std::fmt::Display for BudgetError {
         match self {
             BudgetError::OutOfSteps => f.write_str("walker ran out of steps"),
             BudgetError::Args(e) => e.fmt(f),
+            BudgetError::CallDepthExceeded => f.write_str("call depth exceeded"),
         }
     }
 }
 
 impl std::error::Error for BudgetError {}
 
+/// Why evaluation stopped early.
+enum Stop {
+    OutOfSteps,
+    CallDepth,
+}
+
 struct Budget<'a> {
+    functions: &'a [crate::front::ast::Function],
     args: &'a [i64],
     locals: Vec<i64>,
     steps: u64,
+    /// Calls active now.
+    calls: usize,
     max_magnitude: u64,
 }
 
 impl Budget<'_> {
-    fn eval(&mut self, e: &Expr) -> Result<i64, OutOfSteps> {
-        self.steps = self.steps.checked_sub(1).ok_or(OutOfSteps)?;
+    fn eval(&mut self, e: &Expr) -> Result<i64, Stop> {
+        self.steps = self.steps.checked_sub(1).ok_or(Stop::OutOfSteps)?;
         let v = match e {
             Expr::Litr(n) => *n,
             Expr::Arg(i) => self.args[*i],
@@ -83,6 +151,14 @@ impl Budget<'_> {
             Expr::Add(a, b) => {
                 let a = self.eval(a)?;
                 a.wrapping_add(self.eval(b)?)
+            }
+            Expr::Sub(a, b) => {
+                let a = self.eval(a)?;
+                a.wrapping_sub(self.eval(b)?)
+            }
+            Expr::Lt(a, b) => {
+                let a = self.eval(a)?;
+                i64::from(a < self.eval(b)?)
             }
             Expr::Let(init, body) => {
                 let v = self.eval(init)?;
@@ -107,9 +183,36 @@ impl Budget<'_> {
                 self.eval(a)?;
                 self.eval(b)?
             }
+            Expr::If(c, t, f) => {
+                if self.eval(c)? > 0 {
+                    self.eval(t)?
+                } else {
+                    self.eval(f)?
+                }
+            }
+            Expr::Call(f, args) => self.call(*f, args)?,
         };
         self.max_magnitude = self.max_magnitude.max(v.unsigned_abs());
         Ok(v)
+    }
+
+    /// The arguments left to right in the caller's scope, then the body
+    /// with them as its only locals (the first the outermost).
+    fn call(&mut self, f: usize, args: &[Expr]) -> Result<i64, Stop> {
+        let mut values = Vec::with_capacity(args.len());
+        for a in args {
+            values.push(self.eval(a)?);
+        }
+        if self.calls == MAX_CALLS {
+            return Err(Stop::CallDepth);
+        }
+        let functions = self.functions;
+        let caller = std::mem::replace(&mut self.locals, values);
+        self.calls += 1;
+        let r = self.eval(&functions[f].body);
+        self.calls -= 1;
+        self.locals = caller;
+        r
     }
 }
 
