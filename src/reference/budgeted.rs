@@ -15,7 +15,7 @@
 
 use super::stack::on_native_stack;
 use crate::engine::{ArgError, RunError, recursion_frames};
-use crate::front::ast::Expr;
+use crate::front::ast::{Expr, Function};
 use crate::front::program::{MAX_CALLS, Program};
 
 /// Runs out of steps: the budgeted walker gave up before the program ended.
@@ -132,7 +132,7 @@ enum Stop {
 }
 
 struct Budget<'a> {
-    functions: &'a [crate::front::ast::Function],
+    functions: &'a [Function],
     args: &'a [i64],
     locals: Vec<i64>,
     steps: u64,
@@ -196,8 +196,10 @@ impl Budget<'_> {
         Ok(v)
     }
 
-    /// The arguments left to right in the caller's scope, then the body
-    /// with them as its only locals (the first the outermost).
+    /// The arguments left to right in the caller's scope, all before the
+    /// call becomes active (and may fail), then the body with them as its
+    /// locals above the caller's (the first the outermost): a body reads
+    /// only its own (validation), so `Get(d)` counts from the top.
     fn call(&mut self, f: usize, args: &[Expr]) -> Result<i64, Stop> {
         let mut values = Vec::with_capacity(args.len());
         for a in args {
@@ -206,12 +208,12 @@ impl Budget<'_> {
         if self.calls == MAX_CALLS {
             return Err(Stop::CallDepth);
         }
-        let functions = self.functions;
-        let caller = std::mem::replace(&mut self.locals, values);
+        let frame = self.locals.len();
+        self.locals.extend(values);
         self.calls += 1;
-        let r = self.eval(&functions[f].body);
+        let r = self.eval(&self.functions[f].body);
         self.calls -= 1;
-        self.locals = caller;
+        self.locals.truncate(frame);
         r
     }
 }
@@ -224,6 +226,54 @@ mod tests {
     fn budget_stops_an_endless_loop() {
         let p = Program::validate(Expr::while_(Expr::Litr(1), Expr::Litr(0))).unwrap();
         assert_eq!(eval_budgeted(&p, &[], 10_000), Err(BudgetError::OutOfSteps));
+    }
+
+    #[test]
+    fn depth_is_exact_and_ends_the_run() {
+        use crate::front::ast::{Function, Source};
+        // fn down(n) { if 0 < n { down(n - 1) } else { 7 } }; down(arg(0));
+        // then a loop that never ends, never reached past the failure.
+        let body = Expr::if_(
+            Expr::lt(Expr::Litr(0), Expr::Get(0)),
+            Expr::call(0, vec![Expr::sub(Expr::Get(0), Expr::Litr(1))]),
+            Expr::Litr(7),
+        );
+        let p = Program::validate(Source {
+            functions: vec![Function {
+                name: "down".into(),
+                params: vec!["n".into()],
+                body,
+            }],
+            main: Expr::then(
+                Expr::call(0, vec![Expr::Arg(0)]),
+                Expr::while_(Expr::Litr(1), Expr::Litr(0)),
+            ),
+        })
+        .unwrap();
+        let limit = MAX_CALLS as i64;
+        // down(limit - 1) makes `limit` calls active at its deepest.
+        let p2 = Program::validate(Source {
+            functions: p.functions().to_vec(),
+            main: Expr::call(0, vec![Expr::Arg(0)]),
+        })
+        .unwrap();
+        let big = 1 << 30;
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn(move || {
+                assert_eq!(eval_budgeted(&p2, &[limit - 1], big), Ok(7));
+                assert_eq!(
+                    eval_budgeted(&p2, &[limit], big),
+                    Err(BudgetError::CallDepthExceeded)
+                );
+                assert_eq!(
+                    eval_budgeted(&p, &[limit], big),
+                    Err(BudgetError::CallDepthExceeded)
+                );
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

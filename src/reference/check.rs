@@ -50,7 +50,12 @@ impl fmt::Display for Outcome {
             Outcome::Mismatch {
                 expected,
                 got: Ok(a),
-            } => write!(f, "walker gives {}, engine gives {}", show(expected), show(a)),
+            } => write!(
+                f,
+                "walker gives {}, engine gives {}",
+                show(expected),
+                show(a)
+            ),
             Outcome::Mismatch {
                 expected,
                 got: Err(e),

@@ -235,7 +235,7 @@ pub const LITERAL_OPERANDS: &[(&str, &[i64])] = &[
 
 fn walker_value(program: &Program, args: &[i64]) -> i64 {
     // SAFETY: the callers pass the arguments the program needs.
-    unsafe { Walker::execute(&Walker::compile(program).unwrap(), args) }
+    unsafe { Walker::execute(&Walker::compile(program).unwrap(), args) }.unwrap()
 }
 
 fn engine_value<T: Technique>(program: &Program, args: &[i64]) -> i64 {
@@ -538,7 +538,11 @@ pub const LEVEL_TWO: &[(&str, &[i64], Answer)] = &[
         DEPTH,
     ),
     // Recursion without end always fails, wherever the call sits.
-    ("fn f(n) { if f(n - 1) < 0 { 1 } else { 2 } } f(0)", &[], DEPTH),
+    (
+        "fn f(n) { if f(n - 1) < 0 { 1 } else { 2 } } f(0)",
+        &[],
+        DEPTH,
+    ),
     ("fn f() { 1 + f() } 5", &[], Ok(5)),
     ("fn f() { 1 + f() } 5 + f()", &[], DEPTH),
     // Calls in loop conditions.
@@ -609,11 +613,7 @@ pub const LEVEL_TWO: &[(&str, &[i64], Answer)] = &[
     ("5 - 3 - 1", &[], Ok(1)),
     ("let x = 5; x - -1 - x", &[], Ok(1)),
     ("1 - (arg(0) < 3)", &[2], Ok(0)),
-    (
-        "let x = 1; (x = 5) - x + { x = 7; x } - x",
-        &[],
-        Ok(-5),
-    ),
+    ("let x = 1; (x = 5) - x + { x = 7; x } - x", &[], Ok(-5)),
     // Parameters assigned: only the current call's copy changes.
     (
         "fn f(a, b) { a = a + 10; b = a + b; a + b } let x = 1; f(x, x) + x",
@@ -680,10 +680,7 @@ pub fn deep_call_sites(levels: usize) -> [(String, i64, Answer); 2] {
     let nested = "(1 + ".repeat(levels) + "deep(n - 1)" + &")".repeat(levels);
     let src = format!("fn deep(n) {{ if 0 < n {{ {nested} }} else {{ 0 }} }} deep(arg(0))");
     let each = levels as i64;
-    [
-        (src.clone(), 9_999, Ok(9_999 * each)),
-        (src, 10_000, DEPTH),
-    ]
+    [(src.clone(), 9_999, Ok(9_999 * each)), (src, 10_000, DEPTH)]
 }
 
 /// `T` gives each [`LEVEL_TWO`] program's answer, and walker's, on
@@ -691,7 +688,9 @@ pub fn deep_call_sites(levels: usize) -> [(String, i64, Answer); 2] {
 /// every one with the reason instead.
 pub fn level_two<T: Technique>() {
     let deep = deep_call_sites(20);
-    let deep = deep.iter().map(|(s, a, want)| (s.as_str(), std::slice::from_ref(a), *want));
+    let deep = deep
+        .iter()
+        .map(|(s, a, want)| (s.as_str(), std::slice::from_ref(a), *want));
     for (src, args, want) in LEVEL_TWO.iter().copied().chain(deep) {
         let program = compile_source("level two", src).unwrap_or_else(|e| panic!("{src}: {e}"));
         let engine = &Registered::<T>::NEW;

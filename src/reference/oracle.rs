@@ -156,9 +156,15 @@ mod tests {
         for fuel in [9_999, 10_000] {
             let src = format!("// args: {fuel}\n{down} down(arg(0))");
             let outcome = check_source(src.as_bytes());
-            assert!(matches!(outcome, Outcome::Agreed(n) if n >= 1), "{fuel}: {outcome:?}");
+            assert!(
+                matches!(outcome, Outcome::Agreed(n) if n >= 1),
+                "{fuel}: {outcome:?}"
+            );
         }
         let endless = check_source(b"fn f() { f() } f()");
-        assert!(matches!(endless, Outcome::Agreed(n) if n >= 1), "{endless:?}");
+        assert!(
+            matches!(endless, Outcome::Agreed(n) if n >= 1),
+            "{endless:?}"
+        );
     }
 }
