@@ -338,7 +338,7 @@ mod tests {
         for _ in 0..400 {
             let (source, args) = program(&mut rng, &Shape::default());
             let deep_at = |n: i64| {
-                matches!(&source.main, Expr::Call(0, a) if a[0] == Expr::Litr(n))
+                matches!(&source.main, Expr::Call(0, a) if a.first() == Some(&Expr::Litr(n)))
                     || args.last() == Some(&n)
             };
             let p = Program::validate(source.clone()).expect("valid");
