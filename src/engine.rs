@@ -337,6 +337,23 @@ pub fn recursion_frames(program: &Program) -> usize {
     program.depth() + chain + 1 + deepest_body
 }
 
+/// What a recursive engine's run needs besides its frames (starting the
+/// thread, compiling, the first frames of the run).
+const RUN_OVERHEAD: usize = 64 * 1024;
+
+/// [`Technique::native_stack`] for an engine that evaluates the tree
+/// recursively with frames of at most `frame_bytes` each (measured, with a
+/// margin): [`recursion_frames`] of them and the run's overhead; `0` for a
+/// program without functions.
+pub fn recursive_native_stack(program: &Program, frame_bytes: usize) -> usize {
+    match recursion_frames(program) {
+        0 => 0,
+        frames => frames
+            .saturating_mul(frame_bytes)
+            .saturating_add(RUN_OVERHEAD),
+    }
+}
+
 /// The depth of the deepest `Call` in `body` (its root is at depth 1), `0`
 /// when there is none; without recursion.
 fn deepest_call(body: &Expr) -> usize {

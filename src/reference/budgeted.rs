@@ -14,7 +14,7 @@
 //! differential tests hold the two to the same answers.
 
 use super::stack::on_native_stack;
-use crate::engine::{ArgError, RunError, recursion_frames};
+use crate::engine::{ArgError, RunError, recursive_native_stack};
 use crate::front::ast::{Expr, Function};
 use crate::front::program::{MAX_CALLS, Program};
 
@@ -92,15 +92,16 @@ pub fn trace(program: &Program, args: &[i64], budget: u64) -> Result<Traced, Bud
     })
 }
 
-/// Native stack per frame of [`Budget::eval`], with a margin: measured at
-/// about 100 bytes in the test profile and 80 in release (a call adds two
-/// frames of `eval` and its own small frame).
-const FRAME_BYTES: usize = 256;
+/// Native stack per frame of [`Budget::eval`]: at most 160 bytes measured
+/// per frame [`crate::engine::recursion_frames`] counts, in the test profile and in
+/// release (a call whose site is deep in its body costs about 145 bytes a
+/// level), doubled for a margin.
+const FRAME_BYTES: usize = 320;
 
-/// The native stack this walker needs for `program`'s calls: as for the
-/// `walker` engine, its deepest chain of frames times a frame's size.
+/// The native stack this walker needs for `program`'s calls (as the
+/// `walker` engine declares its own), `0` without functions.
 pub fn native_stack(program: &Program) -> usize {
-    recursion_frames(program) * FRAME_BYTES
+    recursive_native_stack(program, FRAME_BYTES)
 }
 
 /// Why a budgeted run produced no value.

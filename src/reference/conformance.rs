@@ -798,3 +798,15 @@ macro_rules! conformance_tests {
     };
 }
 pub(crate) use conformance_tests;
+
+/// The reference itself: walker (and the budgeted walker) give every
+/// [`LEVEL_TWO`] answer the language defines.
+#[test]
+fn walker_gives_the_level_two_answers() {
+    level_two::<Walker>();
+    for (src, args, want) in LEVEL_TWO {
+        let program = compile_source("level two", src).unwrap();
+        let traced = super::trace(&program, args, u64::MAX).unwrap();
+        assert_eq!(traced.answer(), *want, "budgeted walker on {src} {args:?}");
+    }
+}
