@@ -10,6 +10,7 @@
 //! in the test profile and in release.
 
 use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
+use vm_perf::engines::walker::Walker;
 use vm_perf::front::printer::print;
 use vm_perf::reference::stack;
 use vm_perf::{Expr, Function, MAX_CALLS, MAX_DEPTH, Program, RunError, Source, engines};
@@ -152,40 +153,91 @@ fn countdown(levels: usize) -> Program {
 const CALL_SITE_NESTING: [usize; 2] = [1, 100];
 
 /// Exactly 10,000 active calls succeed and 10,001 fail with *call depth
-/// exceeded*, on every engine that runs Level 2, each on a thread of exactly
-/// the native stack it declares for the program
+/// exceeded*, the calls nested `levels` deep in the body, on a thread of
+/// exactly the native stack `engine` declares for the program
 /// ([`Engine::native_stack`]; an engine that declares none, on 256 KiB:
-/// its frames are in its own memory). CI runs this in release too.
+/// its frames are in its own memory). Returns what it declared.
+fn call_limit_on_the_declared_stack(engine: &dyn Engine, levels: usize) -> usize {
+    let program = countdown(levels);
+    let declared = engine.native_stack(&program);
+    let bytes = if declared == 0 { 256 * 1024 } else { declared };
+    for (fuel, want) in [
+        (LIMIT - 1, Ok((LIMIT - 1) * levels as i64)),
+        (LIMIT, Err(RunError::CallDepthExceeded)),
+    ] {
+        let name = limit_thread(engine.name(), fuel + 1, levels, bytes);
+        let got = stack::on_stack(name, bytes, || {
+            engine.compile(&program).unwrap().execute(&[fuel])
+        });
+        assert_eq!(got, want, "{} on {} calls", engine.name(), fuel + 1);
+    }
+    declared
+}
+
+fn limit_thread(engine: &str, calls: i64, levels: usize, bytes: usize) -> String {
+    format!("{engine}: {calls} calls nested {levels} deep on {bytes} bytes")
+}
+
+/// Every engine that runs Level 2 meets the call limit on exactly the stack
+/// it declares. CI runs this in release too.
 #[test]
 fn the_call_limit_holds_on_exactly_the_declared_stack() {
     let mut recursive = 0;
     for levels in CALL_SITE_NESTING {
-        let program = countdown(levels);
         for engine in engines() {
-            if engine.supports(&program).is_err() {
-                continue;
-            }
-            let declared = engine.native_stack(&program);
-            recursive += usize::from(declared > 0);
-            let bytes = if declared == 0 { 256 * 1024 } else { declared };
-            for (fuel, want) in [
-                (LIMIT - 1, Ok((LIMIT - 1) * levels as i64)),
-                (LIMIT, Err(RunError::CallDepthExceeded)),
-            ] {
-                let name = format!(
-                    "{}: {} calls nested {levels} deep on {bytes} bytes",
-                    engine.name(),
-                    fuel + 1
-                );
-                let got = stack::on_stack(name, bytes, || {
-                    engine.compile(&program).unwrap().execute(&[fuel])
-                });
-                assert_eq!(got, want, "{} on {} calls", engine.name(), fuel + 1);
+            if engine.supports(&countdown(levels)).is_ok() {
+                let declared = call_limit_on_the_declared_stack(*engine, levels);
+                recursive += usize::from(declared > 0);
             }
         }
     }
     // Walker recurses natively per call: it declares a stack.
     assert!(recursive >= CALL_SITE_NESTING.len(), "{recursive}");
+}
+
+/// `walker`, declaring an eighth of the stack it needs: right about every
+/// value, wrong about its stack.
+struct UnderDeclared;
+
+impl Technique for UnderDeclared {
+    const NAME: &'static str = "UnderDeclared";
+    const TIER: Tier = Tier::Original;
+    const SUMMARY: &'static str = "walker declaring too little stack";
+    const LEVEL: vm_perf::Level = vm_perf::Level::Two;
+    type Code = Program;
+    fn compile(p: &Program) -> Result<Program, CompileError> {
+        Walker::compile(p)
+    }
+    unsafe fn execute(p: &Program, args: &[i64]) -> Result<i64, vm_perf::CallDepthExceeded> {
+        // SAFETY: this function's contract is `Walker::execute`'s.
+        unsafe { Walker::execute(p, args) }
+    }
+    fn native_stack(p: &Program) -> usize {
+        Walker::native_stack(p) / 8
+    }
+    fn show(p: &Program) -> String {
+        Walker::show(p)
+    }
+}
+
+#[test]
+fn the_call_limit_check_catches_an_engine_that_declares_too_little() {
+    let deepest = CALL_SITE_NESTING[CALL_SITE_NESTING.len() - 1];
+    let engine = &Registered::<UnderDeclared>::NEW;
+    let bytes = engine.native_stack(&countdown(deepest));
+    must_catch(
+        "the_call_limit_check_catches_an_engine_that_declares_too_little",
+        engine,
+        |e| {
+            call_limit_on_the_declared_stack(e, CALL_SITE_NESTING[CALL_SITE_NESTING.len() - 1]);
+        },
+        (
+            "fn f(n) { if 0 < n { f(n - 1) + 1 } else { 0 } } f(arg(0))",
+            5,
+            5,
+        ),
+        &limit_thread("UnderDeclared", LIMIT, deepest, bytes),
+    );
 }
 
 fn tail_calling() -> Vec<&'static dyn Engine> {
