@@ -79,7 +79,8 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
 struct Gen<'a, R> {
     rng: &'a mut R,
     shape: &'a Shape,
-    /// Locals in scope, innermost last: `true` = a loop counter (read-only).
+    /// Locals in scope, innermost last: `true` = read-only (a loop counter,
+    /// or a Level-2 function's fuel).
     scope: Vec<bool>,
     loops: usize,
     /// Level 2's functions and calls ([`calls`]); `None` for Level 1.

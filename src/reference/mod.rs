@@ -6,14 +6,16 @@
 //! - [`budgeted`]: the walker with a step budget and a trace of the largest
 //!   magnitude, run first so a program that never ends is skipped;
 //! - [`held_to_walker`]: the one rule for when an engine must give walker's
-//!   answer (its value, or its *call depth exceeded*), asked by the harness, the command line, the tests and the
-//!   fuzzers alike;
+//!   answer (its value, or its *call depth exceeded*), asked by the harness,
+//!   the command line, the tests and the fuzzers alike;
 //! - [`check`]: one engine against walker on one run (the differential and
 //!   peer tests);
 //! - [`oracle`]: every engine against walker on one input (the fuzz targets
 //!   and the replay of their findings);
-//! - [`stack`]: rule 4's checks for the engines that rely on tail calls, on
-//!   explicitly small stacks (`tests/stack.rs`, and the engines' unit tests);
+//! - [`stack`]: rule 4 — the native stack an engine declares for guest
+//!   calls, given in one place, and the checks for the engines that rely on
+//!   tail calls, on explicitly small stacks (`tests/stack.rs`, and the
+//!   engines' unit tests);
 //! - `conformance` (test builds only): the checks every engine's unit tests
 //!   run on themselves, expanded by `conformance_tests!`.
 
