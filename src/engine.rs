@@ -14,7 +14,8 @@
 //! lists engines by hand.
 
 use crate::clock::Clock;
-use crate::front::program::{Level, Program};
+use crate::front::ast::Expr;
+use crate::front::program::{Level, MAX_CALLS, Program};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -177,6 +178,18 @@ pub trait Technique: 'static {
     /// (`crate::reference::stack`).
     const TAIL_CALLS: bool = false;
 
+    /// For an engine that recurses natively per guest call (its frames on
+    /// the Rust stack, like `walker`): the native stack, in bytes, that an
+    /// execution of `program` needs with every call up to the limit active,
+    /// computed from the program (the nesting of its bodies). The harness
+    /// and the command line run such an engine's executions on a thread
+    /// with at least this much ([`crate::reference::stack::on_native_stack`]).
+    /// `0` (the default): the engine keeps its frames in its own memory, and
+    /// its native stack is bounded by the program's nesting alone.
+    fn native_stack(_program: &Program) -> usize {
+        0
+    }
+
     /// For an engine whose work runs outside the calling thread (a peer in
     /// a helper process), where a clock around the call would see only the
     /// pipe: compiles like [`Technique::compile`] and returns the time the
@@ -335,6 +348,66 @@ macro_rules! technique {
 }
 pub(crate) use technique;
 
+/// For an engine that evaluates the tree recursively (one native frame per
+/// node, one more per call): the most frames a run of `program` can have
+/// open at once, with up to [`MAX_CALLS`] calls active. That is main's
+/// depth, then for each active call but the innermost one frame for the
+/// call and the depth of the call site in the caller's body, then the
+/// innermost call and its whole body. `0` for a program without functions
+/// (its depth alone bounds it, and every thread has room for that).
+/// [`Technique::native_stack`] is this times the engine's frame size.
+pub fn recursion_frames(program: &Program) -> usize {
+    let bodies = program.function_facts();
+    if bodies.is_empty() {
+        return 0;
+    }
+    let deepest_body = bodies.iter().map(|f| f.depth).max().unwrap_or(0);
+    let deepest_call = program
+        .functions()
+        .iter()
+        .map(|f| deepest_call(&f.body))
+        .max()
+        .unwrap_or(0);
+    // Without a call in any body, at most one call is ever active.
+    let chain = if deepest_call == 0 {
+        0
+    } else {
+        (MAX_CALLS - 1) * (1 + deepest_call)
+    };
+    program.depth() + chain + 1 + deepest_body
+}
+
+/// What a recursive engine's run needs besides its frames (starting the
+/// thread, compiling, the first frames of the run).
+const RUN_OVERHEAD: usize = 64 * 1024;
+
+/// [`Technique::native_stack`] for an engine that evaluates the tree
+/// recursively with frames of at most `frame_bytes` each (measured, with a
+/// margin): [`recursion_frames`] of them and the run's overhead; `0` for a
+/// program without functions.
+pub fn recursive_native_stack(program: &Program, frame_bytes: usize) -> usize {
+    match recursion_frames(program) {
+        0 => 0,
+        frames => frames
+            .saturating_mul(frame_bytes)
+            .saturating_add(RUN_OVERHEAD),
+    }
+}
+
+/// The depth of the deepest `Call` in `body` (its root is at depth 1), `0`
+/// when there is none; without recursion.
+fn deepest_call(body: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(body, 1)];
+    while let Some((e, depth)) = todo.pop() {
+        if let Expr::Call(..) = e {
+            deepest = deepest.max(depth);
+        }
+        todo.extend(e.children().map(|c| (c, depth + 1)));
+    }
+    deepest
+}
+
 /// An engine as the registry exposes it: object safe and entirely safe.
 pub trait Engine: Sync {
     fn name(&self) -> &'static str;
@@ -350,6 +423,11 @@ pub trait Engine: Sync {
     /// Every variant its compiler can build ([`Technique::variants`]).
     fn variants(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// The native stack an execution of `program` needs
+    /// ([`Technique::native_stack`]; `0`: nothing beyond an ordinary thread's).
+    fn native_stack(&self, _program: &Program) -> usize {
+        0
     }
     /// Compiles, plus the compile time the engine measured itself on
     /// `clock` when its work runs outside this thread
@@ -446,6 +524,9 @@ impl<T: Technique> Engine for Registered<T> {
     }
     fn variants(&self) -> Vec<String> {
         T::variants()
+    }
+    fn native_stack(&self, program: &Program) -> usize {
+        T::native_stack(program)
     }
     fn compile_timed(
         &self,

@@ -4,9 +4,11 @@
 //! engines are caught.
 
 use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
 use vm_perf::front::printer::print;
-use vm_perf::random::seeded;
+use vm_perf::random::{seeded, shape_for_seed};
 use vm_perf::reference::check::{Outcome, compare};
 use vm_perf::reference::{held_to_walker, magnitude};
 use vm_perf::workloads::WORKLOADS;
@@ -304,4 +306,66 @@ fn the_checker_catches_deliberately_wrong_engines() {
             caught.unwrap_or_else(|| panic!("{} was not caught in 2,000 programs", engine.name()));
         assert!(report.contains(engine.name()), "{report}");
     }
+}
+
+// ---- Level 2: functions, recursion, the call limit. ----
+
+/// Every engine that runs Level 2 against walker on one generated Level-2
+/// program ([`vm_perf::random::calls`]): the same value, or the same *call
+/// depth exceeded*. Engines below Level 2 refuse and are skipped by the
+/// rule. `Ok`: the engines compared.
+fn check_level_two(seed: u64) -> Result<Vec<&'static str>, String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (source, args) = vm_perf::random::calls::program(&mut rng, &shape_for_seed(seed));
+    let text = vm_perf::front::printer::print_source(&source);
+    let program =
+        Program::validate(source).map_err(|e| format!("generator made an invalid program: {e}"))?;
+    let mut compared = Vec::new();
+    // Engines below Level 2 refuse: skipped before walker runs for them.
+    for engine in engines().iter().filter(|e| e.supports(&program).is_ok()) {
+        match compare(*engine, &program, &args, BUDGET) {
+            Outcome::Agree(_) => compared.push(engine.name()),
+            // Nothing but a refusal (below Level 2, a peer's limits) or an
+            // exact range exempts an engine once walker has finished.
+            Outcome::Skipped(why)
+                if compared.contains(&"walker") && engine.exact_magnitude().is_none() =>
+            {
+                return Err(format!(
+                    "engine `{}` skipped on Level-2 seed {seed}: {why}\n{text}",
+                    engine.name()
+                ));
+            }
+            Outcome::Skipped(_) => {}
+            mismatch => {
+                return Err(format!(
+                    "engine `{}` on Level-2 seed {seed}, args {args:?}: {mismatch}\n{text}",
+                    engine.name()
+                ));
+            }
+        }
+    }
+    Ok(compared)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_level_two_engine_agrees_with_walker_on_random_level_two_programs(seed in any::<u64>()) {
+        check_level_two(seed).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The Level-2 property above compares what walker finishes: it finishes
+/// almost every generated program, with a value or *call depth exceeded*.
+#[test]
+fn level_two_programs_are_compared() {
+    const SEEDS: u64 = 200;
+    let finished = (0..SEEDS)
+        .filter(|&seed| check_level_two(seed).unwrap().contains(&"walker"))
+        .count() as u64;
+    assert!(
+        finished * 10 >= SEEDS * 9,
+        "walker finished {finished} of {SEEDS}"
+    );
 }

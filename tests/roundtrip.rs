@@ -128,3 +128,19 @@ proptest! {
         prop_assert_eq!(back, source, "printed as\n{}", text);
     }
 }
+
+// The generator the differential test runs (`vm_perf::random::calls`):
+// recursion, mutual recursion and calls near the limit print back too.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_level_two_programs_print_then_parse_to_themselves(seed in any::<u64>(), depth in 1usize..12) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape = Shape { depth, ..Shape::default() };
+        let (source, _) = vm_perf::random::calls::program(&mut rng, &shape);
+        let text = print_source(&source);
+        let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e} at {:?} in\n{text}", e.span)))?;
+        prop_assert_eq!(back, source, "printed as\n{}", text);
+    }
+}

@@ -4,13 +4,16 @@
 //! ([`Engine::relies_on_tail_calls`]) also run a 10⁸-iteration loop and a
 //! 200,000-step straight line on 256 KiB ([`vm_perf::reference::stack`]),
 //! and the last tests prove those checks fail on engines whose calls are not
-//! tail calls. Every thread here sets its own stack size. CI runs this file
+//! tail calls. Guest calls: every Level-2 engine meets the call limit
+//! exactly (10,000 active calls succeed, 10,001 fail) on exactly the native
+//! stack it declares. Every thread here sets its own stack size. CI runs this file
 //! in the test profile and in release.
 
 use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
+use vm_perf::engines::walker::Walker;
 use vm_perf::front::printer::print;
 use vm_perf::reference::stack;
-use vm_perf::{Expr, MAX_DEPTH, Program, engines};
+use vm_perf::{Expr, Function, MAX_CALLS, MAX_DEPTH, Program, RunError, Source, engines};
 
 fn on_stack<T: Send + 'static>(bytes: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
@@ -118,6 +121,123 @@ fn the_front_end_handles_the_limit_on_a_2_mib_stack() {
         let too_deep = "(".repeat(MAX_DEPTH + 1) + "1" + &")".repeat(MAX_DEPTH + 1);
         assert!(vm_perf::front::parser::parse(&too_deep).is_err());
     });
+}
+
+/// Active calls at the limit: the call that would make one more fails.
+const LIMIT: i64 = MAX_CALLS as i64;
+
+/// `fn deep(n) { if 0 < n { 1 + (1 + … deep(n - 1)) } else { 0 } }`, the
+/// call `levels` additions deep in the body; `deep(n)` makes `n + 1`
+/// calls active and is worth `n × levels`.
+fn countdown(levels: usize) -> Program {
+    let mut e = Expr::call(0, vec![Expr::sub(Expr::Get(0), Expr::Litr(1))]);
+    for _ in 0..levels {
+        e = Expr::add(Expr::Litr(1), e);
+    }
+    let body = Expr::if_(Expr::lt(Expr::Litr(0), Expr::Get(0)), e, Expr::Litr(0));
+    let deep = Function {
+        name: "deep".into(),
+        params: vec!["n".into()],
+        body,
+    };
+    Program::validate(Source {
+        functions: vec![deep],
+        main: Expr::call(0, vec![Expr::Arg(0)]),
+    })
+    .unwrap()
+}
+
+/// Nesting of the call site in [`the_call_limit_holds_on_exactly_the_declared_stack`]:
+/// shallow, and deep enough that the stack a recursive engine declares must
+/// grow with it.
+const CALL_SITE_NESTING: [usize; 2] = [1, 100];
+
+/// Exactly 10,000 active calls succeed and 10,001 fail with *call depth
+/// exceeded*, the calls nested `levels` deep in the body, on a thread of
+/// exactly the native stack `engine` declares for the program
+/// ([`Engine::native_stack`]; an engine that declares none, on 256 KiB:
+/// its frames are in its own memory). Returns what it declared.
+fn call_limit_on_the_declared_stack(engine: &dyn Engine, levels: usize) -> usize {
+    let program = countdown(levels);
+    let declared = engine.native_stack(&program);
+    let bytes = if declared == 0 { 256 * 1024 } else { declared };
+    for (fuel, want) in [
+        (LIMIT - 1, Ok((LIMIT - 1) * levels as i64)),
+        (LIMIT, Err(RunError::CallDepthExceeded)),
+    ] {
+        let name = limit_thread(engine.name(), fuel + 1, levels, bytes);
+        let got = stack::on_stack(name, bytes, || {
+            engine.compile(&program).unwrap().execute(&[fuel])
+        });
+        assert_eq!(got, want, "{} on {} calls", engine.name(), fuel + 1);
+    }
+    declared
+}
+
+fn limit_thread(engine: &str, calls: i64, levels: usize, bytes: usize) -> String {
+    format!("{engine}: {calls} calls nested {levels} deep on {bytes} bytes")
+}
+
+/// Every engine that runs Level 2 meets the call limit on exactly the stack
+/// it declares. CI runs this in release too.
+#[test]
+fn the_call_limit_holds_on_exactly_the_declared_stack() {
+    let mut recursive = 0;
+    for levels in CALL_SITE_NESTING {
+        for engine in engines() {
+            if engine.supports(&countdown(levels)).is_ok() {
+                let declared = call_limit_on_the_declared_stack(*engine, levels);
+                recursive += usize::from(declared > 0);
+            }
+        }
+    }
+    // Walker recurses natively per call: it declares a stack.
+    assert!(recursive >= CALL_SITE_NESTING.len(), "{recursive}");
+}
+
+/// `walker`, declaring an eighth of the stack it needs: right about every
+/// value, wrong about its stack.
+struct UnderDeclared;
+
+impl Technique for UnderDeclared {
+    const NAME: &'static str = "UnderDeclared";
+    const TIER: Tier = Tier::Original;
+    const SUMMARY: &'static str = "walker declaring too little stack";
+    const LEVEL: vm_perf::Level = vm_perf::Level::Two;
+    type Code = Program;
+    fn compile(p: &Program) -> Result<Program, CompileError> {
+        Walker::compile(p)
+    }
+    unsafe fn execute(p: &Program, args: &[i64]) -> Result<i64, vm_perf::CallDepthExceeded> {
+        // SAFETY: this function's contract is `Walker::execute`'s.
+        unsafe { Walker::execute(p, args) }
+    }
+    fn native_stack(p: &Program) -> usize {
+        Walker::native_stack(p) / 8
+    }
+    fn show(p: &Program) -> String {
+        Walker::show(p)
+    }
+}
+
+#[test]
+fn the_call_limit_check_catches_an_engine_that_declares_too_little() {
+    let deepest = CALL_SITE_NESTING[CALL_SITE_NESTING.len() - 1];
+    let engine = &Registered::<UnderDeclared>::NEW;
+    let bytes = engine.native_stack(&countdown(deepest));
+    must_catch(
+        "the_call_limit_check_catches_an_engine_that_declares_too_little",
+        engine,
+        |e| {
+            call_limit_on_the_declared_stack(e, CALL_SITE_NESTING[CALL_SITE_NESTING.len() - 1]);
+        },
+        (
+            "fn f(n) { if 0 < n { f(n - 1) + 1 } else { 0 } } f(arg(0))",
+            5,
+            5,
+        ),
+        &limit_thread("UnderDeclared", LIMIT, deepest, bytes),
+    );
 }
 
 fn tail_calling() -> Vec<&'static dyn Engine> {

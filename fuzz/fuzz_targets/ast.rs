@@ -1,4 +1,4 @@
-//! Structure-aware: a valid AST built from the fuzzer's bytes (see
+//! Structure-aware: a valid program (Level 1 or 2) built from the fuzzer's bytes (see
 //! `vm_perf_fuzz::generate`), then the same oracle as the text target, plus a
 //! printer round trip (`parse(print(e)) == e`).
 //!
@@ -13,10 +13,10 @@ use vm_perf::Program;
 use vm_perf::reference::oracle;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((expr, args)) = vm_perf_fuzz::generate::program(data) else {
+    let Ok((source, args)) = vm_perf_fuzz::generate::program(data) else {
         return;
     };
-    let text = printer::print(&expr);
+    let text = printer::print_source(&source);
     if let Some(path) = std::env::var_os("VM_PERF_FUZZ_PRINT") {
         let header = format!(
             "// args: {}\n",
@@ -27,13 +27,13 @@ fuzz_target!(|data: &[u8]| {
         );
         std::fs::write(path, header + &text + "\n").expect("cannot write VM_PERF_FUZZ_PRINT");
     }
-    let Ok(program) = Program::validate(expr.clone()) else {
+    let Ok(program) = Program::validate(source.clone()) else {
         return;
     };
     let reparsed = parser::parse(&text)
         .unwrap_or_else(|e| panic!("printed program does not parse: {e}\n{text}"));
     assert!(
-        reparsed.main == expr && reparsed.functions.is_empty(),
+        reparsed == source,
         "print/parse round trip changed the program:\n{text}"
     );
     oracle::check_program(&program, &args);

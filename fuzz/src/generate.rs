@@ -6,14 +6,25 @@
 //! depth is capped at [`MAX_DEPTH`], and when the bytes run out every open
 //! node is finished with leaves. Two tags exist to reach interesting states
 //! quickly: a counted loop (`let i = n; while i { body; i = i + -1 }`) and a
-//! whole workload embedded as a subtree (workloads are closed programs, so
-//! they are valid in any scope). The four arguments come first, one byte
-//! each, so seed files can be written by hand (`scripts/fuzz.sh` does).
+//! whole Level-1 workload embedded as a subtree (workloads are closed
+//! programs, so they are valid in any scope). The four arguments come
+//! first, one byte each, so seed files can be written by hand
+//! (`scripts/fuzz.sh` does).
+//!
+//! Level 2: the next byte gives the number of functions declared up front
+//! (none: main alone), each with up to three parameters; `Sub`, `Lt`, `If`
+//! and `Call` have tags of their own (a call names a function modulo their
+//! number, with as many arguments as it takes), and one more tag adds a
+//! countdown function on the spot, `fn dN(n) { if 0 < n { … dN(n - 1) … }
+//! else { … } }`, called on fuel around the call limit: 9,999, 10,000 or
+//! 10,001 calls active, or a small count. Nothing else bounds recursion: the
+//! oracle's step budget cuts off what runs too long, and runs that exceed
+//! the limit must fail alike on every engine.
 
 use arbitrary::{Result, Unstructured};
 use vm_perf::front::parser::parse;
 use vm_perf::workloads::WORKLOADS;
-use vm_perf::{Expr, MAX_DEPTH};
+use vm_perf::{Expr, Function, MAX_CALLS, MAX_DEPTH, Source};
 
 /// How many arguments generated programs may read.
 pub const ARGS: usize = 4;
@@ -29,18 +40,53 @@ pub const TAG_WHILE: u8 = 6;
 pub const TAG_THEN: u8 = 7;
 pub const TAG_COUNTED: u8 = 8;
 pub const TAG_WORKLOAD: u8 = 9;
-pub const TAGS: u8 = 10;
+pub const TAG_SUB: u8 = 10;
+pub const TAG_LT: u8 = 11;
+pub const TAG_IF: u8 = 12;
+pub const TAG_CALL: u8 = 13;
+pub const TAG_COUNTDOWN: u8 = 14;
+pub const TAGS: u8 = 15;
+
+/// The most functions a generated program declares up front, and in all.
+const DECLARED: u8 = 4;
+const MAX_FUNCTIONS: usize = 8;
 
 /// The program and the arguments to run it with.
-pub fn program(data: &[u8]) -> Result<(Expr, Vec<i64>)> {
+pub fn program(data: &[u8]) -> Result<(Source, Vec<i64>)> {
     let mut u = Unstructured::new(data);
     let mut args = Vec::with_capacity(ARGS);
     for _ in 0..ARGS {
         args.push(arg_value(u.arbitrary::<u8>()?));
     }
-    let mut g = Gen { u, nodes: 0 };
-    let e = g.expr(0, MAX_DEPTH)?;
-    Ok((e, args))
+    let declared = u.arbitrary::<u8>()? % (DECLARED + 1);
+    let mut functions: Vec<Function> = (0..declared)
+        .map(|i| Ok(function(format!("f{i}"), usize::from(u.arbitrary::<u8>()? % 4))))
+        .collect::<Result<_>>()?;
+    let mut g = Gen {
+        u,
+        nodes: 0,
+        functions: functions.iter().map(Function::arity).collect(),
+        bodies: Vec::new(),
+    };
+    let mut bodies = Vec::new();
+    for f in &functions {
+        bodies.push(g.expr(f.arity(), MAX_DEPTH)?);
+    }
+    let main = g.expr(0, MAX_DEPTH)?;
+    for (f, body) in functions.iter_mut().zip(bodies) {
+        f.body = body;
+    }
+    functions.extend(g.bodies);
+    Ok((Source { functions, main }, args))
+}
+
+/// A function with `arity` parameters and a placeholder body.
+fn function(name: String, arity: usize) -> Function {
+    Function {
+        name,
+        params: (0..arity).map(|p| format!("p{p}")).collect(),
+        body: Expr::Litr(0),
+    }
 }
 
 /// One byte → an argument: mostly small loop counts, sometimes extremes.
@@ -57,6 +103,10 @@ fn arg_value(b: u8) -> i64 {
 struct Gen<'a> {
     u: Unstructured<'a>,
     nodes: usize,
+    /// The arity of every function so far; calls index this.
+    functions: Vec<usize>,
+    /// The countdown functions added on the way (after the declared ones).
+    bodies: Vec<Function>,
 }
 
 /// Generated programs stay below this many nodes (the bytes run out first
@@ -110,8 +160,54 @@ impl Gen<'_> {
                     _ => Expr::Litr(0),
                 }
             }
+            TAG_SUB => Expr::sub(self.expr(scope, d)?, self.expr(scope, d)?),
+            TAG_LT => Expr::lt(self.expr(scope, d)?, self.expr(scope, d)?),
+            TAG_IF => Expr::if_(
+                self.expr(scope, d)?,
+                self.expr(scope, d)?,
+                self.expr(scope, d)?,
+            ),
+            TAG_CALL if !self.functions.is_empty() => {
+                let f = usize::from(self.u.arbitrary::<u8>()?) % self.functions.len();
+                let args = (0..self.functions[f])
+                    .map(|_| self.expr(scope, d))
+                    .collect::<Result<_>>()?;
+                Expr::call(f, args)
+            }
+            TAG_COUNTDOWN if depth > 5 && self.functions.len() < MAX_FUNCTIONS => {
+                self.countdown(scope, d)?
+            }
             _ => Expr::Litr(self.literal()?),
         })
+    }
+
+    /// A new `fn dN(n) { if 0 < n { dN(n - 1) op other } else { base } }`
+    /// and a call of it on fuel near the limit (fuel `n` makes `n + 1`
+    /// calls active).
+    fn countdown(&mut self, scope: usize, depth: usize) -> Result<Expr> {
+        let index = self.functions.len();
+        self.functions.push(1);
+        // Its place now: countdowns made inside its body come after it.
+        let slot = self.bodies.len();
+        self.bodies.push(function(format!("d{index}"), 1));
+        let recurse = Expr::call(index, vec![Expr::sub(Expr::Get(0), Expr::Litr(1))]);
+        let other = self.expr(1, 4)?;
+        let burning = match self.u.arbitrary::<u8>()? % 3 {
+            0 => Expr::add(recurse, other),
+            1 => Expr::then(other, recurse),
+            _ => Expr::sub(other, recurse),
+        };
+        let base = self.expr(1, 4)?;
+        self.bodies[slot].body = Expr::if_(Expr::lt(Expr::Litr(0), Expr::Get(0)), burning, base);
+        let limit = MAX_CALLS as i64;
+        let fuel = match self.u.arbitrary::<u8>()? % 5 {
+            0 => Expr::Litr(limit - 2),
+            1 => Expr::Litr(limit - 1),
+            2 => Expr::Litr(limit),
+            3 => self.expr(scope, depth)?,
+            _ => Expr::Litr(i64::from(self.u.arbitrary::<u8>()?)),
+        };
+        Ok(Expr::call(index, vec![fuel]))
     }
 
     fn local(&mut self, scope: usize) -> Result<usize> {

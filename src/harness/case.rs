@@ -2,6 +2,7 @@
 
 use crate::engine::{Engine, engines};
 use crate::front::program::Program;
+use crate::reference::stack::on_native_stack;
 use crate::reference::{held_to_walker, magnitude};
 use crate::workloads::Workload;
 
@@ -67,11 +68,13 @@ impl Case {
         args: Vec<i64>,
     ) -> Result<Case, String> {
         let walker = engines()[0];
-        let expected = walker
-            .compile(&program)
-            .map_err(|e| format!("walker cannot compile {name}: {e}"))?
-            .execute(&args)
-            .map_err(|e| format!("{name}: {e}"))?;
+        let expected = on_native_stack(walker.native_stack(&program), || {
+            walker
+                .compile(&program)
+                .map_err(|e| format!("walker cannot compile {name}: {e}"))?
+                .execute(&args)
+                .map_err(|e| format!("{name}: {e}"))
+        })?;
         Ok(Case {
             name: name.to_string(),
             description: source

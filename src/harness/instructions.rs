@@ -29,6 +29,7 @@ use super::settings::Settings;
 use super::table::{count_grids, markdown, terminal};
 use crate::clock::Clock;
 use crate::engine::{Engine, Executable, RunError};
+use crate::reference::stack::{declared_stack, on_native_stack};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,67 +65,84 @@ type Compiled = Result<Box<dyn Executable>, String>;
 /// The child: every selected cell, in order; one `cell` line each.
 /// Format: `cell SUBJECT WORKLOAD ITERATIONS measured` or `... n/a REASON`.
 pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> Result<(), String> {
-    let io = |e: std::io::Error| e.to_string();
     for case in cases {
-        let mut subjects: Vec<(&str, Compiled)> = Vec::new();
-        for e in engines {
-            let code = case
-                .refusal(*e)
-                .map_or_else(|| e.compile(&case.program).map_err(|x| x.to_string()), Err)
-                // An engine that times its own calls runs in a helper process
-                // (LuaJIT), where this process's callgrind cannot count.
-                .and_then(|exe| {
-                    match exe.execute_timed(&case.args, 1, case.expected, Clock::Thread) {
-                        Ok(Some(_)) => {
-                            Err("runs in a helper process that callgrind does not see".into())
-                        }
-                        _ => Ok(exe),
+        // Each case on the native stack its engines declare; its lines are
+        // written in order once the case is done (callgrind's dumps keep
+        // that order too).
+        let stack = declared_stack(engines.iter().copied(), &case.program);
+        let (lines, done) = on_native_stack(stack, || {
+            let mut lines = Vec::new();
+            let done = child_case(&mut lines, engines, case);
+            (lines, done)
+        });
+        out.write_all(&lines).map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
+        done?;
+    }
+    Ok(())
+}
+
+/// One case of [`child`]: its `cell` lines into `out`.
+fn child_case(out: &mut Vec<u8>, engines: &[&dyn Engine], case: &Case) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut subjects: Vec<(&str, Compiled)> = Vec::new();
+    for e in engines {
+        let code = case
+            .refusal(*e)
+            .map_or_else(|| e.compile(&case.program).map_err(|x| x.to_string()), Err)
+            // An engine that times its own calls runs in a helper process
+            // (LuaJIT), where this process's callgrind cannot count.
+            .and_then(
+                |exe| match exe.execute_timed(&case.args, 1, case.expected, Clock::Thread) {
+                    Ok(Some(_)) => {
+                        Err("runs in a helper process that callgrind does not see".into())
                     }
-                });
-            subjects.push((e.name(), code));
-        }
-        let candles: Vec<(&str, Candle)> = match case.candles {
-            Some((rust, opt)) => vec![("rust", rust), ("rust_opt", opt)],
-            None => vec![],
+                    _ => Ok(exe),
+                },
+            );
+        subjects.push((e.name(), code));
+    }
+    let candles: Vec<(&str, Candle)> = match case.candles {
+        Some((rust, opt)) => vec![("rust", rust), ("rust_opt", opt)],
+        None => vec![],
+    };
+    let run = |out: &mut dyn Write, name: &str, code: Code| -> Result<(), String> {
+        // Warm-up outside the counted function: first-touch work is not
+        // the technique's cost.
+        let warm = match &code {
+            Code::Engine(exe) => exe.execute(&case.args),
+            Code::Native(f) => Ok(f(&case.args)),
         };
-        let run = |out: &mut dyn Write, name: &str, code: Code| -> Result<(), String> {
-            // Warm-up outside the counted function: first-touch work is not
-            // the technique's cost.
-            let warm = match &code {
-                Code::Engine(exe) => exe.execute(&case.args),
-                Code::Native(f) => Ok(f(&case.args)),
-            };
-            let value = measured_execute(&code, &case.args);
-            if value != Ok(case.expected) || warm != value {
-                return Err(format!(
-                    "{name} on {}: returned {value:?}, expected {}",
-                    case.name, case.expected
-                ));
-            }
-            writeln!(
+        let value = measured_execute(&code, &case.args);
+        if value != Ok(case.expected) || warm != value {
+            return Err(format!(
+                "{name} on {}: returned {value:?}, expected {}",
+                case.name, case.expected
+            ));
+        }
+        writeln!(
+            out,
+            "cell {name} {} {} measured",
+            case.name, case.iterations
+        )
+        .map_err(io)?;
+        out.flush().map_err(io)
+    };
+    for (name, code) in &subjects {
+        match code {
+            Ok(exe) => run(out, name, Code::Engine(exe.as_ref()))?,
+            Err(why) => writeln!(
                 out,
-                "cell {name} {} {} measured",
-                case.name, case.iterations
+                "cell {name} {} {} n/a {}",
+                case.name,
+                case.iterations,
+                why.replace('\n', " ")
             )
-            .map_err(io)?;
-            out.flush().map_err(io)
-        };
-        for (name, code) in &subjects {
-            match code {
-                Ok(exe) => run(out, name, Code::Engine(exe.as_ref()))?,
-                Err(why) => writeln!(
-                    out,
-                    "cell {name} {} {} n/a {}",
-                    case.name,
-                    case.iterations,
-                    why.replace('\n', " ")
-                )
-                .map_err(io)?,
-            }
+            .map_err(io)?,
         }
-        for (name, f) in candles {
-            run(out, name, Code::Native(f))?;
-        }
+    }
+    for (name, f) in candles {
+        run(out, name, Code::Native(f))?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::case::Case;
 use crate::engine::{Engine, engines};
 use crate::front::program::Program;
 use crate::guard::with_timeout;
+use crate::reference::stack::on_native_stack;
 use std::time::Duration;
 
 /// The case for the program read from `file` (its text `source`), run
@@ -37,9 +38,11 @@ pub fn user_case(
         let others = measured.iter().filter(|e| e.name() != reference);
         for engine in others.filter(|e| case.refusal(**e).is_none()) {
             with_timeout(timeout, &what(engine.name()), || {
-                engine
-                    .compile(&case.program)
-                    .map(|code| code.execute(&case.args))
+                on_native_stack(engine.native_stack(&case.program), || {
+                    engine
+                        .compile(&case.program)
+                        .map(|code| code.execute(&case.args))
+                })
             })
             .map_err(|e| format!("{file}: {e}"))?
             .map_err(|e| format!("{file}: {e}"))?;

@@ -25,6 +25,7 @@ use super::stats::Summary;
 use super::timing::{compile_ns, execute_ns};
 use crate::clock::Stopwatch;
 use crate::engine::{Engine, Executable};
+use crate::reference::stack::{declared_stack, on_native_stack};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -116,8 +117,26 @@ fn calibrate(
 }
 
 /// Measures every subject (engines, then the `rust` and `rust_opt` candles
-/// when `candles` is set and the case has them) on every case.
+/// when `candles` is set and the case has them) on every case, all on one
+/// thread with the native stack the engines declare for the cases.
 pub fn run(
+    cases: &[Case],
+    engines: &[&dyn Engine],
+    candles: bool,
+    settings: &Settings,
+    progress: &ProgressBar,
+) -> Result<Results, Wrong> {
+    let stack = cases
+        .iter()
+        .map(|c| declared_stack(engines.iter().copied(), &c.program))
+        .max()
+        .unwrap_or(0);
+    on_native_stack(stack, || {
+        run_here(cases, engines, candles, settings, progress)
+    })
+}
+
+fn run_here(
     cases: &[Case],
     engines: &[&dyn Engine],
     candles: bool,

@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::front::program::Program;
 use crate::random::balanced::scaling;
+use crate::reference::stack::{declared_stack, on_native_stack};
 use crate::reference::{eval_traced, held_to_walker};
 use std::io::Write;
 
@@ -144,50 +145,6 @@ pub fn run(
         })
         .collect();
     let node_sizes: Vec<usize> = programs.iter().map(|(n, _, _)| *n).collect();
-    let bar = indicatif::ProgressBar::new((engines.len() * (programs.len() + 4)) as u64);
-    let mut compile_rows = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
-    for e in engines {
-        let mut series = Vec::new();
-        let mut gave_up = false;
-        for (n, p, (expected, magnitude)) in &programs {
-            bar.inc(1);
-            if gave_up || held_to_walker(*e, p, *magnitude).is_err() {
-                series.push((*n, None));
-                continue;
-            }
-            let code = e
-                .compile(p)
-                .map_err(|x| format!("{} cannot compile a {n}-node program: {x}", e.name()))?;
-            let got = code.execute(&[5]).map_err(|x| x.to_string())?;
-            if got != *expected {
-                return Err(format!(
-                    "{} returned {got} on the {n}-node program, walker {expected}",
-                    e.name()
-                ));
-            }
-            drop(code);
-            let s = if *n >= 100_000 {
-                samples.min(5)
-            } else {
-                samples
-            };
-            let ns = fastest_ns(s, min_ns, |reps| {
-                compile_ns(*e, p, reps, CLOCK).map_err(|x| format!("{}: {x}", e.name()))
-            })?;
-            series.push((*n, Some(ns)));
-            if ns > GIVE_UP_NS {
-                gave_up = true;
-                skipped.push(format!(
-                    "{}: compiling {n} nodes took {:.1} s; larger sizes skipped",
-                    e.name(),
-                    ns / 1e9
-                ));
-            }
-        }
-        compile_rows.push((*e, series));
-    }
-
     // Execute time against iterations (the `sum` workload's shape).
     let sum = crate::workloads::workload("sum")
         .expect("sum workload")
@@ -198,39 +155,93 @@ pub fn run(
     } else {
         vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000]
     };
-    let mut exec_rows = Vec::new();
-    for e in engines {
-        let mut series = Vec::new();
-        let code = if e.supports(&sum).is_ok() {
-            e.compile(&sum).ok()
-        } else {
-            None
-        };
-        for &n in &counts {
-            let Some(code) = &code else {
-                series.push((n, None));
-                continue;
-            };
-            let args = [n as i64, 13];
-            let expected = 13 * n as i64;
-            if code.execute(&args) != Ok(expected) {
-                return Err(format!("{} got a wrong sum for {n} iterations", e.name()));
+    // Every execution on the native stack the engines declare for these programs.
+    let stack = programs
+        .iter()
+        .map(|(_, p, _)| p)
+        .chain([&sum])
+        .map(|p| declared_stack(engines.iter().copied(), p))
+        .max()
+        .unwrap_or(0);
+    let (compile_rows, exec_rows, skipped) = on_native_stack(stack, || {
+        let bar = indicatif::ProgressBar::new((engines.len() * (programs.len() + 4)) as u64);
+        let mut compile_rows = Vec::new();
+        let mut skipped: Vec<String> = Vec::new();
+        for e in engines {
+            let mut series = Vec::new();
+            let mut gave_up = false;
+            for (n, p, (expected, magnitude)) in &programs {
+                bar.inc(1);
+                if gave_up || held_to_walker(*e, p, *magnitude).is_err() {
+                    series.push((*n, None));
+                    continue;
+                }
+                let code = e
+                    .compile(p)
+                    .map_err(|x| format!("{} cannot compile a {n}-node program: {x}", e.name()))?;
+                let got = code.execute(&[5]).map_err(|x| x.to_string())?;
+                if got != *expected {
+                    return Err(format!(
+                        "{} returned {got} on the {n}-node program, walker {expected}",
+                        e.name()
+                    ));
+                }
+                drop(code);
+                let s = if *n >= 100_000 {
+                    samples.min(5)
+                } else {
+                    samples
+                };
+                let ns = fastest_ns(s, min_ns, |reps| {
+                    compile_ns(*e, p, reps, CLOCK).map_err(|x| format!("{}: {x}", e.name()))
+                })?;
+                series.push((*n, Some(ns)));
+                if ns > GIVE_UP_NS {
+                    gave_up = true;
+                    skipped.push(format!(
+                        "{}: compiling {n} nodes took {:.1} s; larger sizes skipped",
+                        e.name(),
+                        ns / 1e9
+                    ));
+                }
             }
-            let s = if n >= 1_000_000 {
-                samples.min(5)
-            } else {
-                samples
-            };
-            let ns = fastest_ns(s, min_ns, |reps| {
-                execute_ns(code.as_ref(), &args, reps, expected, CLOCK)
-                    .map_err(|got| format!("{} returned {got} for {n} iterations", e.name()))
-            })?;
-            series.push((n, Some(ns)));
+            compile_rows.push((*e, series));
         }
-        bar.inc(4);
-        exec_rows.push((*e, series));
-    }
-    bar.finish_and_clear();
+        let mut exec_rows = Vec::new();
+        for e in engines {
+            let mut series = Vec::new();
+            let code = if e.supports(&sum).is_ok() {
+                e.compile(&sum).ok()
+            } else {
+                None
+            };
+            for &n in &counts {
+                let Some(code) = &code else {
+                    series.push((n, None));
+                    continue;
+                };
+                let args = [n as i64, 13];
+                let expected = 13 * n as i64;
+                if code.execute(&args) != Ok(expected) {
+                    return Err(format!("{} got a wrong sum for {n} iterations", e.name()));
+                }
+                let s = if n >= 1_000_000 {
+                    samples.min(5)
+                } else {
+                    samples
+                };
+                let ns = fastest_ns(s, min_ns, |reps| {
+                    execute_ns(code.as_ref(), &args, reps, expected, CLOCK)
+                        .map_err(|got| format!("{} returned {got} for {n} iterations", e.name()))
+                })?;
+                series.push((n, Some(ns)));
+            }
+            bar.inc(4);
+            exec_rows.push((*e, series));
+        }
+        bar.finish_and_clear();
+        Ok::<_, String>((compile_rows, exec_rows, skipped))
+    })?;
 
     let grids = [
         grid(

@@ -6,6 +6,8 @@
 //!   shaped by [`Shape`] (the differential and round-trip tests).
 //! - [`small`]: small programs with short countdown loops from a tiny
 //!   xorshift generator (the peer tests).
+//! - [`calls`]: random Level-2 programs (functions, recursion, calls near
+//!   and past the call limit) built on this module's generator.
 //! - [`balanced`]: large programs of a given size whose depth grows with the
 //!   logarithm of it (scaling, large programs, size limits, long straight
 //!   lines).
@@ -42,6 +44,7 @@
 //! never runs.
 
 pub mod balanced;
+pub mod calls;
 pub mod small;
 
 use crate::front::ast::Expr;
@@ -102,24 +105,46 @@ pub fn program(rng: &mut impl Rng, shape: &Shape) -> (Expr, Vec<i64>) {
         shape,
         scope: Vec::new(),
         loops: 0,
+        calls: None,
     };
     let expr = match g.rng.random_range(0..20) {
         0..=6 if shape.loop_nesting > 0 => g.spine(shape.depth),
         7..=13 if shape.loop_nesting > 0 => g.hot_loops(shape.depth),
         _ => g.expr(shape.depth),
     };
-    let mut args: Vec<i64> = (0..shape.trip_args)
-        .map(|_| g.rng.random_range(0..=shape.max_trip))
-        .collect();
-    for _ in 0..shape.step_args {
-        let step = g.rng.random_range(-2..=-1);
-        args.push(step);
-    }
-    for _ in 0..shape.wild_args {
-        let v = g.literal();
-        args.push(v);
-    }
+    let args = g.args();
     (expr, args)
+}
+
+// The state a generator carries for Level 2 ([`calls`] builds the programs);
+// declared here so that this module never names its child.
+
+/// What the generator may call from the body it is building.
+struct Calls {
+    functions: Vec<Kind>,
+    place: Place,
+    /// Fuelled calls the current body may still make.
+    fuelled_left: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// First parameter is the fuel; `arity` counts it.
+    Fuelled { arity: usize },
+    /// Calls nothing.
+    Leaf { arity: usize },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Main,
+    /// The branch of a fuelled function that runs while its fuel (the
+    /// outermost local of the body) is positive.
+    Burning,
+    /// Anywhere else in a function: no fuelled calls.
+    Cold,
+    /// A leaf function's body: no calls at all.
+    Leaf,
 }
 
 /// What the generator may do with a local in scope.
@@ -131,6 +156,9 @@ enum Local {
     Counter,
     /// A loop step: read-only, holding -2 or -1 for its whole scope.
     Step,
+    /// A Level-2 function's fuel parameter: read-only, so recursion on it
+    /// ends ([`calls`]).
+    Fuel,
 }
 
 /// How many values a hot loop ranks above the rest: as many as the register
@@ -173,9 +201,28 @@ struct Gen<'a, R> {
     /// Locals in scope, innermost last.
     scope: Vec<Local>,
     loops: usize,
+    /// Level 2's functions and calls ([`calls`]); `None` for Level 1.
+    calls: Option<Calls>,
 }
 
 impl<R: Rng> Gen<'_, R> {
+    /// Arguments as every generated program takes them: the trip arguments
+    /// small, then the step arguments (-2 or -1), the others wild.
+    fn args(&mut self) -> Vec<i64> {
+        let mut args: Vec<i64> = (0..self.shape.trip_args)
+            .map(|_| self.rng.random_range(0..=self.shape.max_trip))
+            .collect();
+        for _ in 0..self.shape.step_args {
+            let step = self.rng.random_range(-2..=-1);
+            args.push(step);
+        }
+        for _ in 0..self.shape.wild_args {
+            let v = self.literal();
+            args.push(v);
+        }
+        args
+    }
+
     fn literal(&mut self) -> i64 {
         match self.rng.random_range(0..10) {
             0 => *[i64::MAX, i64::MIN, i64::MAX - 1, i64::MIN + 1]
@@ -222,6 +269,9 @@ impl<R: Rng> Gen<'_, R> {
             return self.leaf();
         }
         let d = depth - 1;
+        if let Some(e) = self.level_two(d) {
+            return e;
+        }
         match self.rng.random_range(0..15) {
             12 => self.locals_block(d),
             13 => match self.writable() {

@@ -13,6 +13,7 @@
 
 use super::budgeted::{BudgetError, eval_traced};
 use super::magnitude;
+use super::stack::on_native_stack;
 use super::{Exemption, held_to_walker};
 use crate::engine::{Engine, Executable, RunError, engines};
 use crate::front::program::Program;
@@ -32,14 +33,17 @@ pub fn compile_on(engine: &dyn Engine, program: &Program) -> Result<Box<dyn Exec
     })
 }
 
-/// Compiles and runs `program` on `engine`: the run's value or its own
-/// error (the call depth), or why it could not run at all.
+/// Compiles and runs `program` on `engine`, on the native stack the engine
+/// declares for it: the run's value or its own error (the call depth), or
+/// why it could not run at all.
 pub fn outcome_on(
     engine: &dyn Engine,
     program: &Program,
     args: &[i64],
 ) -> Result<Result<i64, RunError>, String> {
-    Ok(compile_on(engine, program)?.execute(args))
+    on_native_stack(engine.native_stack(program), || {
+        Ok(compile_on(engine, program)?.execute(args))
+    })
 }
 
 /// Compiles and runs `program` on `engine`; a run without a value is an

@@ -5,23 +5,22 @@
 //! Every node evaluated costs one step, so a program that never ends is cut
 //! off instead of hung on. The trace is the largest magnitude of any value
 //! produced on the way, which decides whether an engine with a smaller exact
-//! range is held to the answer ([`super::held_to_walker`]). It runs both
-//! levels, and fails exactly as every engine must at the call that would
-//! make more than [`MAX_CALLS`] active. It is kept apart
+//! range is held to the answer ([`super::held_to_walker`]). Level 2 runs as
+//! the language says: the call that would make more than [`MAX_CALLS`]
+//! active fails the run with the depth error, an outcome like a value that
+//! every engine must match. It is kept apart
 //! from the `walker` engine (`engines/walker.rs`) so the measured engine
 //! carries no counter on its fast path; `walker`'s conformance tests and the
 //! differential tests hold the two to the same answers.
 
-use crate::engine::ArgError;
+use super::stack::on_native_stack;
+use crate::engine::{ArgError, RunError, recursive_native_stack};
 use crate::front::ast::{Expr, Function};
 use crate::front::program::{MAX_CALLS, Program};
 
-/// Why a walk stopped before the program's value.
+/// Runs out of steps: the budgeted walker gave up before the program ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
-    OutOfSteps,
-    CallDepthExceeded,
-}
+pub struct OutOfSteps;
 
 /// The program's value, if it ends within `budget` steps (nodes evaluated).
 pub fn eval_budgeted(program: &Program, args: &[i64], budget: u64) -> Result<i64, BudgetError> {
@@ -30,30 +29,79 @@ pub fn eval_budgeted(program: &Program, args: &[i64], budget: u64) -> Result<i64
 
 /// Like [`eval_budgeted`], also reporting the largest magnitude of any value
 /// produced on the way (what decides whether a double-based peer is exact).
+/// A run that exceeds the call depth is [`BudgetError::CallDepthExceeded`];
+/// [`trace`] gives its magnitude too.
 pub fn eval_traced(
     program: &Program,
     args: &[i64],
     budget: u64,
 ) -> Result<(i64, u64), BudgetError> {
+    let traced = trace(program, args, budget)?;
+    match traced.value {
+        Some(v) => Ok((v, traced.magnitude)),
+        None => Err(BudgetError::CallDepthExceeded),
+    }
+}
+
+/// A run of the budgeted walker that ended within its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Traced {
+    /// The program's value; `None`: the run failed with *call depth
+    /// exceeded* (what every engine must then fail with too).
+    pub value: Option<i64>,
+    /// The largest magnitude of any value produced on the way (up to the
+    /// failure, for a run that failed).
+    pub magnitude: u64,
+}
+
+impl Traced {
+    /// The run's answer as an engine's run gives it.
+    pub fn answer(&self) -> Result<i64, RunError> {
+        self.value.ok_or(RunError::CallDepthExceeded)
+    }
+}
+
+/// Runs `program` within `budget` steps: its value or the depth error, and
+/// the largest magnitude on the way. Runs on a thread with the stack this
+/// walker needs for the program's calls ([`native_stack`]).
+pub fn trace(program: &Program, args: &[i64], budget: u64) -> Result<Traced, BudgetError> {
     if args.len() < program.arg_count() {
         return Err(BudgetError::Args(ArgError {
             needed: program.arg_count(),
             given: args.len(),
         }));
     }
-    let mut st = Budget {
-        args,
-        functions: program.functions(),
-        locals: Vec::new(),
-        calls: 0,
-        steps: budget,
-        max_magnitude: 0,
-    };
-    let v = st.eval(program.expr()).map_err(|stop| match stop {
-        Stop::OutOfSteps => BudgetError::OutOfSteps,
-        Stop::CallDepthExceeded => BudgetError::CallDepthExceeded,
-    })?;
-    Ok((v, st.max_magnitude))
+    on_native_stack(native_stack(program), || {
+        let mut st = Budget {
+            functions: program.functions(),
+            args,
+            locals: Vec::new(),
+            steps: budget,
+            calls: 0,
+            max_magnitude: 0,
+        };
+        let value = match st.eval(program.expr()) {
+            Ok(v) => Some(v),
+            Err(Stop::CallDepth) => None,
+            Err(Stop::OutOfSteps) => return Err(BudgetError::OutOfSteps),
+        };
+        Ok(Traced {
+            value,
+            magnitude: st.max_magnitude,
+        })
+    })
+}
+
+/// Native stack per frame of [`Budget::eval`]: at most 160 bytes measured
+/// per frame [`crate::engine::recursion_frames`] counts, in the test profile and in
+/// release (a call whose site is deep in its body costs about 145 bytes a
+/// level), doubled for a margin.
+const FRAME_BYTES: usize = 320;
+
+/// The native stack this walker needs for `program`'s calls (as the
+/// `walker` engine declares its own), `0` without functions.
+pub fn native_stack(program: &Program) -> usize {
+    recursive_native_stack(program, FRAME_BYTES)
 }
 
 /// Why a budgeted run produced no value.
@@ -61,7 +109,8 @@ pub fn eval_traced(
 pub enum BudgetError {
     OutOfSteps,
     Args(ArgError),
-    /// The run's own error, as every engine must report it.
+    /// The run failed as the language says: more than
+    /// [`MAX_CALLS`] calls active.
     CallDepthExceeded,
 }
 
@@ -70,22 +119,26 @@ impl std::fmt::Display for BudgetError {
         match self {
             BudgetError::OutOfSteps => f.write_str("walker ran out of steps"),
             BudgetError::Args(e) => e.fmt(f),
-            BudgetError::CallDepthExceeded => crate::engine::CallDepthExceeded.fmt(f),
+            BudgetError::CallDepthExceeded => f.write_str("call depth exceeded"),
         }
     }
 }
 
 impl std::error::Error for BudgetError {}
 
+/// Why evaluation stopped early.
+enum Stop {
+    OutOfSteps,
+    CallDepth,
+}
+
 struct Budget<'a> {
-    args: &'a [i64],
     functions: &'a [Function],
-    /// Every active call's locals, each frame above its caller's; a body
-    /// reads only its own (validation), so `Get(d)` counts from the top.
+    args: &'a [i64],
     locals: Vec<i64>,
+    steps: u64,
     /// Calls active now.
     calls: usize,
-    steps: u64,
     max_magnitude: u64,
 }
 
@@ -99,6 +152,14 @@ impl Budget<'_> {
             Expr::Add(a, b) => {
                 let a = self.eval(a)?;
                 a.wrapping_add(self.eval(b)?)
+            }
+            Expr::Sub(a, b) => {
+                let a = self.eval(a)?;
+                a.wrapping_sub(self.eval(b)?)
+            }
+            Expr::Lt(a, b) => {
+                let a = self.eval(a)?;
+                i64::from(a < self.eval(b)?)
             }
             Expr::Let(init, body) => {
                 let v = self.eval(init)?;
@@ -123,14 +184,6 @@ impl Budget<'_> {
                 self.eval(a)?;
                 self.eval(b)?
             }
-            Expr::Sub(a, b) => {
-                let a = self.eval(a)?;
-                a.wrapping_sub(self.eval(b)?)
-            }
-            Expr::Lt(a, b) => {
-                let a = self.eval(a)?;
-                i64::from(a < self.eval(b)?)
-            }
             Expr::If(c, t, f) => {
                 if self.eval(c)? > 0 {
                     self.eval(t)?
@@ -138,27 +191,31 @@ impl Budget<'_> {
                     self.eval(f)?
                 }
             }
-            Expr::Call(f, args) => {
-                // The arguments are evaluated in the caller's frame, all of
-                // them before the call becomes active (and may fail).
-                let mut values = Vec::with_capacity(args.len());
-                for a in args {
-                    values.push(self.eval(a)?);
-                }
-                if self.calls == MAX_CALLS {
-                    return Err(Stop::CallDepthExceeded);
-                }
-                let frame = self.locals.len();
-                self.locals.extend(values);
-                self.calls += 1;
-                let r = self.eval(&self.functions[*f].body);
-                self.calls -= 1;
-                self.locals.truncate(frame);
-                r?
-            }
+            Expr::Call(f, args) => self.call(*f, args)?,
         };
         self.max_magnitude = self.max_magnitude.max(v.unsigned_abs());
         Ok(v)
+    }
+
+    /// The arguments left to right in the caller's scope, all before the
+    /// call becomes active (and may fail), then the body with them as its
+    /// locals above the caller's (the first the outermost): a body reads
+    /// only its own (validation), so `Get(d)` counts from the top.
+    fn call(&mut self, f: usize, args: &[Expr]) -> Result<i64, Stop> {
+        let mut values = Vec::with_capacity(args.len());
+        for a in args {
+            values.push(self.eval(a)?);
+        }
+        if self.calls == MAX_CALLS {
+            return Err(Stop::CallDepth);
+        }
+        let frame = self.locals.len();
+        self.locals.extend(values);
+        self.calls += 1;
+        let r = self.eval(&self.functions[f].body);
+        self.calls -= 1;
+        self.locals.truncate(frame);
+        r
     }
 }
 
@@ -174,7 +231,7 @@ mod tests {
 
     #[test]
     fn depth_is_exact_and_ends_the_run() {
-        use crate::front::ast::Source;
+        use crate::front::ast::{Function, Source};
         // fn down(n) { if 0 < n { down(n - 1) } else { 7 } }; down(arg(0));
         // then a loop that never ends, never reached past the failure.
         let body = Expr::if_(

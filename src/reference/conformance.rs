@@ -2,8 +2,11 @@
 //! and [`conformance_tests!`], which expands them into `#[test]` functions
 //! inside an engine's `tests` module. Every engine runs the standard set:
 //! agreement with `walker` on hand-written tricky programs and on every
-//! workload, deep programs on a 2 MiB stack, and a 10⁷-iteration loop on a
-//! 256 KiB stack. Some engines add program lists aimed at their own
+//! workload, deep programs on a 2 MiB stack, a 10⁷-iteration loop on a
+//! 256 KiB stack, and Level 2 ([`LEVEL_TWO`]: values and *call depth
+//! exceeded* at the limit, each run on the native stack the engine
+//! declares), which an engine below Level 2 passes by refusing every
+//! program with the reason. Some engines add program lists aimed at their own
 //! mistakes and checks aimed at their own shape (long straight lines, far
 //! assignments). The shared differential property test lives in `tests/`.
 //!
@@ -11,11 +14,12 @@
 //! (`deep_programs`, `256_kib`, `long_straight_line`), so each check here is
 //! a test of the same name.
 
-use crate::engine::{Engine, Registered, Technique};
+use super::stack::on_native_stack;
+use crate::engine::{Engine, Registered, RunError, Technique};
 use crate::engines::walker::Walker;
 use crate::front::ast::Expr;
 use crate::front::compile_source;
-use crate::front::program::{MAX_DEPTH, Program};
+use crate::front::program::{Level, MAX_DEPTH, Program};
 use std::fmt::Display;
 
 /// Small programs that catch the classic mistakes: evaluation order, `Set`
@@ -436,6 +440,276 @@ pub fn far_assignments<T: Technique>() {
     }
 }
 
+/// What a Level-2 program gives: its value, or the run error.
+type Answer = Result<i64, RunError>;
+
+/// The run error of a program that needs more than `MAX_CALLS` active calls.
+const DEPTH: Answer = Err(RunError::CallDepthExceeded);
+
+/// `main` after `down`, whose `down(n)` makes `n + 1` calls active at once.
+macro_rules! concat_down {
+    ($main:literal) => {
+        concat!(
+            "fn down(n) { if 0 < n { down(n - 1) + 1 } else { 0 } } ",
+            $main
+        )
+    };
+}
+
+/// Level-2 programs with their answers, as the language defines them: the
+/// depth limit at 9,999, 10,000 and 10,001 active calls (through self and
+/// mutual recursion, calls in loops, in loop conditions and in the
+/// arguments of calls), calls as arguments of calls, `if` in conditions,
+/// functions never called, `-` and `<` wrapping and signed, parameters
+/// assigned (only the current call's copy changes), `arg(i)` inside
+/// functions, and `if` without `else`.
+pub const LEVEL_TWO: &[(&str, &[i64], Answer)] = &[
+    (
+        "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } } fib(arg(0))",
+        &[20],
+        Ok(6765),
+    ),
+    // The depth limit: `n + 1` calls active for `down(n)`.
+    (concat_down!("down(arg(0))"), &[9_998], Ok(9_998)),
+    (concat_down!("down(arg(0))"), &[9_999], Ok(9_999)),
+    (concat_down!("down(arg(0))"), &[10_000], DEPTH),
+    (concat_down!("down(arg(0))"), &[1_000_000], DEPTH),
+    // Mutual recursion, to the limit and past it.
+    (
+        "fn even(n) { if n < 1 { 1 } else { odd(n - 1) } } \
+         fn odd(n) { if n < 1 { 0 } else { even(n - 1) } } even(arg(0))",
+        &[10],
+        Ok(1),
+    ),
+    (
+        "fn even(n) { if n < 1 { 1 } else { odd(n - 1) } } \
+         fn odd(n) { if n < 1 { 0 } else { even(n - 1) } } even(arg(0))",
+        &[9_999],
+        Ok(0),
+    ),
+    (
+        "fn even(n) { if n < 1 { 1 } else { odd(n - 1) } } \
+         fn odd(n) { if n < 1 { 0 } else { even(n - 1) } } even(arg(0))",
+        &[10_000],
+        DEPTH,
+    ),
+    // Calls return: a loop of calls each reaching the limit never exceeds it.
+    (
+        concat_down!("let i = arg(1); let t = 0; while i { t = t + down(arg(0)); i = i - 1 }; t"),
+        &[9_999, 3],
+        Ok(29_997),
+    ),
+    (
+        concat_down!("let i = arg(1); let t = 0; while i { t = t + down(arg(0)); i = i - 1 }; t"),
+        &[10_000, 3],
+        DEPTH,
+    ),
+    // A call in the arguments of a call: `id` adds one active call on top
+    // of `n + 1` downs.
+    (
+        "fn id(x) { x } fn down(n) { if 0 < n { id(down(n - 1) + 1) } else { id(0) } } down(arg(0))",
+        &[9_998],
+        Ok(9_998),
+    ),
+    (
+        "fn id(x) { x } fn down(n) { if 0 < n { id(down(n - 1) + 1) } else { id(0) } } down(arg(0))",
+        &[9_999],
+        DEPTH,
+    ),
+    // Calls in loop bodies and loop conditions, at the limit and past it.
+    (
+        "fn down(n) { while 0 < n { n = down(n - 1) }; n } down(arg(0)) + 5",
+        &[9_999],
+        Ok(5),
+    ),
+    (
+        "fn down(n) { while 0 < n { n = down(n - 1) }; n } down(arg(0)) + 5",
+        &[10_000],
+        DEPTH,
+    ),
+    (
+        "fn c(n) { if 0 < n { c(n - 1) } else { 0 } } while c(arg(0)) { }; 7",
+        &[9_999],
+        Ok(7),
+    ),
+    (
+        "fn c(n) { if 0 < n { c(n - 1) } else { 0 } } while c(arg(0)) { }; 7",
+        &[10_000],
+        DEPTH,
+    ),
+    // Recursion without end always fails, wherever the call sits.
+    (
+        "fn f(n) { if f(n - 1) < 0 { 1 } else { 2 } } f(0)",
+        &[],
+        DEPTH,
+    ),
+    ("fn f() { 1 + f() } 5", &[], Ok(5)),
+    ("fn f() { 1 + f() } 5 + f()", &[], DEPTH),
+    // Calls in loop conditions.
+    (
+        "fn pos(x) { 0 < x } fn dec(x) { x - 1 } \
+         let n = arg(0); let c = 0; while pos(n) { n = dec(n); c = c + 2 }; c + n",
+        &[5],
+        Ok(10),
+    ),
+    (
+        "fn pos(x) { 0 < x } fn dec(x) { x - 1 } \
+         let n = arg(0); let c = 0; while pos(n) { n = dec(n); c = c + 2 }; c + n",
+        &[-3],
+        Ok(-3),
+    ),
+    // Calls as arguments of calls.
+    (
+        "fn add(a, b) { a + b } fn neg(x) { 0 - x } \
+         add(add(arg(0), neg(arg(1))), add(neg(add(1, 2)), arg(1)))",
+        &[10, 4],
+        Ok(7),
+    ),
+    // `if` in conditions, of loops and of `if`s.
+    (
+        "let x = arg(0); let n = 0; while if x < 3 { 0 } else { x } { x = x - 1; n = n + 1 }; n + x",
+        &[10],
+        Ok(10),
+    ),
+    (
+        "if if arg(0) < 0 { 0 } else { 1 } { 100 } else { 200 }",
+        &[-5],
+        Ok(200),
+    ),
+    (
+        "if if arg(0) < 0 { 0 } else { 1 } { 100 } else { 200 }",
+        &[5],
+        Ok(100),
+    ),
+    // `if` without `else` is worth 0; `else if` chains.
+    (
+        "(if 0 { 5 }) + (if 1 { 7 }) + (if -1 { 100 } else if arg(0) { 1000 } else { 10000 })",
+        &[1],
+        Ok(1007),
+    ),
+    (
+        "(if 0 { 5 }) + (if 1 { 7 }) + (if -1 { 100 } else if arg(0) { 1000 } else { 10000 })",
+        &[0],
+        Ok(10007),
+    ),
+    // Functions never called: their `arg(3)` still needs four arguments,
+    // and their endless recursion never runs.
+    (
+        "fn never(a, b) { never(a, b) + arg(3) } fn used(x) { x + 1 } used(arg(0))",
+        &[41, 0, 0, 0],
+        Ok(42),
+    ),
+    // `-` and `<`: wrapping, signed, left to right.
+    ("-9223372036854775808 - 1", &[], Ok(i64::MAX)),
+    ("9223372036854775807 - -1", &[], Ok(i64::MIN)),
+    ("arg(0) - arg(1)", &[i64::MIN, 1], Ok(i64::MAX)),
+    ("arg(0) - arg(1)", &[i64::MAX, -1], Ok(i64::MIN)),
+    (
+        "(-1 < 0) + (0 < -1) + (arg(0) < arg(1)) + (arg(1) < arg(0)) + (arg(0) < arg(0))",
+        &[i64::MIN, i64::MAX],
+        Ok(2),
+    ),
+    ("let x = 9223372036854775807; x + 1 < x", &[], Ok(1)),
+    ("5 - 3 - 1", &[], Ok(1)),
+    ("let x = 5; x - -1 - x", &[], Ok(1)),
+    ("1 - (arg(0) < 3)", &[2], Ok(0)),
+    ("let x = 1; (x = 5) - x + { x = 7; x } - x", &[], Ok(-5)),
+    // Parameters assigned: only the current call's copy changes.
+    (
+        "fn f(a, b) { a = a + 10; b = a + b; a + b } let x = 1; f(x, x) + x",
+        &[],
+        Ok(24),
+    ),
+    (
+        "fn g(n) { if 0 < n { let m = n; n = 0; g(m - 1) + n + m } else { n } } g(arg(0))",
+        &[3],
+        Ok(6),
+    ),
+    (
+        "fn clobber(a) { a = 99; a } let a = 5; clobber(a) + a",
+        &[],
+        Ok(104),
+    ),
+    (
+        "fn f(a, b) { let c = a - b; let d = c + b; d - a + c } f(10, 3)",
+        &[],
+        Ok(7),
+    ),
+    // Sixteen parameters, in order.
+    (
+        "fn s(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p) \
+         { a - b - c - d - e - f - g - h - i - j - k - l - m - n - o - p } \
+         s(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)",
+        &[],
+        Ok(-134),
+    ),
+    (
+        "fn pick(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p) { a - p + h } \
+         pick(arg(0), 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, arg(1))",
+        &[1, 16],
+        Ok(-7),
+    ),
+    // `arg(i)` inside functions reads the run's arguments.
+    (
+        "fn f(x) { x + arg(1) } fn g() { arg(0) - f(arg(2)) } g() + f(0)",
+        &[10, 20, 30],
+        Ok(-20),
+    ),
+    // Calls in `let`, in assignments, in loops; loops in functions.
+    (
+        "fn sq(x) { let t = 0; let i = x; while i { t = t + x; i = i - 1 }; t } \
+         let s = 0; let k = arg(0); while k { s = s + sq(k); k = k - 1 }; s",
+        &[4],
+        Ok(30),
+    ),
+    (
+        "fn tri(n) { if n < 1 { 0 } else { n + tri(n - 1) } } \
+         let i = 0; let t = 0; while i < arg(0) { t = t + tri(i); i = i + 1 }; t",
+        &[5],
+        Ok(20),
+    ),
+    // A function and a local may share a name.
+    ("fn x(x) { x + 1 } let x = 4; x(x)", &[], Ok(5)),
+    ("fn f() { 1 } f() + f()", &[], Ok(2)),
+];
+
+/// Calls nested `levels` deep in the body, 10,000 and 10,001 active: the
+/// native stack a recursive engine declares must grow with the nesting of
+/// its bodies, not only with the number of calls.
+pub fn deep_call_sites(levels: usize) -> [(String, i64, Answer); 2] {
+    let nested = "(1 + ".repeat(levels) + "deep(n - 1)" + &")".repeat(levels);
+    let src = format!("fn deep(n) {{ if 0 < n {{ {nested} }} else {{ 0 }} }} deep(arg(0))");
+    let each = levels as i64;
+    [(src.clone(), 9_999, Ok(9_999 * each)), (src, 10_000, DEPTH)]
+}
+
+/// `T` gives each [`LEVEL_TWO`] program's answer, and walker's, on
+/// the native stack each declares for it; an engine below Level 2 refuses
+/// every one with the reason instead.
+pub fn level_two<T: Technique>() {
+    let deep = deep_call_sites(20);
+    let deep = deep
+        .iter()
+        .map(|(s, a, want)| (s.as_str(), std::slice::from_ref(a), *want));
+    for (src, args, want) in LEVEL_TWO.iter().copied().chain(deep) {
+        let program = compile_source("level two", src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let engine = &Registered::<T>::NEW;
+        if T::LEVEL < Level::Two {
+            let why = engine.supports(&program).unwrap_err();
+            assert!(why.contains("Level 2"), "{}: {why}", T::NAME);
+            continue;
+        }
+        let walker = &Registered::<Walker>::NEW;
+        let runs: [(&dyn Engine, &str); 2] = [(walker, "walker"), (engine, T::NAME)];
+        for (e, who) in runs {
+            let got = on_native_stack(e.native_stack(&program), || {
+                e.compile(&program).unwrap().execute(args)
+            });
+            assert_eq!(got, want, "{who} on {src} {args:?}");
+        }
+    }
+}
+
 /// Expands, inside an engine's `#[cfg(test)] mod tests`, to one `#[test]`
 /// per check of this module, each named like its check:
 ///
@@ -449,8 +723,9 @@ pub fn far_assignments<T: Technique>() {
 /// );
 /// ```
 ///
-/// The standard set is `agrees_with_walker`, `deep_programs_fit_in_2_mib`
-/// and `long_loop_fits_in_256_kib`; `extra` names more program lists of this
+/// The standard set is `agrees_with_walker`, `deep_programs_fit_in_2_mib`,
+/// `long_loop_fits_in_256_kib` and `level_two` (which an engine below
+/// Level 2 passes by refusing every program with the reason); `extra` names more program lists of this
 /// module for `agrees_with_walker`, `also` more checks of this module.
 /// `closure_chains`, `tail_calling` and `guaranteed_tail_calls` (in place of
 /// `extra` and `also`) name the sets that families of engines share.
@@ -509,6 +784,11 @@ macro_rules! conformance_tests {
             $crate::reference::conformance::long_loop_fits_in_256_kib::<$engine>();
         }
 
+        #[test]
+        fn level_two() {
+            $crate::reference::conformance::level_two::<$engine>();
+        }
+
         $($(
             #[test]
             fn $check() {
@@ -518,3 +798,15 @@ macro_rules! conformance_tests {
     };
 }
 pub(crate) use conformance_tests;
+
+/// The reference itself: walker (and the budgeted walker) give every
+/// [`LEVEL_TWO`] answer the language defines.
+#[test]
+fn walker_gives_the_level_two_answers() {
+    level_two::<Walker>();
+    for (src, args, want) in LEVEL_TWO {
+        let program = compile_source("level two", src).unwrap();
+        let traced = super::trace(&program, args, u64::MAX).unwrap();
+        assert_eq!(traced.answer(), *want, "budgeted walker on {src} {args:?}");
+    }
+}

@@ -6,8 +6,8 @@
 //! - [`budgeted`]: the walker with a step budget and a trace of the largest
 //!   magnitude, run first so a program that never ends is skipped;
 //! - [`held_to_walker`]: the one rule for when an engine must give walker's
-//!   answer, asked by the harness, the command line, the tests and the
-//!   fuzzers alike;
+//!   answer (its value, or its *call depth exceeded*), asked by the harness,
+//!   the command line, the tests and the fuzzers alike;
 //! - [`check`]: one engine against walker on one run (the differential and
 //!   peer tests);
 //! - [`agreement`]: a user's program on one engine or on every engine
@@ -16,8 +16,10 @@
 //!   and the replay of their findings);
 //! - [`random_check`]: every engine against walker on many random programs
 //!   in one process (`vm-perf check --random N`);
-//! - [`stack`]: rule 4's checks for the engines that rely on tail calls, on
-//!   explicitly small stacks (`tests/stack.rs`, and the engines' unit tests);
+//! - [`stack`]: rule 4 — the native stack an engine declares for guest
+//!   calls, given in one place, and the checks for the engines that rely on
+//!   tail calls, on explicitly small stacks (`tests/stack.rs`, and the
+//!   engines' unit tests);
 //! - `conformance` (test builds only): the checks every engine's unit tests
 //!   run on themselves, expanded by `conformance_tests!`.
 
@@ -30,7 +32,7 @@ pub mod oracle;
 pub mod random_check;
 pub mod stack;
 
-pub use budgeted::{BudgetError, eval_budgeted, eval_traced};
+pub use budgeted::{BudgetError, Traced, eval_budgeted, eval_traced, trace};
 
 use crate::engine::Engine;
 use crate::front::program::Program;
@@ -58,7 +60,8 @@ impl fmt::Display for Exemption {
 }
 
 /// The rule: `engine` must give walker's answer on a run of `program` whose
-/// values reach `magnitude` (the trace of [`eval_traced`]), unless it
+/// values reach `magnitude` (the trace of [`trace`]) — the same value, or
+/// the same run error (*call depth exceeded*) — unless it
 /// refuses the program ([`Engine::supports`]: a peer's parser limits) or a
 /// value on the way is beyond its exact range ([`Engine::exact_magnitude`]:
 /// LuaJIT's doubles). Every comparison with walker asks this, and nothing
@@ -77,10 +80,11 @@ pub fn held_to_walker(
 
 /// The largest magnitude of any value `program` computes on `args`, walked
 /// without a step budget (for runs known to end: workloads, programs walker
-/// already ran); `u64::MAX`, which exempts every engine with an exact range,
-/// when `args` are too few.
+/// already ran), up to the failure for a run that exceeds the call depth;
+/// `u64::MAX`, which exempts every engine with an exact range, when `args`
+/// are too few.
 pub fn magnitude(program: &Program, args: &[i64]) -> u64 {
-    eval_traced(program, args, u64::MAX).map_or(u64::MAX, |(_, m)| m)
+    trace(program, args, u64::MAX).map_or(u64::MAX, |t| t.magnitude)
 }
 
 #[cfg(test)]

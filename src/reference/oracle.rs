@@ -1,21 +1,27 @@
 //! The differential oracle the fuzzers and their regression tests share.
 //!
-//! A program is first run by the budgeted walker ([`eval_traced`]); if it
+//! A program is first run by the budgeted walker ([`trace`]); if it
 //! finishes within the step budget, every registered engine that
 //! [`held_to_walker`] holds to the answer must compile the program and
-//! return the same value. A disagreement is a panic, which is what a fuzzer
+//! give the same answer: the same value, or *call depth exceeded*. A disagreement is a panic, which is what a fuzzer
 //! reports as a finding.
 //!
 //! Programs the budget cuts off are simply not compared: no engine has a step
 //! counter, and the oracle must not make one hang.
 
-use super::budgeted::{BudgetError, eval_traced};
+use super::budgeted::{BudgetError, trace};
 use super::held_to_walker;
+use super::stack::on_native_stack;
 use crate::engine::{RunError, engines};
-use crate::front::{decode, program::Program};
+use crate::front::decode;
+use crate::front::program::{Level, Program};
 
 /// Walker steps (nodes evaluated) a program may take to be compared.
 pub const STEP_BUDGET: u64 = 50_000;
+
+/// The same for a Level-2 program: enough for 10,000 calls of a small body,
+/// so runs that reach the call limit, and just pass it, are compared.
+pub const LEVEL_TWO_STEP_BUDGET: u64 = 200_000;
 
 /// Programs reading more arguments than this are not run (the argument
 /// vector would have to be built for them).
@@ -74,30 +80,39 @@ pub fn check_source(bytes: &[u8]) -> Outcome {
     check_program(&program, &args)
 }
 
-/// Runs `program` on the budgeted walker and, if it finishes, on every
-/// engine that supports it. Panics when an engine disagrees or fails to
-/// compile a program it claims to support.
+/// Runs `program` on the budgeted walker and, if it finishes (with a value
+/// or *call depth exceeded*), on every engine held to its answer, each on
+/// the native stack it declares. Panics when an engine gives another answer
+/// or fails to compile a program it claims to support.
 pub fn check_program(program: &Program, args: &[i64]) -> Outcome {
-    // A run that exceeds the call depth has no value: every engine held to
-    // walker must fail it the same way (the trace does not matter then).
-    let (want, magnitude) = match eval_traced(program, args, STEP_BUDGET) {
-        Ok((v, m)) => (Ok(v), m),
-        Err(BudgetError::OutOfSteps) => return Outcome::OutOfSteps,
-        Err(BudgetError::Args(e)) => panic!("oracle called with too few arguments: {e}"),
-        Err(BudgetError::CallDepthExceeded) => (Err(RunError::CallDepthExceeded), 0),
+    let budget = match program.level() {
+        Level::One => STEP_BUDGET,
+        Level::Two => LEVEL_TWO_STEP_BUDGET,
     };
+    let traced = match trace(program, args, budget) {
+        Ok(t) => t,
+        Err(BudgetError::OutOfSteps) => return Outcome::OutOfSteps,
+        Err(e) => panic!("oracle called with too few arguments: {e}"),
+    };
+    let want = traced.answer();
     let mut agreed = 0;
     for engine in engines() {
-        if held_to_walker(*engine, program, magnitude).is_err() {
+        if held_to_walker(*engine, program, traced.magnitude).is_err() {
             continue;
         }
-        let code = engine.compile(program).unwrap_or_else(|e| {
-            panic!(
-                "engine `{}` supports but cannot compile: {e}",
-                engine.name()
-            )
+        let got = on_native_stack(engine.native_stack(program), || {
+            let code = engine.compile(program).unwrap_or_else(|e| {
+                panic!(
+                    "engine `{}` supports but cannot compile: {e}",
+                    engine.name()
+                )
+            });
+            code.execute(args)
         });
-        let got = code.execute(args);
+        assert!(
+            !matches!(got, Err(RunError::Args(_))),
+            "arguments were checked"
+        );
         assert_eq!(
             got,
             want,
@@ -133,5 +148,23 @@ mod tests {
         assert_eq!(check_source(b"while 1 {}"), Outcome::OutOfSteps);
         assert_eq!(check_source(b"arg(1000)"), Outcome::TooManyArgs);
         assert!(matches!(check_source(b"arg(2) + 1"), Outcome::Agreed(n) if n >= 1));
+    }
+
+    #[test]
+    fn level_two_runs_are_compared_up_to_the_limit_and_past_it() {
+        let down = "fn down(n) { if 0 < n { down(n - 1) + 1 } else { 0 } }";
+        for fuel in [9_999, 10_000] {
+            let src = format!("// args: {fuel}\n{down} down(arg(0))");
+            let outcome = check_source(src.as_bytes());
+            assert!(
+                matches!(outcome, Outcome::Agreed(n) if n >= 1),
+                "{fuel}: {outcome:?}"
+            );
+        }
+        let endless = check_source(b"fn f() { f() } f()");
+        assert!(
+            matches!(endless, Outcome::Agreed(n) if n >= 1),
+            "{endless:?}"
+        );
     }
 }

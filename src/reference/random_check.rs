@@ -5,16 +5,22 @@
 //! walker under [`held_to_walker`].
 //!
 //! Program `i` of a run with seed `S` is made from seed `S + i` alone, so a
-//! disagreement names a program that can be made again. Walker runs first,
-//! budgeted and traced ([`eval_traced`]): its value is the reference, its
-//! largest magnitude decides who is held to it. An engine that fails to
-//! compile a program it supports, or to run it, disagrees.
+//! disagreement names a program that can be made again; one seed in
+//! [`LEVEL_TWO_EVERY`] draws a Level-2 program (functions, recursion on a
+//! decreasing parameter, some past the call limit on purpose). Walker runs
+//! first, budgeted and traced ([`trace`]): its answer (a value, or *call
+//! depth exceeded*) is the reference, its largest magnitude decides who is
+//! held to it. Every run is on the native stack its engine declares. An
+//! engine that fails to compile a program it supports, or to run it,
+//! disagrees.
 
-use super::budgeted::eval_traced;
+use super::budgeted::trace;
+use super::check::Answer;
 use super::held_to_walker;
-use crate::engine::Engine;
-use crate::front::{printer::print, program::Program};
-use crate::random::{Shape, program};
+use super::stack::on_native_stack;
+use crate::engine::{Engine, RunError};
+use crate::front::{ast::Source, printer::print_source, program::Program};
+use crate::random::{Shape, calls, program, shape_for_seed};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -25,17 +31,17 @@ use std::time::Instant;
 pub const STEP_BUDGET: u64 = 1_000_000;
 
 /// The generator's shape for the program of `seed`, as the differential
-/// test draws it: tree depths 3 to 16, up to three loops deep. Most of
-/// these programs run in microseconds on every interpreter; the time goes
-/// to compiling them with Cranelift (`jit`) and to the round trips to the
-/// LuaJIT helper process (`docs/RELIABILITY.md` has the figures).
+/// test draws it ([`shape_for_seed`]). Most of these programs run in
+/// microseconds on every interpreter; the time goes to compiling them with
+/// Cranelift (`jit`) and to the round trips to the LuaJIT helper process
+/// (`docs/RELIABILITY.md` has the figures).
 pub fn shape(seed: u64) -> Shape {
-    Shape {
-        depth: 3 + (seed % 14) as usize,
-        loop_nesting: 1 + (seed % 3) as usize,
-        ..Shape::default()
-    }
+    shape_for_seed(seed)
 }
+
+/// One seed in this many draws a Level-2 program
+/// ([`crate::random::calls`]); the others draw Level 1's.
+pub const LEVEL_TWO_EVERY: u64 = 4;
 
 /// One program on which some engine differs from walker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,10 +51,10 @@ pub struct Disagreement {
     /// The program as text ([`print`]).
     pub text: String,
     pub args: Vec<i64>,
-    /// Walker's value.
-    pub expected: i64,
-    /// Every engine compared on it, with its value or its failure.
-    pub values: Vec<(&'static str, Result<i64, String>)>,
+    /// Walker's answer: its value, or *call depth exceeded*.
+    pub expected: Answer,
+    /// Every engine compared on it, with its answer or why it gave none.
+    pub values: Vec<(&'static str, Result<Answer, String>)>,
 }
 
 impl Disagreement {
@@ -60,12 +66,12 @@ impl Disagreement {
         let mut out = format!(
             "// args: {}\n// expect: {}\n// Random program of seed {}; each engine's value:\n",
             args.join(" "),
-            self.expected,
+            expect(&self.expected),
             self.seed
         );
         for (name, value) in &self.values {
             let (shown, wrong) = match value {
-                Ok(v) => (v.to_string(), *v != self.expected),
+                Ok(answer) => (expect(answer), *answer != self.expected),
                 Err(e) => (format!("fails: {e}"), true),
             };
             let mark = if wrong { "   <- differs" } else { "" };
@@ -74,6 +80,29 @@ impl Disagreement {
         out.push_str(&self.text);
         out
     }
+}
+
+/// An answer as a regression file's `// expect:` header gives it.
+fn expect(answer: &Answer) -> String {
+    match answer {
+        Ok(v) => v.to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The program of `seed` and its arguments.
+fn draw(seed: u64) -> (Source, Vec<i64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    if seed % LEVEL_TWO_EVERY == LEVEL_TWO_EVERY - 1 {
+        return calls::program(&mut rng, &shape(seed));
+    }
+    let (mut expr, mut args) = program(&mut rng, &shape(seed));
+    // A lone leaf (a third of the shallow trees) tests nothing the other
+    // programs do not: draw again from the same generator.
+    while expr.node_count() == 1 {
+        (expr, args) = program(&mut rng, &shape(seed));
+    }
+    (expr.into(), args)
 }
 
 /// What checking one program found.
@@ -90,34 +119,34 @@ pub struct Checked {
 /// Runs the program of `seed` on `engines` and compares each held to
 /// walker's value with it.
 pub fn check_seed(engines: &[&dyn Engine], seed: u64) -> Checked {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut expr, mut args) = program(&mut rng, &shape(seed));
-    // A lone leaf (a third of the shallow trees) tests nothing the other
-    // programs do not: draw again from the same generator.
-    while expr.node_count() == 1 {
-        (expr, args) = program(&mut rng, &shape(seed));
-    }
-    let program = Program::validate(expr).expect("the generator makes valid programs");
-    let Ok((expected, magnitude)) = eval_traced(&program, &args, STEP_BUDGET) else {
+    let (source, args) = draw(seed);
+    let program = Program::validate(source).expect("the generator makes valid programs");
+    let Ok(traced) = trace(&program, &args, STEP_BUDGET) else {
         return Checked::default(); // out of steps: nobody is compared
     };
+    let expected = traced.answer();
     let mut values = Vec::new();
     let mut disagreements = 0;
     for engine in engines {
-        if held_to_walker(*engine, &program, magnitude).is_err() {
+        if held_to_walker(*engine, &program, traced.magnitude).is_err() {
             continue;
         }
-        let value = engine
-            .compile(&program)
-            .map_err(|e| format!("cannot compile: {e}"))
-            .and_then(|code| code.execute(&args).map_err(|e| e.to_string()));
-        disagreements += u64::from(value != Ok(expected));
-        values.push((engine.name(), value));
+        let answer = on_native_stack(engine.native_stack(&program), || {
+            let code = engine
+                .compile(&program)
+                .map_err(|e| format!("cannot compile: {e}"))?;
+            match code.execute(&args) {
+                Err(RunError::Args(e)) => Err(e.to_string()),
+                answer => Ok(answer),
+            }
+        });
+        disagreements += u64::from(answer.as_ref() != Ok(&expected));
+        values.push((engine.name(), answer));
     }
     let results = values.len() as u64;
     let report = (disagreements > 0).then(|| Disagreement {
         seed,
-        text: print(program.expr()),
+        text: print_source(program.source()),
         args,
         expected,
         values,
@@ -205,10 +234,10 @@ mod tests {
             seed: 7,
             text: "arg(0) + -1\n".into(),
             args: vec![3, -2],
-            expected: 2,
+            expected: Ok(2),
             values: vec![
-                ("walker", Ok(2)),
-                ("fast", Ok(3)),
+                ("walker", Ok(Ok(2))),
+                ("fast", Ok(Ok(3))),
                 ("picky", Err("boom".into())),
             ],
         };

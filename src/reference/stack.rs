@@ -1,4 +1,14 @@
-//! Rule 4's checks for the engines whose stack bound rests on tail calls
+//! Rule 4: the native stack. Two parts.
+//!
+//! **Giving an engine its stack.** An engine that recurses natively per
+//! guest call declares the stack a run needs ([`Engine::native_stack`]);
+//! [`on_native_stack`] is the one place that runs work on a thread with at
+//! least that much, used by the harness (bench, preflight, the instruction
+//! child, scale), the command line (`run`, `check`) and the reference's own
+//! walker. Engines that keep their frames in their own memory declare
+//! nothing and run on the calling thread.
+//!
+//! **Checking the engines whose stack bound rests on tail calls**
 //! ([`Engine::relies_on_tail_calls`]): a 10⁸-iteration loop and a long
 //! straight line, each on a 256 KiB stack. `tests/stack.rs` runs them on
 //! every such engine, in the test profile and in release, and on engines
@@ -19,6 +29,40 @@ use crate::random::balanced::then_tree;
 
 /// The stack the checks run on.
 pub const SMALL_STACK: usize = 256 * 1024;
+
+/// What any thread that compiles or runs a program is assumed to have: the
+/// stack every stage needs for programs [`MAX_DEPTH`](crate::MAX_DEPTH)
+/// deep (the test threads' size, on which `tests/stack.rs` proves it).
+pub const ORDINARY_STACK: usize = 2 << 20;
+
+/// The native stack runs of `program` need on any of `engines`: the largest
+/// any of them declares ([`Engine::native_stack`]).
+pub fn declared_stack<'a>(
+    engines: impl IntoIterator<Item = &'a dyn Engine>,
+    program: &Program,
+) -> usize {
+    engines
+        .into_iter()
+        .map(|e| e.native_stack(program))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Runs `f` where `bytes` of native stack are free for executions: on the
+/// calling thread when `bytes` is 0 (nothing declared), else on a new thread
+/// with `bytes` beyond an [`ORDINARY_STACK`] for the rest of `f`'s work
+/// (compiling, checking, reporting). The stack is reserved virtual memory,
+/// touched only as deep as a run goes. A panic in `f` is a panic here.
+pub fn on_native_stack<R: Send>(bytes: usize, f: impl FnOnce() -> R + Send) -> R {
+    if bytes == 0 {
+        return f();
+    }
+    on_stack(
+        "vm-perf: guest calls".into(),
+        bytes.saturating_add(ORDINARY_STACK),
+        f,
+    )
+}
 
 /// Runs `f` on a thread named `name` with a stack of `bytes`; a panic there
 /// is a panic here.
