@@ -4,6 +4,9 @@
 //! `// args: …` (default arguments), `// expect: …` (the value with those
 //! arguments) and `// iterations: …` (how many times the hot loop runs, as a
 //! product of arguments such as `arg0*arg1`; time per iteration divides by it).
+//! A Level-2 workload counts its loop trips the same way, or, where it
+//! recurses, the calls it makes with its default arguments (a constant such
+//! as `21891` for `fib_recursive`): per-iteration figures are then per call.
 //!
 //! Every workload has two *candles*, as in the original comparison: `rust` is
 //! the same algorithm with `std::hint::black_box` on every value so LLVM can
@@ -12,6 +15,8 @@
 
 use crate::front::{SourceError, compile_source, program::Program};
 use std::hint::black_box as bb;
+
+mod level2;
 
 /// One built-in benchmark program.
 pub struct Workload {
@@ -43,7 +48,13 @@ workloads!(
     long_body,
     deep_expr,
     unpredictable,
-    let_set
+    let_set,
+    fib_recursive,
+    tak,
+    leaf_calls,
+    branch_pattern,
+    branch_random,
+    deep_recursion,
 );
 
 /// The workload called `name`.
@@ -128,6 +139,9 @@ fn header_ints(source: &str, key: &str) -> Vec<i64> {
 /// Native Rust versions of every workload.
 pub mod candles {
     use super::bb;
+    pub use super::level2::{
+        branch_pattern, branch_random, deep_recursion, fib_recursive, leaf_calls, tak,
+    };
 
     pub mod sum {
         use super::bb;
