@@ -96,6 +96,14 @@ pub trait Technique: 'static {
     /// The largest magnitude every intermediate value may have for this
     /// engine to be exact (`None`: every `i64`). LuaJIT's doubles: 2⁵³.
     const EXACT_MAGNITUDE: Option<u64> = None;
+    /// For an engine with more than one form: how this one holds values
+    /// (LuaJIT: `double`, or `int64` in its wide form); reports name it.
+    const FORM: Option<&'static str> = None;
+    /// For an engine exact only to [`Technique::EXACT_MAGNITUDE`]: the same
+    /// engine in a form exact on every `i64`, for the runs beyond that range
+    /// (not in the registry; the reference's rule picks it per run,
+    /// `crate::reference::form_for`).
+    const WIDE: Option<&'static dyn Engine> = None;
 
     /// The technique's own compiled form.
     type Code;
@@ -227,6 +235,14 @@ pub trait Engine: Sync {
     fn tier(&self) -> Tier;
     fn summary(&self) -> &'static str;
     fn exact_magnitude(&self) -> Option<u64>;
+    /// How this form of the engine holds values ([`Technique::FORM`]).
+    fn form(&self) -> Option<&'static str> {
+        None
+    }
+    /// The engine's wide form ([`Technique::WIDE`]).
+    fn wide(&self) -> Option<&'static dyn Engine> {
+        None
+    }
     fn supports(&self, program: &Program) -> Result<(), String>;
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError>;
     /// Whether the engine's stack rule rests on tail calls ([`Technique::TAIL_CALLS`]).
@@ -292,6 +308,12 @@ impl<T: Technique> Engine for Registered<T> {
     }
     fn exact_magnitude(&self) -> Option<u64> {
         T::EXACT_MAGNITUDE
+    }
+    fn form(&self) -> Option<&'static str> {
+        T::FORM
+    }
+    fn wide(&self) -> Option<&'static dyn Engine> {
+        T::WIDE
     }
     fn supports(&self, program: &Program) -> Result<(), String> {
         T::supports(program)

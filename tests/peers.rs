@@ -18,7 +18,7 @@ use vm_perf::front::compile_source;
 use vm_perf::front::program::Program;
 use vm_perf::random::small::Small;
 use vm_perf::reference::check::{Outcome, compare};
-use vm_perf::reference::{eval_traced, held_to_walker};
+use vm_perf::reference::{eval_traced, form_for};
 use vm_perf::workloads::WORKLOADS;
 
 fn peers() -> Vec<&'static dyn Engine> {
@@ -29,29 +29,35 @@ fn peers() -> Vec<&'static dyn Engine> {
         .collect()
 }
 
-/// Walker's answer when `engine` is held to it on this run; `None` when the
-/// run is beyond its exact range. A refusal fails the test: every program
-/// checked here is one each peer must accept.
-fn in_range(engine: &dyn Engine, program: &Program, args: &[i64]) -> Option<i64> {
+/// The form of `engine` held to walker's answer on this run (LuaJIT's wide
+/// form where values leave its doubles' range), and that answer; `None` when
+/// no form is exact there. A refusal fails the test: every program checked
+/// here is one each peer must accept.
+fn in_range(
+    engine: &'static dyn Engine,
+    program: &Program,
+    args: &[i64],
+) -> Option<(&'static dyn Engine, i64)> {
     let (value, magnitude) = eval_traced(program, args, u64::MAX).unwrap();
-    match held_to_walker(engine, program, magnitude) {
+    match form_for(engine, program, magnitude) {
         Err(why @ vm_perf::reference::Exemption::Unsupported(_)) => {
             panic!("{}: {why}", engine.name())
         }
-        held => held.ok().map(|()| value),
+        held => held.ok().map(|form| (form, value)),
     }
 }
 
 fn check(program: &Program, args: &[i64]) {
     for engine in peers() {
-        if let Some(expected) = in_range(engine, program, args) {
-            let code = engine.compile(program).unwrap();
+        if let Some((form, expected)) = in_range(engine, program, args) {
+            let code = form.compile(program).unwrap();
             let got = code.execute(args).unwrap();
             assert_eq!(
                 got,
                 expected,
-                "{} on {:?} {args:?}\n{}",
+                "{} ({:?}) on {:?} {args:?}\n{}",
                 engine.name(),
+                form.form(),
                 program.expr(),
                 code.show()
             );
@@ -88,37 +94,65 @@ fn peers_are_registered() {
 
 #[test]
 fn every_workload_on_every_peer() {
+    // Every peer on every workload, with the default arguments, in the form
+    // the harness picks: LuaJIT's doubles where they are exact, its 64-bit
+    // integers where values leave ±2^53.
     for w in WORKLOADS {
         let program = w.program().unwrap();
+        let args = w.args();
+        let magnitude = eval_traced(&program, &args, u64::MAX).unwrap().1;
         for engine in peers() {
-            // Doubles overflow 2^53 on the default arguments of some
-            // workloads; then shrink the first argument (the trip count).
-            let mut ran = false;
-            for first in [None, Some(10), Some(3), Some(1)] {
-                let mut args = w.args();
-                if let Some(n) = first {
-                    args[0] = args[0].min(n);
-                }
-                let Some(expected) = in_range(engine, &program, &args) else {
-                    continue;
-                };
-                if first.is_none() {
-                    assert_eq!(expected, w.expected());
-                }
-                let code = engine.compile(&program).unwrap();
+            let (form, expected) = in_range(engine, &program, &args)
+                .unwrap_or_else(|| panic!("{} has no exact form on {}", engine.name(), w.name));
+            assert_eq!(expected, w.expected());
+            let wide = engine.exact_magnitude().is_some_and(|m| magnitude > m);
+            assert_eq!(
+                form.form().is_some_and(|f| f == "int64"),
+                wide,
+                "{}",
+                w.name
+            );
+            let code = form.compile(&program).unwrap();
+            assert_eq!(
+                code.execute(&args),
+                Ok(expected),
+                "{} ({:?}) on {} {args:?}",
+                engine.name(),
+                form.form(),
+                w.name
+            );
+        }
+    }
+}
+
+#[test]
+fn wide_forms_agree_with_walker_on_random_programs() {
+    // LuaJIT's wide form on random programs, beyond 2^53 and within it.
+    let wide: Vec<_> = peers().into_iter().filter_map(|e| e.wide()).collect();
+    let mut g = Small(0x2545_F491_4F6C_DD1D);
+    let mut checked = 0;
+    for _ in 0..150 {
+        let program = Program::validate(g.expr(7, 0)).unwrap();
+        let args = [g.below(100) as i64 - 50, g.below(1 << 62) as i64];
+        let Ok((expected, _)) = eval_traced(&program, &args, 200_000) else {
+            continue;
+        };
+        for form in &wide {
+            if form.supports(&program).is_ok() {
+                let code = form.compile(&program).unwrap();
                 assert_eq!(
                     code.execute(&args),
                     Ok(expected),
-                    "{} on {} {args:?}",
-                    engine.name(),
-                    w.name
+                    "{} (int64) on {:?} {args:?}\n{}",
+                    form.name(),
+                    program.expr(),
+                    code.show()
                 );
-                ran = true;
-                break;
+                checked += 1;
             }
-            assert!(ran, "{} never in range on {}", engine.name(), w.name);
         }
     }
+    assert!(wide.is_empty() || checked > 100, "{checked}");
 }
 
 #[test]

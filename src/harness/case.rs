@@ -2,7 +2,7 @@
 
 use crate::engine::{Engine, engines};
 use crate::front::program::Program;
-use crate::reference::{held_to_walker, magnitude};
+use crate::reference::{form_for, magnitude};
 use crate::workloads::Workload;
 
 /// A native function computing the same value as a workload.
@@ -49,12 +49,17 @@ impl Case {
         self
     }
 
-    /// Why `engine` sits this case out, if it does (`n/a` in reports): it
-    /// is not [held to walker's answer](held_to_walker) on it.
+    /// Why `engine` sits this case out, if it does (`n/a` in reports): no
+    /// form of it is [held to walker's answer](crate::reference::held_to_walker) on it.
     pub fn refusal(&self, engine: &dyn Engine) -> Option<String> {
-        held_to_walker(engine, &self.program, self.magnitude)
-            .err()
-            .map(|why| why.to_string())
+        self.form(engine).err()
+    }
+
+    /// The form of `engine` that runs this case ([`form_for`]: the engine
+    /// itself, or its wide form where its values leave its exact range),
+    /// or why it sits the case out.
+    pub fn form<'e>(&self, engine: &'e dyn Engine) -> Result<&'e dyn Engine, String> {
+        form_for(engine, &self.program, self.magnitude).map_err(|why| why.to_string())
     }
 
     /// A user's program. The expected value is what `walker` (the

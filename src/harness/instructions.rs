@@ -69,8 +69,8 @@ pub fn child(out: &mut impl Write, engines: &[&dyn Engine], cases: &[Case]) -> R
         let mut subjects: Vec<(&str, Compiled)> = Vec::new();
         for e in engines {
             let code = case
-                .refusal(*e)
-                .map_or_else(|| e.compile(&case.program).map_err(|x| x.to_string()), Err)
+                .form(*e)
+                .and_then(|form| form.compile(&case.program).map_err(|x| x.to_string()))
                 // An engine that times its own calls runs in a helper process
                 // (LuaJIT), where this process's callgrind cannot count.
                 .and_then(|exe| {

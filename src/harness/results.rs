@@ -62,6 +62,10 @@ pub struct Cell {
     pub verified_executions: u64,
     pub execute: Option<Summary>,
     pub compile: Option<Summary>,
+    /// For an engine with more than one form, the one this cell ran
+    /// (LuaJIT: `double`, or `int64` where values leave ±2⁵³).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
 }
 
 /// The reference rows ratios are taken against.

@@ -147,12 +147,16 @@ pub fn run(
                 verified_executions: 0,
                 execute: None,
                 compile: None,
+                form: None,
             };
+            // An engine runs in the form the case picks for it (LuaJIT's
+            // wide form beyond 2^53), timed and reported as that form.
+            let mut subject = *subject;
             let code = match subject {
-                Subject::Engine(e) => match case
-                    .refusal(*e)
-                    .map_or_else(|| e.compile(&case.program).map_err(|e| e.to_string()), Err)
-                {
+                Subject::Engine(e) => match case.form(e).and_then(|form| {
+                    subject = Subject::Engine(form);
+                    form.compile(&case.program).map_err(|e| e.to_string())
+                }) {
                     Ok(code) => Code::Engine(code),
                     Err(why) => {
                         refused.push(Cell {
@@ -171,13 +175,17 @@ pub fn run(
                     None => continue,
                 },
             };
+            let form = match subject {
+                Subject::Engine(e) => e.form().map(str::to_string),
+                _ => None,
+            };
             let mut p = Prepared {
-                subject: *subject,
+                subject,
                 case: ci,
                 code,
                 reps: 1,
                 compile_reps: 1,
-                cell: blank,
+                cell: Cell { form, ..blank },
             };
             p.time_execute(case, 1, settings.clock)?;
             cells.push(p);

@@ -69,6 +69,25 @@ pub fn held_to_walker(
     }
 }
 
+/// The form of `engine` that runs a run whose values reach `magnitude`: the
+/// engine itself when it is [held to walker](held_to_walker) there, else,
+/// when only its exact range stands in the way, its wide form
+/// ([`Engine::wide`], LuaJIT's 64-bit integers) if it has one and that is
+/// held; otherwise why neither is. The harness asks this per run, so an
+/// engine keeps its fast form wherever that is exact.
+pub fn form_for<'e>(
+    engine: &'e dyn Engine,
+    program: &Program,
+    magnitude: u64,
+) -> Result<&'e dyn Engine, Exemption> {
+    match (held_to_walker(engine, program, magnitude), engine.wide()) {
+        (Err(Exemption::Inexact { .. }), Some(wide)) => {
+            held_to_walker(wide, program, magnitude).map(|()| wide)
+        }
+        (held, _) => held.map(|()| engine),
+    }
+}
+
 /// The largest magnitude of any value `program` computes on `args`, walked
 /// without a step budget (for runs known to end: workloads, programs walker
 /// already ran); `u64::MAX`, which exempts every engine with an exact range,

@@ -26,7 +26,13 @@
 //!
 //! Numbers: Lua 5.4 integers wrap exactly like ours, so [`Dialect::Lua54`]
 //! only takes care to write `i64::MIN` without a float conversion. LuaJIT's
-//! numbers are doubles, exact to 2⁵³.
+//! numbers are doubles, exact to 2⁵³ ([`Dialect::LuaJit`]). Its wide form,
+//! [`Dialect::LuaJitInt64`], computes in LuaJIT's 64-bit integers instead
+//! (`int64_t` cdata, whose `+` and `-` wrap modulo 2⁶⁴): every literal is an
+//! `LL` literal, and since a double cannot carry every `i64` across the
+//! call, the chunk returns a wrapper that takes each argument as two exact
+//! doubles (its high 32 bits, signed, and its low 32 bits) and returns the
+//! value the same way, around the program's function.
 
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -37,7 +43,23 @@ use std::fmt::Write;
 pub enum Dialect {
     Lua54,
     LuaJit,
+    /// LuaJIT computing in `int64_t` cdata (see the module doc).
+    LuaJitInt64,
 }
+
+/// The wide form's wrapper around the program's function `P`: arguments
+/// arrive as (high, low) pairs of doubles, the value leaves as one, both
+/// exact; `+ 0ULL` reads the value's bits as unsigned for the split.
+const INT64_WRAPPER: &str = "\
+return function(...)
+  local halves, args = {...}, {}
+  for i = 1, select('#', ...) / 2 do
+    args[i] = halves[2 * i - 1] * 4294967296LL + halves[2 * i]
+  end
+  local bits = P(unpack(args)) + 0ULL
+  return tonumber(bits / 4294967296ULL), tonumber(bits % 4294967296ULL)
+end
+";
 
 /// Arguments passed as named parameters up to this count, else as a table.
 pub const ARG_PARAMS: usize = 16;
@@ -144,7 +166,12 @@ pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, Strin
         spill_free: Vec::new(),
         spill_next: 0,
     };
-    g.out.push_str("return function(");
+    let wide = dialect == Dialect::LuaJitInt64;
+    g.out.push_str(if wide {
+        "local P = function("
+    } else {
+        "return function("
+    });
     if args_in_table {
         g.out.push_str("...)\n  local A = {...}\n");
     } else {
@@ -167,6 +194,9 @@ pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, Strin
     }
     g.close_block();
     g.out.push_str("end\n");
+    if wide {
+        g.out.push_str(INT64_WRAPPER);
+    }
     let source = LuaSource {
         text: g.out,
         levels: g.max_levels,
@@ -363,6 +393,9 @@ impl Gen {
         match (n, self.dialect) {
             // `-9223372036854775808` would read 2^63 as a float, then negate it.
             (i64::MIN, Dialect::Lua54) => "(-9223372036854775807 - 1)".to_string(),
+            // Likewise 2^63 is no `int64_t` literal.
+            (i64::MIN, Dialect::LuaJitInt64) => "(-9223372036854775807LL - 1LL)".to_string(),
+            (_, Dialect::LuaJitInt64) => format!("{n}LL"),
             _ => n.to_string(),
         }
     }
@@ -491,7 +524,7 @@ impl Gen {
             }
             Expr::Set(..) | Expr::While(..) => {
                 self.stmt(e, false);
-                Val::atom("0".to_string(), false)
+                Val::atom(self.literal(0), false)
             }
             Expr::Let(init, body) => {
                 if tail || self.scope >= LOCAL_LEVELS {

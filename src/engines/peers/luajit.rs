@@ -12,7 +12,13 @@
 //! The compile time ([`Technique::compile_timed`]) is the translation, timed
 //! here, plus the helper's `load`, timed there on the same clock.
 //! **Values** are LuaJIT numbers: doubles, exact up to 2⁵³ (hence
-//! `EXACT_MAGNITUDE`); **locals** are Lua locals, which the trace compiler
+//! `EXACT_MAGNITUDE`). For a run whose values leave that range the
+//! reference's rule ([`crate::reference::form_for`]) picks the engine's
+//! *wide form* instead ([`Technique::WIDE`]): the same engine computing in
+//! LuaJIT's 64-bit integers (`int64_t` cdata, `LL` literals, wrapping like
+//! ours; [`Dialect::LuaJitInt64`]), exact on every value but slower, above
+//! all in the interpreter, which boxes each cdata result. Reports say which
+//! form each cell used. **Locals** are Lua locals, which the trace compiler
 //! keeps in machine registers. **Control**: `While` is a Lua loop; hot loops
 //! are recorded as traces and compiled to machine code.
 //!
@@ -32,7 +38,7 @@
 
 use super::lua_source::{Dialect, check, translate};
 use crate::clock::{Clock, Stopwatch};
-use crate::engine::{CompileError, Technique, Tier, TimedRuns};
+use crate::engine::{CompileError, Engine, Registered, Technique, Tier, TimedRuns};
 use crate::front::program::Program;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -51,14 +57,33 @@ impl Technique for LuaJit {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT, JIT on (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
-    in_helper!(jit: true);
+    const FORM: Option<&'static str> = Some(DOUBLE);
+    const WIDE: Option<&'static dyn Engine> = Some(&Registered::<LuaJitInt64>::NEW);
+    in_helper!(jit: true, wide: false);
 }
 
-/// The `Technique` items both LuaJIT peers share: the program lives in the
-/// helper's JIT-on (`jit: true`) or JIT-off state, and compile and execute
-/// are timed there, on the clock the caller names.
+/// `luajit`'s wide form: not in the registry, reached through
+/// [`Technique::WIDE`] for the runs beyond 2⁵³.
+pub struct LuaJitInt64;
+
+impl Technique for LuaJitInt64 {
+    const NAME: &'static str = LuaJit::NAME;
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = LuaJit::SUMMARY;
+    const FORM: Option<&'static str> = Some(INT64);
+    in_helper!(jit: true, wide: true);
+}
+
+/// The forms' names in reports.
+pub const DOUBLE: &str = "double";
+pub const INT64: &str = "int64";
+
+/// The `Technique` items every LuaJIT peer and form shares: the program
+/// lives in the helper's JIT-on (`jit: true`) or JIT-off state, in doubles
+/// or in 64-bit integers (`wide`), and compile and execute are timed there,
+/// on the clock the caller names.
 macro_rules! in_helper {
-    (jit: $jit:expr) => {
+    (jit: $jit:expr, wide: $wide:expr) => {
         type Code = $crate::engines::peers::luajit::Code;
 
         fn supports(program: &$crate::Program) -> Result<(), String> {
@@ -66,14 +91,15 @@ macro_rules! in_helper {
         }
         fn compile(program: &$crate::Program) -> Result<Self::Code, $crate::CompileError> {
             let wall = $crate::clock::Clock::Wall;
-            $crate::engines::peers::luajit::compile(program, $jit, wall).map(|(code, _)| code)
+            $crate::engines::peers::luajit::compile(program, $jit, $wide, wall)
+                .map(|(code, _)| code)
         }
         fn compile_timed(
             program: &$crate::Program,
             clock: $crate::clock::Clock,
         ) -> Option<Result<(Self::Code, std::time::Duration), $crate::CompileError>> {
             Some($crate::engines::peers::luajit::compile(
-                program, $jit, clock,
+                program, $jit, $wide, clock,
             ))
         }
         unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
@@ -108,21 +134,26 @@ pub fn supports(program: &Program) -> Result<(), String> {
 }
 
 /// Shared with `luajit_interp`: loads the program in the helper's JIT-on or
-/// JIT-off state; also returns the compile stage's time on `clock`: the
-/// check and the translation here, plus the `load` in the helper.
+/// JIT-off state, in doubles or in 64-bit integers (`wide`); also returns
+/// the compile stage's time on `clock`: the check and the translation here,
+/// plus the `load` in the helper.
 pub fn compile(
     program: &Program,
     jit: bool,
+    wide: bool,
     clock: Clock,
 ) -> Result<(Code, Duration), CompileError> {
     let here = Stopwatch::start(clock);
     supports(program).map_err(CompileError)?;
-    let source = translate(program, Dialect::LuaJit)
-        .map_err(CompileError)?
-        .text;
+    let dialect = if wide {
+        Dialect::LuaJitInt64
+    } else {
+        Dialect::LuaJit
+    };
+    let source = translate(program, dialect).map_err(CompileError)?.text;
     let translation = here.elapsed();
     let (handle, load_time, generation) = with_helper(|h| {
-        h.write(&[b'C', jit as u8, clock_code(clock)])?;
+        h.write(&[b'C', jit as u8, wide as u8, clock_code(clock)])?;
         h.write(&(source.len() as u32).to_le_bytes())?;
         h.write(source.as_bytes())?;
         h.flush()?;
@@ -357,7 +388,7 @@ mod tests {
             "let n = arg(0); let t = 0; while n { t = t + arg(1); n = n + -1 }; t",
         )
         .unwrap();
-        let (code, compile_time) = compile(&p, false, Clock::Thread).unwrap();
+        let (code, compile_time) = compile(&p, false, false, Clock::Thread).unwrap();
         assert!(compile_time > Duration::ZERO);
         let runs = code.timed_runs(&[1000, 3], 5, 3000, Clock::Thread);
         assert_eq!(runs.wrong, None);
@@ -375,7 +406,7 @@ mod tests {
     fn thread_time_is_the_helpers_own_cpu_time() {
         let p = crate::front::compile_source("t.vm", "let n = arg(0); while n { n = n + -1 }; 1")
             .unwrap();
-        let (code, _) = compile(&p, false, Clock::Thread).unwrap();
+        let (code, _) = compile(&p, false, false, Clock::Thread).unwrap();
         let pid = with_helper(|h| Ok(h.child.id())).unwrap().to_string();
         let signal = |s: &str| {
             let status = std::process::Command::new("kill").args([s, &pid]).status();
