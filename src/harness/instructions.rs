@@ -303,6 +303,7 @@ pub fn keep(
             subjects: subjects.iter().map(subject_info).collect(),
             cells: Vec::new(),
             instructions: None,
+            geomeans: Vec::new(),
         }
     });
     results.instructions = Some(counts);

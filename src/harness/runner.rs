@@ -283,6 +283,7 @@ pub fn run(
         subjects: subjects.iter().map(subject_info).collect(),
         cells: done,
         instructions: None,
+        geomeans: Vec::new(),
     })
 }
 
@@ -295,6 +296,7 @@ pub fn workload_info(c: &Case) -> WorkloadInfo {
         expected: c.expected,
         iterations: c.iterations,
         nodes: c.program.node_count(),
+        level: c.level(),
     }
 }
 
