@@ -379,6 +379,10 @@ fn run(
                 .map_err(io)?;
                 continue;
             }
+            Err(why @ Exemption::TooDeep { .. }) => {
+                writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
+                continue;
+            }
             Ok(()) => {}
         }
         let value = guarded(*engine)?;
@@ -411,7 +415,7 @@ fn exact_on(
     timeout: Option<std::time::Duration>,
     file: &str,
 ) -> Result<(), Failure> {
-    if engine.exact_magnitude().is_none() {
+    if engine.exact_magnitude().is_none() && engine.calls_held(program).is_none() {
         return Ok(());
     }
     let what = format!(
@@ -421,7 +425,7 @@ fn exact_on(
     let (_, magnitude) = with_timeout(timeout, &what, || eval_traced(program, args, u64::MAX))
         .or_else(|e| fail(e.to_string()))?;
     match held_to_walker(engine, program, magnitude) {
-        Err(why @ Exemption::Inexact { .. }) => fail(format!(
+        Err(why @ (Exemption::Inexact { .. } | Exemption::TooDeep { .. })) => fail(format!(
             "engine `{}` cannot give this program's exact value: {why}; run it on another engine",
             engine.name()
         )),
@@ -470,6 +474,7 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
                 Ok(()) => None,
                 Err(Exemption::Unsupported(_)) => Some("unsupported"),
                 Err(Exemption::Inexact { .. }) => Some("inexact"),
+                Err(Exemption::TooDeep { .. }) => Some("too deep"),
             };
             if let Some(why) = skipped {
                 write!(out, " {why:>14}").map_err(io)?;

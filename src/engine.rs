@@ -105,6 +105,16 @@ pub trait Technique: 'static {
     /// `crate::reference::form_for`).
     const WIDE: Option<&'static dyn Engine> = None;
 
+    /// For an engine whose own stack may hold fewer than
+    /// [`crate::MAX_CALLS`] active calls of `program` (a peer's stack of
+    /// fixed size): how many it holds, with the call that would fail at
+    /// the limit. The reference exempts it from the runs that go deeper
+    /// ([`crate::reference::held_to_walker`]). `None` (the default): it
+    /// holds every call the language allows.
+    fn calls_held(_program: &Program) -> Option<usize> {
+        None
+    }
+
     /// The technique's own compiled form.
     type Code;
 
@@ -243,6 +253,11 @@ pub trait Engine: Sync {
     fn wide(&self) -> Option<&'static dyn Engine> {
         None
     }
+    /// How many active calls of `program` the engine holds, if fewer than
+    /// the language allows ([`Technique::calls_held`]).
+    fn calls_held(&self, _program: &Program) -> Option<usize> {
+        None
+    }
     fn supports(&self, program: &Program) -> Result<(), String>;
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError>;
     /// Whether the engine's stack rule rests on tail calls ([`Technique::TAIL_CALLS`]).
@@ -314,6 +329,9 @@ impl<T: Technique> Engine for Registered<T> {
     }
     fn wide(&self) -> Option<&'static dyn Engine> {
         T::WIDE
+    }
+    fn calls_held(&self, program: &Program) -> Option<usize> {
+        T::calls_held(program)
     }
     fn supports(&self, program: &Program) -> Result<(), String> {
         T::supports(program)

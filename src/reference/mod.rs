@@ -37,6 +37,29 @@ pub enum Exemption {
     Unsupported(String),
     /// A value on the way exceeds the engine's exact range.
     Inexact { magnitude: u64, limit: u64 },
+    /// The run holds more calls active at once than the engine can on this
+    /// program ([`Engine::calls_held`]: a peer's own stack); `calls: None`
+    /// when the run's depth was not traced.
+    TooDeep { calls: Option<usize>, limit: usize },
+}
+
+/// How far a run reaches: the largest magnitude of any value, and the most
+/// calls active at once (`None`: not traced). A bare magnitude converts to
+/// a reach of unknown depth, which exempts every engine that declares a
+/// depth limit on the program: never held to what it may not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub magnitude: u64,
+    pub calls: Option<usize>,
+}
+
+impl From<u64> for Reach {
+    fn from(magnitude: u64) -> Reach {
+        Reach {
+            magnitude,
+            calls: None,
+        }
+    }
 }
 
 impl fmt::Display for Exemption {
@@ -47,29 +70,48 @@ impl fmt::Display for Exemption {
                 f,
                 "values up to {magnitude} exceed the engine's exact range {limit}"
             ),
+            Exemption::TooDeep {
+                calls: Some(calls),
+                limit,
+            } => write!(
+                f,
+                "the run holds {calls} calls active at once; the engine's own stack holds {limit} of this program's"
+            ),
+            Exemption::TooDeep { calls: None, limit } => write!(
+                f,
+                "the run's call depth is unknown; the engine's own stack holds {limit} of this program's calls"
+            ),
         }
     }
 }
 
 /// The rule: `engine` must give walker's answer on a run of `program` whose
-/// values reach `magnitude` (the trace of [`eval_traced`]), unless it
-/// refuses the program ([`Engine::supports`]: a peer's parser limits) or a
-/// value on the way is beyond its exact range ([`Engine::exact_magnitude`]:
-/// LuaJIT's doubles). Every comparison with walker asks this, and nothing
-/// else decides it.
+/// values reach `magnitude` (the trace of [`eval_traced`], or a whole
+/// [`Reach`] with the run's call depth), unless it refuses the program
+/// ([`Engine::supports`]: a peer's parser limits), the run holds more calls
+/// active than the engine's own stack can on this program
+/// ([`Engine::calls_held`]: LuaJIT's stack slots), or a value on the way is
+/// beyond its exact range ([`Engine::exact_magnitude`]: LuaJIT's doubles).
+/// Every comparison with walker asks this, and nothing else decides it.
 pub fn held_to_walker(
     engine: &dyn Engine,
     program: &Program,
-    magnitude: u64,
+    reach: impl Into<Reach>,
 ) -> Result<(), Exemption> {
+    let Reach { magnitude, calls } = reach.into();
     engine.supports(program).map_err(Exemption::Unsupported)?;
+    if let Some(limit) = engine.calls_held(program)
+        && calls.is_none_or(|calls| calls > limit)
+    {
+        return Err(Exemption::TooDeep { calls, limit });
+    }
     match engine.exact_magnitude() {
         Some(limit) if magnitude > limit => Err(Exemption::Inexact { magnitude, limit }),
         _ => Ok(()),
     }
 }
 
-/// The form of `engine` that runs a run whose values reach `magnitude`: the
+/// The form of `engine` that runs a run that reaches `reach`: the
 /// engine itself when it is [held to walker](held_to_walker) there, else,
 /// when only its exact range stands in the way, its wide form
 /// ([`Engine::wide`], LuaJIT's 64-bit integers) if it has one and that is
@@ -78,11 +120,12 @@ pub fn held_to_walker(
 pub fn form_for<'e>(
     engine: &'e dyn Engine,
     program: &Program,
-    magnitude: u64,
+    reach: impl Into<Reach>,
 ) -> Result<&'e dyn Engine, Exemption> {
-    match (held_to_walker(engine, program, magnitude), engine.wide()) {
+    let reach = reach.into();
+    match (held_to_walker(engine, program, reach), engine.wide()) {
         (Err(Exemption::Inexact { .. }), Some(wide)) => {
-            held_to_walker(wide, program, magnitude).map(|()| wide)
+            held_to_walker(wide, program, reach).map(|()| wide)
         }
         (held, _) => held.map(|()| engine),
     }
