@@ -4,7 +4,9 @@
 //! [`Program`] into the technique's own code, `execute` runs that code.
 //! The registry wraps each technique as a `&'static dyn` [`Engine`], whose
 //! public API is entirely safe: [`Executable::execute`] checks the argument
-//! count once, before the technique's unchecked `execute` runs.
+//! count once, before the technique's unchecked `execute` runs, and the
+//! registry refuses a program above the level the technique declares
+//! ([`Technique::LEVEL`]) before it compiles.
 //!
 //! Adding an engine = one module under `engines/` that declares itself with
 //! `technique!` + one line in [`for_each_engine!`]. The CLI, the tests and
@@ -12,7 +14,7 @@
 //! lists engines by hand.
 
 use crate::clock::Clock;
-use crate::front::program::Program;
+use crate::front::program::{Level, Program};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -76,6 +78,51 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
+/// A run stopped by the call that would have made more than
+/// [`crate::MAX_CALLS`] calls active: the run has no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallDepthExceeded;
+
+impl fmt::Display for CallDepthExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("call depth exceeded")
+    }
+}
+
+impl std::error::Error for CallDepthExceeded {}
+
+/// Why a run of an [`Executable`] produced no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// Too few arguments: found before execution starts.
+    Args(ArgError),
+    /// The depth limit ([`CallDepthExceeded`]).
+    CallDepthExceeded,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Args(e) => e.fmt(f),
+            RunError::CallDepthExceeded => CallDepthExceeded.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<ArgError> for RunError {
+    fn from(e: ArgError) -> RunError {
+        RunError::Args(e)
+    }
+}
+
+impl From<CallDepthExceeded> for RunError {
+    fn from(_: CallDepthExceeded) -> RunError {
+        RunError::CallDepthExceeded
+    }
+}
+
 /// Runs that an engine timed itself ([`Technique::execute_timed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimedRuns {
@@ -114,6 +161,9 @@ pub trait Technique: 'static {
     fn calls_held(_program: &Program) -> Option<usize> {
         None
     }
+    /// The highest language level the engine runs; the registry refuses a
+    /// program above it before `supports` and `compile` see it.
+    const LEVEL: Level = Level::One;
 
     /// The technique's own compiled form.
     type Code;
@@ -127,14 +177,16 @@ pub trait Technique: 'static {
     /// Builds the code. Time spent here is the "compile" stage.
     fn compile(program: &Program) -> Result<Self::Code, CompileError>;
 
-    /// Runs the code to completion and returns the program's value.
+    /// Runs the code to completion and returns the program's value, or
+    /// [`CallDepthExceeded`] from the call that would make more than
+    /// [`crate::MAX_CALLS`] active (only a Level-2 engine can).
     ///
     /// # Safety
     ///
     /// `args.len()` must be at least the [`Program::arg_count`] of the
     /// program `code` was compiled from. Engines may read arguments
     /// without bounds checks on that promise.
-    unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64;
+    unsafe fn execute(code: &Self::Code, args: &[i64]) -> Result<i64, CallDepthExceeded>;
 
     /// `true` for an engine whose stack rule rests on tail calls: handlers
     /// (or continuations) that call the next one in tail position, so a run
@@ -194,13 +246,15 @@ pub trait Technique: 'static {
 /// ```
 ///
 /// `execute` may be an `unsafe fn` whose contract is [`Technique::execute`]'s
-/// (`args` covers the program's argument count) or a safe one.
+/// (`args` covers the program's argument count) or a safe one. An engine
+/// whose runs can fail (a Level-2 engine: the call depth) names instead
+/// `try_execute: [unsafe] fn(&CodeType, &[i64]) -> Result<i64, CallDepthExceeded>`.
 macro_rules! technique {
     (
         $(#[$attr:meta])*
         $Engine:ident = $name:literal, $tier:ident, $Code:ty;
         $summary:literal;
-        compile: $compile:expr, execute: $execute:expr, show: $show:expr;
+        compile: $compile:expr, $run:ident: $execute:expr, show: $show:expr;
         $($item:tt)*
     ) => {
         $(#[$attr])*
@@ -221,12 +275,7 @@ macro_rules! technique {
                 compile(program)
             }
 
-            unsafe fn execute(code: &$Code, args: &[i64]) -> i64 {
-                let execute: unsafe fn(&$Code, &[i64]) -> i64 = $execute;
-                // SAFETY: this function's contract (`args` covers the
-                // program's argument count) is the one `execute` states.
-                unsafe { execute(code, args) }
-            }
+            $crate::engine::technique!(@$run $Code, $execute);
 
             fn show(code: &$Code) -> String {
                 let show: fn(&$Code) -> String = $show;
@@ -234,6 +283,31 @@ macro_rules! technique {
             }
 
             $($item)*
+        }
+    };
+    (@execute $Code:ty, $execute:expr) => {
+        unsafe fn execute(
+            code: &$Code,
+            args: &[i64],
+        ) -> Result<i64, $crate::engine::CallDepthExceeded> {
+            let execute: unsafe fn(&$Code, &[i64]) -> i64 = $execute;
+            // SAFETY: this function's contract (`args` covers the
+            // program's argument count) is the one `execute` states.
+            Ok(unsafe { execute(code, args) })
+        }
+    };
+    (@try_execute $Code:ty, $execute:expr) => {
+        unsafe fn execute(
+            code: &$Code,
+            args: &[i64],
+        ) -> Result<i64, $crate::engine::CallDepthExceeded> {
+            let execute: unsafe fn(
+                &$Code,
+                &[i64],
+            ) -> Result<i64, $crate::engine::CallDepthExceeded> = $execute;
+            // SAFETY: this function's contract (`args` covers the
+            // program's argument count) is the one `execute` states.
+            unsafe { execute(code, args) }
         }
     };
 }
@@ -280,8 +354,9 @@ pub trait Engine: Sync {
 pub trait Executable {
     /// How many arguments `execute` needs.
     fn arg_count(&self) -> usize;
-    /// Runs the program; an error only when `args` is too short.
-    fn execute(&self, args: &[i64]) -> Result<i64, ArgError>;
+    /// Runs the program; an error when `args` is too short (before the run
+    /// starts) or when the run exceeds the call depth.
+    fn execute(&self, args: &[i64]) -> Result<i64, RunError>;
     /// For a program that runs outside this thread (a peer in a helper
     /// process): `reps` runs timed by the engine on `clock`
     /// ([`Technique::execute_timed`]). `None`: time `execute` from outside,
@@ -311,6 +386,20 @@ struct Compiled<T: Technique> {
     arg_count: usize,
 }
 
+/// The registry's gate: a program above the engine's level is refused with
+/// the reason, then the engine's own [`Technique::supports`] is asked.
+fn supported<T: Technique>(program: &Program) -> Result<(), String> {
+    if program.level() > T::LEVEL {
+        return Err(format!(
+            "`{}` runs {} only (functions, calls, `-`, `<` and `if` are {})",
+            T::NAME,
+            T::LEVEL,
+            program.level()
+        ));
+    }
+    T::supports(program)
+}
+
 impl<T: Technique> Engine for Registered<T> {
     fn name(&self) -> &'static str {
         T::NAME
@@ -334,10 +423,10 @@ impl<T: Technique> Engine for Registered<T> {
         T::calls_held(program)
     }
     fn supports(&self, program: &Program) -> Result<(), String> {
-        T::supports(program)
+        supported::<T>(program)
     }
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError> {
-        T::supports(program).map_err(CompileError)?;
+        supported::<T>(program).map_err(CompileError)?;
         let code = T::compile(program)?;
         Ok(Box::new(Compiled::<T> {
             code,
@@ -352,7 +441,7 @@ impl<T: Technique> Engine for Registered<T> {
         program: &Program,
         clock: Clock,
     ) -> Result<(Box<dyn Executable>, Option<Duration>), CompileError> {
-        T::supports(program).map_err(CompileError)?;
+        supported::<T>(program).map_err(CompileError)?;
         let (code, time) = match T::compile_timed(program, clock) {
             Some(timed) => timed.map(|(code, time)| (code, Some(time)))?,
             None => (T::compile(program)?, None),
@@ -370,16 +459,16 @@ impl<T: Technique> Executable for Compiled<T> {
         self.arg_count
     }
     #[inline]
-    fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
+    fn execute(&self, args: &[i64]) -> Result<i64, RunError> {
         if args.len() < self.arg_count {
-            return Err(ArgError {
+            return Err(RunError::Args(ArgError {
                 needed: self.arg_count,
                 given: args.len(),
-            });
+            }));
         }
         // SAFETY: `arg_count` is the compiled program's `Program::arg_count`,
         // and we just checked `args` holds at least that many values.
-        Ok(unsafe { T::execute(&self.code, args) })
+        Ok(unsafe { T::execute(&self.code, args) }?)
     }
     fn execute_timed(
         &self,
@@ -496,12 +585,46 @@ mod tests {
             let code = engine.compile(&program).unwrap();
             assert_eq!(
                 code.execute(&[1, 2]),
-                Err(ArgError {
+                Err(RunError::Args(ArgError {
                     needed: 3,
                     given: 2
-                })
+                }))
             );
             assert_eq!(code.execute(&[1, 2, 7]), Ok(7), "{}", engine.name());
         }
+    }
+
+    #[test]
+    fn engines_below_level_two_refuse_it_with_the_reason() {
+        let program =
+            Program::validate(crate::Expr::sub(crate::Expr::Litr(3), crate::Expr::Litr(1)))
+                .unwrap();
+        for engine in engines() {
+            let Err(why) = engine.supports(&program) else {
+                let code = engine.compile(&program).unwrap();
+                assert_eq!(code.execute(&[]), Ok(2), "{}", engine.name());
+                continue;
+            };
+            assert!(why.contains("Level 2"), "{}: {why}", engine.name());
+            let refused = engine.compile(&program).err().unwrap();
+            assert_eq!(refused.0, why);
+        }
+        let reason = engine("bytecode").unwrap().supports(&program).unwrap_err();
+        assert_eq!(
+            reason,
+            "`bytecode` runs Level 1 only (functions, calls, `-`, `<` and `if` are Level 2)"
+        );
+    }
+
+    #[test]
+    fn run_errors_read_as_the_language_says() {
+        assert_eq!(
+            RunError::CallDepthExceeded.to_string(),
+            "call depth exceeded"
+        );
+        assert_eq!(
+            RunError::from(CallDepthExceeded),
+            RunError::CallDepthExceeded
+        );
     }
 }

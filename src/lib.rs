@@ -26,6 +26,8 @@ pub mod workloads;
 
 pub mod cli;
 
-pub use engine::{ArgError, CompileError, Engine, Executable, Tier, engine, engines};
-pub use front::ast::Expr;
-pub use front::program::{MAX_DEPTH, Program, ValidationError};
+pub use engine::{
+    ArgError, CallDepthExceeded, CompileError, Engine, Executable, RunError, Tier, engine, engines,
+};
+pub use front::ast::{Expr, Function, Source};
+pub use front::program::{Level, MAX_CALLS, MAX_DEPTH, MAX_PARAMS, Program, ValidationError};

@@ -7,7 +7,7 @@ use vm_perf::harness::report::{self, charts, html, json};
 use vm_perf::harness::runner::Wrong;
 use vm_perf::harness::{Case, Clock, Results, Settings, run};
 use vm_perf::workloads::{WORKLOADS, workload};
-use vm_perf::{ArgError, CompileError, Engine, Executable, Program, Tier, engines};
+use vm_perf::{CompileError, Engine, Executable, Program, RunError, Tier, engines};
 
 fn tiny() -> Settings {
     Settings {
@@ -92,7 +92,7 @@ impl Executable for OffByOneCode {
     fn arg_count(&self) -> usize {
         self.0.arg_count()
     }
-    fn execute(&self, args: &[i64]) -> Result<i64, ArgError> {
+    fn execute(&self, args: &[i64]) -> Result<i64, RunError> {
         self.0.execute(args).map(|v| v.wrapping_add(1))
     }
     fn show(&self) -> String {

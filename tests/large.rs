@@ -90,7 +90,7 @@ fn pipeline(nodes: usize) -> Vec<Cost> {
     let expr = measure(&mut costs, "generate", || mixed(nodes, 0, &mut rng));
     let text = measure(&mut costs, "print", || printer::print(&expr));
     let parsed = measure(&mut costs, "parse", || {
-        parser::parse(&text).expect("printed program parses")
+        parser::parse(&text).expect("printed program parses").main
     });
     assert!(parsed == expr, "print/parse round trip");
     drop((text, parsed));

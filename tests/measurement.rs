@@ -14,7 +14,7 @@ use vm_perf::harness::machine::{Build, Machine};
 use vm_perf::harness::report::{self, json};
 use vm_perf::harness::{Case, Results, Settings, instructions, run};
 use vm_perf::workloads::workload;
-use vm_perf::{CompileError, Engine, Executable, Program, Tier, engines};
+use vm_perf::{CallDepthExceeded, CompileError, Engine, Executable, Program, Tier, engines};
 
 /// Pretends to run elsewhere and reports figures no clock here could give:
 /// 10 ns per loop iteration and 100 ns per node on the thread clock, twice
@@ -49,8 +49,8 @@ impl Technique for Remote {
             (c, time)
         }))
     }
-    unsafe fn execute((code, _): &Self::Code, args: &[i64]) -> i64 {
-        code.execute(args).unwrap()
+    unsafe fn execute((code, _): &Self::Code, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+        Ok(code.execute(args).unwrap())
     }
     unsafe fn execute_timed(
         (code, _): &Self::Code,

@@ -102,9 +102,10 @@ impl Gen<'_> {
             TAG_WORKLOAD => {
                 let w = &WORKLOADS[usize::from(self.u.arbitrary::<u8>()?) % WORKLOADS.len()];
                 match parse(w.source) {
-                    Ok(e) if e.depth() <= depth => {
-                        self.nodes += e.node_count();
-                        e
+                    // A Level-2 workload's functions do not fit in an expression.
+                    Ok(s) if s.functions.is_empty() && s.main.depth() <= depth => {
+                        self.nodes += s.main.node_count();
+                        s.main
                     }
                     _ => Expr::Litr(0),
                 }

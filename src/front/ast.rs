@@ -1,8 +1,11 @@
-//! The eight-node AST every engine receives (see `docs/LANGUAGE.md`).
+//! The AST every engine receives (see `docs/LANGUAGE.md`).
 //!
-//! The tree is deliberately tiny: integers are the only values, `+` (wrapping)
-//! the only arithmetic and `While` the only control flow. `Get`/`Set` name a
-//! local by its *scope distance*: `0` is the innermost `Let` in scope.
+//! The tree is deliberately tiny: integers are the only values. Level 1 is
+//! eight nodes: `+` (wrapping) the only arithmetic and `While` the only
+//! control flow. Level 2 adds `Sub`, `Lt`, `If` and `Call`, and a program
+//! becomes a [`Source`]: functions, then the main expression. `Get`/`Set`
+//! name a local by its *scope distance*: `0` is the innermost `Let` (or
+//! parameter) in scope.
 
 use std::fmt;
 
@@ -25,6 +28,56 @@ pub enum Expr {
     While(Box<Expr>, Box<Expr>),
     /// Evaluate and discard `a`, then evaluate `b`.
     Then(Box<Expr>, Box<Expr>),
+    /// `a - b`, wrapping; `a` is evaluated first (Level 2).
+    Sub(Box<Expr>, Box<Expr>),
+    /// `1` if `a < b` (signed), else `0`; `a` is evaluated first (Level 2).
+    Lt(Box<Expr>, Box<Expr>),
+    /// If the condition is `> 0` the first branch, else the second (Level 2).
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Call the function at this index of [`Source::functions`] with the
+    /// arguments, evaluated left to right (Level 2).
+    Call(usize, Vec<Expr>),
+}
+
+/// A function of a Level-2 program. Its parameters are bound as nested
+/// `Let`s around `body`: the last parameter is `Get(0)`. The names are kept
+/// for printing and listings; calls refer to functions by index.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Function {
+    pub name: String,
+    pub params: Vec<String>,
+    pub body: Expr,
+}
+
+impl Function {
+    /// How many arguments a call passes.
+    pub fn arity(&self) -> usize {
+        self.params.len()
+    }
+}
+
+/// A whole program as written: the functions (calls index this list), then
+/// the main expression. A Level-1 program is a `Source` without functions;
+/// `From<Expr>` makes one, so a bare [`Expr`] goes wherever a `Source` does.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Source {
+    pub functions: Vec<Function>,
+    pub main: Expr,
+}
+
+impl From<Expr> for Source {
+    fn from(main: Expr) -> Source {
+        Source {
+            functions: Vec::new(),
+            main,
+        }
+    }
+}
+
+impl Default for Expr {
+    fn default() -> Expr {
+        Expr::Litr(0)
+    }
 }
 
 // Constructors named after the nodes; `add` builds a node, it does not add.
@@ -45,17 +98,47 @@ impl Expr {
     pub fn then(first: Expr, second: Expr) -> Expr {
         Expr::Then(Box::new(first), Box::new(second))
     }
+    pub fn sub(a: Expr, b: Expr) -> Expr {
+        Expr::Sub(Box::new(a), Box::new(b))
+    }
+    pub fn lt(a: Expr, b: Expr) -> Expr {
+        Expr::Lt(Box::new(a), Box::new(b))
+    }
+    pub fn if_(cond: Expr, then: Expr, otherwise: Expr) -> Expr {
+        Expr::If(Box::new(cond), Box::new(then), Box::new(otherwise))
+    }
+    pub fn call(function: usize, args: Vec<Expr>) -> Expr {
+        Expr::Call(function, args)
+    }
+
+    /// Whether the node is one of Level 2's (`Sub`, `Lt`, `If`, `Call`).
+    pub fn is_level_two(&self) -> bool {
+        matches!(
+            self,
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..)
+        )
+    }
 
     /// The direct children, in evaluation order.
     pub fn children(&self) -> ChildIter<'_> {
-        let (a, b): (Option<&Expr>, Option<&Expr>) = match self {
-            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => (None, None),
-            Expr::Set(_, e) => (Some(e), None),
-            Expr::Add(a, b) | Expr::Let(a, b) | Expr::While(a, b) | Expr::Then(a, b) => {
-                (Some(a), Some(b))
-            }
+        let none: &[Expr] = &[];
+        let (fixed, rest): ([Option<&Expr>; 3], &[Expr]) = match self {
+            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => ([None, None, None], none),
+            Expr::Set(_, e) => ([Some(e), None, None], none),
+            Expr::Add(a, b)
+            | Expr::Let(a, b)
+            | Expr::While(a, b)
+            | Expr::Then(a, b)
+            | Expr::Sub(a, b)
+            | Expr::Lt(a, b) => ([Some(a), Some(b), None], none),
+            Expr::If(c, t, e) => ([Some(c), Some(t), Some(e)], none),
+            Expr::Call(_, args) => ([None, None, None], args),
         };
-        ChildIter { a, b }
+        ChildIter {
+            fixed,
+            next: 0,
+            rest: rest.iter(),
+        }
     }
 
     /// Number of nodes, counted without recursion.
@@ -91,20 +174,31 @@ impl Expr {
             Expr::Set(..) => "Set",
             Expr::While(..) => "While",
             Expr::Then(..) => "Then",
+            Expr::Sub(..) => "Sub",
+            Expr::Lt(..) => "Lt",
+            Expr::If(..) => "If",
+            Expr::Call(..) => "Call",
         }
     }
 }
 
 /// Iterator over an [`Expr`]'s children.
 pub struct ChildIter<'a> {
-    a: Option<&'a Expr>,
-    b: Option<&'a Expr>,
+    fixed: [Option<&'a Expr>; 3],
+    next: usize,
+    rest: std::slice::Iter<'a, Expr>,
 }
 
 impl<'a> Iterator for ChildIter<'a> {
     type Item = &'a Expr;
     fn next(&mut self) -> Option<&'a Expr> {
-        self.a.take().or_else(|| self.b.take())
+        while let Some(slot) = self.fixed.get_mut(self.next) {
+            self.next += 1;
+            if let Some(e) = slot.take() {
+                return Some(e);
+            }
+        }
+        self.rest.next()
     }
 }
 
@@ -117,19 +211,33 @@ impl Drop for Expr {
         #[allow(clippy::vec_box)]
         fn take_children(e: &mut Expr, out: &mut Vec<Box<Expr>>) {
             let leaf = || Box::new(Expr::Litr(0));
+            let mut take = |x: &mut Box<Expr>| {
+                if !is_leaf(x) {
+                    out.push(std::mem::replace(x, leaf()))
+                }
+            };
             match e {
                 Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
-                Expr::Set(_, x) => {
-                    if !is_leaf(x) {
-                        out.push(std::mem::replace(x, leaf()))
-                    }
+                Expr::Set(_, x) => take(x),
+                Expr::Add(a, b)
+                | Expr::Let(a, b)
+                | Expr::While(a, b)
+                | Expr::Then(a, b)
+                | Expr::Sub(a, b)
+                | Expr::Lt(a, b) => {
+                    take(a);
+                    take(b);
                 }
-                Expr::Add(a, b) | Expr::Let(a, b) | Expr::While(a, b) | Expr::Then(a, b) => {
-                    if !is_leaf(a) {
-                        out.push(std::mem::replace(a, leaf()));
-                    }
-                    if !is_leaf(b) {
-                        out.push(std::mem::replace(b, leaf()));
+                Expr::If(c, t, f) => {
+                    take(c);
+                    take(t);
+                    take(f);
+                }
+                // Each argument moves into a box of its own: a call's
+                // arguments may be deep trees too.
+                Expr::Call(_, args) => {
+                    for arg in args.drain(..).filter(|a| !is_leaf(a)) {
+                        out.push(Box::new(arg));
                     }
                 }
             }
@@ -160,7 +268,40 @@ impl fmt::Debug for Expr {
             Expr::Let(a, b) => write!(f, "Let({a:?}, {b:?})"),
             Expr::While(a, b) => write!(f, "While({a:?}, {b:?})"),
             Expr::Then(a, b) => write!(f, "Then({a:?}, {b:?})"),
+            Expr::Sub(a, b) => write!(f, "Sub({a:?}, {b:?})"),
+            Expr::Lt(a, b) => write!(f, "Lt({a:?}, {b:?})"),
+            Expr::If(c, t, e) => write!(f, "If({c:?}, {t:?}, {e:?})"),
+            Expr::Call(i, args) => {
+                write!(f, "Call({i}, [")?;
+                for (n, a) in args.iter().enumerate() {
+                    let sep = if n == 0 { "" } else { ", " };
+                    write!(f, "{sep}{a:?}")?;
+                }
+                f.write_str("])")
+            }
         }
+    }
+}
+
+/// `fn name(params) = Body`, one per line, then the main expression.
+impl fmt::Debug for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fn {}({}) = {:?}",
+            self.name,
+            self.params.join(", "),
+            self.body
+        )
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for function in &self.functions {
+            writeln!(f, "{function:?}")?;
+        }
+        write!(f, "{:?}", self.main)
     }
 }
 
@@ -176,6 +317,33 @@ mod tests {
         }
         assert_eq!(e.depth(), 1_000_001);
         drop(e);
+    }
+
+    #[test]
+    fn dropping_deep_level_two_trees_does_not_overflow() {
+        let mut e = Expr::Litr(1);
+        for i in 0..300_000 {
+            e = match i % 4 {
+                0 => Expr::sub(e, Expr::Litr(1)),
+                1 => Expr::if_(Expr::Litr(0), e, Expr::lt(Expr::Arg(0), Expr::Litr(2))),
+                2 => Expr::call(0, vec![Expr::Litr(1), e]),
+                _ => Expr::lt(Expr::Litr(1), e),
+            };
+        }
+        assert_eq!(e.depth(), 300_001);
+        assert_eq!(e.node_count(), 1 + 75_000 * (2 + 5 + 2 + 2));
+        drop(e);
+    }
+
+    #[test]
+    fn children_come_in_evaluation_order() {
+        let e = Expr::if_(Expr::Litr(1), Expr::Litr(2), Expr::Litr(3));
+        let kids: Vec<_> = e.children().cloned().collect();
+        assert_eq!(kids, [Expr::Litr(1), Expr::Litr(2), Expr::Litr(3)]);
+        let call = Expr::call(4, vec![Expr::Arg(0), Expr::Get(1)]);
+        let kids: Vec<_> = call.children().cloned().collect();
+        assert_eq!(kids, [Expr::Arg(0), Expr::Get(1)]);
+        assert_eq!(format!("{call:?}"), "Call(4, [Arg(0), Get(1)])");
     }
 
     #[test]

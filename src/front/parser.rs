@@ -7,7 +7,7 @@
 //! nest deeper than [`MAX_DEPTH`]. Long sums and long sequences are built in
 //! loops, not by recursion.
 
-use super::ast::Expr;
+use super::ast::{Expr, Source};
 use super::program::MAX_DEPTH;
 use std::fmt;
 use std::ops::Range;
@@ -183,7 +183,7 @@ impl<'s> Lexer<'s> {
 
 /// Parses a whole program. Names are resolved; validity of the result as a
 /// [`super::program::Program`] is still checked separately.
-pub fn parse(src: &str) -> Result<Expr, ParseError> {
+pub fn parse(src: &str) -> Result<Source, ParseError> {
     let mut lexer = Lexer { src, pos: 0 };
     let cur = lexer.next()?;
     let mut p = Parser {
@@ -196,7 +196,7 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
     };
     let (e, _) = p.seq(None)?;
     match p.peek() {
-        Tok::Eof => Ok(e),
+        Tok::Eof => Ok(Source::from(e)),
         Tok::RBrace => error(p.span(), "unmatched `}`"),
         t => error(p.span(), format!("expected `;` or end of input, found {t}")),
     }
@@ -498,7 +498,9 @@ mod tests {
     use Expr::*;
 
     fn p(src: &str) -> Expr {
-        parse(src).unwrap_or_else(|e| panic!("{src:?}: {e} at {:?}", e.span))
+        parse(src)
+            .unwrap_or_else(|e| panic!("{src:?}: {e} at {:?}", e.span))
+            .main
     }
 
     fn err(src: &str) -> ParseError {

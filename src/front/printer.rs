@@ -1,30 +1,52 @@
-//! [`Expr`] → text that parses back to the same tree.
+//! [`Expr`] or [`Source`] → text that parses back to the same tree.
 //!
 //! Locals are named after their scope level (`a`, `b`, … then `v27`), so a
-//! name never needs shadowing to be right. `Then`/`Let` chains print as the
-//! items of a sequence; wherever a sequence is not allowed (an operand, the
-//! left side of `;`) they print as a `{ … }` block, which adds no node.
+//! name never needs shadowing to be right; in a function, a `let` whose
+//! level name is a parameter's takes a `_` suffix until it is not. `Then`/
+//! `Let` chains print as the items of a sequence; wherever a sequence is not
+//! allowed (an operand, the left side of `;`) they print as a `{ … }` block,
+//! which adds no node. Loops, branches and assignments inside an operand or
+//! a condition are parenthesised.
 
-use super::ast::Expr;
+use super::ast::{Expr, Function, Source};
 use std::fmt::Write;
 
-/// Prints `e` as program text, one item per line, indented by block.
+/// Prints a tree without functions as program text, one item per line,
+/// indented by block. A `Call` in it needs [`print_source`] to be named.
 pub fn print(e: &Expr) -> String {
+    print_parts(&[], e)
+}
+
+/// Prints a whole program: its functions, then main.
+pub fn print_source(source: &Source) -> String {
+    print_parts(&source.functions, &source.main)
+}
+
+fn print_parts(functions: &[Function], main: &Expr) -> String {
     let mut p = Printer {
         out: String::new(),
         indent: 0,
-        scope: 0,
+        names: Vec::new(),
+        params: &[],
+        functions,
     };
-    p.seq(e);
+    for f in functions {
+        p.function(f);
+    }
+    p.params = &[];
+    p.seq(main);
     p.out.push('\n');
     p.out
 }
 
-struct Printer {
+struct Printer<'a> {
     out: String,
     indent: usize,
-    /// Locals in scope at the point being printed.
-    scope: usize,
+    /// Names of the locals in scope, innermost last.
+    names: Vec<String>,
+    /// The parameters of the function being printed (no `let` takes them).
+    params: &'a [String],
+    functions: &'a [Function],
 }
 
 fn local_name(level: usize) -> String {
@@ -35,9 +57,18 @@ fn local_name(level: usize) -> String {
     }
 }
 
-impl Printer {
-    fn name(&self, d: usize) -> String {
-        local_name(self.scope - 1 - d)
+impl<'a> Printer<'a> {
+    fn name(&self, d: usize) -> &str {
+        &self.names[self.names.len() - 1 - d]
+    }
+
+    /// The name of a new `let`: its level's, made unlike every parameter.
+    fn fresh(&self) -> String {
+        let mut name = local_name(self.names.len());
+        while self.params.contains(&name) {
+            name.push('_');
+        }
+        name
     }
 
     fn newline(&mut self) {
@@ -47,9 +78,18 @@ impl Printer {
         }
     }
 
+    fn function(&mut self, f: &'a Function) {
+        let _ = write!(self.out, "fn {}({}) ", f.name, f.params.join(", "));
+        self.names = f.params.clone();
+        self.params = &f.params;
+        self.block(&f.body);
+        self.names.clear();
+        self.out.push('\n');
+    }
+
     /// A sequence: `Then` and `Let` chains unfold into items.
     fn seq(&mut self, e: &Expr) {
-        let outer = self.scope;
+        let outer = self.names.len();
         let mut e = e;
         loop {
             match e {
@@ -60,11 +100,12 @@ impl Printer {
                     e = b;
                 }
                 Expr::Let(init, body) => {
-                    let _ = write!(self.out, "let {} = ", local_name(self.scope));
+                    let name = self.fresh();
+                    let _ = write!(self.out, "let {name} = ");
                     self.expr(init);
                     self.out.push(';');
                     self.newline();
-                    self.scope += 1;
+                    self.names.push(name);
                     e = body;
                 }
                 _ => {
@@ -73,7 +114,7 @@ impl Printer {
                 }
             }
         }
-        self.scope = outer;
+        self.names.truncate(outer);
     }
 
     /// An item that is not the last of its sequence: a chain must be a block
@@ -99,11 +140,11 @@ impl Printer {
         self.out.push('}');
     }
 
-    /// `expr` of the grammar: assignment, loop or sum.
+    /// `expr` of the grammar: assignment, loop, branch or comparison.
     fn expr(&mut self, e: &Expr) {
         match e {
             Expr::Set(d, v) => {
-                let name = self.name(*d);
+                let name = self.name(*d).to_string();
                 let _ = write!(self.out, "{name} = ");
                 self.expr_value(v);
             }
@@ -113,6 +154,28 @@ impl Printer {
                 self.out.push(' ');
                 self.block(body);
             }
+            Expr::If(c, t, f) => {
+                self.out.push_str("if ");
+                self.expr_value(c);
+                self.out.push(' ');
+                self.block(t);
+                match &**f {
+                    Expr::Litr(0) => {}
+                    Expr::If(..) => {
+                        self.out.push_str(" else ");
+                        self.expr(f);
+                    }
+                    _ => {
+                        self.out.push_str(" else ");
+                        self.block(f);
+                    }
+                }
+            }
+            Expr::Lt(a, b) => {
+                self.sum(a);
+                self.out.push_str(" < ");
+                self.sum(b);
+            }
             _ => self.sum(e),
         }
     }
@@ -121,23 +184,27 @@ impl Printer {
     fn expr_value(&mut self, e: &Expr) {
         match e {
             Expr::Then(..) | Expr::Let(..) => self.block(e),
-            // A loop condition ending in a block would swallow the body's
-            // `{`, so parenthesise nested assignments and loops.
-            Expr::Set(..) | Expr::While(..) => {
+            // A condition ending in a block would swallow the body's `{`,
+            // so parenthesise nested assignments, loops and branches.
+            Expr::Set(..) | Expr::While(..) | Expr::If(..) => {
                 self.out.push('(');
                 self.expr(e);
                 self.out.push(')');
             }
-            _ => self.sum(e),
+            _ => self.expr(e),
         }
     }
 
-    /// `sum`: left-nested `Add`s need no parentheses.
+    /// `sum`: left-nested `Add`s and `Sub`s need no parentheses.
     fn sum(&mut self, e: &Expr) {
         match e {
-            Expr::Add(a, b) => {
+            Expr::Add(a, b) | Expr::Sub(a, b) => {
                 self.sum(a);
-                self.out.push_str(" + ");
+                self.out.push_str(if matches!(e, Expr::Add(..)) {
+                    " + "
+                } else {
+                    " - "
+                });
                 self.atom(b);
             }
             _ => self.atom(e),
@@ -153,11 +220,32 @@ impl Printer {
                 let _ = write!(self.out, "arg({i})");
             }
             Expr::Get(d) => {
-                let name = self.name(*d);
+                let name = self.name(*d).to_string();
                 self.out.push_str(&name);
             }
+            Expr::Call(f, args) => {
+                match self.functions.get(*f) {
+                    Some(function) => self.out.push_str(&function.name),
+                    None => {
+                        let _ = write!(self.out, "f{f}");
+                    }
+                }
+                self.out.push('(');
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.expr_value(a);
+                }
+                self.out.push(')');
+            }
             Expr::Then(..) | Expr::Let(..) => self.block(e),
-            Expr::Add(..) | Expr::Set(..) | Expr::While(..) => {
+            Expr::Add(..)
+            | Expr::Sub(..)
+            | Expr::Lt(..)
+            | Expr::Set(..)
+            | Expr::While(..)
+            | Expr::If(..) => {
                 self.out.push('(');
                 self.expr(e);
                 self.out.push(')');
@@ -174,7 +262,7 @@ mod tests {
     #[test]
     fn prints_the_benchmark_readably() {
         let e = parse(include_str!("../../workloads/sum.vm")).unwrap();
-        let text = print(&e);
+        let text = print_source(&e);
         assert_eq!(parse(&text).unwrap(), e, "{text}");
         assert!(text.contains("while b {"), "{text}");
     }
@@ -193,7 +281,7 @@ mod tests {
             "1; {}",
         ] {
             let e = parse(src).unwrap();
-            let text = print(&e);
+            let text = print_source(&e);
             assert_eq!(parse(&text).unwrap(), e, "{src} printed as {text}");
         }
     }

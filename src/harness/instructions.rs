@@ -28,7 +28,7 @@ use super::runner::{subject_info, workload_info};
 use super::settings::Settings;
 use super::table::{markdown, terminal};
 use crate::clock::Clock;
-use crate::engine::{ArgError, Engine, Executable};
+use crate::engine::{Engine, Executable, RunError};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,7 +41,7 @@ pub enum Code<'a> {
 
 /// The one function callgrind counts: exactly one execution.
 #[inline(never)]
-pub fn measured_execute(code: &Code, args: &[i64]) -> Result<i64, ArgError> {
+pub fn measured_execute(code: &Code, args: &[i64]) -> Result<i64, RunError> {
     match code {
         Code::Engine(exe) => exe.execute(std::hint::black_box(args)),
         Code::Native(f) => Ok(f(std::hint::black_box(args))),

@@ -56,6 +56,9 @@ pub fn compare(engine: &dyn Engine, program: &Program, args: &[i64], budget: u64
             return Outcome::Skipped(format!("walker needs more than {budget} steps"));
         }
         Err(BudgetError::Args(e)) => return Outcome::Skipped(e.to_string()),
+        Err(BudgetError::CallDepthExceeded) => {
+            return Outcome::Skipped("walker: call depth exceeded".into());
+        }
     };
     if let Err(why) = held_to_walker(engine, program, magnitude) {
         return Outcome::Skipped(why.to_string());

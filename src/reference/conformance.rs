@@ -231,7 +231,7 @@ pub const LITERAL_OPERANDS: &[(&str, &[i64])] = &[
 
 fn walker_value(program: &Program, args: &[i64]) -> i64 {
     // SAFETY: the callers pass the arguments the program needs.
-    unsafe { Walker::execute(&Walker::compile(program).unwrap(), args) }
+    unsafe { Walker::execute(&Walker::compile(program).unwrap(), args) }.unwrap()
 }
 
 fn engine_value<T: Technique>(program: &Program, args: &[i64]) -> i64 {

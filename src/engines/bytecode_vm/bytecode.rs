@@ -180,6 +180,9 @@ impl Compiler {
     /// Code leaving `e`'s value on the stack; `scope` locals are in scope.
     fn value(&mut self, e: &Expr, scope: usize) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => _ = self.emit(Op::Push(*n)),
             Expr::Arg(i) => _ = self.emit(Op::Arg(*i)),
             Expr::Get(d) => _ = self.emit(Op::Get(scope - 1 - d)),
@@ -207,6 +210,9 @@ impl Compiler {
     /// Code for `e`'s effects only: the stack is as high after as before.
     fn effect(&mut self, e: &Expr, scope: usize) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             // Reading has no effect; `+` cannot trap.
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
             Expr::Add(a, b) | Expr::Then(a, b) => {

@@ -181,6 +181,9 @@ pub fn compile(program: &Program, options: Options) -> Result<Code, CompileError
 /// depth, at most `MAX_DEPTH`.
 pub(crate) fn mark_stores(e: &Expr, out: &mut HashSet<*const Expr>) -> bool {
     let stores = match e {
+        Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+            unreachable!("Level 2 is refused before compile")
+        }
         Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => false,
         Expr::Set(_, v) => {
             mark_stores(v, out);
@@ -291,6 +294,9 @@ impl Compiler {
     /// instruction may write it; when true, `dst` is private to `e`.
     fn into(&mut self, e: &Expr, dst: Reg, scratch: bool) -> Res<()> {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => self.emit(Instr::LoadImm { dst, imm: *n }),
             Expr::Arg(i) => self.emit(Instr::LoadArg { dst, arg: *i }),
             Expr::Get(d) => {
@@ -370,6 +376,9 @@ impl Compiler {
     /// Emits code for `e` whose value nobody uses.
     fn effect(&mut self, e: &Expr) -> Res<()> {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
             // The sum is unused; only the operands' effects remain, in order.
             Expr::Add(a, b) | Expr::Then(a, b) => {

@@ -102,6 +102,9 @@ impl Chain {
     /// Appends the steps of `e`, evaluated with `scope` locals in scope.
     fn lower(&mut self, e: &Expr, scope: usize) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => self.0.push(Step::Lit(*n)),
             Expr::Arg(i) => self.0.push(Step::Arg(*i)),
             Expr::Get(d) => self.0.push(Step::Get(scope - 1 - d)),

@@ -118,6 +118,9 @@ impl Lower {
     /// Appends the steps of `e`; if `want`, they push its value.
     fn lower(&mut self, out: &mut Vec<Step>, e: &Expr, scope: usize, want: bool) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) if !want => {}
             Expr::Litr(n) => {
                 out.push(Step::Lit(*n));

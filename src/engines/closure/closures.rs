@@ -189,6 +189,9 @@ enum Shape {
 fn build(e: &Expr, scope: usize, depth: u16, tree: &mut Vec<Line<Shape>>, arena: &Arena) -> Node {
     let mut line = |what| tree.push(Line { depth, what });
     match *e {
+        Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+            unreachable!("Level 2 is refused before compile")
+        }
         Expr::Litr(n) => {
             line(Shape::Litr(n));
             Node::new_in(arena, move |_| n)

@@ -540,6 +540,9 @@ fn compile_inner(
 ) -> (Node, Label, Info) {
     let mut go = |e: &Expr, scope: usize| compile(ar, e, scope, depth, lines);
     match e {
+        Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+            unreachable!("Level 2 is refused before compile")
+        }
         Expr::Set(d, v) => {
             let (value, vi) = go(v, scope);
             let info = Info {

@@ -132,6 +132,9 @@ impl Compiler<'_> {
     fn value(&mut self, e: &Expr, scope: usize, height: usize, depth: u16) -> Node {
         self.reach(height + 1);
         match *e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => {
                 self.line(depth, Shape::Push(n));
                 // SAFETY: `sp` is a slot of the stack (see `Compiler`).
@@ -206,6 +209,9 @@ impl Compiler<'_> {
     /// A closure that runs `e` for its effects only (`None`: it has none).
     fn effect(&mut self, e: &Expr, scope: usize, height: usize, depth: u16) -> Option<Node> {
         match *e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             // Reading has no effect and `+` cannot trap.
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => None,
             Expr::Add(ref a, ref b) | Expr::Then(ref a, ref b) => {

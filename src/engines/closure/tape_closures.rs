@@ -283,6 +283,9 @@ impl Compiler {
 
     fn node(&mut self, e: &Expr, scope: usize) {
         match *e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => {
                 self.op(Op::Litr);
                 self.put(Word { int: n }, Role::Litr);

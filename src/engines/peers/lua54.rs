@@ -70,13 +70,13 @@ impl Technique for Lua54 {
         })
     }
 
-    unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+    unsafe fn execute(code: &Code, args: &[i64]) -> Result<i64, crate::CallDepthExceeded> {
         // Lua takes every argument; the function reads those it names.
         match code
             .func
             .call::<Value>(Variadic::from_iter(args.iter().copied()))
         {
-            Ok(Value::Integer(v)) => v,
+            Ok(Value::Integer(v)) => Ok(v),
             Ok(other) => panic!("lua54: the program returned {other:?}, not an integer"),
             Err(e) => panic!("lua54: the program failed: {e}"),
         }

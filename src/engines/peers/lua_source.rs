@@ -112,6 +112,9 @@ pub fn check(program: &Program) -> Result<(), String> {
     while let Some((e, blocks, tail, scope)) = todo.pop() {
         deepest = deepest.max(blocks);
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
             Expr::Add(a, b) => {
                 todo.push((a, blocks, false, scope));
@@ -420,6 +423,9 @@ impl Gen {
     /// Emits `e` for its effects only. `tail`: nothing follows in this block.
     fn stmt(&mut self, e: &Expr, tail: bool) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
             Expr::Add(a, b) => {
                 self.stmt(a, false);
@@ -479,6 +485,9 @@ impl Gen {
     /// Emits what `e` needs first and returns its value as an expression.
     fn value(&mut self, e: &Expr, tail: bool) -> Val {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => Val::atom(self.literal(*n), false),
             Expr::Arg(i) => Val::atom(
                 if self.args_in_table {

@@ -102,9 +102,12 @@ macro_rules! in_helper {
                 program, $jit, $wide, clock,
             ))
         }
-        unsafe fn execute(code: &Self::Code, args: &[i64]) -> i64 {
+        unsafe fn execute(
+            code: &Self::Code,
+            args: &[i64],
+        ) -> Result<i64, $crate::CallDepthExceeded> {
             // One run: its value, whatever it is (`expected` only ends loops).
-            code.run(args, 1, 0, $crate::clock::Clock::Wall).0
+            Ok(code.run(args, 1, 0, $crate::clock::Clock::Wall).0)
         }
         unsafe fn execute_timed(
             code: &Self::Code,

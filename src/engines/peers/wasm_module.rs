@@ -131,7 +131,7 @@ macro_rules! wasm_peer {
                 })
             }
 
-            unsafe fn execute(code: &Code, args: &[i64]) -> i64 {
+            unsafe fn execute(code: &Code, args: &[i64]) -> Result<i64, $crate::CallDepthExceeded> {
                 let mut params = code.params.borrow_mut();
                 for (p, a) in params.iter_mut().zip(args) {
                     *p = ::$rt::Val::I64(*a);
@@ -142,7 +142,7 @@ macro_rules! wasm_peer {
                     panic!("{}: the program trapped: {e}", stringify!($rt));
                 }
                 match result[0] {
-                    ::$rt::Val::I64(v) => v,
+                    ::$rt::Val::I64(v) => Ok(v),
                     ref other => panic!("{}: the program returned {other:?}", stringify!($rt)),
                 }
             }
@@ -171,6 +171,9 @@ impl Gen<'_> {
     /// Leaves `e`'s value on the operand stack.
     fn value(&mut self, e: &Expr) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => {
                 self.sink.i64_const(*n);
             }
@@ -210,6 +213,9 @@ impl Gen<'_> {
     /// Runs `e` for its effects, leaving the operand stack as it was.
     fn effect(&mut self, e: &Expr) {
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => {}
             Expr::Add(a, b) | Expr::Then(a, b) => {
                 self.effect(a);

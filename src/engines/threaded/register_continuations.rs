@@ -381,6 +381,9 @@ impl Scan {
             s.candidates[c].weight = s.candidates[c].weight.saturating_add(weight(loops));
         };
         let stores = match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(_) => false,
             Expr::Arg(a) => {
                 self.candidates.push(Candidate {
@@ -660,6 +663,9 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         }
         let (ia, ib) = children(&self.facts, i);
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Add(..) if l.add(self, e, i, dst, height) => {}
             Expr::Add(a, b) => {
                 // An operand's location is read just before the add, after
@@ -716,6 +722,9 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         }
         let (ia, ib) = children(&self.facts, i);
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             // Only the operands' effects remain, in order.
             Expr::Add(a, b) | Expr::Then(a, b) => {
                 self.effect(l, a, ia, height);

@@ -380,6 +380,9 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             return;
         }
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Litr(n) => {
                 if want {
                     self.emit(Instr::Lit(*n));

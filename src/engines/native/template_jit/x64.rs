@@ -173,6 +173,9 @@ impl Lower {
             return o;
         }
         match e {
+            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
+                unreachable!("Level 2 is refused before compile")
+            }
             Expr::Add(a, b) => {
                 if let Some(b) = leaf(b, self) {
                     let a = self.value(a);
