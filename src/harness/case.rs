@@ -46,8 +46,10 @@ impl Case {
 
     /// The language level the program needs (1 or 2), for reports.
     pub fn level(&self) -> u8 {
-        // Until the front end reports levels, every program is Level 1.
-        1
+        match self.program.level() {
+            crate::front::program::Level::One => 1,
+            crate::front::program::Level::Two => 2,
+        }
     }
 
     fn traced(mut self) -> Case {

@@ -246,6 +246,8 @@ fn serve() -> io::Result<()> {
                         output.write_all(&v.to_le_bytes())?;
                         output.write_all(&nanos.to_le_bytes())?;
                     }
+                    // A Lua error's own message (the program's depth error).
+                    Err(mlua::Error::RuntimeError(e)) => error(&mut output, &e)?,
                     Err(e) => error(&mut output, &e.to_string())?,
                 }
             }

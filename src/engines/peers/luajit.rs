@@ -19,8 +19,15 @@
 //! ours; [`Dialect::LuaJitInt64`]), exact on every value but slower, above
 //! all in the interpreter, which boxes each cdata result. Reports say which
 //! form each cell used. **Locals** are Lua locals, which the trace compiler
-//! keeps in machine registers. **Control**: `While` is a Lua loop; hot loops
-//! are recorded as traces and compiled to machine code.
+//! keeps in machine registers. **Control**: `While` is a Lua loop, `If` a
+//! Lua `if`; hot loops are recorded as traces and compiled to machine code.
+//! Guest functions are Lua functions and calls Lua calls, with the depth
+//! limit as a counter in the generated code ([`super::lua_source`]), exact
+//! at every depth. LuaJIT keeps every frame on one Lua stack of at most
+//! 65,500 slots, though, which holds fewer than 10,000 frames of most
+//! functions: the engine declares how many it holds on each program
+//! (`calls_held`, from the registers its translation needs) and is exempt
+//! from runs that go deeper, `deep_recursion` among them.
 //!
 //! Why a process: `mlua` links one Lua per build, and Lua 5.4 and LuaJIT
 //! export the same C symbols, so they cannot share a binary. `build.rs`
@@ -39,7 +46,7 @@
 use super::lua_source::{Dialect, check, translate};
 use crate::clock::{Clock, Stopwatch};
 use crate::engine::{CompileError, Engine, Registered, Technique, Tier, TimedRuns};
-use crate::front::program::Program;
+use crate::front::program::{Level, Program};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -57,6 +64,7 @@ impl Technique for LuaJit {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT, JIT on (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
+    const LEVEL: Level = Level::Two;
     const FORM: Option<&'static str> = Some(DOUBLE);
     const WIDE: Option<&'static dyn Engine> = Some(&Registered::<LuaJitInt64>::NEW);
     in_helper!(jit: true, wide: false);
@@ -70,6 +78,7 @@ impl Technique for LuaJitInt64 {
     const NAME: &'static str = LuaJit::NAME;
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = LuaJit::SUMMARY;
+    const LEVEL: Level = Level::Two;
     const FORM: Option<&'static str> = Some(INT64);
     in_helper!(jit: true, wide: true);
 }
@@ -89,6 +98,9 @@ macro_rules! in_helper {
         fn supports(program: &$crate::Program) -> Result<(), String> {
             $crate::engines::peers::luajit::supports(program)
         }
+        fn calls_held(program: &$crate::Program) -> Option<usize> {
+            $crate::engines::peers::luajit::calls_held(program)
+        }
         fn compile(program: &$crate::Program) -> Result<Self::Code, $crate::CompileError> {
             let wall = $crate::clock::Clock::Wall;
             $crate::engines::peers::luajit::compile(program, $jit, $wide, wall)
@@ -107,7 +119,8 @@ macro_rules! in_helper {
             args: &[i64],
         ) -> Result<i64, $crate::CallDepthExceeded> {
             // One run: its value, whatever it is (`expected` only ends loops).
-            Ok(code.run(args, 1, 0, $crate::clock::Clock::Wall).0)
+            code.run(args, 1, 0, $crate::clock::Clock::Wall)
+                .map(|(value, _)| value)
         }
         unsafe fn execute_timed(
             code: &Self::Code,
@@ -124,6 +137,18 @@ macro_rules! in_helper {
     };
 }
 pub(super) use in_helper;
+
+/// LuaJIT's stack: at most 65,500 slots (`LUAI_MAXSTACK`), and two for
+/// each frame's link besides its registers (plus one spare).
+const STACK_SLOTS: usize = 65_500;
+
+/// Shared with `luajit_interp`: how many active calls of `program` LuaJIT's
+/// stack holds, when fewer than the limit needs: its frames live on one
+/// Lua stack of fixed size, so deep recursion in a function with many
+/// registers runs out before 10,000 calls, and such runs are exempt.
+pub fn calls_held(program: &Program) -> Option<usize> {
+    super::lua_source::calls_held(program, STACK_SLOTS, 3)
+}
 
 /// Shared with `luajit_interp`: what LuaJIT's parser accepts.
 pub fn supports(program: &Program) -> Result<(), String> {
@@ -198,14 +223,15 @@ pub struct Code {
 impl Code {
     /// Up to `reps` calls in the helper, stopping at the first value that is
     /// not `expected`: that value (else the last one) and the time of the
-    /// calls on `clock`, as the helper measured it.
+    /// calls on `clock`, as the helper measured it; or the run's error at
+    /// the depth limit.
     pub(super) fn run(
         &self,
         args: &[i64],
         reps: u64,
         expected: i64,
         clock: Clock,
-    ) -> (i64, Duration) {
+    ) -> Result<(i64, Duration), crate::CallDepthExceeded> {
         let reply = with_helper(|h| {
             if h.generation != self.generation {
                 return Ok(Err(
@@ -231,7 +257,8 @@ impl Code {
             }
         });
         match reply {
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.starts_with(super::lua_source::DEPTH_ERROR) => Err(crate::CallDepthExceeded),
             Ok(Err(e)) | Err(e) => panic!("LuaJIT helper: {e}"),
         }
     }
@@ -244,7 +271,10 @@ impl Code {
         expected: i64,
         clock: Clock,
     ) -> TimedRuns {
-        let (value, time) = self.run(args, reps, expected, clock);
+        // The harness times runs that end with a value.
+        let (value, time) = self
+            .run(args, reps, expected, clock)
+            .unwrap_or_else(|e| panic!("LuaJIT: a timed run failed: {e}"));
         TimedRuns {
             time,
             wrong: (value != expected).then_some(value),

@@ -18,6 +18,7 @@
 
 use super::luajit::{DOUBLE, INT64, in_helper};
 use crate::engine::{Engine, Registered, Technique, Tier};
+use crate::front::program::Level;
 
 pub struct LuaJitInterp;
 
@@ -26,6 +27,7 @@ impl Technique for LuaJitInterp {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT's interpreter, JIT off (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
+    const LEVEL: Level = Level::Two;
     const FORM: Option<&'static str> = Some(DOUBLE);
     const WIDE: Option<&'static dyn Engine> = Some(&Registered::<LuaJitInterpInt64>::NEW);
     in_helper!(jit: false, wide: false);
@@ -38,6 +40,7 @@ impl Technique for LuaJitInterpInt64 {
     const NAME: &'static str = LuaJitInterp::NAME;
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = LuaJitInterp::SUMMARY;
+    const LEVEL: Level = Level::Two;
     const FORM: Option<&'static str> = Some(INT64);
     in_helper!(jit: false, wide: true);
 }
