@@ -4,10 +4,10 @@
 //! (`show`, the benchmark) builds on the same registry. Without a
 //! subcommand, `vm-perf` runs `bench`: the main job.
 
-use crate::engine::{Engine, Executable, engine, engines};
+use crate::engine::{Engine, Executable, RunError, engine, engines};
 use crate::front::{SourceError, compile_source, decode, program::Program};
 use crate::guard::with_timeout;
-use crate::reference::{Exemption, eval_traced, held_to_walker, magnitude};
+use crate::reference::{BudgetError, Exemption, eval_traced, held_to_walker, magnitude};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -326,11 +326,27 @@ fn compile_on(engine: &dyn Engine, program: &Program) -> Result<Box<dyn Executab
     })
 }
 
+/// Compiles and runs `program` on `engine`: the run's value or its own
+/// error (the call depth), or why it could not run at all.
+fn outcome_on(
+    engine: &dyn Engine,
+    program: &Program,
+    args: &[i64],
+) -> Result<Result<i64, RunError>, Failure> {
+    Ok(compile_on(engine, program)?.execute(args))
+}
+
 /// Compiles and runs `program` on `engine`, reporting errors as the CLI does.
 fn run_on(engine: &dyn Engine, program: &Program, args: &[i64]) -> Result<i64, Failure> {
-    compile_on(engine, program)?
-        .execute(args)
-        .or_else(|e| fail(e.to_string()))
+    outcome_on(engine, program, args)?.or_else(|e| fail(e.to_string()))
+}
+
+/// A run's outcome as `run` prints it: the value, or the error.
+fn shown(outcome: &Result<i64, RunError>) -> String {
+    match outcome {
+        Ok(v) => v.to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 fn run(
@@ -350,19 +366,30 @@ fn run(
     // clock or a flag (see `guard`).
     let what = |engine: &dyn Engine| format!("`{file}` on engine `{}`", engine.name());
     let guarded = |engine: &dyn Engine| {
-        with_timeout(timeout, &what(engine), || run_on(engine, &program, &args))
+        with_timeout(timeout, &what(engine), || {
+            outcome_on(engine, &program, &args)
+        })
     };
+    // A run without a value fails the command, naming the run's error.
+    let failed = |e: RunError| fail::<()>(format!("{file}: {e}"));
     if let Some(engine) = chosen {
         exact_on(engine, &program, &args, timeout, file)?;
-        let value = guarded(engine)?;
+        let value = match guarded(engine)? {
+            Ok(value) => value,
+            Err(e) => return failed(e),
+        };
         return writeln!(out, "{value}").map_err(io);
     }
-    // The reference run: walker's value and the largest magnitude on the
-    // way, which decides who is held to it.
-    let (reference, magnitude) = with_timeout(timeout, &what(engines()[0]), || {
+    // The reference run: walker's value (or its error) and the largest
+    // magnitude on the way, which decides who is held to it.
+    let (reference, magnitude) = match with_timeout(timeout, &what(engines()[0]), || {
         eval_traced(&program, &args, u64::MAX)
-    })
-    .or_else(|e| fail(e.to_string()))?;
+    }) {
+        Ok((value, magnitude)) => (Ok(value), magnitude),
+        // No value to be exact about: every engine is held to the error.
+        Err(BudgetError::CallDepthExceeded) => (Err(RunError::CallDepthExceeded), 0),
+        Err(e) => return fail(e.to_string()),
+    };
     let mut disagree = Vec::new();
     for engine in engines() {
         match held_to_walker(*engine, &program, magnitude) {
@@ -385,20 +412,21 @@ fn run(
             }
             Ok(()) => {}
         }
-        let value = guarded(*engine)?;
-        writeln!(out, "{} {value}", engine.name()).map_err(io)?;
-        if value != reference {
-            disagree.push(format!("{} gave {value}", engine.name()));
+        let got = guarded(*engine)?;
+        writeln!(out, "{} {}", engine.name(), shown(&got)).map_err(io)?;
+        if got != reference {
+            disagree.push(format!("{} gave {}", engine.name(), shown(&got)));
         }
     }
-    if disagree.is_empty() {
-        Ok(())
-    } else {
-        fail(format!(
-            "engines disagree with walker's {reference}: {}",
+    if !disagree.is_empty() {
+        return fail(format!(
+            "engines disagree with walker's {}: {}",
+            shown(&reference),
             disagree.join(", ")
-        ))
+        ));
     }
+    // Engines that all fail the same way agree; the run still has no value.
+    reference.map(drop).or_else(failed)
 }
 
 /// `run` prints the program's value or nothing: before an engine with an

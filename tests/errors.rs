@@ -120,7 +120,7 @@ fn malformed_programs_report_line_and_column() {
             "argument index",
         ),
         ("arg without parens", "arg 1".into(), "-:1:5:", "`(`"),
-        ("subtraction", "1 - 2".into(), "-:1:3:", "negative"),
+        ("negation", "let x = 1; -x".into(), "-:1:12:", "no negation"),
         ("lone minus", "-".into(), "-:1:1:", "negative"),
         (
             "double plus",

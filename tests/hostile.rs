@@ -144,9 +144,7 @@ refused! {
     unmatched_paren: "1)";
     unclosed_paren: "(1";
     lone_minus: "-";
-    minus_space_digit: "- 1";
     double_minus: "--1";
-    subtraction: "1 - 2";
     juxtaposed_literals: "1 2";
     let_alone: "let";
     let_without_init: "let x";
@@ -187,6 +185,8 @@ refused! {
 
 pinned! {
     empty_file: b"", [];
+    minus_space_digit: "- 1", [];
+    subtraction: "1 - 2", [];
     only_whitespace: b" \n\t\r\n", [];
     only_a_comment_without_newline: b"// nothing", [];
     sum_at_the_depth_limit: vec!["1"; 1000].join(" + "), [];

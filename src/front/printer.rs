@@ -268,6 +268,15 @@ mod tests {
     }
 
     #[test]
+    fn a_let_never_takes_a_parameters_name() {
+        // The let's level name would be `b`, the parameter's name.
+        let e = parse("fn f(b) { let c = b; b + c }\nf(1)").unwrap();
+        let text = print_source(&e);
+        assert!(text.contains("let b_ = b;"), "{text}");
+        assert_eq!(parse(&text).unwrap(), e, "{text}");
+    }
+
+    #[test]
     fn tricky_shapes_round_trip() {
         for src in [
             "{ 1; 2 }; 3",
@@ -279,8 +288,25 @@ mod tests {
             "let x = 1; x = (x = 2)",
             "{ let x = 1; x }; 4",
             "1; {}",
+            // Level 2.
+            "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(arg(0))",
+            "1 - (2 - 3)",
+            "(1 < 2) < 3",
+            "1 < (2 < 3)",
+            "let x = 1; x - -1",
+            "-9223372036854775808 - -9223372036854775808",
+            "if 1 { 2 } else if 3 { 4 } else { 5 }",
+            "if 1 { 2 } else { if 3 { 4 } }",
+            "if (if 1 { 2 }) { 3 }",
+            "while (if 1 { 0 }) { }",
+            "(if 1 { 2 } else { 3 }) - 4",
+            "let x = 0; if x = 1 { x }",
+            "fn f(a, b) { a - b }\nlet x = 0; f(x = 2, { let y = 3; y })",
+            "fn f(b) { let a = b; let b = a; a - b }\nf(1)",
+            "fn a(a) { a }\nlet a = 1; a(a)",
+            "fn f() { g() }\nfn g() { 1 }\n",
         ] {
-            let e = parse(src).unwrap();
+            let e = parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
             let text = print_source(&e);
             assert_eq!(parse(&text).unwrap(), e, "{src} printed as {text}");
         }

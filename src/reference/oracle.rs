@@ -103,7 +103,7 @@ pub fn check_program(program: &Program, args: &[i64]) -> Outcome {
             want,
             "engine `{}` disagrees with walker on\n{}\nargs {args:?}",
             engine.name(),
-            crate::front::printer::print(program.expr())
+            crate::front::printer::print_source(program.source())
         );
         agreed += 1;
     }
