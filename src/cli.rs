@@ -7,7 +7,7 @@
 use crate::engine::{Engine, Executable, RunError, engine, engines};
 use crate::front::{SourceError, compile_source, decode, program::Program};
 use crate::guard::with_timeout;
-use crate::reference::{BudgetError, Exemption, eval_traced, held_to_walker, magnitude};
+use crate::reference::{BudgetError, Exemption, Reach, eval_reach, held_to_walker, reach};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -383,11 +383,18 @@ fn run(
     // The reference run: walker's value (or its error) and the largest
     // magnitude on the way, which decides who is held to it.
     let (reference, magnitude) = match with_timeout(timeout, &what(engines()[0]), || {
-        eval_traced(&program, &args, u64::MAX)
+        eval_reach(&program, &args, u64::MAX)
     }) {
-        Ok((value, magnitude)) => (Ok(value), magnitude),
-        // No value to be exact about: every engine is held to the error.
-        Err(BudgetError::CallDepthExceeded) => (Err(RunError::CallDepthExceeded), 0),
+        Ok((value, reach)) => (Ok(value), reach),
+        // No value to be exact about: every engine is held to the error,
+        // but one whose stack holds fewer calls than the limit cannot reach it.
+        Err(BudgetError::CallDepthExceeded) => (
+            Err(RunError::CallDepthExceeded),
+            Reach {
+                magnitude: 0,
+                calls: Some(crate::MAX_CALLS + 1),
+            },
+        ),
         Err(e) => return fail(e.to_string()),
     };
     let mut disagree = Vec::new();
@@ -450,7 +457,7 @@ fn exact_on(
         "`{file}` on engine `walker` (checking that `{}`'s values stay exact)",
         engine.name()
     );
-    let (_, magnitude) = with_timeout(timeout, &what, || eval_traced(program, args, u64::MAX))
+    let (_, magnitude) = with_timeout(timeout, &what, || eval_reach(program, args, u64::MAX))
         .or_else(|e| fail(e.to_string()))?;
     match held_to_walker(engine, program, magnitude) {
         Err(why @ (Exemption::Inexact { .. } | Exemption::TooDeep { .. })) => fail(format!(
@@ -491,7 +498,7 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
     let mut runs = Vec::new();
     for w in WORKLOADS {
         let program = w.program()?;
-        let magnitude = magnitude(&program, &w.args());
+        let magnitude = reach(&program, &w.args());
         runs.push((w, program, magnitude));
     }
     let mut wrong = 0;

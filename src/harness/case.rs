@@ -2,7 +2,7 @@
 
 use crate::engine::{Engine, engines};
 use crate::front::program::Program;
-use crate::reference::{form_for, magnitude};
+use crate::reference::{Reach, form_for, reach};
 use crate::workloads::Workload;
 
 /// A native function computing the same value as a workload.
@@ -20,9 +20,11 @@ pub struct Case {
     pub iterations: u64,
     /// The `rust` and `rust_opt` candles, for built-in workloads.
     pub candles: Option<(Candle, Candle)>,
-    /// The largest magnitude of any value the program computes with these
-    /// arguments (engines with a smaller exact range sit the case out).
-    pub magnitude: u64,
+    /// How far the run reaches: the largest magnitude of any value and the
+    /// most calls active at once (engines with a smaller exact range use
+    /// their wide form or sit the case out; those whose stack holds fewer
+    /// calls sit it out).
+    pub reach: Reach,
 }
 
 impl Case {
@@ -37,7 +39,7 @@ impl Case {
                 .unwrap_or_else(|e| panic!("built-in workload {} is invalid: {e}", w.name)),
             iterations: w.iterations(&args),
             expected: w.expected(),
-            magnitude: 0,
+            reach: Reach::from(0),
             args,
             candles: Some((w.rust, w.rust_opt)),
         }
@@ -53,7 +55,7 @@ impl Case {
     }
 
     fn traced(mut self) -> Case {
-        self.magnitude = magnitude(&self.program, &self.args);
+        self.reach = reach(&self.program, &self.args);
         self
     }
 
@@ -67,7 +69,7 @@ impl Case {
     /// itself, or its wide form where its values leave its exact range),
     /// or why it sits the case out.
     pub fn form<'e>(&self, engine: &'e dyn Engine) -> Result<&'e dyn Engine, String> {
-        form_for(engine, &self.program, self.magnitude).map_err(|why| why.to_string())
+        form_for(engine, &self.program, self.reach).map_err(|why| why.to_string())
     }
 
     /// A user's program. The expected value is what `walker` (the
@@ -99,7 +101,7 @@ impl Case {
             program,
             args,
             candles: None,
-            magnitude: 0,
+            reach: Reach::from(0),
         }
         .traced())
     }

@@ -35,6 +35,17 @@ pub fn eval_traced(
     args: &[i64],
     budget: u64,
 ) -> Result<(i64, u64), BudgetError> {
+    eval_reach(program, args, budget).map(|(v, reach)| (v, reach.magnitude))
+}
+
+/// Like [`eval_traced`], also reporting the most calls active at once: how
+/// far the run [reaches](super::Reach), which decides whether an engine
+/// whose own stack holds fewer calls is held to the answer.
+pub fn eval_reach(
+    program: &Program,
+    args: &[i64],
+    budget: u64,
+) -> Result<(i64, super::Reach), BudgetError> {
     if args.len() < program.arg_count() {
         return Err(BudgetError::Args(ArgError {
             needed: program.arg_count(),
@@ -46,6 +57,7 @@ pub fn eval_traced(
         functions: program.functions(),
         locals: Vec::new(),
         calls: 0,
+        deepest: 0,
         steps: budget,
         max_magnitude: 0,
     };
@@ -53,7 +65,11 @@ pub fn eval_traced(
         Stop::OutOfSteps => BudgetError::OutOfSteps,
         Stop::CallDepthExceeded => BudgetError::CallDepthExceeded,
     })?;
-    Ok((v, st.max_magnitude))
+    let reach = super::Reach {
+        magnitude: st.max_magnitude,
+        calls: Some(st.deepest),
+    };
+    Ok((v, reach))
 }
 
 /// Why a budgeted run produced no value.
@@ -85,6 +101,8 @@ struct Budget<'a> {
     locals: Vec<i64>,
     /// Calls active now.
     calls: usize,
+    /// The most calls active at once so far.
+    deepest: usize,
     steps: u64,
     max_magnitude: u64,
 }
@@ -151,6 +169,7 @@ impl Budget<'_> {
                 let frame = self.locals.len();
                 self.locals.extend(values);
                 self.calls += 1;
+                self.deepest = self.deepest.max(self.calls);
                 let r = self.eval(&self.functions[*f].body);
                 self.calls -= 1;
                 self.locals.truncate(frame);

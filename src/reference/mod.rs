@@ -24,7 +24,7 @@ pub(crate) mod conformance;
 pub mod oracle;
 pub mod stack;
 
-pub use budgeted::{BudgetError, eval_budgeted, eval_traced};
+pub use budgeted::{BudgetError, eval_budgeted, eval_reach, eval_traced};
 
 use crate::engine::Engine;
 use crate::front::program::Program;
@@ -129,6 +129,14 @@ pub fn form_for<'e>(
         }
         (held, _) => held.map(|()| engine),
     }
+}
+
+/// How far a run of `program` on `args` reaches ([`Reach`]), walked without
+/// a step budget (for runs known to end); a reach of unknown depth and
+/// magnitude `u64::MAX`, which exempts every engine with a limit, when the
+/// run has no value.
+pub fn reach(program: &Program, args: &[i64]) -> Reach {
+    eval_reach(program, args, u64::MAX).map_or(u64::MAX.into(), |(_, r)| r)
 }
 
 /// The largest magnitude of any value `program` computes on `args`, walked

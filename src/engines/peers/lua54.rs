@@ -28,8 +28,8 @@
 //! the trait method is); it rests on `mlua`'s safe API around Lua's C code.
 
 use super::lua_source::{DEPTH_ERROR, Dialect, calls_held as lua_calls_held, check, translate};
-use crate::front::program::Level;
 use crate::engine::{CompileError, Technique, Tier};
+use crate::front::program::Level;
 use crate::front::program::Program;
 use mlua::{Function, Lua, LuaOptions, StdLib, Value, Variadic};
 
@@ -92,7 +92,9 @@ impl Technique for Lua54 {
         {
             Ok(Value::Integer(v)) => Ok(v),
             Ok(other) => panic!("lua54: the program returned {other:?}, not an integer"),
-            Err(mlua::Error::RuntimeError(e)) if e.starts_with(DEPTH_ERROR) => Err(crate::CallDepthExceeded),
+            Err(mlua::Error::RuntimeError(e)) if e.starts_with(DEPTH_ERROR) => {
+                Err(crate::CallDepthExceeded)
+            }
             Err(e) => panic!("lua54: the program failed: {e}"),
         }
     }

@@ -127,12 +127,8 @@ pub fn check(program: &Program) -> Result<(), String> {
             program.functions().len()
         ));
     }
-    let bodies = std::iter::once((program.expr(), 0)).chain(
-        program
-            .functions()
-            .iter()
-            .map(|f| (&f.body, f.arity())),
-    );
+    let bodies = std::iter::once((program.expr(), 0))
+        .chain(program.functions().iter().map(|f| (&f.body, f.arity())));
     let mut deepest = 1;
     for (body, params) in bodies {
         // (node, blocks open around it, runs to the end of its block, scope)
@@ -757,7 +753,11 @@ impl Gen {
             Expr::Sub(a, b) => {
                 let (va, vb) = self.operands(a, b);
                 let v = Val::binary(va, " - ", vb, true);
-                if v.nest >= MAX_PARENS { self.save(v) } else { v }
+                if v.nest >= MAX_PARENS {
+                    self.save(v)
+                } else {
+                    v
+                }
             }
             Expr::Lt(a, b) => {
                 let (va, vb) = self.operands(a, b);
@@ -765,7 +765,11 @@ impl Gen {
                 let mut v = Val::binary(va, " < ", vb, false);
                 v.code = format!("({} and {one} or {zero})", v.code);
                 v.nest += 1;
-                if v.nest >= MAX_PARENS { self.save(v) } else { v }
+                if v.nest >= MAX_PARENS {
+                    self.save(v)
+                } else {
+                    v
+                }
             }
             Expr::If(c, t, f) => {
                 let c = self.cond(c);
@@ -817,7 +821,11 @@ impl Gen {
                     temps: vals.iter().flat_map(|v| v.temps.iter().copied()).collect(),
                     regs,
                 };
-                if v.nest >= MAX_PARENS { self.save(v) } else { v }
+                if v.nest >= MAX_PARENS {
+                    self.save(v)
+                } else {
+                    v
+                }
             }
             Expr::Add(a, b) => {
                 let (va, vb) = self.operands(a, b);

@@ -258,7 +258,9 @@ impl Code {
         });
         match reply {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) if e.starts_with(super::lua_source::DEPTH_ERROR) => Err(crate::CallDepthExceeded),
+            Ok(Err(e)) if e.starts_with(super::lua_source::DEPTH_ERROR) => {
+                Err(crate::CallDepthExceeded)
+            }
             Ok(Err(e)) | Err(e) => panic!("LuaJIT helper: {e}"),
         }
     }
