@@ -7,7 +7,7 @@
 use crate::engine::{Engine, Executable, RunError, engine, engines};
 use crate::front::{SourceError, compile_source, decode, program::Program};
 use crate::guard::with_timeout;
-use crate::reference::{BudgetError, Exemption, Reach, eval_reach, held_to_walker, reach};
+use crate::reference::{BudgetError, Exemption, Reach, eval_reach, form_for, reach};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -373,7 +373,7 @@ fn run(
     // A run without a value fails the command, naming the run's error.
     let failed = |e: RunError| fail::<()>(format!("{file}: {e}"));
     if let Some(engine) = chosen {
-        exact_on(engine, &program, &args, timeout, file)?;
+        let engine = exact_on(engine, &program, &args, timeout, file)?;
         let value = match guarded(engine)? {
             Ok(value) => value,
             Err(e) => return failed(e),
@@ -399,7 +399,9 @@ fn run(
     };
     let mut disagree = Vec::new();
     for engine in engines() {
-        match held_to_walker(*engine, &program, magnitude) {
+        // The form that runs it (LuaJIT's 64-bit integers beyond 2^53).
+        let engine = match form_for(*engine, &program, magnitude) {
+            Ok(form) => form,
             Err(Exemption::Unsupported(why)) => {
                 writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
                 continue;
@@ -417,9 +419,8 @@ fn run(
                 writeln!(out, "{} skipped: {why}", engine.name()).map_err(io)?;
                 continue;
             }
-            Ok(()) => {}
-        }
-        let got = guarded(*engine)?;
+        };
+        let got = guarded(engine)?;
         writeln!(out, "{} {}", engine.name(), shown(&got)).map_err(io)?;
         if got != reference {
             disagree.push(format!("{} gave {}", engine.name(), shown(&got)));
@@ -438,20 +439,23 @@ fn run(
 
 /// `run` prints the program's value or nothing: before an engine with an
 /// exact range (LuaJIT's doubles) runs, walker traces the run, and if a
-/// value on the way leaves that range ([`held_to_walker`]) the engine's
+/// value on the way leaves that range ([`crate::reference::held_to_walker`]) the engine's
 /// answer would not be the program's value (doubles past 2⁵³ may not even
 /// end a loop), so `run` fails (exit status 1) saying why, instead of
 /// printing a number scripts would take for the value. Under `--timeout`
 /// the trace has the same limit, and its message says what it was for.
-fn exact_on(
-    engine: &dyn Engine,
+///
+/// An engine with a wide form runs in it where its usual one is not exact
+/// ([`form_for`]: LuaJIT's 64-bit integers): the form is returned.
+fn exact_on<'e>(
+    engine: &'e dyn Engine,
     program: &Program,
     args: &[i64],
     timeout: Option<std::time::Duration>,
     file: &str,
-) -> Result<(), Failure> {
+) -> Result<&'e dyn Engine, Failure> {
     if engine.exact_magnitude().is_none() && engine.calls_held(program).is_none() {
-        return Ok(());
+        return Ok(engine);
     }
     let what = format!(
         "`{file}` on engine `walker` (checking that `{}`'s values stay exact)",
@@ -459,13 +463,14 @@ fn exact_on(
     );
     let (_, magnitude) = with_timeout(timeout, &what, || eval_reach(program, args, u64::MAX))
         .or_else(|e| fail(e.to_string()))?;
-    match held_to_walker(engine, program, magnitude) {
+    match form_for(engine, program, magnitude) {
         Err(why @ (Exemption::Inexact { .. } | Exemption::TooDeep { .. })) => fail(format!(
             "engine `{}` cannot give this program's exact value: {why}; run it on another engine",
             engine.name()
         )),
+        Ok(form) => Ok(form),
         // The engine accepted the program: only its range can exempt it.
-        _ => Ok(()),
+        Err(Exemption::Unsupported(_)) => Ok(engine),
     }
 }
 
@@ -505,17 +510,19 @@ fn check(out: &mut impl Write) -> Result<(), Failure> {
     for engine in engines() {
         write!(out, "{:width$}", engine.name()).map_err(io)?;
         for (w, program, magnitude) in &runs {
-            let skipped = match held_to_walker(*engine, program, *magnitude) {
-                Ok(()) => None,
-                Err(Exemption::Unsupported(_)) => Some("unsupported"),
-                Err(Exemption::Inexact { .. }) => Some("inexact"),
-                Err(Exemption::TooDeep { .. }) => Some("too deep"),
+            let form = match form_for(*engine, program, *magnitude) {
+                Ok(form) => form,
+                Err(why) => {
+                    let why = match why {
+                        Exemption::Unsupported(_) => "unsupported",
+                        Exemption::Inexact { .. } => "inexact",
+                        Exemption::TooDeep { .. } => "too deep",
+                    };
+                    write!(out, " {why:>14}").map_err(io)?;
+                    continue;
+                }
             };
-            if let Some(why) = skipped {
-                write!(out, " {why:>14}").map_err(io)?;
-                continue;
-            }
-            let cell = match run_on(*engine, program, &w.args()) {
+            let cell = match run_on(form, program, &w.args()) {
                 Ok(v) if v == w.expected() => v.to_string(),
                 Ok(v) => {
                     wrong += 1;

@@ -18,8 +18,21 @@ use vm_perf::front::compile_source;
 use vm_perf::front::program::Program;
 use vm_perf::random::small::Small;
 use vm_perf::reference::check::{Outcome, compare};
-use vm_perf::reference::{eval_traced, form_for};
+use vm_perf::reference::{BudgetError, eval_reach, eval_traced, form_for};
 use vm_perf::workloads::WORKLOADS;
+
+/// Runs `f` on a thread with room for walker's reference runs, which
+/// recurse natively per guest call (the peers themselves do not).
+fn on_big_stack(f: impl FnOnce() + Send) {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn_scoped(s, f)
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
 
 fn peers() -> Vec<&'static dyn Engine> {
     engines()
@@ -38,8 +51,8 @@ fn in_range(
     program: &Program,
     args: &[i64],
 ) -> Option<(&'static dyn Engine, i64)> {
-    let (value, magnitude) = eval_traced(program, args, u64::MAX).unwrap();
-    match form_for(engine, program, magnitude) {
+    let (value, reach) = eval_reach(program, args, u64::MAX).unwrap();
+    match form_for(engine, program, reach) {
         Err(why @ vm_perf::reference::Exemption::Unsupported(_)) => {
             panic!("{}: {why}", engine.name())
         }
@@ -94,14 +107,29 @@ fn peers_are_registered() {
 
 #[test]
 fn every_workload_on_every_peer() {
-    // Every peer on every workload, with the default arguments, in the form
-    // the harness picks: LuaJIT's doubles where they are exact, its 64-bit
-    // integers where values leave ±2^53.
+    on_big_stack(every_workload);
+}
+
+/// Every peer on every workload, with the default arguments, in the form
+/// the harness picks: LuaJIT's doubles where they are exact, its 64-bit
+/// integers where values leave ±2^53.
+fn every_workload() {
     for w in WORKLOADS {
         let program = w.program().unwrap();
         let args = w.args();
-        let magnitude = eval_traced(&program, &args, u64::MAX).unwrap().1;
+        let (_, reach) = eval_reach(&program, &args, u64::MAX).unwrap();
+        let magnitude = reach.magnitude;
         for engine in peers() {
+            // The one exemption left: LuaJIT's stack, on the workload that
+            // recurses to the language's limit.
+            if engine
+                .calls_held(&program)
+                .is_some_and(|held| reach.calls.unwrap() > held)
+            {
+                assert_eq!(w.name, "deep_recursion", "{}", engine.name());
+                assert!(engine.name().starts_with("luajit") || engine.name() == "wasmtime");
+                continue;
+            }
             let (form, expected) = in_range(engine, &program, &args)
                 .unwrap_or_else(|| panic!("{} has no exact form on {}", engine.name(), w.name));
             assert_eq!(expected, w.expected());
@@ -431,4 +459,161 @@ fn luajit_loads_loop_bodies_up_to_its_node_limit() {
     {
         assert!(engine.supports(&p).is_err(), "{}", engine.name());
     }
+}
+
+/// Level 2 on every peer: calls (as arguments of calls, in conditions, in
+/// sums around stores), `if` as a value and as a statement, `<` as a value,
+/// subtraction, mutual recursion, functions never called, the run's
+/// arguments read inside functions.
+#[test]
+fn level_two_programs() {
+    let fib = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } } fib(arg(0))";
+    for n in [0, 1, 2, 10, 20] {
+        src(fib, &[n]);
+    }
+    src(
+        "fn tak(x, y, z) { if y < x { tak(tak(x - 1, y, z), tak(y - 1, z, x), tak(z - 1, x, y)) } else { z } }
+         tak(arg(0), arg(1), arg(2))",
+        &[12, 8, 4],
+    );
+    // Mutual recursion, and a function never called that reads arg(1).
+    src(
+        "fn even(n) { if 0 < n { odd(n - 1) } else { 1 } }
+         fn odd(n) { if 0 < n { even(n - 1) } else { 0 } }
+         fn unused(a) { a + arg(1) }
+         even(arg(0)) + odd(arg(0))",
+        &[7, 3],
+    );
+    // Strict order: a local read before a call in the same sum, a store
+    // between call arguments, calls in a loop condition.
+    src(
+        "fn id(x) { x } fn add3(a, b, c) { a + b - c }
+         let x = 1; x + id({ x = 5; x }) + add3(x, { x = x + 1; x }, x) + x",
+        &[],
+    );
+    src(
+        "fn below(a, b) { a < b } let i = 0; let t = 0;
+         while below(i, arg(0)) { t = t + i; i = i + 1 }; t",
+        &[50],
+    );
+    // `if` as a value in sums, without else, with else-if chains; `<` as a
+    // value; subtraction of negative literals; arguments inside functions.
+    src(
+        "fn sign(x) { if x < 0 { -1 } else if 0 < x { 1 } else { 0 } }
+         fn scaled(x) { x - -2 + arg(1) }
+         let t = 0; let i = -3;
+         while i < 4 { t = t + sign(i) + (if i < 0 { 10 }) + (i < 1) + scaled(i); i = i + 1 };
+         t - (arg(0) < arg(1))",
+        &[4, 9],
+    );
+    // Locals of functions are their own: a store changes only this call's copy.
+    src(
+        "fn bump(a) { a = a + 1; let b = a; b = b + a; b }
+         let a = 10; bump(a) + a + bump(bump(a))",
+        &[],
+    );
+    // A function with more parameters than `ARG_PARAMS` arguments, and
+    // a program whose arguments come in a table.
+    let params: Vec<String> = (0..16).map(|i| format!("p{i}")).collect();
+    let sum = params.join(" + ");
+    let args: Vec<String> = (0..16).map(|i| format!("arg({})", i + 4)).collect();
+    src(
+        &format!(
+            "fn f({}) {{ {sum} - arg(20) }} f({})",
+            params.join(", "),
+            args.join(", ")
+        ),
+        &(0..21).collect::<Vec<_>>(),
+    );
+    // Values beyond 2^53 inside functions: LuaJIT's wide form.
+    src("fn twice(x) { x + x } twice(twice(arg(0))) - 1", &[1 << 60]);
+}
+
+/// The depth limit, exactly: 10,000 active calls succeed and the call that
+/// would make 10,001 fails, on every peer whose stack holds them; a peer
+/// whose stack holds fewer declares it and is exempt, and holds exactly as
+/// many as it declares.
+#[test]
+fn call_depth_limit_is_exact() {
+    on_big_stack(call_depth_limit);
+}
+
+fn call_depth_limit() {
+    let program = compile_source(
+        "t.vm",
+        "fn down(n) { if 0 < n { down(n - 1) + 1 } else { 0 } } down(arg(0))",
+    )
+    .unwrap();
+    for engine in peers() {
+        let code = engine.compile(&program).unwrap();
+        let held = engine.calls_held(&program);
+        for calls in [9_999, 10_000, 10_001] {
+            // down(calls - 1) makes `calls` calls active at its deepest.
+            let args = [calls as i64 - 1];
+            let (reach, walker) = match eval_reach(&program, &args, u64::MAX) {
+                Ok((v, reach)) => (reach.calls.unwrap(), Ok(v)),
+                Err(BudgetError::CallDepthExceeded) => {
+                    (calls, Err(vm_perf::RunError::CallDepthExceeded))
+                }
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(reach.min(10_000), calls.min(10_000));
+            if held.is_some_and(|h| calls > h) {
+                continue;
+            }
+            assert_eq!(code.execute(&args), walker, "{} at {calls}", engine.name());
+            // A failed run leaves nothing behind: the next one succeeds.
+            assert_eq!(code.execute(&[3]), Ok(3), "{} after {calls}", engine.name());
+        }
+        // An engine that declares a smaller stack holds what it declares.
+        if let Some(h) = held {
+            assert!(h > 1000, "{}: {h}", engine.name());
+            assert_eq!(
+                code.execute(&[h as i64 - 1]),
+                Ok(h as i64 - 1),
+                "{}",
+                engine.name()
+            );
+        }
+    }
+}
+
+/// The stack a Lua peer declares holds, for functions whose frames are
+/// large: many locals, and calls nested in the arguments of calls.
+#[test]
+fn lua_stacks_hold_the_calls_they_declare() {
+    on_big_stack(lua_stacks_hold);
+}
+
+fn lua_stacks_hold() {
+    let lets: String = (0..60).map(|i| format!("let v{i} = n + {i}; ")).collect();
+    let sum: String = (0..60)
+        .map(|i| format!("v{i}"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let wide =
+        format!("fn f(n) {{ {lets} if 0 < n {{ f(n - 1) + {sum} }} else {{ {sum} }} }} f(arg(0))");
+    let nested = "fn g(a, b, c, d) { if 0 < a { g(a - 1, g(0, b, c, d) + b, c - g(0, a, b, c), d) } else { a + b + c + d } } g(arg(0), 1, 2, 3)";
+    let mut checked = 0;
+    for text in [wide.as_str(), nested] {
+        let program = compile_source("t.vm", text).unwrap();
+        for engine in peers() {
+            let Some(held) = engine.calls_held(&program) else {
+                continue;
+            };
+            checked += 1;
+            let args = [held as i64 - 1];
+            let (value, reach) = eval_reach(&program, &args, u64::MAX).unwrap();
+            assert_eq!(reach.calls, Some(held));
+            let code = engine.compile(&program).unwrap();
+            assert_eq!(
+                code.execute(&args),
+                Ok(value),
+                "{} holding {held}",
+                engine.name()
+            );
+        }
+    }
+    // LuaJIT's stack holds fewer than the limit on both.
+    assert!(checked >= 2 || !cfg!(feature = "luajit"), "{checked}");
 }
