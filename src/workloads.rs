@@ -6,7 +6,7 @@
 //! product of arguments such as `arg0*arg1`; time per iteration divides by it).
 //! A Level-2 workload counts its loop trips the same way, or, where it
 //! recurses, the calls it makes with its default arguments (a constant such
-//! as `21891` for `fib_recursive`): per-iteration figures are then per call.
+//! as `13529` for `fib_recursive`): per-iteration figures are then per call.
 //!
 //! Every workload has two *candles*, as in the original comparison: `rust` is
 //! the same algorithm with `std::hint::black_box` on every value so LLVM can
@@ -426,6 +426,43 @@ mod tests {
         assert_eq!(w.args(), vec![100, 100]);
         assert_eq!(w.iterations(&w.args()), 10_000);
         assert!(w.description().starts_with("Two nested"));
+    }
+
+    /// A recursive workload's `// iterations:` is the calls it makes with
+    /// its default arguments, counted here by the same recursion.
+    #[test]
+    fn recursive_workloads_count_their_calls() {
+        fn fib(n: i64, calls: &mut u64) -> i64 {
+            *calls += 1;
+            if n < 2 {
+                n
+            } else {
+                fib(n - 1, calls) + fib(n - 2, calls)
+            }
+        }
+        fn tak(x: i64, y: i64, z: i64, calls: &mut u64) -> i64 {
+            *calls += 1;
+            if y < x {
+                let a = tak(x - 1, y, z, calls);
+                let b = tak(y - 1, z, x, calls);
+                let c = tak(z - 1, x, y, calls);
+                tak(a, b, c, calls)
+            } else {
+                z
+            }
+        }
+        let w = workload("fib_recursive").unwrap();
+        let mut calls = 0;
+        assert_eq!(fib(w.args()[0], &mut calls), w.expected());
+        assert_eq!(w.iterations(&w.args()), calls);
+        let w = workload("tak").unwrap();
+        let a = w.args();
+        let mut calls = 0;
+        assert_eq!(tak(a[0], a[1], a[2], &mut calls), w.expected());
+        assert_eq!(w.iterations(&a), calls);
+        // depth(n) makes n calls, arg1 times.
+        let w = workload("deep_recursion").unwrap();
+        assert_eq!(w.iterations(&w.args()), 10_000);
     }
 
     #[test]

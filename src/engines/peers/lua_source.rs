@@ -928,6 +928,62 @@ mod tests {
     }
 
     #[test]
+    fn functions_are_lua_functions_with_a_depth_counter() {
+        let text = lua(crate::workloads::workload("fib_recursive").unwrap().source);
+        assert!(text.contains("local f0\nf0 = function(l0)"), "{text}");
+        assert!(
+            text.contains("if D >= 10000 then error(\"call depth exceeded\", 0) end"),
+            "{text}"
+        );
+        assert!(text.contains("if l0 < 2 then"), "{text}");
+        assert!(text.contains("f0(l0 - 1) + f0(l0 - 2)"), "{text}");
+        assert!(text.contains("D = D - 1\n  return r"), "{text}");
+        assert!(text.contains("return function(a0)\n  D = 0"), "{text}");
+        // `<` where a value is needed, and arguments read in a function.
+        let text = lua("fn f(x) { (x < arg(1)) + 1 } f(arg(0))");
+        assert!(
+            text.contains("((l0 < u1 and 1 or 0) + 1)")
+                || text.contains("(l0 < u1 and 1 or 0) + 1"),
+            "{text}"
+        );
+        assert!(text.contains("u1 = a1"), "{text}");
+    }
+
+    #[test]
+    fn the_wide_form_computes_in_int64() {
+        let p =
+            compile_source("t.vm", "fn f(x) { x - 1 } f(arg(0)) + 9223372036854775807").unwrap();
+        let text = translate(&p, Dialect::LuaJitInt64).unwrap().text;
+        assert!(text.contains("l0 - 1LL"), "{text}");
+        assert!(text.contains("9223372036854775807LL"), "{text}");
+        assert!(text.contains("local P = function(a0)"), "{text}");
+        assert!(text.contains("4294967296ULL"), "{text}");
+    }
+
+    #[test]
+    fn a_frame_bound_covers_locals_and_call_arguments() {
+        let small = compile_source("t.vm", "fn f(n) { f(n) } f(1)").unwrap();
+        let big = compile_source(
+            "t.vm",
+            "fn f(a, b, c, d) { let x = a; let y = b; f(f(a, b, c, d), x, y, d) } f(1, 2, 3, 4)",
+        )
+        .unwrap();
+        let frame = |p| translate(p, Dialect::Lua54).unwrap().frame;
+        assert!(frame(&small) >= 4, "{}", frame(&small));
+        assert!(
+            frame(&big) > frame(&small) + 6,
+            "{} {}",
+            frame(&big),
+            frame(&small)
+        );
+        assert_eq!(
+            calls_held(&compile_source("t.vm", "1").unwrap(), 100, 2),
+            None
+        );
+        assert!(calls_held(&big, 65_500, 3).is_some_and(|h| h < crate::MAX_CALLS));
+    }
+
+    #[test]
     fn left_operand_is_saved_before_a_store() {
         let text = lua("let x = 1; x + { x = 5; x }");
         assert!(text.contains("local t0_0 = l0"), "{text}");

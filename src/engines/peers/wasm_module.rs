@@ -422,4 +422,17 @@ mod tests {
         assert!(text.contains("loop"), "{text}");
         assert!(text.contains("i64.add"), "{text}");
     }
+
+    #[test]
+    fn functions_are_wasm_functions_with_a_depth_counter() {
+        let w = crate::workloads::workload("fib_recursive").unwrap();
+        let text = show(&translate(&w.program().unwrap()));
+        assert!(text.contains("(global (;0;) (mut i32)"), "{text}");
+        assert!(text.contains("i32.const 10000"), "{text}");
+        assert!(text.contains("unreachable"), "{text}");
+        assert!(text.contains("call 0"), "{text}");
+        assert!(text.contains("i64.lt_s"), "{text}");
+        assert!(text.contains("i64.sub"), "{text}");
+        assert!(text.contains("(export \"run\" (func 1))"), "{text}");
+    }
 }
