@@ -45,7 +45,7 @@ fn run(program: &Program, args: &[i64]) -> Result<i64, CallDepthExceeded> {
     match program.level() {
         Level::One => walk
             .eval::<Infallible>(program.expr())
-            .or_else(|e| match e {}),
+            .map_err(|never| match never {}),
         Level::Two => walk.eval::<CallDepthExceeded>(program.expr()),
     }
 }
