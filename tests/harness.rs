@@ -150,6 +150,17 @@ fn json_round_trips() {
 
 #[test]
 fn html_has_a_chart_per_workload_and_files_are_written() {
+    // `deep_recursion` holds MAX_CALLS calls, which walker (and its
+    // budgeted twin) hold on the native stack: a thread with room for them.
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(html_has_a_chart_per_workload_and_files_are_written_here)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn html_has_a_chart_per_workload_and_files_are_written_here() {
     let cases: Vec<Case> = WORKLOADS.iter().map(Case::builtin).collect();
     let r = measure(&cases, &[engines()[0]]).unwrap();
     let page = html::render(&r);

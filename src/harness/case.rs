@@ -5,11 +5,6 @@ use crate::front::program::Program;
 use crate::reference::{Reach, form_for, reach};
 use crate::workloads::Workload;
 
-/// The stack walker's trace of a case runs on: MAX_CALLS nested calls of
-/// the budgeted walker, each a few of its frames, with room to spare in
-/// unoptimised builds (reserved, not touched, until used).
-const TRACE_STACK: usize = 1 << 30;
-
 /// A native function computing the same value as a workload.
 pub type Candle = fn(&[i64]) -> i64;
 
@@ -60,17 +55,7 @@ impl Case {
     }
 
     fn traced(mut self) -> Case {
-        // Walker's trace recurses natively per guest call: it runs on a
-        // thread with room for the deepest run the language allows.
-        let (program, args) = (&self.program, &self.args);
-        self.reach = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .stack_size(TRACE_STACK)
-                .spawn_scoped(s, || reach(program, args))
-                .expect("a thread for walker's trace")
-                .join()
-                .expect("walker's trace ends")
-        });
+        self.reach = reach(&self.program, &self.args);
         self
     }
 

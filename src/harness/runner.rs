@@ -270,7 +270,7 @@ pub fn run(
     };
     done.sort_by_key(|c| (pos(&c.subject), wpos(&c.workload)));
 
-    Ok(Results {
+    let mut results = Results {
         machine: Machine::detect(),
         build: Build::current(),
         settings: settings.clone(),
@@ -284,7 +284,9 @@ pub fn run(
         cells: done,
         instructions: None,
         geomeans: Vec::new(),
-    })
+    };
+    results.geomeans = results.geomeans();
+    Ok(results)
 }
 
 /// What a report says about a case.

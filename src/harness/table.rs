@@ -256,3 +256,43 @@ pub fn markdown(grid: &Grid) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::results::fabricated::fabricated as run;
+
+    #[test]
+    fn tables_group_workloads_by_level_with_their_geomeans() {
+        let r = run(&[("a", 2), ("b", 1), ("c", 2)], |s, _| {
+            if s == "rust" { 1.0 } else { 4.0 }
+        });
+        let grid = ratio_grid(&r, WALKER).unwrap();
+        assert_eq!(
+            grid.header,
+            [
+                "engine",
+                "tier",
+                "b",
+                "Level 1 geomean",
+                "a",
+                "c",
+                "Level 2 geomean",
+                "geomean vs rust",
+                "geomean vs walker"
+            ]
+        );
+        let rust = grid.rows.iter().find(|row| row[0] == "rust").unwrap();
+        assert_eq!(rust[3], "0.250×");
+        assert_eq!(rust[6], "0.250×");
+        // Nanoseconds per iteration get no means, only the grouping.
+        let per = per_iteration_grid(&r);
+        assert_eq!(per.header[2..], ["b", "a", "c"]);
+        // One level: the columns as before.
+        let one = run(&[("a", 1), ("b", 1)], |_, _| 5.0);
+        assert_eq!(
+            ratio_grid(&one, RUST).unwrap().header[2..],
+            ["a", "b", "geomean vs rust", "geomean vs walker"]
+        );
+    }
+}

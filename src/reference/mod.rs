@@ -136,7 +136,21 @@ pub fn form_for<'e>(
 /// magnitude `u64::MAX`, which exempts every engine with a limit, when the
 /// run has no value.
 pub fn reach(program: &Program, args: &[i64]) -> Reach {
-    eval_reach(program, args, u64::MAX).map_or(u64::MAX.into(), |(_, r)| r)
+    on_trace_stack(|| eval_reach(program, args, u64::MAX).map_or(u64::MAX.into(), |(_, r)| r))
+}
+
+/// Runs `f` on a thread with room for the budgeted walker's deepest run:
+/// it recurses natively per guest call, MAX_CALLS of them (reserved
+/// address space, touched only as deep as a run goes).
+fn on_trace_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn_scoped(s, f)
+            .expect("a thread for walker's trace")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// The largest magnitude of any value `program` computes on `args`, walked
@@ -144,7 +158,7 @@ pub fn reach(program: &Program, args: &[i64]) -> Reach {
 /// already ran); `u64::MAX`, which exempts every engine with an exact range,
 /// when `args` are too few.
 pub fn magnitude(program: &Program, args: &[i64]) -> u64 {
-    eval_traced(program, args, u64::MAX).map_or(u64::MAX, |(_, m)| m)
+    reach(program, args).magnitude
 }
 
 #[cfg(test)]
