@@ -88,6 +88,9 @@ fn geo(r: &Results, subject: &str, base: &str, level: Option<u8>) -> String {
         .map_or(NA.into(), fmt_ratio)
 }
 
+/// A row's cell closing one level's workloads: `(subject, level)` → text.
+type LevelTail<'a> = dyn Fn(&str, u8) -> String + 'a;
+
 /// One row per subject, fastest first: name, tier, for each workload
 /// `value(subject, workload)` with the cell's noise (or `n/a`), each level
 /// closed by `level_tail(subject, level)` when there are several and it is
@@ -95,7 +98,7 @@ fn geo(r: &Results, subject: &str, base: &str, level: Option<u8>) -> String {
 fn execute_rows(
     r: &Results,
     value: impl Fn(&str, &str) -> Option<String>,
-    level_tail: Option<&dyn Fn(&str, u8) -> String>,
+    level_tail: Option<&LevelTail>,
     tail: impl Fn(&str) -> Vec<String>,
 ) -> Vec<Vec<String>> {
     let columns = columns(r, level_tail.is_some());
