@@ -617,3 +617,100 @@ fn lua_stacks_hold() {
     // LuaJIT's stack holds fewer than the limit on both.
     assert!(checked >= 2 || !cfg!(feature = "luajit"), "{checked}");
 }
+
+/// A random Level-2 expression of function `k` (whose first parameter
+/// counts down: recursion only in a branch taken while it is positive) or
+/// of main (`k` = the number of functions): every Level-2 node, Level-1
+/// nodes from `Small`, calls to earlier functions, and arguments computed
+/// by calls.
+fn level_two_expr(g: &mut Small, depth: usize, scope: usize, k: usize, arities: &[usize]) -> Expr {
+    if depth == 0 || g.below(5) == 0 {
+        return g.expr(0, scope);
+    }
+    let d = depth - 1;
+    let mut sub = |g: &mut Small, scope| level_two_expr(g, d, scope, k, arities);
+    match g.below(9) {
+        0 => Expr::sub(sub(g, scope), sub(g, scope)),
+        1 => Expr::lt(sub(g, scope), sub(g, scope)),
+        2 => Expr::if_(sub(g, scope), sub(g, scope), sub(g, scope)),
+        3 | 4 if k > 0 => {
+            let callee = g.below(k as u64) as usize;
+            let args = (0..arities[callee]).map(|_| sub(g, scope)).collect();
+            Expr::call(callee, args)
+        }
+        5 if k < arities.len() => {
+            // Recursion on the counting parameter, `Get(scope - 1)`.
+            let count = scope - 1;
+            let mut args = vec![Expr::sub(Expr::Get(count), Expr::Litr(1))];
+            args.extend((1..arities[k]).map(|_| sub(g, scope)));
+            Expr::if_(
+                Expr::lt(Expr::Litr(0), Expr::Get(count)),
+                Expr::add(Expr::call(k, args), sub(g, scope)),
+                sub(g, scope),
+            )
+        }
+        6 => Expr::let_(sub(g, scope), sub(g, scope + 1)),
+        7 => Expr::then(sub(g, scope), sub(g, scope)),
+        _ => Expr::add(sub(g, scope), g.expr(2, scope)),
+    }
+}
+
+/// Random Level-2 programs on every peer, in the form the harness picks,
+/// held to walker's value or to its *call depth exceeded*.
+#[test]
+fn random_level_two_programs_agree_with_walker() {
+    on_big_stack(random_level_two);
+}
+
+fn random_level_two() {
+    use vm_perf::{Function, Source};
+    let mut g = Small(0x5DEE_CE66_D1CE_4E5B);
+    let mut values = 0;
+    for _ in 0..200 {
+        let arities: Vec<usize> = (0..1 + g.below(3))
+            .map(|_| 1 + g.below(3) as usize)
+            .collect();
+        let functions = arities
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| Function {
+                name: format!("f{k}"),
+                params: (0..n).map(|i| format!("p{i}")).collect(),
+                // Parameter 0 is the outermost: `Get(n - 1)` at the start.
+                body: level_two_expr(&mut g, 5, n, k, &arities),
+            })
+            .collect();
+        let main = level_two_expr(&mut g, 5, 0, arities.len(), &arities);
+        let Ok(program) = Program::validate(Source { functions, main }) else {
+            continue;
+        };
+        let args = [g.below(12) as i64, g.below(1 << 62) as i64 - (1 << 61)];
+        let (walker, reach) = match eval_reach(&program, &args, 300_000) {
+            Ok((v, reach)) => (Ok(v), reach),
+            Err(BudgetError::CallDepthExceeded) => (
+                Err(vm_perf::RunError::CallDepthExceeded),
+                vm_perf::reference::Reach {
+                    magnitude: 0,
+                    calls: Some(vm_perf::MAX_CALLS + 1),
+                },
+            ),
+            Err(_) => continue,
+        };
+        for engine in peers() {
+            let Ok(form) = form_for(engine, &program, reach) else {
+                continue;
+            };
+            let code = form.compile(&program).unwrap();
+            assert_eq!(
+                code.execute(&args),
+                walker,
+                "{} ({:?}) on {args:?}\n{}",
+                engine.name(),
+                form.form(),
+                code.show()
+            );
+            values += usize::from(walker.is_ok());
+        }
+    }
+    assert!(values > 300, "{values}");
+}
