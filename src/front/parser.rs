@@ -1065,6 +1065,56 @@ r(1)",
     }
 
     #[test]
+    fn token_soup_never_panics_and_what_parses_validates() {
+        const WORDS: &[&str] = &[
+            "fn",
+            "f",
+            "g",
+            "(",
+            ")",
+            ",",
+            "{",
+            "}",
+            "if",
+            "else",
+            "<",
+            "-",
+            "+",
+            "1",
+            "let",
+            "x",
+            "=",
+            ";",
+            "while",
+            "arg(0)",
+            "9223372036854775808",
+            "a",
+            "\n",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let len = next() % 24;
+            let text: Vec<&str> = (0..len)
+                .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+                .collect();
+            let text = text.join(" ");
+            if let Ok(source) = parse(&text) {
+                let checked = super::super::program::Program::validate(source);
+                assert!(checked.is_ok(), "{text:?}: {checked:?}");
+                parsed += 1;
+            }
+        }
+        assert!(parsed > 500, "only {parsed} soups parsed");
+    }
+
+    #[test]
     fn deep_else_if_chains_are_refused_not_overflowed() {
         let chain = "if 1 { 1 } else ".repeat(100_000) + "{ 0 }";
         assert!(err(&chain).message.contains("limit"));
