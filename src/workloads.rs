@@ -6,7 +6,7 @@
 //! product of arguments such as `arg0*arg1`; time per iteration divides by it).
 //! A Level-2 workload counts its loop trips the same way, or, where it
 //! recurses, the calls it makes with its default arguments (a constant such
-//! as `13529` for `fib_recursive`): per-iteration figures are then per call.
+//! as `8361` for `fib_recursive`): per-iteration figures are then per call.
 //!
 //! Every workload has two *candles*, as in the original comparison: `rust` is
 //! the same algorithm with `std::hint::black_box` on every value so LLVM can
