@@ -628,7 +628,7 @@ fn level_two_expr(g: &mut Small, depth: usize, scope: usize, k: usize, arities: 
         return g.expr(0, scope);
     }
     let d = depth - 1;
-    let mut sub = |g: &mut Small, scope| level_two_expr(g, d, scope, k, arities);
+    let sub = |g: &mut Small, scope| level_two_expr(g, d, scope, k, arities);
     match g.below(9) {
         0 => Expr::sub(sub(g, scope), sub(g, scope)),
         1 => Expr::lt(sub(g, scope), sub(g, scope)),
