@@ -144,6 +144,24 @@ pub trait Technique: 'static {
     /// The largest magnitude every intermediate value may have for this
     /// engine to be exact (`None`: every `i64`). LuaJIT's doubles: 2⁵³.
     const EXACT_MAGNITUDE: Option<u64> = None;
+    /// For an engine with more than one form: how this one holds values
+    /// (LuaJIT: `double`, or `int64` in its wide form); reports name it.
+    const FORM: Option<&'static str> = None;
+    /// For an engine exact only to [`Technique::EXACT_MAGNITUDE`]: the same
+    /// engine in a form exact on every `i64`, for the runs beyond that range
+    /// (not in the registry; the reference's rule picks it per run,
+    /// `crate::reference::form_for`).
+    const WIDE: Option<&'static dyn Engine> = None;
+
+    /// For an engine whose own stack may hold fewer than
+    /// [`crate::MAX_CALLS`] active calls of `program` (a peer's stack of
+    /// fixed size): how many it holds, with the call that would fail at
+    /// the limit. The reference exempts it from the runs that go deeper
+    /// ([`crate::reference::held_to_walker`]). `None` (the default): it
+    /// holds every call the language allows.
+    fn calls_held(_program: &Program) -> Option<usize> {
+        None
+    }
     /// The highest language level the engine runs; the registry refuses a
     /// program above it before `supports` and `compile` see it.
     const LEVEL: Level = Level::One;
@@ -414,6 +432,19 @@ pub trait Engine: Sync {
     fn tier(&self) -> Tier;
     fn summary(&self) -> &'static str;
     fn exact_magnitude(&self) -> Option<u64>;
+    /// How this form of the engine holds values ([`Technique::FORM`]).
+    fn form(&self) -> Option<&'static str> {
+        None
+    }
+    /// The engine's wide form ([`Technique::WIDE`]).
+    fn wide(&self) -> Option<&'static dyn Engine> {
+        None
+    }
+    /// How many active calls of `program` the engine holds, if fewer than
+    /// the language allows ([`Technique::calls_held`]).
+    fn calls_held(&self, _program: &Program) -> Option<usize> {
+        None
+    }
     fn supports(&self, program: &Program) -> Result<(), String>;
     fn compile(&self, program: &Program) -> Result<Box<dyn Executable>, CompileError>;
     /// Whether the engine's stack rule rests on tail calls ([`Technique::TAIL_CALLS`]).
@@ -507,6 +538,15 @@ impl<T: Technique> Engine for Registered<T> {
     }
     fn exact_magnitude(&self) -> Option<u64> {
         T::EXACT_MAGNITUDE
+    }
+    fn form(&self) -> Option<&'static str> {
+        T::FORM
+    }
+    fn wide(&self) -> Option<&'static dyn Engine> {
+        T::WIDE
+    }
+    fn calls_held(&self, program: &Program) -> Option<usize> {
+        T::calls_held(program)
     }
     fn supports(&self, program: &Program) -> Result<(), String> {
         supported::<T>(program)

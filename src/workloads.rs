@@ -4,6 +4,9 @@
 //! `// args: …` (default arguments), `// expect: …` (the value with those
 //! arguments) and `// iterations: …` (how many times the hot loop runs, as a
 //! product of arguments such as `arg0*arg1`; time per iteration divides by it).
+//! A Level-2 workload counts its loop trips the same way, or, where it
+//! recurses, the calls it makes with its default arguments (a constant such
+//! as `8361` for `fib_recursive`): per-iteration figures are then per call.
 //!
 //! Every workload has two *candles*, as in the original comparison: `rust` is
 //! the same algorithm with `std::hint::black_box` on every operand it reads
@@ -14,6 +17,8 @@
 
 use crate::front::{SourceError, compile_source, program::Program};
 use std::hint::black_box as bb;
+
+mod level2;
 
 /// One built-in benchmark program.
 pub struct Workload {
@@ -45,7 +50,13 @@ workloads!(
     long_body,
     deep_expr,
     unpredictable,
-    let_set
+    let_set,
+    fib_recursive,
+    tak,
+    leaf_calls,
+    branch_pattern,
+    branch_random,
+    deep_recursion,
 );
 
 /// The workload called `name`.
@@ -130,6 +141,9 @@ fn header_ints(source: &str, key: &str) -> Vec<i64> {
 /// Native Rust versions of every workload.
 pub mod candles {
     use super::bb;
+    pub use super::level2::{
+        branch_pattern, branch_random, deep_recursion, fib_recursive, leaf_calls, tak,
+    };
 
     pub mod sum {
         use super::bb;
@@ -414,6 +428,43 @@ mod tests {
         assert_eq!(w.args(), vec![100, 100]);
         assert_eq!(w.iterations(&w.args()), 10_000);
         assert!(w.description().starts_with("Two nested"));
+    }
+
+    /// A recursive workload's `// iterations:` is the calls it makes with
+    /// its default arguments, counted here by the same recursion.
+    #[test]
+    fn recursive_workloads_count_their_calls() {
+        fn fib(n: i64, calls: &mut u64) -> i64 {
+            *calls += 1;
+            if n < 2 {
+                n
+            } else {
+                fib(n - 1, calls) + fib(n - 2, calls)
+            }
+        }
+        fn tak(x: i64, y: i64, z: i64, calls: &mut u64) -> i64 {
+            *calls += 1;
+            if y < x {
+                let a = tak(x - 1, y, z, calls);
+                let b = tak(y - 1, z, x, calls);
+                let c = tak(z - 1, x, y, calls);
+                tak(a, b, c, calls)
+            } else {
+                z
+            }
+        }
+        let w = workload("fib_recursive").unwrap();
+        let mut calls = 0;
+        assert_eq!(fib(w.args()[0], &mut calls), w.expected());
+        assert_eq!(w.iterations(&w.args()), calls);
+        let w = workload("tak").unwrap();
+        let a = w.args();
+        let mut calls = 0;
+        assert_eq!(tak(a[0], a[1], a[2], &mut calls), w.expected());
+        assert_eq!(w.iterations(&a), calls);
+        // depth(n) makes n calls, arg1 times.
+        let w = workload("deep_recursion").unwrap();
+        assert_eq!(w.iterations(&w.args()), 10_000);
     }
 
     #[test]

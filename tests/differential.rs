@@ -42,6 +42,17 @@ fn check_all(engines: &[&dyn Engine], seed: u64) -> Result<Vec<&'static str>, St
 
 #[test]
 fn every_engine_gives_every_workloads_expected_value() {
+    // `deep_recursion` holds MAX_CALLS calls, which walker (and its
+    // budgeted twin) hold on the native stack: a thread with room for them.
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(every_engine_gives_every_workloads_expected_value_here)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn every_engine_gives_every_workloads_expected_value_here() {
     for w in WORKLOADS {
         let program = w.program().unwrap();
         let magnitude = magnitude(&program, &w.args());

@@ -18,8 +18,21 @@ use vm_perf::front::compile_source;
 use vm_perf::front::program::Program;
 use vm_perf::random::small::Small;
 use vm_perf::reference::check::{Outcome, compare};
-use vm_perf::reference::{eval_traced, held_to_walker};
+use vm_perf::reference::{BudgetError, eval_reach, eval_traced, form_for};
 use vm_perf::workloads::WORKLOADS;
+
+/// Runs `f` on a thread with room for walker's reference runs, which
+/// recurse natively per guest call (the peers themselves do not).
+fn on_big_stack(f: impl FnOnce() + Send) {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn_scoped(s, f)
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
 
 fn peers() -> Vec<&'static dyn Engine> {
     engines()
@@ -29,29 +42,35 @@ fn peers() -> Vec<&'static dyn Engine> {
         .collect()
 }
 
-/// Walker's answer when `engine` is held to it on this run; `None` when the
-/// run is beyond its exact range. A refusal fails the test: every program
-/// checked here is one each peer must accept.
-fn in_range(engine: &dyn Engine, program: &Program, args: &[i64]) -> Option<i64> {
-    let (value, magnitude) = eval_traced(program, args, u64::MAX).unwrap();
-    match held_to_walker(engine, program, magnitude) {
+/// The form of `engine` held to walker's answer on this run (LuaJIT's wide
+/// form where values leave its doubles' range), and that answer; `None` when
+/// no form is exact there. A refusal fails the test: every program checked
+/// here is one each peer must accept.
+fn in_range(
+    engine: &'static dyn Engine,
+    program: &Program,
+    args: &[i64],
+) -> Option<(&'static dyn Engine, i64)> {
+    let (value, reach) = eval_reach(program, args, u64::MAX).unwrap();
+    match form_for(engine, program, reach) {
         Err(why @ vm_perf::reference::Exemption::Unsupported(_)) => {
             panic!("{}: {why}", engine.name())
         }
-        held => held.ok().map(|()| value),
+        held => held.ok().map(|form| (form, value)),
     }
 }
 
 fn check(program: &Program, args: &[i64]) {
     for engine in peers() {
-        if let Some(expected) = in_range(engine, program, args) {
-            let code = engine.compile(program).unwrap();
+        if let Some((form, expected)) = in_range(engine, program, args) {
+            let code = form.compile(program).unwrap();
             let got = code.execute(args).unwrap();
             assert_eq!(
                 got,
                 expected,
-                "{} on {:?} {args:?}\n{}",
+                "{} ({:?}) on {:?} {args:?}\n{}",
                 engine.name(),
+                form.form(),
                 program.expr(),
                 code.show()
             );
@@ -88,37 +107,80 @@ fn peers_are_registered() {
 
 #[test]
 fn every_workload_on_every_peer() {
+    on_big_stack(every_workload);
+}
+
+/// Every peer on every workload, with the default arguments, in the form
+/// the harness picks: LuaJIT's doubles where they are exact, its 64-bit
+/// integers where values leave ±2^53.
+fn every_workload() {
     for w in WORKLOADS {
         let program = w.program().unwrap();
+        let args = w.args();
+        let (_, reach) = eval_reach(&program, &args, u64::MAX).unwrap();
+        let magnitude = reach.magnitude;
         for engine in peers() {
-            // Doubles overflow 2^53 on the default arguments of some
-            // workloads; then shrink the first argument (the trip count).
-            let mut ran = false;
-            for first in [None, Some(10), Some(3), Some(1)] {
-                let mut args = w.args();
-                if let Some(n) = first {
-                    args[0] = args[0].min(n);
-                }
-                let Some(expected) = in_range(engine, &program, &args) else {
-                    continue;
-                };
-                if first.is_none() {
-                    assert_eq!(expected, w.expected());
-                }
-                let code = engine.compile(&program).unwrap();
+            // The one exemption left: LuaJIT's stack, on the workload that
+            // recurses to the language's limit.
+            if engine
+                .calls_held(&program)
+                .is_some_and(|held| reach.calls.unwrap() > held)
+            {
+                assert_eq!(w.name, "deep_recursion", "{}", engine.name());
+                assert!(engine.name().starts_with("luajit") || engine.name() == "wasmtime");
+                continue;
+            }
+            let (form, expected) = in_range(engine, &program, &args)
+                .unwrap_or_else(|| panic!("{} has no exact form on {}", engine.name(), w.name));
+            assert_eq!(expected, w.expected());
+            let wide = engine.exact_magnitude().is_some_and(|m| magnitude > m);
+            assert_eq!(
+                form.form().is_some_and(|f| f == "int64"),
+                wide,
+                "{}",
+                w.name
+            );
+            let code = form.compile(&program).unwrap();
+            assert_eq!(
+                code.execute(&args),
+                Ok(expected),
+                "{} ({:?}) on {} {args:?}",
+                engine.name(),
+                form.form(),
+                w.name
+            );
+        }
+    }
+}
+
+#[test]
+fn wide_forms_agree_with_walker_on_random_programs() {
+    // LuaJIT's wide form on random programs, beyond 2^53 and within it.
+    let wide: Vec<_> = peers().into_iter().filter_map(|e| e.wide()).collect();
+    let mut g = Small(0x2545_F491_4F6C_DD1D);
+    let mut checked = 0;
+    for _ in 0..150 {
+        let program = Program::validate(g.expr(7, 0)).unwrap();
+        let args = [g.below(100) as i64 - 50, g.below(1 << 62) as i64];
+        let Ok((expected, _)) = eval_traced(&program, &args, 200_000) else {
+            continue;
+        };
+        for form in &wide {
+            if form.supports(&program).is_ok() {
+                let code = form.compile(&program).unwrap();
                 assert_eq!(
                     code.execute(&args),
                     Ok(expected),
-                    "{} on {} {args:?}",
-                    engine.name(),
-                    w.name
+                    "{} (int64) on {:?} {args:?}\n{}",
+                    form.name(),
+                    program.expr(),
+                    code.show()
                 );
-                ran = true;
-                break;
+                checked += 1;
             }
-            assert!(ran, "{} never in range on {}", engine.name(), w.name);
         }
     }
+    assert!(wide.is_empty() || checked > 100, "{checked}");
 }
 
 #[test]
@@ -397,4 +459,258 @@ fn luajit_loads_loop_bodies_up_to_its_node_limit() {
     {
         assert!(engine.supports(&p).is_err(), "{}", engine.name());
     }
+}
+
+/// Level 2 on every peer: calls (as arguments of calls, in conditions, in
+/// sums around stores), `if` as a value and as a statement, `<` as a value,
+/// subtraction, mutual recursion, functions never called, the run's
+/// arguments read inside functions.
+#[test]
+fn level_two_programs() {
+    let fib = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } } fib(arg(0))";
+    for n in [0, 1, 2, 10, 20] {
+        src(fib, &[n]);
+    }
+    src(
+        "fn tak(x, y, z) { if y < x { tak(tak(x - 1, y, z), tak(y - 1, z, x), tak(z - 1, x, y)) } else { z } }
+         tak(arg(0), arg(1), arg(2))",
+        &[12, 8, 4],
+    );
+    // Mutual recursion, and a function never called that reads arg(1).
+    src(
+        "fn even(n) { if 0 < n { odd(n - 1) } else { 1 } }
+         fn odd(n) { if 0 < n { even(n - 1) } else { 0 } }
+         fn unused(a) { a + arg(1) }
+         even(arg(0)) + odd(arg(0))",
+        &[7, 3],
+    );
+    // Strict order: a local read before a call in the same sum, a store
+    // between call arguments, calls in a loop condition.
+    src(
+        "fn id(x) { x } fn add3(a, b, c) { a + b - c }
+         let x = 1; x + id({ x = 5; x }) + add3(x, { x = x + 1; x }, x) + x",
+        &[],
+    );
+    src(
+        "fn below(a, b) { a < b } let i = 0; let t = 0;
+         while below(i, arg(0)) { t = t + i; i = i + 1 }; t",
+        &[50],
+    );
+    // `if` as a value in sums, without else, with else-if chains; `<` as a
+    // value; subtraction of negative literals; arguments inside functions.
+    src(
+        "fn sign(x) { if x < 0 { -1 } else if 0 < x { 1 } else { 0 } }
+         fn scaled(x) { x - -2 + arg(1) }
+         let t = 0; let i = -3;
+         while i < 4 { t = t + sign(i) + (if i < 0 { 10 }) + (i < 1) + scaled(i); i = i + 1 };
+         t - (arg(0) < arg(1))",
+        &[4, 9],
+    );
+    // Locals of functions are their own: a store changes only this call's copy.
+    src(
+        "fn bump(a) { a = a + 1; let b = a; b = b + a; b }
+         let a = 10; bump(a) + a + bump(bump(a))",
+        &[],
+    );
+    // A function with more parameters than `ARG_PARAMS` arguments, and
+    // a program whose arguments come in a table.
+    let params: Vec<String> = (0..16).map(|i| format!("p{i}")).collect();
+    let sum = params.join(" + ");
+    let args: Vec<String> = (0..16).map(|i| format!("arg({})", i + 4)).collect();
+    src(
+        &format!(
+            "fn f({}) {{ {sum} - arg(20) }} f({})",
+            params.join(", "),
+            args.join(", ")
+        ),
+        &(0..21).collect::<Vec<_>>(),
+    );
+    // Values beyond 2^53 inside functions: LuaJIT's wide form.
+    src("fn twice(x) { x + x } twice(twice(arg(0))) - 1", &[1 << 60]);
+}
+
+/// The depth limit, exactly: 10,000 active calls succeed and the call that
+/// would make 10,001 fails, on every peer whose stack holds them; a peer
+/// whose stack holds fewer declares it and is exempt, and holds exactly as
+/// many as it declares.
+#[test]
+fn call_depth_limit_is_exact() {
+    on_big_stack(call_depth_limit);
+}
+
+fn call_depth_limit() {
+    let program = compile_source(
+        "t.vm",
+        "fn down(n) { if 0 < n { down(n - 1) + 1 } else { 0 } } down(arg(0))",
+    )
+    .unwrap();
+    for engine in peers() {
+        let code = engine.compile(&program).unwrap();
+        let held = engine.calls_held(&program);
+        for calls in [9_999, 10_000, 10_001] {
+            // down(calls - 1) makes `calls` calls active at its deepest.
+            let args = [calls as i64 - 1];
+            let (reach, walker) = match eval_reach(&program, &args, u64::MAX) {
+                Ok((v, reach)) => (reach.calls.unwrap(), Ok(v)),
+                Err(BudgetError::CallDepthExceeded) => {
+                    (calls, Err(vm_perf::RunError::CallDepthExceeded))
+                }
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(reach.min(10_000), calls.min(10_000));
+            if held.is_some_and(|h| calls > h) {
+                continue;
+            }
+            assert_eq!(code.execute(&args), walker, "{} at {calls}", engine.name());
+            // A failed run leaves nothing behind: the next one succeeds.
+            assert_eq!(code.execute(&[3]), Ok(3), "{} after {calls}", engine.name());
+        }
+        // An engine that declares a smaller stack holds what it declares.
+        if let Some(h) = held {
+            assert!(h > 1000, "{}: {h}", engine.name());
+            assert_eq!(
+                code.execute(&[h as i64 - 1]),
+                Ok(h as i64 - 1),
+                "{}",
+                engine.name()
+            );
+        }
+    }
+}
+
+/// The stack a Lua peer declares holds, for functions whose frames are
+/// large: many locals, and calls nested in the arguments of calls.
+#[test]
+fn lua_stacks_hold_the_calls_they_declare() {
+    on_big_stack(lua_stacks_hold);
+}
+
+fn lua_stacks_hold() {
+    let lets: String = (0..60).map(|i| format!("let v{i} = n + {i}; ")).collect();
+    let sum: String = (0..60)
+        .map(|i| format!("v{i}"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let wide =
+        format!("fn f(n) {{ {lets} if 0 < n {{ f(n - 1) + {sum} }} else {{ {sum} }} }} f(arg(0))");
+    let nested = "fn g(a, b, c, d) { if 0 < a { g(a - 1, g(0, b, c, d) + b, c - g(0, a, b, c), d) } else { a + b + c + d } } g(arg(0), 1, 2, 3)";
+    let mut checked = 0;
+    for text in [wide.as_str(), nested] {
+        let program = compile_source("t.vm", text).unwrap();
+        for engine in peers() {
+            let Some(held) = engine.calls_held(&program) else {
+                continue;
+            };
+            checked += 1;
+            let args = [held as i64 - 1];
+            let (value, reach) = eval_reach(&program, &args, u64::MAX).unwrap();
+            assert_eq!(reach.calls, Some(held));
+            let code = engine.compile(&program).unwrap();
+            assert_eq!(
+                code.execute(&args),
+                Ok(value),
+                "{} holding {held}",
+                engine.name()
+            );
+        }
+    }
+    // LuaJIT's stack holds fewer than the limit on both.
+    assert!(checked >= 2 || !cfg!(feature = "luajit"), "{checked}");
+}
+
+/// A random Level-2 expression of function `k` (whose first parameter
+/// counts down: recursion only in a branch taken while it is positive) or
+/// of main (`k` = the number of functions): every Level-2 node, Level-1
+/// nodes from `Small`, calls to earlier functions, and arguments computed
+/// by calls.
+fn level_two_expr(g: &mut Small, depth: usize, scope: usize, k: usize, arities: &[usize]) -> Expr {
+    if depth == 0 || g.below(5) == 0 {
+        return g.expr(0, scope);
+    }
+    let d = depth - 1;
+    let sub = |g: &mut Small, scope| level_two_expr(g, d, scope, k, arities);
+    match g.below(9) {
+        0 => Expr::sub(sub(g, scope), sub(g, scope)),
+        1 => Expr::lt(sub(g, scope), sub(g, scope)),
+        2 => Expr::if_(sub(g, scope), sub(g, scope), sub(g, scope)),
+        3 | 4 if k > 0 => {
+            let callee = g.below(k as u64) as usize;
+            let args = (0..arities[callee]).map(|_| sub(g, scope)).collect();
+            Expr::call(callee, args)
+        }
+        5 if k < arities.len() => {
+            // Recursion on the counting parameter, `Get(scope - 1)`.
+            let count = scope - 1;
+            let mut args = vec![Expr::sub(Expr::Get(count), Expr::Litr(1))];
+            args.extend((1..arities[k]).map(|_| sub(g, scope)));
+            Expr::if_(
+                Expr::lt(Expr::Litr(0), Expr::Get(count)),
+                Expr::add(Expr::call(k, args), sub(g, scope)),
+                sub(g, scope),
+            )
+        }
+        6 => Expr::let_(sub(g, scope), sub(g, scope + 1)),
+        7 => Expr::then(sub(g, scope), sub(g, scope)),
+        _ => Expr::add(sub(g, scope), g.expr(2, scope)),
+    }
+}
+
+/// Random Level-2 programs on every peer, in the form the harness picks,
+/// held to walker's value or to its *call depth exceeded*.
+#[test]
+fn random_level_two_programs_agree_with_walker() {
+    on_big_stack(random_level_two);
+}
+
+fn random_level_two() {
+    use vm_perf::{Function, Source};
+    let mut g = Small(0x5DEE_CE66_D1CE_4E5B);
+    let mut values = 0;
+    for _ in 0..200 {
+        let arities: Vec<usize> = (0..1 + g.below(3))
+            .map(|_| 1 + g.below(3) as usize)
+            .collect();
+        let functions = arities
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| Function {
+                name: format!("f{k}"),
+                params: (0..n).map(|i| format!("p{i}")).collect(),
+                // Parameter 0 is the outermost: `Get(n - 1)` at the start.
+                body: level_two_expr(&mut g, 5, n, k, &arities),
+            })
+            .collect();
+        let main = level_two_expr(&mut g, 5, 0, arities.len(), &arities);
+        let Ok(program) = Program::validate(Source { functions, main }) else {
+            continue;
+        };
+        let args = [g.below(12) as i64, g.below(1 << 62) as i64 - (1 << 61)];
+        let (walker, reach) = match eval_reach(&program, &args, 300_000) {
+            Ok((v, reach)) => (Ok(v), reach),
+            Err(BudgetError::CallDepthExceeded) => (
+                Err(vm_perf::RunError::CallDepthExceeded),
+                vm_perf::reference::Reach {
+                    magnitude: 0,
+                    calls: Some(vm_perf::MAX_CALLS + 1),
+                },
+            ),
+            Err(_) => continue,
+        };
+        for engine in peers() {
+            let Ok(form) = form_for(engine, &program, reach) else {
+                continue;
+            };
+            let code = form.compile(&program).unwrap();
+            assert_eq!(
+                code.execute(&args),
+                walker,
+                "{} ({:?}) on {args:?}\n{}",
+                engine.name(),
+                form.form(),
+                code.show()
+            );
+            values += usize::from(walker.is_ok());
+        }
+    }
+    assert!(values > 300, "{values}");
 }

@@ -67,7 +67,7 @@ fn show_prints_wasm_text() {
 
 #[test]
 fn check_marks_out_of_range_peers_and_prints_every_value() {
-    use vm_perf::reference::{Exemption, held_to_walker, magnitude};
+    use vm_perf::reference::{Exemption, form_for, reach};
     use vm_perf::workloads::WORKLOADS;
     let (ok, stdout, stderr) = vm_perf(&["check"]);
     assert!(ok, "{stdout}\n{stderr}");
@@ -79,52 +79,114 @@ fn check_marks_out_of_range_peers_and_prints_every_value() {
     assert_eq!(header[1..], names[..]);
     let rows: Vec<Vec<&str>> = lines.collect();
     assert_eq!(rows.len(), vm_perf::engines().len());
-    let mut inexact = 0;
+    let mut too_deep = 0;
     for (engine, row) in vm_perf::engines().iter().zip(&rows) {
         assert_eq!(row[0], engine.name());
-        for (w, cell) in WORKLOADS.iter().zip(&row[1..]) {
+        // "too deep" is two words.
+        let cells = row[1..].join(" ").replace("too deep", "too_deep");
+        let cells: Vec<&str> = cells.split(' ').collect();
+        for (w, cell) in WORKLOADS.iter().zip(&cells) {
             let program = w.program().unwrap();
-            let want = match held_to_walker(*engine, &program, magnitude(&program, &w.args())) {
-                Ok(()) => w.expected().to_string(),
+            // Walker's trace recurses natively per guest call.
+            let reached = std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .stack_size(1 << 30)
+                    .spawn_scoped(s, || reach(&program, &w.args()))
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            });
+            let want = match form_for(*engine, &program, reached) {
+                Ok(_) => w.expected().to_string(),
                 Err(Exemption::Inexact { .. }) => "inexact".to_string(),
+                Err(Exemption::TooDeep { .. }) => "too_deep".to_string(),
                 Err(Exemption::Unsupported(_)) => "unsupported".to_string(),
             };
-            inexact += usize::from(want == "inexact");
+            assert_ne!(want, "inexact", "{} on {}", engine.name(), w.name);
+            too_deep += usize::from(want == "too_deep");
             assert_eq!(*cell, want, "{} on {}", engine.name(), w.name);
         }
     }
-    // LuaJIT's doubles leave their exact range on some workloads.
-    assert_eq!(inexact > 0, cfg!(feature = "luajit"), "{stdout}");
+    // LuaJIT's wide form is exact everywhere; its stack holds fewer calls
+    // than `deep_recursion` makes.
+    assert_eq!(too_deep > 0, cfg!(feature = "luajit"), "{stdout}");
 }
 
 #[cfg(feature = "luajit")]
 #[test]
-fn run_refuses_a_value_beyond_luajits_exact_range() {
-    // 2⁵³ + 1 is not a double: LuaJIT would print 9007199254740992.
+fn run_takes_luajits_wide_form_beyond_its_doubles() {
+    // 2⁵³ + 1 is not a double: LuaJIT's doubles would print 9007199254740992.
     let file = std::env::temp_dir().join(format!("vm-perf-inexact-{}.vm", std::process::id()));
     std::fs::write(&file, "arg(0) + 1").unwrap();
     let file = file.to_str().unwrap();
     for engine in ["luajit", "luajit_interp"] {
-        let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, file, "9007199254740992"]);
-        assert!(!ok, "{engine}: {stdout}");
-        assert_eq!(stdout, "", "{engine}");
-        assert!(
-            stderr.starts_with(&format!(
-                "vm-perf: error: engine `{engine}` cannot give this program's exact value: \
-                 values up to 9007199254740993 exceed the engine's exact range 9007199254740992"
-            )),
-            "{stderr}"
-        );
-        let status =
-            common::vm_perf(["run", "--engine", engine, file, "9007199254740992"], b"").status;
-        assert_eq!(status.code(), Some(1), "{engine}");
-        // Inside the range the same program runs.
-        let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, file, "41"]);
-        assert!(ok, "{stderr}");
-        assert_eq!(stdout, "42\n");
+        for (arg, value) in [("9007199254740992", "9007199254740993\n"), ("41", "42\n")] {
+            let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, file, arg]);
+            assert!(ok, "{engine}: {stderr}");
+            assert_eq!(stdout, value, "{engine}");
+        }
     }
-    let (ok, stdout, _) = vm_perf(&["run", file, "9007199254740992"]);
-    assert!(ok);
-    assert_eq!(stdout, "9007199254740993\n");
     std::fs::remove_file(file).unwrap();
+}
+
+/// The language document's example on every peer, and the depth limit on
+/// the command line: 10,000 active calls succeed, 10,001 fail with the
+/// run's error, and a peer whose stack holds fewer refuses saying why.
+#[test]
+fn level_two_on_the_command_line() {
+    let dir = std::env::temp_dir();
+    let fib = dir.join(format!("vm-perf-fib-{}.vm", std::process::id()));
+    std::fs::write(
+        &fib,
+        "fn fib(n) {\n    if n < 2 { n } else { fib(n - 1) + fib(n - 2) }\n}\nfib(arg(0))\n",
+    )
+    .unwrap();
+    let down = dir.join(format!("vm-perf-down-{}.vm", std::process::id()));
+    std::fs::write(
+        &down,
+        "fn d(n) { if 0 < n { d(n - 1) + 1 } else { 0 } } d(arg(0))",
+    )
+    .unwrap();
+    let (fib, down) = (fib.to_str().unwrap(), down.to_str().unwrap());
+    let peers: Vec<_> = vm_perf::engines()
+        .iter()
+        .filter(|e| e.tier() == vm_perf::engine::Tier::Peer)
+        .map(|e| e.name())
+        .collect();
+    for engine in &peers {
+        let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, fib, "20"]);
+        assert!(ok, "{engine}: {stderr}");
+        assert_eq!(stdout, "6765\n", "{engine}");
+        let holds_all = !engine.starts_with("luajit") && *engine != "wasmtime";
+        let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, down, "9999"]);
+        if holds_all {
+            assert!(ok, "{engine}: {stderr}");
+            assert_eq!(stdout, "9999\n", "{engine}");
+        } else {
+            assert!(!ok, "{engine}");
+            assert!(
+                stderr.contains("the engine's own stack holds"),
+                "{engine}: {stderr}"
+            );
+        }
+        let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, down, "10000"]);
+        assert!(!ok, "{engine}");
+        assert_eq!(stdout, "", "{engine}");
+        if holds_all {
+            let first = stderr.lines().next().unwrap_or("");
+            assert!(first.contains("call depth exceeded"), "{engine}: {stderr}");
+        }
+    }
+    let (ok, stdout, stderr) = vm_perf(&["run", "--engine", "all", down, "10000"]);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr
+            .lines()
+            .next()
+            .unwrap()
+            .contains("call depth exceeded"),
+        "{stderr}"
+    );
+    std::fs::remove_file(fib).unwrap();
+    std::fs::remove_file(down).unwrap();
 }

@@ -3,7 +3,7 @@
 use crate::engine::{Engine, engines};
 use crate::front::program::Program;
 use crate::reference::stack::on_native_stack;
-use crate::reference::{held_to_walker, magnitude};
+use crate::reference::{Reach, form_for, reach};
 use crate::workloads::Workload;
 
 /// A native function computing the same value as a workload.
@@ -21,9 +21,11 @@ pub struct Case {
     pub iterations: u64,
     /// The `rust` and `rust_opt` candles, for built-in workloads.
     pub candles: Option<(Candle, Candle)>,
-    /// The largest magnitude of any value the program computes with these
-    /// arguments (engines with a smaller exact range sit the case out).
-    pub magnitude: u64,
+    /// How far the run reaches: the largest magnitude of any value and the
+    /// most calls active at once (engines with a smaller exact range use
+    /// their wide form or sit the case out; those whose stack holds fewer
+    /// calls sit it out).
+    pub reach: Reach,
 }
 
 impl Case {
@@ -38,24 +40,37 @@ impl Case {
                 .unwrap_or_else(|e| panic!("built-in workload {} is invalid: {e}", w.name)),
             iterations: w.iterations(&args),
             expected: w.expected(),
-            magnitude: 0,
+            reach: Reach::from(0),
             args,
             candles: Some((w.rust, w.rust_opt)),
         }
         .traced()
     }
 
+    /// The language level the program needs (1 or 2), for reports.
+    pub fn level(&self) -> u8 {
+        match self.program.level() {
+            crate::front::program::Level::One => 1,
+            crate::front::program::Level::Two => 2,
+        }
+    }
+
     fn traced(mut self) -> Case {
-        self.magnitude = magnitude(&self.program, &self.args);
+        self.reach = reach(&self.program, &self.args);
         self
     }
 
-    /// Why `engine` sits this case out, if it does (`n/a` in reports): it
-    /// is not [held to walker's answer](held_to_walker) on it.
+    /// Why `engine` sits this case out, if it does (`n/a` in reports): no
+    /// form of it is [held to walker's answer](crate::reference::held_to_walker) on it.
     pub fn refusal(&self, engine: &dyn Engine) -> Option<String> {
-        held_to_walker(engine, &self.program, self.magnitude)
-            .err()
-            .map(|why| why.to_string())
+        self.form(engine).err()
+    }
+
+    /// The form of `engine` that runs this case ([`form_for`]: the engine
+    /// itself, or its wide form where its values leave its exact range),
+    /// or why it sits the case out.
+    pub fn form<'e>(&self, engine: &'e dyn Engine) -> Result<&'e dyn Engine, String> {
+        form_for(engine, &self.program, self.reach).map_err(|why| why.to_string())
     }
 
     /// A user's program. The expected value is what `walker` (the
@@ -89,7 +104,7 @@ impl Case {
             program,
             args,
             candles: None,
-            magnitude: 0,
+            reach: Reach::from(0),
         }
         .traced())
     }

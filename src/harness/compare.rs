@@ -65,6 +65,8 @@ pub struct Change {
     pub subject: String,
     pub tier: String,
     pub workload: String,
+    /// The workload's language level.
+    pub level: u8,
     /// Median nanoseconds per loop iteration in the base and the new run,
     /// or the ratio to the reference engine's when there is one.
     pub base: f64,
@@ -84,6 +86,9 @@ pub struct EngineChange {
     /// Geometric mean of the ratios, with its range; `None` when no
     /// workload was measured in both runs.
     pub geomean: Option<(f64, f64, f64)>,
+    /// The geometric mean of the ratios per language level, when the new
+    /// run has workloads of more than one level.
+    pub levels: Vec<(u8, Option<f64>)>,
     pub workloads: usize,
     /// 1-based rank (fastest first) in the base and the new run.
     pub rank: (Option<usize>, Option<usize>),
@@ -251,9 +256,10 @@ pub fn compare(
         base.has(&s.name) && Some(s.name.as_str()) != relative_to
     };
     for s in new.subjects.iter().filter(compared) {
+        // Grouped by language level, as in every table.
         let mine: Vec<Change> = new
-            .workloads
-            .iter()
+            .by_level()
+            .into_iter()
             .filter_map(|w| {
                 let (b, b_low, b_high) = value(base, &s.name, &w.name, relative_to)?;
                 let (n, n_low, n_high) = value(new, &s.name, &w.name, relative_to)?;
@@ -262,6 +268,7 @@ pub fn compare(
                     subject: s.name.clone(),
                     tier: s.tier.clone(),
                     workload: w.name.clone(),
+                    level: w.level,
                     base: b,
                     new: n,
                     ratio: n / b,
@@ -279,6 +286,16 @@ pub fn compare(
                 .zip(mean(|c| c.low))
                 .zip(mean(|c| c.high))
                 .map(|((g, l), h)| (g, l, h)),
+            levels: match new.levels() {
+                levels if levels.len() > 1 => levels
+                    .into_iter()
+                    .map(|l| {
+                        let at = mine.iter().filter(|c| c.level == l);
+                        (l, geomean(at.map(|c| c.ratio)))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
             workloads: mine.len(),
             rank: (rank(base, &s.name), rank(new, &s.name)),
         });
@@ -401,8 +418,13 @@ impl Comparison {
         }
     }
 
-    /// One row per engine: geometric-mean change and rank in each run.
+    /// One row per engine: geometric-mean change (per language level, when
+    /// the run has several, and over all workloads) and rank in each run.
     pub fn engines_grid(&self) -> Grid {
+        let levels: Vec<u8> = self
+            .engines
+            .first()
+            .map_or(Vec::new(), |e| e.levels.iter().map(|l| l.0).collect());
         let rows = self
             .engines
             .iter()
@@ -415,30 +437,29 @@ impl Comparison {
                     ),
                     None => ("n/a".into(), String::new(), String::new()),
                 };
-                vec![
-                    e.subject.clone(),
-                    e.tier.clone(),
+                let mut row = vec![e.subject.clone(), e.tier.clone()];
+                row.extend(
+                    e.levels
+                        .iter()
+                        .map(|(_, g)| g.map_or("n/a".into(), percent)),
+                );
+                row.extend([
                     g,
                     range,
                     verdict,
                     rank_change(e.rank),
                     e.workloads.to_string(),
-                ]
+                ]);
+                row
             })
             .collect();
+        let mut header = vec!["engine".to_string(), "tier".to_string()];
+        header.extend(levels.iter().map(|l| format!("Level {l} change")));
+        header
+            .extend(["geomean change", "range", "verdict", "rank", "workloads"].map(String::from));
         Grid {
             title: "Per engine: geometric mean of the changes over the workloads, and rank (fastest first)".into(),
-            header: [
-                "engine",
-                "tier",
-                "geomean change",
-                "range",
-                "verdict",
-                "rank",
-                "workloads",
-            ]
-            .map(String::from)
-            .to_vec(),
+            header,
             rows,
         }
     }

@@ -88,8 +88,8 @@ fn child_case(out: &mut Vec<u8>, engines: &[&dyn Engine], case: &Case) -> Result
     let mut subjects: Vec<(&str, Compiled)> = Vec::new();
     for e in engines {
         let code = case
-            .refusal(*e)
-            .map_or_else(|| e.compile(&case.program).map_err(|x| x.to_string()), Err)
+            .form(*e)
+            .and_then(|form| form.compile(&case.program).map_err(|x| x.to_string()))
             // An engine that times its own calls runs in a helper process
             // (LuaJIT), where this process's callgrind cannot count.
             .and_then(
@@ -331,6 +331,7 @@ pub fn keep(
             subjects: subjects.iter().map(subject_info).collect(),
             cells: Vec::new(),
             instructions: None,
+            geomeans: Vec::new(),
         }
     });
     results.instructions = Some(counts);

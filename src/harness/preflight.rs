@@ -36,7 +36,7 @@ pub fn user_case(
     })?;
     if timeout.is_some() {
         let others = measured.iter().filter(|e| e.name() != reference);
-        for engine in others.filter(|e| case.refusal(**e).is_none()) {
+        for engine in others.filter_map(|e| case.form(*e).ok()) {
             with_timeout(timeout, &what(engine.name()), || {
                 on_native_stack(engine.native_stack(&case.program), || {
                     engine

@@ -166,12 +166,16 @@ fn run_here(
                 verified_executions: 0,
                 execute: None,
                 compile: None,
+                form: None,
             };
+            // An engine runs in the form the case picks for it (LuaJIT's
+            // wide form beyond 2^53), timed and reported as that form.
+            let mut subject = *subject;
             let code = match subject {
-                Subject::Engine(e) => match case
-                    .refusal(*e)
-                    .map_or_else(|| e.compile(&case.program).map_err(|e| e.to_string()), Err)
-                {
+                Subject::Engine(e) => match case.form(e).and_then(|form| {
+                    subject = Subject::Engine(form);
+                    form.compile(&case.program).map_err(|e| e.to_string())
+                }) {
                     Ok(code) => Code::Engine(code),
                     Err(why) => {
                         refused.push(Cell {
@@ -190,13 +194,17 @@ fn run_here(
                     None => continue,
                 },
             };
+            let form = match subject {
+                Subject::Engine(e) => e.form().map(str::to_string),
+                _ => None,
+            };
             let mut p = Prepared {
-                subject: *subject,
+                subject,
                 case: ci,
                 code,
                 reps: 1,
                 compile_reps: 1,
-                cell: blank,
+                cell: Cell { form, ..blank },
             };
             p.time_execute(case, 1, settings.clock)?;
             cells.push(p);
@@ -281,7 +289,7 @@ fn run_here(
     };
     done.sort_by_key(|c| (pos(&c.subject), wpos(&c.workload)));
 
-    Ok(Results {
+    let mut results = Results {
         machine: Machine::detect(),
         build: Build::current(),
         settings: settings.clone(),
@@ -294,7 +302,10 @@ fn run_here(
         subjects: subjects.iter().map(subject_info).collect(),
         cells: done,
         instructions: None,
-    })
+        geomeans: Vec::new(),
+    };
+    results.geomeans = results.geomeans();
+    Ok(results)
 }
 
 /// What a report says about a case.
@@ -306,6 +317,7 @@ pub fn workload_info(c: &Case) -> WorkloadInfo {
         expected: c.expected,
         iterations: c.iterations,
         nodes: c.program.node_count(),
+        level: c.level(),
     }
 }
 

@@ -2,11 +2,12 @@
 //! both to the terminal (comfy-table) and to Markdown.
 //!
 //! Rows are engines and candles, fastest first by geometric mean (of times,
-//! or of instruction counts); columns are workloads. Refused cells read
-//! `n/a`.
+//! or of instruction counts); columns are workloads, grouped by language
+//! level, each level closed by its own geometric mean when a run has more
+//! than one. Refused cells read `n/a`.
 
 use super::counts::Count;
-use super::results::{RUST, Results, WALKER};
+use super::results::{RUST, Results, WALKER, WorkloadInfo};
 use super::stats::{fmt_ns, fmt_ratio, geomean, sig3};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
@@ -19,43 +20,103 @@ pub struct Grid {
 
 const NA: &str = "n/a";
 
-fn header(r: &Results, last: &[&str]) -> Vec<String> {
+/// What a column of a time table shows.
+enum Column<'r> {
+    Workload(&'r WorkloadInfo),
+    /// The geometric mean over one level's workloads (shown only when the
+    /// run has more than one level, right after that level's workloads).
+    LevelGeomean(u8),
+}
+
+/// The columns after the row's name and tier: the workloads grouped by
+/// level, each group followed by its geometric mean when there are several.
+/// `means: false` leaves the means out (a grid of nanoseconds per iteration).
+fn columns(r: &Results, means: bool) -> Vec<Column<'_>> {
+    let levels = r.levels();
+    let mut out = Vec::new();
+    for &level in &levels {
+        out.extend(r.workloads_at(Some(level)).map(Column::Workload));
+        if means && levels.len() > 1 {
+            out.push(Column::LevelGeomean(level));
+        }
+    }
+    out
+}
+
+fn header(r: &Results, means: bool, last: &[&str]) -> Vec<String> {
     let mut h = vec!["engine".to_string(), "tier".to_string()];
-    h.extend(r.workloads.iter().map(|w| w.name.clone()));
+    h.extend(columns(r, means).iter().map(|c| match c {
+        Column::Workload(w) => w.name.clone(),
+        Column::LevelGeomean(l) => format!("Level {l} geomean"),
+    }));
     h.extend(last.iter().map(|s| s.to_string()));
     h
 }
 
+/// A cell's noise, and the form it ran in when that is not the engine's
+/// usual one (LuaJIT's `int64` beyond ±2⁵³).
 fn noise(r: &Results, subject: &str, workload: &str) -> String {
-    match r.cell(subject, workload).and_then(|c| c.execute.as_ref()) {
+    let Some(cell) = r.cell(subject, workload) else {
+        return String::new();
+    };
+    let mut text = match &cell.execute {
         Some(s) => format!(" ±{:.0}%", s.noise() * 100.0),
         None => String::new(),
+    };
+    if let Some(form) = cell.form.as_deref().filter(|f| *f == WIDE_FORM) {
+        text.push(' ');
+        text.push_str(form);
+    }
+    text
+}
+
+/// The form a cell names in tables (the others are the engine's usual one).
+const WIDE_FORM: &str = "int64";
+
+/// A note for the title when some cell ran in the wide form.
+fn form_note(r: &Results) -> &'static str {
+    if r.cells.iter().any(|c| c.form.as_deref() == Some(WIDE_FORM)) {
+        "; `int64`: LuaJIT in 64-bit integers, where values leave its doubles' exact range"
+    } else {
+        ""
     }
 }
 
-fn geo(r: &Results, subject: &str, base: &str) -> String {
+fn geo(r: &Results, subject: &str, base: &str, level: Option<u8>) -> String {
     if !r.has(base) {
         return "—".into();
     }
-    r.geomean_ratio(subject, base).map_or(NA.into(), fmt_ratio)
+    r.geomean_ratio_at(subject, base, level)
+        .map_or(NA.into(), fmt_ratio)
 }
 
+/// A row's cell closing one level's workloads: `(subject, level)` → text.
+type LevelTail<'a> = dyn Fn(&str, u8) -> String + 'a;
+
 /// One row per subject, fastest first: name, tier, for each workload
-/// `value(subject, workload)` with the cell's noise (or `n/a`), then
-/// `tail(subject)`.
+/// `value(subject, workload)` with the cell's noise (or `n/a`), each level
+/// closed by `level_tail(subject, level)` when there are several and it is
+/// given, then `tail(subject)`.
 fn execute_rows(
     r: &Results,
     value: impl Fn(&str, &str) -> Option<String>,
+    level_tail: Option<&LevelTail>,
     tail: impl Fn(&str) -> Vec<String>,
 ) -> Vec<Vec<String>> {
+    let columns = columns(r, level_tail.is_some());
     r.ranked()
         .into_iter()
         .map(|s| {
             let mut row = vec![s.name.clone(), s.tier.clone()];
-            for w in &r.workloads {
-                row.push(match value(&s.name, &w.name) {
-                    Some(v) => format!("{v}{}", noise(r, &s.name, &w.name)),
-                    None => NA.into(),
+            for c in &columns {
+                row.push(match c {
+                    Column::Workload(w) => match value(&s.name, &w.name) {
+                        Some(v) => format!("{v}{}", noise(r, &s.name, &w.name)),
+                        None => NA.into(),
+                    },
+                    Column::LevelGeomean(level) => {
+                        level_tail.map_or(String::new(), |f| f(&s.name, *level))
+                    }
                 });
             }
             row.extend(tail(&s.name));
@@ -65,58 +126,85 @@ fn execute_rows(
 }
 
 /// Ratios of median execute time to `base` (`rust` or `walker`), with
-/// each cell's own noise and the geometric means to both bases.
+/// each cell's own noise, the geometric mean to `base` per level (when the
+/// run has several) and the geometric means over all workloads to both bases.
 pub fn ratio_grid(r: &Results, base: &str) -> Option<Grid> {
     if !r.has(base) {
         return None;
     }
     let title = match base {
-        RUST => "Execute time relative to the `rust` candle (lower is faster; ± is the 95% CI of the median)".to_string(),
-        b => format!("Execute time relative to `{b}` (lower is faster; ± is the 95% CI of the median)"),
+        RUST => format!(
+            "Execute time relative to the `rust` candle (lower is faster; ± is the 95% CI of the median{})",
+            form_note(r)
+        ),
+        b => format!(
+            "Execute time relative to `{b}` (lower is faster; ± is the 95% CI of the median{})",
+            form_note(r)
+        ),
     };
     let rows = execute_rows(
         r,
         |s, w| r.ratio(s, w, base).map(fmt_ratio),
-        |s| vec![geo(r, s, RUST), geo(r, s, WALKER)],
+        Some(&|s, level| geo(r, s, base, Some(level))),
+        |s| vec![geo(r, s, RUST, None), geo(r, s, WALKER, None)],
     );
     Some(Grid {
         title,
-        header: header(r, &["geomean vs rust", "geomean vs walker"]),
+        header: header(r, true, &["geomean vs rust", "geomean vs walker"]),
         rows,
     })
 }
 
-/// Median execute time per loop iteration.
+/// Median execute time per loop iteration (per call, for the recursive
+/// workloads), with no means: nanoseconds of different workloads do not mix.
 pub fn per_iteration_grid(r: &Results) -> Grid {
-    let rows = execute_rows(r, |s, w| r.per_iteration(s, w).map(fmt_ns), |_| vec![]);
+    let rows = execute_rows(
+        r,
+        |s, w| r.per_iteration(s, w).map(fmt_ns),
+        None,
+        |_| vec![],
+    );
     Grid {
-        title: "Median execute time per loop iteration (whole program time ÷ iterations)".into(),
-        header: header(r, &[]),
+        title: format!(
+            "Median execute time per loop iteration (whole program time ÷ iterations{})",
+            form_note(r)
+        ),
+        header: header(r, false, &[]),
         rows,
     }
 }
 
-/// Median compile time per engine and workload (candles have none).
+/// Median compile time per engine and workload (candles have none), with
+/// the geometric mean per level (when there are several) and overall.
 pub fn compile_grid(r: &Results) -> Grid {
+    let median = |s: &str, w: &str| {
+        r.cell(s, w)
+            .and_then(|c| c.compile.as_ref())
+            .map(|c| c.median)
+    };
+    let mean = |s: &str, level: Option<u8>| {
+        geomean(r.workloads_at(level).filter_map(|w| median(s, &w.name))).map_or(NA.into(), fmt_ns)
+    };
+    let columns = columns(r, true);
     let rows = r
         .ranked()
         .into_iter()
         .filter(|s| s.tier != "native")
         .map(|s| {
             let mut row = vec![s.name.clone(), s.tier.clone()];
-            let mut all = Vec::new();
-            for w in &r.workloads {
-                let c = r.cell(&s.name, &w.name).and_then(|c| c.compile.as_ref());
-                row.push(c.map_or(NA.into(), |c| fmt_ns(c.median)));
-                all.extend(c.map(|c| c.median));
+            for c in &columns {
+                row.push(match c {
+                    Column::Workload(w) => median(&s.name, &w.name).map_or(NA.into(), fmt_ns),
+                    Column::LevelGeomean(level) => mean(&s.name, Some(*level)),
+                });
             }
-            row.push(geomean(all).map_or(NA.into(), fmt_ns));
+            row.push(mean(&s.name, None));
             row
         })
         .collect();
     Grid {
         title: "Median compile time".into(),
-        header: header(r, &["geomean"]),
+        header: header(r, true, &["geomean"]),
         rows,
     }
 }
@@ -253,4 +341,44 @@ pub fn markdown(grid: &Grid) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::results::fabricated::fabricated as run;
+
+    #[test]
+    fn tables_group_workloads_by_level_with_their_geomeans() {
+        let r = run(&[("a", 2), ("b", 1), ("c", 2)], |s, _| {
+            if s == "rust" { 1.0 } else { 4.0 }
+        });
+        let grid = ratio_grid(&r, WALKER).unwrap();
+        assert_eq!(
+            grid.header,
+            [
+                "engine",
+                "tier",
+                "b",
+                "Level 1 geomean",
+                "a",
+                "c",
+                "Level 2 geomean",
+                "geomean vs rust",
+                "geomean vs walker"
+            ]
+        );
+        let rust = grid.rows.iter().find(|row| row[0] == "rust").unwrap();
+        assert_eq!(rust[3], "0.250×");
+        assert_eq!(rust[6], "0.250×");
+        // Nanoseconds per iteration get no means, only the grouping.
+        let per = per_iteration_grid(&r);
+        assert_eq!(per.header[2..], ["b", "a", "c"]);
+        // One level: the columns as before.
+        let one = run(&[("a", 1), ("b", 1)], |_, _| 5.0);
+        assert_eq!(
+            ratio_grid(&one, RUST).unwrap().header[2..],
+            ["a", "b", "geomean vs rust", "geomean vs walker"]
+        );
+    }
 }

@@ -11,10 +11,9 @@
 //! included, is under the watchdog ([`crate::guard`]). Every message is the
 //! command line's.
 
-use super::budgeted::{BudgetError, eval_traced};
-use super::magnitude;
+use super::budgeted::trace;
 use super::stack::on_native_stack;
-use super::{Exemption, held_to_walker};
+use super::{Exemption, form_for, reach};
 use crate::engine::{Engine, Executable, RunError, engines};
 use crate::front::program::Program;
 use crate::guard::with_timeout;
@@ -75,21 +74,33 @@ pub fn one_engine(
     timeout: Option<Duration>,
     file: &str,
 ) -> Result<i64, String> {
-    if engine.exact_magnitude().is_some() {
-        let why = format!(
-            "`{file}` on engine `walker` (checking that `{}`'s values stay exact)",
-            engine.name()
-        );
-        let (_, magnitude) = with_timeout(timeout, &why, || eval_traced(program, args, u64::MAX))
-            .map_err(|e| e.to_string())?;
-        // The engine accepted the program: only its range can exempt it.
-        if let Err(why @ Exemption::Inexact { .. }) = held_to_walker(engine, program, magnitude) {
-            return Err(format!(
-                "engine `{}` cannot give this program's exact value: {why}; run it on another engine",
+    let engine = match engine
+        .exact_magnitude()
+        .or(engine.calls_held(program).map(|_| 0))
+    {
+        None => engine,
+        Some(_) => {
+            let why = format!(
+                "`{file}` on engine `walker` (checking that `{}`'s values stay exact)",
                 engine.name()
-            ));
+            );
+            let traced = with_timeout(timeout, &why, || trace(program, args, u64::MAX))
+                .map_err(|e| e.to_string())?;
+            // The form that gives the value exactly (LuaJIT's 64-bit
+            // integers beyond 2⁵³); the engine accepted the program, so
+            // only its range or its own stack can exempt it.
+            match form_for(engine, program, traced.reach()) {
+                Ok(form) => form,
+                Err(why @ (Exemption::Inexact { .. } | Exemption::TooDeep { .. })) => {
+                    return Err(format!(
+                        "engine `{}` cannot give this program's exact value: {why}; run it on another engine",
+                        engine.name()
+                    ));
+                }
+                Err(Exemption::Unsupported(_)) => engine,
+            }
         }
-    }
+    };
     with_timeout(timeout, &what(file, engine), || {
         run_on(engine, program, args, file)
     })
@@ -136,22 +147,20 @@ pub fn every_engine(
     timeout: Option<Duration>,
     file: &str,
 ) -> Result<(), String> {
-    // Walker's value (or its error) and the largest magnitude on the way,
+    // Walker's answer (a value or its error) and how far the run reaches,
     // which decides who is held to it.
-    let (reference, magnitude) = match with_timeout(timeout, &what(file, engines()[0]), || {
-        eval_traced(program, args, u64::MAX)
-    }) {
-        Ok((value, magnitude)) => (Ok(value), magnitude),
-        // No value to be exact about: every engine is held to the error.
-        Err(BudgetError::CallDepthExceeded) => (Err(RunError::CallDepthExceeded), 0),
-        Err(e) => return Err(e.to_string()),
-    };
+    let traced = with_timeout(timeout, &what(file, engines()[0]), || {
+        trace(program, args, u64::MAX)
+    })
+    .map_err(|e| e.to_string())?;
+    let reference = traced.answer();
     let mut disagree = Vec::new();
     for engine in engines() {
-        let verdict = match held_to_walker(*engine, program, magnitude) {
+        // The form that runs it (LuaJIT's 64-bit integers beyond 2⁵³).
+        let verdict = match form_for(*engine, program, traced.reach()) {
             Err(why) => Verdict::Skipped(why),
-            Ok(()) => Verdict::Ran(with_timeout(timeout, &what(file, *engine), || {
-                outcome_on(*engine, program, args)
+            Ok(form) => Verdict::Ran(with_timeout(timeout, &what(file, *engine), || {
+                outcome_on(form, program, args)
             })?),
         };
         writeln!(out, "{} {verdict}", engine.name()).map_err(io)?;
@@ -175,7 +184,8 @@ pub fn every_engine(
 
 /// One engine on one built-in workload.
 enum Cell {
-    /// Not held to the workload's value: unsupported, or inexact.
+    /// Not held to the workload's value: unsupported, inexact, or deeper
+    /// than its own stack holds.
     Exempt(Exemption),
     Right(i64),
     Wrong(i64),
@@ -189,6 +199,7 @@ impl fmt::Display for Cell {
         f.pad(&match self {
             Cell::Exempt(Exemption::Unsupported(_)) => "unsupported".into(),
             Cell::Exempt(Exemption::Inexact { .. }) => "inexact".into(),
+            Cell::Exempt(Exemption::TooDeep { .. }) => "too deep".into(),
             Cell::Right(v) => v.to_string(),
             Cell::Wrong(v) => format!("WRONG {v}"),
             Cell::Failed(why) => why.clone(),
@@ -206,17 +217,17 @@ pub fn on_workloads(out: &mut dyn Write) -> Result<(), String> {
     for w in WORKLOADS {
         header.push_str(&format!(" {:>14}", w.name));
         let program = w.program().map_err(|e| e.to_string())?;
-        let magnitude = magnitude(&program, &w.args());
-        runs.push((w, program, magnitude));
+        let reach = reach(&program, &w.args());
+        runs.push((w, program, reach));
     }
     writeln!(out, "{header}").map_err(io)?;
     let mut wrong = 0;
     for engine in engines() {
         let mut line = format!("{:width$}", engine.name());
-        for (w, program, magnitude) in &runs {
-            let cell = match held_to_walker(*engine, program, *magnitude) {
+        for (w, program, reach) in &runs {
+            let cell = match form_for(*engine, program, *reach) {
                 Err(why) => Cell::Exempt(why),
-                Ok(()) => match run_on(*engine, program, &w.args(), w.name) {
+                Ok(form) => match run_on(form, program, &w.args(), w.name) {
                     Ok(v) if v == w.expected() => Cell::Right(v),
                     Ok(v) => Cell::Wrong(v),
                     Err(why) => Cell::Failed(why),

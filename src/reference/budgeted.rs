@@ -52,12 +52,38 @@ pub struct Traced {
     /// The largest magnitude of any value produced on the way (up to the
     /// failure, for a run that failed).
     pub magnitude: u64,
+    /// The most calls active at once (for a run that failed, the
+    /// [`MAX_CALLS`] active when one more was refused).
+    pub calls: usize,
 }
 
 impl Traced {
     /// The run's answer as an engine's run gives it.
     pub fn answer(&self) -> Result<i64, RunError> {
         self.value.ok_or(RunError::CallDepthExceeded)
+    }
+
+    /// How far the run reached, for [`super::held_to_walker`].
+    pub fn reach(&self) -> Reach {
+        Reach {
+            magnitude: self.magnitude,
+            calls: Some(self.calls),
+        }
+    }
+}
+
+/// Like [`eval_traced`], also reporting the most calls active at once: how
+/// far the run [reaches](Reach), which decides whether an engine
+/// whose own stack holds fewer calls is held to the answer.
+pub fn eval_reach(
+    program: &Program,
+    args: &[i64],
+    budget: u64,
+) -> Result<(i64, Reach), BudgetError> {
+    let traced = trace(program, args, budget)?;
+    match traced.value {
+        Some(v) => Ok((v, traced.reach())),
+        None => Err(BudgetError::CallDepthExceeded),
     }
 }
 
@@ -78,6 +104,7 @@ pub fn trace(program: &Program, args: &[i64], budget: u64) -> Result<Traced, Bud
             locals: Vec::new(),
             steps: budget,
             calls: 0,
+            deepest: 0,
             max_magnitude: 0,
         };
         let value = match st.eval(program.expr()) {
@@ -88,6 +115,7 @@ pub fn trace(program: &Program, args: &[i64], budget: u64) -> Result<Traced, Bud
         Ok(Traced {
             value,
             magnitude: st.max_magnitude,
+            calls: st.deepest,
         })
     })
 }
@@ -102,6 +130,25 @@ const FRAME_BYTES: usize = 320;
 /// `walker` engine declares its own), `0` without functions.
 pub fn native_stack(program: &Program) -> usize {
     recursive_native_stack(program, FRAME_BYTES)
+}
+
+/// How far a run reaches: the largest magnitude of any value, and the most
+/// calls active at once (`None`: not traced). A bare magnitude converts to
+/// a reach of unknown depth, which exempts every engine that declares a
+/// depth limit on the program: never held to what it may not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub magnitude: u64,
+    pub calls: Option<usize>,
+}
+
+impl From<u64> for Reach {
+    fn from(magnitude: u64) -> Reach {
+        Reach {
+            magnitude,
+            calls: None,
+        }
+    }
 }
 
 /// Why a budgeted run produced no value.
@@ -139,6 +186,8 @@ struct Budget<'a> {
     steps: u64,
     /// Calls active now.
     calls: usize,
+    /// The most calls active at once so far.
+    deepest: usize,
     max_magnitude: u64,
 }
 
@@ -212,6 +261,7 @@ impl Budget<'_> {
         let frame = self.locals.len();
         self.locals.extend(values);
         self.calls += 1;
+        self.deepest = self.deepest.max(self.calls);
         let r = self.eval(&self.functions[f].body);
         self.calls -= 1;
         self.locals.truncate(frame);

@@ -74,7 +74,7 @@ pub fn compare(engine: &dyn Engine, program: &Program, args: &[i64], budget: u64
         }
         Err(e) => return Outcome::Skipped(e.to_string()),
     };
-    if let Err(why) = held_to_walker(engine, program, traced.magnitude) {
+    if let Err(why) = held_to_walker(engine, program, traced.reach()) {
         return Outcome::Skipped(why.to_string());
     }
     let expected = traced.answer();

@@ -32,7 +32,7 @@ pub mod oracle;
 pub mod random_check;
 pub mod stack;
 
-pub use budgeted::{BudgetError, Traced, eval_budgeted, eval_traced, trace};
+pub use budgeted::{BudgetError, Reach, Traced, eval_budgeted, eval_reach, eval_traced, trace};
 
 use crate::engine::Engine;
 use crate::front::program::Program;
@@ -45,6 +45,10 @@ pub enum Exemption {
     Unsupported(String),
     /// A value on the way exceeds the engine's exact range.
     Inexact { magnitude: u64, limit: u64 },
+    /// The run holds more calls active at once than the engine can on this
+    /// program ([`Engine::calls_held`]: a peer's own stack); `calls: None`
+    /// when the run's depth was not traced.
+    TooDeep { calls: Option<usize>, limit: usize },
 }
 
 impl fmt::Display for Exemption {
@@ -55,27 +59,75 @@ impl fmt::Display for Exemption {
                 f,
                 "values up to {magnitude} exceed the engine's exact range {limit}"
             ),
+            Exemption::TooDeep {
+                calls: Some(calls),
+                limit,
+            } => write!(
+                f,
+                "the run holds {calls} calls active at once; the engine's own stack holds {limit} of this program's"
+            ),
+            Exemption::TooDeep { calls: None, limit } => write!(
+                f,
+                "the run's call depth is unknown; the engine's own stack holds {limit} of this program's calls"
+            ),
         }
     }
 }
 
 /// The rule: `engine` must give walker's answer on a run of `program` whose
-/// values reach `magnitude` (the trace of [`trace`]) — the same value, or
-/// the same run error (*call depth exceeded*) — unless it
-/// refuses the program ([`Engine::supports`]: a peer's parser limits) or a
-/// value on the way is beyond its exact range ([`Engine::exact_magnitude`]:
-/// LuaJIT's doubles). Every comparison with walker asks this, and nothing
-/// else decides it.
+/// values reach `magnitude` (a whole [`Reach`] from [`trace`], or a
+/// bare magnitude) — the same value, or the same run error (*call depth
+/// exceeded*) — unless it refuses the program
+/// ([`Engine::supports`]: a peer's parser limits), the run holds more calls
+/// active than the engine's own stack can on this program
+/// ([`Engine::calls_held`]: LuaJIT's stack slots), or a value on the way is
+/// beyond its exact range ([`Engine::exact_magnitude`]: LuaJIT's doubles).
+/// Every comparison with walker asks this, and nothing else decides it.
 pub fn held_to_walker(
     engine: &dyn Engine,
     program: &Program,
-    magnitude: u64,
+    reach: impl Into<Reach>,
 ) -> Result<(), Exemption> {
+    let Reach { magnitude, calls } = reach.into();
     engine.supports(program).map_err(Exemption::Unsupported)?;
+    if let Some(limit) = engine.calls_held(program)
+        && calls.is_none_or(|calls| calls > limit)
+    {
+        return Err(Exemption::TooDeep { calls, limit });
+    }
     match engine.exact_magnitude() {
         Some(limit) if magnitude > limit => Err(Exemption::Inexact { magnitude, limit }),
         _ => Ok(()),
     }
+}
+
+/// The form of `engine` that runs a run that reaches `reach`: the
+/// engine itself when it is [held to walker](held_to_walker) there, else,
+/// when only its exact range stands in the way, its wide form
+/// ([`Engine::wide`], LuaJIT's 64-bit integers) if it has one and that is
+/// held; otherwise why neither is. The harness asks this per run, so an
+/// engine keeps its fast form wherever that is exact.
+pub fn form_for<'e>(
+    engine: &'e dyn Engine,
+    program: &Program,
+    reach: impl Into<Reach>,
+) -> Result<&'e dyn Engine, Exemption> {
+    let reach = reach.into();
+    match (held_to_walker(engine, program, reach), engine.wide()) {
+        (Err(Exemption::Inexact { .. }), Some(wide)) => {
+            held_to_walker(wide, program, reach).map(|()| wide)
+        }
+        (held, _) => held.map(|()| engine),
+    }
+}
+
+/// How far a run of `program` on `args` reaches ([`Reach`]), walked without
+/// a step budget (for runs known to end; up to the failure for one that
+/// exceeds the call depth); a reach of unknown depth and magnitude
+/// `u64::MAX`, which exempts every engine with a limit, when `args` are too
+/// few.
+pub fn reach(program: &Program, args: &[i64]) -> Reach {
+    trace(program, args, u64::MAX).map_or(u64::MAX.into(), |t| t.reach())
 }
 
 /// The largest magnitude of any value `program` computes on `args`, walked
@@ -84,7 +136,7 @@ pub fn held_to_walker(
 /// `u64::MAX`, which exempts every engine with an exact range, when `args`
 /// are too few.
 pub fn magnitude(program: &Program, args: &[i64]) -> u64 {
-    trace(program, args, u64::MAX).map_or(u64::MAX, |t| t.magnitude)
+    reach(program, args).magnitude
 }
 
 #[cfg(test)]

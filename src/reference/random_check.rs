@@ -16,7 +16,7 @@
 
 use super::budgeted::trace;
 use super::check::Answer;
-use super::held_to_walker;
+use super::form_for;
 use super::stack::on_native_stack;
 use crate::engine::{Engine, RunError};
 use crate::front::{ast::Source, printer::print_source, program::Program};
@@ -128,9 +128,11 @@ pub fn check_seed(engines: &[&dyn Engine], seed: u64) -> Checked {
     let mut values = Vec::new();
     let mut disagreements = 0;
     for engine in engines {
-        if held_to_walker(*engine, &program, traced.magnitude).is_err() {
+        // The form held to walker here (LuaJIT's 64-bit integers beyond
+        // 2⁵³), if any.
+        let Ok(engine) = form_for(*engine, &program, traced.reach()) else {
             continue;
-        }
+        };
         let answer = on_native_stack(engine.native_stack(&program), || {
             let code = engine
                 .compile(&program)

@@ -6,7 +6,7 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `C` jit:u8 clock:u8 len:u32 source | `K` handle:u32 nanos:u64, or `E` len:u32 message |
+//! | `C` jit:u8 wide:u8 clock:u8 len:u32 source | `K` handle:u32 nanos:u64, or `E` len:u32 message |
 //! | `X` handle:u32 clock:u8 reps:u64 expected:i64 n:u32 n×i64 | `V` value:i64 nanos:u64, or `E` len:u32 message |
 //! | `D` handle:u32 | nothing |
 //! | `J` jit:u8 | `S` status:u8 (what `jit.status()` says in that state) |
@@ -14,7 +14,10 @@
 //! `C` loads a chunk that returns the program's function (jit 1: JIT on,
 //! 0: `jit.off()`, checked with `jit.status()`) and reports how long the
 //! load took. `X` calls the function up to `reps` times with the arguments
-//! as Lua numbers, stopping at the first value that is not `expected`, and
+//! as Lua numbers (wide 0), or, for a chunk in vm-perf's wide form (wide 1:
+//! the program computes in `int64_t` cdata), each argument as two exact
+//! numbers, its high 32 bits (signed) and its low 32 bits, the value coming
+//! back the same way; it stops at the first value that is not `expected`, and
 //! replies with that value (else the last one) and the time of the calls,
 //! so the pipe round trip is not part of the measurement. Times are taken
 //! on the clock vm-perf asks for (clock 0: the CPU time of this thread,
@@ -51,7 +54,25 @@ impl Stopwatch {
 
 struct State {
     lua: Lua,
-    functions: HashMap<u32, Function>,
+    functions: HashMap<u32, Loaded>,
+}
+
+/// A loaded program's function, and whether it speaks the wide form.
+struct Loaded {
+    function: Function,
+    wide: bool,
+}
+
+impl Loaded {
+    /// One call: the program's value, from a double or from two halves.
+    fn call(&self, args: &MultiValue) -> mlua::Result<i64> {
+        if self.wide {
+            let (high, low) = self.function.call::<(f64, f64)>(args)?;
+            Ok(((high as i64 as u64) << 32 | low as u64) as i64)
+        } else {
+            self.function.call::<f64>(args).map(|v| v as i64)
+        }
+    }
 }
 
 fn new_state(jit: bool) -> mlua::Result<State> {
@@ -141,6 +162,7 @@ fn serve() -> io::Result<()> {
         match read_u8(&mut input)? {
             b'C' => {
                 let jit = read_u8(&mut input)? != 0;
+                let wide = read_u8(&mut input)? != 0;
                 let clock = read_u8(&mut input)?;
                 let len = read_u32(&mut input)? as usize;
                 let mut source = vec![0; len];
@@ -168,7 +190,7 @@ fn serve() -> io::Result<()> {
                     Ok(f) => {
                         let handle = next_handle;
                         next_handle = next_handle.wrapping_add(1);
-                        state.functions.insert(handle, f);
+                        state.functions.insert(handle, Loaded { function: f, wide });
                         owner.insert(handle, jit as usize);
                         output.write_all(b"K")?;
                         output.write_all(&handle.to_le_bytes())?;
@@ -183,10 +205,9 @@ fn serve() -> io::Result<()> {
                 let reps = read_u64(&mut input)?.max(1);
                 let expected = read_i64(&mut input)?;
                 let n = read_u32(&mut input)? as usize;
-                let mut args = MultiValue::with_capacity(n);
+                let mut values = Vec::with_capacity(n);
                 for _ in 0..n {
-                    // LuaJIT numbers are doubles: exact up to 2^53.
-                    args.push_back(Value::Number(read_i64(&mut input)? as f64));
+                    values.push(read_i64(&mut input)?);
                 }
                 let f = owner
                     .get(&handle)
@@ -197,12 +218,23 @@ fn serve() -> io::Result<()> {
                     output.flush()?;
                     continue;
                 };
+                let mut args = MultiValue::with_capacity(2 * n);
+                for v in values {
+                    if f.wide {
+                        // Both halves are exact doubles.
+                        args.push_back(Value::Number((v >> 32) as f64));
+                        args.push_back(Value::Number((v as u64 & 0xffff_ffff) as f64));
+                    } else {
+                        // LuaJIT numbers are doubles: exact up to 2^53.
+                        args.push_back(Value::Number(v as f64));
+                    }
+                }
                 // The same loop vm-perf times around its own engines: one
                 // call and one comparison with the expected value per run.
                 let start = Stopwatch::start(clock);
                 let mut result = Ok(0);
                 for _ in 0..reps {
-                    result = f.call::<f64>(&args).map(|v| v as i64);
+                    result = f.call(&args);
                     if !matches!(result, Ok(v) if v == expected) {
                         break;
                     }
@@ -214,6 +246,8 @@ fn serve() -> io::Result<()> {
                         output.write_all(&v.to_le_bytes())?;
                         output.write_all(&nanos.to_le_bytes())?;
                     }
+                    // A Lua error's own message (the program's depth error).
+                    Err(mlua::Error::RuntimeError(e)) => error(&mut output, &e)?,
                     Err(e) => error(&mut output, &e.to_string())?,
                 }
             }

@@ -10,7 +10,14 @@
 //! Lua's garbage collector.
 //! **Values** are Lua 5.4 integers, which wrap on overflow exactly like ours;
 //! **locals** are Lua locals (registers of Lua's VM), deep ones a spill table.
-//! **Control**: `While` is a Lua `while` loop, so nothing grows per iteration.
+//! **Control**: `While` is a Lua `while` loop, so nothing grows per
+//! iteration; `If` a Lua `if`; a guest function a Lua function and a call a
+//! Lua call, which Lua 5.4 makes without native recursion, its frames on
+//! Lua's own stack. The depth limit is a counter in the generated code
+//! ([`super::lua_source`]), exact at every depth; Lua's stack (10⁶ slots)
+//! holds 10,001 frames of any function of up to about 98 registers, and
+//! for a program with larger ones the engine declares how many it holds
+//! (`calls_held`) and is exempt from deeper runs.
 //! **Execute** calls the function with the arguments as Lua integers.
 //!
 //! Trade-off: the reference embedded interpreter. Its register VM and
@@ -20,8 +27,9 @@
 //! **Unsafe code**: none of its own (`execute` is an `unsafe fn` only because
 //! the trait method is); it rests on `mlua`'s safe API around Lua's C code.
 
-use super::lua_source::{Dialect, check, translate};
+use super::lua_source::{DEPTH_ERROR, Dialect, calls_held as lua_calls_held, check, translate};
 use crate::engine::{CompileError, Technique, Tier};
+use crate::front::program::Level;
 use crate::front::program::Program;
 use mlua::{Function, Lua, LuaOptions, StdLib, Value, Variadic};
 
@@ -45,10 +53,16 @@ impl Technique for Lua54 {
     const NAME: &'static str = "lua54";
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on PUC Lua 5.4 (vendored, via mlua)";
+    const LEVEL: Level = Level::Two;
     type Code = Code;
 
     fn supports(program: &Program) -> Result<(), String> {
         check(program)
+    }
+
+    fn calls_held(program: &Program) -> Option<usize> {
+        // LUAI_MAXSTACK slots; a frame's function slot besides its registers.
+        lua_calls_held(program, 1_000_000, 2)
     }
 
     fn compile(program: &Program) -> Result<Code, CompileError> {
@@ -78,6 +92,9 @@ impl Technique for Lua54 {
         {
             Ok(Value::Integer(v)) => Ok(v),
             Ok(other) => panic!("lua54: the program returned {other:?}, not an integer"),
+            Err(mlua::Error::RuntimeError(e)) if e.starts_with(DEPTH_ERROR) => {
+                Err(crate::CallDepthExceeded)
+            }
             Err(e) => panic!("lua54: the program failed: {e}"),
         }
     }

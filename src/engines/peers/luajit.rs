@@ -12,9 +12,22 @@
 //! The compile time ([`Technique::compile_timed`]) is the translation, timed
 //! here, plus the helper's `load`, timed there on the same clock.
 //! **Values** are LuaJIT numbers: doubles, exact up to 2⁵³ (hence
-//! `EXACT_MAGNITUDE`); **locals** are Lua locals, which the trace compiler
-//! keeps in machine registers. **Control**: `While` is a Lua loop; hot loops
-//! are recorded as traces and compiled to machine code.
+//! `EXACT_MAGNITUDE`). For a run whose values leave that range the
+//! reference's rule ([`crate::reference::form_for`]) picks the engine's
+//! *wide form* instead ([`Technique::WIDE`]): the same engine computing in
+//! LuaJIT's 64-bit integers (`int64_t` cdata, `LL` literals, wrapping like
+//! ours; [`Dialect::LuaJitInt64`]), exact on every value but slower, above
+//! all in the interpreter, which boxes each cdata result. Reports say which
+//! form each cell used. **Locals** are Lua locals, which the trace compiler
+//! keeps in machine registers. **Control**: `While` is a Lua loop, `If` a
+//! Lua `if`; hot loops are recorded as traces and compiled to machine code.
+//! Guest functions are Lua functions and calls Lua calls, with the depth
+//! limit as a counter in the generated code ([`super::lua_source`]), exact
+//! at every depth. LuaJIT keeps every frame on one Lua stack of at most
+//! 65,500 slots, though, which holds fewer than 10,000 frames of most
+//! functions: the engine declares how many it holds on each program
+//! (`calls_held`, from the registers its translation needs) and is exempt
+//! from runs that go deeper, `deep_recursion` among them.
 //!
 //! Why a process: `mlua` links one Lua per build, and Lua 5.4 and LuaJIT
 //! export the same C symbols, so they cannot share a binary. `build.rs`
@@ -32,8 +45,8 @@
 
 use super::lua_source::{Dialect, check, translate};
 use crate::clock::{Clock, Stopwatch};
-use crate::engine::{CompileError, Technique, Tier, TimedRuns};
-use crate::front::program::Program;
+use crate::engine::{CompileError, Engine, Registered, Technique, Tier, TimedRuns};
+use crate::front::program::{Level, Program};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -51,29 +64,54 @@ impl Technique for LuaJit {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT, JIT on (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
-    in_helper!(jit: true);
+    const LEVEL: Level = Level::Two;
+    const FORM: Option<&'static str> = Some(DOUBLE);
+    const WIDE: Option<&'static dyn Engine> = Some(&Registered::<LuaJitInt64>::NEW);
+    in_helper!(jit: true, wide: false);
 }
 
-/// The `Technique` items both LuaJIT peers share: the program lives in the
-/// helper's JIT-on (`jit: true`) or JIT-off state, and compile and execute
-/// are timed there, on the clock the caller names.
+/// `luajit`'s wide form: not in the registry, reached through
+/// [`Technique::WIDE`] for the runs beyond 2⁵³.
+pub struct LuaJitInt64;
+
+impl Technique for LuaJitInt64 {
+    const NAME: &'static str = LuaJit::NAME;
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = LuaJit::SUMMARY;
+    const LEVEL: Level = Level::Two;
+    const FORM: Option<&'static str> = Some(INT64);
+    in_helper!(jit: true, wide: true);
+}
+
+/// The forms' names in reports.
+pub const DOUBLE: &str = "double";
+pub const INT64: &str = "int64";
+
+/// The `Technique` items every LuaJIT peer and form shares: the program
+/// lives in the helper's JIT-on (`jit: true`) or JIT-off state, in doubles
+/// or in 64-bit integers (`wide`), and compile and execute are timed there,
+/// on the clock the caller names.
 macro_rules! in_helper {
-    (jit: $jit:expr) => {
+    (jit: $jit:expr, wide: $wide:expr) => {
         type Code = $crate::engines::peers::luajit::Code;
 
         fn supports(program: &$crate::Program) -> Result<(), String> {
             $crate::engines::peers::luajit::supports(program)
         }
+        fn calls_held(program: &$crate::Program) -> Option<usize> {
+            $crate::engines::peers::luajit::calls_held(program)
+        }
         fn compile(program: &$crate::Program) -> Result<Self::Code, $crate::CompileError> {
             let wall = $crate::clock::Clock::Wall;
-            $crate::engines::peers::luajit::compile(program, $jit, wall).map(|(code, _)| code)
+            $crate::engines::peers::luajit::compile(program, $jit, $wide, wall)
+                .map(|(code, _)| code)
         }
         fn compile_timed(
             program: &$crate::Program,
             clock: $crate::clock::Clock,
         ) -> Option<Result<(Self::Code, std::time::Duration), $crate::CompileError>> {
             Some($crate::engines::peers::luajit::compile(
-                program, $jit, clock,
+                program, $jit, $wide, clock,
             ))
         }
         unsafe fn execute(
@@ -81,7 +119,8 @@ macro_rules! in_helper {
             args: &[i64],
         ) -> Result<i64, $crate::CallDepthExceeded> {
             // One run: its value, whatever it is (`expected` only ends loops).
-            Ok(code.run(args, 1, 0, $crate::clock::Clock::Wall).0)
+            code.run(args, 1, 0, $crate::clock::Clock::Wall)
+                .map(|(value, _)| value)
         }
         unsafe fn execute_timed(
             code: &Self::Code,
@@ -99,6 +138,18 @@ macro_rules! in_helper {
 }
 pub(super) use in_helper;
 
+/// LuaJIT's stack: at most 65,500 slots (`LUAI_MAXSTACK`), and two for
+/// each frame's link besides its registers (plus one spare).
+const STACK_SLOTS: usize = 65_500;
+
+/// Shared with `luajit_interp`: how many active calls of `program` LuaJIT's
+/// stack holds, when fewer than the limit needs: its frames live on one
+/// Lua stack of fixed size, so deep recursion in a function with many
+/// registers runs out before 10,000 calls, and such runs are exempt.
+pub fn calls_held(program: &Program) -> Option<usize> {
+    super::lua_source::calls_held(program, STACK_SLOTS, 3)
+}
+
 /// Shared with `luajit_interp`: what LuaJIT's parser accepts.
 pub fn supports(program: &Program) -> Result<(), String> {
     if program.node_count() > MAX_NODES {
@@ -111,21 +162,26 @@ pub fn supports(program: &Program) -> Result<(), String> {
 }
 
 /// Shared with `luajit_interp`: loads the program in the helper's JIT-on or
-/// JIT-off state; also returns the compile stage's time on `clock`: the
-/// check and the translation here, plus the `load` in the helper.
+/// JIT-off state, in doubles or in 64-bit integers (`wide`); also returns
+/// the compile stage's time on `clock`: the check and the translation here,
+/// plus the `load` in the helper.
 pub fn compile(
     program: &Program,
     jit: bool,
+    wide: bool,
     clock: Clock,
 ) -> Result<(Code, Duration), CompileError> {
     let here = Stopwatch::start(clock);
     supports(program).map_err(CompileError)?;
-    let source = translate(program, Dialect::LuaJit)
-        .map_err(CompileError)?
-        .text;
+    let dialect = if wide {
+        Dialect::LuaJitInt64
+    } else {
+        Dialect::LuaJit
+    };
+    let source = translate(program, dialect).map_err(CompileError)?.text;
     let translation = here.elapsed();
     let (handle, load_time, generation) = with_helper(|h| {
-        h.write(&[b'C', jit as u8, clock_code(clock)])?;
+        h.write(&[b'C', jit as u8, wide as u8, clock_code(clock)])?;
         h.write(&(source.len() as u32).to_le_bytes())?;
         h.write(source.as_bytes())?;
         h.flush()?;
@@ -167,14 +223,15 @@ pub struct Code {
 impl Code {
     /// Up to `reps` calls in the helper, stopping at the first value that is
     /// not `expected`: that value (else the last one) and the time of the
-    /// calls on `clock`, as the helper measured it.
+    /// calls on `clock`, as the helper measured it; or the run's error at
+    /// the depth limit.
     pub(super) fn run(
         &self,
         args: &[i64],
         reps: u64,
         expected: i64,
         clock: Clock,
-    ) -> (i64, Duration) {
+    ) -> Result<(i64, Duration), crate::CallDepthExceeded> {
         let reply = with_helper(|h| {
             if h.generation != self.generation {
                 return Ok(Err(
@@ -200,7 +257,10 @@ impl Code {
             }
         });
         match reply {
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.starts_with(super::lua_source::DEPTH_ERROR) => {
+                Err(crate::CallDepthExceeded)
+            }
             Ok(Err(e)) | Err(e) => panic!("LuaJIT helper: {e}"),
         }
     }
@@ -213,7 +273,10 @@ impl Code {
         expected: i64,
         clock: Clock,
     ) -> TimedRuns {
-        let (value, time) = self.run(args, reps, expected, clock);
+        // The harness times runs that end with a value.
+        let (value, time) = self
+            .run(args, reps, expected, clock)
+            .unwrap_or_else(|e| panic!("LuaJIT: a timed run failed: {e}"));
         TimedRuns {
             time,
             wrong: (value != expected).then_some(value),
@@ -360,7 +423,7 @@ mod tests {
             "let n = arg(0); let t = 0; while n { t = t + arg(1); n = n + -1 }; t",
         )
         .unwrap();
-        let (code, compile_time) = compile(&p, false, Clock::Thread).unwrap();
+        let (code, compile_time) = compile(&p, false, false, Clock::Thread).unwrap();
         assert!(compile_time > Duration::ZERO);
         let runs = code.timed_runs(&[1000, 3], 5, 3000, Clock::Thread);
         assert_eq!(runs.wrong, None);
@@ -378,7 +441,7 @@ mod tests {
     fn thread_time_is_the_helpers_own_cpu_time() {
         let p = crate::front::compile_source("t.vm", "let n = arg(0); while n { n = n + -1 }; 1")
             .unwrap();
-        let (code, _) = compile(&p, false, Clock::Thread).unwrap();
+        let (code, _) = compile(&p, false, false, Clock::Thread).unwrap();
         let pid = with_helper(|h| Ok(h.child.id())).unwrap().to_string();
         let signal = |s: &str| {
             let status = std::process::Command::new("kill").args([s, &pid]).status();

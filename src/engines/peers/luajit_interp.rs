@@ -2,7 +2,8 @@
 //! hand-written assembly interpreter alone.
 //!
 //! Everything is as in [`super::luajit`] (same Lua source, same helper
-//! process, same doubles exact to 2⁵³), except that the program is loaded in
+//! process, same doubles exact to 2⁵³ and the same wide form in 64-bit
+//! integers beyond), except that the program is loaded in
 //! the helper's second Lua state, where `jit.off()` was called and
 //! `jit.status()` checked to be off before anything is loaded. Every
 //! iteration then runs through LuaJIT's interpreter: register bytecode
@@ -15,8 +16,9 @@
 //! **Unsafe code**: none (its items are [`super::luajit`]'s, expanded by
 //! `in_helper!`); LuaJIT runs in the helper process.
 
-use super::luajit::in_helper;
-use crate::engine::{Technique, Tier};
+use super::luajit::{DOUBLE, INT64, in_helper};
+use crate::engine::{Engine, Registered, Technique, Tier};
+use crate::front::program::Level;
 
 pub struct LuaJitInterp;
 
@@ -25,5 +27,20 @@ impl Technique for LuaJitInterp {
     const TIER: Tier = Tier::Peer;
     const SUMMARY: &'static str = "Lua source on LuaJIT's interpreter, JIT off (helper process)";
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
-    in_helper!(jit: false);
+    const LEVEL: Level = Level::Two;
+    const FORM: Option<&'static str> = Some(DOUBLE);
+    const WIDE: Option<&'static dyn Engine> = Some(&Registered::<LuaJitInterpInt64>::NEW);
+    in_helper!(jit: false, wide: false);
+}
+
+/// `luajit_interp`'s wide form (64-bit integers, as `luajit`'s).
+pub struct LuaJitInterpInt64;
+
+impl Technique for LuaJitInterpInt64 {
+    const NAME: &'static str = LuaJitInterp::NAME;
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = LuaJitInterp::SUMMARY;
+    const LEVEL: Level = Level::Two;
+    const FORM: Option<&'static str> = Some(INT64);
+    in_helper!(jit: false, wide: true);
 }

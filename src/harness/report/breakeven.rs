@@ -136,9 +136,10 @@ fn grid(
     against: impl Fn(&[Cost]) -> Option<Cost>,
     first: Option<Vec<String>>,
 ) -> Grid {
+    // Columns grouped by language level, as in every table.
     let per_workload: Vec<(Vec<Cost>, Option<Cost>)> = r
-        .workloads
-        .iter()
+        .by_level()
+        .into_iter()
         .map(|w| {
             let c = costs(r, &w.name);
             let reference = against(&c);
@@ -158,7 +159,7 @@ fn grid(
         rows.push(row);
     }
     let mut header = vec!["engine".to_string(), "tier".to_string()];
-    header.extend(r.workloads.iter().map(|w| w.name.clone()));
+    header.extend(r.by_level().into_iter().map(|w| w.name.clone()));
     Grid {
         title,
         header,
@@ -180,8 +181,8 @@ pub fn grids(r: &Results) -> Vec<Grid> {
     }
     let mut names = vec!["best interpreter".to_string(), String::new()];
     names.extend(
-        r.workloads
-            .iter()
+        r.by_level()
+            .into_iter()
             .map(|w| best_interpreter(&costs(r, &w.name)).map_or("n/a".into(), |c| c.name.clone())),
     );
     out.push(grid(
@@ -338,8 +339,8 @@ pub fn chart(r: &Results, workload: &str) -> String {
 
 /// `(file name, svg)` for every workload's break-even chart.
 pub fn charts(r: &Results) -> Vec<(String, String)> {
-    r.workloads
-        .iter()
+    r.by_level()
+        .into_iter()
         .map(|w| (chart_file(&w.name), chart(r, &w.name)))
         .collect()
 }
