@@ -130,10 +130,18 @@ fn every_workload() {
                 assert!(engine.name().starts_with("luajit") || engine.name() == "wasmtime");
                 continue;
             }
-            let (form, expected) = in_range(engine, &program, &args)
-                .unwrap_or_else(|| panic!("{} has no exact form on {}", engine.name(), w.name));
-            assert_eq!(expected, w.expected());
             let wide = engine.exact_magnitude().is_some_and(|m| magnitude > m);
+            let Some((form, expected)) = in_range(engine, &program, &args) else {
+                // Only an engine without a wide form sits a run out here.
+                assert!(
+                    wide && engine.wide().is_none(),
+                    "{} on {}",
+                    engine.name(),
+                    w.name
+                );
+                continue;
+            };
+            assert_eq!(expected, w.expected());
             assert_eq!(
                 form.form().is_some_and(|f| f == "int64"),
                 wide,

@@ -2,8 +2,12 @@
 //! hand-written assembly interpreter alone.
 //!
 //! Everything is as in [`super::luajit`] (same Lua source, same helper
-//! process, same doubles exact to 2⁵³ and the same wide form in 64-bit
-//! integers beyond), except that the program is loaded in
+//! process, same doubles exact to 2⁵³), except that runs beyond 2⁵³ take a
+//! *wide form* ([`Technique::WIDE`], chosen per run by
+//! [`crate::reference::form_for`]): the same source computing in LuaJIT's
+//! 64-bit integers (`int64_t` cdata, `LL` literals, wrapping like ours),
+//! exact on every value but slower, since the interpreter boxes each cdata
+//! result; reports say which form each cell used. And the program is loaded in
 //! the helper's second Lua state, where `jit.off()` was called and
 //! `jit.status()` checked to be off before anything is loaded. Every
 //! iteration then runs through LuaJIT's interpreter: register bytecode
@@ -33,7 +37,8 @@ impl Technique for LuaJitInterp {
     in_helper!(jit: false, wide: false);
 }
 
-/// `luajit_interp`'s wide form (64-bit integers, as `luajit`'s).
+/// `luajit_interp`'s wide form: not in the registry, reached through
+/// [`Technique::WIDE`] for the runs beyond 2⁵³.
 pub struct LuaJitInterpInt64;
 
 impl Technique for LuaJitInterpInt64 {
