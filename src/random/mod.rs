@@ -310,17 +310,23 @@ impl<R: Rng> Gen<'_, R> {
         }
     }
 
-    /// `Let(a, Let(b, … body))`: two to five locals at once, so more are
-    /// live than an engine has registers.
-    fn locals_block(&mut self, depth: usize) -> Expr {
-        let n = self.rng.random_range(2..=5);
-        let inits: Vec<Expr> = (0..n)
+    /// `n` writable locals brought into scope, each initialised by a leaf:
+    /// their inits, outermost first (the caller wraps its body in them).
+    fn writable_locals(&mut self, n: usize) -> Vec<Expr> {
+        (0..n)
             .map(|_| {
                 let init = self.leaf();
                 self.scope.push(Local::Writable);
                 init
             })
-            .collect();
+            .collect()
+    }
+
+    /// `Let(a, Let(b, … body))`: two to five locals at once, so more are
+    /// live than an engine has registers.
+    fn locals_block(&mut self, depth: usize) -> Expr {
+        let n = self.rng.random_range(2..=5);
+        let inits = self.writable_locals(n);
         let mut e = self.expr(depth);
         for init in inits.into_iter().rev() {
             self.scope.pop();
@@ -334,13 +340,7 @@ impl<R: Rng> Gen<'_, R> {
     /// so what the loops did shows in the program's value.
     fn spine(&mut self, depth: usize) -> Expr {
         let n = self.rng.random_range(1..=4);
-        let inits: Vec<Expr> = (0..n)
-            .map(|_| {
-                let init = self.leaf();
-                self.scope.push(Local::Writable);
-                init
-            })
-            .collect();
+        let inits = self.writable_locals(n);
         let work = self.counted_loop(depth.saturating_sub(1).max(2));
         let mut value = Expr::Get(self.rng.random_range(0..n));
         if n > 1 && self.rng.random_bool(0.5) {
