@@ -333,48 +333,31 @@ impl<'s> Parser<'s> {
             );
         }
         self.expect(Tok::LParen, "after the function name")?;
-        let mut params: Vec<&'s str> = Vec::new();
-        if self.peek() != Tok::RParen {
-            loop {
-                let (param, span) = match self.bump()? {
-                    (Tok::Ident(param), span) => (param, span),
-                    (t, span) => {
-                        return error(span, format!("expected a parameter name, found {t}"));
-                    }
-                };
-                if params.contains(&param) {
-                    return error(
-                        span,
-                        format!(
-                            "`{}` is already a parameter of `{}`",
-                            shorten(param),
-                            shorten(name)
-                        ),
-                    );
+        let params = self.comma_list("after a parameter", |p, params: &[&'s str]| {
+            let (param, span) = match p.bump()? {
+                (Tok::Ident(param), span) => (param, span),
+                (t, span) => {
+                    return error(span, format!("expected a parameter name, found {t}"));
                 }
-                if params.len() == MAX_PARAMS {
-                    return error(
-                        span,
-                        format!("`{}` has more than {MAX_PARAMS} parameters", shorten(name)),
-                    );
-                }
-                params.push(param);
-                if self.peek() != Tok::Comma {
-                    break;
-                }
-                self.bump()?;
+            };
+            if params.contains(&param) {
+                return error(
+                    span,
+                    format!(
+                        "`{}` is already a parameter of `{}`",
+                        shorten(param),
+                        shorten(name)
+                    ),
+                );
             }
-        }
-        if self.peek() != Tok::RParen {
-            return error(
-                self.span(),
-                format!(
-                    "expected `,` or `)` after a parameter, found {}",
-                    self.peek()
-                ),
-            );
-        }
-        self.bump()?;
+            if params.len() == MAX_PARAMS {
+                return error(
+                    span,
+                    format!("`{}` has more than {MAX_PARAMS} parameters", shorten(name)),
+                );
+            }
+            Ok(param)
+        })?;
         if self.peek() != Tok::LBrace {
             return error(
                 self.span(),
@@ -709,17 +692,19 @@ impl<'s> Parser<'s> {
         )
     }
 
-    /// `IDENT "(" [ expr { "," expr } ] ")"`, the name already current.
-    fn call(&mut self, name: &'s str) -> Result<Node, ParseError> {
-        let (_, span) = self.bump()?;
-        self.bump()?; // `(`
-        let mut args = Vec::new();
-        let mut depth = 0;
+    /// `[ item { "," item } ] ")"` after a `(` already read: each item is
+    /// read by `item`, which sees the items before it; anything but `,` or
+    /// `)` after an item is an error naming `context`.
+    fn comma_list<T>(
+        &mut self,
+        context: &str,
+        mut item: impl FnMut(&mut Self, &[T]) -> Result<T, ParseError>,
+    ) -> Result<Vec<T>, ParseError> {
+        let mut items = Vec::new();
         if self.peek() != Tok::RParen {
             loop {
-                let (arg, d) = self.expr()?;
-                args.push(arg);
-                depth = depth.max(d);
+                let next = item(self, &items)?;
+                items.push(next);
                 if self.peek() != Tok::Comma {
                     break;
                 }
@@ -729,14 +714,24 @@ impl<'s> Parser<'s> {
         if self.peek() != Tok::RParen {
             return error(
                 self.span(),
-                format!(
-                    "expected `,` or `)` in the call of `{}`, found {}",
-                    shorten(name),
-                    self.peek()
-                ),
+                format!("expected `,` or `)` {context}, found {}", self.peek()),
             );
         }
         self.bump()?;
+        Ok(items)
+    }
+
+    /// `IDENT "(" [ expr { "," expr } ] ")"`, the name already current.
+    fn call(&mut self, name: &'s str) -> Result<Node, ParseError> {
+        let (_, span) = self.bump()?;
+        self.bump()?; // `(`
+        let mut depth = 0;
+        let context = format!("in the call of `{}`", shorten(name));
+        let args = self.comma_list(&context, |p, _| {
+            let (arg, d) = p.expr()?;
+            depth = depth.max(d);
+            Ok(arg)
+        })?;
         let pending = self.calls.len();
         self.calls.push(PendingCall {
             name,
