@@ -20,7 +20,7 @@ use super::form_for;
 use super::stack::on_native_stack;
 use crate::engine::{Engine, RunError};
 use crate::front::{ast::Source, printer::print_source, program::Program};
-use crate::random::{Shape, calls, program, shape_for_seed};
+use crate::random::{calls, program, shape_for_seed};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -30,15 +30,6 @@ use std::time::Instant;
 /// end by construction; this only bounds an unlucky one's time.
 pub const STEP_BUDGET: u64 = 1_000_000;
 
-/// The generator's shape for the program of `seed`, as the differential
-/// test draws it ([`shape_for_seed`]). Most of these programs run in
-/// microseconds on every interpreter; the time goes to compiling them with
-/// Cranelift (`jit`) and to the round trips to the LuaJIT helper process
-/// (`docs/RELIABILITY.md` has the figures).
-pub fn shape(seed: u64) -> Shape {
-    shape_for_seed(seed)
-}
-
 /// One seed in this many draws a Level-2 program
 /// ([`crate::random::calls`]); the others draw Level 1's.
 pub const LEVEL_TWO_EVERY: u64 = 4;
@@ -46,7 +37,7 @@ pub const LEVEL_TWO_EVERY: u64 = 4;
 /// One program on which some engine differs from walker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Disagreement {
-    /// The program's seed ([`shape`] and [`crate::random::program`]).
+    /// The program's seed ([`shape_for_seed`] and [`crate::random::program`]).
     pub seed: u64,
     /// The program as text ([`print`]).
     pub text: String,
@@ -94,13 +85,13 @@ fn expect(answer: &Answer) -> String {
 fn draw(seed: u64) -> (Source, Vec<i64>) {
     let mut rng = StdRng::seed_from_u64(seed);
     if seed % LEVEL_TWO_EVERY == LEVEL_TWO_EVERY - 1 {
-        return calls::program(&mut rng, &shape(seed));
+        return calls::program(&mut rng, &shape_for_seed(seed));
     }
-    let (mut expr, mut args) = program(&mut rng, &shape(seed));
+    let (mut expr, mut args) = program(&mut rng, &shape_for_seed(seed));
     // A lone leaf (a third of the shallow trees) tests nothing the other
     // programs do not: draw again from the same generator.
     while expr.node_count() == 1 {
-        (expr, args) = program(&mut rng, &shape(seed));
+        (expr, args) = program(&mut rng, &shape_for_seed(seed));
     }
     (expr.into(), args)
 }
