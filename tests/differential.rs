@@ -10,6 +10,7 @@ use vm_perf::engine::{CompileError, Engine, Registered, Technique, Tier};
 use vm_perf::front::printer::print;
 use vm_perf::random::{seeded, shape_for_seed};
 use vm_perf::reference::check::{Outcome, compare};
+use vm_perf::reference::stack::on_native_stack;
 use vm_perf::reference::{held_to_walker, magnitude};
 use vm_perf::workloads::WORKLOADS;
 use vm_perf::{Expr, Program, engines};
@@ -42,17 +43,6 @@ fn check_all(engines: &[&dyn Engine], seed: u64) -> Result<Vec<&'static str>, St
 
 #[test]
 fn every_engine_gives_every_workloads_expected_value() {
-    // `deep_recursion` holds MAX_CALLS calls, which walker (and its
-    // budgeted twin) hold on the native stack: a thread with room for them.
-    std::thread::Builder::new()
-        .stack_size(1 << 30)
-        .spawn(every_engine_gives_every_workloads_expected_value_here)
-        .unwrap()
-        .join()
-        .unwrap();
-}
-
-fn every_engine_gives_every_workloads_expected_value_here() {
     for w in WORKLOADS {
         let program = w.program().unwrap();
         let magnitude = magnitude(&program, &w.args());
@@ -60,10 +50,15 @@ fn every_engine_gives_every_workloads_expected_value_here() {
             if held_to_walker(*engine, &program, magnitude).is_err() {
                 continue;
             }
-            let code = engine
-                .compile(&program)
-                .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));
-            let got = code.execute(&w.args()).unwrap();
+            // On the native stack the engine declares (walker recurses per
+            // guest call, `deep_recursion` to the limit).
+            let got = on_native_stack(engine.native_stack(&program), || {
+                let code = engine
+                    .compile(&program)
+                    .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));
+                code.execute(&w.args())
+            })
+            .unwrap();
             assert_eq!(
                 got,
                 w.expected(),

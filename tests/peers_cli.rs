@@ -87,15 +87,7 @@ fn check_marks_out_of_range_peers_and_prints_every_value() {
         let cells: Vec<&str> = cells.split(' ').collect();
         for (w, cell) in WORKLOADS.iter().zip(&cells) {
             let program = w.program().unwrap();
-            // Walker's trace recurses natively per guest call.
-            let reached = std::thread::scope(|s| {
-                std::thread::Builder::new()
-                    .stack_size(1 << 30)
-                    .spawn_scoped(s, || reach(&program, &w.args()))
-                    .unwrap()
-                    .join()
-                    .unwrap()
-            });
+            let reached = reach(&program, &w.args());
             let want = match form_for(*engine, &program, reached) {
                 Ok(_) => w.expected().to_string(),
                 Err(Exemption::Inexact { .. }) => "inexact".to_string(),

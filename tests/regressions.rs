@@ -66,17 +66,6 @@ fn every_wrong_value_found_by_hand_stays_fixed() {
 
 #[test]
 fn the_oracle_accepts_its_seed_corpus() {
-    // `deep_recursion` holds MAX_CALLS calls, which walker (and its
-    // budgeted twin) hold on the native stack: a thread with room for them.
-    std::thread::Builder::new()
-        .stack_size(1 << 30)
-        .spawn(the_oracle_accepts_its_seed_corpus_here)
-        .unwrap()
-        .join()
-        .unwrap();
-}
-
-fn the_oracle_accepts_its_seed_corpus_here() {
     for w in vm_perf::workloads::WORKLOADS {
         let outcome = check_source(w.source.as_bytes());
         assert!(!matches!(outcome, Outcome::Rejected), "{}", w.name);

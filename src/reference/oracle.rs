@@ -133,22 +133,14 @@ mod tests {
 
     #[test]
     fn workloads_pass_the_oracle() {
-        // `deep_recursion` holds MAX_CALLS calls, which walker and its
-        // budgeted twin hold on the native stack.
-        let deep = std::thread::Builder::new().stack_size(1 << 30);
-        deep.spawn(|| {
-            for w in crate::workloads::WORKLOADS {
-                let outcome = check_source(w.source.as_bytes());
-                assert!(
-                    matches!(outcome, Outcome::Agreed(_) | Outcome::OutOfSteps),
-                    "{}: {outcome:?}",
-                    w.name
-                );
-            }
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+        for w in crate::workloads::WORKLOADS {
+            let outcome = check_source(w.source.as_bytes());
+            assert!(
+                matches!(outcome, Outcome::Agreed(_) | Outcome::OutOfSteps),
+                "{}: {outcome:?}",
+                w.name
+            );
+        }
     }
 
     #[test]
