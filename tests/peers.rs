@@ -21,19 +21,6 @@ use vm_perf::reference::check::{Outcome, compare};
 use vm_perf::reference::{BudgetError, eval_reach, eval_traced, form_for};
 use vm_perf::workloads::WORKLOADS;
 
-/// Runs `f` on a thread with room for walker's reference runs, which
-/// recurse natively per guest call (the peers themselves do not).
-fn on_big_stack(f: impl FnOnce() + Send) {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .stack_size(1 << 30)
-            .spawn_scoped(s, f)
-            .unwrap()
-            .join()
-            .unwrap()
-    })
-}
-
 fn peers() -> Vec<&'static dyn Engine> {
     engines()
         .iter()
@@ -105,15 +92,11 @@ fn peers_are_registered() {
     );
 }
 
+/// Every peer on every workload, with the default arguments, in the form
+/// the harness picks: LuaJIT's doubles where they are exact,
+/// `luajit_interp`'s 64-bit integers where values leave ±2^53.
 #[test]
 fn every_workload_on_every_peer() {
-    on_big_stack(every_workload);
-}
-
-/// Every peer on every workload, with the default arguments, in the form
-/// the harness picks: LuaJIT's doubles where they are exact, its 64-bit
-/// integers where values leave ±2^53.
-fn every_workload() {
     for w in WORKLOADS {
         let program = w.program().unwrap();
         let args = w.args();
@@ -543,10 +526,6 @@ fn level_two_programs() {
 /// many as it declares.
 #[test]
 fn call_depth_limit_is_exact() {
-    on_big_stack(call_depth_limit);
-}
-
-fn call_depth_limit() {
     let program = compile_source(
         "t.vm",
         "fn down(n) { if 0 < n { down(n - 1) + 1 } else { 0 } } down(arg(0))",
@@ -590,10 +569,6 @@ fn call_depth_limit() {
 /// large: many locals, and calls nested in the arguments of calls.
 #[test]
 fn lua_stacks_hold_the_calls_they_declare() {
-    on_big_stack(lua_stacks_hold);
-}
-
-fn lua_stacks_hold() {
     let lets: String = (0..60).map(|i| format!("let v{i} = n + {i}; ")).collect();
     let sum: String = (0..60)
         .map(|i| format!("v{i}"))
@@ -667,10 +642,6 @@ fn level_two_expr(g: &mut Small, depth: usize, scope: usize, k: usize, arities: 
 /// held to walker's value or to its *call depth exceeded*.
 #[test]
 fn random_level_two_programs_agree_with_walker() {
-    on_big_stack(random_level_two);
-}
-
-fn random_level_two() {
     use vm_perf::{Function, Source};
     let mut g = Small(0x5DEE_CE66_D1CE_4E5B);
     let mut values = 0;
