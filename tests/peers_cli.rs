@@ -79,7 +79,7 @@ fn check_marks_out_of_range_peers_and_prints_every_value() {
     assert_eq!(header[1..], names[..]);
     let rows: Vec<Vec<&str>> = lines.collect();
     assert_eq!(rows.len(), vm_perf::engines().len());
-    let (mut too_deep, mut inexact) = (0, 0);
+    let mut too_deep = 0;
     for (engine, row) in vm_perf::engines().iter().zip(&rows) {
         assert_eq!(row[0], engine.name());
         // "too deep" is two words.
@@ -94,49 +94,30 @@ fn check_marks_out_of_range_peers_and_prints_every_value() {
                 Err(Exemption::TooDeep { .. }) => "too_deep".to_string(),
                 Err(Exemption::Unsupported(_)) => "unsupported".to_string(),
             };
-            // Only an engine without a wide form is ever inexact: `luajit`.
-            if want == "inexact" {
-                assert!(engine.wide().is_none(), "{} on {}", engine.name(), w.name);
-                inexact += 1;
-            }
+            assert_ne!(want, "inexact", "{} on {}", engine.name(), w.name);
             too_deep += usize::from(want == "too_deep");
             assert_eq!(*cell, want, "{} on {}", engine.name(), w.name);
         }
     }
-    // LuaJIT's JIT is exact only within its doubles (the interpreter's
-    // wide form everywhere); its stack holds fewer calls than
-    // `deep_recursion` makes.
+    // LuaJIT's wide form is exact everywhere; its stack holds fewer calls
+    // than `deep_recursion` makes.
     assert_eq!(too_deep > 0, cfg!(feature = "luajit"), "{stdout}");
-    assert_eq!(inexact > 0, cfg!(feature = "luajit"), "{stdout}");
 }
 
 #[cfg(feature = "luajit")]
 #[test]
-fn run_takes_luajit_interps_wide_form_beyond_its_doubles() {
+fn run_takes_luajits_wide_form_beyond_its_doubles() {
     // 2⁵³ + 1 is not a double: LuaJIT's doubles would print 9007199254740992.
     let file = std::env::temp_dir().join(format!("vm-perf-inexact-{}.vm", std::process::id()));
     std::fs::write(&file, "arg(0) + 1").unwrap();
     let file = file.to_str().unwrap();
-    for (arg, value) in [("9007199254740992", "9007199254740993\n"), ("41", "42\n")] {
-        let (ok, stdout, stderr) = vm_perf(&["run", "--engine", "luajit_interp", file, arg]);
-        assert!(ok, "{stderr}");
-        assert_eq!(stdout, value);
+    for engine in ["luajit", "luajit_interp"] {
+        for (arg, value) in [("9007199254740992", "9007199254740993\n"), ("41", "42\n")] {
+            let (ok, stdout, stderr) = vm_perf(&["run", "--engine", engine, file, arg]);
+            assert!(ok, "{engine}: {stderr}");
+            assert_eq!(stdout, value, "{engine}");
+        }
     }
-    // The JIT has no wide form (its traces gave a wrong value on 64-bit
-    // integers): beyond its doubles it refuses, saying why.
-    let (ok, stdout, stderr) = vm_perf(&["run", "--engine", "luajit", file, "9007199254740992"]);
-    assert!(!ok, "{stdout}");
-    assert_eq!(stdout, "");
-    assert!(
-        stderr.starts_with(
-            "vm-perf: error: engine `luajit` cannot give this program's exact value: \
-             values up to 9007199254740993 exceed the engine's exact range 9007199254740992"
-        ),
-        "{stderr}"
-    );
-    let (ok, stdout, stderr) = vm_perf(&["run", "--engine", "luajit", file, "41"]);
-    assert!(ok, "{stderr}");
-    assert_eq!(stdout, "42\n");
     std::fs::remove_file(file).unwrap();
 }
 

@@ -76,7 +76,7 @@ const WIDE_FORM: &str = "int64";
 /// A note for the title when some cell ran in the wide form.
 fn form_note(r: &Results) -> &'static str {
     if r.cells.iter().any(|c| c.form.as_deref() == Some(WIDE_FORM)) {
-        "; `int64`: LuaJIT in 64-bit integers, where values leave its doubles' exact range"
+        "; `int64`: LuaJIT in 64-bit integers (its JIT without allocation sinking), where values leave its doubles' exact range"
     } else {
         ""
     }

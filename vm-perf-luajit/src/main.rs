@@ -13,7 +13,13 @@
 //!
 //! `C` loads a chunk that returns the program's function (jit 1: JIT on,
 //! 0: `jit.off()`, checked with `jit.status()`) and reports how long the
-//! load took. `X` calls the function up to `reps` times with the arguments
+//! load took. A wide chunk with the JIT on goes to a state of its own whose
+//! trace compiler does not sink allocations (`jit.opt.start("-sink")`): on
+//! `int64_t` cdata, a sunk allocation whose loop value the optimiser folded
+//! to a constant is restored at the loop's exit from its value *before* the
+//! loop (LuaJIT 2.1 at the commit `luajit-src` builds), a wrong value;
+//! without sinking every cdata result is a real allocation, slower and
+//! right. `X` calls the function up to `reps` times with the arguments
 //! as Lua numbers (wide 0), or, for a chunk in vm-perf's wide form (wide 1:
 //! the program computes in `int64_t` cdata), each argument as two exact
 //! numbers, its high 32 bits (signed) and its low 32 bits, the value coming
@@ -75,11 +81,23 @@ impl Loaded {
     }
 }
 
-fn new_state(jit: bool) -> mlua::Result<State> {
+/// The Lua state a chunk runs in: the interpreter, the JIT, or the JIT for
+/// wide chunks (allocation sinking off; see the module doc).
+fn state_index(jit: bool, wide: bool) -> usize {
+    match (jit, wide) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 2,
+    }
+}
+
+fn new_state(jit: bool, wide: bool) -> mlua::Result<State> {
     // Only the base and jit libraries: the generated code needs nothing else.
     let lua = Lua::new_with(StdLib::JIT, LuaOptions::default())?;
     if !jit {
         lua.load("jit.off()").exec()?;
+    } else if wide {
+        lua.load("jit.opt.start('-sink')").exec()?;
     }
     let on: bool = lua.load("return (jit.status())").eval()?;
     if on != jit {
@@ -154,8 +172,8 @@ fn exit_with_parent() {
 fn serve() -> io::Result<()> {
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
-    // One Lua state per JIT mode, made on first use.
-    let mut states: [Option<State>; 2] = [None, None];
+    // One Lua state per mode (`state_index`), made on first use.
+    let mut states: [Option<State>; 3] = [None, None, None];
     let mut next_handle = 0u32;
     let mut owner: HashMap<u32, usize> = HashMap::new();
     loop {
@@ -167,9 +185,10 @@ fn serve() -> io::Result<()> {
                 let len = read_u32(&mut input)? as usize;
                 let mut source = vec![0; len];
                 input.read_exact(&mut source)?;
-                let slot = &mut states[jit as usize];
+                let index = state_index(jit, wide);
+                let slot = &mut states[index];
                 if slot.is_none() {
-                    match new_state(jit) {
+                    match new_state(jit, wide) {
                         Ok(s) => *slot = Some(s),
                         Err(e) => {
                             error(&mut output, &e.to_string())?;
@@ -191,7 +210,7 @@ fn serve() -> io::Result<()> {
                         let handle = next_handle;
                         next_handle = next_handle.wrapping_add(1);
                         state.functions.insert(handle, Loaded { function: f, wide });
-                        owner.insert(handle, jit as usize);
+                        owner.insert(handle, index);
                         output.write_all(b"K")?;
                         output.write_all(&handle.to_le_bytes())?;
                         output.write_all(&nanos.to_le_bytes())?;
@@ -268,7 +287,7 @@ fn serve() -> io::Result<()> {
                         .load("return (jit.status())")
                         .eval::<bool>()
                         .unwrap_or(false),
-                    None => new_state(jit)
+                    None => new_state(jit, false)
                         .and_then(|s| s.lua.load("return (jit.status())").eval::<bool>())
                         .unwrap_or(false),
                 };

@@ -12,13 +12,18 @@
 //! The compile time ([`Technique::compile_timed`]) is the translation, timed
 //! here, plus the helper's `load`, timed there on the same clock.
 //! **Values** are LuaJIT numbers: doubles, exact up to 2⁵³ (hence
-//! `EXACT_MAGNITUDE`); a run whose values leave that range is refused with
-//! the reason. `luajit_interp` has a *wide form* for such runs (LuaJIT's
-//! 64-bit integers, [`Dialect::LuaJitInt64`]); this engine has none,
-//! because the trace compiler gave a wrong value on 64-bit integer code:
-//! `tests/regressions/luajit_jit_int64_trace.vm`, right on its first run
-//! and wrong once `bench` repeats it and its loops are traced (the
-//! interpreter stays right), found by `vm-perf check --random`. **Locals** are Lua locals, which the trace compiler
+//! `EXACT_MAGNITUDE`). For a run whose values leave that range the
+//! reference's rule ([`crate::reference::form_for`]) picks the engine's
+//! *wide form* instead ([`Technique::WIDE`]): the same engine computing in
+//! LuaJIT's 64-bit integers (`int64_t` cdata, `LL` literals, wrapping like
+//! ours; [`Dialect::LuaJitInt64`]), exact on every value but slower, above
+//! all in the interpreter, which boxes each cdata result. Reports say which
+//! form each cell used. The wide form runs in a Lua state of its own whose
+//! trace compiler does not sink allocations: with sinking on, a loop whose
+//! `int64_t` result the optimiser folded to a constant left the loop with
+//! the value from *before* the loop (`tests/regressions/luajit_jit_int64_trace.vm`,
+//! wrong once its loops are traced; the interpreter and the JIT without
+//! sinking stay right), so every cdata result is a real allocation there. **Locals** are Lua locals, which the trace compiler
 //! keeps in machine registers. **Control**: `While` is a Lua loop, `If` a
 //! Lua `if`; hot loops are recorded as traces and compiled to machine code.
 //! Guest functions are Lua functions and calls Lua calls, with the depth
@@ -45,7 +50,7 @@
 
 use super::lua_source::{Dialect, check, translate};
 use crate::clock::{Clock, Stopwatch};
-use crate::engine::{CompileError, Technique, Tier, TimedRuns};
+use crate::engine::{CompileError, Engine, Registered, Technique, Tier, TimedRuns};
 use crate::front::program::{Level, Program};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -66,7 +71,21 @@ impl Technique for LuaJit {
     const EXACT_MAGNITUDE: Option<u64> = Some(1 << 53);
     const LEVEL: Level = Level::Two;
     const FORM: Option<&'static str> = Some(DOUBLE);
+    const WIDE: Option<&'static dyn Engine> = Some(&Registered::<LuaJitInt64>::NEW);
     in_helper!(jit: true, wide: false);
+}
+
+/// `luajit`'s wide form: not in the registry, reached through
+/// [`Technique::WIDE`] for the runs beyond 2⁵³.
+pub struct LuaJitInt64;
+
+impl Technique for LuaJitInt64 {
+    const NAME: &'static str = LuaJit::NAME;
+    const TIER: Tier = Tier::Peer;
+    const SUMMARY: &'static str = LuaJit::SUMMARY;
+    const LEVEL: Level = Level::Two;
+    const FORM: Option<&'static str> = Some(INT64);
+    in_helper!(jit: true, wide: true);
 }
 
 /// The forms' names in reports.
