@@ -104,6 +104,13 @@ pub struct LuaSource {
     pub frame: usize,
     /// The same for main, which sits below every call.
     pub main_frame: usize,
+    /// A bound on how far above its caller's base a called function's
+    /// frame starts, over every call site in a function: the call's
+    /// function register plus its frame link (two slots in LuaJIT's
+    /// layout, one in Lua 5.4's: a bound for both). A recursion's frames
+    /// are this far apart, so this, not [`LuaSource::frame`], divides the
+    /// stack; only the deepest frame needs its whole `frame` above it.
+    pub call_reach: usize,
 }
 
 /// Whether the translation stays within Lua's parser limits, decided without
@@ -216,6 +223,7 @@ pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, Strin
         max_frame: 0,
         main_frame: 0,
         frame: 0,
+        call_reach: 0,
         spill_free: Vec::new(),
         spill_next: 0,
     };
@@ -297,6 +305,7 @@ pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, Strin
         active: g.max_active,
         frame: g.max_frame,
         main_frame: g.main_frame,
+        call_reach: g.call_reach,
     };
     if source.levels > MAX_LEVELS {
         return Err(format!(
@@ -316,16 +325,24 @@ pub fn translate(program: &Program, dialect: Dialect) -> Result<LuaSource, Strin
 /// How many active calls of `program` a Lua whose stack holds `slots`
 /// slots, with `link` slots per frame besides the function's own registers,
 /// can hold: `None` when it holds every call up to the one that fails at
-/// the limit (see [`crate::engine::Technique::calls_held`]). The frame is
-/// [`LuaSource::frame`], a bound on any function's registers.
+/// the limit (see [`crate::engine::Technique::calls_held`]). Active calls
+/// are [`LuaSource::call_reach`] apart; the deepest needs its whole
+/// [`LuaSource::frame`].
 pub fn calls_held(program: &Program, slots: usize, link: usize) -> Option<usize> {
     if program.functions().is_empty() {
         return None;
     }
     let source = translate(program, Dialect::Lua54).ok()?;
-    // Lua's own reserve at the top of the stack, and the chunk's frame.
-    let room = slots.saturating_sub(source.main_frame + link + 64);
-    let held = room / (source.frame + link);
+    if source.call_reach == 0 {
+        // Functions that call nothing: at most one is active.
+        return None;
+    }
+    // Lua's own reserve at the top of the stack, the chunk's frame below
+    // every call and the deepest call's whole frame above them; between,
+    // each active call moves the base up by at most the call reach (plus
+    // the spare in `link`).
+    let room = slots.saturating_sub(source.main_frame + 64 + source.frame + link);
+    let held = room / (source.call_reach + link - 2) + 1;
     (held <= crate::MAX_CALLS).then_some(held)
 }
 
@@ -344,6 +361,10 @@ struct Val {
     /// Sethi–Ullman count; a call needs its function, frame link and
     /// arguments in consecutive registers).
     regs: usize,
+    /// For the calls inside it: a bound on the register, counted from where
+    /// its evaluation starts, at which a called frame's base lies (the
+    /// call's function register + 2); 0 without calls.
+    reach: usize,
 }
 
 /// A temporary: a Lua local of an open block, or a slot of the spill table
@@ -382,6 +403,7 @@ impl Val {
             nest: a.nest.max(b.nest + paren as usize),
             temps,
             regs: a.regs.max(b.regs + 1),
+            reach: a.reach.max(after_one(b.reach)),
         }
     }
 
@@ -393,8 +415,15 @@ impl Val {
             nest: 0,
             temps: Vec::new(),
             regs: 1,
+            reach: 0,
         }
     }
+}
+
+/// A right operand's reach: it is evaluated with the left one held in a
+/// register below it.
+fn after_one(reach: usize) -> usize {
+    if reach == 0 { 0 } else { reach + 1 }
 }
 
 struct Block {
@@ -423,6 +452,8 @@ struct Gen {
     max_frame: usize,
     main_frame: usize,
     frame: usize,
+    /// [`LuaSource::call_reach`] so far, over every function (not main).
+    call_reach: usize,
     /// Spill-table temporaries: free slots and the next new one.
     spill_free: Vec<usize>,
     spill_next: usize,
@@ -567,6 +598,7 @@ impl Gen {
     /// Evaluates `v` now into a temporary that nothing else writes.
     fn save(&mut self, v: Val) -> Val {
         self.note_nest(v.nest);
+        self.note_reach(&v);
         self.release(&v);
         let t = self.new_temp(Some(&v.code));
         Val {
@@ -576,6 +608,15 @@ impl Gen {
             nest: 0,
             temps: vec![t],
             regs: 1,
+            reach: 0,
+        }
+    }
+
+    /// The calls inside `v`, evaluated from the first free register now.
+    /// Only functions' calls count: main's sit inside [`LuaSource::main_frame`].
+    fn note_reach(&mut self, v: &Val) {
+        if v.reach > 0 && self.in_function {
+            self.call_reach = self.call_reach.max(self.active() + v.reach);
         }
     }
 
@@ -714,6 +755,7 @@ impl Gen {
             }
         };
         self.note_nest(c.nest);
+        self.note_reach(&c);
         self.release(&c);
         c.temps.clear();
         c
@@ -735,6 +777,7 @@ impl Gen {
     fn value(&mut self, e: &Expr, tail: bool) -> Val {
         let v = self.value_of(e, tail);
         self.frame = self.frame.max(self.active() + v.regs);
+        self.note_reach(&v);
         v
     }
 
@@ -812,6 +855,12 @@ impl Gen {
                     .max()
                     .unwrap_or(0)
                     .max(2 + vals.len());
+                let reach = vals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.reach > 0)
+                    .map(|(i, v)| 2 + i + v.reach)
+                    .fold(2, usize::max);
                 let codes: Vec<&str> = vals.iter().map(|v| v.code.as_str()).collect();
                 let v = Val {
                     code: format!("f{f}({})", codes.join(", ")),
@@ -820,6 +869,7 @@ impl Gen {
                     nest: vals.iter().map(|v| v.nest).max().unwrap_or(0) + 1,
                     temps: vals.iter().flat_map(|v| v.temps.iter().copied()).collect(),
                     regs,
+                    reach,
                 };
                 if v.nest >= MAX_PARENS {
                     self.save(v)
@@ -838,6 +888,7 @@ impl Gen {
                     code.push_str(&vb.code);
                 }
                 let regs = va.regs.max(vb.regs + 1);
+                let reach = va.reach.max(after_one(vb.reach));
                 let mut temps = va.temps;
                 temps.extend(vb.temps);
                 let v = Val {
@@ -847,6 +898,7 @@ impl Gen {
                     nest: va.nest.max(vb.nest + paren as usize),
                     temps,
                     regs,
+                    reach,
                 };
                 if v.nest >= MAX_PARENS {
                     self.save(v)
@@ -891,6 +943,7 @@ impl Gen {
                     nest: 0,
                     temps: vec![r],
                     regs: 1,
+                    reach: 0,
                 }
             }
         }

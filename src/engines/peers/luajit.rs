@@ -29,10 +29,12 @@
 //! Guest functions are Lua functions and calls Lua calls, with the depth
 //! limit as a counter in the generated code ([`super::lua_source`]), exact
 //! at every depth. LuaJIT keeps every frame on one Lua stack of at most
-//! 65,500 slots, though, which holds fewer than 10,000 frames of most
-//! functions: the engine declares how many it holds on each program
-//! (`calls_held`, from the registers its translation needs) and is exempt
-//! from runs that go deeper, `deep_recursion` among them.
+//! 65,500 slots, though, which holds fewer than 10,000 frames of a
+//! function whose calls sit high in its registers (six slots apart hold
+//! 10,000): the engine declares how many it holds on each program
+//! (`calls_held`: active calls are as far apart as the highest register a
+//! call site puts the callee's function in, plus its frame link, which the
+//! translation bounds) and is exempt from runs that go deeper.
 //!
 //! Why a process: `mlua` links one Lua per build, and Lua 5.4 and LuaJIT
 //! export the same C symbols, so they cannot share a binary. `build.rs`
@@ -143,8 +145,8 @@ macro_rules! in_helper {
 }
 pub(super) use in_helper;
 
-/// LuaJIT's stack: at most 65,500 slots (`LUAI_MAXSTACK`), and two for
-/// each frame's link besides its registers (plus one spare).
+/// LuaJIT's stack: at most 65,500 slots (`LUAI_MAXSTACK`); a call's frame
+/// link takes two (counted in the call reach), plus one spare per frame.
 const STACK_SLOTS: usize = 65_500;
 
 /// Shared with `luajit_interp`: how many active calls of `program` LuaJIT's
