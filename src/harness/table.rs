@@ -18,7 +18,7 @@ pub struct Grid {
     pub rows: Vec<Vec<String>>,
 }
 
-const NA: &str = "n/a";
+pub(crate) const NA: &str = "n/a";
 
 /// What a column of a time table shows.
 enum Column<'r> {

@@ -109,6 +109,13 @@ fn ladder_section(r: &Results, linked: &[&str]) -> String {
     );
     out.push_str(&ladder_table(&ladder::ladder(r), "ladder-steps", linked));
     out.push_str(&ladder_table(&ladder::peers(r), "ladder-peers", linked));
+    if let Some(levels) = ladder::levels(r) {
+        out.push_str(
+            "<p>Every engine's place on each level (geometric means of its time vs \
+             <code>walker</code> over that level's workloads), in its Level-2 order:</p>\n",
+        );
+        out.push_str(&ladder_table(&levels, "ladder-levels", linked));
+    }
     out.push_str(&format!("<p>{}</p>\n", md_inline(&ladder::note(r))));
     out
 }

@@ -240,6 +240,98 @@ pub fn peers(r: &Results) -> Table {
     }
 }
 
+/// Geometric mean of `subject`'s instructions per loop iteration over one
+/// level's workloads, if they were counted.
+fn instructions_at(r: &Results, subject: &str, level: u8) -> Option<f64> {
+    let c = r.instructions.as_ref()?;
+    geomean(
+        r.workloads_at(Some(level))
+            .filter_map(|w| c.per_iteration(subject, &w.name)),
+    )
+}
+
+/// Each subject's place on every language level, ordered by the highest
+/// level: a design's order on loops of additions beside its order on calls
+/// and branches, and how far it moved. `None` for a run of one level.
+pub fn levels(r: &Results) -> Option<Table> {
+    let levels = r.levels();
+    let (&first, &last) = (levels.first()?, levels.last()?);
+    if first == last {
+        return None;
+    }
+    let subjects: Vec<&str> = r
+        .subjects
+        .iter()
+        .filter(|s| s.name != "rust_opt")
+        .map(|s| s.name.as_str())
+        .collect();
+    // 1-based place of each subject among those measured on `level`.
+    let place = |level: u8| -> Vec<Option<usize>> {
+        let times: Vec<Option<f64>> = subjects
+            .iter()
+            .map(|s| r.geomean_ratio_at(s, WALKER, Some(level)))
+            .collect();
+        times
+            .iter()
+            .map(|t| {
+                let t = (*t)?;
+                Some(1 + times.iter().flatten().filter(|o| **o < t).count())
+            })
+            .collect()
+    };
+    let (low, high) = (place(first), place(last));
+    let mut order: Vec<usize> = (0..subjects.len()).collect();
+    order.sort_by_key(|&i| (high[i].unwrap_or(usize::MAX), low[i].unwrap_or(usize::MAX)));
+    let rows = order
+        .into_iter()
+        .map(|i| {
+            let s = subjects[i];
+            let tier = r
+                .subjects
+                .iter()
+                .find(|x| x.name == s)
+                .map_or("", |x| x.tier.as_str());
+            let time = |level| {
+                r.geomean_ratio_at(s, WALKER, Some(level))
+                    .map_or(crate::harness::table::NA.into(), fmt_ratio)
+            };
+            let rank = |p: Option<usize>| p.map_or("—".into(), |p| p.to_string());
+            let moved = match (low[i], high[i]) {
+                (Some(a), Some(b)) if b < a => format!("up {}", a - b),
+                (Some(a), Some(b)) if b > a => format!("down {}", b - a),
+                (Some(_), Some(_)) => "same".into(),
+                _ => "—".into(),
+            };
+            vec![
+                format!("`{s}`"),
+                tier.to_string(),
+                time(first),
+                rank(low[i]),
+                time(last),
+                rank(high[i]),
+                moved,
+                count(instructions_at(r, s, first)),
+                count(instructions_at(r, s, last)),
+            ]
+        })
+        .collect();
+    Some(Table {
+        header: vec![
+            "engine".into(),
+            "tier".into(),
+            format!("Level {first}: time vs `walker`"),
+            "place".into(),
+            format!("Level {last}: time vs `walker`"),
+            "place".into(),
+            format!("Level {last} vs Level {first}"),
+            format!("Level {first}: instructions / iteration"),
+            format!("Level {last}: instructions / iteration"),
+        ],
+        rows,
+        left: vec![true, true, false, false, false, false, true, false, false],
+    })
+}
+
 /// How the ladder was measured, in one paragraph of Markdown.
 pub fn note(r: &Results) -> String {
     let workloads = r
@@ -293,10 +385,18 @@ pub fn markdown(t: &Table) -> String {
     out
 }
 
-/// The ladder, the peers beside it and the note, as Markdown.
+/// The ladder, the peers beside it, the order on each level and the note,
+/// as Markdown.
 pub fn section_markdown(r: &Results) -> String {
+    let levels = levels(r).map_or(String::new(), |t| {
+        format!(
+            "Every engine's place on each level (geometric means of its time vs `walker` over \
+             that level's workloads), in its Level-2 order:\n\n{}\n",
+            markdown(&t)
+        )
+    });
     format!(
-        "{}\n{}\n{}\n",
+        "{}\n{}\n{levels}{}\n",
         markdown(&ladder(r)),
         markdown(&peers(r)),
         note(r)
@@ -311,6 +411,11 @@ pub(crate) mod tests {
 
     /// A few milliseconds' run of `engines` on `sum` and `fib`, candles included.
     pub(crate) fn tiny_run(engines: &[&str]) -> Results {
+        run_on(engines, &["sum", "fib"])
+    }
+
+    /// The same on chosen workloads.
+    pub(crate) fn run_on(engines: &[&str], workloads: &[&str]) -> Results {
         let settings = Settings {
             quick: true,
             rounds: 0,
@@ -321,7 +426,7 @@ pub(crate) mod tests {
             seed: 1,
             clock: Clock::Thread,
         };
-        let cases: Vec<Case> = ["sum", "fib"]
+        let cases: Vec<Case> = workloads
             .iter()
             .map(|w| Case::builtin(workload(w).unwrap()))
             .collect();
@@ -364,6 +469,38 @@ pub(crate) mod tests {
         assert!(p.rows[0][4].contains("than `") || p.rows[0][4].starts_with("level with"));
         let md = section_markdown(&r);
         assert!(md.starts_with("| step | engine |") && md.contains("| ---: |"));
+    }
+
+    #[test]
+    fn the_levels_table_places_every_engine_on_each_level() {
+        assert!(
+            levels(&tiny_run(&["walker"])).is_none(),
+            "one level: no table"
+        );
+        let r = run_on(&["walker", "bytecode"], &["sum", "fib_recursive"]);
+        let t = levels(&r).unwrap();
+        assert_eq!(t.header[2], "Level 1: time vs `walker`");
+        assert_eq!(t.header[4], "Level 2: time vs `walker`");
+        let names: Vec<&str> = t.rows.iter().map(|row| row[0].as_str()).collect();
+        for name in ["`walker`", "`bytecode`", "`rust`"] {
+            assert!(names.contains(&name), "{names:?}");
+        }
+        assert!(!names.contains(&"`rust_opt`"));
+        let walker = t.rows.iter().find(|row| row[0] == "`walker`").unwrap();
+        assert_eq!((walker[2].as_str(), walker[4].as_str()), ("1.00×", "1.00×"));
+        // Places are 1-based ranks among the engines measured on that level,
+        // and the rows follow the Level-2 places.
+        let places: Vec<usize> = t
+            .rows
+            .iter()
+            .filter_map(|row| row[5].parse().ok())
+            .collect();
+        assert!(
+            places.windows(2).all(|w| w[0] <= w[1]) && places[0] == 1,
+            "{places:?}"
+        );
+        assert!(t.rows.iter().all(|row| row.len() == t.header.len()));
+        assert!(section_markdown(&r).contains("| engine | tier | Level 1: time vs `walker` |"));
     }
 
     #[test]
