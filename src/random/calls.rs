@@ -12,6 +12,10 @@
 //! literal fuel, and a body makes at most two fuelled calls, so fuel `f`
 //! costs about `2^f` calls (times the trips of loops around them).
 //!
+//! Loops may test with `<` too ([`Gen::lt_loop`]): a read-only counter
+//! counts down to a literal, or up from 0 to a trip written in the test or
+//! held in a read-only local, so they end as the Level-1 loops do.
+//!
 //! A quarter of the programs are *deep* instead: a ring of one to three
 //! functions that each make exactly one call, on fuel near the call limit
 //! ([`MAX_CALLS`]), so runs reach 9,999, 10,000 and 10,001 active calls and
@@ -131,7 +135,56 @@ impl<R: Rng> Gen<'_, R> {
                 Expr::if_(c, t, e)
             }
             3 | 4 => self.call(depth)?,
+            5 => self.lt_loop(depth)?,
             _ => return None,
+        })
+    }
+
+    /// A loop whose test is a `<` (the compare-and-branch every engine may
+    /// lower it to), ending by construction: a counter read-only but for
+    /// its one step counts down to a literal (`let n = trip; while k < n {
+    /// …; n = n - 1 }`), or up from 0 to the trip, written in the test or
+    /// held in a read-only local (`let i = 0; while i < trip { …; i = i + 1
+    /// }`).
+    fn lt_loop(&mut self, depth: usize) -> Option<Expr> {
+        if self.loops >= self.shape.loop_nesting || depth < 2 {
+            return None;
+        }
+        let trip = self.trip();
+        let case = self.rng.random_range(0..3);
+        let limit = case == 2;
+        if limit {
+            self.scope.push(Local::Counter);
+        }
+        self.loops += 1;
+        self.scope.push(Local::Counter);
+        let body = self.expr(depth - 1);
+        self.scope.pop();
+        self.loops -= 1;
+        let counter = || Expr::Get(0);
+        let (init, cond, step) = match case {
+            0 => {
+                let k = Expr::Litr(self.rng.random_range(-1..=1));
+                let down = Expr::sub(counter(), Expr::Litr(1));
+                (trip.clone(), Expr::lt(k, counter()), down)
+            }
+            _ => {
+                let bound = if limit { Expr::Get(1) } else { trip.clone() };
+                let up = Expr::add(counter(), Expr::Litr(1));
+                (Expr::Litr(0), Expr::lt(counter(), bound), up)
+            }
+        };
+        let body = if self.rng.random_bool(0.5) {
+            Expr::then(body, Expr::set(0, step))
+        } else {
+            Expr::then(Expr::set(0, step), body)
+        };
+        let e = Expr::let_(init, Expr::while_(cond, body));
+        Some(if limit {
+            self.scope.pop();
+            Expr::let_(trip, e)
+        } else {
+            e
         })
     }
 
@@ -347,5 +400,35 @@ mod tests {
             }
         }
         assert!(recursive > 50 && mutual > 50, "{recursive} {mutual}");
+    }
+
+    #[test]
+    fn loops_test_with_less_than_every_way() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        // `k < n` (literal, local), `i < trip` (local, literal or argument),
+        // `i < lim` (local, local).
+        let (mut literal_left, mut literal_right, mut both_locals) = (0, 0, 0);
+        for _ in 0..300 {
+            let (source, _) = program(&mut rng, &Shape::default());
+            let mut todo: Vec<&Expr> = source.functions.iter().map(|f| &f.body).collect();
+            todo.push(&source.main);
+            while let Some(e) = todo.pop() {
+                if let Expr::While(c, _) = e
+                    && let Expr::Lt(a, b) = &**c
+                {
+                    match (&**a, &**b) {
+                        (Expr::Litr(_), Expr::Get(_)) => literal_left += 1,
+                        (Expr::Get(_), Expr::Get(_)) => both_locals += 1,
+                        (Expr::Get(_), _) => literal_right += 1,
+                        other => panic!("{other:?}"),
+                    }
+                }
+                todo.extend(e.children());
+            }
+        }
+        assert!(
+            literal_left > 10 && literal_right > 10 && both_locals > 10,
+            "{literal_left} {literal_right} {both_locals}"
+        );
     }
 }
