@@ -1150,6 +1150,86 @@ mod tests {
 
     crate::engines::conformance::conformance_tests!(RegisterBytecode, extra: [REGISTER_TRICKY]);
 
+    /// Loops whose condition is a `<`: the compare-and-branch forms that
+    /// jump when it holds (the random programs write no such loop).
+    const WHILE_LT: &[(&str, &[i64])] = &[
+        (
+            "let i = 0; let s = 0; while i < arg(0) { s = s + i; i = i + 1 }; s",
+            &[10],
+        ),
+        ("let i = arg(0); while i < 10 { i = i + 3 }; i", &[-5]),
+        ("let i = arg(0); while 0 < i { i = i - 2 }; i", &[9]),
+        (
+            "let i = 0; let n = 5; while i < { n = n - 1; n } { i = i + 1 }; i + n",
+            &[],
+        ),
+        (
+            "let i = 0; let n = 5; while { i = i + 1; i } < n { n = n + 0 }; i",
+            &[],
+        ),
+        (
+            "fn f(n) { let t = 0; while 0 < n { t = t + n; n = n - 1 }; t } f(arg(0)) + f(3)",
+            &[100],
+        ),
+        (
+            "fn g(a, b) { while a < b { a = a + 2 }; a } g(arg(0), 7)",
+            &[-4],
+        ),
+    ];
+
+    #[test]
+    fn loops_on_less_than_agree_with_walker_and_branch_when_it_holds() {
+        for fuse in [false, true] {
+            let mut kinds = Vec::new();
+            for (src, _) in WHILE_LT {
+                let program = crate::front::compile_source("while_lt", src).unwrap();
+                let code = compile(&program, Options { fuse }).unwrap();
+                kinds.extend(code.instrs.iter().map(InstrKind::from));
+            }
+            for kind in [
+                InstrKind::JumpIfLt,
+                InstrKind::JumpIfLtImm,
+                InstrKind::JumpIfImmLt,
+            ] {
+                assert!(kinds.contains(&kind), "{kind:?} not built (fuse: {fuse})");
+            }
+        }
+        crate::reference::conformance::agrees_with_walker::<RegisterBytecode>(&[WHILE_LT]);
+        crate::reference::conformance::agrees_with_walker::<
+            super::super::register_bytecode_fused::RegisterBytecodeFused,
+        >(&[WHILE_LT]);
+    }
+
+    #[test]
+    fn show_lists_every_function() {
+        let w = crate::workloads::workload("tak").unwrap();
+        let code = compile(&w.program().unwrap(), Options::default()).unwrap();
+        let listing = code.listing();
+        assert!(listing.contains("; fn tak(x, y, z):"), "{listing}");
+        assert!(listing.contains("ret r"), "{listing}");
+    }
+
+    #[test]
+    fn a_recursive_fib_call_is_a_few_dispatches() {
+        // Plain: the test and either `ret n` or two argument adds, two
+        // calls, the sum and `ret`; fused: the adds ride on the calls and
+        // the sum on the return.
+        for (fuse, per_body) in [(false, 8), (true, 5)] {
+            let w = crate::workloads::workload("fib_recursive").unwrap();
+            let code = compile(&w.program().unwrap(), Options { fuse }).unwrap();
+            let entry = code.functions[0].entry as usize;
+            assert_eq!(code.instrs.len() - entry, per_body, "{}", code.listing());
+            assert!(
+                code.instrs[entry..].iter().all(|i| !matches!(
+                    i,
+                    Instr::Move { .. } | Instr::Lt { .. } | Instr::LtImm { .. }
+                )),
+                "{}",
+                code.listing()
+            );
+        }
+    }
+
     #[test]
     fn sum_is_four_instructions_per_iteration() {
         let w = crate::workloads::workload("sum").unwrap();
