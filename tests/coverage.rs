@@ -29,7 +29,7 @@ const REGISTER_BOTH: &[&str] = &[
 /// Why the random programs build no compare-and-branch that jumps when
 /// `<` holds.
 const WHILE_LT: &str = "only a `while` whose condition is a `<` builds it, and the random \
-     programs write none; register_bytecode's unit tests check each against walker";
+     programs write none; the unit tests of both register_bytecode modules check it against walker";
 
 /// `(engines, variant, why no program can build it)`: the compiler never
 /// emits it. A listed variant that is built fails the test.

@@ -1161,38 +1161,39 @@ unsafe fn execute<const LEVEL_TWO: bool>(
     }
 }
 
+/// Loops whose condition is a `<`: the compare-and-branch forms that
+/// jump when it holds (the random programs write no such loop).
+#[cfg(test)]
+pub(crate) const WHILE_LT: &[(&str, &[i64])] = &[
+    (
+        "let i = 0; let s = 0; while i < arg(0) { s = s + i; i = i + 1 }; s",
+        &[10],
+    ),
+    ("let i = arg(0); while i < 10 { i = i + 3 }; i", &[-5]),
+    ("let i = arg(0); while 0 < i { i = i - 2 }; i", &[9]),
+    (
+        "let i = 0; let n = 5; while i < { n = n - 1; n } { i = i + 1 }; i + n",
+        &[],
+    ),
+    (
+        "let i = 0; let n = 5; while { i = i + 1; i } < n { n = n + 0 }; i",
+        &[],
+    ),
+    (
+        "fn f(n) { let t = 0; while 0 < n { t = t + n; n = n - 1 }; t } f(arg(0)) + f(3)",
+        &[100],
+    ),
+    (
+        "fn g(a, b) { while a < b { a = a + 2 }; a } g(arg(0), 7)",
+        &[-4],
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     crate::engines::conformance::conformance_tests!(RegisterBytecode, extra: [REGISTER_TRICKY]);
-
-    /// Loops whose condition is a `<`: the compare-and-branch forms that
-    /// jump when it holds (the random programs write no such loop).
-    const WHILE_LT: &[(&str, &[i64])] = &[
-        (
-            "let i = 0; let s = 0; while i < arg(0) { s = s + i; i = i + 1 }; s",
-            &[10],
-        ),
-        ("let i = arg(0); while i < 10 { i = i + 3 }; i", &[-5]),
-        ("let i = arg(0); while 0 < i { i = i - 2 }; i", &[9]),
-        (
-            "let i = 0; let n = 5; while i < { n = n - 1; n } { i = i + 1 }; i + n",
-            &[],
-        ),
-        (
-            "let i = 0; let n = 5; while { i = i + 1; i } < n { n = n + 0 }; i",
-            &[],
-        ),
-        (
-            "fn f(n) { let t = 0; while 0 < n { t = t + n; n = n - 1 }; t } f(arg(0)) + f(3)",
-            &[100],
-        ),
-        (
-            "fn g(a, b) { while a < b { a = a + 2 }; a } g(arg(0), 7)",
-            &[-4],
-        ),
-    ];
 
     #[test]
     fn loops_on_less_than_agree_with_walker_and_branch_when_it_holds() {
@@ -1212,9 +1213,6 @@ mod tests {
             }
         }
         crate::reference::conformance::agrees_with_walker::<RegisterBytecode>(&[WHILE_LT]);
-        crate::reference::conformance::agrees_with_walker::<
-            super::super::register_bytecode_fused::RegisterBytecodeFused,
-        >(&[WHILE_LT]);
     }
 
     #[test]

@@ -58,4 +58,12 @@ technique! {
 #[cfg(test)]
 mod tests {
     crate::engines::conformance::conformance_tests!(super::RegisterBytecodeFused, extra: [REGISTER_TRICKY]);
+
+    /// The loops on `<` that the random programs never write.
+    #[test]
+    fn loops_on_less_than_agree_with_walker() {
+        crate::reference::conformance::agrees_with_walker::<super::RegisterBytecodeFused>(&[
+            super::register_bytecode::WHILE_LT,
+        ]);
+    }
 }
