@@ -26,11 +26,6 @@ const REGISTER_BOTH: &[&str] = &[
     "register_tail_calls_fused",
 ];
 
-/// Why the random programs build no compare-and-branch that jumps when
-/// `<` holds.
-const WHILE_LT: &str = "only a `while` whose condition is a `<` builds it, and the random \
-     programs write none; the unit tests of both register_bytecode modules check it against walker";
-
 /// `(engines, variant, why no program can build it)`: the compiler never
 /// emits it. A listed variant that is built fails the test.
 const UNREACHABLE: &[(&[&str], &str, &str)] = &[
@@ -43,21 +38,6 @@ const UNREACHABLE: &[(&[&str], &str, &str)] = &[
         &["register_bytecode"],
         "AddImmJumpIfPos",
         "a superinstruction: only register_bytecode_fused emits it",
-    ),
-    (
-        &["register_bytecode", "register_bytecode_fused"],
-        "JumpIfLt",
-        WHILE_LT,
-    ),
-    (
-        &["register_bytecode", "register_bytecode_fused"],
-        "JumpIfLtImm",
-        WHILE_LT,
-    ),
-    (
-        &["register_bytecode", "register_bytecode_fused"],
-        "JumpIfImmLt",
-        WHILE_LT,
     ),
     (
         &["register_bytecode"],
