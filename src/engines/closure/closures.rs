@@ -591,4 +591,20 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn show_lists_every_function() {
+        assert_eq!(
+            listing::<Closures>("fn f(a, b) { a - b }\nf(1, 2)"),
+            [
+                "call f, its frame from L0",
+                "  litr 1",
+                "  litr 2",
+                "fn f(a, b):",
+                "  sub",
+                "    get L0",
+                "    get L1"
+            ]
+        );
+    }
 }

@@ -1002,4 +1002,21 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn show_lists_every_function() {
+        use crate::engines::conformance::listing;
+        assert_eq!(
+            listing::<super::RegisterClosures>("fn f(a, b) { a - b }\nf(1, 2)"),
+            [
+                "call f: arguments to [0].., its frame there, the last 2 in its registers (no regs)",
+                "  lit 1",
+                "  lit 2",
+                "fn f(a, b):",
+                "  sub",
+                "    get r1",
+                "    get r0",
+            ]
+        );
+    }
 }

@@ -560,4 +560,22 @@ mod tests {
         assert_eq!(max("let x = 1; x = 2; 3"), 1);
         assert_eq!(max("let x = 1; 1 + (x = 2)"), 2);
     }
+
+    #[test]
+    fn show_lists_every_function() {
+        use crate::engines::conformance::listing;
+        assert_eq!(
+            listing::<StackClosures>("fn f(a, b) { a - b }\nf(1, 2)")[1..],
+            [
+                "call f: push the arguments, which begin its frame (2 local slots, \
+                 then its stack); its value goes where the first was",
+                "  push 1",
+                "  push 2",
+                "fn f(a, b):",
+                "  sub: run both, pop 2, push difference",
+                "    push L0",
+                "    push L1"
+            ]
+        );
+    }
 }
