@@ -479,8 +479,10 @@ technique! {
 }
 
 /// Native stack per closure nesting level that
-/// [`crate::engine::recursion_frames`] counts: at most FIXME bytes measured
-/// in the test profile and in release; doubled for a margin.
+/// [`crate::engine::recursion_frames`] counts. The largest closure frame is
+/// a call's (144 bytes measured in the test profile, 112 in release); a
+/// chain of calls in arguments can make every counted level one, so this
+/// bounds the frame of every kind, with a margin.
 const FRAME_BYTES: usize = 256;
 
 fn compile(program: &Program) -> Result<Code, CompileError> {
