@@ -923,7 +923,11 @@ fn compile_program(program: &Program) -> Result<Code, CompileError> {
         .zip(program.function_facts())
         .enumerate()
     {
-        functions.push((function.name.clone(), function.params.join(", "), lines.len()));
+        functions.push((
+            function.name.clone(),
+            function.params.join(", "),
+            lines.len(),
+        ));
         let spill = spill_len(facts.max_locals);
         cx.frame.set(spill);
         let (body, _) = compile(&cx, &function.body, function.arity(), spill, 1, &mut lines);

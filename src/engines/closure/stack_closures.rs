@@ -455,21 +455,31 @@ const FRAME_BYTES: usize = 256;
 
 fn compile(program: &Program) -> Result<Code, CompileError> {
     let arena = Arena::per_node(program);
-    let unset = Node::new_in(&arena, |_, _| unreachable!("every body is set before a run"));
+    let unset = Node::new_in(&arena, |_, _| {
+        unreachable!("every body is set before a run")
+    });
     let bodies = arena.alloc_table(program.functions().len(), |_| Cell::new(unset));
     let mut c = Compiler {
         max_stack: 0,
         tree: Vec::with_capacity(program.node_count()),
         arena: &arena,
         bodies,
-        locals: program.function_facts().iter().map(|f| f.max_locals).collect(),
+        locals: program
+            .function_facts()
+            .iter()
+            .map(|f| f.max_locals)
+            .collect(),
     };
     let root = c.value(program.expr(), 0, 0, 0);
     let max_stack = c.max_stack;
     let mut largest = 0;
     let mut functions = Vec::with_capacity(bodies.len());
     for (f, function) in program.functions().iter().enumerate() {
-        functions.push((function.name.clone(), function.params.join(", "), c.tree.len()));
+        functions.push((
+            function.name.clone(),
+            function.params.join(", "),
+            c.tree.len(),
+        ));
         c.max_stack = 0;
         let body = c.value(&function.body, function.arity(), 0, 1);
         bodies[f].set(body);
