@@ -48,16 +48,43 @@
 //! register `Get` is a move; a `Set` to a register writes the returned
 //! register file. The one operand-location variant: **`add n`**, an `Add`
 //! whose right operand is a literal, adds the captured constant and spends
-//! no call on it (for any literal). No arm keys on a value or an index: the
-//! registers hold whichever locals are innermost, in every program.
+//! no call on it (for any literal); **`sub n`** and **`lt n`** do the same
+//! for `-` and `<`. No arm keys on a value or an index: the registers hold
+//! whichever locals are innermost, in every program.
+//!
+//! **Calls, returns, branches.** The callee's locals are not the caller's,
+//! so a call gives it a fresh register file. The call closure evaluates
+//! each argument with the caller's registers (an argument may assign a
+//! caller's local), writes it to the slot where the callee's **frame** will
+//! start (above the caller's spill slots and the arguments already
+//! written) and shifts it into the new register file as a nested `Let`
+//! would: the last two arguments arrive in `r0`/`r1`, the others are
+//! already in their home slots. It checks the depth counter, gives the
+//! callee a [`Mem`] whose spill area starts at that slot (one more call
+//! active), and calls the body's closure (through a table of compiled
+//! bodies filled in once all are compiled, so a call may come before its
+//! callee). **Saving the caller's registers** is the native call's own
+//! work: they are live Rust values of the call closure, kept in
+//! callee-saved registers or its native frame across the call, and it
+//! returns them with the value (**return**) like any other node. So a frame
+//! is a body's spill slots plus its calls' argument slots, in one buffer
+//! with room for `MAX_CALLS` frames of the largest function's above main's;
+//! the registers of every active call live on the native stack, which
+//! grows with the calls active (the engine declares what `MAX_CALLS`
+//! need). The call that would exceed the limit unwinds the native stack
+//! back to `run`, so only calls pay for the check. A **branch** is a native
+//! `if` in the `If` closure, whose kind (what it takes and returns) follows
+//! its children's like every other node's.
 //!
 //! Unsafe code rests on trusting this module's own compiler (spill slots
 //! and argument indices from validation); there is no verifier.
 
-use super::closures::{Arena, thin_closure};
-use crate::engine::{CompileError, technique};
+use super::closures::{Arena, catch_call_depth, exceed_call_depth, thin_closure};
+use crate::engine::{CallDepthExceeded, CompileError, technique};
 use crate::front::ast::Expr;
-use crate::front::program::Program;
+use crate::front::program::{Level, MAX_CALLS, Program};
+use std::cell::Cell;
+use std::fmt::Write;
 
 /// How many innermost locals are passed through the closures.
 pub const REGS: usize = 2;
@@ -88,9 +115,13 @@ impl Regs {
 
 /// What every closure can reach besides its registers.
 struct Mem<'a> {
-    /// Home slots of locals that are not in registers, by scope level.
+    /// The active call's frame: home slots of its locals that are not in
+    /// registers, by scope level, then its calls' arguments; and room for
+    /// `MAX_CALLS - calls` more frames above it.
     spill: &'a mut [i64],
     args: &'a [i64],
+    /// Calls active.
+    calls: usize,
 }
 
 thin_closure! {
@@ -119,6 +150,7 @@ thin_closure! {
 /// that both has a value and assigns a register local returns three words
 /// (through memory). A parent need not keep the registers alive across a
 /// call if the rest of its children are free of them.
+#[derive(Clone, Copy)]
 enum Node {
     Free(FreeFn),
     Pure(PureFn),
@@ -265,6 +297,13 @@ enum Label {
     Let,
     /// A `Let` that spills the last register to this slot.
     LetSpill(usize),
+    Sub,
+    SubLit(i64),
+    Lt,
+    LtLit(i64),
+    If,
+    /// Calls function `.0`, whose frame starts at slot `.1` of the caller's.
+    Call(usize, usize),
 }
 
 /// One line of the closure tree's description: the node at `depth`, in
@@ -282,8 +321,7 @@ struct Line {
 }
 
 impl Line {
-    fn write(&self, out: &mut String) {
-        use std::fmt::Write;
+    fn write(&self, out: &mut String, functions: &[(String, String, usize)]) {
         for _ in 0..self.depth {
             out.push_str("  ");
         }
@@ -300,6 +338,15 @@ impl Line {
             Label::While => "while".into(),
             Label::Let => "let r0 (shift)".into(),
             Label::LetSpill(s) => format!("let r0 (shift, r{} spills to [{s}])", REGS - 1),
+            Label::Sub => "sub".into(),
+            Label::SubLit(n) => format!("sub {n}"),
+            Label::Lt => "lt".into(),
+            Label::LtLit(n) => format!("lt {n}"),
+            Label::If => "if".into(),
+            Label::Call(f, top) => format!(
+                "call {}: arguments to [{top}].., its frame there, the last {REGS} in its registers",
+                functions[f].0
+            ),
         };
         match self.info {
             Some(info) => out.push_str(&info.label(&text)),
@@ -355,6 +402,89 @@ fn add_lit<A: Eval>(ar: &Arena, a: A, n: i64, k: Kind) -> Node {
     node(ar, k, move |m, r| {
         let (x, r) = a.eval(m, r);
         (x.wrapping_add(n), r)
+    })
+}
+
+fn sub<A: Eval, B: Eval>(ar: &Arena, a: A, b: B, k: Kind) -> Node {
+    node(ar, k, move |m, r| {
+        let (x, r) = a.eval(m, r);
+        let (y, r) = b.eval(m, r);
+        (x.wrapping_sub(y), r)
+    })
+}
+
+/// A `Sub` whose right operand is the literal `n`: no call for it.
+fn sub_lit<A: Eval>(ar: &Arena, a: A, n: i64, k: Kind) -> Node {
+    node(ar, k, move |m, r| {
+        let (x, r) = a.eval(m, r);
+        (x.wrapping_sub(n), r)
+    })
+}
+
+fn lt<A: Eval, B: Eval>(ar: &Arena, a: A, b: B, k: Kind) -> Node {
+    node(ar, k, move |m, r| {
+        let (x, r) = a.eval(m, r);
+        let (y, r) = b.eval(m, r);
+        (i64::from(x < y), r)
+    })
+}
+
+/// A `Lt` whose right operand is the literal `n`: no call for it.
+fn lt_lit<A: Eval>(ar: &Arena, a: A, n: i64, k: Kind) -> Node {
+    node(ar, k, move |m, r| {
+        let (x, r) = a.eval(m, r);
+        (i64::from(x < n), r)
+    })
+}
+
+fn if_<C: Eval, Y: Eval, N: Eval>(ar: &Arena, cond: C, yes: Y, no: N, k: Kind) -> Node {
+    node(ar, k, move |m, r| {
+        let (c, r) = cond.eval(m, r);
+        if c > 0 { yes.eval(m, r) } else { no.eval(m, r) }
+    })
+}
+
+/// Runs a node of any kind (a call's argument or body, whose kinds vary).
+#[inline(always)]
+fn eval_any(n: Node, m: &mut Mem<'_>, r: Regs) -> (i64, Regs) {
+    typed!(n, |n| n.eval(m, r))
+}
+
+/// A call: each argument is evaluated in the caller's registers and
+/// written to slot `top + i` of the caller's frame, where the callee's
+/// frame begins; the last `REGS` arguments also enter the callee's
+/// registers as nested `Let`s would. The caller's registers stay in this
+/// closure's native frame across the call: saving them is the native
+/// call's own work.
+fn call(ar: &Arena, args: &[Node], top: usize, body: *const Cell<Node>, k: Kind) -> Node {
+    let args = ar.alloc_slice(args);
+    let (args, count) = (args.as_ptr(), args.len());
+    node(ar, k, move |m, mut r| {
+        let mut callee_regs = Regs(0, 0);
+        for i in 0..count {
+            // SAFETY: `args` holds `count` nodes in the arena, which lives
+            // as long as this closure.
+            let (v, r1) = eval_any(unsafe { *args.add(i) }, m, r);
+            r = r1;
+            // SAFETY: `top + count` is within this body's frame (see `frame`).
+            unsafe { *m.spill.get_unchecked_mut(top + i) = v };
+            callee_regs = shift_in(v, callee_regs);
+        }
+        if m.calls == MAX_CALLS {
+            exceed_call_depth();
+        }
+        let rest = m.spill.len() - top;
+        // SAFETY: the callee's frame is this frame's slots from `top` on,
+        // which hold `MAX_CALLS - calls` more frames (the `Mem` invariant).
+        let spill = unsafe { std::slice::from_raw_parts_mut(m.spill.as_mut_ptr().add(top), rest) };
+        let mut callee = Mem {
+            spill,
+            args: m.args,
+            calls: m.calls + 1,
+        };
+        // SAFETY: the table is in the arena, filled before any run.
+        let body = unsafe { (*body).get() };
+        (eval_any(body, &mut callee, callee_regs).0, r)
     })
 }
 
@@ -451,9 +581,30 @@ impl Info {
     }
 }
 
-/// Compiles `e`, evaluated with `scope` locals in scope, appending its
+/// What compiling a body needs besides the tree: the arena, the table of
+/// every function's compiled body (by number, filled in once all are
+/// compiled, so a call may precede its callee's compilation), and the
+/// frame size the body needs so far.
+struct Cx<'a> {
+    ar: &'a Arena,
+    bodies: &'a [Cell<Node>],
+    /// Slots of the body's frame: its spill slots, then the arguments its
+    /// calls write above them.
+    frame: Cell<usize>,
+}
+
+/// Compiles `e`, evaluated with `scope` locals in scope and the frame's
+/// slots from `top` on free for a call's arguments, appending its
 /// description (at `depth`) to `lines`.
-fn compile(ar: &Arena, e: &Expr, scope: usize, depth: u32, lines: &mut Vec<Line>) -> (Node, Info) {
+fn compile(
+    cx: &Cx<'_>,
+    e: &Expr,
+    scope: usize,
+    top: usize,
+    depth: u32,
+    lines: &mut Vec<Line>,
+) -> (Node, Info) {
+    let ar = cx.ar;
     let mut leaf = |n: Node, label: Label, info: Info| {
         lines.push(Line {
             depth,
@@ -518,7 +669,7 @@ fn compile(ar: &Arena, e: &Expr, scope: usize, depth: u32, lines: &mut Vec<Line>
                 label: Label::Then,
                 info: None,
             });
-            let (node, label, info) = compile_inner(ar, e, scope, depth + 1, lines);
+            let (node, label, info) = compile_inner(cx, e, scope, top, depth + 1, lines);
             lines[at] = Line {
                 depth,
                 label,
@@ -531,16 +682,78 @@ fn compile(ar: &Arena, e: &Expr, scope: usize, depth: u32, lines: &mut Vec<Line>
 
 /// [`compile`] for a node with children, which go at `depth`.
 fn compile_inner(
-    ar: &Arena,
+    cx: &Cx<'_>,
     e: &Expr,
     scope: usize,
+    top: usize,
     depth: u32,
     lines: &mut Vec<Line>,
 ) -> (Node, Label, Info) {
-    let mut go = |e: &Expr, scope: usize| compile(ar, e, scope, depth, lines);
+    let ar = cx.ar;
+    if let Expr::Call(f, args) = e {
+        cx.frame.set(cx.frame.get().max(top + args.len()));
+        let mut info = Info::LEAF;
+        // Argument `i` goes to slot `top + i`: a call inside it puts its
+        // own arguments and frame above that.
+        let args: Vec<Node> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let (node, ai) = compile(cx, a, scope, top + i, depth, lines);
+                info = info.then(ai);
+                node
+            })
+            .collect();
+        info.zero = false;
+        let node = call(ar, &args, top, &cx.bodies[*f], info.kind());
+        return (node, Label::Call(*f, top), info);
+    }
+    let mut go = |e: &Expr, scope: usize| compile(cx, e, scope, top, depth, lines);
     match e {
-        Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-            unreachable!("Level 2 is refused before compile")
+        Expr::Call(..) => unreachable!("compiled above"),
+        Expr::Sub(a, b) if matches!(**b, Expr::Litr(_)) => {
+            let Expr::Litr(n) = **b else { unreachable!() };
+            let (a, ai) = go(a, scope);
+            let info = Info { zero: false, ..ai };
+            let node = typed!(a, |a| sub_lit(ar, a, n, info.kind()));
+            (node, Label::SubLit(n), info)
+        }
+        Expr::Sub(a, b) => {
+            let ((a, ai), (b, bi)) = (go(a, scope), go(b, scope));
+            let info = Info {
+                zero: false,
+                ..ai.then(bi)
+            };
+            let node = typed!(a, |a| typed!(b, |b| sub(ar, a, b, info.kind())));
+            (node, Label::Sub, info)
+        }
+        Expr::Lt(a, b) if matches!(**b, Expr::Litr(_)) => {
+            let Expr::Litr(n) = **b else { unreachable!() };
+            let (a, ai) = go(a, scope);
+            let info = Info { zero: false, ..ai };
+            let node = typed!(a, |a| lt_lit(ar, a, n, info.kind()));
+            (node, Label::LtLit(n), info)
+        }
+        Expr::Lt(a, b) => {
+            let ((a, ai), (b, bi)) = (go(a, scope), go(b, scope));
+            let info = Info {
+                zero: false,
+                ..ai.then(bi)
+            };
+            let node = typed!(a, |a| typed!(b, |b| lt(ar, a, b, info.kind())));
+            (node, Label::Lt, info)
+        }
+        Expr::If(c, yes, no) => {
+            let (c, ci) = go(c, scope);
+            let (yes, yi) = go(yes, scope);
+            let (no, ni) = go(no, scope);
+            let info = Info {
+                zero: yi.zero && ni.zero,
+                ..ci.then(yi).then(ni)
+            };
+            let k = info.kind();
+            let node = typed!(c, |c| typed!(yes, |y| typed!(no, |n| if_(ar, c, y, n, k))));
+            (node, Label::If, info)
         }
         Expr::Set(d, v) => {
             let (value, vi) = go(v, scope);
@@ -640,16 +853,22 @@ fn shift_out(inner: Regs, last: i64) -> Regs {
     Regs(inner.1, last)
 }
 
-/// Spill slots needed: a local is only ever in memory if `REGS` newer locals
-/// exist, so only levels below `max_locals - REGS` need a home.
-fn spill_len(program: &Program) -> usize {
-    program.max_locals().saturating_sub(REGS)
+/// Spill slots a body with `max_locals` locals needs: a local is only
+/// ever in memory if `REGS` newer locals exist, so only levels below
+/// `max_locals - REGS` need a home.
+fn spill_len(max_locals: usize) -> usize {
+    max_locals.saturating_sub(REGS)
 }
 
 technique! {
     RegisterClosures = "register_closures", Original, Code;
     "nested closures; the 2 innermost locals passed as arguments, the rest spilled";
-    compile: compile_program, execute: run, show: show;
+    compile: compile_program, try_execute: run, show: show;
+    const LEVEL: Level = Level::Two;
+
+    fn native_stack(program: &Program) -> usize {
+        crate::engine::recursive_native_stack(program, FRAME_BYTES)
+    }
     // One line per closure built, by its label.
     fn variants() -> Vec<String> {
         crate::engine::variants_of::<LabelKind>()
@@ -659,23 +878,71 @@ technique! {
     }
 }
 
+/// Native stack per closure nesting level that
+/// [`crate::engine::recursion_frames`] counts. The largest closure frame is
+/// a call's (224 bytes measured in the test profile, 192 in release); a
+/// chain of calls in arguments can make every counted level one, so this
+/// bounds the frame of every kind, with a margin.
+const FRAME_BYTES: usize = 384;
+
 /// The compiled program: the closure tree and its description.
 pub struct Code {
     root: Node,
+    /// Main's lines, then each function's.
     lines: Vec<Line>,
+    /// Each function's name and parameters, with its first line in `lines`.
+    functions: Vec<(String, String, usize)>,
     spill_len: usize,
-    /// Owns `root` and every closure it reaches.
+    /// Slots of a run's buffer: main's frame, then room for `MAX_CALLS`
+    /// frames of the largest function's (just main's spill slots at Level 1).
+    slots: usize,
+    /// Owns `root` and every closure it reaches, and the table of bodies.
     _arena: Arena,
 }
 
 fn compile_program(program: &Program) -> Result<Code, CompileError> {
     let mut lines = Vec::with_capacity(program.node_count());
     let arena = Arena::per_node(program);
-    let (root, _) = compile(&arena, program.expr(), 0, 0, &mut lines);
+    let unset = Node::Free(FreeFn::new_in(&arena, |_| {
+        unreachable!("every body is set before a run")
+    }));
+    let bodies = arena.alloc_table(program.functions().len(), |_| Cell::new(unset));
+    let spill = spill_len(program.max_locals());
+    let cx = Cx {
+        ar: &arena,
+        bodies,
+        frame: Cell::new(spill),
+    };
+    let (root, _) = compile(&cx, program.expr(), 0, spill, 0, &mut lines);
+    let mut slots = cx.frame.get();
+    let mut largest = 0;
+    let mut functions = Vec::with_capacity(bodies.len());
+    for (f, (function, facts)) in program
+        .functions()
+        .iter()
+        .zip(program.function_facts())
+        .enumerate()
+    {
+        functions.push((
+            function.name.clone(),
+            function.params.join(", "),
+            lines.len(),
+        ));
+        let spill = spill_len(facts.max_locals);
+        cx.frame.set(spill);
+        let (body, _) = compile(&cx, &function.body, function.arity(), spill, 1, &mut lines);
+        bodies[f].set(body);
+        largest = largest.max(cx.frame.get());
+    }
+    if !functions.is_empty() {
+        slots += MAX_CALLS * largest;
+    }
     Ok(Code {
         root,
         lines,
-        spill_len: spill_len(program),
+        functions,
+        spill_len: spill,
+        slots,
         _arena: arena,
     })
 }
@@ -685,13 +952,16 @@ fn compile_program(program: &Program) -> Result<Code, CompileError> {
 /// # Safety
 ///
 /// `args` covers the program's argument count (`Technique::execute`'s contract).
-unsafe fn run(code: &Code, args: &[i64]) -> i64 {
-    let mut spill = vec![0i64; code.spill_len];
+unsafe fn run(code: &Code, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+    let mut spill = vec![0i64; code.slots];
+    // The `Mem` invariant: main's frame, and `MAX_CALLS` of the largest
+    // function's above it.
     let mut mem = Mem {
         spill: &mut spill,
         args,
+        calls: 0,
     };
-    match code.root {
+    catch_call_depth(|| match code.root {
         Node::Free(f) => f.call(&mut mem),
         Node::Pure(f) => f.call(&mut mem, Regs(0, 0)),
         Node::Zero(f) => {
@@ -699,7 +969,7 @@ unsafe fn run(code: &Code, args: &[i64]) -> i64 {
             0
         }
         Node::Mut(f) => f.call(&mut mem, Regs(0, 0)).0,
-    }
+    })
 }
 
 fn show(code: &Code) -> String {
@@ -708,8 +978,12 @@ fn show(code: &Code) -> String {
         REGS - 1,
         code.spill_len
     );
-    for line in &code.lines {
-        line.write(&mut out);
+    let mut heads = code.functions.iter().peekable();
+    for (at, line) in code.lines.iter().enumerate() {
+        if let Some((name, params, _)) = heads.next_if(|(.., first)| *first == at) {
+            _ = writeln!(out, "fn {name}({params}):");
+        }
+        line.write(&mut out, &code.functions);
     }
     out
 }
@@ -730,6 +1004,23 @@ mod tests {
                 "    set r0 -> regs only (value 0)",
                 "      add 1",
                 "        get r0",
+                "    get r0",
+            ]
+        );
+    }
+
+    #[test]
+    fn show_lists_every_function() {
+        use crate::engines::conformance::listing;
+        assert_eq!(
+            listing::<super::RegisterClosures>("fn f(a, b) { a - b }\nf(1, 2)"),
+            [
+                "call f: arguments to [0].., its frame there, the last 2 in its registers (no regs)",
+                "  lit 1",
+                "  lit 2",
+                "fn f(a, b):",
+                "  sub",
+                "    get r1",
                 "    get r0",
             ]
         );

@@ -25,7 +25,27 @@
 //! no vtable), plus a store for every value and a load for every use of it,
 //! and one more callee-saved register than `closures` in a node with two
 //! children (`sp` must survive the first call). There is no operand-location
-//! variant: a literal operand is pushed like any other value.
+//! variant: a literal operand is pushed like any other value, for `-` and
+//! `<` as for `+`.
+//!
+//! **Calls, returns, branches.** A call pushes its arguments like operands,
+//! left to right; those slots then *are* the callee's **frame**: its
+//! parameters are its first locals, and its own value stack starts above
+//! its locals (so a frame is the body's locals and its value stack, in the
+//! one buffer, which has room for `MAX_CALLS` frames of the largest
+//! function's above main's). The call closure checks the depth counter,
+//! makes the callee's [`Frame`] on its own native frame (`locals` at the
+//! first argument, one more call active) and calls the body's root closure
+//! with the callee's stack pointer; a **return** is that closure returning,
+//! then one copy of the value from the callee's stack base down to where
+//! the first argument was. Bodies are reached through a table of compiled
+//! bodies, filled in once all are compiled (mutual recursion, callees
+//! defined later). A guest call is a native call, so the native stack grows
+//! with the calls active and the engine declares what `MAX_CALLS` need; the
+//! call that would exceed the limit unwinds it back to `run`, so only calls
+//! pay for the check. A **branch**: `If` runs its condition, reads it from
+//! the stack and calls one branch; in effect context its branches compile
+//! for effect. `Sub` and `Lt` are `Add`'s shape.
 //!
 //! Trade-off: the same indirect call per node as `closures`, plus a memory
 //! store and load for every intermediate value.
@@ -33,10 +53,11 @@
 //! Unsafe code rests on trusting this module's own compiler (its stack
 //! heights, slots and argument indices); there is no verifier.
 
-use super::closures::{Arena, Env, Line, thin_closure};
-use crate::engine::{CompileError, technique};
+use super::closures::{Arena, Frame, Line, catch_call_depth, exceed_call_depth, thin_closure};
+use crate::engine::{CallDepthExceeded, CompileError, technique};
 use crate::front::ast::Expr;
-use crate::front::program::Program;
+use crate::front::program::{Level, MAX_CALLS, Program};
+use std::cell::Cell;
 use std::fmt::{self, Write};
 
 /// The top of the value stack: the slot a closure compiled for its value
@@ -50,7 +71,7 @@ type Sp = *mut i64;
 
 thin_closure! {
     /// A compiled node, holding its children as two-word closures.
-    struct Node = Fn(env: &Env, sp: Sp);
+    struct Node = Fn(frame: &Frame, sp: Sp);
 }
 
 /// The compiled program: the root closure (compiled for its value), buffer
@@ -59,8 +80,15 @@ pub struct Code {
     root: Node,
     locals: usize,
     max_stack: usize,
+    /// Slots a run's buffer holds: main's locals and value stack, then room
+    /// for `MAX_CALLS` frames of the largest function's (at Level 1, just
+    /// main's).
+    slots: usize,
+    /// Main's closures, then each function's, one line per closure.
     tree: Vec<Line<Shape>>,
-    /// Owns `root` and every closure it reaches.
+    /// Each function's name and parameters, with its first line in `tree`.
+    functions: Vec<(String, String, usize)>,
+    /// Owns `root` and every closure it reaches, and the table of bodies.
     _arena: Arena,
 }
 
@@ -79,6 +107,12 @@ enum Shape {
     Then,
     ThenElided,
     Zero,
+    Sub,
+    Lt,
+    If,
+    IfForEffect,
+    /// Calls function `.0`, whose frame has `.1` local slots.
+    Call(usize, usize),
 }
 
 impl fmt::Display for Shape {
@@ -95,15 +129,29 @@ impl fmt::Display for Shape {
             Shape::Then => write!(f, "then: first for effect, second for value"),
             Shape::ThenElided => write!(f, "then: first part has no effect, compiled away"),
             Shape::Zero => write!(f, "run for effect, then push 0"),
+            Shape::Sub => write!(f, "sub: run both, pop 2, push difference"),
+            Shape::Lt => write!(f, "lt: run both, pop 2, push 1 if less else 0"),
+            Shape::If => write!(f, "if: run cond, pop, run one branch for value"),
+            Shape::IfForEffect => write!(f, "if: run cond, pop, run one branch for effect"),
+            Shape::Call(function, locals) => write!(
+                f,
+                "call #{function}: push the arguments, which begin its frame \
+                 ({locals} local slots, then its stack); its value goes where the first was"
+            ),
         }
     }
 }
 
 struct Compiler<'a> {
-    /// Highest stack height any closure reaches.
+    /// Highest stack height any closure of the body being compiled reaches.
     max_stack: usize,
     tree: Vec<Line<Shape>>,
     arena: &'a Arena,
+    /// Every function's compiled body, by number; filled in once all are
+    /// compiled, so a call may precede its callee's compilation.
+    bodies: &'a [Cell<Node>],
+    /// Every function's local slots, by number.
+    locals: Vec<usize>,
 }
 
 // Every `unsafe` block in the closures below relies on the `Env` and `Sp`
@@ -124,7 +172,7 @@ impl Compiler<'_> {
         self.max_stack = self.max_stack.max(height);
     }
 
-    fn node(&self, f: impl Fn(&Env, Sp) + 'static) -> Node {
+    fn node(&self, f: impl Fn(&Frame, Sp) + 'static) -> Node {
         Node::new_in(self.arena, f)
     }
 
@@ -132,8 +180,85 @@ impl Compiler<'_> {
     fn value(&mut self, e: &Expr, scope: usize, height: usize, depth: u16) -> Node {
         self.reach(height + 1);
         match *e {
-            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-                unreachable!("Level 2 is refused before compile")
+            Expr::Sub(ref a, ref b) => {
+                self.line(depth, Shape::Sub);
+                let a = self.value(a, scope, height, depth + 1);
+                let b = self.value(b, scope, height + 1, depth + 1);
+                self.node(move |frame, sp| {
+                    a.call(frame, sp);
+                    // SAFETY: as for `Add`.
+                    let top = unsafe { sp.add(1) };
+                    b.call(frame, top);
+                    // SAFETY: as for `Add`.
+                    unsafe { *sp = (*sp).wrapping_sub(*top) };
+                })
+            }
+            Expr::Lt(ref a, ref b) => {
+                self.line(depth, Shape::Lt);
+                let a = self.value(a, scope, height, depth + 1);
+                let b = self.value(b, scope, height + 1, depth + 1);
+                self.node(move |frame, sp| {
+                    a.call(frame, sp);
+                    // SAFETY: as for `Add`.
+                    let top = unsafe { sp.add(1) };
+                    b.call(frame, top);
+                    // SAFETY: as for `Add`.
+                    unsafe { *sp = i64::from(*sp < *top) };
+                })
+            }
+            Expr::If(ref cond, ref yes, ref no) => {
+                self.line(depth, Shape::If);
+                let cond = self.value(cond, scope, height, depth + 1);
+                let yes = self.value(yes, scope, height, depth + 1);
+                let no = self.value(no, scope, height, depth + 1);
+                self.node(move |frame, sp| {
+                    cond.call(frame, sp);
+                    // SAFETY: `cond` left its value at `sp`.
+                    if unsafe { *sp } > 0 {
+                        yes.call(frame, sp);
+                    } else {
+                        no.call(frame, sp);
+                    }
+                })
+            }
+            Expr::Call(f, ref args) => {
+                let callee_locals = self.locals[f];
+                self.line(depth, Shape::Call(f, callee_locals));
+                // Argument `i` is pushed at height `height + i`.
+                let args: Vec<Node> = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| self.value(a, scope, height + i, depth + 1))
+                    .collect();
+                let args = self.arena.alloc_slice(&args);
+                let (args, count) = (args.as_ptr(), args.len());
+                let body: *const Cell<Node> = &self.bodies[f];
+                self.node(move |frame, sp| {
+                    for i in 0..count {
+                        // SAFETY: `args` holds `count` nodes in the arena,
+                        // which lives as long as this closure; argument `i`
+                        // is compiled for height `height + i`.
+                        unsafe { (*args.add(i)).call(frame, sp.add(i)) };
+                    }
+                    if frame.calls == MAX_CALLS {
+                        exceed_call_depth();
+                    }
+                    // The arguments are the callee's first locals; its
+                    // value stack starts above its locals. The buffer has
+                    // room for `MAX_CALLS - calls` frames above `sp`.
+                    let callee = Frame {
+                        args: frame.args,
+                        locals: sp,
+                        calls: frame.calls + 1,
+                    };
+                    // SAFETY: within the callee's frame, as above.
+                    let base = unsafe { sp.add(callee_locals) };
+                    // SAFETY: the table is in the arena, filled before any run.
+                    let body = unsafe { (*body).get() };
+                    body.call(&callee, base);
+                    // SAFETY: the body is compiled for its value, at `base`.
+                    unsafe { *sp = *base };
+                })
             }
             Expr::Litr(n) => {
                 self.line(depth, Shape::Push(n));
@@ -209,12 +334,32 @@ impl Compiler<'_> {
     /// A closure that runs `e` for its effects only (`None`: it has none).
     fn effect(&mut self, e: &Expr, scope: usize, height: usize, depth: u16) -> Option<Node> {
         match *e {
-            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-                unreachable!("Level 2 is refused before compile")
-            }
-            // Reading has no effect and `+` cannot trap.
+            // Reading has no effect and `+`, `-`, `<` cannot trap.
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => None,
-            Expr::Add(ref a, ref b) | Expr::Then(ref a, ref b) => {
+            // A call has the effects of its callee: run it for its value.
+            Expr::Call(..) => Some(self.value(e, scope, height, depth)),
+            Expr::If(ref cond, ref yes, ref no) => {
+                self.line(depth, Shape::IfForEffect);
+                let cond = self.value(cond, scope, height, depth + 1);
+                let yes = self.effect(yes, scope, height, depth + 1);
+                let no = self.effect(no, scope, height, depth + 1);
+                // A branch without effects runs nothing (not even a line).
+                let nothing = self.node(|_, _| {});
+                let (yes, no) = (yes.unwrap_or(nothing), no.unwrap_or(nothing));
+                Some(self.node(move |frame, sp| {
+                    cond.call(frame, sp);
+                    // SAFETY: `cond` left its value at `sp`.
+                    if unsafe { *sp } > 0 {
+                        yes.call(frame, sp);
+                    } else {
+                        no.call(frame, sp);
+                    }
+                }))
+            }
+            Expr::Add(ref a, ref b)
+            | Expr::Then(ref a, ref b)
+            | Expr::Sub(ref a, ref b)
+            | Expr::Lt(ref a, ref b) => {
                 let first = self.effect(a, scope, height, depth);
                 let second = self.effect(b, scope, height, depth);
                 match (first, second) {
@@ -286,7 +431,12 @@ impl Compiler<'_> {
 technique! {
     StackClosures = "stack_closures", Original, Code;
     "nested closures passing values on an explicit value stack";
-    compile: compile, execute: run, show: show;
+    compile: compile, try_execute: run, show: show;
+    const LEVEL: Level = Level::Two;
+
+    fn native_stack(program: &Program) -> usize {
+        crate::engine::recursive_native_stack(program, FRAME_BYTES)
+    }
     // One line of the tree per closure built (or elided), by its shape.
     fn variants() -> Vec<String> {
         crate::engine::variants_of::<ShapeKind>()
@@ -296,45 +446,86 @@ technique! {
     }
 }
 
+/// Native stack per closure nesting level that
+/// [`crate::engine::recursion_frames`] counts. The largest closure frame is
+/// a call's (144 bytes measured in the test profile, 128 in release); a
+/// chain of calls in arguments can make every counted level one, so this
+/// bounds the frame of every kind, with a margin.
+const FRAME_BYTES: usize = 256;
+
 fn compile(program: &Program) -> Result<Code, CompileError> {
     let arena = Arena::per_node(program);
+    let unset = Node::new_in(&arena, |_, _| {
+        unreachable!("every body is set before a run")
+    });
+    let bodies = arena.alloc_table(program.functions().len(), |_| Cell::new(unset));
     let mut c = Compiler {
         max_stack: 0,
         tree: Vec::with_capacity(program.node_count()),
         arena: &arena,
+        bodies,
+        locals: program
+            .function_facts()
+            .iter()
+            .map(|f| f.max_locals)
+            .collect(),
     };
     let root = c.value(program.expr(), 0, 0, 0);
-    let (max_stack, tree) = (c.max_stack, c.tree);
+    let max_stack = c.max_stack;
+    let mut largest = 0;
+    let mut functions = Vec::with_capacity(bodies.len());
+    for (f, function) in program.functions().iter().enumerate() {
+        functions.push((
+            function.name.clone(),
+            function.params.join(", "),
+            c.tree.len(),
+        ));
+        c.max_stack = 0;
+        let body = c.value(&function.body, function.arity(), 0, 1);
+        bodies[f].set(body);
+        largest = largest.max(c.locals[f] + c.max_stack);
+    }
+    let mut slots = program.max_locals() + max_stack;
+    if !functions.is_empty() {
+        slots += MAX_CALLS * largest;
+    }
     Ok(Code {
         root,
         locals: program.max_locals(),
         max_stack,
-        tree,
+        slots,
+        tree: c.tree,
+        functions,
         _arena: arena,
     })
 }
 
-/// Runs the tree from its root closure, on a fresh frame of locals and value stack.
+/// Runs the tree from its root closure, on a fresh frame of locals and
+/// value stack (and room for the calls' frames above them).
 ///
 /// # Safety
 ///
 /// `args` covers the program's argument count (`Technique::execute`'s contract).
-unsafe fn run(code: &Code, args: &[i64]) -> i64 {
-    // Locals first, then the value stack, in one allocation.
-    let mut frame = vec![0i64; code.locals + code.max_stack];
+unsafe fn run(code: &Code, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+    // Locals first, then the value stack, in one allocation; calls put
+    // their frames above, each starting at its arguments.
+    let mut frame = vec![0i64; code.slots];
     let locals = frame.as_mut_ptr();
     // SAFETY: `code.locals` is within `frame`.
     let sp = unsafe { locals.add(code.locals) };
-    // The `Env` and `Sp` invariants: buffers sized from the program, the
+    // The `Frame` and `Sp` invariants: buffers sized from the program, the
     // caller covers `arg_count`, and the stack starts empty (height 0).
-    let env = Env {
+    let main = Frame {
         args: args.as_ptr(),
         locals,
+        calls: 0,
     };
-    code.root.call(&env, sp);
-    // SAFETY: the root closure is compiled for its value: it wrote it at
-    // `sp`, a slot of `frame` (`max_stack` ≥ 1 for a value).
-    unsafe { *sp }
+    catch_call_depth(|| {
+        code.root.call(&main, sp);
+        // SAFETY: the root closure is compiled for its value: it wrote it at
+        // `sp`, a slot of `frame` (`max_stack` ≥ 1 for a value).
+        unsafe { *sp }
+    })
 }
 
 fn show(code: &Code) -> String {
@@ -343,8 +534,21 @@ fn show(code: &Code) -> String {
          ; effects run in order at one level\n",
         code.locals, code.max_stack
     );
-    for Line { depth, what } in &code.tree {
-        _ = writeln!(out, "{:pad$}{what}", "", pad = 2 * *depth as usize);
+    let mut heads = code.functions.iter().peekable();
+    for (at, Line { depth, what }) in code.tree.iter().enumerate() {
+        if let Some((name, params, _)) = heads.next_if(|(.., first)| *first == at) {
+            _ = writeln!(out, "fn {name}({params}):");
+        }
+        let pad = 2 * *depth as usize;
+        _ = match what {
+            Shape::Call(f, locals) => writeln!(
+                out,
+                "{:pad$}call {}: push the arguments, which begin its frame \
+                 ({locals} local slots, then its stack); its value goes where the first was",
+                "", code.functions[*f].0
+            ),
+            _ => writeln!(out, "{:pad$}{what}", ""),
+        };
     }
     out
 }
@@ -367,5 +571,23 @@ mod tests {
         assert_eq!(max("1 + 2 + 3 + 4 + 5"), 2);
         assert_eq!(max("let x = 1; x = 2; 3"), 1);
         assert_eq!(max("let x = 1; 1 + (x = 2)"), 2);
+    }
+
+    #[test]
+    fn show_lists_every_function() {
+        use crate::engines::conformance::listing;
+        assert_eq!(
+            listing::<StackClosures>("fn f(a, b) { a - b }\nf(1, 2)")[1..],
+            [
+                "call f: push the arguments, which begin its frame (2 local slots, \
+                 then its stack); its value goes where the first was",
+                "  push 1",
+                "  push 2",
+                "fn f(a, b):",
+                "  sub: run both, pop 2, push difference",
+                "    push L0",
+                "    push L1"
+            ]
+        );
     }
 }
