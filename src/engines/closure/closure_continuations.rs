@@ -20,7 +20,7 @@
 //! **Control**: a step ends by calling its continuation in tail position;
 //! LLVM makes these sibling calls jumps (opt-level 1 and up). Where that
 //! fails, the straight-line chain could at most be as deep as the program
-//! is long, never as deep as it runs: `While` is a native Rust loop that
+//! is long, never as deep as it runs: a `While` is a native Rust loop that
 //! calls its condition and body as nested chains which *return*, and only
 //! after the loop does it tail-call its continuation.
 //!
@@ -33,18 +33,48 @@
 //! `Add` and `While` save all of them across their nested calls; the last
 //! step of a chain returns its value itself rather than calling a closure
 //! that only returns; and leaving a scope costs nothing, slots being fixed.
-//! The one operand-location variant: **`add n`**, an `Add` whose right
-//! operand is a literal, adds the captured constant to the value flowing in
-//! (for any literal, not a chosen one). No arm keys on a value or an index,
-//! and no step does the work of two nodes.
+//! Operand-location variants, for any literal or slot, never a chosen one:
+//! **`add n`**, **`sub n`**, **`lt n`** (a literal right operand, captured
+//! in the step) and **`add`/`sub`/`lt` saved** (below). No arm keys on a
+//! value or an index; the one step that does the work of two nodes is the
+//! branch on `<` (below), where only the branch needs the comparison.
+//!
+//! **Branches, calls and returns** stay continuations. An `If` is a step
+//! with two continuations: it picks one by its input (**`if > 0`**) or by
+//! comparing (**`if <`** with a nested right chain, **`if < n`**, **`if
+//! saved <`**), and both branches continue to what follows the `If`
+//! themselves, so a branch nests nothing. A *frame* is a function's slots
+//! in one flat block of the engine's memory, sized for `MAX_CALLS` frames;
+//! below each frame a header holds the call depth, the caller's frame and
+//! the caller's *return continuation*. A **call** stores each argument
+//! straight into its parameter's slot of the callee's frame (just above the
+//! caller's slots in use), checks the depth, writes the header and
+//! tail-calls the callee's first step, read from a table indexed by
+//! function number (set once every body is built, so functions may call
+//! ones defined later); a **return** is the body's last step tail-calling
+//! the continuation in the header, on the caller's frame. So a guest call
+//! grows no native stack, and the depth check is a load and a compare. But
+//! nothing may *wait* natively for a call: a nested chain that makes one
+//! would keep a native frame per active call. So an operand that makes a
+//! call is not nested: its left operand is saved in a frame slot and the
+//! operator runs after it (the *saved* variants), and a loop whose
+//! condition or body makes a call is a cycle of continuations (**`loop`**:
+//! the test continues into the body or past the loop, the body's end back
+//! into the condition through a cell). A failing call sets a flag below
+//! the arguments and returns, straight to `run`. A program without
+//! functions compiles and runs exactly as before, with no header.
 //!
 //! Trade-off: no dispatch loop and no operand stack, and a step never
 //! returns through its predecessors; but each step is an indirect jump, and
 //! every `Add` of a non-literal and every loop iteration pays a real call
-//! and return for its nested chains.
+//! and return for its nested chains. A guest call costs a step per
+//! argument, a header of four words written and four read, and two
+//! indirect jumps (into the callee, back to the caller's continuation).
 //!
 //! Unsafe code rests on trusting this module's own lowering (slots from the
-//! validated scopes, argument indices from validation); there is no verifier.
+//! validated scopes or claimed by lowering, argument indices from
+//! validation, frames within memory sized from every body's slots); there
+//! is no verifier.
 
 use super::closures::{Arena, thin_closure};
 use crate::engine::{CallDepthExceeded, CompileError, technique};
@@ -757,10 +787,10 @@ impl Builder<'_> {
                             Cont::new_in(arena, move |a, l, v| {
                                 let r = right.go(a, l, 0);
                                 if v < r {
-                                then.go(a, l, 0)
-                            } else {
-                                otherwise.go(a, l, 0)
-                            }
+                                    then.go(a, l, 0)
+                                } else {
+                                    otherwise.go(a, l, 0)
+                                }
                             })
                         }
                     }
@@ -812,7 +842,7 @@ impl Builder<'_> {
 
 technique! {
     ClosureContinuations = "closure_continuations", Original, Code;
-    "closures that tail-call the next step as a continuation; loops are native";
+    "closures that tail-call the next step as a continuation; calls and returns too";
     compile: compile, try_execute: run, show: show;
     const LEVEL: Level = Level::Two;
     // Every step ends in a tail call to the next.
@@ -960,8 +990,79 @@ fn show(code: &Code) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::ClosureContinuations;
+    use super::*;
     use crate::engines::conformance::listing;
+
+    fn steps(src: &str) -> (Vec<Step>, Vec<Vec<Step>>) {
+        let code = compile(&crate::front::compile_source("t", src).unwrap()).unwrap();
+        let functions = code.functions.into_iter().map(|c| c.steps).collect();
+        (code.main.steps, functions)
+    }
+
+    #[test]
+    fn an_operand_that_makes_a_call_is_not_nested_its_left_value_is_saved() {
+        use Step::*;
+        // The call's frame starts past main's one local, the saved `1` and
+        // the header; its argument goes straight into the callee's slot 0.
+        let (main, _) = steps("fn f(x) { x } let y = arg(0); 1 + f(y)");
+        let frame = 2 + HEADER as u32;
+        assert_eq!(
+            main,
+            [
+                Arg(0),
+                Bind(0),
+                Lit(1),
+                Bind(1),
+                Get(0),
+                Bind(frame as usize),
+                Call { function: 0, frame },
+                AddSaved(1)
+            ]
+        );
+    }
+
+    #[test]
+    fn branches_continue_and_compare_in_the_branch_step() {
+        use Step::*;
+        let (_, functions) = steps("fn f(n) { if n < 2 { n } else { 0 - n } } f(1)");
+        assert_eq!(
+            functions[0],
+            [
+                Get(0),
+                IfLtLit(2),
+                Get(0),
+                Else,
+                Lit(0),
+                SubRight,
+                Get(0),
+                End,
+                EndIf
+            ]
+        );
+    }
+
+    #[test]
+    fn a_loop_continues_if_it_makes_a_call_and_is_native_otherwise() {
+        let (main, _) = steps("fn f() { 1 } let n = 2; while n { n = n - f() }; while n { }; n");
+        let loops: Vec<_> = main
+            .iter()
+            .filter(|s| matches!(s, Step::Loop | Step::While))
+            .collect();
+        assert_eq!(loops, [&Step::Loop, &Step::While]);
+    }
+
+    #[test]
+    fn show_lists_every_function_and_main() {
+        let shown = listing::<ClosureContinuations>(
+            "fn even(n) { if n < 1 { 1 } else { odd(n - 1) } }\n\
+             fn odd(n) { if n < 1 { 0 } else { even(n - 1) } }\n\
+             even(arg(0))",
+        );
+        let heads: Vec<_> = shown.iter().filter(|l| !l.starts_with(' ')).collect();
+        assert_eq!(heads, ["fn even: 6 slots", "fn odd: 6 slots", "main:"]);
+        assert!(shown.iter().any(|l| l.trim() == "call odd (frame at L5)"));
+        assert!(shown.iter().any(|l| l.trim() == "call even (frame at L5)"));
+    }
 
     crate::engines::conformance::conformance_tests!(ClosureContinuations, closure_chains);
 

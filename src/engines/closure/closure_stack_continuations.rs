@@ -18,7 +18,7 @@
 //! pops into a slot.
 //!
 //! **Control**: each step ends by calling its continuation in tail position
-//! (a jump from opt-level 1 on). `While` is a native Rust loop around its
+//! (a jump from opt-level 1 on). A `While` is a native Rust loop around its
 //! condition and body chains, which *return* (the condition its value); only
 //! after the loop does it tail-call onwards. So a call chain is at most as
 //! long as straight-line code, never as long as the run.
@@ -30,17 +30,45 @@
 //! continuations held as in `closure_continuations`. The step that ends a
 //! chain returns its value instead of pushing it, so a loop condition never
 //! touches the stack.
-//! The one operand-location variant: **`add n`**, an `Add` whose right
-//! operand is a literal, adds the captured constant to the top of the stack
-//! in place (for any literal, not a chosen one). No arm keys on a value or
-//! an index, and no step does the work of two nodes.
+//! Operand-location variants, for any literal, never a chosen one:
+//! **`add n`**, **`sub n`** and **`lt n`**, a literal right operand applied
+//! to the top of the stack in place. No arm keys on a value or an index;
+//! the one step that does the work of two nodes is the branch on `<`
+//! (below), where only the branch needs the comparison.
+//!
+//! **Branches, calls and returns** stay continuations. An `If` is a step
+//! with two continuations: it pops its condition and picks one (**`if >
+//! 0`**), or pops two operands, or one and a literal, and compares (**`if
+//! <`**, **`if < n`**); both branches continue to what follows the `If`
+//! themselves. A *frame* is `[locals | header | operand stack]` in one flat
+//! block of the engine's memory sized for `MAX_CALLS` frames: the arguments
+//! a caller pushed become the callee's first locals where they lie, and the
+//! header above the callee's locals holds the call depth, the caller's
+//! frame and the caller's *return continuation*. A **call** checks the
+//! depth (in its own frame's header), writes the header and tail-calls the
+//! callee's first step, both read from a table indexed by function number
+//! (set once every body is built, so functions may call ones defined
+//! later); a **return** is the body's last push, which finds the header
+//! right below its empty stack, puts the value where the arguments were and
+//! tail-calls the return continuation (**`pop`** drops a value nobody
+//! reads). So a guest call grows no native stack. A loop whose condition or
+//! body makes a call must not wait natively either: it is a cycle of
+//! continuations (**`loop`**: the test pops the condition and continues
+//! into the body or past the loop, the body's end back into the condition
+//! through a cell). A failing call sets a flag below the arguments and
+//! returns, straight to `run`. A program without functions compiles and
+//! runs exactly as before, with no header.
 //!
 //! Trade-off: the flattest continuation code (no nested calls except loops),
 //! paid for with a load and a store through memory for every intermediate
-//! value and the stack pointer threaded through every call.
+//! value and the stack pointer threaded through every call. A guest call
+//! costs its arguments' pushes, a header of four words written and four
+//! read, and two indirect jumps (into the callee, back to the caller's
+//! continuation); the arguments are never copied.
 //!
 //! Unsafe code rests on trusting this module's own lowering (its stack
-//! heights, slots and argument indices); there is no verifier.
+//! heights, slots and argument indices, frames within memory sized from
+//! every body's); there is no verifier.
 
 use super::closure_continuations::{
     HEADER, Header, Link, failed, makes_call, step, with_failure_flag,
@@ -53,7 +81,7 @@ use std::cell::Cell;
 
 technique! {
     ClosureStackContinuations = "closure_stack_continuations", Original, Code;
-    "continuation closures over an explicit operand stack; loops are native";
+    "continuation closures over an explicit operand stack; calls and returns too";
     compile: compile, try_execute: run, show: show;
     const LEVEL: Level = Level::Two;
     // Every step ends in a tail call to the next.
@@ -340,10 +368,9 @@ impl Chain {
                 Step::LtLit(n) => out.push_str(&format!("{pad}lt {n}\n")),
                 Step::Store(s) => out.push_str(&format!("{pad}pop L{s}\n")),
                 Step::Pop => out.push_str(&format!("{pad}pop\n")),
-                Step::Call { function, args } => out.push_str(&format!(
-                    "{pad}call {} ({args} args)\n",
-                    names[*function]
-                )),
+                Step::Call { function, args } => {
+                    out.push_str(&format!("{pad}call {} ({args} args)\n", names[*function]))
+                }
                 Step::While(c, b) => {
                     out.push_str(&format!("{pad}while (native loop) cond:\n"));
                     c.write(names, indent + 1, out);
@@ -619,7 +646,9 @@ impl Builder<'_> {
                     head.set(cond);
                     cond
                 }
-                Step::If(ref t, ref f) | Step::IfLt(ref t, ref f) | Step::IfLtLit(_, ref t, ref f) => {
+                Step::If(ref t, ref f)
+                | Step::IfLt(ref t, ref f)
+                | Step::IfLtLit(_, ref t, ref f) => {
                     // Both branches continue where the `If` continues.
                     let then = self.cont(self.build(t, next, locals));
                     let otherwise = self.cont(self.build(f, next, locals));
@@ -835,6 +864,70 @@ mod tests {
     use super::*;
 
     crate::engines::conformance::conformance_tests!(ClosureStackContinuations, closure_chains);
+
+    fn code(src: &str) -> Code {
+        compile(&crate::front::compile_source("t", src).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn arguments_are_pushed_where_the_callee_finds_its_locals() {
+        use Step::*;
+        // The value of a call nobody reads is popped.
+        let code = code("fn f(a, b) { a - b } f(arg(0), 2); 3");
+        assert_eq!(
+            code.main.chain.steps,
+            [
+                Arg(0),
+                Lit(2),
+                Call {
+                    function: 0,
+                    args: 2
+                },
+                Pop,
+                Lit(3)
+            ]
+        );
+        // `a` is the callee's slot 0, where the first argument was pushed.
+        assert_eq!(code.functions[0].chain.steps, [Get(0), Get(1), Sub]);
+        assert_eq!(code.functions[0].max_locals, 2);
+    }
+
+    #[test]
+    fn a_loop_continues_if_it_makes_a_call_and_is_native_otherwise() {
+        let code = code("fn f() { 1 } let n = 2; while n { n = n - f() }; while n { }; n");
+        let loops: Vec<_> = code
+            .main
+            .chain
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Loop(..) => Some("loop"),
+                Step::While(..) => Some("while"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(loops, ["loop", "while"]);
+    }
+
+    #[test]
+    fn show_lists_every_function_and_main() {
+        let shown = show(&code(
+            "fn even(n) { if n < 1 { 1 } else { odd(n - 1) } }\n\
+             fn odd(n) { if n < 1 { 0 } else { even(n - 1) } }\n\
+             even(arg(0))",
+        ));
+        let heads: Vec<_> = shown.lines().filter(|l| !l.starts_with(' ')).collect();
+        assert_eq!(
+            heads[1..],
+            [
+                "fn even: 1 local slots, operand stack of 1",
+                "fn odd: 1 local slots, operand stack of 1",
+                "main:"
+            ]
+        );
+        assert!(shown.lines().any(|l| l.trim() == "call odd (1 args)"));
+        assert!(shown.lines().any(|l| l.trim() == "if < 1 then:"));
+    }
 
     #[test]
     fn a_literal_right_operand_is_added_on_the_stack_top() {
