@@ -122,11 +122,20 @@ pub struct PatchedCode {
     /// Words of frame stack a run needs: main's frame, and room for
     /// `MAX_CALLS` of the largest function frame when there are calls.
     stack_words: usize,
-    /// The frame stack of programs too large for `SMALL_STACK`, kept
-    /// between runs (the code never leaves its thread).
-    stack: std::cell::RefCell<Vec<i64>>,
-    /// `(offset, name)`: each copied stencil, and each body's entry.
-    parts: Vec<(usize, String)>,
+    /// For `show`: where each copied stencil starts and its name, where
+    /// each body starts (main last) and the failure stub, the functions'
+    /// names.
+    parts: Vec<(usize, &'static str)>,
+    entries: Vec<usize>,
+    fail: usize,
+    names: Vec<String>,
+}
+
+thread_local! {
+    /// The frame stack of runs too large for `SMALL_STACK`: one per
+    /// thread, grown to the largest run's and kept (code never leaves its
+    /// thread, and a run never starts another).
+    static STACK: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Frame stacks up to this many words live on the Rust stack.
@@ -151,28 +160,19 @@ fn compile(program: &Program) -> Result<PatchedCode, CompileError> {
     } else {
         MAX_CALLS * lowered.function_words
     };
-    let mut parts: Vec<(usize, String)> = Vec::with_capacity(p.parts.len() + main + 2);
-    let mut names = program
-        .functions()
-        .iter()
-        .map(|f| format!("fn {}", f.name))
-        .chain(["main".to_string()]);
-    let mut bodies = p.entries.iter().zip(&mut names).peekable();
-    for &(at, stencil) in &p.parts {
-        while let Some((&entry, name)) = bodies.next_if(|(e, _)| **e <= at) {
-            parts.push((entry, name));
-        }
-        if at == p.fail {
-            parts.push((at, "failure stub".into()));
-        }
-        parts.push((at, format!("  {stencil}")));
-    }
+    let lower::Lowered {
+        patcher,
+        main_words,
+        ..
+    } = lowered;
     Ok(PatchedCode {
         memory,
         entry,
-        stack_words: lowered.main_words + calls,
-        stack: Default::default(),
-        parts,
+        stack_words: main_words + calls,
+        parts: patcher.parts,
+        entries: patcher.entries,
+        fail: patcher.fail,
+        names: program.functions().iter().map(|f| f.name.clone()).collect(),
     })
 }
 
@@ -190,17 +190,33 @@ fn compile(_program: &Program) -> Result<PatchedCode, CompileError> {
 /// `args` covers the program's argument count (`Technique::execute`'s contract).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 unsafe fn run(code: &PatchedCode, args: &[i64]) -> Result<i64, CallDepthExceeded> {
-    let mut small = [0i64; SMALL_STACK];
-    let mut large;
-    let stack = if code.stack_words <= SMALL_STACK {
-        &mut small[..]
+    if code.stack_words <= SMALL_STACK {
+        let mut small = [0i64; SMALL_STACK];
+        // SAFETY: `small` holds `stack_words` words; our caller's promise.
+        unsafe { run_on(code, args, &mut small) }
     } else {
-        large = code.stack.borrow_mut();
-        if large.len() < code.stack_words {
-            large.resize(code.stack_words, 0);
-        }
-        &mut large[..]
-    };
+        STACK.with_borrow_mut(|stack| {
+            if stack.len() < code.stack_words {
+                stack.resize(code.stack_words, 0);
+            }
+            // SAFETY: as above, with `stack_words` words in `stack`.
+            unsafe { run_on(code, args, stack) }
+        })
+    }
+}
+
+/// Runs main with `stack` as the frame stack.
+///
+/// # Safety
+///
+/// `args` covers the program's argument count, and `stack` holds at
+/// least `code.stack_words` words.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+unsafe fn run_on(
+    code: &PatchedCode,
+    args: &[i64],
+    stack: &mut [i64],
+) -> Result<i64, CallDepthExceeded> {
     stack[0] = MAX_CALLS as i64;
     stack[1] = args.as_ptr() as i64;
     // SAFETY: the code reads `args[i]` only for `i < arg_count`, which our
@@ -232,17 +248,31 @@ fn show(code: &PatchedCode) -> String {
     let bytes = code.memory.bytes();
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
     let bytes: &[u8] = &[];
-    let marks: Vec<(usize, &str)> = code.parts.iter().map(|(at, n)| (*at, n.as_str())).collect();
+    let bodies: Vec<String> = code
+        .names
+        .iter()
+        .map(|n| format!("fn {n}"))
+        .chain(["main".to_string()])
+        .collect();
+    let stencils: Vec<String> = code.parts.iter().map(|(_, n)| format!("  {n}")).collect();
+    // A body's name, then the failure stub's, before its first stencil's.
+    let marks: Vec<(usize, &str)> = (code.entries.iter().zip(&bodies))
+        .map(|(&at, n)| (at, n.as_str()))
+        .chain([(code.fail, "failure stub")])
+        .chain(
+            code.parts
+                .iter()
+                .zip(&stencils)
+                .map(|(&(at, _), n)| (at, n.as_str())),
+        )
+        .collect();
     let listing = super::disassembly::disassemble(bytes, &marks).unwrap_or_default();
     format!(
         "; {} bytes of x86-64 code copied from {} stencils (each named above its code)\n\
          ; rdi = accumulator, rsi = frame, rdx rcx r8 r9 = slots 0-3 (locals by depth,\n\
          ; then temporaries); further slots at [rsi+16+8k]; [rsi+8] -> arguments\n{listing}",
         bytes.len(),
-        code.parts
-            .iter()
-            .filter(|(_, n)| n.starts_with("  "))
-            .count(),
+        code.parts.len(),
     )
 }
 
@@ -302,6 +332,7 @@ mod tests {
         );
         let code = compiled(&src);
         assert!(code.stack_words > SMALL_STACK);
+        assert!(code.names.is_empty());
         // SAFETY: the program reads one argument.
         let got = unsafe { CopyPatchJit::execute(&code, &[5]) };
         assert_eq!(got, Ok(50 * 5 + (0..50).sum::<i64>()));

@@ -130,8 +130,8 @@ impl Patcher {
         Patcher {
             code: Vec::with_capacity(64 + nodes * 8),
             parts: Vec::with_capacity(nodes),
-            labels: Vec::new(),
-            later: Vec::new(),
+            labels: Vec::with_capacity(16),
+            later: Vec::with_capacity(16),
             entries: vec![0; functions + 1],
             frames: vec![0; functions + 1],
             function: 0,

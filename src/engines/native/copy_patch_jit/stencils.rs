@@ -251,11 +251,13 @@ macro_rules! branches {
                 acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
             ) -> Out {
                 let s = S { acc, frame, r: [r0, r1, r2, r3] };
+                // Written as the taken branch first, so that LLVM makes it
+                // the `jle` and the fall-through the cut `jmp CONTINUE`.
                 unsafe {
-                    if <loc::$c as Src>::read(&s) > 0 {
-                        CONTINUE(acc, frame, r0, r1, r2, r3)
-                    } else {
+                    if <loc::$c as Src>::read(&s) <= 0 {
                         TARGET(acc, frame, r0, r1, r2, r3)
+                    } else {
+                        CONTINUE(acc, frame, r0, r1, r2, r3)
                     }
                 }
             }
