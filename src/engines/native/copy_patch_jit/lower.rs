@@ -124,6 +124,7 @@ fn body(
     params: usize,
     locals: usize,
 ) -> Result<usize, TooFar> {
+    let main = p.entries.len() - 1;
     p.entries[f] = p.code.len();
     p.function = f;
     let mut l = Lower {
@@ -134,6 +135,7 @@ fn body(
         temps: 0,
         slots: locals,
         too_far: false,
+        places: places(e, params, locals, f == main),
     };
     let v = l.value(e);
     l.mov(Opnd::Acc, v);
@@ -158,9 +160,63 @@ struct Lower<'p> {
     slots: usize,
     /// An argument index beyond a 32-bit offset was met.
     too_far: bool,
+    /// Where each local slot lives (temporaries follow `slot`'s rule).
+    places: Vec<Opnd>,
 }
 
-/// Where slot `s` lives.
+/// Where each of a body's `locals` local slots lives. By scope depth
+/// (`slot`) in a function, whose first parameters arrive in the registers;
+/// in main, when it has more locals than registers, the four slots used
+/// most often, each use weighted by 16 per enclosing loop, take the
+/// registers (in slot order) and the others the first memory slots.
+fn places(e: &Expr, params: usize, locals: usize, main: bool) -> Vec<Opnd> {
+    let mut places: Vec<Opnd> = (0..locals).map(slot).collect();
+    if !main || locals <= REGS {
+        return places;
+    }
+    let mut weights = vec![0u64; locals];
+    let mut todo = vec![(e, params, 0u32)];
+    while let Some((e, scope, loops)) = todo.pop() {
+        let weight = 1u64 << (4 * loops.min(12));
+        match e {
+            Expr::Get(d) => weights[scope - 1 - d] += weight,
+            Expr::Set(d, v) => {
+                weights[scope - 1 - d] += weight;
+                todo.push((v, scope, loops));
+            }
+            Expr::Let(init, body) => {
+                todo.push((init, scope, loops));
+                todo.push((body, scope + 1, loops));
+            }
+            Expr::While(c, body) => {
+                todo.push((c, scope, loops + 1));
+                todo.push((body, scope, loops + 1));
+            }
+            _ => todo.extend(e.children().map(|c| (c, scope, loops))),
+        }
+    }
+    let mut by_weight: Vec<usize> = (0..locals).collect();
+    // Heaviest first; the lower slot first among equals.
+    by_weight.sort_by_key(|&s| (std::cmp::Reverse(weights[s]), s));
+    let mut in_register = vec![false; locals];
+    for &s in &by_weight[..REGS] {
+        in_register[s] = true;
+    }
+    let (mut reg, mut mem) = (0, 0);
+    for (place, &in_register) in places.iter_mut().zip(&in_register) {
+        *place = if in_register {
+            reg += 1;
+            Opnd::Reg(reg - 1)
+        } else {
+            mem += 1;
+            Opnd::Mem(((HEADER + mem - 1) * 8) as i64)
+        };
+    }
+    places
+}
+
+/// Where slot `s` lives by default: the first four slots in the
+/// registers, the rest in memory slots in order.
 fn slot(s: usize) -> Opnd {
     if s < REGS {
         Opnd::Reg(s)
@@ -179,13 +235,22 @@ fn dst_index(o: Opnd) -> usize {
 }
 
 impl Lower<'_> {
+    /// Where slot `s` lives: a local's place, or a temporary's by `slot`
+    /// (temporaries come after every local, so the two never meet).
+    fn slot(&self, s: usize) -> Opnd {
+        match self.places.get(s) {
+            Some(&place) => place,
+            None => slot(s),
+        }
+    }
+
     fn copy(&mut self, s: &'static Stencil, fill: &Fill) {
         self.p.copy(s, fill);
     }
 
     /// Local `Get(d)`: validation guarantees `d < scope`.
     fn local(&self, d: usize) -> Opnd {
-        slot(self.scope - 1 - d)
+        self.slot(self.scope - 1 - d)
     }
 
     /// A leaf's operand: reading it has no effect, so it can be read late.
@@ -253,7 +318,7 @@ impl Lower<'_> {
 
     /// A fresh temporary slot (the caller gives it back).
     fn temp(&mut self) -> Opnd {
-        let t = slot(self.locals + self.temps);
+        let t = self.slot(self.locals + self.temps);
         self.temps += 1;
         self.slots = self.slots.max(self.locals + self.temps);
         t
@@ -394,7 +459,8 @@ impl Lower<'_> {
     /// which then comes into scope (the caller ends the scope).
     fn bind(&mut self, init: &Expr) {
         let v = self.value(init);
-        self.mov(slot(self.scope), v);
+        let at = self.slot(self.scope);
+        self.mov(at, v);
         self.scope += 1;
     }
 
@@ -477,9 +543,10 @@ impl Lower<'_> {
         self.slots = self.slots.max(self.locals + self.temps);
         for (k, arg) in args.iter().enumerate() {
             let v = self.value(arg);
-            self.mov(slot(first + k), v);
+            let at = self.slot(first + k);
+            self.mov(at, v);
         }
-        let Opnd::Mem(at) = slot(first) else {
+        let Opnd::Mem(at) = self.slot(first) else {
             unreachable!("`first` is past the registers")
         };
         let fill = Fill {

@@ -28,9 +28,13 @@
 //! its operand holes; jump targets, callee entries and frame sizes are
 //! patched once the whole program is copied, then the code goes into
 //! `template_jit`'s W^X memory. **Values** end in the accumulator (`rdi`)
-//! unless a leaf is read where it lives. **Locals** are assigned by scope
-//! depth: the first four slots (locals, then temporaries) are the
-//! stencils' register arguments, the rest frame words `[rsi + 8k]`.
+//! unless a leaf is read where it lives. **Locals** have fixed places:
+//! four slots (locals, then temporaries) are the stencils' register
+//! arguments, the rest frame words `[rsi + 8k]`. By scope depth, as in
+//! `template_jit`, except in a main with more than four locals, where the
+//! four most used (each use weighted by 16 per enclosing loop) take the
+//! registers: with four registers, not eleven, the inner loop's counters
+//! must be among them.
 //! **Control**: `While` is `jump test; top: body; test: loop_c top`, a
 //! native loop; `If` is `skip_c else; then; jump end; else: …; end:`.
 //!
@@ -269,8 +273,8 @@ fn show(code: &PatchedCode) -> String {
     let listing = super::disassembly::disassemble(bytes, &marks).unwrap_or_default();
     format!(
         "; {} bytes of x86-64 code copied from {} stencils (each named above its code)\n\
-         ; rdi = accumulator, rsi = frame, rdx rcx r8 r9 = slots 0-3 (locals by depth,\n\
-         ; then temporaries); further slots at [rsi+16+8k]; [rsi+8] -> arguments\n{listing}",
+         ; rdi = accumulator, rsi = frame, rdx rcx r8 r9 = r0-r3 (four slots: locals,\n\
+         ; then temporaries); m = a slot at [rsi+16+8k]; [rsi+8] -> arguments\n{listing}",
         bytes.len(),
         code.parts.len(),
     )
@@ -336,6 +340,16 @@ mod tests {
         // SAFETY: the program reads one argument.
         let got = unsafe { CopyPatchJit::execute(&code, &[5]) };
         assert_eq!(got, Ok(50 * 5 + (0..50).sum::<i64>()));
+    }
+
+    #[test]
+    fn main_keeps_its_most_used_locals_in_the_registers() {
+        // Six locals; the inner loop uses `n` and `t` (slots 4 and 5): they
+        // get registers, the outer loop's `sum` and `reps` live in memory.
+        let shown = crate::engines::conformance::workload_listing::<CopyPatchJit>("fib");
+        for line in ["  add_r2_i:", "  loop_r2:", "  add_m_r0:", "  add_m_i:"] {
+            assert!(shown.contains(line), "{line} in\n{shown}");
+        }
     }
 
     #[test]
