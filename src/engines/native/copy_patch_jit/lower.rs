@@ -167,24 +167,35 @@ struct Lower<'p> {
 /// Where each of a body's `locals` local slots lives. By scope depth
 /// (`slot`) in a function, whose first parameters arrive in the registers;
 /// in main, when it has more locals than registers, the four slots used
-/// most often, each use weighted by 16 per enclosing loop, take the
-/// registers (in slot order) and the others the first memory slots.
+/// most often, each use weighted by 16 per enclosing loop and by 4 when
+/// the local outlives the loop, take the registers (in slot order) and the
+/// others the first memory slots.
 fn places(e: &Expr, params: usize, locals: usize, main: bool) -> Vec<Opnd> {
     let mut places: Vec<Opnd> = (0..locals).map(slot).collect();
     if !main || locals <= REGS {
         return places;
     }
     let mut weights = vec![0u64; locals];
+    // How many loops enclose each slot's binding (the latest, walking in
+    // order: a body is walked right after its `Let`).
+    let mut bound = vec![0u32; locals];
     let mut todo = vec![(e, params, 0u32)];
     while let Some((e, scope, loops)) = todo.pop() {
-        let weight = 1u64 << (4 * loops.min(12));
+        // A use inside a loop that its local outlives carries the value
+        // from one iteration to the next: in memory, that is a store and
+        // a load on the loop's critical path. It counts four times.
+        let weight = |slot: usize| {
+            let carried = if loops > bound[slot] { 4 } else { 1 };
+            carried << (4 * loops.min(12))
+        };
         match e {
-            Expr::Get(d) => weights[scope - 1 - d] += weight,
+            Expr::Get(d) => weights[scope - 1 - d] += weight(scope - 1 - d),
             Expr::Set(d, v) => {
-                weights[scope - 1 - d] += weight;
+                weights[scope - 1 - d] += weight(scope - 1 - d);
                 todo.push((v, scope, loops));
             }
             Expr::Let(init, body) => {
+                bound[scope] = loops;
                 todo.push((init, scope, loops));
                 todo.push((body, scope + 1, loops));
             }

@@ -32,7 +32,8 @@
 //! four slots (locals, then temporaries) are the stencils' register
 //! arguments, the rest frame words `[rsi + 8k]`. By scope depth, as in
 //! `template_jit`, except in a main with more than four locals, where the
-//! four most used (each use weighted by 16 per enclosing loop) take the
+//! four most used (each use weighted by 16 per enclosing loop, and by 4
+//! when the value lives from one iteration to the next) take the
 //! registers: with four registers, not eleven, the inner loop's counters
 //! must be among them.
 //! **Control**: `While` is `jump test; top: body; test: loop_c top`, a
