@@ -9,6 +9,11 @@
 //! release mode, into `<target>/vm-perf-luajit/`, and hand its absolute path
 //! to the crate as `VM_PERF_LUAJIT_HELPER` (a run-time variable of the same
 //! name overrides it).
+//!
+//! With the `copy_patch_jit` feature on an x86-64 Linux target, it also
+//! compiles that engine's stencils (`stencils.rs` in its folder) with the
+//! same rustc into an object file, and writes the table the engine copies
+//! from (see `build_stencils`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,7 @@ fn main() {
     record_build();
     record_engine_docs();
     build_luajit_helper();
+    build_stencils();
 }
 
 /// Every engine module's leading `//!` doc, for the HTML report's engine
@@ -187,4 +193,167 @@ fn helper_target_dir(out_dir: &Path) -> PathBuf {
         Some(target) => target.join("vm-perf-luajit"),
         None => out_dir.join("vm-perf-luajit"),
     }
+}
+
+/// `copy_patch_jit`'s stencils: `stencils.rs` compiled on its own by the
+/// rustc cargo uses (`no_std`, opt-level 3, static relocation model and
+/// small code model, so every hole is a plain 32-bit relocation against an
+/// `extern` symbol), then read back with the `object` crate into
+/// `$OUT_DIR/stencils.rs`: per stencil its bytes and its holes. Done here,
+/// once, so that a compile only copies and patches; the engine never parses
+/// an object file. Each stencil's final `jmp CONTINUE` is cut (the next
+/// stencil follows it) and any other jump to `CONTINUE` is resolved to the
+/// stencil's end, so the table's holes are operands and branch targets only.
+fn build_stencils() {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let table = out_dir.join("stencils.rs");
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if env::var_os("CARGO_FEATURE_COPY_PATCH_JIT").is_none() || arch != "x86_64" || os != "linux" {
+        // The engine refuses every program there; an empty table.
+        std::fs::write(&table, "pub static STENCILS: &[Stencil] = &[];\n").expect("write table");
+        return;
+    }
+    let source = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"))
+        .join("src/engines/native/copy_patch_jit/stencils.rs");
+    println!("cargo:rerun-if-changed={}", source.display());
+    println!("cargo:rerun-if-env-changed=RUSTC");
+    let object_file = out_dir.join("stencils.o");
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let target = env::var("TARGET").expect("set by cargo");
+    let status = Command::new(rustc)
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "lib",
+            "--crate-name",
+            "stencils",
+        ])
+        .args(["--target", &target])
+        .args([
+            "-C",
+            "opt-level=3",
+            "-C",
+            "panic=abort",
+            "-C",
+            "codegen-units=1",
+        ])
+        .args(["-C", "relocation-model=static", "-C", "code-model=small"])
+        .args(["-C", "debuginfo=0"])
+        .args(["-C", "overflow-checks=off", "-C", "debug-assertions=off"])
+        .arg("--emit")
+        .arg(format!("obj={}", object_file.display()))
+        .arg(&source)
+        .env_remove("RUST_MIN_STACK")
+        .status()
+        .expect("cannot run rustc to compile the stencils");
+    assert!(
+        status.success(),
+        "compiling copy_patch_jit's stencils failed"
+    );
+    let bytes = std::fs::read(&object_file).expect("read the stencils' object file");
+    std::fs::write(&table, stencil_table(&bytes)).expect("write the stencil table");
+}
+
+/// The Rust table of the stencils in `object_file` (see `build_stencils`).
+fn stencil_table(object_file: &[u8]) -> String {
+    use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
+    use object::{SymbolKind, elf};
+    let file = object::File::parse(object_file).expect("the stencils are an object file");
+    let mut stencils = Vec::new();
+    for symbol in file.symbols() {
+        if symbol.kind() != SymbolKind::Text || !symbol.is_definition() || !symbol.is_global() {
+            continue;
+        }
+        let name = symbol.name().expect("symbol name").to_string();
+        let section = file
+            .section_by_index(symbol.section_index().expect("defined in a section"))
+            .expect("section");
+        let data = section.data().expect("section data");
+        let start = (symbol.address() - section.address()) as usize;
+        let mut code = data[start..start + symbol.size() as usize].to_vec();
+        let mut holes = Vec::new();
+        for (offset, relocation) in section.relocations() {
+            let Some(at) = (offset as usize)
+                .checked_sub(start)
+                .filter(|&at| at < code.len())
+            else {
+                continue;
+            };
+            let RelocationTarget::Symbol(target) = relocation.target() else {
+                panic!("stencil `{name}`: a relocation to no symbol");
+            };
+            let target = file.symbol_by_index(target).expect("relocation symbol");
+            let target = target.name().expect("symbol name");
+            let RelocationFlags::Elf { r_type } = relocation.flags() else {
+                panic!("stencil `{name}`: not an ELF relocation");
+            };
+            let reloc = match r_type {
+                elf::R_X86_64_PC32 | elf::R_X86_64_PLT32 => "Rel32",
+                elf::R_X86_64_32 => "Abs32",
+                elf::R_X86_64_32S => "Abs32S",
+                other => panic!("stencil `{name}`: relocation type {other} against {target}"),
+            };
+            let symbol = match target {
+                "CONTINUE" => "Continue",
+                "TARGET" => "Target",
+                "CALLEE" => "Callee",
+                "FAIL" => "Fail",
+                "IMM" => "Imm",
+                "LO" => "Lo",
+                "HI" => "Hi",
+                "SRC" => "Src",
+                "DST" => "Dst",
+                "ARG" => "Arg",
+                "ARGS" => "Args",
+                "FRAME" => "Frame",
+                // A call into the runtime or a constant in another section:
+                // a stencil must be self-contained.
+                other => panic!("stencil `{name}` refers to `{other}`, which is not a hole"),
+            };
+            holes.push((at, symbol, reloc, relocation.addend()));
+        }
+        holes.sort();
+        // The final `jmp CONTINUE` goes: the next stencil is copied there.
+        if let Some(&(at, "Continue", "Rel32", -4)) = holes.last()
+            && at + 4 == code.len()
+            && at >= 1
+            && code[at - 1] == 0xe9
+        {
+            holes.pop();
+            code.truncate(at - 1);
+        }
+        // Other exits to `CONTINUE` jump to where the next stencil starts.
+        holes.retain(|&(at, symbol, reloc, addend)| {
+            if symbol != "Continue" {
+                return true;
+            }
+            assert_eq!(reloc, "Rel32", "stencil `{name}`: CONTINUE is a jump");
+            let rel = code.len() as i64 + addend - at as i64;
+            let rel = i32::try_from(rel).expect("a stencil is small");
+            code[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+            false
+        });
+        stencils.push((name, code, holes));
+    }
+    stencils.sort();
+    let mut out = String::from(
+        "/// Every stencil, sorted by name: written by build.rs from the object\n\
+         /// file rustc made of `stencils.rs`.\n\
+         pub static STENCILS: &[Stencil] = &[\n",
+    );
+    for (name, code, holes) in stencils {
+        out.push_str(&format!(
+            "    Stencil {{\n        name: {name:?},\n        code: &{code:?},\n        holes: &["
+        ));
+        for (at, symbol, reloc, addend) in holes {
+            out.push_str(&format!(
+                "\n            Hole {{ at: {at}, symbol: Symbol::{symbol}, reloc: Reloc::{reloc}, addend: {addend} }},"
+            ));
+        }
+        out.push_str("\n        ],\n    },\n");
+    }
+    out.push_str("];\n");
+    out
 }

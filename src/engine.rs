@@ -654,6 +654,8 @@ macro_rules! for_each_engine {
             jit: $crate::engines::native::jit::Jit,
             #[cfg(feature = "template_jit")]
             template_jit: $crate::engines::native::template_jit::TemplateJit,
+            #[cfg(feature = "copy_patch_jit")]
+            copy_patch_jit: $crate::engines::native::copy_patch_jit::CopyPatchJit,
             register_bytecode_fused: $crate::engines::bytecode_vm::register_bytecode_fused::RegisterBytecodeFused,
             tape_continuations_fused: $crate::engines::threaded::tape_continuations_fused::TapeContinuationsFused,
             register_continuations_fused: $crate::engines::threaded::register_continuations_fused::RegisterContinuationsFused,

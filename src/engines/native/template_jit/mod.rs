@@ -35,7 +35,7 @@
 //! arguments below `arg_count` and frame slots the caller provides.
 
 #[cfg(target_arch = "x86_64")]
-mod memory;
+pub(super) mod memory;
 #[cfg(target_arch = "x86_64")]
 mod x64;
 

@@ -1,0 +1,571 @@
+//! The one pass: walks each body in evaluation order and copies, for each
+//! node, the stencil for its operation and where its operands live.
+
+use super::patch::{Fill, Label, Patcher, Stencil, Symbol, stencil};
+use crate::front::ast::Expr;
+use crate::front::program::{MAX_PARAMS, Program};
+use std::sync::LazyLock;
+
+/// Slots `0..REGS` (locals by scope depth, then temporaries) live in the
+/// stencils' register arguments `r0..r3`; the rest in the frame.
+pub const REGS: usize = 4;
+/// Frame words before the memory slots: calls left, argument pointer.
+pub const HEADER: usize = 2;
+
+/// Where an operand lives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Opnd {
+    Acc,
+    Reg(usize),
+    /// A memory slot, by its byte offset in the frame.
+    Mem(i64),
+    Imm(i64),
+    /// A run argument, by its byte offset from the argument pointer.
+    Arg(i64),
+}
+
+/// Destinations: `acc r0 r1 r2 r3 m`; sources add `i w a`.
+const DSTS: [&str; 6] = ["acc", "r0", "r1", "r2", "r3", "m"];
+const SRCS: [&str; 9] = ["acc", "r0", "r1", "r2", "r3", "m", "i", "w", "a"];
+
+type Row = [&'static Stencil; SRCS.len()];
+
+/// The stencil families, looked up by name once per process.
+pub struct Stencils {
+    mov: [Row; DSTS.len()],
+    add: [Row; DSTS.len()],
+    sub: Row,
+    lt: Row,
+    rsub: Row,
+    rlt: Row,
+    loop_: [&'static Stencil; DSTS.len()],
+    skip: [&'static Stencil; DSTS.len()],
+    jump: &'static Stencil,
+    ret: &'static Stencil,
+    fail: &'static Stencil,
+    call: [&'static Stencil; MAX_PARAMS + 1],
+}
+
+fn named(name: String) -> &'static Stencil {
+    stencil(&name).unwrap_or_else(|| panic!("no stencil `{name}` was built"))
+}
+
+fn row(op: &str, dst: &str) -> Row {
+    SRCS.map(|src| named(format!("{op}_{dst}_{src}")))
+}
+
+/// Every stencil the pass copies (panics if the build made none of one).
+pub static STENCILS: LazyLock<Stencils> = LazyLock::new(|| Stencils {
+    mov: DSTS.map(|d| row("mov", d)),
+    add: DSTS.map(|d| row("add", d)),
+    sub: row("sub", "acc"),
+    lt: row("lt", "acc"),
+    rsub: row("rsub", "acc"),
+    rlt: row("rlt", "acc"),
+    loop_: DSTS.map(|c| named(format!("loop_{c}"))),
+    skip: DSTS.map(|c| named(format!("skip_{c}"))),
+    jump: named("jump".into()),
+    ret: named("ret".into()),
+    fail: named("fail".into()),
+    call: std::array::from_fn(|n| named(format!("call_{n}"))),
+});
+
+/// What the pass produces.
+pub struct Lowered {
+    pub patcher: Patcher,
+    /// Main's frame in words, and the largest function frame's.
+    pub main_words: usize,
+    pub function_words: usize,
+}
+
+/// Why a program cannot be compiled.
+pub struct TooFar;
+
+/// Copies every function, then main, then the failure stub. The code only
+/// reads arguments below `program.arg_count()` (through the argument
+/// pointer in the frame) and frame words below each body's frame size.
+pub fn lower(program: &Program) -> Result<Lowered, TooFar> {
+    let t: &Stencils = &STENCILS;
+    let functions = program.functions();
+    let mut patcher = Patcher::new(functions.len(), program.node_count());
+    let mut function_words = 0;
+    let facts = program.function_facts();
+    for (f, function) in functions.iter().enumerate() {
+        let (params, locals) = (function.arity(), facts[f].max_locals);
+        let words = body(&mut patcher, t, f, &function.body, params, locals)?;
+        function_words = function_words.max(words);
+    }
+    let main = functions.len();
+    let main_words = body(
+        &mut patcher,
+        t,
+        main,
+        program.expr(),
+        0,
+        program.max_locals(),
+    )?;
+    patcher.fail = patcher.code.len();
+    patcher.copy(t.fail, &Fill::default());
+    Ok(Lowered {
+        patcher: patcher.finish(),
+        main_words,
+        function_words,
+    })
+}
+
+/// Copies one body (function `f`, or main when `f` is the last index),
+/// whose first `params` locals are in scope from the start; returns its
+/// frame size in words.
+fn body(
+    p: &mut Patcher,
+    t: &'static Stencils,
+    f: usize,
+    e: &Expr,
+    params: usize,
+    locals: usize,
+) -> Result<usize, TooFar> {
+    let main = p.entries.len() - 1;
+    p.entries[f] = p.code.len();
+    p.function = f;
+    let mut l = Lower {
+        p,
+        t,
+        scope: params,
+        locals,
+        temps: 0,
+        slots: locals,
+        too_far: false,
+        places: places(e, params, locals, f == main),
+    };
+    let v = l.value(e);
+    l.mov(Opnd::Acc, v);
+    l.copy(l.t.ret, &Fill::default());
+    if l.too_far {
+        return Err(TooFar);
+    }
+    let words = HEADER + l.slots.saturating_sub(REGS);
+    l.p.frames[f] = (words * 8) as i64;
+    Ok(words)
+}
+
+struct Lower<'p> {
+    p: &'p mut Patcher,
+    t: &'static Stencils,
+    /// Locals in scope: the next `Let` binds slot `scope`.
+    scope: usize,
+    /// The body's most locals: temporaries start at this slot.
+    locals: usize,
+    temps: usize,
+    /// One past the highest slot used.
+    slots: usize,
+    /// An argument index beyond a 32-bit offset was met.
+    too_far: bool,
+    /// Where each local slot lives (temporaries follow `slot`'s rule).
+    places: Vec<Opnd>,
+}
+
+/// Where each of a body's `locals` local slots lives. By scope depth
+/// (`slot`) in a function, whose first parameters arrive in the registers;
+/// in main, when it has more locals than registers, the four slots used
+/// most often, each use weighted by 16 per enclosing loop and by 4 when
+/// the local outlives the loop, take the registers (in slot order) and the
+/// others the first memory slots.
+fn places(e: &Expr, params: usize, locals: usize, main: bool) -> Vec<Opnd> {
+    let mut places: Vec<Opnd> = (0..locals).map(slot).collect();
+    if !main || locals <= REGS {
+        return places;
+    }
+    let mut weights = vec![0u64; locals];
+    // How many loops enclose each slot's binding (the latest, walking in
+    // order: a body is walked right after its `Let`).
+    let mut bound = vec![0u32; locals];
+    let mut todo = vec![(e, params, 0u32)];
+    while let Some((e, scope, loops)) = todo.pop() {
+        // A use inside a loop that its local outlives carries the value
+        // from one iteration to the next: in memory, that is a store and
+        // a load on the loop's critical path. It counts four times.
+        let weight = |slot: usize| {
+            let carried = if loops > bound[slot] { 4 } else { 1 };
+            carried << (4 * loops.min(12))
+        };
+        match e {
+            Expr::Get(d) => weights[scope - 1 - d] += weight(scope - 1 - d),
+            Expr::Set(d, v) => {
+                weights[scope - 1 - d] += weight(scope - 1 - d);
+                todo.push((v, scope, loops));
+            }
+            Expr::Let(init, body) => {
+                bound[scope] = loops;
+                todo.push((init, scope, loops));
+                todo.push((body, scope + 1, loops));
+            }
+            Expr::While(c, body) => {
+                todo.push((c, scope, loops + 1));
+                todo.push((body, scope, loops + 1));
+            }
+            _ => todo.extend(e.children().map(|c| (c, scope, loops))),
+        }
+    }
+    let mut by_weight: Vec<usize> = (0..locals).collect();
+    // Heaviest first; the lower slot first among equals.
+    by_weight.sort_by_key(|&s| (std::cmp::Reverse(weights[s]), s));
+    let mut in_register = vec![false; locals];
+    for &s in &by_weight[..REGS] {
+        in_register[s] = true;
+    }
+    let (mut reg, mut mem) = (0, 0);
+    for (place, &in_register) in places.iter_mut().zip(&in_register) {
+        *place = if in_register {
+            reg += 1;
+            Opnd::Reg(reg - 1)
+        } else {
+            mem += 1;
+            Opnd::Mem(((HEADER + mem - 1) * 8) as i64)
+        };
+    }
+    places
+}
+
+/// Where slot `s` lives by default: the first four slots in the
+/// registers, the rest in memory slots in order.
+fn slot(s: usize) -> Opnd {
+    if s < REGS {
+        Opnd::Reg(s)
+    } else {
+        Opnd::Mem(((HEADER + s - REGS) * 8) as i64)
+    }
+}
+
+fn dst_index(o: Opnd) -> usize {
+    match o {
+        Opnd::Acc => 0,
+        Opnd::Reg(k) => 1 + k,
+        Opnd::Mem(_) => 5,
+        Opnd::Imm(_) | Opnd::Arg(_) => unreachable!("not a destination"),
+    }
+}
+
+impl Lower<'_> {
+    /// Where slot `s` lives: a local's place, or a temporary's by `slot`
+    /// (temporaries come after every local, so the two never meet).
+    fn slot(&self, s: usize) -> Opnd {
+        match self.places.get(s) {
+            Some(&place) => place,
+            None => slot(s),
+        }
+    }
+
+    fn copy(&mut self, s: &'static Stencil, fill: &Fill) {
+        self.p.copy(s, fill);
+    }
+
+    /// Local `Get(d)`: validation guarantees `d < scope`.
+    fn local(&self, d: usize) -> Opnd {
+        self.slot(self.scope - 1 - d)
+    }
+
+    /// A leaf's operand: reading it has no effect, so it can be read late.
+    fn leaf(&mut self, e: &Expr) -> Option<Opnd> {
+        match *e {
+            Expr::Litr(n) => Some(Opnd::Imm(n)),
+            Expr::Arg(i) => {
+                let offset = i.checked_mul(8).and_then(|o| i32::try_from(o).ok());
+                // No slice of 2^28 arguments runs: refuse to compile.
+                self.too_far |= offset.is_none();
+                Some(Opnd::Arg(offset.unwrap_or(0) as i64))
+            }
+            Expr::Get(d) => Some(self.local(d)),
+            _ => None,
+        }
+    }
+
+    /// `dst = dst OP src` from `rows` (`dst` the accumulator, a register
+    /// or a memory slot), choosing the literal form that holds `src`.
+    fn op(&mut self, rows: &[Row], dst: Opnd, src: Opnd) {
+        let row = &rows[dst_index(dst)];
+        let mut fill = Fill::default();
+        if let Opnd::Mem(o) = dst {
+            fill.dst = o;
+        }
+        let s = match src {
+            Opnd::Acc => row[0],
+            Opnd::Reg(k) => row[1 + k],
+            Opnd::Mem(o) => {
+                fill.src = o;
+                row[5]
+            }
+            Opnd::Imm(n) => {
+                fill.imm = n;
+                if row[6].holds(Symbol::Imm, n) {
+                    row[6]
+                } else {
+                    row[7]
+                }
+            }
+            Opnd::Arg(o) => {
+                fill.arg = o;
+                row[8]
+            }
+        };
+        self.copy(s, &fill);
+    }
+
+    fn mov(&mut self, dst: Opnd, src: Opnd) {
+        if dst != src {
+            let t = self.t;
+            self.op(&t.mov, dst, src);
+        }
+    }
+
+    fn add(&mut self, dst: Opnd, src: Opnd) {
+        let t = self.t;
+        self.op(&t.add, dst, src);
+    }
+
+    /// The accumulator `OP= src` (one row of `op`'s table).
+    fn acc_op(&mut self, row: &'static Row, src: Opnd) {
+        self.op(std::slice::from_ref(row), Opnd::Acc, src);
+    }
+
+    /// A fresh temporary slot (the caller gives it back).
+    fn temp(&mut self) -> Opnd {
+        let t = self.slot(self.locals + self.temps);
+        self.temps += 1;
+        self.slots = self.slots.max(self.locals + self.temps);
+        t
+    }
+
+    /// Copies `e` and returns where its value is: a leaf's own operand
+    /// (read it before anything else is copied), `Imm(0)` for `Set` and
+    /// `While`, otherwise the accumulator. Recursion depth is the tree's.
+    fn value(&mut self, e: &Expr) -> Opnd {
+        if let Some(o) = self.leaf(e) {
+            return o;
+        }
+        match e {
+            Expr::Add(a, b) => {
+                if let Some(b) = self.leaf(b) {
+                    let a = self.value(a);
+                    self.mov(Opnd::Acc, a);
+                    self.add(Opnd::Acc, b);
+                } else if let Expr::Litr(_) | Expr::Arg(_) = **a {
+                    // Constant while `b` runs, and `+` commutes.
+                    let a = self.leaf(a).expect("a leaf");
+                    let b = self.value(b);
+                    self.mov(Opnd::Acc, b);
+                    self.add(Opnd::Acc, a);
+                } else {
+                    let t = self.binary_in_temp(a, b);
+                    self.add(Opnd::Acc, t);
+                    self.temps -= 1;
+                }
+                Opnd::Acc
+            }
+            Expr::Sub(a, b) => {
+                let t = self.t;
+                self.ordered(a, b, &t.sub, &t.rsub);
+                Opnd::Acc
+            }
+            Expr::Lt(a, b) => {
+                let t = self.t;
+                self.ordered(a, b, &t.lt, &t.rlt);
+                Opnd::Acc
+            }
+            Expr::Let(init, body) => {
+                self.bind(init);
+                let v = self.value(body);
+                self.scope -= 1;
+                v
+            }
+            Expr::Set(d, v) => {
+                self.store(*d, v);
+                Opnd::Imm(0)
+            }
+            Expr::While(c, body) => {
+                self.while_(c, body);
+                Opnd::Imm(0)
+            }
+            Expr::Then(a, b) => {
+                self.effect(a);
+                self.value(b)
+            }
+            Expr::If(c, then, else_) => {
+                self.if_(
+                    c,
+                    |l| {
+                        let v = l.value(then);
+                        l.mov(Opnd::Acc, v);
+                    },
+                    |l| {
+                        let v = l.value(else_);
+                        l.mov(Opnd::Acc, v);
+                    },
+                );
+                Opnd::Acc
+            }
+            Expr::Call(f, args) => {
+                self.call(*f, args);
+                Opnd::Acc
+            }
+            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => unreachable!("leaves return above"),
+        }
+    }
+
+    /// `a` into a fresh temporary, then `b` into the accumulator; returns
+    /// the temporary (the caller gives it back). The temporary keeps `a`'s
+    /// value while `b` runs, which may store to a local `a` read.
+    fn binary_in_temp(&mut self, a: &Expr, b: &Expr) -> Opnd {
+        let t = self.temp();
+        let a = self.value(a);
+        self.mov(t, a);
+        let b = self.value(b);
+        self.mov(Opnd::Acc, b);
+        t
+    }
+
+    /// `a OP b` for an operation that does not commute: `op` when `b` is
+    /// a leaf (`acc = a; acc OP= b`), otherwise `reversed` (`acc = b;
+    /// acc = a OP acc`, `a` waiting where it lives or in a temporary).
+    fn ordered(&mut self, a: &Expr, b: &Expr, op: &'static Row, reversed: &'static Row) {
+        if let Some(b) = self.leaf(b) {
+            let a = self.value(a);
+            self.mov(Opnd::Acc, a);
+            self.acc_op(op, b);
+        } else if let Expr::Litr(_) | Expr::Arg(_) = *a {
+            let a = self.leaf(a).expect("a leaf");
+            let b = self.value(b);
+            self.mov(Opnd::Acc, b);
+            self.acc_op(reversed, a);
+        } else {
+            let t = self.binary_in_temp(a, b);
+            self.acc_op(reversed, t);
+            self.temps -= 1;
+        }
+    }
+
+    /// Copies `e` for its effects only.
+    fn effect(&mut self, e: &Expr) {
+        match e {
+            Expr::Let(init, body) => {
+                self.bind(init);
+                self.effect(body);
+                self.scope -= 1;
+            }
+            Expr::Set(d, v) => self.store(*d, v),
+            Expr::While(c, body) => self.while_(c, body),
+            Expr::If(c, then, else_) => {
+                self.if_(c, |l| l.effect(then), |l| l.effect(else_));
+            }
+            Expr::Call(f, args) => self.call(*f, args),
+            // Leaves and operators: only their operands' effects remain.
+            _ => {
+                for c in e.children() {
+                    self.effect(c);
+                }
+            }
+        }
+    }
+
+    /// `Let`'s first half: the initialiser into the next local's slot,
+    /// which then comes into scope (the caller ends the scope).
+    fn bind(&mut self, init: &Expr) {
+        let v = self.value(init);
+        let at = self.slot(self.scope);
+        self.mov(at, v);
+        self.scope += 1;
+    }
+
+    /// `Set(d, v)`. When `v` adds a leaf to local `d` itself, the sum is
+    /// made in place (`add_r1_i`); both reads happen at that one stencil,
+    /// as they would in order.
+    fn store(&mut self, d: usize, v: &Expr) {
+        let dst = self.local(d);
+        if let Expr::Add(a, b) = v
+            && let (Some(a), Some(b)) = (self.leaf(a), self.leaf(b))
+            && (a == dst || b == dst)
+        {
+            self.add(dst, if a == dst { b } else { a });
+            return;
+        }
+        let v = self.value(v);
+        self.mov(dst, v);
+    }
+
+    /// `jump test; top: body; test: loop_c top`.
+    fn while_(&mut self, c: &Expr, body: &Expr) {
+        let top = self.p.label();
+        let test = self.p.label();
+        self.jump(test);
+        self.p.bind(top);
+        self.effect(body);
+        self.p.bind(test);
+        let c = self.value(c);
+        let t = self.t;
+        self.branch(&t.loop_, c, top);
+    }
+
+    /// `skip_c else; then; jump end; else: else_; end:`.
+    fn if_(&mut self, c: &Expr, then: impl FnOnce(&mut Self), else_: impl FnOnce(&mut Self)) {
+        let otherwise = self.p.label();
+        let end = self.p.label();
+        let c = self.value(c);
+        let t = self.t;
+        self.branch(&t.skip, c, otherwise);
+        then(self);
+        self.jump(end);
+        self.p.bind(otherwise);
+        else_(self);
+        self.p.bind(end);
+    }
+
+    fn jump(&mut self, to: Label) {
+        let fill = Fill {
+            target: to,
+            ..Fill::default()
+        };
+        self.copy(self.t.jump, &fill);
+    }
+
+    /// A conditional branch on `c` to `to` from `family` (by `c`'s place).
+    fn branch(&mut self, family: &[&'static Stencil; DSTS.len()], c: Opnd, to: Label) {
+        let c = match c {
+            Opnd::Imm(_) | Opnd::Arg(_) => {
+                self.mov(Opnd::Acc, c);
+                Opnd::Acc
+            }
+            c => c,
+        };
+        let mut fill = Fill {
+            target: to,
+            ..Fill::default()
+        };
+        if let Opnd::Mem(o) = c {
+            fill.src = o;
+        }
+        self.copy(family[dst_index(c)], &fill);
+    }
+
+    /// The arguments, left to right, into consecutive memory slots past
+    /// everything in use; then `call_N` passes them and makes the call.
+    fn call(&mut self, f: usize, args: &[Expr]) {
+        let saved = self.temps;
+        let first = (self.locals + self.temps).max(REGS);
+        self.temps = first + args.len() - self.locals;
+        self.slots = self.slots.max(self.locals + self.temps);
+        for (k, arg) in args.iter().enumerate() {
+            let v = self.value(arg);
+            let at = self.slot(first + k);
+            self.mov(at, v);
+        }
+        let Opnd::Mem(at) = self.slot(first) else {
+            unreachable!("`first` is past the registers")
+        };
+        let fill = Fill {
+            args: at,
+            callee: f,
+            ..Fill::default()
+        };
+        self.copy(self.t.call[args.len()], &fill);
+        self.temps = saved;
+    }
+}

@@ -1,0 +1,334 @@
+//! The stencils of `copy_patch_jit`, in ordinary Rust. This file is not a
+//! module of the crate: `build.rs` compiles it on its own (`no_std`,
+//! `--emit=obj`, opt-level 3, static relocation model, small code model)
+//! and turns the object file into the table the engine copies from.
+//!
+//! Every stencil is an `extern "C"` function with the same signature: the
+//! accumulator, the frame pointer and four register locals, which the
+//! System V convention passes in `rdi`, `rsi`, `rdx`, `rcx`, `r8`, `r9`.
+//! It ends by tail-calling `CONTINUE` with the same signature, which LLVM
+//! compiles to a `jmp` with everything still in those registers; the build
+//! removes that `jmp` when it is the last instruction, so the next stencil
+//! copied after this one runs by falling through.
+//!
+//! Holes are what the code uses but cannot know: the addresses of the
+//! `extern` symbols below. An operand is the *address* of an extern static
+//! (`IMM`, `DST`, ...), so the compiler emits it as an immediate or a
+//! displacement with a relocation that the engine overwrites with the
+//! value; a jump target is an extern function (`TARGET`, `CALLEE`, `FAIL`),
+//! so it becomes a `jmp`/`jcc`/`call` with a 32-bit relative relocation.
+//!
+//! Frame layout (64-bit words): `[0]` how many more calls may become
+//! active, `[1]` the run's argument pointer, then the memory slots (locals
+//! past the four registers, temporaries, outgoing call arguments).
+
+#![no_std]
+#![allow(non_camel_case_types, clippy::missing_safety_doc)]
+
+/// What a compiled function returns: its value, or `failed != 0` when a
+/// call past the depth limit stopped the run (in `rax:rdx`).
+#[repr(C)]
+pub struct Out {
+    value: i64,
+    failed: i64,
+}
+
+type Frame = *mut i64;
+
+unsafe extern "C" {
+    /// The next stencil (the build resolves it: the stencil's end).
+    fn CONTINUE(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
+    /// A branch's destination (a loop's top or test, an `if`'s else or end).
+    fn TARGET(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
+    /// The called function's first stencil.
+    fn CALLEE(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
+    /// The stub that returns "call depth exceeded".
+    fn FAIL(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
+    /// A literal that fits the instruction's 32-bit field.
+    safe static IMM: u8;
+    /// The low and high halves of any other literal.
+    safe static LO: u8;
+    safe static HI: u8;
+    /// Byte offsets in the frame: a memory operand read, and one written.
+    safe static SRC: u8;
+    safe static DST: u8;
+    /// Byte offset of a run argument from the argument pointer.
+    safe static ARG: u8;
+    /// Byte offset of a call's first outgoing argument in the frame.
+    safe static ARGS: u8;
+    /// The caller's frame size in bytes: where the callee's frame starts.
+    safe static FRAME: u8;
+}
+
+/// A hole's value: the address the engine patched in.
+macro_rules! hole {
+    ($symbol:ident) => {
+        (&raw const $symbol) as usize
+    };
+}
+
+/// Words before the memory slots.
+const HEADER: usize = 2;
+
+/// The machine state a stencil reads and passes on (all in registers).
+struct S {
+    acc: i64,
+    frame: Frame,
+    r: [i64; 4],
+}
+
+/// Where a source operand lives.
+trait Src {
+    unsafe fn read(s: &S) -> i64;
+}
+
+/// Where a destination lives.
+trait Dst {
+    unsafe fn load(s: &S) -> i64;
+    unsafe fn store(s: &mut S, v: i64);
+}
+
+/// The operand locations, named as in the stencils' names.
+mod loc {
+    pub struct acc;
+    pub struct r0;
+    pub struct r1;
+    pub struct r2;
+    pub struct r3;
+    /// A memory slot (`SRC` when read as a source, `DST` as a destination).
+    pub struct m;
+    /// A literal in the instruction (`IMM`).
+    pub struct i;
+    /// A literal of any width (`LO`, `HI`).
+    pub struct w;
+    /// A run argument (`ARG`).
+    pub struct a;
+}
+use loc::{a, i, m, w};
+
+impl Src for loc::acc {
+    unsafe fn read(s: &S) -> i64 {
+        s.acc
+    }
+}
+impl Dst for loc::acc {
+    unsafe fn load(s: &S) -> i64 {
+        s.acc
+    }
+    unsafe fn store(s: &mut S, v: i64) {
+        s.acc = v
+    }
+}
+
+macro_rules! register {
+    ($($r:ident $k:literal),*) => {$(
+        impl Src for loc::$r {
+            unsafe fn read(s: &S) -> i64 {
+                s.r[$k]
+            }
+        }
+        impl Dst for loc::$r {
+            unsafe fn load(s: &S) -> i64 {
+                s.r[$k]
+            }
+            unsafe fn store(s: &mut S, v: i64) {
+                s.r[$k] = v
+            }
+        }
+    )*};
+}
+register!(r0 0, r1 1, r2 2, r3 3);
+
+impl Src for m {
+    unsafe fn read(s: &S) -> i64 {
+        unsafe { *s.frame.byte_add(hole!(SRC)) }
+    }
+}
+impl Dst for m {
+    unsafe fn load(s: &S) -> i64 {
+        unsafe { *s.frame.byte_add(hole!(DST)) }
+    }
+    unsafe fn store(s: &mut S, v: i64) {
+        unsafe { *s.frame.byte_add(hole!(DST)) = v }
+    }
+}
+impl Src for i {
+    unsafe fn read(_: &S) -> i64 {
+        hole!(IMM) as i64
+    }
+}
+impl Src for w {
+    unsafe fn read(_: &S) -> i64 {
+        (hole!(LO) as u32 as u64 | (hole!(HI) as u32 as u64) << 32) as i64
+    }
+}
+impl Src for a {
+    unsafe fn read(s: &S) -> i64 {
+        unsafe {
+            let args = *s.frame.add(1) as *const i64;
+            *args.byte_add(hole!(ARG))
+        }
+    }
+}
+
+/// Defines the stencil `$name`: `$body` updates the state, then control
+/// continues with the next stencil.
+macro_rules! stencil {
+    ($name:expr, |$s:ident| $body:expr) => {
+        const _: () = {
+            #[unsafe(export_name = $name)]
+            unsafe extern "C" fn stencil(
+                acc: i64,
+                frame: Frame,
+                r0: i64,
+                r1: i64,
+                r2: i64,
+                r3: i64,
+            ) -> Out {
+                let mut $s = S {
+                    acc,
+                    frame,
+                    r: [r0, r1, r2, r3],
+                };
+                #[allow(unused_unsafe)]
+                unsafe {
+                    $body;
+                    CONTINUE($s.acc, $s.frame, $s.r[0], $s.r[1], $s.r[2], $s.r[3])
+                }
+            }
+        };
+    };
+}
+
+/// `op_dst_src` for every destination and source.
+macro_rules! two_operand {
+    ($op:ident, [$($d:ident)*], $srcs:tt, |$s:ident, $x:ident, $y:ident| $f:expr) => {
+        $( two_operand!(@row $op, $d, $srcs, |$s, $x, $y| $f); )*
+    };
+    (@row $op:ident, $d:ident, [$($src:ident)*], |$s:ident, $x:ident, $y:ident| $f:expr) => {
+        $(
+            stencil!(
+                concat!(stringify!($op), "_", stringify!($d), "_", stringify!($src)),
+                |$s| {
+                    let $x = <loc::$d as Dst>::load(&$s);
+                    let $y = <loc::$src as Src>::read(&$s);
+                    <loc::$d as Dst>::store(&mut $s, $f)
+                }
+            );
+        )*
+    };
+}
+
+two_operand!(mov, [acc r0 r1 r2 r3 m], [acc r0 r1 r2 r3 m i w a], |s, _x, y| y);
+two_operand!(add, [acc r0 r1 r2 r3 m], [acc r0 r1 r2 r3 m i w a], |s, x, y| x.wrapping_add(y));
+two_operand!(sub, [acc], [acc r0 r1 r2 r3 m i w a], |s, x, y| x.wrapping_sub(y));
+two_operand!(lt, [acc], [acc r0 r1 r2 r3 m i w a], |s, x, y| i64::from(x < y));
+// The right operand is in the accumulator, the left one waited elsewhere.
+two_operand!(rsub, [acc], [acc r0 r1 r2 r3 m i w a], |s, x, y| y.wrapping_sub(x));
+two_operand!(rlt, [acc], [acc r0 r1 r2 r3 m i w a], |s, x, y| i64::from(y < x));
+
+/// `loop_c` (to `TARGET` if `c > 0`) and `skip_c` (to `TARGET` if not).
+macro_rules! branches {
+    ($($c:ident)*) => {$(
+        const _: () = {
+            #[unsafe(export_name = concat!("loop_", stringify!($c)))]
+            unsafe extern "C" fn stencil(
+                acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
+            ) -> Out {
+                let s = S { acc, frame, r: [r0, r1, r2, r3] };
+                unsafe {
+                    if <loc::$c as Src>::read(&s) > 0 {
+                        TARGET(acc, frame, r0, r1, r2, r3)
+                    } else {
+                        CONTINUE(acc, frame, r0, r1, r2, r3)
+                    }
+                }
+            }
+        };
+        const _: () = {
+            #[unsafe(export_name = concat!("skip_", stringify!($c)))]
+            unsafe extern "C" fn stencil(
+                acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
+            ) -> Out {
+                let s = S { acc, frame, r: [r0, r1, r2, r3] };
+                // Written as the taken branch first, so that LLVM makes it
+                // the `jle` and the fall-through the cut `jmp CONTINUE`.
+                unsafe {
+                    if <loc::$c as Src>::read(&s) <= 0 {
+                        TARGET(acc, frame, r0, r1, r2, r3)
+                    } else {
+                        CONTINUE(acc, frame, r0, r1, r2, r3)
+                    }
+                }
+            }
+        };
+    )*};
+}
+branches!(acc r0 r1 r2 r3 m);
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn jump(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out {
+    unsafe { TARGET(acc, frame, r0, r1, r2, r3) }
+}
+
+/// The end of a function: its value is the accumulator.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn ret(acc: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> Out {
+    Out {
+        value: acc,
+        failed: 0,
+    }
+}
+
+/// Returns "call depth exceeded"; every active call passes it on.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn fail(_: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> Out {
+    Out {
+        value: 0,
+        failed: 1,
+    }
+}
+
+/// `call_N`: calls `CALLEE` with the `N` values at `ARGS` in this frame.
+/// The callee's frame starts `FRAME` bytes into this one; its first four
+/// parameters travel in the registers, the rest in its memory slots. A
+/// native call: the return address and this stencil's saved registers
+/// (the caller's register locals) are on the native stack while it runs.
+macro_rules! calls {
+    ($($n:literal)*) => {$(
+        const _: () = {
+            #[unsafe(export_name = concat!("call_", stringify!($n)))]
+            #[allow(unused_comparisons)]
+            unsafe extern "C" fn stencil(
+                acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
+            ) -> Out {
+                unsafe {
+                    let left = *frame;
+                    if left == 0 {
+                        return FAIL(acc, frame, r0, r1, r2, r3);
+                    }
+                    let callee = frame.byte_add(hole!(FRAME));
+                    let args = frame.byte_add(hole!(ARGS)) as *const i64;
+                    *callee = left - 1;
+                    *callee.add(1) = *frame.add(1);
+                    let mut p = [0i64; 4];
+                    let mut k = 0;
+                    while k < $n {
+                        if k < 4 {
+                            p[k] = *args.add(k);
+                        } else {
+                            *callee.add(HEADER + k - 4) = *args.add(k);
+                        }
+                        k += 1;
+                    }
+                    let out = CALLEE(0, callee, p[0], p[1], p[2], p[3]);
+                    if out.failed != 0 {
+                        return FAIL(acc, frame, r0, r1, r2, r3);
+                    }
+                    CONTINUE(out.value, frame, r0, r1, r2, r3)
+                }
+            }
+        };
+    )*};
+}
+calls!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
