@@ -61,6 +61,7 @@ pub(crate) use isa::{
 };
 pub use isa::{Bounds, Layout};
 
+
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -425,8 +426,38 @@ pub(crate) use tail_call;
 /// engine>`, for a family module whose `compile` takes a lowering hook (made
 /// from the program by `hook`) and whose `Code` has `run` and `listing`;
 /// the backend follows from the code type. Every engine on this core is one
-/// of these.
+/// of these. `level: Two` after the compiler names an engine that runs
+/// Level 2: its `run` returns `Result<i64, CallDepthExceeded>`.
 macro_rules! threaded_engine {
+    (
+        $(#[$m:meta])*
+        $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr), level: $level:ident;
+        $summary:literal;
+        conformance: $($checks:tt)*
+    ) => {
+        #[cfg(test)]
+        mod conformance {
+            $crate::reference::conformance::conformance_tests!(super::$Engine, $($checks)*);
+        }
+
+        $crate::engine::technique! {
+            $(#[$m])*
+            $Engine = $name, $tier, $Code;
+            $summary;
+            compile: |program| $compile(program, &($hook)(program)),
+            try_execute: <$Code>::run,
+            show: <$Code>::listing;
+            const LEVEL: $crate::front::program::Level = $crate::front::program::Level::$level;
+            // Every handler ends in a tail call to the next.
+            const TAIL_CALLS: bool = true;
+            fn variants() -> Vec<String> {
+                <$Code>::variants()
+            }
+            fn census(code: &$Code) -> Vec<(String, usize)> {
+                code.census()
+            }
+        }
+    };
     (
         $(#[$m:meta])*
         $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr);
@@ -687,18 +718,20 @@ impl<I: Isa, B: Backend> Tape<I, B> {
             first: 0,
             frame_len,
         };
-        Self::with_bodies(e, &[main], arg_count, ends)
+        Self::with_bodies(e, &[main], arg_count, 0, ends)
     }
 
     /// [`Tape::new`] for a tape of several bodies: main's from op 0, then
     /// each function's (`bodies`, ascending first ops). Each op is checked
     /// against its own body: slots against its frame, jumps inside it; a
-    /// call's target must be a function's first op; and each body's last
-    /// op must be one that never falls through.
+    /// call's target must be a function's first op; each body's last op
+    /// must be one that never falls through; and every function's frame
+    /// must hold its `header` (the words a call writes at its start).
     pub(crate) fn with_bodies(
         e: Emitter<I>,
         bodies: &[Body],
         arg_count: usize,
+        header: usize,
         ends: impl Fn(I::Kind) -> bool,
     ) -> Result<Self, String> {
         let Emitter {
@@ -714,6 +747,9 @@ impl<I: Isa, B: Backend> Tape<I, B> {
             && bodies.last().is_some_and(|b| b.first < kinds.len());
         if !firsts_ok {
             return Err("the bodies do not split the tape".into());
+        }
+        if bodies[1..].iter().any(|b| b.frame_len < header) {
+            return Err("a function's frame has no room for its header".into());
         }
         // Body `k`'s ops: `firsts[k]..firsts[k + 1]`.
         let firsts: Vec<usize> = bodies

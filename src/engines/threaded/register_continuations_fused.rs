@@ -35,7 +35,7 @@
 
 use super::register_continuations::{
     ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
-    Word, compile, is_leaf, load, register_handlers, slot, store, words,
+    Word, compile, load, register_handlers, slot, store, words,
 };
 use crate::engines::threaded::{Backward, Stable, isa, target, threaded_engine, word};
 use crate::front::ast::Expr;
@@ -94,9 +94,9 @@ impl Lowering for Shapes {
         let (ia, ib) = c.children(i);
         // Shape 2, `(t + p) + q`: `t` runs first, then `p` and `q` are read.
         if let Expr::Add(t, p) = &**a
-            && is_leaf(p)
-            && is_leaf(b)
-            && !is_leaf(t)
+            && c.is_leaf(p)
+            && c.is_leaf(b)
+            && !c.is_leaf(t)
         {
             let (it, _) = c.children(ia);
             c.into(self, t, it, Loc::Acc, height);
@@ -108,9 +108,9 @@ impl Lowering for Shapes {
         // Shape 2, `p + (q + t)`: `p` and `q` are read after `t`, so `t`
         // must not store to a local they read.
         if let Expr::Add(q, t) = &**b
-            && is_leaf(a)
-            && is_leaf(q)
-            && !is_leaf(t)
+            && c.is_leaf(a)
+            && c.is_leaf(q)
+            && !c.is_leaf(t)
         {
             let (_, it) = c.children(ib);
             let reads_local = matches!(**a, Expr::Get(_)) || matches!(**q, Expr::Get(_));
@@ -147,7 +147,7 @@ impl Lowering for Shapes {
 }
 
 threaded_engine! {
-    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes);
+    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes), level: Two;
     "register_continuations plus add-and-test and two-add superinstructions";
     conformance: tail_calling
 }
