@@ -178,22 +178,16 @@ isa! {
     /// the program's value is `v`
     Return(v: Loc as LocOperand) "return {v}" => ret<v in [ACC, R0, R1, R2, SLOT, CONST]>
         if |b: &Bounds| !b.in_function();
-    /// `dst = a - b` (wrapping); a literal `b` is `a + -b`, the add handler
+    /// `acc = a - b` (wrapping); a literal `b` is `a + -b`, the add handler
     Sub(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} - {b}"
-        => sub<dst in [ACC, R0, R1, R2, SLOT], a in [ACC, R0, R1, R2, SLOT, CONST],
-               b in [ACC, R0, R1, R2, SLOT]>;
-    /// `dst = a < b` (1 or 0), where the value is used as a number
+        => sub<dst in [ACC], a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT]>;
+    /// `acc = a < b` (1 or 0), where the value is used as a number
     Lt(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} < {b}"
-        => lt<dst in [ACC, R0, R1, R2, SLOT], a in [ACC, R0, R1, R2, SLOT, CONST],
-              b in [ACC, R0, R1, R2, SLOT, CONST]>;
+        => lt<dst in [ACC], a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
     /// `if !(a < b) goto target` (forward: an `if`'s way to its else)
     JumpIfNotLt(a: Loc as LocOperand, b: Loc as LocOperand, t: usize as Forward)
         "if {a} >= {b} goto @{t}"
         => jump_if_not_lt<a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `if a < b goto target` (backward: a loop's test)
-    JumpIfLt(a: Loc as LocOperand, b: Loc as LocOperand, t: usize as Backward)
-        "if {a} < {b} goto @{t}"
-        => jump_if_lt<a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
     /// `if c <= 0 goto target` (forward: an `if`'s way to its else)
     JumpIfNotPos(c: Loc as LocOperand, t: usize as Forward) "if {c} <= 0 goto @{t}"
         => jump_if_not_pos<c in [ACC, R0, R1, R2, SLOT, CONST]>;
@@ -337,16 +331,6 @@ register_handlers! {
         let x = load!(X, 0; ip, fp, acc, r0, r1, r2);
         let y = load!(Y, words(X); ip, fp, acc, r0, r1, r2);
         if x < y { Flow::Next } else { Flow::Goto(target!(ip, words(X) + words(Y))) }
-    }
-    // As `jump_if_pos`: the exit runs out of line.
-    fn jump_if_lt<const X: u8, const Y: u8>(ip) {
-        let x = load!(X, 0; ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(X); ip, fp, acc, r0, r1, r2);
-        if x < y {
-            Flow::Back(target!(ip, words(X) + words(Y)))
-        } else {
-            Flow::JumpCold((LEN * 8) as isize)
-        }
     }
     fn jump_if_not_pos<const C: u8>(ip) {
         if load!(C, 0; ip, fp, acc, r0, r1, r2) > 0 {
@@ -1079,15 +1063,19 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             // `a + -n` (wrapping, so for every `n`).
             Expr::Sub(a, b) => match self.operands(l, (a, ia), (b, ib), height) {
                 (x, Loc::Const(n)) => self.add(dst, x, Loc::Const(n.wrapping_neg())),
+                // `-` and `<` of two values computed at run time are rarer
+                // than `+`: one destination, `acc`, and a copy if needed.
                 (x, y) => {
-                    let dst = self.write(dst);
-                    self.emit(Instr::Sub(dst, x, y));
+                    self.write(Loc::Acc);
+                    self.emit(Instr::Sub(Loc::Acc, x, y));
+                    self.copy(dst, Loc::Acc);
                 }
             },
             Expr::Lt(a, b) => {
                 let (x, y) = self.operands(l, (a, ia), (b, ib), height);
-                let dst = self.write(dst);
-                self.emit(Instr::Lt(dst, x, y));
+                self.write(Loc::Acc);
+                self.emit(Instr::Lt(Loc::Acc, x, y));
+                self.copy(dst, Loc::Acc);
             }
             Expr::If(c, t, f) => {
                 let (ic, it, iff) = self.if_children(i);
@@ -1173,8 +1161,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         }
     }
 
-    /// `goto test; head: body; test: c; if c > 0 goto head` (`c < d`: one
-    /// compare-and-branch).
+    /// `goto test; head: body; test: c; if c > 0 goto head`.
     fn while_<L: Lowering<Isa = I>>(
         &mut self,
         l: &L,
@@ -1188,13 +1175,6 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         let head = self.label();
         self.effect(l, body, ib, height);
         let test = self.label();
-        if let Expr::Lt(a, b) = c {
-            let (ia, ib) = self.children(ic);
-            let (x, y) = self.operands(l, (a, ia), (b, ib), height);
-            self.emit(Instr::JumpIfLt(x, y, head));
-            self.patch(entry, Instr::Jump(test));
-            return;
-        }
         let cond = if self.is_leaf(c) {
             self.leaf(c)
         } else {
