@@ -59,8 +59,39 @@
 //! Only `return` returns. The exit way of a loop test runs out of line, so
 //! each way of the branch keeps its own dispatch jump.
 //!
+//! **Calls and branches** (Level 2). Main and every function are bodies of
+//! one tape. A frame lives in the engine's own memory (a stack of words
+//! sized for `MAX_CALLS` frames, reused from run to run), never on the
+//! native stack: a function's frame is its header (the op to return to,
+//! the caller's `fp`, the depth, the run's arguments, the caller's saved
+//! registers), then its parameters, locals and temporaries. It is a
+//! register window: it starts inside the caller's frame, at the top of
+//! the caller's live temporaries, and the caller computes each argument
+//! straight into the callee's parameter slot (`fib(n - 1)` is the one op
+//! `[15] = [7] + -1`), so nothing is copied at the call. `call` is one
+//! dispatch: check the depth, write the header, save the registers the
+//! caller's locals hold (a selector: `r0` up to the highest in use, none
+//! in `fib`), move `fp`, jump to the callee's first op. `return v to
+//! caller` is one dispatch too: restore the three registers and `fp`,
+//! leave `v` in `acc` and in the frame's first slot (the caller's slot
+//! where the frame started, so a call whose value must wait for another
+//! one, as in `fib(n - 1) + fib(n - 2)`, needs no copy), jump to the op
+//! after the call. A parameter used in a loop gets a register like a local
+//! (loaded by the function's first op); inside a function `arg(i)` is an
+//! op of its own (`get_arg`, through the header). `if c < d` is one
+//! compare-and-branch (`if c >= d goto else`, both operands in any
+//! location); an `if` at the end of a body returns from each way; `a - n`
+//! with a literal `n` is the add handler on `-n` (an operand-location
+//! variant, not a new op); `-` and a `<` whose 0/1 is used write `acc`.
+//! A loop whose test is `<` materialises it (`acc = a < b`, then the plain
+//! test). Cost: about 20 machine instructions per call and return beyond
+//! the dispatches, and three register reloads on every return.
+//!
 //! **Unsafe** code rests on the verifier: handlers read slots and operand
-//! words unchecked because the verifier (`Tape::new`) checked every op.
+//! words unchecked because the verifier (`Tape::new`) checked every op;
+//! the call and return ops rest on it too (a call's target is a
+//! function's first op, its frame starts inside the caller's, every
+//! function frame holds the header, a return is only in a function).
 //!
 //! Trade-off: the fewest dispatches of any plain engine here and a
 //! dispatch that is one indirect jump, for an allocator pass before
@@ -70,7 +101,7 @@
 use crate::engine::{CallDepthExceeded, CompileError};
 use crate::engines::threaded::{
     ArgIndex, Backend, Backward, Body, Bounds, Callee, Emitter, Forward, FrameBase, Isa, Layout,
-    Operand, Stable, Tape, Target, convention, failed, frame, isa, target, threaded_engine, word,
+    Operand, Stable, Tape, convention, failed, frame, isa, target, threaded_engine, word,
     writes_through_emitter,
 };
 use crate::front::ast::Expr;
@@ -273,6 +304,35 @@ macro_rules! store {
 }
 pub(crate) use store;
 
+/// The end of a return to the caller with value `v`: the caller's
+/// registers and frame back, `v` in `acc` and in the frame's first slot;
+/// the `Flow` to the op after the call. Only in an op the verifier
+/// allows in functions alone.
+macro_rules! return_to_caller {
+    ($v:expr; $fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident) => {{
+        let v = $v;
+        // SAFETY: the verifier put this op in a function, whose frame a call
+        // op set up: its header holds the op after that call (on the same
+        // verified tape), the caller's frame and the caller's registers
+        // (those it did not save hold what earlier frames left there:
+        // numbers the caller never reads). Slot 0 is the caller's slot
+        // `base`, where the caller finds the result.
+        let ret = unsafe {
+            let ret = *$fp.add(frame::RET) as *const ();
+            $r0 = *$fp.add(frame::SAVES);
+            $r1 = *$fp.add(frame::SAVES + 1);
+            $r2 = *$fp.add(frame::SAVES + 2);
+            let caller = *$fp.add(frame::CALLER) as *mut i64;
+            *$fp = v;
+            $fp = caller;
+            ret
+        };
+        $acc = v;
+        Flow::Goto($crate::engines::threaded::Target(ret))
+    }};
+}
+pub(crate) use return_to_caller;
+
 /// Writes handlers with this family's calling convention (this module's
 /// and the fused tier's); the invocation names the state its bodies use.
 macro_rules! register_handlers {
@@ -385,24 +445,7 @@ register_handlers! {
     }
     fn ret_call<const X: u8>(ip) {
         let v = load!(X, 0; ip, fp, acc, r0, r1, r2);
-        // SAFETY: the verifier put this op in a function, whose frame a call
-        // op set up: its header holds the op after that call (on the same
-        // verified tape), the caller's frame and the caller's registers
-        // (those it did not save hold what earlier frames left there:
-        // numbers the caller never reads). Slot 0 is the caller's slot
-        // `base`, where the caller finds the result.
-        let ret = unsafe {
-            let ret = *fp.add(frame::RET) as *const ();
-            r0 = *fp.add(frame::SAVES);
-            r1 = *fp.add(frame::SAVES + 1);
-            r2 = *fp.add(frame::SAVES + 2);
-            let caller = *fp.add(frame::CALLER) as *mut i64;
-            *fp = v;
-            fp = caller;
-            ret
-        };
-        acc = v;
-        Flow::Goto(Target(ret))
+        return_to_caller!(v; fp, acc, r0, r1, r2)
     }
 }
 
@@ -661,6 +704,16 @@ pub(crate) trait Lowering: Sized {
     /// `true` if that op also serves the loop's entry (no plain test needed).
     fn test(&self, _c: &mut Compiler<Self::Isa>, _cond: Loc, _head: usize, _test: usize) -> Test {
         Test::Plain
+    }
+    /// Emits a function's `return acc to caller` its own way, if it can,
+    /// right after the body's value was computed into `acc`; `true` if it
+    /// did.
+    fn ret(&self, _c: &mut Compiler<Self::Isa>) -> bool {
+        false
+    }
+    /// Whether `k` is one of the hook's ops that never fall through.
+    fn stops(_k: <Self::Isa as Isa>::Kind) -> bool {
+        false
     }
 }
 
@@ -1223,7 +1276,9 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             }
             _ => {
                 self.into(l, e, i, Loc::Acc, 0);
-                self.emit(ret(Loc::Acc));
+                if !(self.in_function && l.ret(self)) {
+                    self.emit(ret(Loc::Acc));
+                }
             }
         }
     }
@@ -1275,7 +1330,8 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
     for (at, f, saves, base) in std::mem::take(&mut c.calls) {
         c.patch(at, Instr::Call(saves, bodies[f + 1].first, base));
     }
-    let tape = Tape::with_bodies(c.code, &bodies, program.arg_count(), HEADER, is_stop::<L::Isa>)
+    let stops = |k| is_stop::<L::Isa>(k) || L::stops(k);
+    let tape = Tape::with_bodies(c.code, &bodies, program.arg_count(), HEADER, stops)
         .map_err(CompileError)?;
     Ok(Code {
         tape,
@@ -1413,6 +1469,113 @@ pub(crate) mod tests {
             e.patch(at, i);
         }
         Tape::<I, Stable>::new(e, frame_len, 0, is_stop::<I>).map(|_| ())
+    }
+
+    /// Verifies `code` as main (ops before `split`, a frame of 10 slots)
+    /// and one function (from `split`, a frame of `HEADER + 3` slots).
+    fn verify_two(code: &[Instr], split: usize) -> Result<(), String> {
+        let mut e = Emitter::<RegIsa>::with_capacity(code.len(), 3);
+        for &i in code {
+            e.emit(i);
+        }
+        for (at, &i) in code.iter().enumerate() {
+            e.patch(at, i);
+        }
+        let bodies = [
+            Body {
+                first: 0,
+                frame_len: 10,
+            },
+            Body {
+                first: split,
+                frame_len: HEADER + 3,
+            },
+        ];
+        Tape::<RegIsa, Stable>::with_bodies(e, &bodies, 1, HEADER, is_stop::<RegIsa>).map(|_| ())
+    }
+
+    #[test]
+    fn verify_checks_calls_returns_and_bodies() {
+        use Instr::*;
+        let call = |f, base| Call(3, f, base);
+        let (main_ret, fn_ret) = (Return(Loc::Acc), Ret(Loc::Slot(HEADER)));
+        assert!(verify_two(&[call(2, 10), main_ret, fn_ret], 2).is_ok());
+        for (bad, why) in [
+            // The target is not a function's first op.
+            (vec![call(1, 0), main_ret, fn_ret], "a call into main"),
+            (vec![call(3, 0), main_ret, Copy(Loc::Acc, Loc::Acc), fn_ret], "into a body"),
+            // The callee's frame starts past the caller's.
+            (vec![call(2, 11), main_ret, fn_ret], "frame base"),
+            // Returns and argument reads belong where a call made the frame.
+            (vec![Ret(Loc::Acc), main_ret, fn_ret], "ret in main"),
+            (vec![GetArg(Loc::Acc, 0), main_ret, fn_ret], "arg in main"),
+            (vec![main_ret, GetArg(Loc::Acc, 1), fn_ret], "arg out of range"),
+            (vec![main_ret, Return(Loc::Acc), fn_ret], "return in a function"),
+            // Jumps stay in their body; each body ends with a return.
+            (vec![Jump(2), main_ret, fn_ret], "a jump out of main"),
+            (vec![Copy(Loc::Acc, Loc::Acc), call(2, 0), fn_ret], "main falls through"),
+            (vec![main_ret, Copy(Loc::Slot(HEADER + 3), Loc::Acc), fn_ret], "the function's frame"),
+        ] {
+            let split = bad.len() - 1 - usize::from(why == "into a body");
+            assert!(verify_two(&bad, split).is_err(), "{why}");
+        }
+        // A function frame must hold the header a call writes.
+        let mut e = Emitter::<RegIsa>::with_capacity(2, 3);
+        e.emit(main_ret);
+        e.emit(fn_ret);
+        let bodies = [
+            Body { first: 0, frame_len: 1 },
+            Body { first: 1, frame_len: HEADER - 1 },
+        ];
+        assert!(Tape::<RegIsa, Stable>::with_bodies(e, &bodies, 0, HEADER, is_stop::<RegIsa>).is_err());
+    }
+
+    fn run(src: &str, args: &[i64]) -> Result<i64, crate::engine::RunError> {
+        let p = crate::front::compile_source("t", src).unwrap();
+        let code = crate::engine::engine("register_continuations").unwrap().compile(&p).unwrap();
+        code.execute(args)
+    }
+
+    #[test]
+    fn a_call_writes_its_arguments_into_the_callee_frame() {
+        let src = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(arg(0))";
+        let text = listing::<Plain>(src);
+        // The test is one compare-and-branch on the parameter's slot and a
+        // literal; `n - 1` is written straight into the callee's parameter
+        // slot by the add handler; the first call's frame starts at the
+        // temporary its value is wanted in, so no copy follows it.
+        let p = HEADER;
+        let t = HEADER + 1;
+        for op in [
+            format!("if [{p}] >= 2 goto"),
+            format!("[{}] = [{p}] + -1", t + HEADER),
+            format!("call @3 frame [{t}] saving 0"),
+            format!("[{}] = [{p}] + -2", t + 1 + HEADER),
+            format!("call @3 frame [{}] saving 0", t + 1),
+            format!("acc = [{t}] + acc"),
+        ] {
+            assert!(text.contains(&op), "no `{op}`:\n{text}");
+        }
+        assert!(!text.contains(&format!("[{t}] = acc")), "{text}");
+        assert_eq!(run(src, &[20]), Ok(6765));
+    }
+
+    #[test]
+    fn calls_save_the_registers_their_caller_holds() {
+        // Main's loop keeps `t`, `n` and `arg(1)` in registers; the call
+        // saves all three, and the callee's loop has registers of its own.
+        let src = "fn f(a, b) { let i = 3; while i { a = a + b; i = i - 1 }; a }\n                   let t = 0; let n = arg(0); while n { t = t + f(n, arg(1)); n = n - 1 }; t";
+        let text = listing::<Plain>(src);
+        assert!(text.contains("saving 3"), "{text}");
+        // sum over n of n + 3 * 5, for n = 1..=4
+        assert_eq!(run(src, &[4, 5]), Ok(10 + 4 * 15));
+        // Arguments of the run inside a function; deep recursion.
+        let src = "fn g(n) { if 0 < n { g(n - 1) + arg(1) } else { arg(2) } }\ng(arg(0))";
+        assert_eq!(run(src, &[9999, 2, 7]), Ok(9999 * 2 + 7));
+        assert_eq!(
+            run(src, &[10000, 2, 7]),
+            Err(crate::engine::RunError::CallDepthExceeded)
+        );
     }
 
     #[test]

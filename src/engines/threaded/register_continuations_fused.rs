@@ -25,19 +25,28 @@
 //!    nodes. A chain of sums (`acc + x + 1 + x + 2 + …`, or nested to the
 //!    right) pairs its adds from the outside in.
 //!
+//! 3. **Add and return.** A function whose value is a plain add into `acc`
+//!    (`fib(n - 1) + fib(n - 2)`) → `return a + b to caller`: one dispatch
+//!    instead of two on every return of such a function.
+//!
+//! With `a - n` compiled as `a + -n` (see `register_continuations`), a
+//! counted loop stepping down by `n = n - 1` fuses by shape 1 too.
+//!
 //! On `sum` the loop runs two dispatches per iteration: `r0 = r0 + [1]` and
 //! `r1 = r1 + -1; if r1 > 0 goto head`.
 //!
 //! **Unsafe** code rests on the verifier, as in `register_continuations`.
 //!
-//! Trade-off: 360 more handlers and a hook in the compiler for fewer
+//! Trade-off: 396 more handlers and a hook in the compiler for fewer
 //! dispatches on loops and on long sums.
 
 use super::register_continuations::{
     ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
-    Word, compile, load, register_handlers, slot, store, words,
+    Word, compile, load, register_handlers, return_to_caller, slot, store, words,
 };
-use crate::engines::threaded::{Backward, Stable, isa, target, threaded_engine, word};
+use crate::engines::threaded::{
+    Bounds, Backward, Stable, frame, isa, target, threaded_engine, word,
+};
 use crate::front::ast::Expr;
 
 isa! {
@@ -56,6 +65,10 @@ isa! {
         "{dst} = acc + {p} + {q}"
         => add_add<dst in [ACC, R0, R1, R2, SLOT], p in [ACC, R0, R1, R2, SLOT, CONST],
                    q in [ACC, R0, R1, R2, SLOT, CONST]>;
+    /// `return a + b to caller` (shape 3)
+    AddRet(a: Loc as LocOperand, b: Loc as LocOperand) "return {a} + {b} to caller"
+        => add_ret<a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>
+        if |b: &Bounds| b.in_function();
 }
 
 register_handlers! {
@@ -73,6 +86,11 @@ register_handlers! {
         } else {
             Flow::JumpCold((LEN * 8) as isize)
         }
+    }
+    fn add_ret<const X: u8, const Y: u8>(ip) {
+        let x = load!(X, 0; ip, fp, acc, r0, r1, r2);
+        let y = load!(Y, words(X); ip, fp, acc, r0, r1, r2);
+        return_to_caller!(x.wrapping_add(y); fp, acc, r0, r1, r2)
     }
     fn add_add<const D: u8, const P: u8, const Q: u8>(ip) {
         let p = load!(P, words(D); ip, fp, acc, r0, r1, r2);
@@ -125,6 +143,19 @@ impl Lowering for Shapes {
         false
     }
 
+    fn ret(&self, c: &mut Compiler<FusedIsa>) -> bool {
+        // Shape 3: the body's value is a plain add into `acc`.
+        let Some((_, a, b)) = c.take_last_add(|dst| dst == Loc::Acc) else {
+            return false;
+        };
+        c.emit(Instr::AddRet(a, b));
+        true
+    }
+
+    fn stops(k: Kind) -> bool {
+        matches!(k, Kind::AddRet(..))
+    }
+
     fn test(&self, c: &mut Compiler<FusedIsa>, cond: Loc, head: usize, test: usize) -> Test {
         // Shape 1: the last op is an add inside this loop that writes the
         // tested location (a slot store also leaves its value in `acc`).
@@ -165,7 +196,11 @@ mod tests {
     fn fused_ops(text: &str) -> Vec<&str> {
         text.lines()
             .skip(1)
-            .filter(|l| l.contains("; if") || l.matches(" + ").count() == 2)
+            .filter(|l| {
+                l.contains("; if")
+                    || l.matches(" + ").count() == 2
+                    || (l.contains("return") && l.contains(" + "))
+            })
             .collect()
     }
 
@@ -278,6 +313,25 @@ mod tests {
             "acc + ",
             &[&[3, 4]],
         );
+    }
+
+    #[test]
+    fn shape_3_a_function_returns_its_sum() {
+        let args: &[&[i64]] = &[&[0], &[1], &[12]];
+        fuses(
+            "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(arg(0))",
+            "return [8] + acc to caller",
+            args,
+        );
+        // A sum whose operands live anywhere; wrapping.
+        fuses(
+            "fn f(a, b) { let c = a; c + b + 1 }\nf(arg(0), 9223372036854775807)",
+            "to caller",
+            args,
+        );
+        // Main's value is not a return to a caller; nor a function's
+        // value that is not a sum.
+        fuses("fn f(a, b) { a - b }\nf(arg(0), 2) + 1", "", args);
     }
 
     #[test]
