@@ -8,9 +8,9 @@
 //! so the list stays honest. `cargo test --test coverage -- --nocapture`
 //! prints every engine's variants with their counts.
 
-use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::collections::BTreeMap;
 use vm_perf::random::{seeded, shape_for_seed};
 use vm_perf::{Program, engines};
 
@@ -61,6 +61,11 @@ const UNREACHABLE: &[(&[&str], &str, &str)] = &[
         REGISTER_BOTH,
         "Copy(r2, r2)",
         "a copy to the same place is left out",
+    ),
+    (
+        &["register_continuations_fused", "register_tail_calls_fused"],
+        "AddRet(acc, acc)",
+        "the add-and-return shape leaves `acc + acc` to the plain ops",
     ),
 ];
 

@@ -61,7 +61,6 @@ pub(crate) use isa::{
 };
 pub use isa::{Bounds, Layout};
 
-
 use std::fmt;
 use std::marker::PhantomData;
 

@@ -796,7 +796,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             code: Emitter::with_capacity(program.node_count() + 1, 3),
             facts: Analysis::new(
                 &main.main,
-                program.node_count() - program.function_facts().iter().map(|f| f.node_count).sum::<usize>(),
+                program.node_count()
+                    - program
+                        .function_facts()
+                        .iter()
+                        .map(|f| f.node_count)
+                        .sum::<usize>(),
                 program.max_locals(),
                 None,
             ),
@@ -905,6 +910,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     /// Whether node `i`'s subtree stores to a local.
     pub(crate) fn stores(&self, i: usize) -> bool {
         self.facts.nodes[i].stores()
+    }
+
+    /// The last op's destination and operands, if it is a plain `add`.
+    pub(crate) fn last_add(&self) -> Option<(Loc, Loc, Loc)> {
+        let (at, dst, a, b) = self.last_add?;
+        (at + 1 == self.len()).then_some((dst, a, b))
     }
 
     /// Removes the last op if it is a plain `add` whose destination
@@ -1503,21 +1514,41 @@ pub(crate) mod tests {
         for (bad, why) in [
             // The target is not a function's first op.
             (vec![call(1, 0), main_ret, fn_ret], "a call into main"),
-            (vec![call(3, 0), main_ret, Copy(Loc::Acc, Loc::Acc), fn_ret], "into a body"),
+            (
+                vec![call(3, 0), main_ret, Copy(Loc::Acc, Loc::Acc), fn_ret],
+                "into a body",
+            ),
             // The callee's frame starts past the caller's.
             (vec![call(2, 11), main_ret, fn_ret], "frame base"),
             // Returns and argument reads belong where a call made the frame.
             (vec![Ret(Loc::Acc), main_ret, fn_ret], "ret in main"),
             (vec![GetArg(Loc::Acc, 0), main_ret, fn_ret], "arg in main"),
-            (vec![main_ret, GetArg(Loc::Acc, 1), fn_ret], "arg out of range"),
-            (vec![main_ret, Return(Loc::Acc), fn_ret], "return in a function"),
+            (
+                vec![main_ret, GetArg(Loc::Acc, 1), fn_ret],
+                "arg out of range",
+            ),
+            (
+                vec![main_ret, Return(Loc::Acc), fn_ret],
+                "return in a function",
+            ),
             // Jumps stay in their body; each body ends with a return.
             (vec![Jump(2), main_ret, fn_ret], "a jump out of main"),
-            (vec![Copy(Loc::Acc, Loc::Acc), call(2, 0), fn_ret], "main falls through"),
-            (vec![main_ret, Copy(Loc::Slot(HEADER + 3), Loc::Acc), fn_ret], "the function's frame"),
+            (
+                vec![Copy(Loc::Acc, Loc::Acc), call(2, 0), fn_ret],
+                "main falls through",
+            ),
+            (
+                vec![main_ret, Copy(Loc::Slot(HEADER + 3), Loc::Acc), fn_ret],
+                "the function's frame",
+            ),
         ] {
             // The function is the last op, or the last two.
-            let two = ["into a body", "arg out of range", "return in a function", "the function's frame"];
+            let two = [
+                "into a body",
+                "arg out of range",
+                "return in a function",
+                "the function's frame",
+            ];
             let split = bad.len() - 1 - usize::from(two.contains(&why));
             assert!(verify_two(&bad, split).is_err(), "{why}");
         }
@@ -1526,15 +1557,26 @@ pub(crate) mod tests {
         e.emit(main_ret);
         e.emit(fn_ret);
         let bodies = [
-            Body { first: 0, frame_len: 1 },
-            Body { first: 1, frame_len: HEADER - 1 },
+            Body {
+                first: 0,
+                frame_len: 1,
+            },
+            Body {
+                first: 1,
+                frame_len: HEADER - 1,
+            },
         ];
-        assert!(Tape::<RegIsa, Stable>::with_bodies(e, &bodies, 0, HEADER, is_stop::<RegIsa>).is_err());
+        assert!(
+            Tape::<RegIsa, Stable>::with_bodies(e, &bodies, 0, HEADER, is_stop::<RegIsa>).is_err()
+        );
     }
 
     fn run(src: &str, args: &[i64]) -> Result<i64, crate::engine::RunError> {
         let p = crate::front::compile_source("t", src).unwrap();
-        let code = crate::engine::engine("register_continuations").unwrap().compile(&p).unwrap();
+        let code = crate::engine::engine("register_continuations")
+            .unwrap()
+            .compile(&p)
+            .unwrap();
         code.execute(args)
     }
 

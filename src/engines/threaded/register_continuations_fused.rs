@@ -26,8 +26,10 @@
 //!    right) pairs its adds from the outside in.
 //!
 //! 3. **Add and return.** A function whose value is a plain add into `acc`
-//!    (`fib(n - 1) + fib(n - 2)`) → `return a + b to caller`: one dispatch
-//!    instead of two on every return of such a function.
+//!    (`fib(n - 1) + fib(n - 2)`) of operands in `acc`, a slot or a
+//!    constant, not both in `acc` → `return a + b to caller`: one dispatch
+//!    instead of two on every return of such a function. (Registers hold
+//!    values of loops, rarely a function's last sum: those stay plain.)
 //!
 //! With `a - n` compiled as `a + -n` (see `register_continuations`), a
 //! counted loop stepping down by `n = n - 1` fuses by shape 1 too.
@@ -37,7 +39,7 @@
 //!
 //! **Unsafe** code rests on the verifier, as in `register_continuations`.
 //!
-//! Trade-off: 396 more handlers and a hook in the compiler for fewer
+//! Trade-off: 369 more handlers and a hook in the compiler for fewer
 //! dispatches on loops and on long sums.
 
 use super::register_continuations::{
@@ -45,7 +47,7 @@ use super::register_continuations::{
     Word, compile, load, register_handlers, return_to_caller, slot, store, words,
 };
 use crate::engines::threaded::{
-    Bounds, Backward, Stable, frame, isa, target, threaded_engine, word,
+    Backward, Bounds, Layout, Operand, Stable, frame, isa, target, threaded_engine, word,
 };
 use crate::front::ast::Expr;
 
@@ -66,9 +68,46 @@ isa! {
         => add_add<dst in [ACC, R0, R1, R2, SLOT], p in [ACC, R0, R1, R2, SLOT, CONST],
                    q in [ACC, R0, R1, R2, SLOT, CONST]>;
     /// `return a + b to caller` (shape 3)
-    AddRet(a: Loc as LocOperand, b: Loc as LocOperand) "return {a} + {b} to caller"
-        => add_ret<a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>
+    AddRet(a: Loc as Memory, b: Loc as Memory) "return {a} + {b} to caller"
+        => add_ret<a in [0, 1, 2], b in [0, 1, 2]>
         if |b: &Bounds| b.in_function();
+}
+
+/// An operand in `acc`, a slot or a constant (no register): its own
+/// selectors, so that a table over these three is dense.
+pub struct Memory;
+
+/// The location kind of [`Memory`] selector `m`.
+const fn memory(m: u8) -> u8 {
+    [ACC, SLOT, CONST][m as usize]
+}
+
+impl Operand for Memory {
+    type Value = Loc;
+    const WORDS: u64 = 1 << 1 | 1 << 2;
+    fn encode(l: Loc, _: &Layout) -> (u8, Option<i64>) {
+        match l {
+            Loc::Acc => (0, None),
+            Loc::Slot(s) => (1, Some(s as i64)),
+            Loc::Const(n) => (2, Some(n)),
+            // No handler.
+            Loc::Reg(_) => (u8::MAX, None),
+        }
+    }
+    fn decode(m: u8, x: i64, _: &Layout) -> Loc {
+        match m {
+            0 => Loc::Acc,
+            1 => Loc::Slot(x as usize),
+            2 => Loc::Const(x),
+            _ => Loc::Reg(usize::MAX),
+        }
+    }
+    fn check(m: u8, x: i64, b: &Bounds) -> bool {
+        m != 1 || b.slot(x)
+    }
+    fn location(m: u8) -> String {
+        LocOperand::location(memory(m.min(2)))
+    }
 }
 
 register_handlers! {
@@ -88,8 +127,9 @@ register_handlers! {
         }
     }
     fn add_ret<const X: u8, const Y: u8>(ip) {
-        let x = load!(X, 0; ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(X); ip, fp, acc, r0, r1, r2);
+        let (x, y) = (memory(X), memory(Y));
+        let x = load!(x, 0; ip, fp, acc, r0, r1, r2);
+        let y = load!(y, words(memory(X)); ip, fp, acc, r0, r1, r2);
         return_to_caller!(x.wrapping_add(y); fp, acc, r0, r1, r2)
     }
     fn add_add<const D: u8, const P: u8, const Q: u8>(ip) {
@@ -145,9 +185,13 @@ impl Lowering for Shapes {
 
     fn ret(&self, c: &mut Compiler<FusedIsa>) -> bool {
         // Shape 3: the body's value is a plain add into `acc`.
-        let Some((_, a, b)) = c.take_last_add(|dst| dst == Loc::Acc) else {
+        let Some((_, a, b)) = c.last_add().filter(|&(dst, a, b)| {
+            let memory = |l| matches!(l, Loc::Acc | Loc::Slot(_) | Loc::Const(_));
+            dst == Loc::Acc && memory(a) && memory(b) && (a, b) != (Loc::Acc, Loc::Acc)
+        }) else {
             return false;
         };
+        c.take_last_add(|_| true);
         c.emit(Instr::AddRet(a, b));
         true
     }
