@@ -81,7 +81,10 @@ pub enum Flow {
     Back(Target),
     /// The program is done; its value.
     Halt(i64),
-    /// The run fails: a call would exceed the call depth.
+    /// The run fails: a call would exceed the call depth. In a handler
+    /// whose other way is a call of the next op, prefer a `Goto` to an
+    /// op that fails: LLVM may make neither a jump when one way returns
+    /// a constant (`register_continuations`' `call` does so).
     Fail,
 }
 
@@ -273,6 +276,7 @@ macro_rules! handlers {
             );
         )*
         $crate::engines::threaded::handlers!(@cold $Word, $state);
+        $crate::engines::threaded::handlers!(@fail $Word, $state);
     };
 
     (
@@ -332,7 +336,13 @@ macro_rules! handlers {
                     }
                 }
                 Flow::Halt(value) => (std::ptr::null(), value),
-                Flow::Fail => ($crate::engines::threaded::FAILED.cast(), 0),
+                // A call too, so that every way out of a handler that
+                // dispatches is a call in tail position (a constant
+                // returned beside a tail call can keep LLVM from making
+                // that call a jump).
+                Flow::Fail => $crate::engines::threaded::handlers!(
+                    @call B, fail::<B>, $ip, ($($s),*)
+                ),
             }
         }
     };
@@ -357,6 +367,27 @@ macro_rules! handlers {
                 // contract), so its first word is its handler.
                 unsafe { (*ip).handler.0 }
             }, ip, ($($s),*))
+        }
+    };
+
+    // The continuation of `Flow::Fail`.
+    (@fail $Word:ty, ($($s:ident: $sty:ty),* $(,)?)) => {
+        /// The end of a run that failed (`Flow::Fail`), out of line.
+        ///
+        /// # Safety
+        ///
+        /// None needed: it reads nothing; `unsafe` for the handler type.
+        #[cold]
+        #[inline(never)]
+        #[allow(clippy::extra_unused_type_parameters, unused_variables)]
+        unsafe fn fail<B: $crate::engines::threaded::Backend>(
+            ip: *const $Word,
+            $($s: $sty),*
+        ) -> $crate::engines::threaded::Exit<$Word> {
+            // Opaque, so that the optimiser keeps the call (a call that
+            // only returns a constant would be folded into one).
+            std::hint::black_box(ip);
+            ($crate::engines::threaded::FAILED.cast(), 0)
         }
     };
 

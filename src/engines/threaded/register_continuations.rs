@@ -100,8 +100,8 @@
 
 use crate::engine::{CallDepthExceeded, CompileError};
 use crate::engines::threaded::{
-    ArgIndex, Backend, Backward, Body, Bounds, Callee, Emitter, Forward, FrameBase, Isa, Layout,
-    Operand, Stable, Tape, convention, failed, frame, isa, target, threaded_engine, word,
+    ArgIndex, Backend, Backward, Body, Bounds, Callee, Emitter, Exit, Forward, FrameBase, Isa,
+    Layout, Operand, Stable, Tape, convention, failed, frame, isa, target, threaded_engine, word,
     writes_through_emitter,
 };
 use crate::front::ast::Expr;
@@ -333,6 +333,23 @@ macro_rules! return_to_caller {
 }
 pub(crate) use return_to_caller;
 
+/// The op a call that would exceed the depth continues at.
+struct FailOp(Word);
+// SAFETY: never written; its one word is a handler address.
+unsafe impl Sync for FailOp {}
+static FAIL: FailOp = FailOp(Word {
+    handler: Handler(fail_op),
+});
+
+/// The handler of [`FAIL`]: the run fails.
+///
+/// # Safety
+///
+/// None needed: it reads nothing.
+unsafe fn fail_op(_: *const Word, _: *mut i64, _: i64, _: i64, _: i64, _: i64) -> Exit<Word> {
+    (crate::engines::threaded::FAILED.cast(), 0)
+}
+
 /// Writes handlers with this family's calling convention (this module's
 /// and the fused tier's); the invocation names the state its bodies use.
 macro_rules! register_handlers {
@@ -414,7 +431,11 @@ register_handlers! {
         // driver, a function's by its call), so `DEPTH` is inside it.
         let depth = unsafe { *fp.add(frame::DEPTH) };
         if depth >= MAX_CALLS as i64 {
-            Flow::Fail
+            // The same continuation as a call, to an op that fails: one
+            // tail call for both ways keeps LLVM making it a jump.
+            Flow::Goto(crate::engines::threaded::Target(
+                std::ptr::addr_of!(FAIL.0).cast(),
+            ))
         } else {
             let base = word!(ip, 1) as usize;
             // SAFETY: the verifier checked `base` is at most this frame's
@@ -1620,6 +1641,24 @@ pub(crate) mod tests {
             run(src, &[10000, 2, 7]),
             Err(crate::engine::RunError::CallDepthExceeded)
         );
+    }
+
+    #[test]
+    fn calls_never_grow_the_native_stack() {
+        // 10,000 active calls on a 32 KiB stack: a call handler that made a
+        // native call (even one of 16 bytes) would overflow it.
+        let src = "fn d(n) { if 1 < n { d(n - 1) + 1 } else { 1 } }\nd(arg(0))";
+        let p = crate::front::compile_source("t", src).unwrap();
+        for name in ["register_continuations", "register_continuations_fused"] {
+            crate::reference::stack::on_stack(format!("{name}: 32 KiB"), 32 << 10, || {
+                let code = crate::engine::engine(name).unwrap().compile(&p).unwrap();
+                assert_eq!(code.execute(&[10_000]), Ok(10_000), "{name}");
+                assert_eq!(
+                    code.execute(&[10_001]),
+                    Err(crate::engine::RunError::CallDepthExceeded)
+                );
+            });
+        }
     }
 
     #[test]
