@@ -84,8 +84,10 @@
 //! with a literal `n` is the add handler on `-n` (an operand-location
 //! variant, not a new op); `-` and a `<` whose 0/1 is used write `acc`.
 //! A loop whose test is `<` materialises it (`acc = a < b`, then the plain
-//! test). Cost: about 20 machine instructions per call and return beyond
-//! the dispatches, and three register reloads on every return.
+//! test). Cost: the call handler is about a dozen machine instructions
+//! (a depth check, four header stores, the saves, the jump; a call past
+//! the limit continues at an op that fails, so both ways share the one
+//! tail call), the return about ten, three of them register reloads.
 //!
 //! **Unsafe** code rests on the verifier: handlers read slots and operand
 //! words unchecked because the verifier (`Tape::new`) checked every op;
