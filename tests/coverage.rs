@@ -72,6 +72,11 @@ const UNREACHABLE: &[(&[&str], &str, &str)] = &[
         "Copy(r2, r2)",
         "a copy to the same place is left out",
     ),
+    (
+        &["register_continuations_fused", "register_tail_calls_fused"],
+        "AddRet(acc, acc)",
+        "the add-and-return shape leaves `acc + acc` to the plain ops",
+    ),
 ];
 
 fn unreachable(engine: &str, variant: &str) -> Option<&'static str> {

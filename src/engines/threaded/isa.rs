@@ -9,8 +9,16 @@ pub struct Bounds<'a> {
     pub(super) at: usize,
     /// Op start positions, ascending (to check jump targets land on one).
     pub(super) starts: &'a [u32],
+    /// The frame of the body the op belongs to: main's, or its function's.
     pub(super) frame_len: usize,
     pub(super) arg_count: usize,
+    /// The word positions of the op's body: its first op's start and the
+    /// end of its last op. Jumps stay inside the body.
+    pub(super) body: (usize, usize),
+    /// Whether that body is a function's (else main's).
+    pub(super) in_function: bool,
+    /// The word positions of every function's first op, ascending.
+    pub(super) entries: &'a [u32],
 }
 
 impl Bounds<'_> {
@@ -21,13 +29,33 @@ impl Bounds<'_> {
         (x as u64) < self.arg_count as u64
     }
     /// The word position `rel` bytes from this op, if it is an op's start.
-    fn target(&self, rel: i64) -> Option<usize> {
+    fn position(&self, rel: i64) -> Option<u32> {
         if rel % 8 != 0 {
             return None;
         }
         let t = (self.at as i64).checked_add(rel / 8)?;
-        let t = u32::try_from(t).ok()?;
-        self.starts.binary_search(&t).ok().map(|_| t as usize)
+        u32::try_from(t).ok()
+    }
+    /// The word position `rel` bytes from this op, if it is the start of
+    /// an op of the same body.
+    fn target(&self, rel: i64) -> Option<usize> {
+        let t = self.position(rel)?;
+        let inside = (self.body.0..self.body.1).contains(&(t as usize));
+        (inside && self.starts.binary_search(&t).is_ok()).then_some(t as usize)
+    }
+    /// A call's target: the first op of a function (of any body).
+    pub fn entry(&self, rel: i64) -> bool {
+        self.position(rel)
+            .is_some_and(|t| self.entries.binary_search(&t).is_ok())
+    }
+    /// Whether the op is in a function's body (a frame with a caller).
+    pub fn in_function(&self) -> bool {
+        self.in_function
+    }
+    /// Where a callee's frame may start: at or below the end of this frame,
+    /// so that frames stack up by at most one function frame per call.
+    pub fn frame_base(&self, x: i64) -> bool {
+        (x as u64) <= self.frame_len as u64
     }
     /// A jump forward to the start of a later op.
     pub fn forward(&self, rel: i64) -> bool {
@@ -37,10 +65,13 @@ impl Bounds<'_> {
     pub fn backward(&self, rel: i64) -> bool {
         self.target(rel).is_some_and(|t| t <= self.at)
     }
-    /// Whether the op `n` ops after this one exists (for ops that skip).
+    /// Whether the op `n` ops after this one exists in the same body (for
+    /// ops that skip).
     pub fn ops_after(&self, n: usize) -> bool {
         let i = self.starts.partition_point(|&s| (s as usize) < self.at);
-        i + n < self.starts.len()
+        self.starts
+            .get(i + n)
+            .is_some_and(|&s| (s as usize) < self.body.1)
     }
 }
 
@@ -252,6 +283,49 @@ impl<const BACKWARD: bool> Operand for Jump<BACKWARD> {
     }
     fn location(_: u8) -> String {
         if BACKWARD { "back" } else { "forward" }.into()
+    }
+}
+
+/// A call's target: the first op of a function, stored as a byte distance
+/// and checked to be one; threading turns it into that op's address.
+pub struct Callee;
+
+impl Operand for Callee {
+    type Value = usize;
+    const JUMP: bool = true;
+    const WORDS: u64 = 1;
+    fn encode(t: usize, at: &Layout) -> (u8, Option<i64>) {
+        (0, Some(at.rel(t)))
+    }
+    fn decode(_: u8, rel: i64, at: &Layout) -> usize {
+        at.target(rel)
+    }
+    fn check(_: u8, rel: i64, b: &Bounds) -> bool {
+        b.entry(rel)
+    }
+    fn location(_: u8) -> String {
+        "function".into()
+    }
+}
+
+/// Where a callee's frame starts in the caller's: a slot number up to the
+/// caller's frame length (see [`Bounds::frame_base`]).
+pub struct FrameBase;
+
+impl Operand for FrameBase {
+    type Value = usize;
+    const WORDS: u64 = 1;
+    fn encode(s: usize, _: &Layout) -> (u8, Option<i64>) {
+        (0, Some(s as i64))
+    }
+    fn decode(_: u8, x: i64, _: &Layout) -> usize {
+        x as usize
+    }
+    fn check(_: u8, x: i64, b: &Bounds) -> bool {
+        b.frame_base(x)
+    }
+    fn location(_: u8) -> String {
+        "frame".into()
     }
 }
 

@@ -56,7 +56,9 @@ pub mod register_tail_calls_fused;
 pub mod tail_calls;
 pub mod tape_continuations;
 pub mod tape_continuations_fused;
-pub(crate) use isa::{ArgIndex, Backward, Forward, Lit, Operand, Reg, Slot, isa, table};
+pub(crate) use isa::{
+    ArgIndex, Backward, Callee, Forward, FrameBase, Lit, Operand, Reg, Slot, isa, table,
+};
 pub use isa::{Bounds, Layout};
 
 use std::fmt;
@@ -79,6 +81,11 @@ pub enum Flow {
     Back(Target),
     /// The program is done; its value.
     Halt(i64),
+    /// The run fails: a call would exceed the call depth. In a handler
+    /// whose other way is a call of the next op, prefer a `Goto` to an
+    /// op that fails: LLVM may make neither a jump when one way returns
+    /// a constant (`register_continuations`' `call` does so).
+    Fail,
 }
 
 /// A jump operand as a handler reads it: on a threaded tape, the address
@@ -115,8 +122,67 @@ impl Backend for Become {
 }
 
 /// What a handler returns to whoever called the chain: the op to resume at
-/// (a back-edge returned to a driver) or null with the program's value.
+/// (a back-edge returned to a driver), null with the program's value, or
+/// [`FAILED`] (the call depth was exceeded).
 pub type Exit<W> = (*const W, i64);
+
+/// The exit of a run that failed: an address no tape word has (never
+/// dereferenced; compare with [`failed`]).
+pub const FAILED: *const () = std::ptr::dangling::<u64>().cast();
+
+/// Whether an exit's op is [`FAILED`].
+pub fn failed<W>(next: *const W) -> bool {
+    next.cast() == FAILED
+}
+
+/// The frames of guest calls, in the engine's own memory (never the native
+/// stack): every function frame starts with these header words, written by
+/// the call op and read by the return op; a family's register saves follow
+/// them (a frame's first slots after the header are its parameters). A
+/// call is one dispatch (write the header, move `fp`, jump to the entry),
+/// a return too (read the header, move `fp` back, jump to the op after the
+/// call).
+pub mod frame {
+    /// The op after the call (where the return continues).
+    pub const RET: usize = 0;
+    /// The caller's frame pointer.
+    pub const CALLER: usize = 1;
+    /// How many calls are active with this frame's (main: 0).
+    pub const DEPTH: usize = 2;
+    /// The run's arguments (a pointer to `arg_count` values).
+    pub const ARGS: usize = 3;
+    /// Where a family's saved registers start.
+    pub const SAVES: usize = 4;
+
+    /// The memory frames live in: main's frame first, then room for
+    /// [`MAX_CALLS`](crate::MAX_CALLS) function frames of the largest
+    /// size, reused from run to run (a fresh one when another run holds it).
+    #[derive(Default)]
+    pub struct Stack(std::sync::Mutex<Vec<i64>>);
+
+    impl Stack {
+        /// The words for a program whose main frame has `main_len` slots
+        /// and whose largest function frame `max_len`: each active call's
+        /// frame starts at most its caller's length above its caller's.
+        pub fn words(main_len: usize, max_len: usize) -> usize {
+            main_len.saturating_add(crate::MAX_CALLS.saturating_mul(max_len))
+        }
+
+        /// Runs `f` on at least `len` words, zeroed where main's frame
+        /// (the first `main_len`) lies; the rest holds whatever earlier
+        /// runs left (every slot is written before it is read).
+        pub fn with<R>(&self, len: usize, main_len: usize, f: impl FnOnce(&mut [i64]) -> R) -> R {
+            let mut fresh = Vec::new();
+            let mut guard = self.0.try_lock().ok();
+            let words = guard.as_deref_mut().unwrap_or(&mut fresh);
+            if words.len() < len {
+                *words = vec![0; len];
+            }
+            words[..main_len].fill(0);
+            f(words)
+        }
+    }
+}
 
 /// Defines a family's tape word and handler type: `convention!(Word,
 /// Handler, (fp: *mut i64, acc: i64, …))`. The state list is what every
@@ -210,6 +276,7 @@ macro_rules! handlers {
             );
         )*
         $crate::engines::threaded::handlers!(@cold $Word, $state);
+        $crate::engines::threaded::handlers!(@fail $Word, $state);
     };
 
     (
@@ -269,6 +336,13 @@ macro_rules! handlers {
                     }
                 }
                 Flow::Halt(value) => (std::ptr::null(), value),
+                // A call too, so that every way out of a handler that
+                // dispatches is a call in tail position (a constant
+                // returned beside a tail call can keep LLVM from making
+                // that call a jump).
+                Flow::Fail => $crate::engines::threaded::handlers!(
+                    @call B, fail::<B>, $ip, ($($s),*)
+                ),
             }
         }
     };
@@ -293,6 +367,27 @@ macro_rules! handlers {
                 // contract), so its first word is its handler.
                 unsafe { (*ip).handler.0 }
             }, ip, ($($s),*))
+        }
+    };
+
+    // The continuation of `Flow::Fail`.
+    (@fail $Word:ty, ($($s:ident: $sty:ty),* $(,)?)) => {
+        /// The end of a run that failed (`Flow::Fail`), out of line.
+        ///
+        /// # Safety
+        ///
+        /// None needed: it reads nothing; `unsafe` for the handler type.
+        #[cold]
+        #[inline(never)]
+        #[allow(clippy::extra_unused_type_parameters, unused_variables)]
+        unsafe fn fail<B: $crate::engines::threaded::Backend>(
+            ip: *const $Word,
+            $($s: $sty),*
+        ) -> $crate::engines::threaded::Exit<$Word> {
+            // Opaque, so that the optimiser keeps the call (a call that
+            // only returns a constant would be folded into one).
+            std::hint::black_box(ip);
+            ($crate::engines::threaded::FAILED.cast(), 0)
         }
     };
 
@@ -361,8 +456,38 @@ pub(crate) use tail_call;
 /// engine>`, for a family module whose `compile` takes a lowering hook (made
 /// from the program by `hook`) and whose `Code` has `run` and `listing`;
 /// the backend follows from the code type. Every engine on this core is one
-/// of these.
+/// of these. `level: Two` after the compiler names an engine that runs
+/// Level 2: its `run` returns `Result<i64, CallDepthExceeded>`.
 macro_rules! threaded_engine {
+    (
+        $(#[$m:meta])*
+        $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr), level: $level:ident;
+        $summary:literal;
+        conformance: $($checks:tt)*
+    ) => {
+        #[cfg(test)]
+        mod conformance {
+            $crate::reference::conformance::conformance_tests!(super::$Engine, $($checks)*);
+        }
+
+        $crate::engine::technique! {
+            $(#[$m])*
+            $Engine = $name, $tier, $Code;
+            $summary;
+            compile: |program| $compile(program, &($hook)(program)),
+            try_execute: <$Code>::run,
+            show: <$Code>::listing;
+            const LEVEL: $crate::front::program::Level = $crate::front::program::Level::$level;
+            // Every handler ends in a tail call to the next.
+            const TAIL_CALLS: bool = true;
+            fn variants() -> Vec<String> {
+                <$Code>::variants()
+            }
+            fn census(code: &$Code) -> Vec<(String, usize)> {
+                code.census()
+            }
+        }
+    };
     (
         $(#[$m:meta])*
         $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr);
@@ -593,9 +718,19 @@ pub struct Tape<I: Isa, B: Backend> {
     words: Vec<I::Word>,
     kinds: Vec<I::Kind>,
     starts: Vec<u32>,
-    frame_len: usize,
+    /// Main's body first (at op 0), then each function's, in order.
+    bodies: Vec<Body>,
     arg_count: usize,
     backend: PhantomData<B>,
+}
+
+/// One body on a tape: main or a function, as a run of ops with its frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Body {
+    /// Its first op (the function's entry).
+    pub first: usize,
+    /// Its frame's length in slots (a function's header included).
+    pub frame_len: usize,
 }
 
 impl<I: Isa, B: Backend> Tape<I, B> {
@@ -609,17 +744,56 @@ impl<I: Isa, B: Backend> Tape<I, B> {
         arg_count: usize,
         ends: impl Fn(I::Kind) -> bool,
     ) -> Result<Self, String> {
+        let main = Body {
+            first: 0,
+            frame_len,
+        };
+        Self::with_bodies(e, &[main], arg_count, 0, ends)
+    }
+
+    /// [`Tape::new`] for a tape of several bodies: main's from op 0, then
+    /// each function's (`bodies`, ascending first ops). Each op is checked
+    /// against its own body: slots against its frame, jumps inside it; a
+    /// call's target must be a function's first op; each body's last op
+    /// must be one that never falls through; and every function's frame
+    /// must hold its `header` (the words a call writes at its start).
+    pub(crate) fn with_bodies(
+        e: Emitter<I>,
+        bodies: &[Body],
+        arg_count: usize,
+        header: usize,
+        ends: impl Fn(I::Kind) -> bool,
+    ) -> Result<Self, String> {
         let Emitter {
             mut words,
             kinds,
             starts,
         } = e;
-        if !kinds.last().is_some_and(|&k| ends(k)) {
-            return Err("the tape does not end with an op that stops".into());
-        }
         if words.len() > u32::MAX as usize {
             return Err("the tape has more than 2^32 words".into());
         }
+        let firsts_ok = bodies.first().is_some_and(|b| b.first == 0)
+            && bodies.windows(2).all(|w| w[0].first < w[1].first)
+            && bodies.last().is_some_and(|b| b.first < kinds.len());
+        if !firsts_ok {
+            return Err("the bodies do not split the tape".into());
+        }
+        if bodies[1..].iter().any(|b| b.frame_len < header) {
+            return Err("a function's frame has no room for its header".into());
+        }
+        // Body `k`'s ops: `firsts[k]..firsts[k + 1]`.
+        let firsts: Vec<usize> = bodies
+            .iter()
+            .map(|b| b.first)
+            .chain([kinds.len()])
+            .collect();
+        for (k, w) in firsts.windows(2).enumerate() {
+            if !ends(kinds[w[1] - 1]) {
+                return Err(format!("body {k} does not end with an op that stops"));
+            }
+        }
+        let entries: Vec<u32> = bodies[1..].iter().map(|b| starts[b.first]).collect();
+        let mut body = 0;
         // One pass: verify each op, then thread it: its handler word filled
         // in and each jump operand turned into its target op's address, in
         // the tape's final allocation. All writes go through `base`, and a
@@ -627,7 +801,11 @@ impl<I: Isa, B: Backend> Tape<I, B> {
         // stay valid for the tape's life.
         let total = words.len();
         let base = words.as_mut_ptr();
+        let word_at = |op: usize| starts.get(op).map_or(total, |&s| s as usize);
         for (at, (&kind, &start)) in kinds.iter().zip(&starts).enumerate() {
+            while at >= firsts[body + 1] {
+                body += 1;
+            }
             let start = start as usize;
             let end = starts.get(at + 1).map_or(total, |&s| s as usize);
             // SAFETY: `start + 1..end` are this op's operand words, inside
@@ -637,8 +815,11 @@ impl<I: Isa, B: Backend> Tape<I, B> {
             let b = Bounds {
                 at: start,
                 starts: &starts,
-                frame_len,
+                frame_len: bodies[body].frame_len,
                 arg_count,
+                body: (word_at(firsts[body]), word_at(firsts[body + 1])),
+                in_function: body > 0,
+                entries: &entries,
             };
             let Some((handler, jumps)) = I::checked_handler::<B>(kind, operands, &b) else {
                 let instr = decode_at::<I>(&words, &kinds, &starts, at, false);
@@ -662,7 +843,7 @@ impl<I: Isa, B: Backend> Tape<I, B> {
             words,
             kinds,
             starts,
-            frame_len,
+            bodies: bodies.to_vec(),
             arg_count,
             backend: PhantomData,
         })
@@ -673,8 +854,20 @@ impl<I: Isa, B: Backend> Tape<I, B> {
         self.words.as_ptr()
     }
 
+    /// Main's frame length.
     pub(crate) fn frame_len(&self) -> usize {
-        self.frame_len
+        self.bodies[0].frame_len
+    }
+
+    /// The bodies: main's first, then each function's.
+    pub(crate) fn bodies(&self) -> &[Body] {
+        &self.bodies
+    }
+
+    /// The words a run's frames need ([`frame::Stack::words`]).
+    pub(crate) fn stack_words(&self) -> usize {
+        let max = self.bodies[1..].iter().map(|b| b.frame_len).max();
+        frame::Stack::words(self.frame_len(), max.unwrap_or(0))
     }
 
     pub(crate) fn arg_count(&self) -> usize {
@@ -710,9 +903,23 @@ impl<I: Isa, B: Backend> Tape<I, B> {
 
     /// The listing `vm-perf show` prints: a header, then one op per line.
     pub(crate) fn listing(&self, header: &str) -> String {
+        self.listing_bodies(header, |_| String::new())
+    }
+
+    /// The listing with a line before each body's first op, `title(k)` for
+    /// body `k` (main is 0; an empty title prints no line).
+    pub(crate) fn listing_bodies(&self, header: &str, title: impl Fn(usize) -> String) -> String {
         let mut out = format!("; {header}; continuations: {}\n", B::NAME);
         let width = self.kinds.len().to_string().len().max(4);
+        let mut next = 0;
         for (at, instr) in self.instrs().enumerate() {
+            if self.bodies.get(next).is_some_and(|b| b.first == at) {
+                let t = title(next);
+                if !t.is_empty() {
+                    out.push_str(&format!("; {t}\n"));
+                }
+                next += 1;
+            }
             out.push_str(&format!("{at:>width$}  {instr}\n"));
         }
         out

@@ -59,26 +59,64 @@
 //! Only `return` returns. The exit way of a loop test runs out of line, so
 //! each way of the branch keeps its own dispatch jump.
 //!
+//! **Calls and branches** (Level 2). Main and every function are bodies of
+//! one tape. A frame lives in the engine's own memory (a stack of words
+//! sized for `MAX_CALLS` frames, reused from run to run), never on the
+//! native stack: a function's frame is its header (the op to return to,
+//! the caller's `fp`, the depth, the run's arguments, the caller's saved
+//! registers), then its parameters, locals and temporaries. It is a
+//! register window: it starts inside the caller's frame, at the top of
+//! the caller's live temporaries, and the caller computes each argument
+//! straight into the callee's parameter slot (`fib(n - 1)` is the one op
+//! `[15] = [7] + -1`), so nothing is copied at the call. `call` is one
+//! dispatch: check the depth, write the header, save the registers the
+//! caller's locals hold (a selector: `r0` up to the highest in use, none
+//! in `fib`), move `fp`, jump to the callee's first op. `return v to
+//! caller` is one dispatch too: restore the three registers and `fp`,
+//! leave `v` in `acc` and in the frame's first slot (the caller's slot
+//! where the frame started, so a call whose value must wait for another
+//! one, as in `fib(n - 1) + fib(n - 2)`, needs no copy), jump to the op
+//! after the call. A parameter used in a loop gets a register like a local
+//! (loaded by the function's first op); inside a function `arg(i)` is an
+//! op of its own (`get_arg`, through the header). `if c < d` is one
+//! compare-and-branch (`if c >= d goto else`, both operands in any
+//! location); an `if` at the end of a body returns from each way; `a - n`
+//! with a literal `n` is the add handler on `-n` (an operand-location
+//! variant, not a new op); `-` and a `<` whose 0/1 is used write `acc`.
+//! A loop whose test is `<` materialises it (`acc = a < b`, then the plain
+//! test). Cost: the call handler is about a dozen machine instructions
+//! (a depth check, four header stores, the saves, the jump; a call past
+//! the limit continues at an op that fails, so both ways share the one
+//! tail call), the return about ten, three of them register reloads.
+//!
 //! **Unsafe** code rests on the verifier: handlers read slots and operand
-//! words unchecked because the verifier (`Tape::new`) checked every op.
+//! words unchecked because the verifier (`Tape::new`) checked every op;
+//! the call and return ops rest on it too (a call's target is a
+//! function's first op, its frame starts inside the caller's, every
+//! function frame holds the header, a return is only in a function).
 //!
 //! Trade-off: the fewest dispatches of any plain engine here and a
 //! dispatch that is one indirect jump, for an allocator pass before
 //! compiling, 200-odd monomorphised handlers, and reliance on LLVM's
 //! sibling-call optimisation on stable Rust.
 
-use crate::engine::CompileError;
+use crate::engine::{CallDepthExceeded, CompileError};
 use crate::engines::threaded::{
-    Backend, Backward, Bounds, Emitter, Forward, Isa, Layout, Operand, Stable, Tape, convention,
-    isa, target, threaded_engine, word, writes_through_emitter,
+    ArgIndex, Backend, Backward, Body, Bounds, Callee, Emitter, Exit, Forward, FrameBase, Isa,
+    Layout, Operand, Stable, Tape, convention, failed, frame, isa, target, threaded_engine, word,
+    writes_through_emitter,
 };
 use crate::front::ast::Expr;
-use crate::front::program::Program;
+use crate::front::program::{MAX_CALLS, Program};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// How many locals live in handler arguments.
 pub(crate) const REGS: usize = 3;
+
+/// A function frame's header: the core's words, then the caller's
+/// registers saved by the call (see the module doc).
+pub(crate) const HEADER: usize = frame::SAVES + REGS;
 
 convention!(Word, Handler, (fp: *mut i64, acc: i64, r0: i64, r1: i64, r2: i64));
 
@@ -171,7 +209,52 @@ isa! {
     JumpIfPos(c: Loc as LocOperand, t: usize as Backward) "if {c} > 0 goto @{t}"
         => jump_if_pos<c in [ACC, R0, R1, R2, SLOT, CONST]>;
     /// the program's value is `v`
-    Return(v: Loc as LocOperand) "return {v}" => ret<v in [ACC, R0, R1, R2, SLOT, CONST]>;
+    Return(v: Loc as LocOperand) "return {v}" => ret<v in [ACC, R0, R1, R2, SLOT, CONST]>
+        if |b: &Bounds| !b.in_function();
+    /// `acc = a - b` (wrapping); a literal `b` is `a + -b`, the add handler
+    Sub(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} - {b}"
+        => sub<dst in [ACC], a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT]>;
+    /// `acc = a < b` (1 or 0), where the value is used as a number
+    Lt(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} < {b}"
+        => lt<dst in [ACC], a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
+    /// `if !(a < b) goto target` (forward: an `if`'s way to its else)
+    JumpIfNotLt(a: Loc as LocOperand, b: Loc as LocOperand, t: usize as Forward)
+        "if {a} >= {b} goto @{t}"
+        => jump_if_not_lt<a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
+    /// `if c <= 0 goto target` (forward: an `if`'s way to its else)
+    JumpIfNotPos(c: Loc as LocOperand, t: usize as Forward) "if {c} <= 0 goto @{t}"
+        => jump_if_not_pos<c in [ACC, R0, R1, R2, SLOT, CONST]>;
+    /// `dst = arg(i)` in a function (main reads its arguments as slots)
+    GetArg(dst: Loc as LocOperand, i: usize as ArgIndex) "{dst} = arg({i})"
+        => get_arg<dst in [ACC, R0, R1, R2, SLOT]> if |b: &Bounds| b.in_function();
+    /// call the function at `f` with its frame at slot `base` of this one,
+    /// its arguments already in its parameter slots; save `r0`.. below `saves`
+    Call(saves: usize as Saves, f: usize as Callee, base: usize as FrameBase)
+        "call @{f} frame [{base}] saving {saves}"
+        => call<saves in [0, 1, 2, 3]>;
+    /// return `v` from a function to the op after its call
+    Ret(v: Loc as LocOperand) "return {v} to caller"
+        => ret_call<v in [ACC, R0, R1, R2, SLOT, CONST]> if |b: &Bounds| b.in_function();
+}
+
+/// How many registers a call saves (`r0` up to it): a selector, no word.
+pub struct Saves;
+
+impl Operand for Saves {
+    type Value = usize;
+    const WORDS: u64 = 0;
+    fn encode(k: usize, _: &Layout) -> (u8, Option<i64>) {
+        (u8::try_from(k).unwrap_or(u8::MAX), None)
+    }
+    fn decode(k: u8, _: i64, _: &Layout) -> usize {
+        k as usize
+    }
+    fn check(_: u8, _: i64, _: &Bounds) -> bool {
+        true
+    }
+    fn location(k: u8) -> String {
+        format!("saves {k}")
+    }
 }
 
 /// Frame slot `s`, which the verifier checked for the op being run.
@@ -223,6 +306,52 @@ macro_rules! store {
 }
 pub(crate) use store;
 
+/// The end of a return to the caller with value `v`: the caller's
+/// registers and frame back, `v` in `acc` and in the frame's first slot;
+/// the `Flow` to the op after the call. Only in an op the verifier
+/// allows in functions alone.
+macro_rules! return_to_caller {
+    ($v:expr; $fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident) => {{
+        let v = $v;
+        // SAFETY: the verifier put this op in a function, whose frame a call
+        // op set up: its header holds the op after that call (on the same
+        // verified tape), the caller's frame and the caller's registers
+        // (those it did not save hold what earlier frames left there:
+        // numbers the caller never reads). Slot 0 is the caller's slot
+        // `base`, where the caller finds the result.
+        let ret = unsafe {
+            let ret = *$fp.add(frame::RET) as *const ();
+            $r0 = *$fp.add(frame::SAVES);
+            $r1 = *$fp.add(frame::SAVES + 1);
+            $r2 = *$fp.add(frame::SAVES + 2);
+            let caller = *$fp.add(frame::CALLER) as *mut i64;
+            *$fp = v;
+            $fp = caller;
+            ret
+        };
+        $acc = v;
+        Flow::Goto($crate::engines::threaded::Target(ret))
+    }};
+}
+pub(crate) use return_to_caller;
+
+/// The op a call that would exceed the depth continues at.
+struct FailOp(Word);
+// SAFETY: never written; its one word is a handler address.
+unsafe impl Sync for FailOp {}
+static FAIL: FailOp = FailOp(Word {
+    handler: Handler(fail_op),
+});
+
+/// The handler of [`FAIL`]: the run fails.
+///
+/// # Safety
+///
+/// None needed: it reads nothing.
+unsafe fn fail_op(_: *const Word, _: *mut i64, _: i64, _: i64, _: i64, _: i64) -> Exit<Word> {
+    (crate::engines::threaded::FAILED.cast(), 0)
+}
+
 /// Writes handlers with this family's calling convention (this module's
 /// and the fused tier's); the invocation names the state its bodies use.
 macro_rules! register_handlers {
@@ -265,6 +394,82 @@ register_handlers! {
     fn ret<const X: u8>(ip) {
         Flow::Halt(load!(X, 0; ip, fp, acc, r0, r1, r2))
     }
+    fn sub<const D: u8, const X: u8, const Y: u8>(ip) {
+        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
+        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
+        store!(D, 0, x.wrapping_sub(y); ip, fp, acc, r0, r1, r2);
+        Flow::Next
+    }
+    fn lt<const D: u8, const X: u8, const Y: u8>(ip) {
+        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
+        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
+        store!(D, 0, i64::from(x < y); ip, fp, acc, r0, r1, r2);
+        Flow::Next
+    }
+    fn jump_if_not_lt<const X: u8, const Y: u8>(ip) {
+        let x = load!(X, 0; ip, fp, acc, r0, r1, r2);
+        let y = load!(Y, words(X); ip, fp, acc, r0, r1, r2);
+        if x < y { Flow::Next } else { Flow::Goto(target!(ip, words(X) + words(Y))) }
+    }
+    fn jump_if_not_pos<const C: u8>(ip) {
+        if load!(C, 0; ip, fp, acc, r0, r1, r2) > 0 {
+            Flow::Next
+        } else {
+            Flow::Goto(target!(ip, words(C)))
+        }
+    }
+    fn get_arg<const D: u8>(ip) {
+        let i = word!(ip, words(D)) as usize;
+        // SAFETY: the verifier put this op in a function, whose frame's
+        // header a call wrote: its `ARGS` word is the run's arguments (the
+        // driver's pointer, passed on by every call), and it checked `i` is
+        // below their count.
+        let v = unsafe { *(*fp.add(frame::ARGS) as *const i64).add(i) };
+        store!(D, 0, v; ip, fp, acc, r0, r1, r2);
+        Flow::Next
+    }
+    fn call<const S: u8>(ip) {
+        // SAFETY: every frame has the core's header (main's written by the
+        // driver, a function's by its call), so `DEPTH` is inside it.
+        let depth = unsafe { *fp.add(frame::DEPTH) };
+        if depth >= MAX_CALLS as i64 {
+            // The same continuation as a call, to an op that fails: one
+            // tail call for both ways keeps LLVM making it a jump.
+            Flow::Goto(crate::engines::threaded::Target(
+                std::ptr::addr_of!(FAIL.0).cast(),
+            ))
+        } else {
+            let base = word!(ip, 1) as usize;
+            // SAFETY: the verifier checked `base` is at most this frame's
+            // length, and the callee's frame (at least `HEADER` slots, which
+            // the verifier also checked) starts there: with at most
+            // `MAX_CALLS` frames stacked so (the check above), every frame
+            // lies inside the stack the driver sized by `Stack::words`. The
+            // op after this one exists (a body ends with an op that stops).
+            unsafe {
+                let callee = fp.add(base);
+                *callee.add(frame::RET) = ip.add(LEN) as i64;
+                *callee.add(frame::CALLER) = fp as i64;
+                *callee.add(frame::DEPTH) = depth + 1;
+                *callee.add(frame::ARGS) = *fp.add(frame::ARGS);
+                if S > 0 {
+                    *callee.add(frame::SAVES) = r0;
+                }
+                if S > 1 {
+                    *callee.add(frame::SAVES + 1) = r1;
+                }
+                if S > 2 {
+                    *callee.add(frame::SAVES + 2) = r2;
+                }
+                fp = callee;
+            }
+            Flow::Goto(target!(ip, 0))
+        }
+    }
+    fn ret_call<const X: u8>(ip) {
+        let v = load!(X, 0; ip, fp, acc, r0, r1, r2);
+        return_to_caller!(v; fp, acc, r0, r1, r2)
+    }
 }
 
 /// What the compiler knows of a node, by pre-order index, from one pass,
@@ -295,10 +500,11 @@ impl Node {
     }
 }
 
-/// The pre-pass: per-node facts and register allocation.
+/// The pre-pass over one body: per-node facts and register allocation.
 struct Analysis {
     nodes: Vec<Node>,
-    /// Which argument, if any, each register holds for the whole run.
+    /// Which argument (main) or parameter (a function), if any, each
+    /// register holds for the whole body.
     arg_homes: [Option<usize>; REGS],
 }
 
@@ -316,19 +522,32 @@ struct Candidate {
 enum Value {
     /// The `Let` at this node.
     Let(u32),
+    /// An argument of the run (main) or a parameter (a function).
     Arg(usize),
 }
 
 impl Analysis {
-    fn new(program: &Program) -> Analysis {
-        let n = program.node_count();
+    /// `body` with `params` parameters (a function's), or main's (`None`).
+    fn new(body: &Expr, nodes: usize, max_locals: usize, params: Option<usize>) -> Analysis {
         let mut scan = Scan {
-            nodes: vec![Node::default(); n],
+            nodes: vec![Node::default(); nodes],
             next: 0,
-            candidates: Vec::with_capacity(program.max_locals() + 4),
-            scope: Vec::with_capacity(program.max_locals()),
+            candidates: Vec::with_capacity(max_locals + 4),
+            scope: Vec::with_capacity(max_locals),
+            in_function: params.is_some(),
         };
-        scan.scan(program.expr(), 0);
+        // A parameter competes like an argument of main: one candidate,
+        // for the whole body, its uses counted through the scope.
+        for p in 0..params.unwrap_or(0) {
+            scan.scope.push(scan.candidates.len() as u32);
+            scan.candidates.push(Candidate {
+                start: 0,
+                end: u32::MAX,
+                weight: 0,
+                what: Value::Arg(p),
+            });
+        }
+        scan.scan(body, 0);
         let Scan {
             mut nodes,
             mut candidates,
@@ -374,8 +593,10 @@ struct Scan {
     next: usize,
     /// The `Let`s, in pre-order, and one candidate per argument read.
     candidates: Vec<Candidate>,
-    /// The candidates (`Let`s) in scope, innermost last.
+    /// The candidates (parameters, `Let`s) in scope, innermost last.
     scope: Vec<u32>,
+    /// Whether the body is a function's (its `Arg`s are no candidates).
+    in_function: bool,
 }
 
 /// A use's weight: 8 per enclosing loop (capped, so it cannot overflow).
@@ -394,10 +615,8 @@ impl Scan {
             s.candidates[c].weight = s.candidates[c].weight.saturating_add(weight(loops));
         };
         let stores = match e {
-            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-                unreachable!("Level 2 is refused before compile")
-            }
             Expr::Litr(_) => false,
+            Expr::Arg(_) if self.in_function => false,
             Expr::Arg(a) => {
                 self.candidates.push(Candidate {
                     start: 0,
@@ -416,9 +635,17 @@ impl Scan {
                 self.scan(v, loops);
                 true
             }
-            Expr::Add(a, b) | Expr::Then(a, b) => {
+            Expr::Add(a, b) | Expr::Then(a, b) | Expr::Sub(a, b) | Expr::Lt(a, b) => {
                 let a = self.scan(a, loops);
                 self.scan(b, loops) || a
+            }
+            // A callee stores to no local of this body: only the arguments.
+            Expr::If(..) | Expr::Call(..) => {
+                let mut stores = false;
+                for c in e.children() {
+                    stores |= self.scan(c, loops);
+                }
+                stores
             }
             Expr::While(c, b) => {
                 let c = self.scan(c, loops + 1);
@@ -501,6 +728,16 @@ pub(crate) trait Lowering: Sized {
     fn test(&self, _c: &mut Compiler<Self::Isa>, _cond: Loc, _head: usize, _test: usize) -> Test {
         Test::Plain
     }
+    /// Emits a function's `return acc to caller` its own way, if it can,
+    /// right after the body's value was computed into `acc`; `true` if it
+    /// did.
+    fn ret(&self, _c: &mut Compiler<Self::Isa>) -> bool {
+        false
+    }
+    /// Whether `k` is one of the hook's ops that never fall through.
+    fn stops(_k: <Self::Isa as Isa>::Kind) -> bool {
+        false
+    }
 }
 
 /// What a hook did with a loop's test.
@@ -526,10 +763,11 @@ impl Lowering for Plain {
 pub(crate) struct Compiler<I: Isa> {
     code: Emitter<I>,
     facts: Analysis,
-    /// Homes of the locals in scope, innermost last.
+    /// Homes of the locals in scope, innermost last (a function's
+    /// parameters first).
     scope: Vec<Loc>,
-    /// First frame slot of the locals (after the arguments) and of the
-    /// temporaries (after the locals).
+    /// First frame slot of the locals (after the header and main's
+    /// arguments) and of the temporaries (after the locals).
     locals_base: usize,
     temps_base: usize,
     max_temps: usize,
@@ -539,6 +777,14 @@ pub(crate) struct Compiler<I: Isa> {
     cached: Option<usize>,
     /// The last plain `add` emitted: its index and operands.
     last_add: Option<(usize, Loc, Loc, Loc)>,
+    /// Whether the body being compiled is a function's.
+    in_function: bool,
+    /// The header's length in main's frame: 0 for a Level-1 program, whose
+    /// frame is as it always was.
+    main_header: usize,
+    /// The calls emitted so far, patched once every entry is known: the
+    /// op, the callee, the registers it saves and its frame base.
+    calls: Vec<(usize, usize, usize, usize)>,
 }
 
 /// Node `i`'s children's pre-order indices (meaningless for a leaf).
@@ -549,25 +795,95 @@ fn children(f: &Analysis, i: usize) -> (usize, usize) {
 
 writes_through_emitter!(Compiler);
 
+/// A branch emitted before its target is known.
+#[derive(Clone, Copy)]
+enum Pending {
+    Jump,
+    NotPos(Loc),
+    NotLt(Loc, Loc),
+}
+
 impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
     pub(crate) fn new(program: &Program) -> Self {
-        let locals_base = program.arg_count();
+        // A Level-2 main frame has the header too (the depth and the
+        // arguments a call passes on); a Level-1 one is as it always was.
+        let header = if program.level() == crate::front::program::Level::Two {
+            HEADER
+        } else {
+            0
+        };
+        let locals_base = header + program.arg_count();
+        let main = program.source();
         Compiler {
             // About one op of two or three words per node.
             code: Emitter::with_capacity(program.node_count() + 1, 3),
-            facts: Analysis::new(program),
+            facts: Analysis::new(
+                &main.main,
+                program.node_count()
+                    - program
+                        .function_facts()
+                        .iter()
+                        .map(|f| f.node_count)
+                        .sum::<usize>(),
+                program.max_locals(),
+                None,
+            ),
             scope: Vec::with_capacity(program.max_locals()),
             locals_base,
             temps_base: locals_base + program.max_locals(),
             max_temps: 0,
             cached: None,
             last_add: None,
+            in_function: false,
+            main_header: header,
+            calls: Vec::new(),
         }
+    }
+
+    /// Starts function `f`'s body: its parameters are its first locals,
+    /// in the slots after the header (the caller wrote them there).
+    fn start_function(&mut self, program: &Program, f: usize) {
+        let facts = program.function_facts()[f];
+        let params = program.functions()[f].arity();
+        let body = &program.functions()[f].body;
+        self.facts = Analysis::new(body, facts.node_count, facts.max_locals, Some(params));
+        self.locals_base = HEADER;
+        self.temps_base = HEADER + facts.max_locals;
+        self.max_temps = 0;
+        self.cached = None;
+        self.last_add = None;
+        self.in_function = true;
+        self.scope.clear();
+        for p in 0..params {
+            let home = match self.facts.arg_homes.iter().position(|&a| a == Some(p)) {
+                Some(k) => {
+                    self.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(HEADER + p)));
+                    Loc::Reg(k)
+                }
+                None => Loc::Slot(HEADER + p),
+            };
+            self.scope.push(home);
+        }
+    }
+
+    /// The frame's length so far.
+    fn frame_len(&self) -> usize {
+        self.temps_base + self.max_temps
     }
 
     fn temp(&mut self, height: usize) -> Loc {
         self.max_temps = self.max_temps.max(height + 1);
         Loc::Slot(self.temps_base + height)
+    }
+
+    /// Whether `e` is read in place as an operand: a literal, a local, or
+    /// (in main, where they are slots) an argument.
+    pub(crate) fn is_leaf(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Litr(_) | Expr::Get(_) => true,
+            Expr::Arg(_) => !self.in_function,
+            _ => false,
+        }
     }
 
     /// Where `l` can be read by the op emitted next: `acc` if `acc` caches
@@ -585,7 +901,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             Expr::Litr(n) => Loc::Const(n),
             Expr::Arg(i) => match self.facts.arg_homes.iter().position(|&a| a == Some(i)) {
                 Some(k) => Loc::Reg(k),
-                None => Loc::Slot(i),
+                None => Loc::Slot(self.main_header + i),
             },
             Expr::Get(d) => self.local(d),
             _ => unreachable!("not a leaf"),
@@ -619,6 +935,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         self.facts.nodes[i].stores()
     }
 
+    /// The last op's destination and operands, if it is a plain `add`.
+    pub(crate) fn last_add(&self) -> Option<(Loc, Loc, Loc)> {
+        let (at, dst, a, b) = self.last_add?;
+        (at + 1 == self.len()).then_some((dst, a, b))
+    }
+
     /// Removes the last op if it is a plain `add` whose destination
     /// `replaceable` accepts, and returns its operands, for a hook that
     /// replaces it. A taken add is forgotten: the op that replaces it, at
@@ -644,6 +966,13 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         }
     }
 
+    /// Emits the plain `dst = x + y`, which a hook may take back.
+    fn add(&mut self, dst: Loc, x: Loc, y: Loc) {
+        let dst = self.write(dst);
+        let at = self.emit(Instr::Add(dst, x, y));
+        self.last_add = Some((at, dst, x, y));
+    }
+
     /// The home of the `Let` at node `i` (a register, or the slot of its
     /// scope level).
     fn home(&self, i: usize) -> Loc {
@@ -658,6 +987,142 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         self.scope[self.scope.len() - 1 - d]
     }
 
+    /// The locations of a binary node's operands `a` and `b` (nodes `ia`,
+    /// `ib`), after emitting what computes them: each is read just before
+    /// the op that uses them, after the other operand's code ran.
+    fn operands<L: Lowering<Isa = I>>(
+        &mut self,
+        l: &L,
+        (a, ia): (&Expr, usize),
+        (b, ib): (&Expr, usize),
+        height: usize,
+    ) -> (Loc, Loc) {
+        match (self.is_leaf(a), self.is_leaf(b)) {
+            (true, true) => (self.leaf(a), self.leaf(b)),
+            (false, true) => {
+                self.into(l, a, ia, Loc::Acc, height);
+                (Loc::Acc, self.leaf(b))
+            }
+            // A local read after `b` must not be stored to by `b`.
+            (true, false) if !matches!(*a, Expr::Get(_)) || !self.stores(ib) => {
+                self.into(l, b, ib, Loc::Acc, height);
+                (self.leaf(a), Loc::Acc)
+            }
+            _ => {
+                let t = self.temp(height);
+                self.into(l, a, ia, t, height + 1);
+                self.into(l, b, ib, Loc::Acc, height + 1);
+                (self.src(t), Loc::Acc)
+            }
+        }
+    }
+
+    /// Emits a branch whose target comes later; patch it with [`Self::land`].
+    fn branch(&mut self, p: Pending) -> (usize, Pending) {
+        let at = self.emit(match p {
+            Pending::Jump => Instr::Jump(usize::MAX),
+            Pending::NotPos(c) => Instr::JumpIfNotPos(c, usize::MAX),
+            Pending::NotLt(a, b) => Instr::JumpIfNotLt(a, b, usize::MAX),
+        });
+        (at, p)
+    }
+
+    /// Points branch `b` at the next op, a label.
+    fn land(&mut self, (at, p): (usize, Pending)) {
+        let t = self.label();
+        self.patch(
+            at,
+            match p {
+                Pending::Jump => Instr::Jump(t),
+                Pending::NotPos(c) => Instr::JumpIfNotPos(c, t),
+                Pending::NotLt(a, b) => Instr::JumpIfNotLt(a, b, t),
+            },
+        );
+    }
+
+    /// Emits the test of `if c` (node `ic`): a branch, to be landed on the
+    /// else way, taken when `c` is not positive; `c < d` is one
+    /// compare-and-branch, no 0/1 in between.
+    fn unless<L: Lowering<Isa = I>>(
+        &mut self,
+        l: &L,
+        c: &Expr,
+        ic: usize,
+        height: usize,
+    ) -> (usize, Pending) {
+        if let Expr::Lt(a, b) = c {
+            let (ia, ib) = self.children(ic);
+            let (x, y) = self.operands(l, (a, ia), (b, ib), height);
+            return self.branch(Pending::NotLt(x, y));
+        }
+        let cond = if self.is_leaf(c) {
+            self.leaf(c)
+        } else {
+            self.into(l, c, ic, Loc::Acc, height);
+            Loc::Acc
+        };
+        self.branch(Pending::NotPos(cond))
+    }
+
+    /// Node `i` of an `If`: its three children's indices.
+    fn if_children(&self, i: usize) -> (usize, usize, usize) {
+        let (ic, it) = self.children(i);
+        (ic, it, it + self.facts.nodes[it].size())
+    }
+
+    /// A call of `f` with `args`, its value left in `acc` and in the slot
+    /// where its frame starts (the returned one). Its frame starts at the
+    /// top of the live temporaries, or at `dst` if `dst` is the newest of
+    /// them (the value is then where it is wanted); each argument is
+    /// computed straight into its parameter slot in that frame.
+    fn call<L: Lowering<Isa = I>>(
+        &mut self,
+        l: &L,
+        f: usize,
+        args: &[Expr],
+        i: usize,
+        dst: Loc,
+        height: usize,
+    ) -> usize {
+        let top = self.temps_base + height;
+        let base = match dst {
+            Loc::Slot(s) if height > 0 && s + 1 == top => s,
+            _ => top,
+        };
+        let first = HEADER + base;
+        self.max_temps = self.max_temps.max(first + args.len() - self.temps_base);
+        let mut ia = i + 1;
+        for (k, a) in args.iter().enumerate() {
+            let param = first + k;
+            self.into(l, a, ia, Loc::Slot(param), param + 1 - self.temps_base);
+            ia += self.facts.nodes[ia].size();
+        }
+        // Every register a local or an argument of this body holds is
+        // saved: those are the prefix up to the highest.
+        let saves = self
+            .scope
+            .iter()
+            .filter_map(|l| match l {
+                Loc::Reg(k) => Some(k + 1),
+                _ => None,
+            })
+            .chain(
+                self.facts
+                    .arg_homes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, a)| a.map(|_| k + 1)),
+            )
+            .max()
+            .unwrap_or(0);
+        let at = self.emit(Instr::Call(saves, 0, base));
+        self.calls.push((at, f, saves, base));
+        // The result is in `acc` and in slot `base`.
+        self.cached = Some(base);
+        self.last_add = None;
+        base
+    }
+
     /// Emits code leaving `e` (node `i`) in `dst`; only its last op writes
     /// `dst`, and no value waits in `acc` while another op runs. `height`
     /// temporaries are live.
@@ -669,41 +1134,55 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         dst: Loc,
         height: usize,
     ) {
-        if is_leaf(e) {
+        if self.is_leaf(e) {
             let src = self.leaf(e);
             self.copy(dst, src);
             return;
         }
         let (ia, ib) = children(&self.facts, i);
         match e {
-            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-                unreachable!("Level 2 is refused before compile")
-            }
             Expr::Add(..) if l.add(self, e, i, dst, height) => {}
             Expr::Add(a, b) => {
-                // An operand's location is read just before the add, after
-                // the other operand's code ran.
-                let (x, y) = match (is_leaf(a), is_leaf(b)) {
-                    (true, true) => (self.leaf(a), self.leaf(b)),
-                    (false, true) => {
-                        self.into(l, a, ia, Loc::Acc, height);
-                        (Loc::Acc, self.leaf(b))
-                    }
-                    // A local read after `b` must not be stored to by `b`.
-                    (true, false) if !matches!(**a, Expr::Get(_)) || !self.stores(ib) => {
-                        self.into(l, b, ib, Loc::Acc, height);
-                        (self.leaf(a), Loc::Acc)
-                    }
-                    _ => {
-                        let t = self.temp(height);
-                        self.into(l, a, ia, t, height + 1);
-                        self.into(l, b, ib, Loc::Acc, height + 1);
-                        (self.src(t), Loc::Acc)
-                    }
-                };
+                let (x, y) = self.operands(l, (a, ia), (b, ib), height);
+                self.add(dst, x, y);
+            }
+            // A literal right operand is the add handler's: `a - n` is
+            // `a + -n` (wrapping, so for every `n`).
+            Expr::Sub(a, b) => match self.operands(l, (a, ia), (b, ib), height) {
+                (x, Loc::Const(n)) => self.add(dst, x, Loc::Const(n.wrapping_neg())),
+                // `-` and `<` of two values computed at run time are rarer
+                // than `+`: one destination, `acc`, and a copy if needed.
+                (x, y) => {
+                    self.write(Loc::Acc);
+                    self.emit(Instr::Sub(Loc::Acc, x, y));
+                    self.copy(dst, Loc::Acc);
+                }
+            },
+            Expr::Lt(a, b) => {
+                let (x, y) = self.operands(l, (a, ia), (b, ib), height);
+                self.write(Loc::Acc);
+                self.emit(Instr::Lt(Loc::Acc, x, y));
+                self.copy(dst, Loc::Acc);
+            }
+            Expr::If(c, t, f) => {
+                let (ic, it, iff) = self.if_children(i);
+                let to_else = self.unless(l, c, ic, height);
+                self.into(l, t, it, dst, height);
+                let to_end = self.branch(Pending::Jump);
+                self.land(to_else);
+                self.into(l, f, iff, dst, height);
+                self.land(to_end);
+            }
+            Expr::Call(f, args) => {
+                let at = self.call(l, *f, args, i, dst, height);
+                if dst != Loc::Slot(at) {
+                    let src = self.src(Loc::Slot(at));
+                    self.copy(dst, src);
+                }
+            }
+            Expr::Arg(n) => {
                 let dst = self.write(dst);
-                let at = self.emit(Instr::Add(dst, x, y));
-                self.last_add = Some((at, dst, x, y));
+                self.emit(Instr::GetArg(dst, *n));
             }
             Expr::Let(init, body) => {
                 let home = self.home(i);
@@ -724,24 +1203,37 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                 self.effect(l, a, ia, height);
                 self.into(l, b, ib, dst, height);
             }
-            Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => unreachable!("leaves are handled above"),
+            Expr::Litr(_) | Expr::Get(_) => unreachable!("leaves are handled above"),
         }
     }
 
     /// Emits code for `e`, whose value nobody uses.
     fn effect<L: Lowering<Isa = I>>(&mut self, l: &L, e: &Expr, i: usize, height: usize) {
-        if is_leaf(e) {
+        if matches!(e, Expr::Litr(_) | Expr::Get(_) | Expr::Arg(_)) {
             return;
         }
         let (ia, ib) = children(&self.facts, i);
         match e {
-            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-                unreachable!("Level 2 is refused before compile")
-            }
             // Only the operands' effects remain, in order.
-            Expr::Add(a, b) | Expr::Then(a, b) => {
+            Expr::Add(a, b) | Expr::Then(a, b) | Expr::Sub(a, b) | Expr::Lt(a, b) => {
                 self.effect(l, a, ia, height);
                 self.effect(l, b, ib, height);
+            }
+            Expr::If(c, t, f) => {
+                let (ic, it, iff) = self.if_children(i);
+                let to_else = self.unless(l, c, ic, height);
+                self.effect(l, t, it, height);
+                if matches!(**f, Expr::Litr(_) | Expr::Get(_) | Expr::Arg(_)) {
+                    self.land(to_else);
+                } else {
+                    let to_end = self.branch(Pending::Jump);
+                    self.land(to_else);
+                    self.effect(l, f, iff, height);
+                    self.land(to_end);
+                }
+            }
+            Expr::Call(f, args) => {
+                self.call(l, *f, args, i, Loc::Acc, height);
             }
             Expr::Let(init, body) => {
                 let home = self.home(i);
@@ -770,7 +1262,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         let head = self.label();
         self.effect(l, body, ib, height);
         let test = self.label();
-        let cond = if is_leaf(c) {
+        let cond = if self.is_leaf(c) {
             self.leaf(c)
         } else {
             self.into(l, c, ic, Loc::Acc, height);
@@ -788,42 +1280,54 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         self.patch(entry, Instr::Jump(test));
     }
 
-    /// The program, ending in `return`: a `Then`/`Let` spine's last value
-    /// is returned from where it lives, without a copy.
-    fn program<L: Lowering<Isa = I>>(&mut self, l: &L, e: &Expr, i: usize) {
+    /// A body, ending in `ret` of its value: a `Then`/`Let` spine's last
+    /// value is returned from where it lives, without a copy, and each way
+    /// of an `if` there returns on its own.
+    fn body<L: Lowering<Isa = I>>(&mut self, l: &L, e: &Expr, i: usize, ret: fn(Loc) -> Instr) {
         let (ia, ib) = children(&self.facts, i);
         match e {
             Expr::Then(a, b) => {
                 self.effect(l, a, ia, 0);
-                self.program(l, b, ib);
+                self.body(l, b, ib, ret);
             }
             Expr::Let(init, body) => {
                 let home = self.home(i);
                 self.into(l, init, ia, home, 0);
                 self.scope.push(home);
-                self.program(l, body, ib);
+                self.body(l, body, ib, ret);
                 self.scope.pop();
             }
-            _ if is_leaf(e) => {
+            Expr::If(c, t, f) => {
+                let (ic, it, iff) = self.if_children(i);
+                let to_else = self.unless(l, c, ic, 0);
+                self.body(l, t, it, ret);
+                self.land(to_else);
+                self.body(l, f, iff, ret);
+            }
+            _ if self.is_leaf(e) => {
                 let v = self.leaf(e);
-                self.emit(Instr::Return(v));
+                self.emit(ret(v));
             }
             _ => {
                 self.into(l, e, i, Loc::Acc, 0);
-                self.emit(Instr::Return(Loc::Acc));
+                if !(self.in_function && l.ret(self)) {
+                    self.emit(ret(Loc::Acc));
+                }
             }
         }
     }
 }
 
-/// Whether `e` is read in place as an operand.
-pub(crate) fn is_leaf(e: &Expr) -> bool {
-    matches!(e, Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_))
-}
-
 /// The compiled program: a verified tape of instruction set `I` on backend
-/// `B`, and the frame it runs in.
-pub struct Code<I: Isa<Word = Word>, B: Backend>(Tape<I, B>);
+/// `B` (main's body, then each function's), the frames it runs in, and the
+/// functions' names for the listing.
+pub struct Code<I: Isa<Word = Word>, B: Backend> {
+    tape: Tape<I, B>,
+    /// The header's length in main's frame: 0 for a Level-1 program.
+    header: usize,
+    stack: frame::Stack,
+    names: Vec<String>,
+}
 
 /// Compiles `program` with hook `l` and verifies it for backend `B`.
 pub(crate) fn compile<L: Lowering, B: Backend>(
@@ -837,21 +1341,44 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
         )));
     }
     let mut c = Compiler::<L::Isa>::new(program);
+    let header = c.main_header;
     for (k, arg) in c.facts.arg_homes.into_iter().enumerate() {
         if let Some(i) = arg {
-            c.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(i)));
+            c.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(header + i)));
         }
     }
-    c.program(l, program.expr(), 0);
-    let frame_len = c.temps_base + c.max_temps;
-    let tape = Tape::new(c.code, frame_len, program.arg_count(), is_return::<L::Isa>)
+    c.body(l, program.expr(), 0, Instr::Return);
+    let mut bodies = vec![Body {
+        first: 0,
+        frame_len: c.frame_len(),
+    }];
+    for (f, function) in program.functions().iter().enumerate() {
+        let first = c.len();
+        c.start_function(program, f);
+        c.body(l, &function.body, 0, Instr::Ret);
+        bodies.push(Body {
+            first,
+            frame_len: c.frame_len(),
+        });
+    }
+    for (at, f, saves, base) in std::mem::take(&mut c.calls) {
+        c.patch(at, Instr::Call(saves, bodies[f + 1].first, base));
+    }
+    let stops = |k| is_stop::<L::Isa>(k) || L::stops(k);
+    let tape = Tape::with_bodies(c.code, &bodies, program.arg_count(), HEADER, stops)
         .map_err(CompileError)?;
-    Ok(Code(tape))
+    Ok(Code {
+        tape,
+        header,
+        stack: frame::Stack::default(),
+        names: program.functions().iter().map(|f| f.name.clone()).collect(),
+    })
 }
 
-/// Whether `k` is a `return` (of any location): the only op that stops.
-fn is_return<I: Isa<Kind: From<Kind>>>(k: I::Kind) -> bool {
-    (0..=CONST).any(|v| k == I::Kind::from(Kind::Return(v)))
+/// Whether `k` is a `return` (of any location, from main or from a
+/// function): the only ops that never fall through.
+fn is_stop<I: Isa<Kind: From<Kind>>>(k: I::Kind) -> bool {
+    (0..=CONST).any(|v| k == I::Kind::from(Kind::Return(v)) || k == I::Kind::from(Kind::Ret(v)))
 }
 
 impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
@@ -860,19 +1387,42 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
     /// # Safety
     ///
     /// `args.len()` must be at least the `arg_count` the tape was built for.
-    pub(crate) unsafe fn run(&self, args: &[i64]) -> i64 {
-        let arg_count = self.0.arg_count();
+    pub(crate) unsafe fn run(&self, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+        let arg_count = self.tape.arg_count();
         debug_assert!(args.len() >= arg_count);
-        let mut frame = vec![0i64; self.0.frame_len()];
-        // Arguments are the frame's first slots.
-        frame[..arg_count].copy_from_slice(&args[..arg_count]);
-        let ip = self.0.entry();
-        // SAFETY: `ip` is the first op of a verified tape and the frame has
-        // its `frame_len` slots, the first `arg_count` holding the
-        // arguments: the handler contract. Every back-edge is a tail call,
-        // so the chain returns only from `return`, with its value.
-        let (_, value) = unsafe { ((*ip).handler.0)(ip, frame.as_mut_ptr(), 0, 0, 0, 0) };
-        value
+        let main_len = self.tape.frame_len();
+        let ip = self.tape.entry();
+        if self.header == 0 {
+            // Level 1: main's frame alone, as it always was.
+            let mut frame = vec![0i64; main_len];
+            // Arguments are the frame's first slots.
+            frame[..arg_count].copy_from_slice(&args[..arg_count]);
+            // SAFETY: `ip` is the first op of a verified tape and the frame
+            // has its `frame_len` slots, the first `arg_count` holding the
+            // arguments: the handler contract. Every back-edge is a tail
+            // call, so the chain returns only from `return`, with its value;
+            // a Level-1 program makes no call, so it cannot fail.
+            let (_, value) = unsafe { ((*ip).handler.0)(ip, frame.as_mut_ptr(), 0, 0, 0, 0) };
+            return Ok(value);
+        }
+        self.stack.with(self.tape.stack_words(), main_len, |words| {
+            let fp = words.as_mut_ptr();
+            let h = self.header;
+            words[h..h + arg_count].copy_from_slice(&args[..arg_count]);
+            words[frame::DEPTH] = 0;
+            // SAFETY: `h + arg_count` is at most main's frame length.
+            words[frame::ARGS] = unsafe { fp.add(h) } as i64;
+            // SAFETY: as above, and main's frame has the header: the depth
+            // of no call, the arguments (copied after the header, where
+            // main reads them and whence every call passes the pointer on),
+            // and room for `MAX_CALLS` function frames after it.
+            let (next, value) = unsafe { ((*ip).handler.0)(ip, fp, 0, 0, 0, 0) };
+            if failed(next) {
+                Err(CallDepthExceeded)
+            } else {
+                Ok(value)
+            }
+        })
     }
 
     pub(crate) fn variants() -> Vec<String> {
@@ -880,19 +1430,36 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
     }
 
     pub(crate) fn census(&self) -> Vec<(String, usize)> {
-        self.0.census()
+        self.tape.census()
     }
 
     pub(crate) fn listing(&self) -> String {
-        let (args, temps) = (self.0.arg_count(), self.0.frame_len());
-        self.0.listing(&format!(
-            "frame: {temps} slots ([0..{args}) arguments, then locals not in r0-r2, then temporaries)"
-        ))
+        let (h, args, temps) = (self.header, self.tape.arg_count(), self.tape.frame_len());
+        let header = if h == 0 {
+            format!(
+                "frame: {temps} slots ([0..{args}) arguments, then locals not in r0-r2, then temporaries)"
+            )
+        } else {
+            format!(
+                "main's frame: {temps} slots ([0..{h}) header, [{h}..{}) arguments, then locals not in r0-r2, then temporaries)",
+                h + args
+            )
+        };
+        let bodies = self.tape.bodies();
+        self.tape.listing_bodies(&header, |k| match k {
+            0 if bodies.len() == 1 => String::new(),
+            0 => "main".into(),
+            k => format!(
+                "fn {}: frame {} slots ([0..{HEADER}) header, then parameters, locals, temporaries)",
+                self.names[k - 1],
+                bodies[k].frame_len
+            ),
+        })
     }
 }
 
 threaded_engine! {
-    RegisterContinuations = "register_continuations", Beyond, Code<RegIsa, Stable>, compile(|_| Plain);
+    RegisterContinuations = "register_continuations", Beyond, Code<RegIsa, Stable>, compile(|_| Plain), level: Two;
     "register machine with threaded handlers: three-address ops, hot locals in handler arguments";
     conformance: tail_calling
 }
@@ -935,7 +1502,165 @@ pub(crate) mod tests {
         for (at, &i) in code.iter().enumerate() {
             e.patch(at, i);
         }
-        Tape::<I, Stable>::new(e, frame_len, 0, is_return::<I>).map(|_| ())
+        Tape::<I, Stable>::new(e, frame_len, 0, is_stop::<I>).map(|_| ())
+    }
+
+    /// Verifies `code` as main (ops before `split`, a frame of 10 slots)
+    /// and one function (from `split`, a frame of `HEADER + 3` slots).
+    fn verify_two(code: &[Instr], split: usize) -> Result<(), String> {
+        let mut e = Emitter::<RegIsa>::with_capacity(code.len(), 3);
+        for &i in code {
+            e.emit(i);
+        }
+        for (at, &i) in code.iter().enumerate() {
+            e.patch(at, i);
+        }
+        let bodies = [
+            Body {
+                first: 0,
+                frame_len: 10,
+            },
+            Body {
+                first: split,
+                frame_len: HEADER + 3,
+            },
+        ];
+        Tape::<RegIsa, Stable>::with_bodies(e, &bodies, 1, HEADER, is_stop::<RegIsa>).map(|_| ())
+    }
+
+    #[test]
+    fn verify_checks_calls_returns_and_bodies() {
+        use Instr::*;
+        let call = |f, base| Call(3, f, base);
+        let (main_ret, fn_ret) = (Return(Loc::Acc), Ret(Loc::Slot(HEADER)));
+        assert!(verify_two(&[call(2, 10), main_ret, fn_ret], 2).is_ok());
+        for (bad, why) in [
+            // The target is not a function's first op.
+            (vec![call(1, 0), main_ret, fn_ret], "a call into main"),
+            (
+                vec![call(3, 0), main_ret, Copy(Loc::Acc, Loc::Acc), fn_ret],
+                "into a body",
+            ),
+            // The callee's frame starts past the caller's.
+            (vec![call(2, 11), main_ret, fn_ret], "frame base"),
+            // Returns and argument reads belong where a call made the frame.
+            (vec![Ret(Loc::Acc), main_ret, fn_ret], "ret in main"),
+            (vec![GetArg(Loc::Acc, 0), main_ret, fn_ret], "arg in main"),
+            (
+                vec![main_ret, GetArg(Loc::Acc, 1), fn_ret],
+                "arg out of range",
+            ),
+            (
+                vec![main_ret, Return(Loc::Acc), fn_ret],
+                "return in a function",
+            ),
+            // Jumps stay in their body; each body ends with a return.
+            (vec![Jump(2), main_ret, fn_ret], "a jump out of main"),
+            (
+                vec![Copy(Loc::Acc, Loc::Acc), call(2, 0), fn_ret],
+                "main falls through",
+            ),
+            (
+                vec![main_ret, Copy(Loc::Slot(HEADER + 3), Loc::Acc), fn_ret],
+                "the function's frame",
+            ),
+        ] {
+            // The function is the last op, or the last two.
+            let two = [
+                "into a body",
+                "arg out of range",
+                "return in a function",
+                "the function's frame",
+            ];
+            let split = bad.len() - 1 - usize::from(two.contains(&why));
+            assert!(verify_two(&bad, split).is_err(), "{why}");
+        }
+        // A function frame must hold the header a call writes.
+        let mut e = Emitter::<RegIsa>::with_capacity(2, 3);
+        e.emit(main_ret);
+        e.emit(fn_ret);
+        let bodies = [
+            Body {
+                first: 0,
+                frame_len: 1,
+            },
+            Body {
+                first: 1,
+                frame_len: HEADER - 1,
+            },
+        ];
+        assert!(
+            Tape::<RegIsa, Stable>::with_bodies(e, &bodies, 0, HEADER, is_stop::<RegIsa>).is_err()
+        );
+    }
+
+    fn run(src: &str, args: &[i64]) -> Result<i64, crate::engine::RunError> {
+        let p = crate::front::compile_source("t", src).unwrap();
+        let code = crate::engine::engine("register_continuations")
+            .unwrap()
+            .compile(&p)
+            .unwrap();
+        code.execute(args)
+    }
+
+    #[test]
+    fn a_call_writes_its_arguments_into_the_callee_frame() {
+        let src = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(arg(0))";
+        let text = listing::<Plain>(src);
+        // The test is one compare-and-branch on the parameter's slot and a
+        // literal; `n - 1` is written straight into the callee's parameter
+        // slot by the add handler; the first call's frame starts at the
+        // temporary its value is wanted in, so no copy follows it.
+        let p = HEADER;
+        let t = HEADER + 1;
+        for op in [
+            format!("if [{p}] >= 2 goto"),
+            format!("[{}] = [{p}] + -1", t + HEADER),
+            format!("call @3 frame [{t}] saving 0"),
+            format!("[{}] = [{p}] + -2", t + 1 + HEADER),
+            format!("call @3 frame [{}] saving 0", t + 1),
+            format!("acc = [{t}] + acc"),
+        ] {
+            assert!(text.contains(&op), "no `{op}`:\n{text}");
+        }
+        assert!(!text.contains(&format!("[{t}] = acc")), "{text}");
+        assert_eq!(run(src, &[20]), Ok(6765));
+    }
+
+    #[test]
+    fn calls_save_the_registers_their_caller_holds() {
+        // Main's loop keeps `t`, `n` and `arg(1)` in registers; the call
+        // saves all three, and the callee's loop has registers of its own.
+        let src = "fn f(a, b) { let i = 3; while i { a = a + b; i = i - 1 }; a }\n                   let t = 0; let n = arg(0); while n { t = t + f(n, arg(1)); n = n - 1 }; t";
+        let text = listing::<Plain>(src);
+        assert!(text.contains("saving 3"), "{text}");
+        // sum over n of n + 3 * 5, for n = 1..=4
+        assert_eq!(run(src, &[4, 5]), Ok(10 + 4 * 15));
+        // Arguments of the run inside a function; deep recursion.
+        let src = "fn g(n) { if 0 < n { g(n - 1) + arg(1) } else { arg(2) } }\ng(arg(0))";
+        assert_eq!(run(src, &[9999, 2, 7]), Ok(9999 * 2 + 7));
+        assert_eq!(
+            run(src, &[10000, 2, 7]),
+            Err(crate::engine::RunError::CallDepthExceeded)
+        );
+    }
+
+    #[test]
+    fn calls_never_grow_the_native_stack() {
+        // 10,000 active calls on a 32 KiB stack: a call handler that made a
+        // native call (even one of 16 bytes) would overflow it.
+        let src = "fn d(n) { if 1 < n { d(n - 1) + 1 } else { 1 } }\nd(arg(0))";
+        let p = crate::front::compile_source("t", src).unwrap();
+        for name in ["register_continuations", "register_continuations_fused"] {
+            crate::reference::stack::on_stack(format!("{name}: 32 KiB"), 32 << 10, || {
+                let code = crate::engine::engine(name).unwrap().compile(&p).unwrap();
+                assert_eq!(code.execute(&[10_000]), Ok(10_000), "{name}");
+                assert_eq!(
+                    code.execute(&[10_001]),
+                    Err(crate::engine::RunError::CallDepthExceeded)
+                );
+            });
+        }
     }
 
     #[test]

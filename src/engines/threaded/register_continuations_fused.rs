@@ -25,19 +25,30 @@
 //!    nodes. A chain of sums (`acc + x + 1 + x + 2 + …`, or nested to the
 //!    right) pairs its adds from the outside in.
 //!
+//! 3. **Add and return.** A function whose value is a plain add into `acc`
+//!    (`fib(n - 1) + fib(n - 2)`) of operands in `acc`, a slot or a
+//!    constant, not both in `acc` → `return a + b to caller`: one dispatch
+//!    instead of two on every return of such a function. (Registers hold
+//!    values of loops, rarely a function's last sum: those stay plain.)
+//!
+//! With `a - n` compiled as `a + -n` (see `register_continuations`), a
+//! counted loop stepping down by `n = n - 1` fuses by shape 1 too.
+//!
 //! On `sum` the loop runs two dispatches per iteration: `r0 = r0 + [1]` and
 //! `r1 = r1 + -1; if r1 > 0 goto head`.
 //!
 //! **Unsafe** code rests on the verifier, as in `register_continuations`.
 //!
-//! Trade-off: 360 more handlers and a hook in the compiler for fewer
+//! Trade-off: 369 more handlers and a hook in the compiler for fewer
 //! dispatches on loops and on long sums.
 
 use super::register_continuations::{
     ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
-    Word, compile, is_leaf, load, register_handlers, slot, store, words,
+    Word, compile, load, register_handlers, return_to_caller, slot, store, words,
 };
-use crate::engines::threaded::{Backward, Stable, isa, target, threaded_engine, word};
+use crate::engines::threaded::{
+    Backward, Bounds, Layout, Operand, Stable, frame, isa, target, threaded_engine, word,
+};
 use crate::front::ast::Expr;
 
 isa! {
@@ -56,6 +67,47 @@ isa! {
         "{dst} = acc + {p} + {q}"
         => add_add<dst in [ACC, R0, R1, R2, SLOT], p in [ACC, R0, R1, R2, SLOT, CONST],
                    q in [ACC, R0, R1, R2, SLOT, CONST]>;
+    /// `return a + b to caller` (shape 3)
+    AddRet(a: Loc as Memory, b: Loc as Memory) "return {a} + {b} to caller"
+        => add_ret<a in [0, 1, 2], b in [0, 1, 2]>
+        if |b: &Bounds| b.in_function();
+}
+
+/// An operand in `acc`, a slot or a constant (no register): its own
+/// selectors, so that a table over these three is dense.
+pub struct Memory;
+
+/// The location kind of [`Memory`] selector `m`.
+const fn memory(m: u8) -> u8 {
+    [ACC, SLOT, CONST][m as usize]
+}
+
+impl Operand for Memory {
+    type Value = Loc;
+    const WORDS: u64 = 1 << 1 | 1 << 2;
+    fn encode(l: Loc, _: &Layout) -> (u8, Option<i64>) {
+        match l {
+            Loc::Acc => (0, None),
+            Loc::Slot(s) => (1, Some(s as i64)),
+            Loc::Const(n) => (2, Some(n)),
+            // No handler.
+            Loc::Reg(_) => (u8::MAX, None),
+        }
+    }
+    fn decode(m: u8, x: i64, _: &Layout) -> Loc {
+        match m {
+            0 => Loc::Acc,
+            1 => Loc::Slot(x as usize),
+            2 => Loc::Const(x),
+            _ => Loc::Reg(usize::MAX),
+        }
+    }
+    fn check(m: u8, x: i64, b: &Bounds) -> bool {
+        m != 1 || b.slot(x)
+    }
+    fn location(m: u8) -> String {
+        LocOperand::location(memory(m.min(2)))
+    }
 }
 
 register_handlers! {
@@ -73,6 +125,12 @@ register_handlers! {
         } else {
             Flow::JumpCold((LEN * 8) as isize)
         }
+    }
+    fn add_ret<const X: u8, const Y: u8>(ip) {
+        let (x, y) = (memory(X), memory(Y));
+        let x = load!(x, 0; ip, fp, acc, r0, r1, r2);
+        let y = load!(y, words(memory(X)); ip, fp, acc, r0, r1, r2);
+        return_to_caller!(x.wrapping_add(y); fp, acc, r0, r1, r2)
     }
     fn add_add<const D: u8, const P: u8, const Q: u8>(ip) {
         let p = load!(P, words(D); ip, fp, acc, r0, r1, r2);
@@ -94,9 +152,9 @@ impl Lowering for Shapes {
         let (ia, ib) = c.children(i);
         // Shape 2, `(t + p) + q`: `t` runs first, then `p` and `q` are read.
         if let Expr::Add(t, p) = &**a
-            && is_leaf(p)
-            && is_leaf(b)
-            && !is_leaf(t)
+            && c.is_leaf(p)
+            && c.is_leaf(b)
+            && !c.is_leaf(t)
         {
             let (it, _) = c.children(ia);
             c.into(self, t, it, Loc::Acc, height);
@@ -108,9 +166,9 @@ impl Lowering for Shapes {
         // Shape 2, `p + (q + t)`: `p` and `q` are read after `t`, so `t`
         // must not store to a local they read.
         if let Expr::Add(q, t) = &**b
-            && is_leaf(a)
-            && is_leaf(q)
-            && !is_leaf(t)
+            && c.is_leaf(a)
+            && c.is_leaf(q)
+            && !c.is_leaf(t)
         {
             let (_, it) = c.children(ib);
             let reads_local = matches!(**a, Expr::Get(_)) || matches!(**q, Expr::Get(_));
@@ -123,6 +181,23 @@ impl Lowering for Shapes {
             }
         }
         false
+    }
+
+    fn ret(&self, c: &mut Compiler<FusedIsa>) -> bool {
+        // Shape 3: the body's value is a plain add into `acc`.
+        let Some((_, a, b)) = c.last_add().filter(|&(dst, a, b)| {
+            let memory = |l| matches!(l, Loc::Acc | Loc::Slot(_) | Loc::Const(_));
+            dst == Loc::Acc && memory(a) && memory(b) && (a, b) != (Loc::Acc, Loc::Acc)
+        }) else {
+            return false;
+        };
+        c.take_last_add(|_| true);
+        c.emit(Instr::AddRet(a, b));
+        true
+    }
+
+    fn stops(k: Kind) -> bool {
+        matches!(k, Kind::AddRet(..))
     }
 
     fn test(&self, c: &mut Compiler<FusedIsa>, cond: Loc, head: usize, test: usize) -> Test {
@@ -147,7 +222,7 @@ impl Lowering for Shapes {
 }
 
 threaded_engine! {
-    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes);
+    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes), level: Two;
     "register_continuations plus add-and-test and two-add superinstructions";
     conformance: tail_calling
 }
@@ -165,7 +240,11 @@ mod tests {
     fn fused_ops(text: &str) -> Vec<&str> {
         text.lines()
             .skip(1)
-            .filter(|l| l.contains("; if") || l.matches(" + ").count() == 2)
+            .filter(|l| {
+                l.contains("; if")
+                    || l.matches(" + ").count() == 2
+                    || (l.contains("return") && l.contains(" + "))
+            })
             .collect()
     }
 
@@ -278,6 +357,25 @@ mod tests {
             "acc + ",
             &[&[3, 4]],
         );
+    }
+
+    #[test]
+    fn shape_3_a_function_returns_its_sum() {
+        let args: &[&[i64]] = &[&[0], &[1], &[12]];
+        fuses(
+            "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(arg(0))",
+            "return [8] + acc to caller",
+            args,
+        );
+        // A sum whose operands live anywhere; wrapping.
+        fuses(
+            "fn f(a, b) { let c = a; c + b + 1 }\nf(arg(0), 9223372036854775807)",
+            "to caller",
+            args,
+        );
+        // Main's value is not a return to a caller; nor a function's
+        // value that is not a sum.
+        fuses("fn f(a, b) { a - b }\nf(arg(0), 2) + 1", "", args);
     }
 
     #[test]
