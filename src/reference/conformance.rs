@@ -239,16 +239,23 @@ fn walker_value(program: &Program, args: &[i64]) -> i64 {
 }
 
 fn engine_value<T: Technique>(program: &Program, args: &[i64]) -> i64 {
-    let code = Registered::<T>::NEW.compile(program).unwrap();
-    code.execute(args).unwrap()
+    let engine = &Registered::<T>::NEW;
+    // On the stack an engine that recurses per guest call declares.
+    on_native_stack(engine.native_stack(program), || {
+        engine.compile(program).unwrap().execute(args).unwrap()
+    })
 }
 
 /// `T` agrees with the walker on `program`, and `show` produces something.
 fn check<T: Technique>(program: &Program, args: &[i64], what: impl Display) {
-    let code = Registered::<T>::NEW.compile(program).unwrap();
+    let engine = &Registered::<T>::NEW;
+    let code = engine.compile(program).unwrap();
     let shown = code.show();
+    let got = on_native_stack(engine.native_stack(program), || {
+        engine.compile(program).unwrap().execute(args).unwrap()
+    });
     assert_eq!(
-        code.execute(args).unwrap(),
+        got,
         walker_value(program, args),
         "{} disagrees with walker on {what} {args:?}\n{shown}",
         T::NAME

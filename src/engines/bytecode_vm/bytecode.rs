@@ -7,7 +7,8 @@
 //! *for effect* (net zero): the discarded side of `Then` and a loop body emit
 //! no value at all, so `x = 1; …` costs no `push 0` / `pop` pair. `While` is
 //! rotated: jump to the condition, which sits after the body and jumps back
-//! while it is `> 0` — one conditional jump per iteration.
+//! while it is `> 0` (or, for a `<` condition, while `jump<` holds) — one
+//! conditional jump per iteration.
 //! **Locals** are resolved at compile time to absolute slots (`Get(d)` at
 //! scope depth `s` is slot `s - 1 - d`), because the number of locals in scope
 //! is fixed at every point of the program: a `Let` is a `store` into the next
@@ -17,10 +18,11 @@
 //!
 //! **Unchecked execution.** Before a [`Chunk`] is handed out, a small
 //! verifier (in the spirit of rhai's / the JVM's) abstractly runs the code
-//! once: it proves every path reaches `return`, every jump lands inside the
-//! code, stack heights agree where paths meet, never underflow and never
-//! exceed the computed maximum, and every local and argument index is in
-//! range. The dispatch loop then indexes code, stack and locals unchecked.
+//! once per body: it proves every path reaches `return` (main) or `ret` (a
+//! function), every jump lands inside the same body, stack heights agree
+//! where paths meet, never underflow and never exceed the computed maximum,
+//! every local and argument index is in range and every `call` names a
+//! function of its arity. The dispatch loop then indexes code, stack and locals unchecked.
 //!
 //! **What an instruction costs**: the dispatch — load the opcode and its
 //! operand, an indirect jump through the `match`'s table, a jump back to the
@@ -28,7 +30,31 @@
 //! indirect jump) — plus the handler's own stack traffic. The instruction
 //! pointer stays an index: as an address it needs fewer instructions (no
 //! scaling), but measured slower. There is no operand-location variant: a
-//! literal operand is a `push`, then `add`.
+//! literal operand is a `push`, then `add` (or `sub`, `lt`).
+//!
+//! **Calls, returns, branches.** One code vector holds main (ending in
+//! `return`, which ends the run) and then every function's body (ending in
+//! `ret`), each verified on its own; a `call` names its function, whose
+//! entry and frame size sit in a small table beside the code. A call's
+//! arguments are pushed in order and *become* the callee's first locals
+//! where they lie: the callee's frame starts at the first argument, its
+//! other locals and its value stack follow, all in the same buffer above
+//! the caller's stack, so a **frame** is a base pointer into that buffer and
+//! `get`/`store` index from it. The call pushes a record — the address to
+//! continue at and the caller's frame base — on a `Vec` of its own, whose
+//! length is the depth: the call that finds `MAX_CALLS` records fails the
+//! run. `ret` writes the value where the first argument was, pops the record
+//! and continues: one instruction. The native stack never grows with guest
+//! calls; the buffer grows (doubling, rarely) when a callee's frame would not
+//! fit, so records hold frame bases as slot indices. A call costs a dispatch
+//! plus about a dozen instructions (the depth check, a table load, the room
+//! check, the record), a return half that. `if` compiles to the condition,
+//! a conditional jump over the `else` arm to the `then` arm, and one jump
+//! from the end of `else`; a `<` whose value only a branch needs (in `if`
+//! or a loop's condition) becomes `jump<`, which compares the two operands
+//! and jumps — an instruction choice, not a fused pair: the `<` never makes
+//! a value. A program without functions runs a copy of the loop without the
+//! frame state, so Level 1 compiles and runs exactly as before.
 //!
 //! Trade-off: the code is compact and compile is one cheap pass, but every
 //! node costs a dispatch through the `match` plus stack memory traffic.
@@ -726,6 +752,46 @@ mod tests {
     }
 
     #[test]
+    fn a_call_passes_arguments_as_locals_and_a_branch_compares() {
+        let src = "fn f(n) { if n < 2 { n } else { f(n - 1) - 1 } }\nf(arg(0))";
+        let p = compile_source("t", src).unwrap();
+        let chunk = compile_chunk(&p).unwrap();
+        use Op::*;
+        let f = Call {
+            function: 0,
+            arity: 1,
+        };
+        assert_eq!(
+            chunk.ops(),
+            &[
+                Arg(0),
+                f,
+                Return,
+                // f: the `<` only branches; `else` first, `then` after it.
+                Get(0),
+                Push(2),
+                JumpIfLess(13),
+                Get(0),
+                Push(1),
+                Sub,
+                f,
+                Push(1),
+                Sub,
+                Jump(14),
+                Get(0),
+                Ret
+            ]
+        );
+        assert_eq!((chunk.callees()[0].entry, chunk.callees()[0].locals), (3, 1));
+        let listing = chunk.to_string();
+        assert!(listing.contains("; fn f(n): 1 local slots"), "{listing}");
+        assert!(listing.contains(" 9  call     f/1 @3"), "{listing}");
+        let code = crate::engine::Registered::<Bytecode>::NEW;
+        use crate::engine::Engine;
+        assert_eq!(code.compile(&p).unwrap().execute(&[5]), Ok(-3));
+    }
+
+    #[test]
     fn max_stack_is_exact() {
         let p = compile_source("t", "1 + (2 + (3 + (4 + 5)))").unwrap();
         assert_eq!(compile_chunk(&p).unwrap().max_stack(), 5);
@@ -755,5 +821,34 @@ mod tests {
         // Heights disagree where the paths meet.
         let merge = [Push(1), JumpIfPositive(3), Push(2), Push(3), Return];
         assert!(verify(&merge, 0, 0, 4).unwrap_err().contains("heights"));
+        // `ret` belongs to functions, `return` to main; a call must name a
+        // function of its arity.
+        assert!(verify(&[Push(1), Ret], 0, 0, 4).is_err());
+        let call = Call {
+            function: 0,
+            arity: 1,
+        };
+        assert!(verify(&[Push(1), call, Return], 0, 0, 4).is_err());
+        let main = |code| Body {
+            code,
+            locals: 0,
+            max_stack: 4,
+            arity: None,
+        };
+        let ops = [Push(1), call, Return, Get(0), Ret];
+        assert!(verify_body(&ops, &main(0..3), 0, &[1]).is_ok());
+        assert!(verify_body(&ops, &main(0..3), 0, &[2]).is_err());
+        let function = |code, arity| Body {
+            code,
+            locals: 1,
+            max_stack: 4,
+            arity: Some(arity),
+        };
+        assert!(verify_body(&ops, &function(3..5, 1), 0, &[1]).is_ok());
+        // More parameters than local slots; control leaving the body.
+        assert!(verify_body(&ops, &function(3..5, 2), 0, &[1]).is_err());
+        let leaves = [Get(0), Jump(0), Ret];
+        assert!(verify_body(&leaves, &function(1..3, 1), 0, &[1]).is_err());
+        assert!(verify_body(&[Push(1), Return], &function(0..2, 0), 0, &[]).is_err());
     }
 }

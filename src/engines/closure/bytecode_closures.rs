@@ -30,6 +30,24 @@
 //! far slower for about the same instruction count. There is no
 //! operand-location variant: the instruction list is `bytecode`'s.
 //!
+//! **Calls, returns, branches** are `bytecode`'s, each one closure: the
+//! branches (`jump>0`, `jump<`, `jump`) return `ip` plus a captured
+//! distance; `call` captures its callee's entry (as a distance), arity and
+//! frame size. Since the loop only ever runs "the next closure", a call
+//! cannot return by the native stack: `call` pushes the address after
+//! itself and the caller's frame base on a `Vec` of records in the frame
+//! object, moves the frame's locals pointer to the first argument (the
+//! arguments become the callee's first locals, in the one value-stack
+//! buffer) and returns the callee's entry; `ret` moves the value down to
+//! where the first argument was, pops the record and returns its address.
+//! A **frame** is thus a base pointer into the value stack, kept in the
+//! frame object beside the arguments (Level 1 reads it from the same place
+//! it always read its locals pointer), and the native stack never grows
+//! per guest call. The record count is the depth: the call that finds
+//! `MAX_CALLS` flags the failure and returns null, which halts the loop. A
+//! call or a return costs one closure call plus the record's traffic; the
+//! buffer grows (doubling, rarely) when a callee's frame would not fit.
+//!
 //! Trade-off: one indirect call per instruction instead of a `match` on an
 //! opcode; the call can't be inlined and every value still goes through
 //! memory, so it competes with `bytecode` rather than with `closures`.
