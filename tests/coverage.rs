@@ -9,11 +9,16 @@
 //! prints every engine's variants with their counts.
 
 use std::collections::BTreeMap;
-use vm_perf::random::seeded;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use vm_perf::random::{seeded, shape_for_seed};
 use vm_perf::{Program, engines};
 
 /// As many programs as the differential runs per test run.
 const PROGRAMS: u64 = 10_000;
+
+/// Level-2 programs, made as the differential's Level-2 property makes them.
+const LEVEL_TWO_PROGRAMS: u64 = 10_000;
 
 /// The engines on `register_continuations`' instruction set or on its
 /// fused tier's.
@@ -68,9 +73,16 @@ fn unreachable(engine: &str, variant: &str) -> Option<&'static str> {
 
 #[test]
 fn random_programs_build_every_variant_of_every_engine() {
-    let programs: Vec<Program> = (0..PROGRAMS)
+    let mut programs: Vec<Program> = (0..PROGRAMS)
         .map(|seed| Program::validate(seeded(seed).0).expect("the generator makes valid programs"))
         .collect();
+    // And Level-2 programs, made as the differential's Level-2 property
+    // makes them.
+    programs.extend((0..LEVEL_TWO_PROGRAMS).map(|seed| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (source, _) = vm_perf::random::calls::program(&mut rng, &shape_for_seed(seed));
+        Program::validate(source).expect("the generator makes valid programs")
+    }));
     let mut failures = Vec::new();
     let mut covered = 0;
     for engine in engines() {
@@ -80,7 +92,8 @@ fn random_programs_build_every_variant_of_every_engine() {
         }
         covered += 1;
         let mut counts: BTreeMap<String, u64> = variants.iter().map(|v| (v.clone(), 0)).collect();
-        for program in &programs {
+        // An engine below Level 2 refuses those programs.
+        for program in programs.iter().filter(|p| engine.supports(p).is_ok()) {
             let code = engine
                 .compile(program)
                 .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));
