@@ -8,9 +8,9 @@
 //! so the list stays honest. `cargo test --test coverage -- --nocapture`
 //! prints every engine's variants with their counts.
 
-use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::collections::BTreeMap;
 use vm_perf::random::{seeded, shape_for_seed};
 use vm_perf::{Program, engines};
 

@@ -48,7 +48,10 @@ fn level_one_engine() -> Option<&'static str> {
     let fib = vm_perf::front::compile_source("fib", FIB).unwrap();
     vm_perf::engines()
         .iter()
-        .find(|e| e.supports(&fib).is_err_and(|why| why.contains("runs Level 1 only")))
+        .find(|e| {
+            e.supports(&fib)
+                .is_err_and(|why| why.contains("runs Level 1 only"))
+        })
         .map(|e| e.name())
 }
 
@@ -111,7 +114,11 @@ fn run_all_counts_engines_failing_alike_as_agreeing() {
 fn an_engine_at_level_one_refuses_level_two_with_the_reason() {
     let Some(name) = level_one_engine() else {
         // None is left: every engine runs the program.
-        let out = run("refused", FIB, &["run", "--engine", "all", "input.vm", "15"]);
+        let out = run(
+            "refused",
+            FIB,
+            &["run", "--engine", "all", "input.vm", "15"],
+        );
         assert!(!stdout(&out).contains("runs Level 1 only"));
         return;
     };

@@ -47,8 +47,8 @@
 //! and continues: one instruction. The native stack never grows with guest
 //! calls; the buffer grows (doubling, rarely) when a callee's frame would not
 //! fit, so records hold frame bases as slot indices. A call costs a dispatch
-//! plus about a dozen instructions (the depth check, a table load, the room
-//! check, the record), a return half that. `if` compiles to the condition,
+//! plus the depth check, a table load, the room check and the record push;
+//! a return a dispatch, the value's move and the record pop. `if` compiles to the condition,
 //! a conditional jump over the `else` arm to the `then` arm, and one jump
 //! from the end of `else`; a `<` whose value only a branch needs (in `if`
 //! or a loop's condition) becomes `jump<`, which compares the two operands
@@ -215,11 +215,7 @@ impl fmt::Display for Chunk {
                         .split('(')
                         .next()
                         .unwrap_or_default();
-                    writeln!(
-                        f,
-                        "{at:>width$}  call     {name}/{arity} @{}",
-                        callee.entry
-                    )?
+                    writeln!(f, "{at:>width$}  call     {name}/{arity} @{}", callee.entry)?
                 }
                 op => writeln!(f, "{at:>width$}  {op}")?,
             }
@@ -272,9 +268,13 @@ pub fn compile_chunk(program: &Program) -> Result<Chunk, CompileError> {
         .map(|c| c.entry)
         .chain([chunk.ops.len()]);
     let bodies = std::iter::once((0, chunk.locals, chunk.max_stack, None))
-        .chain(chunk.callees.iter().zip(&arities).map(|(c, &arity)| {
-            (c.entry, c.locals, c.frame - c.locals, Some(arity))
-        }))
+        .chain(
+            chunk
+                .callees
+                .iter()
+                .zip(&arities)
+                .map(|(c, &arity)| (c.entry, c.locals, c.frame - c.locals, Some(arity))),
+        )
         .zip(ends);
     for ((start, locals, max_stack, arity), end) in bodies {
         let body = Body {
@@ -283,8 +283,8 @@ pub fn compile_chunk(program: &Program) -> Result<Chunk, CompileError> {
             max_stack,
             arity,
         };
-        let verified = verify_body(&chunk.ops, &body, program.arg_count(), &arities)
-            .map_err(failed)?;
+        let verified =
+            verify_body(&chunk.ops, &body, program.arg_count(), &arities).map_err(failed)?;
         if verified != max_stack {
             return Err(failed(format!(
                 "stack reaches {verified} in the body at @{start}, compiler computed {max_stack}"
@@ -475,7 +475,10 @@ pub fn verify_body(
     } = body;
     let (locals, max_stack) = (*locals, *max_stack);
     if arity.is_some_and(|a| a > locals) {
-        return Err(format!("@{}: fewer local slots than parameters", code.start));
+        return Err(format!(
+            "@{}: fewer local slots than parameters",
+            code.start
+        ));
     }
     if code.end > ops.len() {
         return Err(format!("a body ends at @{}, past the end", code.end));
@@ -677,7 +680,8 @@ unsafe fn execute<const CALLS: bool>(
                     let callee = *callees.add(function as usize);
                     let mut callee_fp = sp.sub(arity as usize);
                     if (end.offset_from(callee_fp) as usize) < callee.frame {
-                        let (fp_at, callee_at) = (fp.offset_from(base), callee_fp.offset_from(base));
+                        let (fp_at, callee_at) =
+                            (fp.offset_from(base), callee_fp.offset_from(base));
                         grow(stack, callee_at as usize + callee.frame);
                         base = stack.as_mut_ptr();
                         end = base.add(stack.len());
@@ -782,7 +786,10 @@ mod tests {
                 Ret
             ]
         );
-        assert_eq!((chunk.callees()[0].entry, chunk.callees()[0].locals), (3, 1));
+        assert_eq!(
+            (chunk.callees()[0].entry, chunk.callees()[0].locals),
+            (3, 1)
+        );
         let listing = chunk.to_string();
         assert!(listing.contains("; fn f(n): 1 local slots"), "{listing}");
         assert!(listing.contains(" 9  call     f/1 @3"), "{listing}");
