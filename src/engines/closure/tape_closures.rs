@@ -37,12 +37,16 @@
 //! **Calls, returns, branches.** Main is laid out first, then each
 //! function's body; a `call` node holds its callee's body as an offset, so
 //! no table is consulted. Its handler evaluates the arguments left to right
-//! into a native buffer, checks the depth (a counter of active calls: the
-//! call that would make `MAX_CALLS + 1` unwinds the whole run to `execute`,
-//! so nothing after it runs and no handler pays a check), copies them into
+//! into a native buffer, checks the depth (a counter of active calls),
+//! copies them into
 //! the callee's first slots and runs the body's root node with the locals
 //! pointer moved up; the body's value is the handler's return value, which
-//! *is* the return. A **frame** is a window of one locals buffer, starting
+//! *is* the return. The call that would make `MAX_CALLS + 1` active fails
+//! the run: it sets the counter far above the limit, from then on every
+//! call returns at once and every loop stops at its next test, and
+//! `execute` reports the failure instead of the value. Only that loop test
+//! costs anything, and only in a program with functions, whose loops are
+//! `while'` nodes (`while` plus the test); no other handler checks. A **frame** is a window of one locals buffer, starting
 //! just above the locals in scope at the call site (recorded in the node),
 //! so its locals live in the engine's memory, but like `closures` the
 //! evaluation that is waiting for the call's value lives on the native
@@ -82,9 +86,14 @@ pub struct Env {
     /// Every active frame's locals: main's, then each call's above the
     /// locals in scope at its call site.
     stack: Vec<i64>,
-    /// Calls active now.
+    /// Calls active now; [`FAILED`] and above once a call exceeded the
+    /// limit.
     calls: usize,
 }
+
+/// What `Env::calls` becomes when a call would exceed the limit: far above
+/// it, so that it stays above while the pending calls return.
+const FAILED: usize = usize::MAX / 2;
 
 /// A node's handler.
 ///
@@ -142,6 +151,9 @@ enum Op {
     Lt,
     If,
     Call,
+    /// `while` in a program with functions: it also stops once a call has
+    /// failed the run.
+    WhileCalls,
 }
 
 impl Op {
@@ -159,6 +171,7 @@ impl Op {
             Op::Lt => lt,
             Op::If => if_,
             Op::Call => call,
+            Op::WhileCalls => while_calls,
         }
     }
 
@@ -176,6 +189,7 @@ impl Op {
             Op::Lt => "lt",
             Op::If => "if",
             Op::Call => "call",
+            Op::WhileCalls => "while'",
         }
     }
 }
@@ -370,8 +384,10 @@ unsafe fn call(at: *const Word, env: &mut Env) -> i64 {
         for (i, value) in values.iter_mut().enumerate().take(arity) {
             value.write(run(at.add((*at.add(5 + i)).index), env));
         }
-        if env.calls == MAX_CALLS {
-            depth_exceeded();
+        // Also true once the run has failed: every call returns at once.
+        if env.calls >= MAX_CALLS {
+            env.calls = FAILED;
+            return 0;
         }
         let caller = env.locals.offset_from(env.stack.as_ptr()) as usize;
         let callee = caller + (*at.add(2)).index;
@@ -398,13 +414,21 @@ fn grow(stack: &mut Vec<i64>, slots: usize) {
     stack.resize(len, 0);
 }
 
-/// Ends the run from the call that would exceed the limit: unwinds every
-/// handler to `execute`, so nothing after the call runs.
-#[cold]
-#[inline(never)]
-fn depth_exceeded() -> ! {
-    // `resume_unwind`, not `panic!`: no panic hook, no message.
-    std::panic::resume_unwind(Box::new(CallDepthExceeded))
+/// `[while', offset of body, cond…, body…]`: `while` in a program with
+/// functions, which also stops once a call has failed the run.
+///
+/// # Safety
+///
+/// The [`Handler`] contract.
+unsafe fn while_calls(at: *const Word, env: &mut Env) -> i64 {
+    // SAFETY: the condition starts at word 2, the body at the offset in word 1.
+    unsafe {
+        let body = at.add((*at.add(1)).index);
+        while env.calls <= MAX_CALLS && run(at.add(2), env) > 0 {
+            run(body, env);
+        }
+    }
+    0
 }
 
 struct Compiler {
@@ -412,6 +436,8 @@ struct Compiler {
     roles: Vec<Role>,
     /// Per call node: where its callee's offset goes, and the callee.
     calls: Vec<(usize, usize)>,
+    /// The loop handler: `while'` when the program has functions.
+    while_op: Op,
 }
 
 impl Compiler {
@@ -483,7 +509,7 @@ impl Compiler {
                 self.node(body, scope + 1);
             }
             Expr::While(ref cond, ref body) => {
-                let at = self.op(Op::While);
+                let at = self.op(self.while_op);
                 let hole = self.hole();
                 self.node(cond, scope);
                 self.patch(at, hole);
@@ -551,6 +577,10 @@ fn compile(program: &Program) -> Result<Tape, CompileError> {
         words: Vec::with_capacity(words),
         roles: Vec::with_capacity(words),
         calls: Vec::new(),
+        while_op: match program.functions() {
+            [] => Op::While,
+            _ => Op::WhileCalls,
+        },
     };
     c.node(program.expr(), 0);
     // Main first, then each body, its parameters its first locals.
@@ -597,19 +627,14 @@ unsafe fn execute(tape: &Tape, args: &[i64]) -> Result<i64, CallDepthExceeded> {
     // The `Env` invariant: main's locals sized from the program; the
     // caller covers `arg_count`.
     env.locals = env.stack.as_mut_ptr();
-    let root = tape.words.as_ptr();
-    if tape.bodies.is_empty() {
-        // SAFETY: word 0 is the root node's first word (every program has
-        // a root); the tape lives until we return.
-        return Ok(unsafe { run(root, &mut env) });
+    // SAFETY: word 0 is the root node's first word (every program has a
+    // root); the tape lives until we return.
+    let value = unsafe { run(tape.words.as_ptr(), &mut env) };
+    // A failed run's value is whatever the abandoned handlers returned.
+    match env.calls {
+        0 => Ok(value),
+        _ => Err(CallDepthExceeded),
     }
-    // A call beyond the limit unwinds to here.
-    // SAFETY: as above.
-    let run = std::panic::AssertUnwindSafe(|| unsafe { run(root, &mut env) });
-    std::panic::catch_unwind(run).map_err(|payload| match payload.downcast::<CallDepthExceeded>() {
-        Ok(_) => CallDepthExceeded,
-        Err(other) => std::panic::resume_unwind(other),
-    })
 }
 
 fn show(tape: &Tape) -> String {
@@ -651,6 +676,23 @@ mod tests {
     use crate::engines::conformance::listing;
 
     crate::engines::conformance::conformance_tests!(TapeClosures);
+
+    #[test]
+    fn nothing_runs_after_the_call_that_fails() {
+        use crate::engine::{Engine, Registered, RunError};
+        let down = "fn down(n) { if 0 < n { down(n - 1) } else { 7 } }\n";
+        let limit = crate::MAX_CALLS as i64;
+        // The endless loop after the failing call never starts; the one
+        // around it stops.
+        for main in ["down(arg(0)); while 1 { }", "while 1 { down(arg(0)) }"] {
+            let p = crate::front::compile_source("t", &format!("{down}{main}")).unwrap();
+            let engine = &Registered::<TapeClosures>::NEW;
+            let got = crate::reference::stack::on_native_stack(engine.native_stack(&p), || {
+                engine.compile(&p).unwrap().execute(&[limit])
+            });
+            assert_eq!(got, Err(RunError::CallDepthExceeded), "{main}");
+        }
+    }
 
     #[test]
     fn show_lists_each_function_after_main() {
