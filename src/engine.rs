@@ -755,16 +755,28 @@ mod tests {
             let refused = engine.compile(&program).err().unwrap();
             assert_eq!(refused.0, why);
         }
-        // The reason in full, from an engine still at Level 1 if any is.
-        if let Some(refusing) = engines().iter().find(|e| e.supports(&program).is_err()) {
-            assert_eq!(
-                refusing.supports(&program).unwrap_err(),
-                format!(
-                    "`{}` runs Level 1 only (functions, calls, `-`, `<` and `if` are Level 2)",
-                    refusing.name()
-                )
-            );
+        // The reason in full, from a technique that declares Level 1 only;
+        // the registry refuses before its `compile` could see the program.
+        struct LevelOne;
+        impl Technique for LevelOne {
+            const NAME: &'static str = "level_one";
+            const TIER: Tier = Tier::Original;
+            const SUMMARY: &'static str = "a Level-1 technique";
+            type Code = ();
+            fn compile(_: &Program) -> Result<(), CompileError> {
+                unreachable!("the registry refuses first")
+            }
+            unsafe fn execute(_: &(), _: &[i64]) -> Result<i64, CallDepthExceeded> {
+                unreachable!("never compiled")
+            }
+            fn show(_: &()) -> String {
+                String::new()
+            }
         }
+        let level_one: &dyn Engine = &Registered::<LevelOne>::NEW;
+        let why = "`level_one` runs Level 1 only (functions, calls, `-`, `<` and `if` are Level 2)";
+        assert_eq!(level_one.supports(&program).unwrap_err(), why);
+        assert_eq!(level_one.compile(&program).err().unwrap().0, why);
     }
 
     #[test]
