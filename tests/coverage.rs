@@ -8,12 +8,18 @@
 //! so the list stays honest. `cargo test --test coverage -- --nocapture`
 //! prints every engine's variants with their counts.
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::collections::BTreeMap;
-use vm_perf::random::seeded;
+use vm_perf::random::{seeded, shape_for_seed};
 use vm_perf::{Program, engines};
 
 /// As many programs as the differential runs per test run.
 const PROGRAMS: u64 = 10_000;
+
+/// As many Level-2 programs as the differential runs per test run (built
+/// only by the engines that run Level 2).
+const LEVEL_TWO_PROGRAMS: u64 = 2_000;
 
 /// The engines on `register_continuations`' instruction set or on its
 /// fused tier's.
@@ -68,9 +74,14 @@ fn unreachable(engine: &str, variant: &str) -> Option<&'static str> {
 
 #[test]
 fn random_programs_build_every_variant_of_every_engine() {
-    let programs: Vec<Program> = (0..PROGRAMS)
+    let mut programs: Vec<Program> = (0..PROGRAMS)
         .map(|seed| Program::validate(seeded(seed).0).expect("the generator makes valid programs"))
         .collect();
+    programs.extend((0..LEVEL_TWO_PROGRAMS).map(|seed| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (source, _) = vm_perf::random::calls::program(&mut rng, &shape_for_seed(seed));
+        Program::validate(source).expect("the generator makes valid programs")
+    }));
     let mut failures = Vec::new();
     let mut covered = 0;
     for engine in engines() {
@@ -80,7 +91,7 @@ fn random_programs_build_every_variant_of_every_engine() {
         }
         covered += 1;
         let mut counts: BTreeMap<String, u64> = variants.iter().map(|v| (v.clone(), 0)).collect();
-        for program in &programs {
+        for program in programs.iter().filter(|p| engine.supports(p).is_ok()) {
             let code = engine
                 .compile(program)
                 .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));

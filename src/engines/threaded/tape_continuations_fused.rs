@@ -280,10 +280,13 @@ fn mark(e: &Expr, is: fn(&Expr) -> bool, out: &mut Nodes) -> bool {
 
 impl Shapes {
     pub(crate) fn new(program: &Program) -> Shapes {
-        let mut stores = Nodes::default();
-        mark(program.expr(), |e| matches!(e, Expr::Set(..)), &mut stores);
-        let mut loops = Nodes::default();
-        mark(program.expr(), |e| matches!(e, Expr::While(..)), &mut loops);
+        let (mut stores, mut loops) = (Nodes::default(), Nodes::default());
+        let bodies =
+            std::iter::once(program.expr()).chain(program.functions().iter().map(|f| &f.body));
+        for body in bodies {
+            mark(body, |e| matches!(e, Expr::Set(..)), &mut stores);
+            mark(body, |e| matches!(e, Expr::While(..)), &mut loops);
+        }
         Shapes { stores, loops }
     }
 
@@ -422,7 +425,7 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
 }
 
 threaded_engine! {
-    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new);
+    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new), level: Two;
     "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
     conformance: extra: [REGISTER_TRICKY, CONTINUATION_TRICKY], also: [deep_programs, far_assignments]
 }
