@@ -44,8 +44,45 @@
 //! and never by the number of iterations. The same handlers built for the
 //! `become` backend are the `tail_calls` engine, whose back-edges are jumps.
 //!
+//! **Calls, returns and branches** (Level 2). Main and each function are
+//! bodies of one tape, each with its own frame layout and length. A frame
+//! lives on one stack in the engine's own memory, never on the native
+//! stack: a called function's frame starts just above its caller's live
+//! temporaries, under three *link words* (depth, return op, caller's frame)
+//! that lie in the caller's frame. The caller evaluates the arguments left
+//! to right and `push`es each straight to where the callee reads its
+//! parameter: the last two into the callee's save slots, the others into
+//! their home slots. `call` is one dispatch: check the depth, save the
+//! caller's `r0`/`r1` in its save slots (registers are the only locals a
+//! call could clobber), write the link words, move `fp`, load the
+//! callee's `r0`/`r1` (its last two parameters) and jump to the entry.
+//! `ret` is one dispatch too: read the link words, move `fp` back, reload
+//! the caller's registers and jump to the op after the call, `acc` holding
+//! the value. Both are tail calls like any op, so a guest call grows no
+//! native stack wherever sibling calls are made (every profile the tests
+//! run in; the stack tests prove it at the call limit on 256 KiB); only
+//! loops keep the driver round trip. That round trip now has to know the
+//! frame it left: a back-edge inside a function returns its `fp` with the
+//! loop head, and a tape with functions runs under a driver that takes it
+//! (a Level-1 tape keeps the old driver, with its one fixed frame). `if`
+//! is `c; unless c @else; t; jump @end; else: e`, the `jump` left out when
+//! `e` emits nothing and turned into the `ret` (or `halt`) it would reach.
+//! A condition that is a `<` becomes compare-and-branch (`a; push; b;
+//! jump_if_not_lt [slot]`), no 0/1 is made; so does a `while` on a `<`,
+//! then top-tested (`jump_if_not_lt` to the exit, `loop` back). `-` and a
+//! `<` whose value is used work like `add`: `sub [slot]`, `lt [slot]`.
+//! This tier declares no operand-location variants: a literal right operand
+//! of `-` or `<` is pushed like any other, as for `+`. The cost: a call is
+//! about six stores and four loads beyond its arguments, and each argument
+//! costs its own dispatch beside its expression's.
+//!
 //! **Unsafe** code rests on the verifier: handlers read frame slots,
 //! arguments and the next op unchecked because the verifier checked them.
+//! A call's frame offset is checked to leave the link words in the caller's
+//! frame and the callee's frame at most the caller's length above it, so
+//! the stack the driver sizes for `MAX_CALLS` frames holds every frame the
+//! depth check lets in; a call's target must be a function's first op and
+//! `ret` only appears in functions' bodies, whose link words a call wrote.
 //!
 //! Trade-off: the cheapest dispatch of the original techniques (one indirect
 //! jump per node, operands next to the handler, the hot locals never touch
@@ -539,6 +576,12 @@ pub(crate) trait Lowering {
         height: usize,
         want: bool,
     ) -> bool;
+    /// Stores `e`, a call's argument, in frame slot `slot` its own way if
+    /// it has one of the hook's shapes; `false` leaves it to the plain
+    /// compiler (`e`, then `push`).
+    fn store(&self, _c: &mut Compiler<Self::Isa>, _e: &Expr, _scope: usize, _slot: usize) -> bool {
+        false
+    }
     /// Emits condition `c` up to its branch its own way if it has one of
     /// the hook's shapes, and says how to branch on it; `None` leaves it to
     /// the plain compiler.
@@ -558,16 +601,8 @@ pub(crate) trait Lowering {
 /// the set has one, the op that goes back to a target when it is true (a
 /// rotated loop's test).
 pub(crate) struct Test<I: Isa> {
-    pub(crate) unless: fn(usize, usize) -> I::Instr,
-    pub(crate) back_if: Option<fn(usize, usize) -> I::Instr>,
-    /// The operand both get besides the target (a slot, a leaf's code).
-    pub(crate) operand: usize,
-}
-
-impl<I: Isa> Test<I> {
-    fn unless(&self, target: usize) -> I::Instr {
-        (self.unless)(self.operand, target)
-    }
+    pub(crate) unless: Box<dyn Fn(usize) -> I::Instr>,
+    pub(crate) back_if: Option<Box<dyn Fn(usize) -> I::Instr>>,
 }
 
 /// The plain compiler's hook: no shapes of its own.
@@ -687,16 +722,14 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             self.emit(Instr::Push(t));
             self.expr(l, b, scope, height + 1, true);
             Test {
-                unless: |s, t| Instr::JumpIfNotLt(s, t).into(),
+                unless: Box::new(move |to| Instr::JumpIfNotLt(t, to).into()),
                 back_if: None,
-                operand: t,
             }
         } else {
             self.expr(l, cond, scope, height, true);
             Test {
-                unless: |_, t| Instr::JumpIfNotPos(t).into(),
-                back_if: Some(|_, t| Instr::LoopIfPos(t).into()),
-                operand: 0,
+                unless: Box::new(|to| Instr::JumpIfNotPos(to).into()),
+                back_if: Some(Box::new(|to| Instr::LoopIfPos(to).into())),
             }
         }
     }
@@ -734,7 +767,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             // jump when `e` emits nothing.
             Expr::If(c, t, f) => {
                 let test = self.test(l, c, scope, height);
-                let unless = self.emit(test.unless(usize::MAX));
+                let unless = self.emit((test.unless)(usize::MAX));
                 self.expr(l, t, scope, height, want);
                 let jump = self.emit(Instr::Jump(usize::MAX));
                 let other = self.len();
@@ -742,12 +775,12 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                 if self.len() == other {
                     self.pop();
                     let end = self.len();
-                    self.patch(unless, test.unless(end));
+                    self.patch(unless, (test.unless)(end));
                 } else {
                     let end = self.len();
                     self.patch(jump, Instr::Jump(end));
                     self.jumps.push((jump, end));
-                    self.patch(unless, test.unless(other));
+                    self.patch(unless, (test.unless)(other));
                 }
             }
             // The arguments go where the callee reads its parameters: its
@@ -761,13 +794,16 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                 self.temp(height + area - 1);
                 let off = self.temp_base + height + LINK;
                 for (j, a) in args.iter().enumerate() {
-                    self.expr(l, a, scope, height + area, true);
-                    let slot = if j + REGS >= arity {
-                        SAVE_BASE + j % REGS
-                    } else {
-                        LOCALS_BASE + j
-                    };
-                    self.emit(Instr::Push(off + slot));
+                    let slot = off
+                        + if j + REGS >= arity {
+                            SAVE_BASE + j % REGS
+                        } else {
+                            LOCALS_BASE + j
+                        };
+                    if !l.store(self, a, scope, slot) {
+                        self.expr(l, a, scope, height + area, true);
+                        self.emit(Instr::Push(slot));
+                    }
                 }
                 let at = self.emit(Instr::Call(usize::MAX, off));
                 self.calls.push((at, *f, off));
@@ -836,21 +872,21 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             Expr::While(c, body) => {
                 let top = self.len();
                 let test = self.test(l, c, scope, height);
-                let exit = self.emit(test.unless(usize::MAX));
+                let exit = self.emit((test.unless)(usize::MAX));
                 let head = self.len();
                 self.expr(l, body, scope, height, false);
                 match test.back_if {
                     Some(_) if !has_loop(c) => {
                         let again = self.test(l, c, scope, height);
                         let back_if = again.back_if.expect("the same condition, the same test");
-                        self.emit(back_if(again.operand, head));
+                        self.emit(back_if(head));
                     }
                     _ => {
                         self.emit(Instr::Loop(top));
                     }
                 }
                 let end = self.len();
-                self.patch(exit, test.unless(end));
+                self.patch(exit, (test.unless)(end));
                 if want {
                     self.emit(Instr::Lit(0));
                 }
