@@ -1026,6 +1026,61 @@ mod tests {
     }
 
     #[test]
+    fn show_lists_every_function_and_calls_are_one_op() {
+        let src = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } } fib(arg(0))";
+        let p = crate::front::compile_source("s", src).unwrap();
+        let code = crate::engine::engine(TapeContinuations::NAME)
+            .unwrap()
+            .compile(&p)
+            .unwrap();
+        let text = code.show();
+        for op in ["; fn fib", "call @", "jump_if_not_lt [", "sub [", "ret"] {
+            assert!(text.contains(op), "{op}\n{text}");
+        }
+        // The then-branch returns instead of jumping to the `ret`.
+        assert!(!text.contains("jump @"), "{text}");
+        assert_eq!(code.execute(&[20]), Ok(6765));
+    }
+
+    #[test]
+    fn verify_rejects_calls_and_returns_out_of_place() {
+        use Instr::*;
+        let verify_bodies = |code: &[Instr], fn_at: usize| {
+            let mut e = Emitter::<TapeIsa>::with_capacity(code.len(), 2);
+            for &i in code {
+                e.emit(i);
+            }
+            for (at, &i) in code.iter().enumerate() {
+                e.patch(at, i);
+            }
+            let bodies = [
+                Body {
+                    first: 0,
+                    frame_len: 8,
+                },
+                Body {
+                    first: fn_at,
+                    frame_len: 4,
+                },
+            ];
+            let stops = |k| k == Kind::Halt() || k == Kind::Ret();
+            Tape::<TapeIsa, Stable>::with_bodies(e, &bodies, 1, LOCALS_BASE, stops).map(|_| ())
+        };
+        assert!(verify_bodies(&[Call(2, 5), Halt(), Lit(1), Ret()], 2).is_ok());
+        for bad in [
+            // the frame offset below the link words or past the frame
+            [Call(2, 2), Halt(), Lit(1), Ret()],
+            [Call(2, 9), Halt(), Lit(1), Ret()],
+            // a target that is not a function's first op
+            [Call(3, 5), Halt(), Lit(1), Ret()],
+            // `ret` in main
+            [Ret(), Halt(), Lit(1), Ret()],
+        ] {
+            assert!(verify_bodies(&bad, 2).is_err(), "{:?}", bad);
+        }
+    }
+
+    #[test]
     fn show_lists_the_tape() {
         let p =
             crate::front::compile_source("s", "let n = arg(0); while n { n = n + -1 }; n").unwrap();
