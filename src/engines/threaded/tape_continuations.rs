@@ -300,7 +300,7 @@ tape_handlers! {
     }
     fn call(ip) {
         let off = word!(ip, 1) as usize;
-        // SAFETY (every access below): the verifier checked `LINK <= off <=
+        // SAFETY: for every access below: the verifier checked `LINK <= off <=
         // frame_len`, so the link words `callee[-LINK..0]` are slots of
         // this frame and the callee's frame starts at most one frame length
         // above this one's. `run_calls` made the stack for `MAX_CALLS` such
