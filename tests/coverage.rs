@@ -33,6 +33,26 @@ const REGISTER_BOTH: &[&str] = &[
 /// emits it. A listed variant that is built fails the test.
 const UNREACHABLE: &[(&[&str], &str, &str)] = &[
     (
+        &["tape_continuations_fused"],
+        "JumpIfRegNotGt(r0, forward, r0)",
+        "two registers compared take the `JumpIfRegNotLt` form",
+    ),
+    (
+        &["tape_continuations_fused"],
+        "JumpIfRegNotGt(r0, forward, r1)",
+        "two registers compared take the `JumpIfRegNotLt` form",
+    ),
+    (
+        &["tape_continuations_fused"],
+        "JumpIfRegNotGt(r1, forward, r0)",
+        "two registers compared take the `JumpIfRegNotLt` form",
+    ),
+    (
+        &["tape_continuations_fused"],
+        "JumpIfRegNotGt(r1, forward, r1)",
+        "two registers compared take the `JumpIfRegNotLt` form",
+    ),
+    (
         &["register_bytecode"],
         "AddArg",
         "a superinstruction: only register_bytecode_fused emits it",

@@ -260,7 +260,8 @@ pub trait TapeWord: Copy {
 /// the body sees `ip` and the state as mutable locals under the
 /// convention's names, and reads its operands with [`word!`]. `park` is what a [`Stable`] back-edge does:
 /// `tail` (tail-call the target like any op) or a block that saves the
-/// state for a driver (the target is then returned to it).
+/// state for a driver (the target is then returned to it, with the block's
+/// `i64` value).
 macro_rules! handlers {
     (
         word: $Word:ty, state: $state:tt, park: $park:tt;
@@ -411,10 +412,10 @@ macro_rules! handlers {
     };
 
     // A stable back-edge that saves the state and returns the target to
-    // the driver.
+    // the driver, with the block's value (what else the driver needs).
     (@park $save:block, $B:ident, $next:ident, ($($s:ident),*)) => {{
-        $save;
-        ($next, 0)
+        let value: i64 = $save;
+        ($next, value)
     }};
 }
 pub(crate) use handlers;

@@ -15,6 +15,12 @@
 //! is just another jump to the loop head: the whole run is one chain of
 //! jumps on one native frame, and only `halt` returns.
 //!
+//! **Calls** would be `tape_continuations`' (one dispatch each, frames on
+//! the engine's own stack, back-edges and calls alike jumps), and the code
+//! for them is built; the engine still runs Level 1 only: at opt-level 0
+//! the Level-2 conformance check overflows `walker`'s declared stack (the
+//! reference run beside this engine's), which the tests must allow first.
+//!
 //! **Unsafe** code rests on the verifier, as in `tape_continuations`.
 //!
 //! Trade-off: the cheapest possible back-edge and no reliance on LLVM's
@@ -26,7 +32,7 @@ use super::tape_continuations::{Code, Plain, TapeIsa, compile};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain);
+    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain), level: One;
     "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
     conformance: guaranteed_tail_calls
 }

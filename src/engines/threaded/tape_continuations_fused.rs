@@ -37,24 +37,46 @@
 //!    `add_loop_if_pos rK, leaf` (the back-edge) do `rK = rK + leaf` and
 //!    test `rK`; the way the loop goes on skips the plain test after them,
 //!    the other way runs it, and that plain op carries the jump target.
+//!    Shapes 1 and 7 also take `Set(d, Sub(Get(d), n))` with `n` a literal
+//!    as the step `+ -n` (wrapping negation: the same value for every `n`).
+//!
+//! Level 2 adds, by the same rules:
+//!
+//! 8. `Sub(x, leaf)` whose value is used → `x; sub leaf`: `acc = acc - leaf`.
+//! 9. `Lt(x, leaf)` whose value is used → `x; lt leaf`; `Lt(leaf, x)` under
+//!    shape 4's rule → `x; gt leaf` (`acc = leaf < acc`).
+//! 10. A condition (`if`, `while`) `Lt(x, leaf)` → `x; jump_if_not_lt leaf
+//!     @else`; `Lt(leaf, x)` under shape 4's rule → `x; jump_if_not_gt leaf
+//!     @else`: compare-and-branch on `acc` and a leaf.
+//! 11. A condition `Lt(Get(d), leaf)` or `Lt(leaf, Get(d))`, `d` in a
+//!     register → `jump_if_not_lt rK, leaf @else` or `jump_if_not_gt rK,
+//!     leaf @else`: the whole test one dispatch (`n < 2` in `fib`).
+//! 12. A call's argument that is a leaf → `push leaf [slot]`, straight into
+//!     the callee's parameter slot (no `acc` round trip).
+//!
+//! Calls, returns and frames are `tape_continuations`' (see its module
+//! doc): a `call` and a `ret` are one dispatch each, frames live on the
+//! engine's own stack. On `fib` a call is `get r0; sub 1; push [slot];
+//! call`, its test one `jump_if_not_lt r0, 2` and its return one `ret`.
 //!
 //! On `sum` an iteration is two dispatches (`add_assign r0, arg 1`,
 //! `add_jump_if_not_pos r1, -1`) and, once per four iterations, a driver
 //! round trip.
-//! Trade-off: 49 more handlers, a shape matcher and a longer tape; the
-//! back-edge still returns to the driver (stable Rust cannot promise a
-//! backward tail call), unrolling only amortises it.
+//! Trade-off: 49 more handlers (50 more for Level 2), a shape matcher and
+//! a longer tape; the back-edge still returns to the driver (stable Rust
+//! cannot promise a backward tail call), unrolling only amortises it.
 //!
 //! **Unsafe** code rests on the verifier, as in `tape_continuations`; the
 //! superinstructions are one more list on the threaded-code core
 //! ([`FusedIsa`], extending [`TapeIsa`]) and one lowering hook (`Shapes`).
 
 use super::tape_continuations::{
-    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Word, argument,
+    Code, Compiler, Handler, Instr as Plain, Lowering, Place, REGS, TapeIsa, Test, Word, argument,
     compile, get, place, reg_mut, slot, tape_handlers,
 };
 use crate::engines::threaded::{
-    Backward, Bounds, Forward, Layout, Operand, Reg, Stable, isa, target, threaded_engine, word,
+    Backward, Bounds, Forward, Layout, Operand, Reg, Slot, Stable, isa, target, threaded_engine,
+    word,
 };
 use crate::front::ast::Expr;
 use crate::front::program::Program;
@@ -138,7 +160,7 @@ impl Operand for LeafOperand {
 
 isa! {
     /// `tape_continuations`' instruction set plus the superinstructions
-    /// (shapes 1–7 of the module doc).
+    /// (shapes 1–12 of the module doc).
     pub isa FusedIsa {
         word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 2, extends: TapeIsa,
     }
@@ -166,18 +188,45 @@ isa! {
     AddLoopIfPos(k: usize as Reg, l: Leaf as LeafOperand) "add_loop_if_pos r{k}, {l}"
         => add_loop_if_pos<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>
         if |b: &Bounds| b.ops_after(2);
+    /// `acc = acc - leaf` (shape 8)
+    SubLeaf(l: Leaf as LeafOperand) "sub {l}" => sub_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// `acc = 1` if `acc < leaf`, else `0` (shape 9)
+    LtLeaf(l: Leaf as LeafOperand) "lt {l}" => lt_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// `acc = 1` if `leaf < acc`, else `0` (shape 9)
+    GtLeaf(l: Leaf as LeafOperand) "gt {l}" => gt_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// unless `acc < leaf` continue at the target (shape 10)
+    JumpIfNotLtLeaf(t: usize as Forward, l: Leaf as LeafOperand) "jump_if_not_lt {l} @{t}"
+        => jump_if_not_lt_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// unless `leaf < acc` continue at the target (shape 10)
+    JumpIfNotGtLeaf(t: usize as Forward, l: Leaf as LeafOperand) "jump_if_not_gt {l} @{t}"
+        => jump_if_not_gt_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// unless `r[k] < leaf` continue at the target (shape 11)
+    JumpIfRegNotLt(k: usize as Reg, t: usize as Forward, l: Leaf as LeafOperand)
+        "jump_if_not_lt r{k}, {l} @{t}"
+        => jump_if_reg_not_lt<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// unless `leaf < r[k]` continue at the target (shape 11)
+    JumpIfRegNotGt(k: usize as Reg, t: usize as Forward, l: Leaf as LeafOperand)
+        "jump_if_not_gt r{k}, {l} @{t}"
+        => jump_if_reg_not_gt<k in [0, 1], l in [LIT, ARG, REG0, REG1, SLOT]>;
+    /// `frame[slot] = leaf`: a call's argument (shape 12)
+    PushLeaf(s: usize as Slot, l: Leaf as LeafOperand) "push {l} [{s}]"
+        => push_leaf<l in [LIT, ARG, REG0, REG1, SLOT]>;
 }
 
-/// The value of this op's leaf of kind `L`.
+/// The value of this op's leaf of kind `L`, whose word (if any) is operand
+/// word `at` (0 unless said).
 macro_rules! leaf {
-    ($L:ident, $ip:ident, $fp:ident, $args:ident, $r0:ident, $r1:ident) => {{
-        let x = word!($ip, 0);
+    ($L:ident, $ip:ident, $fp:ident, $args:ident, $r0:ident, $r1:ident) => {
+        leaf!($L, $ip, 0, $fp, $args, $r0, $r1)
+    };
+    // A register leaf has no word: none is read.
+    ($L:ident, $ip:ident, $at:expr, $fp:ident, $args:ident, $r0:ident, $r1:ident) => {{
         match $L {
-            LIT => x,
-            ARG => argument!($args, x),
+            LIT => word!($ip, $at),
+            ARG => argument!($args, word!($ip, $at)),
             REG0 => $r0,
             REG1 => $r1,
-            _ => *slot!($fp, x),
+            _ => *slot!($fp, word!($ip, $at)),
         }
     }};
 }
@@ -227,6 +276,37 @@ tape_handlers! {
         // Positive: the plain `loop_if_pos rK @head` after this op takes the
         // back-edge.
         if *r > 0 { Flow::Next } else { Flow::JumpCold(2 * OP) }
+    }
+    fn sub_leaf<const L: u8>(ip) {
+        acc = acc.wrapping_sub(leaf!(L, ip, fp, args, r0, r1));
+        Flow::Next
+    }
+    fn lt_leaf<const L: u8>(ip) {
+        acc = i64::from(acc < leaf!(L, ip, fp, args, r0, r1));
+        Flow::Next
+    }
+    fn gt_leaf<const L: u8>(ip) {
+        acc = i64::from(leaf!(L, ip, fp, args, r0, r1) < acc);
+        Flow::Next
+    }
+    // The target is operand word 0, the leaf's word (if any) word 1.
+    fn jump_if_not_lt_leaf<const L: u8>(ip) {
+        if acc < leaf!(L, ip, 1, fp, args, r0, r1) { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
+    }
+    fn jump_if_not_gt_leaf<const L: u8>(ip) {
+        if leaf!(L, ip, 1, fp, args, r0, r1) < acc { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
+    }
+    fn jump_if_reg_not_lt<const K: u8, const L: u8>(ip) {
+        let x = leaf!(L, ip, 1, fp, args, r0, r1);
+        if get::<K>(r0, r1) < x { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
+    }
+    fn jump_if_reg_not_gt<const K: u8, const L: u8>(ip) {
+        let x = leaf!(L, ip, 1, fp, args, r0, r1);
+        if x < get::<K>(r0, r1) { Flow::Next } else { Flow::Goto(target!(ip, 0)) }
+    }
+    fn push_leaf<const L: u8>(ip) {
+        *slot!(fp, word!(ip, 0)) = leaf!(L, ip, 1, fp, args, r0, r1);
+        Flow::Next
     }
 }
 
@@ -280,11 +360,36 @@ fn mark(e: &Expr, is: fn(&Expr) -> bool, out: &mut Nodes) -> bool {
 
 impl Shapes {
     pub(crate) fn new(program: &Program) -> Shapes {
-        let mut stores = Nodes::default();
-        mark(program.expr(), |e| matches!(e, Expr::Set(..)), &mut stores);
-        let mut loops = Nodes::default();
-        mark(program.expr(), |e| matches!(e, Expr::While(..)), &mut loops);
+        let (mut stores, mut loops) = (Nodes::default(), Nodes::default());
+        let bodies =
+            std::iter::once(program.expr()).chain(program.functions().iter().map(|f| &f.body));
+        for body in bodies {
+            mark(body, |e| matches!(e, Expr::Set(..)), &mut stores);
+            mark(body, |e| matches!(e, Expr::While(..)), &mut loops);
+        }
         Shapes { stores, loops }
+    }
+
+    /// `v` as the step of `Set(d, v)` on local `d`: `Get(d) + leaf` adds
+    /// the leaf, `Get(d) - n` (a literal) adds `-n` (wrapping: the same
+    /// value for every `n`).
+    fn step(v: &Expr, d: usize, scope: usize) -> Option<Leaf> {
+        match v {
+            Expr::Add(a, l) if **a == Expr::Get(d) => Self::leaf(l, scope),
+            Expr::Sub(a, l) if **a == Expr::Get(d) => match **l {
+                Expr::Litr(n) => Some(Leaf::Lit(n.wrapping_neg())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `a` as a leaf that may be read after `x` is evaluated instead of
+    /// before (shape 4's rule): a literal, an argument, or a local that
+    /// `x` does not assign (a call in `x` cannot: it has its own locals).
+    fn leaf_after(&self, a: &Expr, x: &Expr, scope: usize) -> Option<Leaf> {
+        let l = Self::leaf(a, scope)?;
+        (!matches!(a, Expr::Get(_)) || !self.stores.contains(&(x as *const Expr))).then_some(l)
     }
 
     fn leaf(e: &Expr, scope: usize) -> Option<Leaf> {
@@ -316,10 +421,7 @@ impl Lowering for Shapes {
                 let Place::Reg(k) = place(scope, *d) else {
                     return false;
                 };
-                if let Expr::Add(a, b) = &**v
-                    && **a == Expr::Get(*d)
-                    && let Some(l) = Self::leaf(b, scope)
-                {
+                if let Some(l) = Self::step(v, *d, scope) {
                     c.emit(Instr::AddAssign(k, l));
                 } else if let Some(l) = Self::leaf(v, scope) {
                     c.emit(Instr::SetLeaf(k, l));
@@ -360,14 +462,9 @@ impl Lowering for Shapes {
                 };
                 // Shape 7: the body ends with the step of `d`.
                 let (prefix, last) = spine(body);
-                let step = if let Expr::Set(s, v) = last
-                    && *s == d
-                    && let Expr::Add(a, l) = &**v
-                    && **a == Expr::Get(d)
-                {
-                    Self::leaf(l, scope)
-                } else {
-                    None
+                let step = match last {
+                    Expr::Set(s, v) if *s == d => Self::step(v, d, scope),
+                    _ => None,
                 };
                 let mut exits = vec![c.len()];
                 c.emit(Instr::JumpIfRegNotPos(k, usize::MAX));
@@ -402,8 +499,71 @@ impl Lowering for Shapes {
                 }
                 true
             }
+            Expr::Sub(a, b) if want => {
+                let Some(l) = Self::leaf(b, scope) else {
+                    return false;
+                };
+                c.expr(self, a, scope, height, true);
+                c.emit(Instr::SubLeaf(l));
+                true
+            }
+            Expr::Lt(a, b) if want => {
+                if let Some(l) = Self::leaf(b, scope) {
+                    c.expr(self, a, scope, height, true);
+                    c.emit(Instr::LtLeaf(l));
+                } else if let Some(l) = self.leaf_after(a, b, scope) {
+                    c.expr(self, b, scope, height, true);
+                    c.emit(Instr::GtLeaf(l));
+                } else {
+                    return false;
+                }
+                true
+            }
             _ => false,
         }
+    }
+
+    fn store(&self, c: &mut Compiler<FusedIsa>, e: &Expr, scope: usize, slot: usize) -> bool {
+        let Some(l) = Self::leaf(e, scope) else {
+            return false;
+        };
+        c.emit(Instr::PushLeaf(slot, l));
+        true
+    }
+
+    fn test(
+        &self,
+        c: &mut Compiler<FusedIsa>,
+        cond: &Expr,
+        scope: usize,
+        height: usize,
+    ) -> Option<Test<FusedIsa>> {
+        let Expr::Lt(a, b) = cond else { return None };
+        let reg = |e: &Expr| match *e {
+            Expr::Get(d) => match place(scope, d) {
+                Place::Reg(k) => Some(k),
+                Place::Slot(_) => None,
+            },
+            _ => None,
+        };
+        let unless: Box<dyn Fn(usize) -> Instr> =
+            if let (Some(k), Some(l)) = (reg(a), Self::leaf(b, scope)) {
+                Box::new(move |t| Instr::JumpIfRegNotLt(k, t, l))
+            } else if let (Some(l), Some(k)) = (Self::leaf(a, scope), reg(b)) {
+                Box::new(move |t| Instr::JumpIfRegNotGt(k, t, l))
+            } else if let Some(l) = Self::leaf(b, scope) {
+                c.expr(self, a, scope, height, true);
+                Box::new(move |t| Instr::JumpIfNotLtLeaf(t, l))
+            } else if let Some(l) = self.leaf_after(a, b, scope) {
+                c.expr(self, b, scope, height, true);
+                Box::new(move |t| Instr::JumpIfNotGtLeaf(t, l))
+            } else {
+                return None;
+            };
+        Some(Test {
+            unless,
+            back_if: None,
+        })
     }
 }
 
@@ -422,7 +582,7 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
 }
 
 threaded_engine! {
-    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new);
+    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new), level: Two;
     "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
     conformance: extra: [REGISTER_TRICKY, CONTINUATION_TRICKY], also: [deep_programs, far_assignments]
 }
