@@ -35,38 +35,71 @@
 //! calls is what it generated from a validated program, reading only
 //! arguments below `arg_count`.
 
-use crate::engine::{CompileError, technique};
+use crate::engine::{CallDepthExceeded, CompileError, technique};
 use crate::front::ast::Expr;
-use crate::front::program::Program;
+use crate::front::program::{Level, MAX_CALLS, Program};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    AbiParam, Function, InstBuilder, MemFlagsData, UserFuncName, Value, types,
+    AbiParam, Block, BlockArg, FuncRef, Function, InstBuilder, MemFlagsData, Signature,
+    UserFuncName, Value, types,
 };
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module, default_libcall_names};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use std::sync::OnceLock;
 
-/// The compiled program's entry point: `args` points at `arg_count` values.
+/// A Level-1 program's entry point: `args` points at `arg_count` values.
 type Entry = unsafe extern "C" fn(args: *const i64) -> i64;
 
-/// A compiled program: its machine code (owned by `module`) and, for
-/// `show`, the optimised IR and a copy of the machine code.
-pub struct JitCode {
-    /// `Some` until dropped; owns the executable memory `entry` points into.
-    module: Option<JITModule>,
-    entry: Entry,
+/// What a Level-2 body returns: its value, and whether the call depth was
+/// exceeded under it (then `value` means nothing). Two integer registers
+/// in the C convention (`rax`, `rdx` on x86-64), as Cranelift returns two
+/// `i64` results.
+#[repr(C)]
+struct Returned {
+    value: i64,
+    failed: i64,
+}
+
+/// A Level-2 program's entry point (main).
+type EntryTwo = unsafe extern "C" fn(args: *const i64) -> Returned;
+
+/// Which entry a program has: Level-1 code is compiled exactly as it was
+/// before functions existed.
+#[derive(Clone, Copy)]
+enum Start {
+    One(Entry),
+    Two(EntryTwo),
+}
+
+/// One compiled body (main or a function), for `show` and the stack.
+struct Body {
+    name: String,
     ir: Function,
     machine_code: Vec<u8>,
+    /// Native stack one activation takes: Cranelift's frame (callee-saved
+    /// registers, spill slots, outgoing arguments) and the return address
+    /// and frame pointer.
+    frame_bytes: usize,
+}
+
+/// A compiled program: its machine code (owned by `module`) and, for
+/// `show`, each body's optimised IR and a copy of its machine code.
+pub struct JitCode {
+    /// `Some` until dropped; owns the executable memory `start` points into.
+    module: Option<JITModule>,
+    start: Start,
+    /// Main first, then the functions in program order.
+    bodies: Vec<Body>,
 }
 
 impl Drop for JitCode {
     fn drop(&mut self) {
         if let Some(module) = self.module.take() {
-            // SAFETY: `&mut self` means no call through `entry` is running,
-            // and `entry` is dropped with `self`, so it is never called again.
+            // SAFETY: `&mut self` means no call through `start` is running,
+            // and `start` is dropped with `self`, so it is never called again.
             unsafe { module.free_memory() };
         }
     }
@@ -111,88 +144,220 @@ fn isa(optimize: bool) -> Result<OwnedTargetIsa, CompileError> {
 technique! {
     Jit = "jit", Beyond, JitCode;
     "Cranelift JIT: locals as SSA variables, loops as blocks, native code";
-    compile: compile, execute: run, show: show;
+    compile: |program| compile(program).map(|(code, _)| code),
+    try_execute: run,
+    show: show;
+    const LEVEL: Level = Level::Two;
+
+    fn native_stack(program: &Program) -> usize {
+        native_stack(program)
+    }
 }
 
-fn compile(program: &Program) -> Result<JitCode, CompileError> {
+/// Native stack a run takes besides its guest frames: the thread's start,
+/// the compile on the same thread (Cranelift's passes, unoptimised in the
+/// test profile) and the entry from Rust.
+const RUN_OVERHEAD: usize = 2 << 20;
+
+/// A run's native stack: every guest call is a native call, so with the
+/// deepest chain active the stack holds main's frame and `MAX_CALLS`
+/// frames of the largest function. The frames are Cranelift's own
+/// (measured from the compiled code, exact), so this compiles the program.
+fn native_stack(program: &Program) -> usize {
+    if program.functions().is_empty() {
+        return 0;
+    }
+    match compile(program) {
+        Ok((_, frames)) => frames
+            .largest_function
+            .saturating_mul(MAX_CALLS)
+            .saturating_add(frames.main)
+            .saturating_add(RUN_OVERHEAD),
+        // A program that does not compile never runs.
+        Err(_) => 0,
+    }
+}
+
+/// The native frames a compiled program's bodies take, in bytes.
+struct Frames {
+    main: usize,
+    largest_function: usize,
+}
+
+/// Compiles `program`: main, then each function as a native function of
+/// its own in the same module.
+fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
     let err = |e: &dyn std::fmt::Display| CompileError(format!("cranelift: {e}"));
     let mut module = JITModule::new(JITBuilder::with_isa(
         isa(program.node_count() <= OPTIMIZE_UP_TO_NODES)?,
         default_libcall_names(),
     ));
     let ptr = module.target_config().pointer_type();
-    let mut ctx = module.make_context();
-    ctx.func.signature.params.push(AbiParam::new(ptr));
-    ctx.func.signature.returns.push(AbiParam::new(types::I64));
-    let id = module
-        .declare_function("program", Linkage::Local, &ctx.func.signature)
+    let level_two = program.level() == Level::Two;
+    // Level 1: `fn(args) -> i64`, as always. Level 2: every body returns
+    // `(value, failed)`; functions take the args pointer, their depth (the
+    // calls active with them) and their parameters.
+    let blank = module.make_signature();
+    let signature = |params: Option<usize>| {
+        let mut sig = blank.clone();
+        sig.params.push(AbiParam::new(ptr));
+        sig.returns.push(AbiParam::new(types::I64));
+        if level_two {
+            sig.returns.push(AbiParam::new(types::I64));
+        }
+        if let Some(n) = params {
+            sig.params.push(AbiParam::new(types::I64));
+            sig.params
+                .extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
+        }
+        sig
+    };
+    let main_sig = signature(None);
+    let main_id = module
+        .declare_function("main", Linkage::Local, &main_sig)
         .map_err(|e| err(&e))?;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let args = b.block_params(entry)[0];
-        let vars = (0..program.max_locals())
-            .map(|_| b.declare_var(types::I64))
-            .collect();
-        // Arguments never change during a run: trusted, read-only loads.
-        let arg_flags = MemFlagsData::trusted().with_readonly();
-        let mut g = Gen {
-            b,
-            args,
-            arg_flags,
-            vars,
-            scope: 0,
-        };
-        let v = g.expr(program.expr());
-        g.b.ins().return_(&[v]);
-        g.b.finalize(module.target_config());
+    let mut ids = Vec::new();
+    for (i, f) in program.functions().iter().enumerate() {
+        let sig = signature(Some(f.arity()));
+        let name = format!("f{i}_{}", f.name);
+        ids.push((
+            module
+                .declare_function(&name, Linkage::Local, &sig)
+                .map_err(|e| err(&e))?,
+            sig,
+        ));
     }
-    module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
-    let machine_code = ctx
-        .compiled_code()
-        .map_or_else(Vec::new, |c| c.code_buffer().to_vec());
-    let ir = std::mem::replace(&mut ctx.func, Function::new());
-    module.clear_context(&mut ctx);
+
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut bodies = Vec::new();
+    let facts = program.function_facts();
+    let mut units: Vec<(String, FuncId, Signature, &Expr, usize, Option<usize>)> = vec![(
+        "main".into(),
+        main_id,
+        main_sig,
+        program.expr(),
+        program.max_locals(),
+        None,
+    )];
+    for (i, f) in program.functions().iter().enumerate() {
+        let (id, sig) = ids[i].clone();
+        units.push((
+            f.name.clone(),
+            id,
+            sig,
+            &f.body,
+            facts[i].max_locals,
+            Some(f.arity()),
+        ));
+    }
+    for (name, id, sig, body, locals, arity) in units {
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let funcs: Vec<FuncRef> = if level_two {
+            ids.iter()
+                .map(|(f, _)| module.declare_func_in_func(*f, &mut ctx.func))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        {
+            let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            Gen::body(
+                b,
+                body,
+                locals,
+                arity,
+                level_two.then_some(funcs),
+                module.target_config(),
+            );
+        }
+        module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
+        let compiled = ctx.compiled_code().expect("just compiled");
+        let machine_code = compiled.code_buffer().to_vec();
+        let frame = compiled
+            .buffer
+            .frame_layout()
+            .map_or(0, |l| l.frame_to_fp_offset as usize);
+        let ir = std::mem::replace(&mut ctx.func, Function::new());
+        module.clear_context(&mut ctx);
+        bodies.push(Body {
+            name,
+            ir,
+            machine_code,
+            // The return address and the saved frame pointer.
+            frame_bytes: frame + 16,
+        });
+    }
     module.finalize_definitions().map_err(|e| err(&e))?;
-    let raw = module.get_finalized_function(id);
-    // SAFETY: `raw` is the finalized code of the function just defined
-    // with the signature `fn(ptr) -> i64` in the host's default (C)
-    // calling convention, which is exactly `Entry`.
-    let entry = unsafe { std::mem::transmute::<*const u8, Entry>(raw) };
-    Ok(JitCode {
+    let raw = module.get_finalized_function(main_id);
+    let start = if level_two {
+        // SAFETY: `raw` is the finalized code of main, defined with the
+        // signature `fn(ptr) -> (i64, i64)` in the host's default (C)
+        // calling convention, which returns the pair as `Returned`.
+        Start::Two(unsafe { std::mem::transmute::<*const u8, EntryTwo>(raw) })
+    } else {
+        // SAFETY: `raw` is the finalized code of main, defined with the
+        // signature `fn(ptr) -> i64` in the host's default (C) calling
+        // convention, which is exactly `Entry`.
+        Start::One(unsafe { std::mem::transmute::<*const u8, Entry>(raw) })
+    };
+    let frames = Frames {
+        main: bodies[0].frame_bytes,
+        largest_function: bodies[1..].iter().map(|b| b.frame_bytes).max().unwrap_or(0),
+    };
+    let code = JitCode {
         module: Some(module),
-        entry,
-        ir,
-        machine_code,
-    })
+        start,
+        bodies,
+    };
+    Ok((code, frames))
 }
 
-/// Calls the compiled function.
+/// Calls the compiled main.
 ///
 /// # Safety
 ///
-/// `args` covers the program's argument count (`Technique::execute`'s contract).
-unsafe fn run(code: &JitCode, args: &[i64]) -> i64 {
+/// `args` covers the program's argument count (`Technique::execute`'s
+/// contract); a Level-2 program runs on a thread with the stack
+/// [`native_stack`] declares (the registry's callers give it).
+unsafe fn run(code: &JitCode, args: &[i64]) -> Result<i64, CallDepthExceeded> {
     // SAFETY: the code only loads `args[i]` for `i < arg_count`, which our
     // caller guarantees `args` holds; its memory lives as long as `code`.
-    unsafe { (code.entry)(args.as_ptr()) }
+    // Its native recursion is bounded by the depth counter (at most
+    // `MAX_CALLS` guest frames), which the declared stack holds.
+    match code.start {
+        Start::One(entry) => Ok(unsafe { entry(args.as_ptr()) }),
+        Start::Two(entry) => match unsafe { entry(args.as_ptr()) } {
+            Returned { failed: 0, value } => Ok(value),
+            _ => Err(CallDepthExceeded),
+        },
+    }
 }
 
-/// The optimised IR, then the machine code Cranelift made of it.
+/// Each body's optimised IR, then the machine code Cranelift made of it.
 fn show(code: &JitCode) -> String {
-    let listing = super::disassembly::disassemble(&code.machine_code, &[])
-        .unwrap_or_else(|| "; (disassembly is for x86-64 hosts only)\n".into());
-    format!(
-        "; {} bytes of machine code\n{}\n; machine code\n{listing}",
-        code.machine_code.len(),
-        code.ir.display()
-    )
+    let mut out = String::new();
+    for body in &code.bodies {
+        let listing = super::disassembly::disassemble(&body.machine_code, &[])
+            .unwrap_or_else(|| "; (disassembly is for x86-64 hosts only)\n".into());
+        out.push_str(&format!(
+            "; {}: {} bytes of machine code, a {}-byte native frame\n{}\n; machine code\n{listing}\n",
+            body.name,
+            body.machine_code.len(),
+            body.frame_bytes,
+            body.ir.display()
+        ));
+    }
+    out
+}
+
+/// What a Level-2 body needs to make calls: its own depth, the functions
+/// it may call and the block that reports a failed call upwards.
+struct Calls {
+    depth: Value,
+    funcs: Vec<FuncRef>,
+    failed: Block,
 }
 
 /// IR generation state: the builder, the argument pointer and one variable
@@ -203,16 +368,88 @@ struct Gen<'a> {
     arg_flags: MemFlagsData,
     vars: Vec<Variable>,
     scope: usize,
+    calls: Option<Calls>,
 }
 
-impl Gen<'_> {
+impl<'a> Gen<'a> {
+    /// Builds one body: main (`arity` is `None`) or a function. `funcs`
+    /// is `Some` for a Level-2 program.
+    fn body(
+        mut b: FunctionBuilder<'a>,
+        body: &Expr,
+        locals: usize,
+        arity: Option<usize>,
+        funcs: Option<Vec<FuncRef>>,
+        config: TargetFrontendConfig,
+    ) {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let vars: Vec<Variable> = (0..locals).map(|_| b.declare_var(types::I64)).collect();
+        // Arguments never change during a run: trusted, read-only loads.
+        let arg_flags = MemFlagsData::trusted().with_readonly();
+        let calls = funcs.map(|funcs| {
+            let failed = b.create_block();
+            b.set_cold_block(failed);
+            let depth = match arity {
+                Some(_) => params[1],
+                None => b.ins().iconst(types::I64, 0),
+            };
+            Calls {
+                depth,
+                funcs,
+                failed,
+            }
+        });
+        let mut g = Gen {
+            b,
+            args: params[0],
+            arg_flags,
+            vars,
+            scope: 0,
+            calls,
+        };
+        if let Some(arity) = arity {
+            // The depth check: this call is the `depth`-th active one.
+            let calls = g.calls.as_ref().expect("functions are Level 2");
+            let (depth, failed) = (calls.depth, calls.failed);
+            let run = g.b.create_block();
+            let over =
+                g.b.ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThan, depth, MAX_CALLS as i64);
+            g.b.ins().brif(over, failed, &[], run, &[]);
+            g.b.seal_block(run);
+            g.b.switch_to_block(run);
+            for (i, &p) in params[2..2 + arity].iter().enumerate() {
+                g.b.def_var(g.vars[i], p);
+            }
+            g.scope = arity;
+        }
+        let v = g.expr(body);
+        match g.calls.take() {
+            None => {
+                g.b.ins().return_(&[v]);
+            }
+            Some(calls) => {
+                let ok = g.b.ins().iconst(types::I64, 0);
+                g.b.ins().return_(&[v, ok]);
+                // Failure goes up through every frame: value 0, failed 1.
+                g.b.seal_block(calls.failed);
+                g.b.switch_to_block(calls.failed);
+                let zero = g.b.ins().iconst(types::I64, 0);
+                let one = g.b.ins().iconst(types::I64, 1);
+                g.b.ins().return_(&[zero, one]);
+            }
+        }
+        g.b.finalize(config);
+    }
+
     /// Emits `e` into the current block and returns its value. Recursion
     /// depth is the tree's depth, at most `MAX_DEPTH`.
     fn expr(&mut self, e: &Expr) -> Value {
         match e {
-            Expr::Sub(..) | Expr::Lt(..) | Expr::If(..) | Expr::Call(..) => {
-                unreachable!("Level 2 is refused before compile")
-            }
             Expr::Litr(n) => self.b.ins().iconst(types::I64, *n),
             Expr::Arg(i) => {
                 // Offsets beyond `i32` go through an address add; such a
@@ -252,9 +489,7 @@ impl Gen<'_> {
                 let exit = self.b.create_block();
                 self.b.ins().jump(header, &[]);
                 self.b.switch_to_block(header);
-                let c = self.expr(c);
-                let positive = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, c, 0);
-                self.b.ins().brif(positive, body_block, &[], exit, &[]);
+                self.branch(c, body_block, exit);
                 // Seal each block as soon as all its predecessors exist (the
                 // usual cranelift-frontend discipline), so variable reads in
                 // it resolve on the spot instead of through placeholder
@@ -272,7 +507,70 @@ impl Gen<'_> {
                 self.expr(a);
                 self.expr(b)
             }
+            Expr::Sub(a, b) => {
+                let a = self.expr(a);
+                let b = self.expr(b);
+                self.b.ins().isub(a, b)
+            }
+            Expr::Lt(a, b) => {
+                // A 0/1 value only where one is used as a value.
+                let a = self.expr(a);
+                let b = self.expr(b);
+                let lt = self.b.ins().icmp(IntCC::SignedLessThan, a, b);
+                self.b.ins().uextend(types::I64, lt)
+            }
+            Expr::If(c, t, f) => {
+                let then_block = self.b.create_block();
+                let else_block = self.b.create_block();
+                let join = self.b.create_block();
+                let value = self.b.append_block_param(join, types::I64);
+                self.branch(c, then_block, else_block);
+                self.b.seal_block(then_block);
+                self.b.seal_block(else_block);
+                for (block, arm) in [(then_block, t), (else_block, f)] {
+                    self.b.switch_to_block(block);
+                    let v = self.expr(arm);
+                    self.b.ins().jump(join, &[BlockArg::Value(v)]);
+                }
+                self.b.seal_block(join);
+                self.b.switch_to_block(join);
+                value
+            }
+            Expr::Call(f, args) => {
+                let calls = self.calls.as_ref().expect("calls are Level 2");
+                let (depth, func, failed) = (calls.depth, calls.funcs[*f], calls.failed);
+                let mut values = vec![self.args, depth];
+                for arg in args {
+                    values.push(self.expr(arg));
+                }
+                // The callee checks its depth against the limit.
+                values[1] = self.b.ins().iadd_imm_s(depth, 1);
+                let call = self.b.ins().call(func, &values);
+                let (value, call_failed) = match self.b.inst_results(call) {
+                    &[v, f] => (v, f),
+                    _ => unreachable!("Level-2 bodies return two values"),
+                };
+                let returned = self.b.create_block();
+                self.b.ins().brif(call_failed, failed, &[], returned, &[]);
+                self.b.seal_block(returned);
+                self.b.switch_to_block(returned);
+                value
+            }
         }
+    }
+
+    /// Branches to `yes` when `c` is positive, else to `no`. A `<` there
+    /// is one compare and a conditional jump: no 0/1 value is made.
+    fn branch(&mut self, c: &Expr, yes: Block, no: Block) {
+        let taken = if let Expr::Lt(a, b) = c {
+            let a = self.expr(a);
+            let b = self.expr(b);
+            self.b.ins().icmp(IntCC::SignedLessThan, a, b)
+        } else {
+            let c = self.expr(c);
+            self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, c, 0)
+        };
+        self.b.ins().brif(taken, yes, &[], no, &[]);
     }
 }
 
