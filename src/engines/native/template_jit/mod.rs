@@ -39,13 +39,18 @@ mod memory;
 #[cfg(target_arch = "x86_64")]
 mod x64;
 
-use crate::engine::{CompileError, technique};
-use crate::front::program::Program;
+use crate::engine::{CallDepthExceeded, CompileError, technique};
+use crate::front::program::{Level, MAX_CALLS, Program};
 
 technique! {
     TemplateJit = "template_jit", Beyond, TemplateCode;
     "baseline JIT: one pass, a machine-code template per node, locals in fixed registers";
-    compile: compile, execute: run, show: show;
+    compile: compile, try_execute: run, show: show;
+    const LEVEL: Level = Level::Two;
+
+    fn native_stack(program: &Program) -> usize {
+        native_stack(program)
+    }
 
     fn supports(_program: &Program) -> Result<(), String> {
         if cfg!(target_arch = "x86_64") {
@@ -61,6 +66,20 @@ technique! {
 #[cfg(target_arch = "x86_64")]
 type Entry = unsafe extern "sysv64" fn(args: *const i64, frame: *mut i64) -> i64;
 
+/// What a Level-2 program returns, in `rax` and `rdx`: its value, and
+/// whether a call exceeded the depth (then `value` means nothing).
+#[cfg(target_arch = "x86_64")]
+#[repr(C)]
+struct Returned {
+    value: i64,
+    failed: i64,
+}
+
+/// A Level-2 program's entry: as [`Entry`], and the word below `frame`
+/// is free for the code (it keeps the entry's stack pointer there).
+#[cfg(target_arch = "x86_64")]
+type EntryTwo = unsafe extern "sysv64" fn(args: *const i64, frame: *mut i64) -> Returned;
+
 /// A compiled program: its code in executable memory and its frame size.
 pub struct TemplateCode {
     #[cfg(target_arch = "x86_64")]
@@ -70,6 +89,11 @@ pub struct TemplateCode {
     entry_offset: usize,
     frame_slots: usize,
     slots: usize,
+    /// Slot registers (all of `x64::SLOT_REGS` at Level 1, one fewer at 2).
+    regs: usize,
+    level: Level,
+    /// Where main and each function start, for `show`.
+    bodies: Vec<(usize, String)>,
 }
 
 /// Frames up to this many slots live on the Rust stack.
@@ -91,7 +115,41 @@ fn compile(program: &Program) -> Result<TemplateCode, CompileError> {
         entry_offset: e.entry,
         frame_slots: e.frame_slots,
         slots: e.slots,
+        regs: e.regs,
+        level: program.level(),
+        bodies: e.bodies,
     })
+}
+
+/// Native stack the run takes besides its guest frames: the thread's
+/// start, the compile on the same thread (its recursion is the tree's
+/// depth) and the way in from Rust.
+const RUN_OVERHEAD: usize = 1 << 20;
+
+/// A run's native stack: a guest call is a native `call`, and its frame is
+/// what the call site pushes (the caller's live slots and the return
+/// address, counted exactly while lowering). With the deepest chain
+/// active: the entry, main's call and `MAX_CALLS` calls from functions.
+#[cfg(target_arch = "x86_64")]
+fn native_stack(program: &Program) -> usize {
+    if program.functions().is_empty() {
+        return 0;
+    }
+    match x64::lower(program) {
+        Ok(e) => {
+            let (main, function) = e.call_frames;
+            function
+                .saturating_mul(MAX_CALLS)
+                .saturating_add(main + x64::ENTRY_FRAME + RUN_OVERHEAD)
+        }
+        // A program that does not compile never runs.
+        Err(_) => 0,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn native_stack(_program: &Program) -> usize {
+    0
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -105,20 +163,40 @@ fn compile(_program: &Program) -> Result<TemplateCode, CompileError> {
 ///
 /// `args` covers the program's argument count (`Technique::execute`'s contract).
 #[cfg(target_arch = "x86_64")]
-unsafe fn run(code: &TemplateCode, args: &[i64]) -> i64 {
-    let mut small = [0i64; SMALL_FRAME];
+unsafe fn run(code: &TemplateCode, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+    // One more slot in front: Level 2 keeps a word below the frame.
+    let mut small = [0i64; SMALL_FRAME + 1];
     let mut large = Vec::new();
-    let frame = if code.frame_slots <= SMALL_FRAME {
-        small.as_mut_ptr()
+    let memory = if code.frame_slots <= SMALL_FRAME {
+        &mut small[..]
     } else {
-        large.resize(code.frame_slots, 0);
-        large.as_mut_ptr()
+        large.resize(code.frame_slots + 1, 0);
+        &mut large[..]
     };
-    // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
-    // our caller guarantees `args` holds, and addresses only frame slots
-    // below `frame_slots`, which `frame` holds; it preserves what the
-    // System V ABI asks (see `x64::lower`).
-    unsafe { (code.entry)(args.as_ptr(), frame) }
+    // SAFETY: `memory` holds at least one slot.
+    let frame = unsafe { memory.as_mut_ptr().add(1) };
+    if code.level == Level::One {
+        // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
+        // our caller guarantees `args` holds, and addresses only frame
+        // slots below `frame_slots`, which `frame` holds; it preserves
+        // what the System V ABI asks (see `x64::lower`).
+        return Ok(unsafe { (code.entry)(args.as_ptr(), frame) });
+    }
+    // SAFETY: as above, and the Level-2 code was lowered with the `EntryTwo`
+    // signature (same arguments, `(value, failed)` in `rax`, `rdx`); it
+    // also writes the word below `frame` (`memory[0]`). Its native recursion
+    // is bounded by its depth counter (`MAX_CALLS` guest frames), which
+    // the stack `native_stack` declares holds (the registry's callers run
+    // it on such a thread).
+    let Returned { value, failed } = unsafe {
+        let entry = std::mem::transmute::<Entry, EntryTwo>(code.entry);
+        entry(args.as_ptr(), frame)
+    };
+    if failed == 0 {
+        Ok(value)
+    } else {
+        Err(CallDepthExceeded)
+    }
 }
 
 /// Never reached: `compile` never succeeds off x86-64.
@@ -127,7 +205,7 @@ unsafe fn run(code: &TemplateCode, args: &[i64]) -> i64 {
 ///
 /// As on x86-64.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn run(_code: &TemplateCode, _args: &[i64]) -> i64 {
+unsafe fn run(_code: &TemplateCode, _args: &[i64]) -> Result<i64, CallDepthExceeded> {
     unreachable!("compile never succeeds off x86-64")
 }
 
@@ -136,14 +214,28 @@ fn show(code: &TemplateCode) -> String {
     let (bytes, regs) = (code.memory.bytes(), &x64::REG_NAMES);
     #[cfg(not(target_arch = "x86_64"))]
     let (bytes, regs): (&[u8], &[&str]) = (&[], &[]);
-    let in_regs = code.slots - code.frame_slots;
+    let in_regs = code.slots.min(code.regs);
     let assignment: Vec<String> = (0..in_regs)
         .map(|s| format!("s{s}={}", regs[slot_reg(s)]))
         .collect();
-    let listing =
-        super::disassembly::disassemble(bytes, &[(code.entry_offset, "entry")]).unwrap_or_default();
+    let marks: Vec<(usize, &str)> = match code.level {
+        Level::One => vec![(code.entry_offset, "entry")],
+        Level::Two => code
+            .bodies
+            .iter()
+            .map(|(at, name)| (*at, name.as_str()))
+            .collect(),
+    };
+    let listing = super::disassembly::disassemble(bytes, &marks).unwrap_or_default();
+    let calls = match code.level {
+        Level::One => "",
+        Level::Two => {
+            "; r15 = calls still allowed, [rsi-8] = the entry's rsp; \
+             parameters in a function's first slots\n"
+        }
+    };
     format!(
-        "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n\
+        "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n{calls}\
          ; slots (locals by depth, then temporaries): {}{}\n{listing}",
         bytes.len(),
         assignment.join(" "),
