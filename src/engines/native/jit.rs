@@ -14,9 +14,30 @@
 //!
 //! **Values** live in machine registers (or Cranelift's spill slots).
 //! **Control**: `While` becomes a header block (condition, `brif c > 0`), a
-//! body block that jumps back, and an exit block; the whole program is one
+//! body block that jumps back, and an exit block; a Level-1 program is one
 //! native function called through an `extern "C" fn(*const i64) -> i64`.
 //! Dropping the compiled program frees its machine code.
+//!
+//! **Calls and branches** (Level 2): each guest function is a Cranelift
+//! function of its own in the program's module,
+//! `f(args, depth, params…) -> (value, failed)`, and a guest call is a
+//! direct native `call` to it. Nothing is inlined: Cranelift inlines only
+//! when its embedder asks (`Context::inline`), and this one never does. A
+//! frame is Cranelift's native frame: parameters arrive in registers (on
+//! the stack past six), locals are SSA values, and what is live across a
+//! call sits in callee-saved registers or spill slots. The depth travels
+//! as a parameter (main passes 1, a call its own depth + 1); a function
+//! whose depth exceeds `MAX_CALLS` returns at once with `failed = 1`, and
+//! every call site tests the flag (`test rdx, rdx; jne`) and passes it up,
+//! so nothing after the failing call runs. That is one compare at each
+//! function's entry and one test after each call. `if`, and `while` on a
+//! `<`, are one `icmp` and one `brif`, which Cranelift emits as `cmp` and
+//! `jcc`; only a `<` used as a value becomes 0/1 (`setl`, `movzx`).
+//! Native recursion: `native_stack` declares main's frame plus
+//! `MAX_CALLS` times the largest function's, read exactly from Cranelift's
+//! frame layout of the compiled code (so it compiles the program), and
+//! room for the rest of the run. A Level-1 program compiles exactly as
+//! before (one function returning one value).
 //!
 //! **Size tier**: a program of more than [`OPTIMIZE_UP_TO_NODES`] nodes
 //! is compiled with `opt_level=none` and Cranelift's single-pass register
@@ -53,7 +74,7 @@ use std::sync::OnceLock;
 /// A Level-1 program's entry point: `args` points at `arg_count` values.
 type Entry = unsafe extern "C" fn(args: *const i64) -> i64;
 
-/// What a Level-2 body returns: its value, and whether the call depth was
+/// What a Level-2 main returns: its value, and whether the call depth was
 /// exceeded under it (then `value` means nothing). Two integer registers
 /// in the C convention (`rax`, `rdx` on x86-64), as Cranelift returns two
 /// `i64` results.
@@ -194,21 +215,29 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
     ));
     let ptr = module.target_config().pointer_type();
     let level_two = program.level() == Level::Two;
-    // Level 1: `fn(args) -> i64`, as always. Level 2: every body returns
-    // `(value, failed)`; functions take the args pointer, their depth (the
-    // calls active with them) and their parameters.
+    // Level 1: `fn(args) -> i64`, as always. Level 2: main returns
+    // `(value, failed)`; a function takes the args pointer (if it can
+    // reach an `arg(i)`), its depth (the calls active with it) and its
+    // parameters, and returns `(value, its depth)`, or `(0, 0)` when a
+    // call under it failed.
+    let reads_args = functions_reading_args(program);
     let blank = module.make_signature();
-    let signature = |params: Option<usize>| {
+    let signature = |function: Option<(usize, bool)>| {
         let mut sig = blank.clone();
-        sig.params.push(AbiParam::new(ptr));
         sig.returns.push(AbiParam::new(types::I64));
         if level_two {
             sig.returns.push(AbiParam::new(types::I64));
         }
-        if let Some(n) = params {
-            sig.params.push(AbiParam::new(types::I64));
-            sig.params
-                .extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
+        match function {
+            None => sig.params.push(AbiParam::new(ptr)),
+            Some((arity, args)) => {
+                if args {
+                    sig.params.push(AbiParam::new(ptr));
+                }
+                sig.params.push(AbiParam::new(types::I64));
+                sig.params
+                    .extend(std::iter::repeat_n(AbiParam::new(types::I64), arity));
+            }
         }
         sig
     };
@@ -218,7 +247,7 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
         .map_err(|e| err(&e))?;
     let mut ids = Vec::new();
     for (i, f) in program.functions().iter().enumerate() {
-        let sig = signature(Some(f.arity()));
+        let sig = signature(Some((f.arity(), reads_args[i])));
         let name = format!("f{i}_{}", f.name);
         ids.push((
             module
@@ -232,31 +261,29 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
     let mut fctx = FunctionBuilderContext::new();
     let mut bodies = Vec::new();
     let facts = program.function_facts();
-    let mut units: Vec<(String, FuncId, Signature, &Expr, usize, Option<usize>)> = vec![(
+    let mut units: Vec<(String, FuncId, Signature, &Expr, usize, Shape)> = vec![(
         "main".into(),
         main_id,
         main_sig,
         program.expr(),
         program.max_locals(),
-        None,
+        Shape::Main,
     )];
     for (i, f) in program.functions().iter().enumerate() {
         let (id, sig) = ids[i].clone();
-        units.push((
-            f.name.clone(),
-            id,
-            sig,
-            &f.body,
-            facts[i].max_locals,
-            Some(f.arity()),
-        ));
+        let shape = Shape::Function {
+            arity: f.arity(),
+            args: reads_args[i],
+        };
+        units.push((f.name.clone(), id, sig, &f.body, facts[i].max_locals, shape));
     }
-    for (name, id, sig, body, locals, arity) in units {
+    for (name, id, sig, body, locals, shape) in units {
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let funcs: Vec<FuncRef> = if level_two {
+        let funcs: Vec<(FuncRef, bool)> = if level_two {
             ids.iter()
-                .map(|(f, _)| module.declare_func_in_func(*f, &mut ctx.func))
+                .zip(&reads_args)
+                .map(|((f, _), &args)| (module.declare_func_in_func(*f, &mut ctx.func), args))
                 .collect()
         } else {
             Vec::new()
@@ -267,7 +294,7 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
                 b,
                 body,
                 locals,
-                arity,
+                shape,
                 level_two.then_some(funcs),
                 module.target_config(),
             );
@@ -352,19 +379,65 @@ fn show(code: &JitCode) -> String {
     out
 }
 
-/// What a Level-2 body needs to make calls: its own depth, the functions
-/// it may call and the block that reports a failed call upwards.
+/// What a Level-2 body needs to make calls: its own depth (a variable:
+/// each call gives it back, so it need not be kept across the call), the
+/// functions it may call (and whether each takes the args pointer) and
+/// the block that reports a failed call upwards.
 struct Calls {
-    depth: Value,
-    funcs: Vec<FuncRef>,
+    depth: Variable,
+    funcs: Vec<(FuncRef, bool)>,
     failed: Block,
+}
+
+/// Which kind of body is compiled.
+#[derive(Clone, Copy)]
+enum Shape {
+    Main,
+    /// A function: its parameters, and whether it takes the args pointer.
+    Function { arity: usize, args: bool },
+}
+
+/// For each function: whether a call of it can read a run argument (its
+/// body reads `arg(i)` or calls a function that can). Only those get the
+/// args pointer, so the others need not keep it across their calls.
+fn functions_reading_args(program: &Program) -> Vec<bool> {
+    fn walk(e: &Expr, reads: &mut bool, calls: &mut Vec<usize>) {
+        match e {
+            Expr::Arg(_) => *reads = true,
+            Expr::Call(f, _) => calls.push(*f),
+            _ => {}
+        }
+        for c in e.children() {
+            walk(c, reads, calls);
+        }
+    }
+    let (mut reads, mut callees) = (Vec::new(), Vec::new());
+    for f in program.functions() {
+        let (mut r, mut c) = (false, Vec::new());
+        walk(&f.body, &mut r, &mut c);
+        reads.push(r);
+        callees.push(c);
+    }
+    // Up the call graph until nothing changes.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for f in 0..reads.len() {
+            if !reads[f] && callees[f].iter().any(|&g| reads[g]) {
+                reads[f] = true;
+                changed = true;
+            }
+        }
+    }
+    reads
 }
 
 /// IR generation state: the builder, the argument pointer and one variable
 /// per scope depth.
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
-    args: Value,
+    /// The args pointer (a function that cannot read `arg(i)` has none).
+    args: Option<Value>,
     arg_flags: MemFlagsData,
     vars: Vec<Variable>,
     scope: usize,
@@ -378,8 +451,8 @@ impl<'a> Gen<'a> {
         mut b: FunctionBuilder<'a>,
         body: &Expr,
         locals: usize,
-        arity: Option<usize>,
-        funcs: Option<Vec<FuncRef>>,
+        shape: Shape,
+        funcs: Option<Vec<(FuncRef, bool)>>,
         config: TargetFrontendConfig,
     ) {
         let entry = b.create_block();
@@ -393,36 +466,45 @@ impl<'a> Gen<'a> {
         let calls = funcs.map(|funcs| {
             let failed = b.create_block();
             b.set_cold_block(failed);
-            let depth = match arity {
-                Some(_) => params[1],
-                None => b.ins().iconst(types::I64, 0),
-            };
+            let depth = b.declare_var(types::I64);
             Calls {
                 depth,
                 funcs,
                 failed,
             }
         });
+        let (args, rest) = match shape {
+            Shape::Main | Shape::Function { args: true, .. } => (Some(params[0]), &params[1..]),
+            Shape::Function { args: false, .. } => (None, &params[..]),
+        };
         let mut g = Gen {
             b,
-            args: params[0],
+            args,
             arg_flags,
             vars,
             scope: 0,
             calls,
         };
-        if let Some(arity) = arity {
+        if let Some(calls) = &g.calls {
+            let depth = match shape {
+                Shape::Main => g.b.ins().iconst(types::I64, 0),
+                Shape::Function { .. } => rest[0],
+            };
+            g.b.def_var(calls.depth, depth);
+        }
+        if let Shape::Function { arity, .. } = shape {
             // The depth check: this call is the `depth`-th active one.
             let calls = g.calls.as_ref().expect("functions are Level 2");
-            let (depth, failed) = (calls.depth, calls.failed);
+            let failed = calls.failed;
             let run = g.b.create_block();
-            let over =
-                g.b.ins()
-                    .icmp_imm_u(IntCC::UnsignedGreaterThan, depth, MAX_CALLS as i64);
+            let over = g
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, rest[0], MAX_CALLS as i64);
             g.b.ins().brif(over, failed, &[], run, &[]);
             g.b.seal_block(run);
             g.b.switch_to_block(run);
-            for (i, &p) in params[2..2 + arity].iter().enumerate() {
+            for (i, &p) in rest[1..1 + arity].iter().enumerate() {
                 g.b.def_var(g.vars[i], p);
             }
             g.scope = arity;
@@ -433,14 +515,18 @@ impl<'a> Gen<'a> {
                 g.b.ins().return_(&[v]);
             }
             Some(calls) => {
-                let ok = g.b.ins().iconst(types::I64, 0);
-                g.b.ins().return_(&[v, ok]);
-                // Failure goes up through every frame: value 0, failed 1.
+                // Main: `(value, failed)`; a function: `(value, depth)`.
+                let (second, failure) = match shape {
+                    Shape::Main => (g.b.ins().iconst(types::I64, 0), 1),
+                    Shape::Function { .. } => (g.b.use_var(calls.depth), 0),
+                };
+                g.b.ins().return_(&[v, second]);
+                // Failure goes up through every frame, as no depth at all.
                 g.b.seal_block(calls.failed);
                 g.b.switch_to_block(calls.failed);
                 let zero = g.b.ins().iconst(types::I64, 0);
-                let one = g.b.ins().iconst(types::I64, 1);
-                g.b.ins().return_(&[zero, one]);
+                let failure = g.b.ins().iconst(types::I64, failure);
+                g.b.ins().return_(&[zero, failure]);
             }
         }
         g.b.finalize(config);
@@ -455,11 +541,12 @@ impl<'a> Gen<'a> {
                 // Offsets beyond `i32` go through an address add; such a
                 // program can never get enough arguments to run anyway.
                 let flags = self.arg_flags;
+                let args = self.args.expect("bodies that read arguments get them");
                 let offset = (*i as i64).wrapping_mul(8);
                 match i32::try_from(offset) {
-                    Ok(off) => self.b.ins().load(types::I64, flags, self.args, off),
+                    Ok(off) => self.b.ins().load(types::I64, flags, args, off),
                     Err(_) => {
-                        let addr = self.b.ins().iadd_imm_s(self.args, offset);
+                        let addr = self.b.ins().iadd_imm_s(args, offset);
                         self.b.ins().load(types::I64, flags, addr, 0)
                     }
                 }
@@ -538,22 +625,34 @@ impl<'a> Gen<'a> {
             }
             Expr::Call(f, args) => {
                 let calls = self.calls.as_ref().expect("calls are Level 2");
-                let (depth, func, failed) = (calls.depth, calls.funcs[*f], calls.failed);
-                let mut values = vec![self.args, depth];
+                let (depth, (func, wants_args), failed) =
+                    (calls.depth, calls.funcs[*f], calls.failed);
+                let mut values = Vec::with_capacity(args.len() + 2);
+                if wants_args {
+                    values.push(self.args.expect("a caller of such a function reads arguments"));
+                }
+                let at = values.len();
                 for arg in args {
-                    values.push(self.expr(arg));
+                    let v = self.expr(arg);
+                    values.push(v);
                 }
                 // The callee checks its depth against the limit.
-                values[1] = self.b.ins().iadd_imm_s(depth, 1);
+                let own = self.b.use_var(depth);
+                let callee = self.b.ins().iadd_imm_s(own, 1);
+                values.insert(at, callee);
                 let call = self.b.ins().call(func, &values);
-                let (value, call_failed) = match self.b.inst_results(call) {
-                    &[v, f] => (v, f),
+                let (value, callee_depth) = match self.b.inst_results(call) {
+                    &[v, d] => (v, d),
                     _ => unreachable!("Level-2 bodies return two values"),
                 };
+                // The callee's depth comes back (0: it failed); this body's
+                // is one less, so it need not be kept across the call.
                 let returned = self.b.create_block();
-                self.b.ins().brif(call_failed, failed, &[], returned, &[]);
+                self.b.ins().brif(callee_depth, returned, &[], failed, &[]);
                 self.b.seal_block(returned);
                 self.b.switch_to_block(returned);
+                let own = self.b.ins().iadd_imm_s(callee_depth, -1);
+                self.b.def_var(depth, own);
                 value
             }
         }

@@ -4,7 +4,8 @@
 //! appends a fixed x86-64 template for each node with dynasm-rs (V8's
 //! Sparkplug and LuaJIT's DynASM-built code are the tier it models): no IR,
 //! no optimiser, no register allocator. The result is one native function
-//! `fn(args, frame) -> i64`, copied into executable memory (see `memory`).
+//! `fn(args, frame) -> i64` (at Level 2, main and one function per guest
+//! function in one block), copied into executable memory (see `memory`).
 //!
 //! **Values**: an expression's value ends in `rax`, or is read straight
 //! from where a leaf lives (`add rax, [rdi + 8i]` for `Arg(i)`, an
@@ -20,6 +21,34 @@
 //! **Control**: `While` is `jmp test; top: body; test: cond; jg top` — a
 //! native loop, with no stack growth. The callee-saved registers in use
 //! are pushed by a prologue emitted last (once the pass knows them).
+//!
+//! **Calls and branches** (Level 2): each function is lowered after main
+//! into the same code block as a native function of its own, and a guest
+//! call is a native `call` to its label (never inlined). The convention
+//! inside is the engine's own: a callee finds its parameters in its first
+//! slots, where the caller's own locals live, so the caller pushes its
+//! live slots (the locals in scope and the temporaries holding a value)
+//! onto the native stack, moves the argument values into place in one
+//! parallel move (a cycle, as in `tak`'s rotated arguments, broken with a
+//! `push`/`pop`), `call`s, and pops its slots back; the value comes back
+//! in `rax`. A frame is thus what its call site pushes plus the return
+//! address (16 and 24 bytes in `fib`), on the native stack: `native_stack`
+//! declares the largest call site's frame times `MAX_CALLS`, counted
+//! exactly while lowering, plus the entry's. The depth is a register: at
+//! Level 2, `r15` leaves the slot registers and counts the calls still
+//! allowed; a function begins `sub r15, 1; jb fail` and ends `add r15, 1;
+//! ret`. The failing call must not return into its callers (they would run
+//! on), so `fail` sets `rsp` back to what the entry saved at `[rsi - 8]`
+//! and returns `failed` in `rdx`: every guest frame goes at once, and only
+//! this code's own frames lie in between (no Rust frame is skipped, none
+//! needs unwinding). A `<` under `if` or `while` is one `cmp` and one
+//! `jcc` (to the other arm, or back to the loop's top); only a `<` used as
+//! a value makes a 0/1, with `setl`/`movzx`. Operand-location variants:
+//! `-` as `+` (a leaf right operand read in place, `x = x - leaf` in
+//! place, a constant left operand as `neg` then `add`); `<` compares a
+//! leaf right operand in place, and with a constant left operand compares
+//! the other way round (`cmp b, a; jg`). A Level-1 program lowers exactly
+//! as before: 11 slot registers, no counter, no call.
 //!
 //! **Code memory** is W^X: a per-thread region mapped twice (a read-write
 //! and a read-execute view of the same pages), so a compile makes no
