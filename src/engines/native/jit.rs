@@ -20,24 +20,32 @@
 //!
 //! **Calls and branches** (Level 2): each guest function is a Cranelift
 //! function of its own in the program's module,
-//! `f(args, depth, params…) -> (value, failed)`, and a guest call is a
+//! `f([args,] depth, params…) -> (value, depth)`, and a guest call is a
 //! direct native `call` to it. Nothing is inlined: Cranelift inlines only
 //! when its embedder asks (`Context::inline`), and this one never does. A
 //! frame is Cranelift's native frame: parameters arrive in registers (on
 //! the stack past six), locals are SSA values, and what is live across a
-//! call sits in callee-saved registers or spill slots. The depth travels
-//! as a parameter (main passes 1, a call its own depth + 1); a function
-//! whose depth exceeds `MAX_CALLS` returns at once with `failed = 1`, and
-//! every call site tests the flag (`test rdx, rdx; jne`) and passes it up,
-//! so nothing after the failing call runs. That is one compare at each
+//! call sits in callee-saved registers or spill slots. Only a function
+//! that can reach an `arg(i)` (itself or through its calls) takes the
+//! args pointer. The depth (calls active) travels as a parameter and
+//! comes back as the second result, so no register keeps it across a
+//! call: a function whose depth exceeds `MAX_CALLS` returns `(0, 0)` at
+//! once, and every call site tests the depth it got back (`test rdx, rdx;
+//! je`) and fails upwards in turn, so nothing after the failing call
+//! runs; main returns `(value, failed)`. That is one compare at each
 //! function's entry and one test after each call. `if`, and `while` on a
 //! `<`, are one `icmp` and one `brif`, which Cranelift emits as `cmp` and
 //! `jcc`; only a `<` used as a value becomes 0/1 (`setl`, `movzx`).
 //! Native recursion: `native_stack` declares main's frame plus
 //! `MAX_CALLS` times the largest function's, read exactly from Cranelift's
 //! frame layout of the compiled code (so it compiles the program), and
-//! room for the rest of the run. A Level-1 program compiles exactly as
-//! before (one function returning one value).
+//! room for the rest of the run. The price of Cranelift's frames: every
+//! non-leaf function sets up `rbp` and returns through `mov rsp, rbp; pop
+//! rbp`, so each return's stack pointer waits for the frame pointer its
+//! callee loaded back; on deep or doubly recursive calls that chain of
+//! loads makes `jit` slower than the `rust` candle despite fewer
+//! instructions per call. A Level-1 program compiles exactly as before
+//! (one function returning one value).
 //!
 //! **Size tier**: a program of more than [`OPTIMIZE_UP_TO_NODES`] nodes
 //! is compiled with `opt_level=none` and Cranelift's single-pass register
@@ -349,12 +357,14 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
 /// contract); a Level-2 program runs on a thread with the stack
 /// [`native_stack`] declares (the registry's callers give it).
 unsafe fn run(code: &JitCode, args: &[i64]) -> Result<i64, CallDepthExceeded> {
-    // SAFETY: the code only loads `args[i]` for `i < arg_count`, which our
-    // caller guarantees `args` holds; its memory lives as long as `code`.
-    // Its native recursion is bounded by the depth counter (at most
-    // `MAX_CALLS` guest frames), which the declared stack holds.
     match code.start {
+        // SAFETY: the code only loads `args[i]` for `i < arg_count`, which
+        // our caller guarantees `args` holds; its memory lives as long as
+        // `code`.
         Start::One(entry) => Ok(unsafe { entry(args.as_ptr()) }),
+        // SAFETY: as for Level 1; the native recursion is bounded by the
+        // depth count (at most `MAX_CALLS` guest frames), which the stack
+        // `native_stack` declares holds (the registry's callers give it).
         Start::Two(entry) => match unsafe { entry(args.as_ptr()) } {
             Returned { failed: 0, value } => Ok(value),
             _ => Err(CallDepthExceeded),
@@ -394,7 +404,10 @@ struct Calls {
 enum Shape {
     Main,
     /// A function: its parameters, and whether it takes the args pointer.
-    Function { arity: usize, args: bool },
+    Function {
+        arity: usize,
+        args: bool,
+    },
 }
 
 /// For each function: whether a call of it can read a run argument (its
@@ -497,10 +510,9 @@ impl<'a> Gen<'a> {
             let calls = g.calls.as_ref().expect("functions are Level 2");
             let failed = calls.failed;
             let run = g.b.create_block();
-            let over = g
-                .b
-                .ins()
-                .icmp_imm_u(IntCC::UnsignedGreaterThan, rest[0], MAX_CALLS as i64);
+            let over =
+                g.b.ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThan, rest[0], MAX_CALLS as i64);
             g.b.ins().brif(over, failed, &[], run, &[]);
             g.b.seal_block(run);
             g.b.switch_to_block(run);
@@ -629,7 +641,10 @@ impl<'a> Gen<'a> {
                     (calls.depth, calls.funcs[*f], calls.failed);
                 let mut values = Vec::with_capacity(args.len() + 2);
                 if wants_args {
-                    values.push(self.args.expect("a caller of such a function reads arguments"));
+                    values.push(
+                        self.args
+                            .expect("a caller of such a function reads arguments"),
+                    );
                 }
                 let at = values.len();
                 for arg in args {
