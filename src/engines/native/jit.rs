@@ -76,7 +76,7 @@ use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use cranelift_module::{FuncId, Linkage, Module, ModuleReloc, default_libcall_names};
 use std::sync::OnceLock;
 
 /// A Level-1 program's entry point: `args` points at `arg_count` values.
@@ -307,9 +307,39 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
                 module.target_config(),
             );
         }
-        module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
+        let machine_code = if level_two {
+            // Compiled here, so the epilogues can lose their `mov rsp, rbp`
+            // before the module places the code.
+            let isa = module.isa();
+            let align = ctx
+                .compile(isa, &mut Default::default())
+                .map_err(|e| err(&format!("{:?}", e.inner)))?
+                .buffer
+                .alignment as u64;
+            let align = align
+                .max(isa.function_alignment().minimum as u64)
+                .max(isa.symbol_alignment());
+            let compiled = ctx.compiled_code().expect("just compiled");
+            let mut code = compiled.code_buffer().to_vec();
+            drop_frame_pointer_moves(&mut code);
+            let relocs: Vec<ModuleReloc> = compiled
+                .buffer
+                .relocs()
+                .iter()
+                .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+                .collect();
+            module
+                .define_function_bytes(id, align, &code, &relocs)
+                .map_err(|e| err(&e))?;
+            code
+        } else {
+            module.define_function(id, &mut ctx).map_err(|e| err(&e))?;
+            ctx.compiled_code()
+                .expect("just compiled")
+                .code_buffer()
+                .to_vec()
+        };
         let compiled = ctx.compiled_code().expect("just compiled");
-        let machine_code = compiled.code_buffer().to_vec();
         let frame = compiled
             .buffer
             .frame_layout()
@@ -347,6 +377,48 @@ fn compile(program: &Program) -> Result<(JitCode, Frames), CompileError> {
         bodies,
     };
     Ok((code, frames))
+}
+
+/// Turns each epilogue's `mov rsp, rbp` (followed by `pop rbp`) into a
+/// `nop` of the same length. Cranelift's x64 epilogue first adds the whole
+/// frame back to `rsp` (`rsp` never moves between prologue and epilogue:
+/// these bodies have no dynamic stack allocation), so `rsp` already equals
+/// `rbp` there; the move only made every return wait for the frame pointer
+/// its callee's `pop rbp` had just loaded, a chain of dependent loads
+/// through a whole recursion. Leaves the code as it is unless every byte
+/// decodes (Cranelift puts no data among this code's instructions: no
+/// constant pool, no jump table).
+fn drop_frame_pointer_moves(code: &mut [u8]) {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Register};
+    let mut decoder = Decoder::new(64, code, DecoderOptions::NONE);
+    let mut all: Vec<Instruction> = Vec::new();
+    while decoder.can_decode() {
+        let i = decoder.decode();
+        if i.is_invalid() {
+            return;
+        }
+        all.push(i);
+    }
+    let moves: Vec<(usize, usize)> = all
+        .windows(2)
+        .filter(|w| {
+            matches!(w[0].code(), Code::Mov_rm64_r64 | Code::Mov_r64_rm64)
+                && w[0].op0_register() == Register::RSP
+                && w[0].op1_register() == Register::RBP
+                && w[1].code() == Code::Pop_r64
+                && w[1].op0_register() == Register::RBP
+        })
+        .map(|w| (w[0].ip() as usize, w[0].len()))
+        .collect();
+    for (at, len) in moves {
+        if len == 3 {
+            // `nop dword [rax]`: three bytes, no effect.
+            code[at..at + 3].copy_from_slice(&[0x0f, 0x1f, 0x00]);
+        }
+    }
 }
 
 /// Calls the compiled main.
