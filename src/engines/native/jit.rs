@@ -39,13 +39,16 @@
 //! Native recursion: `native_stack` declares main's frame plus
 //! `MAX_CALLS` times the largest function's, read exactly from Cranelift's
 //! frame layout of the compiled code (so it compiles the program), and
-//! room for the rest of the run. The price of Cranelift's frames: every
-//! non-leaf function sets up `rbp` and returns through `mov rsp, rbp; pop
-//! rbp`, so each return's stack pointer waits for the frame pointer its
-//! callee loaded back; on deep or doubly recursive calls that chain of
-//! loads makes `jit` slower than the `rust` candle despite fewer
-//! instructions per call. A Level-1 program compiles exactly as before
-//! (one function returning one value).
+//! room for the rest of the run. Cranelift's x64 epilogue ends `mov rsp,
+//! rbp; pop rbp`, which made each return's stack pointer wait for the
+//! frame pointer its callee had just loaded back (a chain of dependent
+//! loads through a whole recursion); at Level 2 the compiled bytes lose
+//! that move, which is redundant there (`drop_frame_pointer_moves`).
+//! What remains per call beyond the `rust` candle's: the frame pointer's
+//! push and set-up, callee-saved registers stored and reloaded even on a
+//! path that makes no call (Cranelift does not shrink-wrap), the entry's
+//! depth compare and the test after each call. A Level-1 program
+//! compiles exactly as before (one function returning one value).
 //!
 //! **Size tier**: a program of more than [`OPTIMIZE_UP_TO_NODES`] nodes
 //! is compiled with `opt_level=none` and Cranelift's single-pass register
@@ -62,7 +65,8 @@
 //!
 //! **Unsafe code** rests on trusting its own compiler: the machine code it
 //! calls is what it generated from a validated program, reading only
-//! arguments below `arg_count`.
+//! arguments below `arg_count`, with the one edit above, which keeps the
+//! code's meaning because Cranelift never moves `rsp` inside these bodies.
 
 use crate::engine::{CallDepthExceeded, CompileError, technique};
 use crate::front::ast::Expr;
