@@ -4,7 +4,8 @@
 //! appends a fixed x86-64 template for each node with dynasm-rs (V8's
 //! Sparkplug and LuaJIT's DynASM-built code are the tier it models): no IR,
 //! no optimiser, no register allocator. The result is one native function
-//! `fn(args, frame) -> i64`, copied into executable memory (see `memory`).
+//! `fn(args, frame) -> i64` (at Level 2, main and one function per guest
+//! function in one block), copied into executable memory (see `memory`).
 //!
 //! **Values**: an expression's value ends in `rax`, or is read straight
 //! from where a leaf lives (`add rax, [rdi + 8i]` for `Arg(i)`, an
@@ -20,6 +21,34 @@
 //! **Control**: `While` is `jmp test; top: body; test: cond; jg top` — a
 //! native loop, with no stack growth. The callee-saved registers in use
 //! are pushed by a prologue emitted last (once the pass knows them).
+//!
+//! **Calls and branches** (Level 2): each function is lowered after main
+//! into the same code block as a native function of its own, and a guest
+//! call is a native `call` to its label (never inlined). The convention
+//! inside is the engine's own: a callee finds its parameters in its first
+//! slots, where the caller's own locals live, so the caller pushes its
+//! live slots (the locals in scope and the temporaries holding a value)
+//! onto the native stack, moves the argument values into place in one
+//! parallel move (a cycle, as in `tak`'s rotated arguments, broken with a
+//! `push`/`pop`), `call`s, and pops its slots back; the value comes back
+//! in `rax`. A frame is thus what its call site pushes plus the return
+//! address (16 and 24 bytes in `fib`), on the native stack: `native_stack`
+//! declares the largest call site's frame times `MAX_CALLS`, counted
+//! exactly while lowering, plus the entry's. The depth is a register: at
+//! Level 2, `r15` leaves the slot registers and counts the calls still
+//! allowed; a function begins `sub r15, 1; jb fail` and ends `add r15, 1;
+//! ret`. The failing call must not return into its callers (they would run
+//! on), so `fail` sets `rsp` back to what the entry saved at `[rsi - 8]`
+//! and returns `failed` in `rdx`: every guest frame goes at once, and only
+//! this code's own frames lie in between (no Rust frame is skipped, none
+//! needs unwinding). A `<` under `if` or `while` is one `cmp` and one
+//! `jcc` (to the other arm, or back to the loop's top); only a `<` used as
+//! a value makes a 0/1, with `setl`/`movzx`. Operand-location variants:
+//! `-` as `+` (a leaf right operand read in place, `x = x - leaf` in
+//! place, a constant left operand as `neg` then `add`); `<` compares a
+//! leaf right operand in place, and with a constant left operand compares
+//! the other way round (`cmp b, a; jg`). A Level-1 program lowers exactly
+//! as before: 11 slot registers, no counter, no call.
 //!
 //! **Code memory** is W^X: a per-thread region mapped twice (a read-write
 //! and a read-execute view of the same pages), so a compile makes no
@@ -39,13 +68,18 @@ pub(super) mod memory;
 #[cfg(target_arch = "x86_64")]
 mod x64;
 
-use crate::engine::{CompileError, technique};
-use crate::front::program::Program;
+use crate::engine::{CallDepthExceeded, CompileError, technique};
+use crate::front::program::{Level, MAX_CALLS, Program};
 
 technique! {
     TemplateJit = "template_jit", Beyond, TemplateCode;
     "baseline JIT: one pass, a machine-code template per node, locals in fixed registers";
-    compile: compile, execute: run, show: show;
+    compile: compile, try_execute: run, show: show;
+    const LEVEL: Level = Level::Two;
+
+    fn native_stack(program: &Program) -> usize {
+        native_stack(program)
+    }
 
     fn supports(_program: &Program) -> Result<(), String> {
         if cfg!(target_arch = "x86_64") {
@@ -61,6 +95,20 @@ technique! {
 #[cfg(target_arch = "x86_64")]
 type Entry = unsafe extern "sysv64" fn(args: *const i64, frame: *mut i64) -> i64;
 
+/// What a Level-2 program returns, in `rax` and `rdx`: its value, and
+/// whether a call exceeded the depth (then `value` means nothing).
+#[cfg(target_arch = "x86_64")]
+#[repr(C)]
+struct Returned {
+    value: i64,
+    failed: i64,
+}
+
+/// A Level-2 program's entry: as [`Entry`], and the word below `frame`
+/// is free for the code (it keeps the entry's stack pointer there).
+#[cfg(target_arch = "x86_64")]
+type EntryTwo = unsafe extern "sysv64" fn(args: *const i64, frame: *mut i64) -> Returned;
+
 /// A compiled program: its code in executable memory and its frame size.
 pub struct TemplateCode {
     #[cfg(target_arch = "x86_64")]
@@ -70,6 +118,11 @@ pub struct TemplateCode {
     entry_offset: usize,
     frame_slots: usize,
     slots: usize,
+    /// Slot registers (all of `x64::SLOT_REGS` at Level 1, one fewer at 2).
+    regs: usize,
+    level: Level,
+    /// Where main and each function start, for `show`.
+    bodies: Vec<(usize, String)>,
 }
 
 /// Frames up to this many slots live on the Rust stack.
@@ -91,7 +144,41 @@ fn compile(program: &Program) -> Result<TemplateCode, CompileError> {
         entry_offset: e.entry,
         frame_slots: e.frame_slots,
         slots: e.slots,
+        regs: e.regs,
+        level: program.level(),
+        bodies: e.bodies,
     })
+}
+
+/// Native stack the run takes besides its guest frames: the thread's
+/// start, the compile on the same thread (its recursion is the tree's
+/// depth) and the way in from Rust.
+const RUN_OVERHEAD: usize = 1 << 20;
+
+/// A run's native stack: a guest call is a native `call`, and its frame is
+/// what the call site pushes (the caller's live slots and the return
+/// address, counted exactly while lowering). With the deepest chain
+/// active: the entry, main's call and `MAX_CALLS` calls from functions.
+#[cfg(target_arch = "x86_64")]
+fn native_stack(program: &Program) -> usize {
+    if program.functions().is_empty() {
+        return 0;
+    }
+    match x64::lower(program) {
+        Ok(e) => {
+            let (main, function) = e.call_frames;
+            function
+                .saturating_mul(MAX_CALLS)
+                .saturating_add(main + x64::ENTRY_FRAME + RUN_OVERHEAD)
+        }
+        // A program that does not compile never runs.
+        Err(_) => 0,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn native_stack(_program: &Program) -> usize {
+    0
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -105,20 +192,40 @@ fn compile(_program: &Program) -> Result<TemplateCode, CompileError> {
 ///
 /// `args` covers the program's argument count (`Technique::execute`'s contract).
 #[cfg(target_arch = "x86_64")]
-unsafe fn run(code: &TemplateCode, args: &[i64]) -> i64 {
-    let mut small = [0i64; SMALL_FRAME];
+unsafe fn run(code: &TemplateCode, args: &[i64]) -> Result<i64, CallDepthExceeded> {
+    // One more slot in front: Level 2 keeps a word below the frame.
+    let mut small = [0i64; SMALL_FRAME + 1];
     let mut large = Vec::new();
-    let frame = if code.frame_slots <= SMALL_FRAME {
-        small.as_mut_ptr()
+    let memory = if code.frame_slots <= SMALL_FRAME {
+        &mut small[..]
     } else {
-        large.resize(code.frame_slots, 0);
-        large.as_mut_ptr()
+        large.resize(code.frame_slots + 1, 0);
+        &mut large[..]
     };
-    // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
-    // our caller guarantees `args` holds, and addresses only frame slots
-    // below `frame_slots`, which `frame` holds; it preserves what the
-    // System V ABI asks (see `x64::lower`).
-    unsafe { (code.entry)(args.as_ptr(), frame) }
+    // SAFETY: `memory` holds at least one slot.
+    let frame = unsafe { memory.as_mut_ptr().add(1) };
+    if code.level == Level::One {
+        // SAFETY: the code reads `args[i]` only for `i < arg_count`, which
+        // our caller guarantees `args` holds, and addresses only frame
+        // slots below `frame_slots`, which `frame` holds; it preserves
+        // what the System V ABI asks (see `x64::lower`).
+        return Ok(unsafe { (code.entry)(args.as_ptr(), frame) });
+    }
+    // SAFETY: as above, and the Level-2 code was lowered with the `EntryTwo`
+    // signature (same arguments, `(value, failed)` in `rax`, `rdx`); it
+    // also writes the word below `frame` (`memory[0]`). Its native recursion
+    // is bounded by its depth counter (`MAX_CALLS` guest frames), which
+    // the stack `native_stack` declares holds (the registry's callers run
+    // it on such a thread).
+    let Returned { value, failed } = unsafe {
+        let entry = std::mem::transmute::<Entry, EntryTwo>(code.entry);
+        entry(args.as_ptr(), frame)
+    };
+    if failed == 0 {
+        Ok(value)
+    } else {
+        Err(CallDepthExceeded)
+    }
 }
 
 /// Never reached: `compile` never succeeds off x86-64.
@@ -127,7 +234,7 @@ unsafe fn run(code: &TemplateCode, args: &[i64]) -> i64 {
 ///
 /// As on x86-64.
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn run(_code: &TemplateCode, _args: &[i64]) -> i64 {
+unsafe fn run(_code: &TemplateCode, _args: &[i64]) -> Result<i64, CallDepthExceeded> {
     unreachable!("compile never succeeds off x86-64")
 }
 
@@ -136,14 +243,28 @@ fn show(code: &TemplateCode) -> String {
     let (bytes, regs) = (code.memory.bytes(), &x64::REG_NAMES);
     #[cfg(not(target_arch = "x86_64"))]
     let (bytes, regs): (&[u8], &[&str]) = (&[], &[]);
-    let in_regs = code.slots - code.frame_slots;
+    let in_regs = code.slots.min(code.regs);
     let assignment: Vec<String> = (0..in_regs)
         .map(|s| format!("s{s}={}", regs[slot_reg(s)]))
         .collect();
-    let listing =
-        super::disassembly::disassemble(bytes, &[(code.entry_offset, "entry")]).unwrap_or_default();
+    let marks: Vec<(usize, &str)> = match code.level {
+        Level::One => vec![(code.entry_offset, "entry")],
+        Level::Two => code
+            .bodies
+            .iter()
+            .map(|(at, name)| (*at, name.as_str()))
+            .collect(),
+    };
+    let listing = super::disassembly::disassemble(bytes, &marks).unwrap_or_default();
+    let calls = match code.level {
+        Level::One => "",
+        Level::Two => {
+            "; r15 = calls still allowed, [rsi-8] = the entry's rsp; \
+             parameters in a function's first slots\n"
+        }
+    };
     format!(
-        "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n\
+        "; {} bytes of x86-64 code; rdi = args, rsi = frame, value in rax\n{calls}\
          ; slots (locals by depth, then temporaries): {}{}\n{listing}",
         bytes.len(),
         assignment.join(" "),
