@@ -66,6 +66,12 @@ pub const STEPS: &[Step] = &[
         change: "x86-64 code, one fixed template per node, so no dispatch is left",
     },
     Step {
+        engine: "copy_patch_jit",
+        label: "copy-and-patch",
+        from: "template_jit",
+        change: "the templates written by rustc from Rust stencils, copied and patched, instead of by hand",
+    },
+    Step {
         engine: "jit",
         label: "Cranelift",
         from: "template_jit",
