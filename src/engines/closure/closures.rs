@@ -9,7 +9,7 @@
 //! side by side: one allocation per block instead of one per node.
 //! **Values** are the closures' Rust return values, so intermediates live in
 //! registers and on the native stack. **Locals** live in a buffer reached
-//! through [`Env`]: the number of locals in scope is fixed at every node, so
+//! through [`Frame`]: the number of locals in scope is fixed at every node, so
 //! `Get(d)` resolves at compile time to the absolute slot `scope - 1 - d`, a
 //! `Let` stores into slot `scope`, and leaving a scope costs nothing. The
 //! buffer holds exactly [`Program::max_locals`] slots.
@@ -20,8 +20,8 @@
 //! **What a node costs**: a leaf is two or three instructions and a return;
 //! a node with children pays a call per child, each two loads (code and data,
 //! both in its own closure; a `dyn Fn` would load the code from a vtable, one
-//! more dependent load) plus saving the one `Env` pointer and its own
-//! address in callee-saved registers across the call. The single `&mut Env`
+//! more dependent load) plus saving the one `Frame` pointer and its own
+//! address in callee-saved registers across the call. The single `&mut Frame`
 //! argument is deliberate: two pointer arguments would save a load in each
 //! leaf but cost every inner node another saved register. The one
 //! operand-location variant: **`add n`**, an `Add` whose right operand is a
@@ -67,19 +67,6 @@ use crate::front::ast::Expr;
 use crate::front::program::{Level, MAX_CALLS, Program};
 use std::cell::Cell;
 use std::fmt::Write;
-
-/// Where a run's arguments and locals are: what every closure reads.
-/// Shared by `bytecode_closures` and `tape_closures`' handlers; the engines
-/// whose closures also make guest calls use [`Frame`].
-///
-/// Invariant (upheld by each of those engines' `run`, the only places an
-/// `Env` is made): `args` points at [`Program::arg_count`] readable values
-/// and `locals` at [`Program::max_locals`] writable slots, of the program the
-/// code was compiled from.
-pub struct Env {
-    pub(crate) args: *const i64,
-    pub(crate) locals: *mut i64,
-}
 
 /// What every closure of `closures` and `stack_closures` reads: the run's
 /// arguments, the active call's locals and how many calls are active. A
