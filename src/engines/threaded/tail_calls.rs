@@ -15,11 +15,9 @@
 //! is just another jump to the loop head: the whole run is one chain of
 //! jumps on one native frame, and only `halt` returns.
 //!
-//! **Calls** would be `tape_continuations`' (one dispatch each, frames on
-//! the engine's own stack, back-edges and calls alike jumps), and the code
-//! for them is built; the engine still runs Level 1 only: at opt-level 0
-//! the Level-2 conformance check overflows `walker`'s declared stack (the
-//! reference run beside this engine's), which the tests must allow first.
+//! **Calls** are `tape_continuations`' (one dispatch each, frames on the
+//! engine's own stack), and here back-edges, calls and returns alike are
+//! guaranteed jumps, at opt-level 0 too.
 //!
 //! **Unsafe** code rests on the verifier, as in `tape_continuations`.
 //!
@@ -32,7 +30,7 @@ use super::tape_continuations::{Code, Plain, TapeIsa, compile};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain), level: One;
+    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain), level: Two;
     "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
     conformance: guaranteed_tail_calls
 }
