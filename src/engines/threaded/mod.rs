@@ -455,40 +455,11 @@ pub(crate) use tail_call;
 /// conformance tests: `Engine = "name", Tier, CodeType, compile(hook);
 /// "summary"; conformance: <what `conformance_tests!` takes after the
 /// engine>`, for a family module whose `compile` takes a lowering hook (made
-/// from the program by `hook`) and whose `Code` has `run` and `listing`;
-/// the backend follows from the code type. Every engine on this core is one
-/// of these. `level: Two` after the compiler names an engine that runs
-/// Level 2: its `run` returns `Result<i64, CallDepthExceeded>`.
+/// from the program by `hook`) and whose `Code` has `run` (returning
+/// `Result<i64, CallDepthExceeded>`: every engine on this core runs Level 2)
+/// and `listing`; the backend follows from the code type. Every engine on
+/// this core is one of these.
 macro_rules! threaded_engine {
-    (
-        $(#[$m:meta])*
-        $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr), level: $level:ident;
-        $summary:literal;
-        conformance: $($checks:tt)*
-    ) => {
-        #[cfg(test)]
-        mod conformance {
-            $crate::reference::conformance::conformance_tests!(super::$Engine, $($checks)*);
-        }
-
-        $crate::engine::technique! {
-            $(#[$m])*
-            $Engine = $name, $tier, $Code;
-            $summary;
-            compile: |program| $compile(program, &($hook)(program)),
-            try_execute: <$Code>::run,
-            show: <$Code>::listing;
-            const LEVEL: $crate::front::program::Level = $crate::front::program::Level::$level;
-            // Every handler ends in a tail call to the next.
-            const TAIL_CALLS: bool = true;
-            fn variants() -> Vec<String> {
-                <$Code>::variants()
-            }
-            fn census(code: &$Code) -> Vec<(String, usize)> {
-                code.census()
-            }
-        }
-    };
     (
         $(#[$m:meta])*
         $Engine:ident = $name:literal, $tier:ident, $Code:ty, $compile:ident($hook:expr);
@@ -505,8 +476,9 @@ macro_rules! threaded_engine {
             $Engine = $name, $tier, $Code;
             $summary;
             compile: |program| $compile(program, &($hook)(program)),
-            execute: <$Code>::run,
+            try_execute: <$Code>::run,
             show: <$Code>::listing;
+            const LEVEL: $crate::front::program::Level = $crate::front::program::Level::Two;
             // Every handler ends in a tail call to the next.
             const TAIL_CALLS: bool = true;
             fn variants() -> Vec<String> {

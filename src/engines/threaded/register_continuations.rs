@@ -1459,7 +1459,7 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
 }
 
 threaded_engine! {
-    RegisterContinuations = "register_continuations", Beyond, Code<RegIsa, Stable>, compile(|_| Plain), level: Two;
+    RegisterContinuations = "register_continuations", Beyond, Code<RegIsa, Stable>, compile(|_| Plain);
     "register machine with threaded handlers: three-address ops, hot locals in handler arguments";
     conformance: tail_calling
 }

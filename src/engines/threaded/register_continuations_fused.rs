@@ -222,7 +222,7 @@ impl Lowering for Shapes {
 }
 
 threaded_engine! {
-    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes), level: Two;
+    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes);
     "register_continuations plus add-and-test and two-add superinstructions";
     conformance: tail_calling
 }

@@ -16,7 +16,7 @@ use super::register_continuations::{Code, Plain, RegIsa, compile};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    RegisterTailCalls = "register_tail_calls", Beyond, Code<RegIsa, Become>, compile(|_| Plain), level: Two;
+    RegisterTailCalls = "register_tail_calls", Beyond, Code<RegIsa, Become>, compile(|_| Plain);
     "register_continuations with guaranteed tail calls (`become`) in every profile";
     conformance: guaranteed_tail_calls
 }

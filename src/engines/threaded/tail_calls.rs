@@ -30,7 +30,7 @@ use super::tape_continuations::{Code, Plain, TapeIsa, compile};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain), level: Two;
+    TailCalls = "tail_calls", Beyond, Code<TapeIsa, Become>, compile(|_| Plain);
     "tape_continuations' tape with guaranteed tail calls (`become`): back-edges are jumps too";
     conformance: guaranteed_tail_calls
 }

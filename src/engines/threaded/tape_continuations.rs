@@ -911,7 +911,7 @@ where
 }
 
 threaded_engine! {
-    TapeContinuations = "tape_continuations", Original, Code<TapeIsa, Stable>, compile(|_| Plain), level: Two;
+    TapeContinuations = "tape_continuations", Original, Code<TapeIsa, Stable>, compile(|_| Plain);
     "direct threading: each op's handler tail-calls the next, acc + 2 local registers";
     conformance: extra: [CONTINUATION_TRICKY], also: [deep_programs, long_straight_line, far_assignments]
 }

@@ -582,7 +582,7 @@ fn spine(e: &Expr) -> (Vec<&Expr>, &Expr) {
 }
 
 threaded_engine! {
-    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new), level: Two;
+    TapeContinuationsFused = "tape_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(Shapes::new);
     "tape_continuations plus add-assign, set, add-leaf and register-test superinstructions";
     conformance: extra: [REGISTER_TRICKY, CONTINUATION_TRICKY], also: [deep_programs, far_assignments]
 }
