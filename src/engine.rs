@@ -650,6 +650,8 @@ macro_rules! for_each_engine {
             tail_calls: $crate::engines::threaded::tail_calls::TailCalls,
             #[cfg(feature = "nightly")]
             register_tail_calls: $crate::engines::threaded::register_tail_calls::RegisterTailCalls,
+            #[cfg(feature = "nightly")]
+            register_preserve_none: $crate::engines::threaded::register_preserve_none::RegisterPreserveNone,
             #[cfg(feature = "jit")]
             jit: $crate::engines::native::jit::Jit,
             #[cfg(feature = "template_jit")]
@@ -661,6 +663,8 @@ macro_rules! for_each_engine {
             register_continuations_fused: $crate::engines::threaded::register_continuations_fused::RegisterContinuationsFused,
             #[cfg(feature = "nightly")]
             register_tail_calls_fused: $crate::engines::threaded::register_tail_calls_fused::RegisterTailCallsFused,
+            #[cfg(feature = "nightly")]
+            register_preserve_none_fused: $crate::engines::threaded::register_preserve_none_fused::RegisterPreserveNoneFused,
             #[cfg(feature = "lua54")]
             lua54: $crate::engines::peers::lua54::Lua54,
             #[cfg(feature = "luajit")]

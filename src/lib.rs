@@ -7,10 +7,12 @@
 //! candles, [`harness`] (the measurement), and [`cli`] on top, which only
 //! glues them together. `ARCHITECTURE.md` maps every folder.
 
-// `tail_calls` needs guaranteed tail calls (`become`), a nightly feature.
+// The `become` engines need guaranteed tail calls, and
+// `register_preserve_none` the calling convention that passes arguments in
+// the callee-saved registers too: nightly features.
 #![cfg_attr(
     feature = "nightly",
-    feature(explicit_tail_calls),
+    feature(explicit_tail_calls, rust_preserve_none_cc),
     allow(incomplete_features)
 )]
 

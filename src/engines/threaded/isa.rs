@@ -381,20 +381,45 @@ pub(crate) use table;
 /// `checked_handler`, which checks every field and then looks the handler
 /// up.
 macro_rules! isa {
+    // Another family's handlers for a set that exists: its instruction and
+    // kind enums are used, not defined.
+    (
+        $(#[$imeta:meta])*
+        $vis:vis isa $Isa:ident {
+            word: $Word:ident, handler: $Handler:ident, instr: use $Instr:ident,
+            kind: use $Kind:ident, min_len: $min:expr $(, extends: $Base:ty)? $(,)?
+        }
+        $($ops:tt)*
+    ) => {
+        $(#[$imeta])*
+        $vis struct $Isa;
+        $crate::engines::threaded::isa!(
+            @impl $Isa, $Word, $Handler, $Instr, $Kind, $min, [$($Base)?]; $($ops)*
+        );
+    };
     (
         $(#[$imeta:meta])*
         $vis:vis isa $Isa:ident {
             word: $Word:ident, handler: $Handler:ident, instr: $Instr:ident, kind: $Kind:ident,
             min_len: $min:expr $(, extends: $Base:ty)? $(,)?
         }
+        $($ops:tt)*
+    ) => {
+        $(#[$imeta])*
+        $vis struct $Isa;
+        $crate::engines::threaded::isa!(@types $vis, $Instr, $Kind, [$($Base)?]; $($ops)*);
+        $crate::engines::threaded::isa!(
+            @impl $Isa, $Word, $Handler, $Instr, $Kind, $min, [$($Base)?]; $($ops)*
+        );
+    };
+    (
+        @types $vis:vis, $Instr:ident, $Kind:ident, [$($Base:ty)?];
         $(
             $(#[$doc:meta])*
             $Op:ident ( $($f:ident: $T:ty as $Role:ty),* ) $fmt:literal
                 => $h:ident $(< $($sel:ident in [$($v:expr),*]),* >)? $(if $extra:expr)?;
         )*
     ) => {
-        $(#[$imeta])*
-        $vis struct $Isa;
 
         /// One instruction of the listing (see the ops of the module doc).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -440,6 +465,16 @@ macro_rules! isa {
             }
         )?
 
+    };
+    (
+        @impl $Isa:ident, $Word:ident, $Handler:ident, $Instr:ident, $Kind:ident, $min:expr,
+        [$($Base:ty)?];
+        $(
+            $(#[$doc:meta])*
+            $Op:ident ( $($f:ident: $T:ty as $Role:ty),* ) $fmt:literal
+                => $h:ident $(< $($sel:ident in [$($v:expr),*]),* >)? $(if $extra:expr)?;
+        )*
+    ) => {
         impl $crate::engines::threaded::Isa for $Isa {
             type Instr = $Instr;
             type Kind = $Kind;

@@ -49,6 +49,10 @@ mod isa;
 pub mod register_continuations;
 pub mod register_continuations_fused;
 #[cfg(feature = "nightly")]
+pub mod register_preserve_none;
+#[cfg(feature = "nightly")]
+pub mod register_preserve_none_fused;
+#[cfg(feature = "nightly")]
 pub mod register_tail_calls;
 #[cfg(feature = "nightly")]
 pub mod register_tail_calls_fused;
@@ -187,8 +191,14 @@ pub mod frame {
 /// Defines a family's tape word and handler type: `convention!(Word,
 /// Handler, (fp: *mut i64, acc: i64, …))`. The state list is what every
 /// handler receives after `ip`, in argument registers.
+///
+/// A family may name the handlers' ABI first, `convention!(Word, Handler,
+/// extern "rust-preserve-none", (…))`; without one they use Rust's.
 macro_rules! convention {
     ($Word:ident, $Handler:ident, ($($s:ident: $sty:ty),* $(,)?)) => {
+        $crate::engines::threaded::convention!($Word, $Handler, extern "Rust", ($($s: $sty),*));
+    };
+    ($Word:ident, $Handler:ident, extern $abi:literal, ($($s:ident: $sty:ty),* $(,)?)) => {
         /// A handler: one op's work, then the continuation to the next.
         ///
         /// # Safety
@@ -201,7 +211,7 @@ macro_rules! convention {
         #[derive(Clone, Copy)]
         #[repr(transparent)]
         pub struct $Handler(
-            pub unsafe fn(*const $Word, $($sty),*) -> $crate::engines::threaded::Exit<$Word>,
+            pub unsafe extern $abi fn(*const $Word, $($sty),*) -> $crate::engines::threaded::Exit<$Word>,
         );
 
         /// One tape word: an op's handler, or one of its operand words.
@@ -261,10 +271,20 @@ pub trait TapeWord: Copy {
 /// convention's names, and reads its operands with [`word!`]. `park` is what a [`Stable`] back-edge does:
 /// `tail` (tail-call the target like any op) or a block that saves the
 /// state for a driver (the target is then returned to it, with the block's
-/// `i64` value).
+/// `i64` value). An `abi: "…"` after `park` gives the handlers the ABI of
+/// the family's [`convention!`].
 macro_rules! handlers {
     (
         word: $Word:ty, state: $state:tt, park: $park:tt;
+        $($rest:tt)*
+    ) => {
+        $crate::engines::threaded::handlers! {
+            word: $Word, state: $state, park: $park, abi: "Rust";
+            $($rest)*
+        }
+    };
+    (
+        word: $Word:ty, state: $state:tt, park: $park:tt, abi: $abi:literal;
         $(
             $(#[$attr:meta])*
             fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident) $body:block
@@ -272,16 +292,16 @@ macro_rules! handlers {
     ) => {
         $(
             $crate::engines::threaded::handlers!(
-                @one $Word, $state, $park;
+                @one $Word, $state, $park, $abi;
                 $(#[$attr])* fn $name $(<$(const $c: $cty),*>)? ($ip) $body
             );
         )*
-        $crate::engines::threaded::handlers!(@cold $Word, $state);
-        $crate::engines::threaded::handlers!(@fail $Word, $state);
+        $crate::engines::threaded::handlers!(@cold $Word, $state, $abi);
+        $crate::engines::threaded::handlers!(@fail $Word, $state, $abi);
     };
 
     (
-        @one $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $park:tt;
+        @one $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $park:tt, $abi:literal;
         $(#[$attr:meta])*
         fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident) $body:block
     ) => {
@@ -291,7 +311,7 @@ macro_rules! handlers {
         ///
         /// The handler contract of this family's handler type.
         #[allow(unused_mut, unused_variables, unused_assignments, clippy::unnecessary_cast)]
-        pub(crate) unsafe fn $name<
+        pub(crate) unsafe extern $abi fn $name<
             B: $crate::engines::threaded::Backend $($(, const $c: $cty)*)?,
             const LEN: usize,
         >(
@@ -348,7 +368,7 @@ macro_rules! handlers {
         }
     };
 
-    (@cold $Word:ty, ($($s:ident: $sty:ty),* $(,)?)) => {
+    (@cold $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $abi:literal) => {
         /// The continuation of `Flow::JumpCold`, out of line: dispatches to
         /// the op at `ip`.
         ///
@@ -359,7 +379,7 @@ macro_rules! handlers {
         #[inline(never)]
         // `B` decides the continuation, which only a nightly build reads.
         #[allow(clippy::extra_unused_type_parameters)]
-        unsafe fn cold<B: $crate::engines::threaded::Backend>(
+        unsafe extern $abi fn cold<B: $crate::engines::threaded::Backend>(
             ip: *const $Word,
             $($s: $sty),*
         ) -> $crate::engines::threaded::Exit<$Word> {
@@ -372,7 +392,7 @@ macro_rules! handlers {
     };
 
     // The continuation of `Flow::Fail`.
-    (@fail $Word:ty, ($($s:ident: $sty:ty),* $(,)?)) => {
+    (@fail $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $abi:literal) => {
         /// The end of a run that failed (`Flow::Fail`), out of line.
         ///
         /// # Safety
@@ -381,7 +401,7 @@ macro_rules! handlers {
         #[cold]
         #[inline(never)]
         #[allow(clippy::extra_unused_type_parameters, unused_variables)]
-        unsafe fn fail<B: $crate::engines::threaded::Backend>(
+        unsafe extern $abi fn fail<B: $crate::engines::threaded::Backend>(
             ip: *const $Word,
             $($s: $sty),*
         ) -> $crate::engines::threaded::Exit<$Word> {

@@ -103,7 +103,7 @@
 use crate::engine::{CallDepthExceeded, CompileError};
 use crate::engines::threaded::{
     ArgIndex, Backend, Backward, Body, Bounds, Callee, Emitter, Exit, Forward, FrameBase, Isa,
-    Layout, Operand, Stable, Tape, convention, failed, frame, isa, target, threaded_engine, word,
+    Layout, Operand, Stable, Tape, TapeWord, failed, frame, target, threaded_engine, word,
     writes_through_emitter,
 };
 use crate::front::ast::Expr;
@@ -111,14 +111,31 @@ use crate::front::program::{MAX_CALLS, Program};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// How many locals live in handler arguments.
-pub(crate) const REGS: usize = 3;
+/// A register family: how many locals live in handler arguments, and how a
+/// run enters the chain. Implemented by each family's tape word
+/// ([`register_family!`]): this module's three registers on Rust's
+/// convention, `register_preserve_none`'s eight on `rust-preserve-none`.
+pub trait Family: TapeWord + 'static {
+    /// How many locals live in handler arguments (`r0`…).
+    const REGS: usize;
+    /// Calls the handler of the op at `ip` with frame `fp` and the rest of
+    /// the state zero.
+    ///
+    /// # Safety
+    ///
+    /// The handler contract: `ip` is an op of a verified tape of this
+    /// family and `fp` a frame that tape's driver set up.
+    unsafe fn enter(ip: *const Self, fp: *mut i64) -> Exit<Self>;
+}
 
-/// A function frame's header: the core's words, then the caller's
-/// registers saved by the call (see the module doc).
-pub(crate) const HEADER: usize = frame::SAVES + REGS;
+/// A function frame's header in family `W`: the core's words, then the
+/// caller's registers saved by the call (see the module doc).
+pub(crate) const fn header_len<W: Family>() -> usize {
+    frame::SAVES + W::REGS
+}
 
-convention!(Word, Handler, (fp: *mut i64, acc: i64, r0: i64, r1: i64, r2: i64));
+/// The most registers a family has (the allocator's fixed arrays).
+const MAX_REGS: usize = 8;
 
 /// Where an operand lives at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,101 +157,51 @@ impl fmt::Display for Loc {
     }
 }
 
-/// Location kinds: the handlers' const parameters.
-pub(crate) const ACC: u8 = 0;
-pub(crate) const R0: u8 = 1;
-pub(crate) const R1: u8 = 2;
-pub(crate) const R2: u8 = 3;
-pub(crate) const SLOT: u8 = 4;
-pub(crate) const CONST: u8 = 5;
+/// A location on the tape, in a family of `N` registers: its kind selects
+/// the handler (`acc` 0, `r0`… 1 to `N`, a slot `N + 1`, a constant `N +
+/// 2`), a slot or a constant is an operand word. Handler tables for
+/// destinations have no constant column, so a constant destination has no
+/// handler.
+pub struct LocOperand<const N: usize>;
 
-/// Whether an operand of location kind `l` has a word on the tape.
-pub(crate) const fn words(l: u8) -> usize {
-    (l == SLOT || l == CONST) as usize
+impl<const N: usize> LocOperand<N> {
+    const SLOT: u8 = N as u8 + 1;
+    const CONST: u8 = N as u8 + 2;
 }
 
-/// A location on the tape: its kind selects the handler, a slot or a
-/// constant is an operand word. Handler tables for destinations have no
-/// constant column, so a constant destination has no handler.
-pub struct LocOperand;
-
-impl Operand for LocOperand {
+impl<const N: usize> Operand for LocOperand<N> {
     type Value = Loc;
-    const WORDS: u64 = 1 << SLOT | 1 << CONST;
+    const WORDS: u64 = 1 << (N + 1) | 1 << (N + 2);
     fn encode(l: Loc, _: &Layout) -> (u8, Option<i64>) {
         match l {
-            Loc::Acc => (ACC, None),
+            Loc::Acc => (0, None),
             // A register out of range gets no column, so no handler.
-            Loc::Reg(k) if k < REGS => (R0 + k as u8, None),
+            Loc::Reg(k) if k < N => (k as u8 + 1, None),
             Loc::Reg(_) => (u8::MAX, None),
-            Loc::Slot(s) => (SLOT, Some(s as i64)),
-            Loc::Const(n) => (CONST, Some(n)),
+            Loc::Slot(s) => (Self::SLOT, Some(s as i64)),
+            Loc::Const(n) => (Self::CONST, Some(n)),
         }
     }
     fn decode(l: u8, x: i64, _: &Layout) -> Loc {
         match l {
-            ACC => Loc::Acc,
-            R0..=R2 => Loc::Reg((l - R0) as usize),
-            SLOT => Loc::Slot(x as usize),
-            CONST => Loc::Const(x),
+            0 => Loc::Acc,
+            l if l == Self::SLOT => Loc::Slot(x as usize),
+            l if l == Self::CONST => Loc::Const(x),
+            l if (l as usize) <= N => Loc::Reg(l as usize - 1),
             _ => Loc::Reg(usize::MAX),
         }
     }
     fn check(l: u8, x: i64, b: &Bounds) -> bool {
-        l != SLOT || b.slot(x)
+        l != Self::SLOT || b.slot(x)
     }
     fn location(l: u8) -> String {
         match l {
-            ACC => "acc".into(),
-            R0..=R2 => format!("r{}", l - R0),
-            SLOT => "slot".into(),
-            _ => "const".into(),
+            0 => "acc".into(),
+            l if l == Self::SLOT => "slot".into(),
+            l if l == Self::CONST => "const".into(),
+            l => format!("r{}", l - 1),
         }
     }
-}
-
-isa! {
-    /// The register machine's instruction set.
-    pub isa RegIsa { word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 1 }
-    /// `dst = a + b` (wrapping)
-    Add(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} + {b}"
-        => add<dst in [ACC, R0, R1, R2, SLOT], a in [ACC, R0, R1, R2, SLOT, CONST],
-               b in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `dst = src`
-    Copy(dst: Loc as LocOperand, src: Loc as LocOperand) "{dst} = {src}"
-        => copy<dst in [ACC, R0, R1, R2, SLOT], src in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `goto target` (forward: a loop's entry into its test)
-    Jump(t: usize as Forward) "goto @{t}" => jump;
-    /// `if c > 0 goto target` (backward: a loop's test)
-    JumpIfPos(c: Loc as LocOperand, t: usize as Backward) "if {c} > 0 goto @{t}"
-        => jump_if_pos<c in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// the program's value is `v`
-    Return(v: Loc as LocOperand) "return {v}" => ret<v in [ACC, R0, R1, R2, SLOT, CONST]>
-        if |b: &Bounds| !b.in_function();
-    /// `acc = a - b` (wrapping); a literal `b` is `a + -b`, the add handler
-    Sub(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} - {b}"
-        => sub<dst in [ACC], a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT]>;
-    /// `acc = a < b` (1 or 0), where the value is used as a number
-    Lt(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand) "{dst} = {a} < {b}"
-        => lt<dst in [ACC], a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `if !(a < b) goto target` (forward: an `if`'s way to its else)
-    JumpIfNotLt(a: Loc as LocOperand, b: Loc as LocOperand, t: usize as Forward)
-        "if {a} >= {b} goto @{t}"
-        => jump_if_not_lt<a in [ACC, R0, R1, R2, SLOT, CONST], b in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `if c <= 0 goto target` (forward: an `if`'s way to its else)
-    JumpIfNotPos(c: Loc as LocOperand, t: usize as Forward) "if {c} <= 0 goto @{t}"
-        => jump_if_not_pos<c in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `dst = arg(i)` in a function (main reads its arguments as slots)
-    GetArg(dst: Loc as LocOperand, i: usize as ArgIndex) "{dst} = arg({i})"
-        => get_arg<dst in [ACC, R0, R1, R2, SLOT]> if |b: &Bounds| b.in_function();
-    /// call the function at `f` with its frame at slot `base` of this one,
-    /// its arguments already in its parameter slots; save `r0`.. below `saves`
-    Call(saves: usize as Saves, f: usize as Callee, base: usize as FrameBase)
-        "call @{f} frame [{base}] saving {saves}"
-        => call<saves in [0, 1, 2, 3]>;
-    /// return `v` from a function to the op after its call
-    Ret(v: Loc as LocOperand) "return {v} to caller"
-        => ret_call<v in [ACC, R0, R1, R2, SLOT, CONST]> if |b: &Bounds| b.in_function();
 }
 
 /// How many registers a call saves (`r0` up to it): a selector, no word.
@@ -270,15 +237,13 @@ macro_rules! slot {
 pub(crate) use slot;
 
 /// The value at location kind `L`, whose word (if it has one) is operand
-/// word `i`. The state is named at the call: `load!(L, i; ip, fp, acc, r0,
-/// r1, r2)`.
+/// word `i`. The state is named at the call, the registers as `(name,
+/// kind)` pairs: `load!(L, i; ip, fp, acc, [(r0, R0), …])`.
 macro_rules! load {
-    ($L:expr, $i:expr; $ip:ident, $fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident) => {
+    ($L:expr, $i:expr; $ip:ident, $fp:ident, $acc:ident, [$(($r:ident, $K:ident)),*]) => {
         match $L {
             ACC => $acc,
-            R0 => $r0,
-            R1 => $r1,
-            R2 => $r2,
+            $($K => $r,)*
             SLOT => *slot!($fp, word!($ip, $i)),
             _ => word!($ip, $i),
         }
@@ -289,13 +254,11 @@ pub(crate) use load;
 /// Stores `v` at destination kind `L`, whose word (if it has one) is
 /// operand word `i`.
 macro_rules! store {
-    ($L:expr, $i:expr, $v:expr; $ip:ident, $fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident) => {{
+    ($L:expr, $i:expr, $v:expr; $ip:ident, $fp:ident, $acc:ident, [$(($r:ident, $K:ident)),*]) => {{
         let v = $v;
         match $L {
             ACC => $acc = v,
-            R0 => $r0 = v,
-            R1 => $r1 = v,
-            R2 => $r2 = v,
+            $($K => $r = v,)*
             // A slot keeps its value cached in `acc` too (see the module doc).
             _ => {
                 *slot!($fp, word!($ip, $i)) = v;
@@ -311,7 +274,7 @@ pub(crate) use store;
 /// the `Flow` to the op after the call. Only in an op the verifier
 /// allows in functions alone.
 macro_rules! return_to_caller {
-    ($v:expr; $fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident) => {{
+    ($v:expr; $fp:ident, $acc:ident, [$(($r:ident, $K:ident)),*]) => {{
         let v = $v;
         // SAFETY: the verifier put this op in a function, whose frame a call
         // op set up: its header holds the op after that call (on the same
@@ -321,9 +284,8 @@ macro_rules! return_to_caller {
         // `base`, where the caller finds the result.
         let ret = unsafe {
             let ret = *$fp.add(frame::RET) as *const ();
-            $r0 = *$fp.add(frame::SAVES);
-            $r1 = *$fp.add(frame::SAVES + 1);
-            $r2 = *$fp.add(frame::SAVES + 2);
+            // Register `K` was saved at `SAVES + K - 1`.
+            $($r = *$fp.add(frame::SAVES + $K as usize - 1);)*
             let caller = *$fp.add(frame::CALLER) as *mut i64;
             *$fp = v;
             $fp = caller;
@@ -335,140 +297,246 @@ macro_rules! return_to_caller {
 }
 pub(crate) use return_to_caller;
 
-/// The op a call that would exceed the depth continues at.
-struct FailOp(Word);
-// SAFETY: never written; its one word is a handler address.
-unsafe impl Sync for FailOp {}
-static FAIL: FailOp = FailOp(Word {
-    handler: Handler(fail_op),
-});
-
-/// The handler of [`FAIL`]: the run fails.
-///
-/// # Safety
-///
-/// None needed: it reads nothing.
-unsafe fn fail_op(_: *const Word, _: *mut i64, _: i64, _: i64, _: i64, _: i64) -> Exit<Word> {
-    (crate::engines::threaded::FAILED.cast(), 0)
-}
-
-/// Writes handlers with this family's calling convention (this module's
-/// and the fused tier's); the invocation names the state its bodies use.
+/// Writes handlers with a register family's calling convention (the plain
+/// ops' and the fused tier's); the invocation names the state its bodies
+/// use and the family's ABI.
 macro_rules! register_handlers {
-    (state($fp:ident, $acc:ident, $r0:ident, $r1:ident, $r2:ident); $($body:tt)*) => {
+    (state($fp:ident, $acc:ident, [$(($r:ident, $K:ident)),*]), abi: $abi:literal; $($body:tt)*) => {
         $crate::engines::threaded::handlers! {
-            word: $crate::engines::threaded::register_continuations::Word,
-            state: ($fp: *mut i64, $acc: i64, $r0: i64, $r1: i64, $r2: i64),
-            park: tail;
+            word: Word,
+            state: ($fp: *mut i64, $acc: i64, $($r: i64),*),
+            park: tail,
+            abi: $abi;
             $($body)*
         }
     };
 }
 pub(crate) use register_handlers;
 
-register_handlers! {
-    state(fp, acc, r0, r1, r2);
-    fn add<const D: u8, const X: u8, const Y: u8>(ip) {
-        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
-        store!(D, 0, x.wrapping_add(y); ip, fp, acc, r0, r1, r2);
-        Flow::Next
-    }
-    fn copy<const D: u8, const X: u8>(ip) {
-        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
-        store!(D, 0, x; ip, fp, acc, r0, r1, r2);
-        Flow::Next
-    }
-    fn jump(ip) {
-        Flow::Goto(target!(ip, 0))
-    }
-    // The exit is taken once per loop: out of line, so the back-edge and
-    // the exit each keep a dispatch jump of their own.
-    fn jump_if_pos<const C: u8>(ip) {
-        if load!(C, 0; ip, fp, acc, r0, r1, r2) > 0 {
-            Flow::Back(target!(ip, words(C)))
-        } else {
-            Flow::JumpCold((LEN * 8) as isize)
+/// Everything of a register family that depends on its registers, written
+/// once: in the module it is invoked in, the location kinds (`ACC`, one
+/// per register, `SLOT`, `CONST`), the tape word and handler type of the
+/// convention `(ip, fp, acc, registers…)` with the given ABI, the
+/// instruction set (headed by `isa`, with every location combination of
+/// this family), the op a failing call continues at, and the handlers.
+macro_rules! register_family {
+    (
+        regs: [$(($r:ident, $K:ident = $k:literal)),* $(,)?],
+        abi: $abi:literal,
+        isa: { $($isa:tt)* }
+    ) => {
+        /// How many locals live in handler arguments.
+        pub(crate) const REGS: usize = [$($k),*].len();
+        /// Location kinds: the handlers' const parameters.
+        pub(crate) const ACC: u8 = 0;
+        $(pub(crate) const $K: u8 = $k;)*
+        pub(crate) const SLOT: u8 = REGS as u8 + 1;
+        pub(crate) const CONST: u8 = REGS as u8 + 2;
+
+        /// Whether an operand of location kind `l` has a word on the tape.
+        pub(crate) const fn words(l: u8) -> usize {
+            (l == SLOT || l == CONST) as usize
         }
-    }
-    fn ret<const X: u8>(ip) {
-        Flow::Halt(load!(X, 0; ip, fp, acc, r0, r1, r2))
-    }
-    fn sub<const D: u8, const X: u8, const Y: u8>(ip) {
-        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
-        store!(D, 0, x.wrapping_sub(y); ip, fp, acc, r0, r1, r2);
-        Flow::Next
-    }
-    fn lt<const D: u8, const X: u8, const Y: u8>(ip) {
-        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
-        store!(D, 0, i64::from(x < y); ip, fp, acc, r0, r1, r2);
-        Flow::Next
-    }
-    fn jump_if_not_lt<const X: u8, const Y: u8>(ip) {
-        let x = load!(X, 0; ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(X); ip, fp, acc, r0, r1, r2);
-        if x < y { Flow::Next } else { Flow::Goto(target!(ip, words(X) + words(Y))) }
-    }
-    fn jump_if_not_pos<const C: u8>(ip) {
-        if load!(C, 0; ip, fp, acc, r0, r1, r2) > 0 {
-            Flow::Next
-        } else {
-            Flow::Goto(target!(ip, words(C)))
-        }
-    }
-    fn get_arg<const D: u8>(ip) {
-        let i = word!(ip, words(D)) as usize;
-        // SAFETY: the verifier put this op in a function, whose frame's
-        // header a call wrote: its `ARGS` word is the run's arguments (the
-        // driver's pointer, passed on by every call), and it checked `i` is
-        // below their count.
-        let v = unsafe { *(*fp.add(frame::ARGS) as *const i64).add(i) };
-        store!(D, 0, v; ip, fp, acc, r0, r1, r2);
-        Flow::Next
-    }
-    fn call<const S: u8>(ip) {
-        // SAFETY: every frame has the core's header (main's written by the
-        // driver, a function's by its call), so `DEPTH` is inside it.
-        let depth = unsafe { *fp.add(frame::DEPTH) };
-        if depth >= MAX_CALLS as i64 {
-            // The same continuation as a call, to an op that fails: one
-            // tail call for both ways keeps LLVM making it a jump.
-            Flow::Goto(crate::engines::threaded::Target(
-                std::ptr::addr_of!(FAIL.0).cast(),
-            ))
-        } else {
-            let base = word!(ip, 1) as usize;
-            // SAFETY: the verifier checked `base` is at most this frame's
-            // length, and the callee's frame (at least `HEADER` slots, which
-            // the verifier also checked) starts there: with at most
-            // `MAX_CALLS` frames stacked so (the check above), every frame
-            // lies inside the stack the driver sized by `Stack::words`. The
-            // op after this one exists (a body ends with an op that stops).
-            unsafe {
-                let callee = fp.add(base);
-                *callee.add(frame::RET) = ip.add(LEN) as i64;
-                *callee.add(frame::CALLER) = fp as i64;
-                *callee.add(frame::DEPTH) = depth + 1;
-                *callee.add(frame::ARGS) = *fp.add(frame::ARGS);
-                if S > 0 {
-                    *callee.add(frame::SAVES) = r0;
-                }
-                if S > 1 {
-                    *callee.add(frame::SAVES + 1) = r1;
-                }
-                if S > 2 {
-                    *callee.add(frame::SAVES + 2) = r2;
-                }
-                fp = callee;
+
+        $crate::engines::threaded::convention!(
+            Word, Handler, extern $abi, (fp: *mut i64, acc: i64, $($r: i64),*)
+        );
+
+        impl $crate::engines::threaded::register_continuations::Family for Word {
+            const REGS: usize = REGS;
+            unsafe fn enter(
+                ip: *const Word,
+                fp: *mut i64,
+            ) -> $crate::engines::threaded::Exit<Word> {
+                // SAFETY: this function's contract is the handler contract.
+                unsafe { ((*ip).handler.0)(ip, fp, 0, $({ let $r = 0; $r }),*) }
             }
-            Flow::Goto(target!(ip, 0))
         }
-    }
-    fn ret_call<const X: u8>(ip) {
-        let v = load!(X, 0; ip, fp, acc, r0, r1, r2);
-        return_to_caller!(v; fp, acc, r0, r1, r2)
+
+        /// The op a call that would exceed the depth continues at.
+        struct FailOp(Word);
+        // SAFETY: never written; its one word is a handler address.
+        unsafe impl Sync for FailOp {}
+        static FAIL: FailOp = FailOp(Word {
+            handler: Handler(fail_op),
+        });
+
+        /// The handler of [`FAIL`]: the run fails.
+        ///
+        /// # Safety
+        ///
+        /// None needed: it reads nothing.
+        #[allow(unused_variables)]
+        unsafe extern $abi fn fail_op(
+            ip: *const Word,
+            fp: *mut i64,
+            acc: i64,
+            $($r: i64),*
+        ) -> $crate::engines::threaded::Exit<Word> {
+            ($crate::engines::threaded::FAILED.cast(), 0)
+        }
+
+        $crate::engines::threaded::isa! {
+            $($isa)*
+            /// `dst = a + b` (wrapping)
+            Add(dst: Loc as LocOperand<REGS>, a: Loc as LocOperand<REGS>, b: Loc as LocOperand<REGS>)
+                "{dst} = {a} + {b}"
+                => add<dst in [ACC, $($K,)* SLOT], a in [ACC, $($K,)* SLOT, CONST],
+                       b in [ACC, $($K,)* SLOT, CONST]>;
+            /// `dst = src`
+            Copy(dst: Loc as LocOperand<REGS>, src: Loc as LocOperand<REGS>) "{dst} = {src}"
+                => copy<dst in [ACC, $($K,)* SLOT], src in [ACC, $($K,)* SLOT, CONST]>;
+            /// `goto target` (forward: a loop's entry into its test)
+            Jump(t: usize as Forward) "goto @{t}" => jump;
+            /// `if c > 0 goto target` (backward: a loop's test)
+            JumpIfPos(c: Loc as LocOperand<REGS>, t: usize as Backward) "if {c} > 0 goto @{t}"
+                => jump_if_pos<c in [ACC, $($K,)* SLOT, CONST]>;
+            /// the program's value is `v`
+            Return(v: Loc as LocOperand<REGS>) "return {v}"
+                => ret<v in [ACC, $($K,)* SLOT, CONST]>
+                if |b: &Bounds| !b.in_function();
+            /// `acc = a - b` (wrapping); a literal `b` is `a + -b`, the add handler
+            Sub(dst: Loc as LocOperand<REGS>, a: Loc as LocOperand<REGS>, b: Loc as LocOperand<REGS>)
+                "{dst} = {a} - {b}"
+                => sub<dst in [ACC], a in [ACC, $($K,)* SLOT, CONST], b in [ACC, $($K,)* SLOT]>;
+            /// `acc = a < b` (1 or 0), where the value is used as a number
+            Lt(dst: Loc as LocOperand<REGS>, a: Loc as LocOperand<REGS>, b: Loc as LocOperand<REGS>)
+                "{dst} = {a} < {b}"
+                => lt<dst in [ACC], a in [ACC, $($K,)* SLOT, CONST], b in [ACC, $($K,)* SLOT, CONST]>;
+            /// `if !(a < b) goto target` (forward: an `if`'s way to its else)
+            JumpIfNotLt(a: Loc as LocOperand<REGS>, b: Loc as LocOperand<REGS>, t: usize as Forward)
+                "if {a} >= {b} goto @{t}"
+                => jump_if_not_lt<a in [ACC, $($K,)* SLOT, CONST], b in [ACC, $($K,)* SLOT, CONST]>;
+            /// `if c <= 0 goto target` (forward: an `if`'s way to its else)
+            JumpIfNotPos(c: Loc as LocOperand<REGS>, t: usize as Forward) "if {c} <= 0 goto @{t}"
+                => jump_if_not_pos<c in [ACC, $($K,)* SLOT, CONST]>;
+            /// `dst = arg(i)` in a function (main reads its arguments as slots)
+            GetArg(dst: Loc as LocOperand<REGS>, i: usize as ArgIndex) "{dst} = arg({i})"
+                => get_arg<dst in [ACC, $($K,)* SLOT]> if |b: &Bounds| b.in_function();
+            /// call the function at `f` with its frame at slot `base` of this one,
+            /// its arguments already in its parameter slots; save `r0`.. below `saves`
+            Call(saves: usize as Saves, f: usize as Callee, base: usize as FrameBase)
+                "call @{f} frame [{base}] saving {saves}"
+                => call<saves in [0, $($K),*]>;
+            /// return `v` from a function to the op after its call
+            Ret(v: Loc as LocOperand<REGS>) "return {v} to caller"
+                => ret_call<v in [ACC, $($K,)* SLOT, CONST]> if |b: &Bounds| b.in_function();
+        }
+
+        $crate::engines::threaded::register_continuations::register_handlers! {
+            state(fp, acc, [$(($r, $K)),*]), abi: $abi;
+            fn add<const D: u8, const X: u8, const Y: u8>(ip) {
+                let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
+                let y = load!(Y, words(D) + words(X); ip, fp, acc, [$(($r, $K)),*]);
+                store!(D, 0, x.wrapping_add(y); ip, fp, acc, [$(($r, $K)),*]);
+                Flow::Next
+            }
+            fn copy<const D: u8, const X: u8>(ip) {
+                let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
+                store!(D, 0, x; ip, fp, acc, [$(($r, $K)),*]);
+                Flow::Next
+            }
+            fn jump(ip) {
+                Flow::Goto(target!(ip, 0))
+            }
+            // The exit is taken once per loop: out of line, so the back-edge and
+            // the exit each keep a dispatch jump of their own.
+            fn jump_if_pos<const C: u8>(ip) {
+                if load!(C, 0; ip, fp, acc, [$(($r, $K)),*]) > 0 {
+                    Flow::Back(target!(ip, words(C)))
+                } else {
+                    Flow::JumpCold((LEN * 8) as isize)
+                }
+            }
+            fn ret<const X: u8>(ip) {
+                Flow::Halt(load!(X, 0; ip, fp, acc, [$(($r, $K)),*]))
+            }
+            fn sub<const D: u8, const X: u8, const Y: u8>(ip) {
+                let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
+                let y = load!(Y, words(D) + words(X); ip, fp, acc, [$(($r, $K)),*]);
+                store!(D, 0, x.wrapping_sub(y); ip, fp, acc, [$(($r, $K)),*]);
+                Flow::Next
+            }
+            fn lt<const D: u8, const X: u8, const Y: u8>(ip) {
+                let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
+                let y = load!(Y, words(D) + words(X); ip, fp, acc, [$(($r, $K)),*]);
+                store!(D, 0, i64::from(x < y); ip, fp, acc, [$(($r, $K)),*]);
+                Flow::Next
+            }
+            fn jump_if_not_lt<const X: u8, const Y: u8>(ip) {
+                let x = load!(X, 0; ip, fp, acc, [$(($r, $K)),*]);
+                let y = load!(Y, words(X); ip, fp, acc, [$(($r, $K)),*]);
+                if x < y { Flow::Next } else { Flow::Goto(target!(ip, words(X) + words(Y))) }
+            }
+            fn jump_if_not_pos<const C: u8>(ip) {
+                if load!(C, 0; ip, fp, acc, [$(($r, $K)),*]) > 0 {
+                    Flow::Next
+                } else {
+                    Flow::Goto(target!(ip, words(C)))
+                }
+            }
+            fn get_arg<const D: u8>(ip) {
+                let i = word!(ip, words(D)) as usize;
+                // SAFETY: the verifier put this op in a function, whose frame's
+                // header a call wrote: its `ARGS` word is the run's arguments (the
+                // driver's pointer, passed on by every call), and it checked `i` is
+                // below their count.
+                let v = unsafe { *(*fp.add(frame::ARGS) as *const i64).add(i) };
+                store!(D, 0, v; ip, fp, acc, [$(($r, $K)),*]);
+                Flow::Next
+            }
+            fn call<const S: u8>(ip) {
+                // SAFETY: every frame has the core's header (main's written by the
+                // driver, a function's by its call), so `DEPTH` is inside it.
+                let depth = unsafe { *fp.add(frame::DEPTH) };
+                if depth >= MAX_CALLS as i64 {
+                    // The same continuation as a call, to an op that fails: one
+                    // tail call for both ways keeps LLVM making it a jump.
+                    Flow::Goto($crate::engines::threaded::Target(
+                        std::ptr::addr_of!(FAIL.0).cast(),
+                    ))
+                } else {
+                    let base = word!(ip, 1) as usize;
+                    // SAFETY: the verifier checked `base` is at most this frame's
+                    // length, and the callee's frame (at least the header's
+                    // slots, which the verifier also checked) starts there: with
+                    // at most `MAX_CALLS` frames stacked so (the check above),
+                    // every frame lies inside the stack the driver sized by
+                    // `Stack::words`. The op after this one exists (a body ends
+                    // with an op that stops).
+                    unsafe {
+                        let callee = fp.add(base);
+                        *callee.add(frame::RET) = ip.add(LEN) as i64;
+                        *callee.add(frame::CALLER) = fp as i64;
+                        *callee.add(frame::DEPTH) = depth + 1;
+                        *callee.add(frame::ARGS) = *fp.add(frame::ARGS);
+                        // Register `K` is saved at `SAVES + K - 1`, if `S`
+                        // says the caller holds it.
+                        $(if S >= $K {
+                            *callee.add(frame::SAVES + $K as usize - 1) = $r;
+                        })*
+                        fp = callee;
+                    }
+                    Flow::Goto(target!(ip, 0))
+                }
+            }
+            fn ret_call<const X: u8>(ip) {
+                let v = load!(X, 0; ip, fp, acc, [$(($r, $K)),*]);
+                return_to_caller!(v; fp, acc, [$(($r, $K)),*])
+            }
+        }
+    };
+}
+// Used by `register_preserve_none` (nightly) too.
+#[cfg_attr(not(feature = "nightly"), allow(unused_imports))]
+pub(crate) use register_family;
+
+register_family! {
+    regs: [(r0, R0 = 1), (r1, R1 = 2), (r2, R2 = 3)],
+    abi: "Rust",
+    isa: {
+        /// The register machine's instruction set.
+        pub isa RegIsa { word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 1 }
     }
 }
 
@@ -481,10 +549,10 @@ struct Node(u32);
 
 impl Node {
     const STORES: u32 = 1 << 31;
-    const HOME: u32 = 3 << 29;
-    const SIZE: u32 = (1 << 29) - 1;
+    const HOME: u32 = 15 << 27;
+    const SIZE: u32 = (1 << 27) - 1;
     /// More nodes than a packed size holds.
-    const TOO_MANY: usize = 1 << 29;
+    const TOO_MANY: usize = 1 << 27;
 
     fn size(self) -> usize {
         (self.0 & Self::SIZE) as usize
@@ -493,7 +561,7 @@ impl Node {
         self.0 & Self::STORES != 0
     }
     fn home(self) -> Option<usize> {
-        match (self.0 & Self::HOME) >> 29 {
+        match (self.0 & Self::HOME) >> 27 {
             0 => None,
             k => Some(k as usize - 1),
         }
@@ -505,7 +573,7 @@ struct Analysis {
     nodes: Vec<Node>,
     /// Which argument (main) or parameter (a function), if any, each
     /// register holds for the whole body.
-    arg_homes: [Option<usize>; REGS],
+    arg_homes: [Option<usize>; MAX_REGS],
 }
 
 /// A value competing for a register: a `Let`'s local or an argument.
@@ -527,8 +595,15 @@ enum Value {
 }
 
 impl Analysis {
-    /// `body` with `params` parameters (a function's), or main's (`None`).
-    fn new(body: &Expr, nodes: usize, max_locals: usize, params: Option<usize>) -> Analysis {
+    /// `body` with `params` parameters (a function's), or main's (`None`),
+    /// for a family of `regs` registers.
+    fn new(
+        body: &Expr,
+        nodes: usize,
+        max_locals: usize,
+        params: Option<usize>,
+        regs: usize,
+    ) -> Analysis {
         let mut scan = Scan {
             nodes: vec![Node::default(); nodes],
             next: 0,
@@ -576,10 +651,10 @@ impl Analysis {
         }
         candidates.truncate(kept);
         candidates.retain(|c| matches!(c.what, Value::Let(_)) || c.weight >= weight(1));
-        let mut arg_homes = [None; REGS];
-        for (c, k) in allocate(&mut candidates) {
+        let mut arg_homes = [None; MAX_REGS];
+        for (c, k) in allocate(&mut candidates, regs) {
             match c {
-                Value::Let(i) => nodes[i as usize].0 |= (k as u32 + 1) << 29,
+                Value::Let(i) => nodes[i as usize].0 |= (k as u32 + 1) << 27,
                 Value::Arg(i) => arg_homes[k] = Some(i),
             }
         }
@@ -676,9 +751,9 @@ impl Scan {
 /// Gives the heaviest candidates registers: each takes the first register
 /// that no candidate with an overlapping scope took before it. Scopes nest,
 /// so two overlap exactly when one contains the other's start.
-fn allocate(candidates: &mut [Candidate]) -> Vec<(Value, usize)> {
+fn allocate(candidates: &mut [Candidate], regs: usize) -> Vec<(Value, usize)> {
     // Up to one per register, every candidate gets one of its own.
-    if candidates.len() <= REGS {
+    if candidates.len() <= regs {
         return candidates
             .iter()
             .enumerate()
@@ -687,7 +762,8 @@ fn allocate(candidates: &mut [Candidate]) -> Vec<(Value, usize)> {
     }
     candidates.sort_by_key(|c| (std::cmp::Reverse(c.weight), c.start));
     // Per register, the scopes it holds: start -> end.
-    let mut held: [BTreeMap<u32, u32>; REGS] = Default::default();
+    let mut held: [BTreeMap<u32, u32>; MAX_REGS] = Default::default();
+    let held = &mut held[..regs];
     let mut homes = Vec::new();
     for c in candidates.iter() {
         let (start, end) = (c.start, c.end);
@@ -710,7 +786,7 @@ fn allocate(candidates: &mut [Candidate]) -> Vec<(Value, usize)> {
 /// A hook that may emit superinstructions in place of the plain code: how
 /// the fused tier extends this compiler without it naming the fused tier.
 pub(crate) trait Lowering: Sized {
-    type Isa: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>;
+    type Isa: Isa<Word: Family, Instr: From<Instr>, Kind: From<Kind>>;
     /// Emits `e` (an `Add`, node `i`) into `dst` its own way if it has one
     /// of the hook's shapes (arguments as for `Compiler::into`).
     fn add(
@@ -803,12 +879,15 @@ enum Pending {
     NotLt(Loc, Loc),
 }
 
-impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
+impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
+    /// A function frame's header in this family.
+    const HEADER: usize = header_len::<I::Word>();
+
     pub(crate) fn new(program: &Program) -> Self {
         // A Level-2 main frame has the header too (the depth and the
         // arguments a call passes on); a Level-1 one is as it always was.
         let header = if program.level() == crate::front::program::Level::Two {
-            HEADER
+            Self::HEADER
         } else {
             0
         };
@@ -827,6 +906,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
                         .sum::<usize>(),
                 program.max_locals(),
                 None,
+                I::Word::REGS,
             ),
             scope: Vec::with_capacity(program.max_locals()),
             locals_base,
@@ -846,9 +926,15 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         let facts = program.function_facts()[f];
         let params = program.functions()[f].arity();
         let body = &program.functions()[f].body;
-        self.facts = Analysis::new(body, facts.node_count, facts.max_locals, Some(params));
-        self.locals_base = HEADER;
-        self.temps_base = HEADER + facts.max_locals;
+        self.facts = Analysis::new(
+            body,
+            facts.node_count,
+            facts.max_locals,
+            Some(params),
+            I::Word::REGS,
+        );
+        self.locals_base = Self::HEADER;
+        self.temps_base = Self::HEADER + facts.max_locals;
         self.max_temps = 0;
         self.cached = None;
         self.last_add = None;
@@ -857,10 +943,10 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
         for p in 0..params {
             let home = match self.facts.arg_homes.iter().position(|&a| a == Some(p)) {
                 Some(k) => {
-                    self.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(HEADER + p)));
+                    self.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(Self::HEADER + p)));
                     Loc::Reg(k)
                 }
-                None => Loc::Slot(HEADER + p),
+                None => Loc::Slot(Self::HEADER + p),
             };
             self.scope.push(home);
         }
@@ -1089,7 +1175,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
             Loc::Slot(s) if height > 0 && s + 1 == top => s,
             _ => top,
         };
-        let first = HEADER + base;
+        let first = Self::HEADER + base;
         self.max_temps = self.max_temps.max(first + args.len() - self.temps_base);
         let mut ia = i + 1;
         for (k, a) in args.iter().enumerate() {
@@ -1321,7 +1407,7 @@ impl<I: Isa<Word = Word, Instr: From<Instr>>> Compiler<I> {
 /// The compiled program: a verified tape of instruction set `I` on backend
 /// `B` (main's body, then each function's), the frames it runs in, and the
 /// functions' names for the listing.
-pub struct Code<I: Isa<Word = Word>, B: Backend> {
+pub struct Code<I: Isa<Word: Family>, B: Backend> {
     tape: Tape<I, B>,
     /// The header's length in main's frame: 0 for a Level-1 program.
     header: usize,
@@ -1365,7 +1451,8 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
         c.patch(at, Instr::Call(saves, bodies[f + 1].first, base));
     }
     let stops = |k| is_stop::<L::Isa>(k) || L::stops(k);
-    let tape = Tape::with_bodies(c.code, &bodies, program.arg_count(), HEADER, stops)
+    let fn_header = header_len::<<L::Isa as Isa>::Word>();
+    let tape = Tape::with_bodies(c.code, &bodies, program.arg_count(), fn_header, stops)
         .map_err(CompileError)?;
     Ok(Code {
         tape,
@@ -1377,11 +1464,13 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
 
 /// Whether `k` is a `return` (of any location, from main or from a
 /// function): the only ops that never fall through.
-fn is_stop<I: Isa<Kind: From<Kind>>>(k: I::Kind) -> bool {
-    (0..=CONST).any(|v| k == I::Kind::from(Kind::Return(v)) || k == I::Kind::from(Kind::Ret(v)))
+fn is_stop<I: Isa<Word: Family, Kind: From<Kind>>>(k: I::Kind) -> bool {
+    // Every location kind: `acc`, the registers, a slot, a constant.
+    (0..=I::Word::REGS as u8 + 2)
+        .any(|v| k == I::Kind::from(Kind::Return(v)) || k == I::Kind::from(Kind::Ret(v)))
 }
 
-impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
+impl<I: Isa<Word: Family>, B: Backend> Code<I, B> {
     /// Runs the tape.
     ///
     /// # Safety
@@ -1402,7 +1491,7 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
             // arguments: the handler contract. Every back-edge is a tail
             // call, so the chain returns only from `return`, with its value;
             // a Level-1 program makes no call, so it cannot fail.
-            let (_, value) = unsafe { ((*ip).handler.0)(ip, frame.as_mut_ptr(), 0, 0, 0, 0) };
+            let (_, value) = unsafe { I::Word::enter(ip, frame.as_mut_ptr()) };
             return Ok(value);
         }
         self.stack.with(self.tape.stack_words(), main_len, |words| {
@@ -1416,7 +1505,7 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
             // of no call, the arguments (copied after the header, where
             // main reads them and whence every call passes the pointer on),
             // and room for `MAX_CALLS` function frames after it.
-            let (next, value) = unsafe { ((*ip).handler.0)(ip, fp, 0, 0, 0, 0) };
+            let (next, value) = unsafe { I::Word::enter(ip, fp) };
             if failed(next) {
                 Err(CallDepthExceeded)
             } else {
@@ -1435,22 +1524,24 @@ impl<I: Isa<Word = Word>, B: Backend> Code<I, B> {
 
     pub(crate) fn listing(&self) -> String {
         let (h, args, temps) = (self.header, self.tape.arg_count(), self.tape.frame_len());
+        let last = I::Word::REGS - 1;
         let header = if h == 0 {
             format!(
-                "frame: {temps} slots ([0..{args}) arguments, then locals not in r0-r2, then temporaries)"
+                "frame: {temps} slots ([0..{args}) arguments, then locals not in r0-r{last}, then temporaries)"
             )
         } else {
             format!(
-                "main's frame: {temps} slots ([0..{h}) header, [{h}..{}) arguments, then locals not in r0-r2, then temporaries)",
+                "main's frame: {temps} slots ([0..{h}) header, [{h}..{}) arguments, then locals not in r0-r{last}, then temporaries)",
                 h + args
             )
         };
+        let fn_header = header_len::<I::Word>();
         let bodies = self.tape.bodies();
         self.tape.listing_bodies(&header, |k| match k {
             0 if bodies.len() == 1 => String::new(),
             0 => "main".into(),
             k => format!(
-                "fn {}: frame {} slots ([0..{HEADER}) header, then parameters, locals, temporaries)",
+                "fn {}: frame {} slots ([0..{fn_header}) header, then parameters, locals, temporaries)",
                 self.names[k - 1],
                 bodies[k].frame_len
             ),
@@ -1468,6 +1559,9 @@ threaded_engine! {
 pub(crate) mod tests {
     use super::*;
     use crate::engines::threaded::Stable;
+
+    /// A function frame's header in this family.
+    const HEADER: usize = header_len::<Word>();
 
     pub(crate) fn listing<L: Lowering + Default>(src: &str) -> String {
         let p = crate::front::compile_source("t", src).unwrap();

@@ -43,46 +43,18 @@
 //! dispatches on loops and on long sums.
 
 use super::register_continuations::{
-    ACC, CONST, Code, Compiler, Handler, Loc, LocOperand, Lowering, R0, R1, R2, RegIsa, SLOT, Test,
-    Word, compile, load, register_handlers, return_to_caller, slot, store, words,
+    Code, Compiler, Family, Loc, LocOperand, Lowering, Test, compile,
 };
-use crate::engines::threaded::{
-    Backward, Bounds, Layout, Operand, Stable, frame, isa, target, threaded_engine, word,
-};
+use crate::engines::threaded::{Bounds, Isa, Layout, Operand, Stable, threaded_engine};
 use crate::front::ast::Expr;
+use std::marker::PhantomData;
 
-isa! {
-    /// `register_continuations`' instruction set plus the superinstructions
-    /// (shapes 1 and 2 of the module doc).
-    pub isa FusedIsa {
-        word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 1, extends: RegIsa,
-    }
-    /// `dst = a + b; if dst > 0 goto target` (shape 1)
-    AddJumpIfPos(dst: Loc as LocOperand, a: Loc as LocOperand, b: Loc as LocOperand,
-                 t: usize as Backward) "{dst} = {a} + {b}; if {dst} > 0 goto @{t}"
-        => add_jump_if_pos<dst in [ACC, R0, R1, R2, SLOT], a in [ACC, R0, R1, R2, SLOT, CONST],
-                           b in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `dst = acc + p + q` (shape 2)
-    AddAdd(dst: Loc as LocOperand, p: Loc as LocOperand, q: Loc as LocOperand)
-        "{dst} = acc + {p} + {q}"
-        => add_add<dst in [ACC, R0, R1, R2, SLOT], p in [ACC, R0, R1, R2, SLOT, CONST],
-                   q in [ACC, R0, R1, R2, SLOT, CONST]>;
-    /// `return a + b to caller` (shape 3)
-    AddRet(a: Loc as Memory, b: Loc as Memory) "return {a} + {b} to caller"
-        => add_ret<a in [0, 1, 2], b in [0, 1, 2]>
-        if |b: &Bounds| b.in_function();
-}
+/// An operand in `acc`, a slot or a constant (no register), in a family of
+/// `N` registers: its own selectors, so that a table over these three is
+/// dense.
+pub struct Memory<const N: usize>;
 
-/// An operand in `acc`, a slot or a constant (no register): its own
-/// selectors, so that a table over these three is dense.
-pub struct Memory;
-
-/// The location kind of [`Memory`] selector `m`.
-const fn memory(m: u8) -> u8 {
-    [ACC, SLOT, CONST][m as usize]
-}
-
-impl Operand for Memory {
+impl<const N: usize> Operand for Memory<N> {
     type Value = Loc;
     const WORDS: u64 = 1 << 1 | 1 << 2;
     fn encode(l: Loc, _: &Layout) -> (u8, Option<i64>) {
@@ -106,48 +78,118 @@ impl Operand for Memory {
         m != 1 || b.slot(x)
     }
     fn location(m: u8) -> String {
-        LocOperand::location(memory(m.min(2)))
+        // `acc`, a slot, a constant: `LocOperand`'s kinds 0, `N + 1`, `N + 2`.
+        LocOperand::<N>::location([0, N as u8 + 1, N as u8 + 2][m.min(2) as usize])
     }
 }
 
-register_handlers! {
-    state(fp, acc, r0, r1, r2);
-    fn add_jump_if_pos<const D: u8, const X: u8, const Y: u8>(ip) {
-        let x = load!(X, words(D); ip, fp, acc, r0, r1, r2);
-        let y = load!(Y, words(D) + words(X); ip, fp, acc, r0, r1, r2);
-        let v = x.wrapping_add(y);
-        store!(D, 0, v; ip, fp, acc, r0, r1, r2);
-        let at = words(D) + words(X) + words(Y);
-        // The exit runs once per loop: out of line, so each way keeps its
-        // own dispatch jump.
-        if v > 0 {
-            Flow::Back(target!(ip, at))
-        } else {
-            Flow::JumpCold((LEN * 8) as isize)
+/// The superinstructions of a register family, written once: in the
+/// module it is invoked in (after that family's [`register_family!`]), the
+/// fused instruction set (headed by `isa`) and its handlers.
+///
+/// [`register_family!`]: super::register_continuations::register_family
+macro_rules! register_fused_family {
+    (
+        regs: [$(($r:ident, $K:ident)),* $(,)?],
+        abi: $abi:literal,
+        isa: { $($isa:tt)* }
+    ) => {
+        /// The location kind of [`Memory`] selector `m`: `acc`, a slot, a
+        /// constant.
+        const fn memory(m: u8) -> u8 {
+            [ACC, SLOT, CONST][m as usize]
+        }
+
+        $crate::engines::threaded::isa! {
+            $($isa)*
+            /// `dst = a + b; if dst > 0 goto target` (shape 1)
+            AddJumpIfPos(dst: Loc as LocOperand<REGS>, a: Loc as LocOperand<REGS>,
+                         b: Loc as LocOperand<REGS>, t: usize as Backward)
+                "{dst} = {a} + {b}; if {dst} > 0 goto @{t}"
+                => add_jump_if_pos<dst in [ACC, $($K,)* SLOT], a in [ACC, $($K,)* SLOT, CONST],
+                                   b in [ACC, $($K,)* SLOT, CONST]>;
+            /// `dst = acc + p + q` (shape 2)
+            AddAdd(dst: Loc as LocOperand<REGS>, p: Loc as LocOperand<REGS>,
+                   q: Loc as LocOperand<REGS>)
+                "{dst} = acc + {p} + {q}"
+                => add_add<dst in [ACC, $($K,)* SLOT], p in [ACC, $($K,)* SLOT, CONST],
+                           q in [ACC, $($K,)* SLOT, CONST]>;
+            /// `return a + b to caller` (shape 3)
+            AddRet(a: Loc as Memory<REGS>, b: Loc as Memory<REGS>) "return {a} + {b} to caller"
+                => add_ret<a in [0, 1, 2], b in [0, 1, 2]>
+                if |b: &Bounds| b.in_function();
+        }
+
+        $crate::engines::threaded::register_continuations::register_handlers! {
+            state(fp, acc, [$(($r, $K)),*]), abi: $abi;
+            fn add_jump_if_pos<const D: u8, const X: u8, const Y: u8>(ip) {
+                let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
+                let y = load!(Y, words(D) + words(X); ip, fp, acc, [$(($r, $K)),*]);
+                let v = x.wrapping_add(y);
+                store!(D, 0, v; ip, fp, acc, [$(($r, $K)),*]);
+                let at = words(D) + words(X) + words(Y);
+                // The exit runs once per loop: out of line, so each way keeps its
+                // own dispatch jump.
+                if v > 0 {
+                    Flow::Back(target!(ip, at))
+                } else {
+                    Flow::JumpCold((LEN * 8) as isize)
+                }
+            }
+            fn add_ret<const X: u8, const Y: u8>(ip) {
+                let (x, y) = (memory(X), memory(Y));
+                let x = load!(x, 0; ip, fp, acc, [$(($r, $K)),*]);
+                let y = load!(y, words(memory(X)); ip, fp, acc, [$(($r, $K)),*]);
+                return_to_caller!(x.wrapping_add(y); fp, acc, [$(($r, $K)),*])
+            }
+            fn add_add<const D: u8, const P: u8, const Q: u8>(ip) {
+                let p = load!(P, words(D); ip, fp, acc, [$(($r, $K)),*]);
+                let q = load!(Q, words(D) + words(P); ip, fp, acc, [$(($r, $K)),*]);
+                store!(D, 0, acc.wrapping_add(p).wrapping_add(q); ip, fp, acc, [$(($r, $K)),*]);
+                Flow::Next
+            }
+        }
+    };
+}
+pub(crate) use register_fused_family;
+
+/// This family's superinstructions.
+mod fused {
+    use super::super::register_continuations::{
+        ACC, CONST, Handler, Loc, LocOperand, R0, R1, R2, REGS, RegIsa, SLOT, Word, load,
+        return_to_caller, slot, store, words,
+    };
+    use super::Memory;
+    use crate::engines::threaded::{Backward, Bounds, frame, target, word};
+
+    super::register_fused_family! {
+        regs: [(r0, R0), (r1, R1), (r2, R2)],
+        abi: "Rust",
+        isa: {
+            /// `register_continuations`' instruction set plus the superinstructions
+            /// (shapes 1 to 3 of the module doc).
+            pub isa FusedIsa {
+                word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 1, extends: RegIsa,
+            }
         }
     }
-    fn add_ret<const X: u8, const Y: u8>(ip) {
-        let (x, y) = (memory(X), memory(Y));
-        let x = load!(x, 0; ip, fp, acc, r0, r1, r2);
-        let y = load!(y, words(memory(X)); ip, fp, acc, r0, r1, r2);
-        return_to_caller!(x.wrapping_add(y); fp, acc, r0, r1, r2)
-    }
-    fn add_add<const D: u8, const P: u8, const Q: u8>(ip) {
-        let p = load!(P, words(D); ip, fp, acc, r0, r1, r2);
-        let q = load!(Q, words(D) + words(P); ip, fp, acc, r0, r1, r2);
-        store!(D, 0, acc.wrapping_add(p).wrapping_add(q); ip, fp, acc, r0, r1, r2);
-        Flow::Next
+}
+pub use fused::{FusedIsa, Instr, Kind};
+
+/// The fused tier's hook, for fused set `I` (this module's, or another
+/// register family's from [`register_fused_family!`]).
+pub(crate) struct Shapes<I>(PhantomData<I>);
+
+impl<I> Default for Shapes<I> {
+    fn default() -> Self {
+        Shapes(PhantomData)
     }
 }
 
-/// The fused tier's hook.
-#[derive(Default)]
-pub(crate) struct Shapes;
+impl<I: Isa<Word: Family, Instr = Instr, Kind = Kind>> Lowering for Shapes<I> {
+    type Isa = I;
 
-impl Lowering for Shapes {
-    type Isa = FusedIsa;
-
-    fn add(&self, c: &mut Compiler<FusedIsa>, e: &Expr, i: usize, dst: Loc, height: usize) -> bool {
+    fn add(&self, c: &mut Compiler<I>, e: &Expr, i: usize, dst: Loc, height: usize) -> bool {
         let Expr::Add(a, b) = e else { return false };
         let (ia, ib) = c.children(i);
         // Shape 2, `(t + p) + q`: `t` runs first, then `p` and `q` are read.
@@ -183,7 +225,7 @@ impl Lowering for Shapes {
         false
     }
 
-    fn ret(&self, c: &mut Compiler<FusedIsa>) -> bool {
+    fn ret(&self, c: &mut Compiler<I>) -> bool {
         // Shape 3: the body's value is a plain add into `acc`.
         let Some((_, a, b)) = c.last_add().filter(|&(dst, a, b)| {
             let memory = |l| matches!(l, Loc::Acc | Loc::Slot(_) | Loc::Const(_));
@@ -200,7 +242,7 @@ impl Lowering for Shapes {
         matches!(k, Kind::AddRet(..))
     }
 
-    fn test(&self, c: &mut Compiler<FusedIsa>, cond: Loc, head: usize, test: usize) -> Test {
+    fn test(&self, c: &mut Compiler<I>, cond: Loc, head: usize, test: usize) -> Test {
         // Shape 1: the last op is an add inside this loop that writes the
         // tested location (a slot store also leaves its value in `acc`).
         let last = c.len().wrapping_sub(1);
@@ -222,7 +264,7 @@ impl Lowering for Shapes {
 }
 
 threaded_engine! {
-    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes);
+    RegisterContinuationsFused = "register_continuations_fused", Fused, Code<FusedIsa, Stable>, compile(|_| Shapes::<FusedIsa>::default());
     "register_continuations plus add-and-test and two-add superinstructions";
     conformance: tail_calling
 }
@@ -253,7 +295,7 @@ mod tests {
     /// no such op (so the check can fail), and it agrees with walker on
     /// every argument list.
     fn fuses(src: &str, op: &str, arg_lists: &[&[i64]]) {
-        let text = listing::<Shapes>(src);
+        let text = listing::<Shapes<FusedIsa>>(src);
         let has = |text: &str| fused_ops(text).iter().any(|l| l.contains(op));
         if op.is_empty() {
             assert!(fused_ops(&text).is_empty(), "{src}\n{text}");
@@ -317,7 +359,7 @@ mod tests {
             // An empty body.
             "let n = arg(0); while n { }; n",
         ] {
-            let text = listing::<Shapes>(src);
+            let text = listing::<Shapes<FusedIsa>>(src);
             assert!(!text.contains("; if"), "{src}\n{text}");
         }
         fuses("let n = arg(0); while n { n = -1 }; n", "", &[&[0], &[5]]);

@@ -11,7 +11,7 @@ use super::register_continuations_fused::{FusedIsa, Shapes};
 use crate::engines::threaded::{Become, threaded_engine};
 
 threaded_engine! {
-    RegisterTailCallsFused = "register_tail_calls_fused", Fused, Code<FusedIsa, Become>, compile(|_| Shapes);
+    RegisterTailCallsFused = "register_tail_calls_fused", Fused, Code<FusedIsa, Become>, compile(|_| Shapes::<FusedIsa>::default());
     "register_continuations_fused with guaranteed tail calls (`become`) in every profile";
     conformance: guaranteed_tail_calls
 }
