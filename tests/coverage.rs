@@ -11,7 +11,7 @@
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::BTreeMap;
-use vm_perf::random::{seeded, shape_for_seed};
+use vm_perf::random::{seeded, shape_for_seed, wide_shape_for_seed};
 use vm_perf::{Program, engines};
 
 /// As many programs as the differential runs per test run.
@@ -20,6 +20,13 @@ const PROGRAMS: u64 = 10_000;
 /// Level-2 programs, made as the differential's Level-2 property makes them.
 const LEVEL_TWO_PROGRAMS: u64 = 10_000;
 
+/// An instruction set with more variants than this (every register of an
+/// eight-register family in every operand) gets `WIDE_PROGRAMS` more
+/// programs of each level, whose hot loops rank eight values, as the
+/// differential's property for such engines runs them.
+const WIDE_SET: usize = 1000;
+const WIDE_PROGRAMS: u64 = 80_000;
+
 /// The engines on `register_continuations`' instruction set or on its
 /// fused tier's.
 const REGISTER_BOTH: &[&str] = &[
@@ -27,7 +34,12 @@ const REGISTER_BOTH: &[&str] = &[
     "register_tail_calls",
     "register_continuations_fused",
     "register_tail_calls_fused",
+    "register_preserve_none",
+    "register_preserve_none_fused",
 ];
+
+/// The engines of eight registers (nightly).
+const EIGHT_REGISTERS: &[&str] = &["register_preserve_none", "register_preserve_none_fused"];
 
 /// `(engines, variant, why no program can build it)`: the compiler never
 /// emits it. A listed variant that is built fails the test.
@@ -93,7 +105,36 @@ const UNREACHABLE: &[(&[&str], &str, &str)] = &[
         "a copy to the same place is left out",
     ),
     (
-        &["register_continuations_fused", "register_tail_calls_fused"],
+        EIGHT_REGISTERS,
+        "Copy(r3, r3)",
+        "a copy to the same place is left out",
+    ),
+    (
+        EIGHT_REGISTERS,
+        "Copy(r4, r4)",
+        "a copy to the same place is left out",
+    ),
+    (
+        EIGHT_REGISTERS,
+        "Copy(r5, r5)",
+        "a copy to the same place is left out",
+    ),
+    (
+        EIGHT_REGISTERS,
+        "Copy(r6, r6)",
+        "a copy to the same place is left out",
+    ),
+    (
+        EIGHT_REGISTERS,
+        "Copy(r7, r7)",
+        "a copy to the same place is left out",
+    ),
+    (
+        &[
+            "register_continuations_fused",
+            "register_tail_calls_fused",
+            "register_preserve_none_fused",
+        ],
         "AddRet(acc, acc)",
         "the add-and-return shape leaves `acc + acc` to the plain ops",
     ),
@@ -118,6 +159,20 @@ fn random_programs_build_every_variant_of_every_engine() {
         let (source, _) = vm_perf::random::calls::program(&mut rng, &shape_for_seed(seed));
         Program::validate(source).expect("the generator makes valid programs")
     }));
+    let wide = || {
+        (0..WIDE_PROGRAMS).flat_map(|seed| {
+            let (one, _) = vm_perf::random::program(
+                &mut StdRng::seed_from_u64(seed),
+                &wide_shape_for_seed(seed),
+            );
+            let (two, _) = vm_perf::random::calls::program(
+                &mut StdRng::seed_from_u64(seed),
+                &wide_shape_for_seed(seed),
+            );
+            [Program::validate(one), Program::validate(two)]
+                .map(|p| p.expect("the generator makes valid programs"))
+        })
+    };
     let mut failures = Vec::new();
     let mut covered = 0;
     for engine in engines() {
@@ -127,8 +182,17 @@ fn random_programs_build_every_variant_of_every_engine() {
         }
         covered += 1;
         let mut counts: BTreeMap<String, u64> = variants.iter().map(|v| (v.clone(), 0)).collect();
+        let wide_programs: Vec<Program> = if variants.len() > WIDE_SET {
+            wide().collect()
+        } else {
+            Vec::new()
+        };
         // An engine below Level 2 refuses those programs.
-        for program in programs.iter().filter(|p| engine.supports(p).is_ok()) {
+        for program in programs
+            .iter()
+            .chain(&wide_programs)
+            .filter(|p| engine.supports(p).is_ok())
+        {
             let code = engine
                 .compile(program)
                 .unwrap_or_else(|e| panic!("{}: {e}", engine.name()));

@@ -362,6 +362,59 @@ proptest! {
     }
 }
 
+/// An instruction set with more variants than this has eight registers in
+/// every operand (`register_preserve_none`): its engines also run programs
+/// whose hot loops rank eight values, as many as `tests/coverage.rs`
+/// counts for them.
+const WIDE_SET: usize = 1000;
+
+fn wide_engines() -> &'static [&'static dyn Engine] {
+    static WIDE: std::sync::OnceLock<Vec<&'static dyn Engine>> = std::sync::OnceLock::new();
+    WIDE.get_or_init(|| {
+        engines()
+            .iter()
+            .copied()
+            .filter(|e| e.variants().len() > WIDE_SET)
+            .collect()
+    })
+}
+
+/// The wide engines on the Level-1 and the Level-2 program of `seed`, both
+/// ranking eight values.
+fn check_wide(seed: u64) -> Result<(), String> {
+    let shape = vm_perf::random::wide_shape_for_seed(seed);
+    let one = vm_perf::random::program(&mut StdRng::seed_from_u64(seed), &shape);
+    let two = vm_perf::random::calls::program(&mut StdRng::seed_from_u64(seed), &shape);
+    for (source, args) in [(one.0.into(), one.1), two] {
+        let text = vm_perf::front::printer::print_source(&source);
+        let program = Program::validate(source)
+            .map_err(|e| format!("generator made an invalid program: {e}"))?;
+        for engine in wide_engines() {
+            match compare(*engine, &program, &args, BUDGET) {
+                Outcome::Agree(_) | Outcome::Skipped(_) => {}
+                mismatch => {
+                    return Err(format!(
+                        "engine `{}` on wide seed {seed}, args {args:?}: {mismatch}\n{text}",
+                        engine.name()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 80_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn eight_register_engines_agree_with_walker_on_programs_ranking_eight_values(seed in any::<u64>()) {
+        if !wide_engines().is_empty() {
+            check_wide(seed).map_err(TestCaseError::fail)?;
+        }
+    }
+}
+
 /// The Level-2 property above compares what walker finishes: it finishes
 /// almost every generated program, with a value or *call depth exceeded*.
 #[test]

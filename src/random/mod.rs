@@ -65,6 +65,10 @@ pub struct Shape {
     pub step_args: usize,
     /// Arguments with arbitrary values.
     pub wild_args: usize,
+    /// How many values a hot loop ranks above the rest, so that a register
+    /// allocator with that many registers for locals keeps them there and
+    /// its handlers see every register in every operand.
+    pub hot_values: usize,
 }
 
 impl Default for Shape {
@@ -76,6 +80,7 @@ impl Default for Shape {
             trip_args: 2,
             step_args: 2,
             wild_args: 2,
+            hot_values: 3,
         }
     }
 }
@@ -86,7 +91,21 @@ pub fn shape_for_seed(seed: u64) -> Shape {
     Shape {
         depth: 3 + (seed % 14) as usize,
         loop_nesting: 1 + (seed % 4) as usize,
+        // One program in five ranks eight values: the register engines
+        // have three registers for locals, or eight (`rust-preserve-none`).
+        hot_values: if seed % 5 == 4 { 8 } else { 3 },
         ..Shape::default()
+    }
+}
+
+/// [`shape_for_seed`] with hot loops that rank eight values: the programs
+/// the tests add for an instruction set of eight registers in every
+/// operand (`register_preserve_none`), whose thousands of variants a few
+/// programs in five cannot all reach.
+pub fn wide_shape_for_seed(seed: u64) -> Shape {
+    Shape {
+        hot_values: 8,
+        ..shape_for_seed(seed)
     }
 }
 
@@ -161,16 +180,12 @@ enum Local {
     Fuel,
 }
 
-/// How many values a hot loop ranks above the rest: as many as the register
-/// engines have registers for locals.
-const HEATED: usize = 3;
-
-/// Which values a hot loop's reads rank first, second and third (`ranks`),
-/// and which it must leave to frame slots (`cold`: not ranked, read little);
-/// `doubles` if its step is `n + n`.
+/// Which values a hot loop's reads rank first, second, … (`ranks`, as many
+/// as the shape's `hot_values`), and which it must leave to frame slots
+/// (`cold`: not ranked, read little); `doubles` if its step is `n + n`.
 #[derive(Default)]
 struct Plan {
-    ranks: [Option<Expr>; HEATED],
+    ranks: Vec<Option<Expr>>,
     cold: Vec<Expr>,
     doubles: bool,
 }
@@ -459,7 +474,8 @@ impl<R: Rng> Gen<'_, R> {
     /// }`) whose reads weigh like a nested loop's, ranking `h0`, `h1`, `h2`
     /// above anything else the loop reads.
     fn hot_loop(&mut self, depth: usize) -> Expr {
-        let count = self.rng.random_range(2..=5);
+        let hot = self.shape.hot_values;
+        let count = self.rng.random_range(2..=hot + 2);
         let inits: Vec<Expr> = (0..count)
             .map(|i| {
                 if i > 0 && self.rng.random_bool(0.5) {
@@ -480,7 +496,10 @@ impl<R: Rng> Gen<'_, R> {
         self.loops += 1;
         self.scope.push(Local::Counter);
         let case = self.rng.random_range(0..3);
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            ranks: vec![None; hot],
+            ..Plan::default()
+        };
         // The step, or in case 2 the test after the step: `n + s`, `s +
         // s`, `n + n`, every way round, the test decreasing with `n`.
         let planned = self.planned_step(&mut plan);
@@ -490,8 +509,8 @@ impl<R: Rng> Gen<'_, R> {
             || depth < 4
             || self.loops >= self.shape.loop_nesting
             || self.rng.random_bool(0.6);
-        let heat = (0..HEATED).flat_map(|k| {
-            let reads = HEATED + 1 - k;
+        let heat = (0..hot).flat_map(|k| {
+            let reads = hot + 1 - k;
             plan.ranks[k]
                 .iter()
                 .flat_map(move |h| std::iter::repeat_n(h.clone(), reads))
@@ -572,9 +591,10 @@ impl<R: Rng> Gen<'_, R> {
     /// location drawn for the counter and for each operand, and `plan`
     /// ranking the values so that they land there.
     fn planned_step(&mut self, plan: &mut Plan) -> Expr {
-        // 0..3: a register; 3: a frame slot.
-        let counter = self.rng.random_range(0..=HEATED);
-        if counter < HEATED {
+        // Below `hot`: a register; `hot`: a frame slot.
+        let hot = self.shape.hot_values;
+        let counter = self.rng.random_range(0..=hot);
+        if counter < hot {
             plan.ranks[counter] = Some(Expr::Get(0));
         } else {
             plan.cold.push(Expr::Get(0));
@@ -626,9 +646,11 @@ impl<R: Rng> Gen<'_, R> {
     /// the counter, or a step (`steps` holds the ones not placed yet).
     fn planned(&mut self, plan: &mut Plan, steps: &mut Vec<Expr>) -> Planned {
         let counter_cold = plan.cold.contains(&Expr::Get(0));
-        // 0..3: a register; 3: a slot; 4: a constant; 5: `acc`.
-        match self.rng.random_range(0..6) {
-            k @ 0..HEATED => match &plan.ranks[k] {
+        // Below `hot`: a register; `hot`: a slot; `hot + 1`: a constant;
+        // `hot + 2`: `acc`.
+        let hot = self.shape.hot_values;
+        match self.rng.random_range(0..hot + 3) {
+            k if k < hot => match &plan.ranks[k] {
                 Some(Expr::Get(0)) => Planned::Leaf(Expr::Get(0), Term::Counter),
                 Some(h) => Planned::Leaf(h.clone(), Term::Step),
                 None if !steps.is_empty() => {
@@ -644,10 +666,10 @@ impl<R: Rng> Gen<'_, R> {
                 }
                 None => Planned::Leaf(Expr::Litr(-1), Term::Step),
             },
-            3 if counter_cold && self.rng.random_bool(0.5) => {
+            k if k == hot && counter_cold && self.rng.random_bool(0.5) => {
                 Planned::Leaf(Expr::Get(0), Term::Counter)
             }
-            3 if !steps.is_empty() => {
+            k if k == hot && !steps.is_empty() => {
                 // Often an argument: a frame slot to the register engines,
                 // an argument operand to the tape ones.
                 let args = steps.iter().filter(|s| matches!(s, Expr::Arg(_))).count();
@@ -659,7 +681,9 @@ impl<R: Rng> Gen<'_, R> {
                 plan.cold.push(s.clone());
                 Planned::Leaf(s, Term::Step)
             }
-            3 | 4 => Planned::Leaf(Expr::Litr(self.rng.random_range(-2..=-1)), Term::Step),
+            k if k <= hot + 1 => {
+                Planned::Leaf(Expr::Litr(self.rng.random_range(-2..=-1)), Term::Step)
+            }
             _ if self.rng.random_bool(0.5) => Planned::Acc(Term::Counter),
             _ => Planned::Acc(Term::Step),
         }
