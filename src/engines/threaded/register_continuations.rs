@@ -64,7 +64,9 @@
 //! sized for `MAX_CALLS` frames, reused from run to run), never on the
 //! native stack: a function's frame is its header (the op to return to,
 //! the caller's `fp`, the depth, the run's arguments, the caller's saved
-//! registers), then its parameters, locals and temporaries. It is a
+//! registers: room for as many as the program's most register-hungry body
+//! uses, none in `fib`, so a frame is no longer than it must be), then its
+//! parameters, locals and temporaries. It is a
 //! register window: it starts inside the caller's frame, at the top of
 //! the caller's live temporaries, and the caller computes each argument
 //! straight into the callee's parameter slot (`fib(n - 1)` is the one op
@@ -126,12 +128,6 @@ pub trait Family: TapeWord + 'static {
     /// The handler contract: `ip` is an op of a verified tape of this
     /// family and `fp` a frame that tape's driver set up.
     unsafe fn enter(ip: *const Self, fp: *mut i64) -> Exit<Self>;
-}
-
-/// A function frame's header in family `W`: the core's words, then the
-/// caller's registers saved by the call (see the module doc).
-pub(crate) const fn header_len<W: Family>() -> usize {
-    frame::SAVES + W::REGS
 }
 
 /// The most registers a family has (the allocator's fixed arrays).
@@ -278,10 +274,12 @@ macro_rules! return_to_caller {
         let v = $v;
         // SAFETY: the verifier put this op in a function, whose frame a call
         // op set up: its header holds the op after that call (on the same
-        // verified tape), the caller's frame and the caller's registers
-        // (those it did not save hold what earlier frames left there:
-        // numbers the caller never reads). Slot 0 is the caller's slot
-        // `base`, where the caller finds the result.
+        // verified tape), the caller's frame and the registers the caller
+        // saved; the other registers get what lies after them (the save
+        // area's rest, this frame's slots, or the padding the driver puts
+        // after the frames for exactly these reads): numbers the caller
+        // never reads. Slot 0 is the caller's slot `base`, where the
+        // caller finds the result.
         let ret = unsafe {
             let ret = *$fp.add(frame::RET) as *const ();
             // Register `K` was saved at `SAVES + K - 1`.
@@ -569,11 +567,15 @@ impl Node {
 }
 
 /// The pre-pass over one body: per-node facts and register allocation.
+#[derive(Default)]
 struct Analysis {
     nodes: Vec<Node>,
     /// Which argument (main) or parameter (a function), if any, each
     /// register holds for the whole body.
     arg_homes: [Option<usize>; MAX_REGS],
+    /// How many registers the body uses: `r0` up to the highest any of its
+    /// values lives in (so no call in it saves more).
+    regs_used: usize,
 }
 
 /// A value competing for a register: a `Let`'s local or an argument.
@@ -652,13 +654,19 @@ impl Analysis {
         candidates.truncate(kept);
         candidates.retain(|c| matches!(c.what, Value::Let(_)) || c.weight >= weight(1));
         let mut arg_homes = [None; MAX_REGS];
+        let mut regs_used = 0;
         for (c, k) in allocate(&mut candidates, regs) {
+            regs_used = regs_used.max(k + 1);
             match c {
                 Value::Let(i) => nodes[i as usize].0 |= (k as u32 + 1) << 27,
                 Value::Arg(i) => arg_homes[k] = Some(i),
             }
         }
-        Analysis { nodes, arg_homes }
+        Analysis {
+            nodes,
+            arg_homes,
+            regs_used,
+        }
     }
 }
 
@@ -858,6 +866,13 @@ pub(crate) struct Compiler<I: Isa> {
     /// The header's length in main's frame: 0 for a Level-1 program, whose
     /// frame is as it always was.
     main_header: usize,
+    /// The header's length in a function's frame: the core's words, then
+    /// room for the registers the program's calls save (as many as the
+    /// body that uses most uses).
+    header: usize,
+    /// The functions' analyses, made before any body is compiled (the
+    /// header depends on all of them); each is taken when its body starts.
+    functions: Vec<Analysis>,
     /// The calls emitted so far, patched once every entry is known: the
     /// op, the callee, the registers it saves and its frame base.
     calls: Vec<(usize, usize, usize, usize)>,
@@ -880,34 +895,44 @@ enum Pending {
 }
 
 impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
-    /// A function frame's header in this family.
-    const HEADER: usize = header_len::<I::Word>();
-
     pub(crate) fn new(program: &Program) -> Self {
+        let regs = I::Word::REGS;
+        let main = program.source();
+        let facts = Analysis::new(
+            &main.main,
+            program.node_count()
+                - program
+                    .function_facts()
+                    .iter()
+                    .map(|f| f.node_count)
+                    .sum::<usize>(),
+            program.max_locals(),
+            None,
+            regs,
+        );
+        let functions: Vec<Analysis> = (program.functions().iter())
+            .zip(program.function_facts())
+            .map(|(f, facts)| {
+                let params = Some(f.arity());
+                Analysis::new(&f.body, facts.node_count, facts.max_locals, params, regs)
+            })
+            .collect();
+        let saved = (functions.iter().chain([&facts]))
+            .map(|a| a.regs_used)
+            .max()
+            .unwrap_or(0);
         // A Level-2 main frame has the header too (the depth and the
         // arguments a call passes on); a Level-1 one is as it always was.
         let header = if program.level() == crate::front::program::Level::Two {
-            Self::HEADER
+            frame::SAVES + saved
         } else {
             0
         };
         let locals_base = header + program.arg_count();
-        let main = program.source();
         Compiler {
             // About one op of two or three words per node.
             code: Emitter::with_capacity(program.node_count() + 1, 3),
-            facts: Analysis::new(
-                &main.main,
-                program.node_count()
-                    - program
-                        .function_facts()
-                        .iter()
-                        .map(|f| f.node_count)
-                        .sum::<usize>(),
-                program.max_locals(),
-                None,
-                I::Word::REGS,
-            ),
+            facts,
             scope: Vec::with_capacity(program.max_locals()),
             locals_base,
             temps_base: locals_base + program.max_locals(),
@@ -916,6 +941,8 @@ impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
             last_add: None,
             in_function: false,
             main_header: header,
+            header,
+            functions,
             calls: Vec::new(),
         }
     }
@@ -925,16 +952,9 @@ impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
     fn start_function(&mut self, program: &Program, f: usize) {
         let facts = program.function_facts()[f];
         let params = program.functions()[f].arity();
-        let body = &program.functions()[f].body;
-        self.facts = Analysis::new(
-            body,
-            facts.node_count,
-            facts.max_locals,
-            Some(params),
-            I::Word::REGS,
-        );
-        self.locals_base = Self::HEADER;
-        self.temps_base = Self::HEADER + facts.max_locals;
+        self.facts = std::mem::take(&mut self.functions[f]);
+        self.locals_base = self.header;
+        self.temps_base = self.header + facts.max_locals;
         self.max_temps = 0;
         self.cached = None;
         self.last_add = None;
@@ -943,10 +963,11 @@ impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
         for p in 0..params {
             let home = match self.facts.arg_homes.iter().position(|&a| a == Some(p)) {
                 Some(k) => {
-                    self.emit(Instr::Copy(Loc::Reg(k), Loc::Slot(Self::HEADER + p)));
+                    let param = Loc::Slot(self.header + p);
+                    self.emit(Instr::Copy(Loc::Reg(k), param));
                     Loc::Reg(k)
                 }
-                None => Loc::Slot(Self::HEADER + p),
+                None => Loc::Slot(self.header + p),
             };
             self.scope.push(home);
         }
@@ -1175,7 +1196,7 @@ impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
             Loc::Slot(s) if height > 0 && s + 1 == top => s,
             _ => top,
         };
-        let first = Self::HEADER + base;
+        let first = self.header + base;
         self.max_temps = self.max_temps.max(first + args.len() - self.temps_base);
         let mut ia = i + 1;
         for (k, a) in args.iter().enumerate() {
@@ -1409,7 +1430,8 @@ impl<I: Isa<Word: Family, Instr: From<Instr>>> Compiler<I> {
 /// functions' names for the listing.
 pub struct Code<I: Isa<Word: Family>, B: Backend> {
     tape: Tape<I, B>,
-    /// The header's length in main's frame: 0 for a Level-1 program.
+    /// The header's length in main's frame and in a function's: 0 for a
+    /// Level-1 program.
     header: usize,
     stack: frame::Stack,
     names: Vec<String>,
@@ -1451,7 +1473,7 @@ pub(crate) fn compile<L: Lowering, B: Backend>(
         c.patch(at, Instr::Call(saves, bodies[f + 1].first, base));
     }
     let stops = |k| is_stop::<L::Isa>(k) || L::stops(k);
-    let fn_header = header_len::<<L::Isa as Isa>::Word>();
+    let fn_header = c.header;
     let tape = Tape::with_bodies(c.code, &bodies, program.arg_count(), fn_header, stops)
         .map_err(CompileError)?;
     Ok(Code {
@@ -1494,24 +1516,30 @@ impl<I: Isa<Word: Family>, B: Backend> Code<I, B> {
             let (_, value) = unsafe { I::Word::enter(ip, frame.as_mut_ptr()) };
             return Ok(value);
         }
-        self.stack.with(self.tape.stack_words(), main_len, |words| {
-            let fp = words.as_mut_ptr();
-            let h = self.header;
-            words[h..h + arg_count].copy_from_slice(&args[..arg_count]);
-            words[frame::DEPTH] = 0;
-            // SAFETY: `h + arg_count` is at most main's frame length.
-            words[frame::ARGS] = unsafe { fp.add(h) } as i64;
-            // SAFETY: as above, and main's frame has the header: the depth
-            // of no call, the arguments (copied after the header, where
-            // main reads them and whence every call passes the pointer on),
-            // and room for `MAX_CALLS` function frames after it.
-            let (next, value) = unsafe { I::Word::enter(ip, fp) };
-            if failed(next) {
-                Err(CallDepthExceeded)
-            } else {
-                Ok(value)
-            }
-        })
+        // A return reloads every register from its frame's save area, of
+        // which the header holds only the part the program's calls save:
+        // the deepest frame's reloads may read past the frames, into this
+        // padding (values no caller reads).
+        let padding = I::Word::REGS;
+        self.stack
+            .with(self.tape.stack_words() + padding, main_len, |words| {
+                let fp = words.as_mut_ptr();
+                let h = self.header;
+                words[h..h + arg_count].copy_from_slice(&args[..arg_count]);
+                words[frame::DEPTH] = 0;
+                // SAFETY: `h + arg_count` is at most main's frame length.
+                words[frame::ARGS] = unsafe { fp.add(h) } as i64;
+                // SAFETY: as above, and main's frame has the header: the depth
+                // of no call, the arguments (copied after the header, where
+                // main reads them and whence every call passes the pointer on),
+                // and room for `MAX_CALLS` function frames after it.
+                let (next, value) = unsafe { I::Word::enter(ip, fp) };
+                if failed(next) {
+                    Err(CallDepthExceeded)
+                } else {
+                    Ok(value)
+                }
+            })
     }
 
     pub(crate) fn variants() -> Vec<String> {
@@ -1535,7 +1563,7 @@ impl<I: Isa<Word: Family>, B: Backend> Code<I, B> {
                 h + args
             )
         };
-        let fn_header = header_len::<I::Word>();
+        let fn_header = self.header;
         let bodies = self.tape.bodies();
         self.tape.listing_bodies(&header, |k| match k {
             0 if bodies.len() == 1 => String::new(),
@@ -1560,8 +1588,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::engines::threaded::Stable;
 
-    /// A function frame's header in this family.
-    const HEADER: usize = header_len::<Word>();
+    /// The longest function frame header of this family: every register
+    /// saved.
+    const HEADER: usize = frame::SAVES + REGS;
 
     pub(crate) fn listing<L: Lowering + Default>(src: &str) -> String {
         let p = crate::front::compile_source("t", src).unwrap();
@@ -1705,13 +1734,16 @@ pub(crate) mod tests {
         // literal; `n - 1` is written straight into the callee's parameter
         // slot by the add handler; the first call's frame starts at the
         // temporary its value is wanted in, so no copy follows it.
-        let p = HEADER;
-        let t = HEADER + 1;
+        // No body of `fib` holds a register, so no call saves one: the
+        // header is the core's words alone.
+        let h = frame::SAVES;
+        let p = h;
+        let t = h + 1;
         for op in [
             format!("if [{p}] >= 2 goto"),
-            format!("[{}] = [{p}] + -1", t + HEADER),
+            format!("[{}] = [{p}] + -1", t + h),
             format!("call @3 frame [{t}] saving 0"),
-            format!("[{}] = [{p}] + -2", t + 1 + HEADER),
+            format!("[{}] = [{p}] + -2", t + 1 + h),
             format!("call @3 frame [{}] saving 0", t + 1),
             format!("acc = [{t}] + acc"),
         ] {

@@ -406,7 +406,7 @@ mod tests {
         let args: &[&[i64]] = &[&[0], &[1], &[12]];
         fuses(
             "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(arg(0))",
-            "return [8] + acc to caller",
+            "return [5] + acc to caller",
             args,
         );
         // A sum whose operands live anywhere; wrapping.
