@@ -87,3 +87,75 @@ threaded_engine! {
     "register_continuations with eight hot locals in handler arguments (`rust-preserve-none`, `become`)";
     conformance: guaranteed_tail_calls
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::RunError;
+
+    fn compile(name: &str, src: &str) -> Box<dyn crate::engine::Executable> {
+        let p = crate::front::compile_source("t", src).unwrap();
+        crate::engine::engine(name).unwrap().compile(&p).unwrap()
+    }
+
+    #[test]
+    fn eight_hot_locals_live_in_registers() {
+        // Eight locals, all read in the loop: every one is a register, so
+        // the loop body names no frame slot; the six-argument family keeps
+        // five of them in slots.
+        let src = "let a = 1; let b = 2; let c = 3; let d = 4; let e = 5; let f = 6; \
+                   let g = 7; let n = arg(0); \
+                   while n { a = a + b; b = b + c; c = c + d; d = d + e; e = e + f; \
+                   f = f + g; g = g + a; n = n + -1 }; a + b + c + d + e + f + g";
+        let loop_body = |listing: &str| -> Vec<String> {
+            let lines: Vec<&str> = listing.lines().collect();
+            let head = lines.iter().position(|l| l.contains("goto @")).unwrap();
+            lines[head + 1..]
+                .iter()
+                .take_while(|l| !l.contains("> 0 goto"))
+                .map(|l| l.to_string())
+                .collect()
+        };
+        for name in ["register_preserve_none", "register_preserve_none_fused"] {
+            let code = compile(name, src);
+            let body = loop_body(&code.show());
+            // Seven adds and the step (fused with the test in the fused tier).
+            assert!(body.len() >= 7, "{name}:\n{}", code.show());
+            assert!(
+                body.iter().all(|l| !l.contains('[')),
+                "{name}:\n{}",
+                code.show()
+            );
+            assert!(code.show().contains("r7"), "{name}:\n{}", code.show());
+            assert_eq!(code.execute(&[5]), compile("walker", src).execute(&[5]));
+        }
+        let narrow = compile("register_tail_calls", src).show();
+        assert!(
+            loop_body(&narrow)
+                .iter()
+                .filter(|l| l.contains('['))
+                .count()
+                >= 4,
+            "{narrow}"
+        );
+    }
+
+    #[test]
+    fn calls_never_grow_the_native_stack() {
+        // 10,000 active calls on a 32 KiB stack in every profile (`become`
+        // holds at opt-level 0 too); the caller's eight registers come back.
+        let src = "fn d(n) { if 1 < n { d(n - 1) + 1 } else { 1 } }\n\
+                   let a = 1; let b = 2; let c = 3; let e = 4; let f = 5; let g = 6; let h = 7; \
+                   let n = 1; let t = 0; \
+                   while n { t = d(arg(0)) + a + b + c + e + f + g + h; \
+                   a = a + 1; b = b + 1; c = c + 1; e = e + 1; f = f + 1; g = g + 1; h = h + 1; \
+                   n = n + -1 }; t";
+        for name in ["register_preserve_none", "register_preserve_none_fused"] {
+            crate::reference::stack::on_stack(format!("{name}: 32 KiB"), 32 << 10, || {
+                let code = compile(name, src);
+                assert!(code.show().contains("saving 8"), "{name}:\n{}", code.show());
+                assert_eq!(code.execute(&[10_000]), Ok(10_000 + 28), "{name}");
+                assert_eq!(code.execute(&[10_001]), Err(RunError::CallDepthExceeded));
+            });
+        }
+    }
+}
