@@ -14,8 +14,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; exit 2; }
-cargo build --release --quiet
-bin=target/release/vm-perf
+# VM_PERF_BIN: check that binary instead (a nightly build, for the nightly
+# engines: `cargo +nightly build --release --features nightly`).
+if [ -n "${VM_PERF_BIN:-}" ]; then
+    bin=$VM_PERF_BIN
+else
+    cargo build --release --quiet
+    bin=target/release/vm-perf
+fi
 if [ $# -gt 0 ]; then engines=("$@"); else mapfile -t engines < <("$bin" list); fi
 if [ -n "${MEMCHECK_WORKLOADS:-}" ]; then
     workloads=()
