@@ -373,7 +373,10 @@ pub(crate) use table;
 /// handler family with the fields that select among it and the values each
 /// takes; an optional `if |b| …` adds a check on the op's [`Bounds`] that no
 /// single field makes (an op that skips the op after it needs two after it). An `extends: Base` set (a fused tier) starts from another set's
-/// ops, whose instructions it wraps as `Base(…)`. Generated: the
+/// ops, whose instructions it wraps as `Base(…)`. With `instr: use Instr,
+/// kind: use Kind` the set reuses enums another `isa!` defined for the same
+/// ops: another register family's handlers for the same instructions
+/// (`register_preserve_none`). Generated: the
 /// instruction enum and its `Display`, the kind enum (one selector byte per
 /// field), `From` the base's instructions, and the [`Isa`](super::Isa)
 /// impl: lengths, encode, decode, every kind with a handler and its name
