@@ -554,11 +554,10 @@ impl Lowering for Shapes {
             } else if let Some(l) = Self::leaf(b, scope) {
                 c.expr(self, a, scope, height, true);
                 Box::new(move |t| Instr::JumpIfNotLtLeaf(t, l))
-            } else if let Some(l) = self.leaf_after(a, b, scope) {
+            } else {
+                let l = self.leaf_after(a, b, scope)?;
                 c.expr(self, b, scope, height, true);
                 Box::new(move |t| Instr::JumpIfNotGtLeaf(t, l))
-            } else {
-                return None;
             };
         Some(Test {
             unless,
