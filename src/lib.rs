@@ -12,7 +12,7 @@
 // the callee-saved registers too: nightly features.
 #![cfg_attr(
     feature = "nightly",
-    feature(explicit_tail_calls, rust_preserve_none_cc),
+    feature(explicit_tail_calls, rust_preserve_none_cc, sanitize),
     allow(incomplete_features)
 )]
 

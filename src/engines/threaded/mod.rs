@@ -271,20 +271,22 @@ pub trait TapeWord: Copy {
 /// convention's names, and reads its operands with [`word!`]. `park` is what a [`Stable`] back-edge does:
 /// `tail` (tail-call the target like any op) or a block that saves the
 /// state for a driver (the target is then returned to it, with the block's
-/// `i64` value). An `abi: "…"` after `park` gives the handlers the ABI of
-/// the family's [`convention!`].
+/// `i64` value). An `abi: "…", attrs: [...]` after `park` gives the
+/// handlers the ABI of the family's [`convention!`] and attributes of
+/// their own.
 macro_rules! handlers {
     (
         word: $Word:ty, state: $state:tt, park: $park:tt;
         $($rest:tt)*
     ) => {
         $crate::engines::threaded::handlers! {
-            word: $Word, state: $state, park: $park, abi: "Rust";
+            word: $Word, state: $state, park: $park, abi: "Rust", attrs: [];
             $($rest)*
         }
     };
     (
-        word: $Word:ty, state: $state:tt, park: $park:tt, abi: $abi:literal;
+        word: $Word:ty, state: $state:tt, park: $park:tt, abi: $abi:literal,
+        attrs: $attrs:tt;
         $(
             $(#[$attr:meta])*
             fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident) $body:block
@@ -292,16 +294,17 @@ macro_rules! handlers {
     ) => {
         $(
             $crate::engines::threaded::handlers!(
-                @one $Word, $state, $park, $abi;
+                @one $Word, $state, $park, $abi, $attrs;
                 $(#[$attr])* fn $name $(<$(const $c: $cty),*>)? ($ip) $body
             );
         )*
-        $crate::engines::threaded::handlers!(@cold $Word, $state, $abi);
-        $crate::engines::threaded::handlers!(@fail $Word, $state, $abi);
+        $crate::engines::threaded::handlers!(@cold $Word, $state, $abi, $attrs);
+        $crate::engines::threaded::handlers!(@fail $Word, $state, $abi, $attrs);
     };
 
     (
-        @one $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $park:tt, $abi:literal;
+        @one $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $park:tt, $abi:literal,
+        [$($attr2:meta),*];
         $(#[$attr:meta])*
         fn $name:ident $(<$(const $c:ident: $cty:ty),*>)? ($ip:ident) $body:block
     ) => {
@@ -311,6 +314,7 @@ macro_rules! handlers {
         ///
         /// The handler contract of this family's handler type.
         #[allow(unused_mut, unused_variables, unused_assignments, clippy::unnecessary_cast)]
+        $(#[$attr2])*
         pub(crate) unsafe extern $abi fn $name<
             B: $crate::engines::threaded::Backend $($(, const $c: $cty)*)?,
             const LEN: usize,
@@ -368,7 +372,7 @@ macro_rules! handlers {
         }
     };
 
-    (@cold $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $abi:literal) => {
+    (@cold $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $abi:literal, [$($attr2:meta),*]) => {
         /// The continuation of `Flow::JumpCold`, out of line: dispatches to
         /// the op at `ip`.
         ///
@@ -379,6 +383,7 @@ macro_rules! handlers {
         #[inline(never)]
         // `B` decides the continuation, which only a nightly build reads.
         #[allow(clippy::extra_unused_type_parameters)]
+        $(#[$attr2])*
         unsafe extern $abi fn cold<B: $crate::engines::threaded::Backend>(
             ip: *const $Word,
             $($s: $sty),*
@@ -392,7 +397,7 @@ macro_rules! handlers {
     };
 
     // The continuation of `Flow::Fail`.
-    (@fail $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $abi:literal) => {
+    (@fail $Word:ty, ($($s:ident: $sty:ty),* $(,)?), $abi:literal, [$($attr2:meta),*]) => {
         /// The end of a run that failed (`Flow::Fail`), out of line.
         ///
         /// # Safety
@@ -401,6 +406,7 @@ macro_rules! handlers {
         #[cold]
         #[inline(never)]
         #[allow(clippy::extra_unused_type_parameters, unused_variables)]
+        $(#[$attr2])*
         unsafe extern $abi fn fail<B: $crate::engines::threaded::Backend>(
             ip: *const $Word,
             $($s: $sty),*

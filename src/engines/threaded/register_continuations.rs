@@ -299,12 +299,17 @@ pub(crate) use return_to_caller;
 /// ops' and the fused tier's); the invocation names the state its bodies
 /// use and the family's ABI.
 macro_rules! register_handlers {
-    (state($fp:ident, $acc:ident, [$(($r:ident, $K:ident)),*]), abi: $abi:literal; $($body:tt)*) => {
+    (
+        state($fp:ident, $acc:ident, [$(($r:ident, $K:ident)),*]),
+        abi: $abi:literal, attrs: $attrs:tt;
+        $($body:tt)*
+    ) => {
         $crate::engines::threaded::handlers! {
             word: Word,
             state: ($fp: *mut i64, $acc: i64, $($r: i64),*),
             park: tail,
-            abi: $abi;
+            abi: $abi,
+            attrs: $attrs;
             $($body)*
         }
     };
@@ -314,13 +319,15 @@ pub(crate) use register_handlers;
 /// Everything of a register family that depends on its registers, written
 /// once: in the module it is invoked in, the location kinds (`ACC`, one
 /// per register, `SLOT`, `CONST`), the tape word and handler type of the
-/// convention `(ip, fp, acc, registers…)` with the given ABI, the
-/// instruction set (headed by `isa`, with every location combination of
-/// this family), the op a failing call continues at, and the handlers.
+/// convention `(ip, fp, acc, registers…)` with the given ABI (and the
+/// handlers' attributes, `attrs`), the instruction set (headed by `isa`,
+/// with every location combination of this family), the op a failing call
+/// continues at, and the handlers.
 macro_rules! register_family {
     (
         regs: [$(($r:ident, $K:ident = $k:literal)),* $(,)?],
         abi: $abi:literal,
+        attrs: [$($ha:meta),*],
         isa: { $($isa:tt)* }
     ) => {
         /// How many locals live in handler arguments.
@@ -365,6 +372,7 @@ macro_rules! register_family {
         ///
         /// None needed: it reads nothing.
         #[allow(unused_variables)]
+        $(#[$ha])*
         unsafe extern $abi fn fail_op(
             ip: *const Word,
             fp: *mut i64,
@@ -422,7 +430,7 @@ macro_rules! register_family {
         }
 
         $crate::engines::threaded::register_continuations::register_handlers! {
-            state(fp, acc, [$(($r, $K)),*]), abi: $abi;
+            state(fp, acc, [$(($r, $K)),*]), abi: $abi, attrs: [$($ha),*];
             fn add<const D: u8, const X: u8, const Y: u8>(ip) {
                 let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
                 let y = load!(Y, words(D) + words(X); ip, fp, acc, [$(($r, $K)),*]);
@@ -532,6 +540,7 @@ pub(crate) use register_family;
 register_family! {
     regs: [(r0, R0 = 1), (r1, R1 = 2), (r2, R2 = 3)],
     abi: "Rust",
+    attrs: [],
     isa: {
         /// The register machine's instruction set.
         pub isa RegIsa { word: Word, handler: Handler, instr: Instr, kind: Kind, min_len: 1 }

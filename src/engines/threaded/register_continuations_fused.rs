@@ -92,6 +92,7 @@ macro_rules! register_fused_family {
     (
         regs: [$(($r:ident, $K:ident)),* $(,)?],
         abi: $abi:literal,
+        attrs: [$($ha:meta),*],
         isa: { $($isa:tt)* }
     ) => {
         /// The location kind of [`Memory`] selector `m`: `acc`, a slot, a
@@ -121,7 +122,7 @@ macro_rules! register_fused_family {
         }
 
         $crate::engines::threaded::register_continuations::register_handlers! {
-            state(fp, acc, [$(($r, $K)),*]), abi: $abi;
+            state(fp, acc, [$(($r, $K)),*]), abi: $abi, attrs: [$($ha),*];
             fn add_jump_if_pos<const D: u8, const X: u8, const Y: u8>(ip) {
                 let x = load!(X, words(D); ip, fp, acc, [$(($r, $K)),*]);
                 let y = load!(Y, words(D) + words(X); ip, fp, acc, [$(($r, $K)),*]);
@@ -165,6 +166,7 @@ mod fused {
     super::register_fused_family! {
         regs: [(r0, R0), (r1, R1), (r2, R2)],
         abi: "Rust",
+        attrs: [],
         isa: {
             /// `register_continuations`' instruction set plus the superinstructions
             /// (shapes 1 to 3 of the module doc).

@@ -21,6 +21,8 @@ use crate::engines::threaded::{Backward, Become, Bounds, frame, target, threaded
 register_fused_family! {
     regs: [(r0, R0), (r1, R1), (r2, R2), (r3, R3), (r4, R4), (r5, R5), (r6, R6), (r7, R7)],
     abi: "rust-preserve-none",
+    // Not instrumented by AddressSanitizer: see `register_preserve_none`.
+    attrs: [sanitize(address = "off")],
     isa: {
         /// `register_preserve_none`'s instruction set plus the fused tier's
         /// superinstructions.
