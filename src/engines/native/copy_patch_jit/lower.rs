@@ -40,6 +40,9 @@ pub struct Stencils {
     rlt: Row,
     loop_: [&'static Stencil; DSTS.len()],
     skip: [&'static Stencil; DSTS.len()],
+    /// Branches on `x < y`, by `x`'s place (as a destination's) and `y`'s.
+    loop_lt: [Row; DSTS.len()],
+    skip_lt: [Row; DSTS.len()],
     jump: &'static Stencil,
     ret: &'static Stencil,
     fail: &'static Stencil,
@@ -64,15 +67,16 @@ pub static STENCILS: LazyLock<Stencils> = LazyLock::new(|| Stencils {
     rlt: row("rlt", "acc"),
     loop_: DSTS.map(|c| named(format!("loop_{c}"))),
     skip: DSTS.map(|c| named(format!("skip_{c}"))),
+    loop_lt: DSTS.map(|x| row("loop_lt", x)),
+    skip_lt: DSTS.map(|x| row("skip_lt", x)),
     jump: named("jump".into()),
     ret: named("ret".into()),
     fail: named("fail".into()),
     call: std::array::from_fn(|n| named(format!("call_{n}"))),
 });
 
-/// What the pass produces.
+/// What the pass produces besides the code (which is in the patcher).
 pub struct Lowered {
-    pub patcher: Patcher,
     /// Main's frame in words, and the largest function frame's.
     pub main_words: usize,
     pub function_words: usize,
@@ -81,33 +85,27 @@ pub struct Lowered {
 /// Why a program cannot be compiled.
 pub struct TooFar;
 
-/// Copies every function, then main, then the failure stub. The code only
-/// reads arguments below `program.arg_count()` (through the argument
-/// pointer in the frame) and frame words below each body's frame size.
-pub fn lower(program: &Program) -> Result<Lowered, TooFar> {
+/// Copies every function, then main, then the failure stub, into `p`
+/// (reset for this program). The code only reads arguments below
+/// `program.arg_count()` (through the argument pointer in the frame) and
+/// frame words below each body's frame size.
+pub fn lower(p: &mut Patcher, program: &Program) -> Result<Lowered, TooFar> {
     let t: &Stencils = &STENCILS;
     let functions = program.functions();
-    let mut patcher = Patcher::new(functions.len(), program.node_count());
+    p.reset(functions.len(), program.node_count());
     let mut function_words = 0;
     let facts = program.function_facts();
     for (f, function) in functions.iter().enumerate() {
         let (params, locals) = (function.arity(), facts[f].max_locals);
-        let words = body(&mut patcher, t, f, &function.body, params, locals)?;
+        let words = body(p, t, f, &function.body, params, locals)?;
         function_words = function_words.max(words);
     }
     let main = functions.len();
-    let main_words = body(
-        &mut patcher,
-        t,
-        main,
-        program.expr(),
-        0,
-        program.max_locals(),
-    )?;
-    patcher.fail = patcher.code.len();
-    patcher.copy(t.fail, &Fill::default());
+    let main_words = body(p, t, main, program.expr(), 0, program.max_locals())?;
+    p.fail = p.code.len();
+    p.copy(t.fail, &Fill::default());
+    p.finish();
     Ok(Lowered {
-        patcher: patcher.finish(),
         main_words,
         function_words,
     })
@@ -135,7 +133,7 @@ fn body(
         temps: 0,
         slots: locals,
         too_far: false,
-        places: places(e, params, locals, f == main),
+        registers: registers(e, params, locals, f == main),
     };
     let v = l.value(e);
     l.mov(Opnd::Acc, v);
@@ -160,79 +158,116 @@ struct Lower<'p> {
     slots: usize,
     /// An argument index beyond a 32-bit offset was met.
     too_far: bool,
-    /// Where each local slot lives (temporaries follow `slot`'s rule).
-    places: Vec<Opnd>,
+    /// The slots in `r0..r3`.
+    registers: Registers,
 }
 
-/// Where each of a body's `locals` local slots lives. By scope depth
-/// (`slot`) in a function, whose first parameters arrive in the registers;
-/// in main, when it has more locals than registers, the four slots used
-/// most often, each use weighted by 16 per enclosing loop and by 4 when
-/// the local outlives the loop, take the registers (in slot order) and the
-/// others the first memory slots.
-fn places(e: &Expr, params: usize, locals: usize, main: bool) -> Vec<Opnd> {
-    let mut places: Vec<Opnd> = (0..locals).map(slot).collect();
-    if !main || locals <= REGS {
-        return places;
+/// Which four slots live in `r0..r3`, in increasing order (the register
+/// of the `k`-th is `rk`); every other slot is a memory slot, in slot
+/// order. [`BY_DEPTH`] everywhere but in a main with more locals than
+/// registers (see [`registers`]).
+type Registers = [usize; REGS];
+const BY_DEPTH: Registers = [0, 1, 2, 3];
+
+/// Where slot `s` lives when `registers` hold the register slots.
+fn place(registers: &Registers, s: usize) -> Opnd {
+    let mut below = 0;
+    for (k, &r) in registers.iter().enumerate() {
+        if r == s {
+            return Opnd::Reg(k);
+        }
+        below += usize::from(r < s);
     }
-    let mut weights = vec![0u64; locals];
-    // How many loops enclose each slot's binding (the latest, walking in
-    // order: a body is walked right after its `Let`).
-    let mut bound = vec![0u32; locals];
-    let mut todo = vec![(e, params, 0u32)];
-    while let Some((e, scope, loops)) = todo.pop() {
-        // A use inside a loop that its local outlives carries the value
-        // from one iteration to the next: in memory, that is a store and
-        // a load on the loop's critical path. It counts four times.
-        let weight = |slot: usize| {
-            let carried = if loops > bound[slot] { 4 } else { 1 };
-            carried << (4 * loops.min(12))
-        };
-        match e {
-            Expr::Get(d) => weights[scope - 1 - d] += weight(scope - 1 - d),
-            Expr::Set(d, v) => {
-                weights[scope - 1 - d] += weight(scope - 1 - d);
-                todo.push((v, scope, loops));
-            }
-            Expr::Let(init, body) => {
-                bound[scope] = loops;
-                todo.push((init, scope, loops));
-                todo.push((body, scope + 1, loops));
-            }
-            Expr::While(c, body) => {
-                todo.push((c, scope, loops + 1));
-                todo.push((body, scope, loops + 1));
-            }
-            _ => todo.extend(e.children().map(|c| (c, scope, loops))),
+    Opnd::Mem(((HEADER + s - below) * 8) as i64)
+}
+
+/// How often a local is used, and how many loops enclosed its binding.
+#[derive(Clone, Copy, Default)]
+struct Weight {
+    uses: u64,
+    bound: u32,
+}
+
+/// The register slots of a body with `locals` locals. By scope depth in a
+/// function, whose first parameters arrive in the registers; in main,
+/// when it has more locals than registers, the four slots used most
+/// often, each use weighted by 16 per enclosing loop and by 4 when the
+/// local outlives the loop. One walk over the tree into a table on the
+/// native stack (on the heap only past `INLINE` locals), and a top-four
+/// pick: no sort, no allocation.
+fn registers(e: &Expr, params: usize, locals: usize, main: bool) -> Registers {
+    const INLINE: usize = 64;
+    if !main || locals <= REGS {
+        return BY_DEPTH;
+    }
+    let mut inline = [Weight::default(); INLINE];
+    let mut heap = Vec::new();
+    let weights = if locals <= INLINE {
+        &mut inline[..locals]
+    } else {
+        heap.resize(locals, Weight::default());
+        &mut heap[..]
+    };
+    weigh(e, params, 0, weights);
+    // Heaviest first; the lower slot first among equals.
+    let mut best: [Option<(u64, usize)>; REGS] = [None; REGS];
+    for (s, w) in weights.iter().enumerate() {
+        let mut at = REGS;
+        while at > 0 && best[at - 1].is_none_or(|(uses, _)| w.uses > uses) {
+            at -= 1;
+        }
+        if at < REGS {
+            best.copy_within(at..REGS - 1, at + 1);
+            best[at] = Some((w.uses, s));
         }
     }
-    let mut by_weight: Vec<usize> = (0..locals).collect();
-    // Heaviest first; the lower slot first among equals.
-    by_weight.sort_by_key(|&s| (std::cmp::Reverse(weights[s]), s));
-    let mut in_register = vec![false; locals];
-    for &s in &by_weight[..REGS] {
-        in_register[s] = true;
-    }
-    let (mut reg, mut mem) = (0, 0);
-    for (place, &in_register) in places.iter_mut().zip(&in_register) {
-        *place = if in_register {
-            reg += 1;
-            Opnd::Reg(reg - 1)
-        } else {
-            mem += 1;
-            Opnd::Mem(((HEADER + mem - 1) * 8) as i64)
-        };
-    }
-    places
+    // `locals > REGS`: every place was filled.
+    let mut chosen = best.map(|b| b.map_or(0, |(_, s)| s));
+    chosen.sort_unstable();
+    chosen
 }
 
-/// Where slot `s` lives by default: the first four slots in the
-/// registers, the rest in memory slots in order.
-fn slot(s: usize) -> Opnd {
-    if s < REGS {
-        Opnd::Reg(s)
-    } else {
-        Opnd::Mem(((HEADER + s - REGS) * 8) as i64)
+/// Adds `e`'s uses of locals to `weights`; `scope` locals are in scope,
+/// inside `loops` loops. Recursion depth is the tree's, as in the pass.
+fn weigh(e: &Expr, scope: usize, loops: u32, weights: &mut [Weight]) {
+    // A use inside a loop that its local outlives carries the value from
+    // one iteration to the next: in memory, that is a store and a load on
+    // the loop's critical path. It counts four times.
+    let count = |weights: &mut [Weight], slot: usize| {
+        let w = &mut weights[slot];
+        let carried = if loops > w.bound { 4 } else { 1 };
+        w.uses += carried << (4 * loops.min(12));
+    };
+    match e {
+        Expr::Litr(_) | Expr::Arg(_) => {}
+        Expr::Get(d) => count(weights, scope - 1 - d),
+        Expr::Set(d, v) => {
+            count(weights, scope - 1 - d);
+            weigh(v, scope, loops, weights);
+        }
+        Expr::Let(init, body) => {
+            weigh(init, scope, loops, weights);
+            weights[scope].bound = loops;
+            weigh(body, scope + 1, loops, weights);
+        }
+        Expr::While(c, body) => {
+            weigh(c, scope, loops + 1, weights);
+            weigh(body, scope, loops + 1, weights);
+        }
+        Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Lt(a, b) | Expr::Then(a, b) => {
+            weigh(a, scope, loops, weights);
+            weigh(b, scope, loops, weights);
+        }
+        Expr::If(c, then, else_) => {
+            weigh(c, scope, loops, weights);
+            weigh(then, scope, loops, weights);
+            weigh(else_, scope, loops, weights);
+        }
+        Expr::Call(_, args) => {
+            for a in args.iter() {
+                weigh(a, scope, loops, weights);
+            }
+        }
     }
 }
 
@@ -246,13 +281,10 @@ fn dst_index(o: Opnd) -> usize {
 }
 
 impl Lower<'_> {
-    /// Where slot `s` lives: a local's place, or a temporary's by `slot`
-    /// (temporaries come after every local, so the two never meet).
+    /// Where slot `s` lives (a local's, or a temporary's: temporaries come
+    /// after every local, past the registers when main chose them).
     fn slot(&self, s: usize) -> Opnd {
-        match self.places.get(s) {
-            Some(&place) => place,
-            None => slot(s),
-        }
+        place(&self.registers, s)
     }
 
     fn copy(&mut self, s: &'static Stencil, fill: &Fill) {
@@ -282,8 +314,12 @@ impl Lower<'_> {
     /// `dst = dst OP src` from `rows` (`dst` the accumulator, a register
     /// or a memory slot), choosing the literal form that holds `src`.
     fn op(&mut self, rows: &[Row], dst: Opnd, src: Opnd) {
+        self.op_filled(rows, dst, src, Fill::default());
+    }
+
+    /// `op` with the other holes (a branch's target) from `fill`.
+    fn op_filled(&mut self, rows: &[Row], dst: Opnd, src: Opnd, mut fill: Fill) {
         let row = &rows[dst_index(dst)];
-        let mut fill = Fill::default();
         if let Opnd::Mem(o) = dst {
             fill.dst = o;
         }
@@ -362,8 +398,15 @@ impl Lower<'_> {
                 Opnd::Acc
             }
             Expr::Sub(a, b) => {
-                let t = self.t;
-                self.ordered(a, b, &t.sub, &t.rsub);
+                if let Expr::Litr(n) = **b {
+                    // `a - n` is `a + -n` (both wrap): the add stencils take it.
+                    let a = self.value(a);
+                    self.mov(Opnd::Acc, a);
+                    self.add(Opnd::Acc, Opnd::Imm(n.wrapping_neg()));
+                } else {
+                    let t = self.t;
+                    self.ordered(a, b, &t.sub, &t.rsub);
+                }
                 Opnd::Acc
             }
             Expr::Lt(a, b) => {
@@ -475,9 +518,9 @@ impl Lower<'_> {
         self.scope += 1;
     }
 
-    /// `Set(d, v)`. When `v` adds a leaf to local `d` itself, the sum is
-    /// made in place (`add_r1_i`); both reads happen at that one stencil,
-    /// as they would in order.
+    /// `Set(d, v)`. When `v` adds a leaf to local `d` itself, or subtracts
+    /// a literal from it, the result is made in place (`add_r1_i`); both
+    /// reads happen at that one stencil, as they would in order.
     fn store(&mut self, d: usize, v: &Expr) {
         let dst = self.local(d);
         if let Expr::Add(a, b) = v
@@ -485,6 +528,13 @@ impl Lower<'_> {
             && (a == dst || b == dst)
         {
             self.add(dst, if a == dst { b } else { a });
+            return;
+        }
+        if let Expr::Sub(a, b) = v
+            && let Expr::Litr(n) = **b
+            && self.leaf(a) == Some(dst)
+        {
+            self.add(dst, Opnd::Imm(n.wrapping_neg()));
             return;
         }
         let v = self.value(v);
@@ -499,18 +549,16 @@ impl Lower<'_> {
         self.p.bind(top);
         self.effect(body);
         self.p.bind(test);
-        let c = self.value(c);
         let t = self.t;
-        self.branch(&t.loop_, c, top);
+        self.branch(c, &t.loop_, &t.loop_lt, top);
     }
 
     /// `skip_c else; then; jump end; else: else_; end:`.
     fn if_(&mut self, c: &Expr, then: impl FnOnce(&mut Self), else_: impl FnOnce(&mut Self)) {
         let otherwise = self.p.label();
         let end = self.p.label();
-        let c = self.value(c);
         let t = self.t;
-        self.branch(&t.skip, c, otherwise);
+        self.branch(c, &t.skip, &t.skip_lt, otherwise);
         then(self);
         self.jump(end);
         self.p.bind(otherwise);
@@ -526,8 +574,35 @@ impl Lower<'_> {
         self.copy(self.t.jump, &fill);
     }
 
-    /// A conditional branch on `c` to `to` from `family` (by `c`'s place).
-    fn branch(&mut self, family: &[&'static Stencil; DSTS.len()], c: Opnd, to: Label) {
+    /// Copies condition `c` and a conditional branch on it to `to`. A `<`
+    /// whose right operand is a leaf branches on the comparison itself
+    /// (`compared`, by both operands' places); any other condition is a
+    /// value, and `family` branches on it by its place.
+    fn branch(
+        &mut self,
+        c: &Expr,
+        family: &[&'static Stencil; DSTS.len()],
+        compared: &'static [Row; DSTS.len()],
+        to: Label,
+    ) {
+        let fill = Fill {
+            target: to,
+            ..Fill::default()
+        };
+        if let Expr::Lt(a, b) = c
+            && let Some(b) = self.leaf(b)
+        {
+            let a = match self.value(a) {
+                a @ (Opnd::Imm(_) | Opnd::Arg(_)) => {
+                    self.mov(Opnd::Acc, a);
+                    Opnd::Acc
+                }
+                a => a,
+            };
+            self.op_filled(compared, a, b, fill);
+            return;
+        }
+        let c = self.value(c);
         let c = match c {
             Opnd::Imm(_) | Opnd::Arg(_) => {
                 self.mov(Opnd::Acc, c);
@@ -535,10 +610,7 @@ impl Lower<'_> {
             }
             c => c,
         };
-        let mut fill = Fill {
-            target: to,
-            ..Fill::default()
-        };
+        let mut fill = fill;
         if let Opnd::Mem(o) = c {
             fill.src = o;
         }
@@ -546,17 +618,37 @@ impl Lower<'_> {
     }
 
     /// The arguments, left to right, into consecutive memory slots past
-    /// everything in use; then `call_N` passes them and makes the call.
+    /// everything in use (the last into the accumulator); then the register slots that hold a value (the
+    /// locals in scope, the temporaries in use) into the memory slots after
+    /// them, `call_N` (which passes the arguments and makes the call), and
+    /// those registers back. The call itself keeps nothing but the frame.
     fn call(&mut self, f: usize, args: &[Expr]) {
         let saved = self.temps;
         let first = (self.locals + self.temps).max(REGS);
-        self.temps = first + args.len() - self.locals;
+        let n = args.len();
+        self.temps = first + n - self.locals;
         self.slots = self.slots.max(self.locals + self.temps);
         for (k, arg) in args.iter().enumerate() {
             let v = self.value(arg);
-            let at = self.slot(first + k);
+            // The last one stays in the accumulator, which `call_N` reads.
+            let at = if k + 1 == n {
+                Opnd::Acc
+            } else {
+                self.slot(first + k)
+            };
             self.mov(at, v);
         }
+        let (scope, locals) = (self.scope, self.locals);
+        let live = |s: usize| s < scope || (locals..locals + saved).contains(&s);
+        let mut spills = 0;
+        for k in 0..REGS {
+            if live(self.registers[k]) {
+                let at = self.slot(first + n + spills);
+                self.mov(at, Opnd::Reg(k));
+                spills += 1;
+            }
+        }
+        self.slots = self.slots.max(first + n + spills);
         let Opnd::Mem(at) = self.slot(first) else {
             unreachable!("`first` is past the registers")
         };
@@ -565,7 +657,15 @@ impl Lower<'_> {
             callee: f,
             ..Fill::default()
         };
-        self.copy(self.t.call[args.len()], &fill);
+        self.copy(self.t.call[n], &fill);
+        let mut spills = 0;
+        for k in 0..REGS {
+            if live(self.registers[k]) {
+                let at = self.slot(first + n + spills);
+                self.mov(Opnd::Reg(k), at);
+                spills += 1;
+            }
+        }
         self.temps = saved;
     }
 }

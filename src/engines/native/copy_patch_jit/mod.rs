@@ -97,19 +97,19 @@ technique! {
     }
 }
 
-/// Native stack per active guest call: `call_N`'s frame, measured at 64
-/// bytes (a return address and seven saved registers; the stencils are
-/// built at opt-level 3 in every profile), doubled for a margin.
-const NATIVE_CALL_BYTES: usize = 128;
+/// Native stack per active guest call: `call_N`'s frame, measured at 16
+/// bytes (a return address and an alignment word; the stencils are built
+/// at opt-level 3 in every profile), doubled for a margin.
+const NATIVE_CALL_BYTES: usize = 32;
 /// The run's own frames and the thread's start.
 const RUN_OVERHEAD: usize = 64 * 1024;
 
-/// What a compiled body returns (`rax:rdx`): its value, or `failed != 0`
-/// when a call past the depth limit stopped the run.
+/// What a compiled body returns (`rax:rdx`): its value and its frame, or
+/// a null frame when a call past the depth limit stopped the run.
 #[repr(C)]
 struct Out {
     value: i64,
-    failed: i64,
+    frame: *mut i64,
 }
 
 /// Every stencil's signature, and so the entry's: accumulator, frame,
@@ -147,37 +147,41 @@ thread_local! {
 const SMALL_STACK: usize = 32;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+thread_local! {
+    /// The compile buffers, kept from one compile to the next.
+    static PATCHER: std::cell::RefCell<patch::Patcher> =
+        std::cell::RefCell::new(patch::Patcher::default());
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn compile(program: &Program) -> Result<PatchedCode, CompileError> {
-    let lowered = lower::lower(program).map_err(|lower::TooFar| {
-        CompileError("copy_patch_jit: an argument index beyond a 32-bit offset".into())
-    })?;
-    let p = &lowered.patcher;
-    let memory = super::template_jit::memory::CodeMemory::new(&p.code)
-        .map_err(|e| CompileError(format!("copy_patch_jit: no executable memory: {e}")))?;
-    let main = program.functions().len();
-    // SAFETY: `lower` put main's body at `entries[main]`: stencils that
-    // follow the `Entry` signature and convention, ending in `ret`;
-    // `memory` keeps it mapped executable while the `PatchedCode` lives.
-    let entry =
-        unsafe { std::mem::transmute::<*const u8, Entry>(memory.entry().add(p.entries[main])) };
-    let calls = if main == 0 {
-        0
-    } else {
-        MAX_CALLS * lowered.function_words
-    };
-    let lower::Lowered {
-        patcher,
-        main_words,
-        ..
-    } = lowered;
-    Ok(PatchedCode {
-        memory,
-        entry,
-        stack_words: main_words + calls,
-        parts: patcher.parts,
-        entries: patcher.entries,
-        fail: patcher.fail,
-        names: program.functions().iter().map(|f| f.name.clone()).collect(),
+    PATCHER.with_borrow_mut(|p| {
+        let lowered = lower::lower(p, program).map_err(|lower::TooFar| {
+            CompileError("copy_patch_jit: an argument index beyond a 32-bit offset".into())
+        })?;
+        let memory = super::template_jit::memory::CodeMemory::new(&p.code)
+            .map_err(|e| CompileError(format!("copy_patch_jit: no executable memory: {e}")))?;
+        let main = program.functions().len();
+        // SAFETY: `lower` put main's body at `entries[main]`: stencils that
+        // follow the `Entry` signature and convention, ending in `ret`;
+        // `memory` keeps it mapped executable while the `PatchedCode` lives.
+        let entry = unsafe {
+            std::mem::transmute::<*const u8, Entry>(memory.entry().add(p.entries[main]))
+        };
+        let calls = if main == 0 {
+            0
+        } else {
+            MAX_CALLS * lowered.function_words
+        };
+        Ok(PatchedCode {
+            memory,
+            entry,
+            stack_words: lowered.main_words + calls,
+            parts: p.parts.clone(),
+            entries: p.entries.clone(),
+            fail: p.fail,
+            names: program.functions().iter().map(|f| f.name.clone()).collect(),
+        })
     })
 }
 
@@ -231,7 +235,7 @@ unsafe fn run_on(
     // word lies in `stack` (`stack_words`); the stencils keep what the
     // System V convention asks (rustc compiled them as such functions).
     let out = unsafe { (code.entry)(0, stack.as_mut_ptr(), 0, 0, 0, 0) };
-    if out.failed != 0 {
+    if out.frame.is_null() {
         Err(CallDepthExceeded)
     } else {
         Ok(out.value)
