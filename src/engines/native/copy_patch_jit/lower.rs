@@ -618,24 +618,39 @@ impl Lower<'_> {
     }
 
     /// The arguments, left to right, into consecutive memory slots past
-    /// everything in use (the last into the accumulator); then the register slots that hold a value (the
-    /// locals in scope, the temporaries in use) into the memory slots after
-    /// them, `call_N` (which passes the arguments and makes the call), and
-    /// those registers back. The call itself keeps nothing but the frame.
+    /// everything in use (the last into the accumulator), except those of
+    /// the first four that sit in their parameter's register already (a
+    /// local read as it is, with nothing after it that could store to a
+    /// local). Then the register slots that hold a value (the locals in
+    /// scope, the temporaries in use) go to the memory slots after the
+    /// arguments, the first four arguments to the registers, `call_N`
+    /// passes them and makes the call, and those registers come back.
+    /// The call itself keeps nothing but the frame.
     fn call(&mut self, f: usize, args: &[Expr]) {
         let saved = self.temps;
         let first = (self.locals + self.temps).max(REGS);
         let n = args.len();
         self.temps = first + n - self.locals;
         self.slots = self.slots.max(self.locals + self.temps);
-        for (k, arg) in args.iter().enumerate() {
-            let v = self.value(arg);
-            // The last one stays in the accumulator, which `call_N` reads.
-            let at = if k + 1 == n {
+        let mut in_place = [false; REGS];
+        for (k, arg) in args.iter().enumerate().take(REGS) {
+            in_place[k] = matches!(*arg, Expr::Get(d) if self.local(d) == Opnd::Reg(k))
+                && args[k + 1..].iter().all(reads_only);
+        }
+        // Where argument `k` waits for the call.
+        let waits = |l: &Self, k: usize| {
+            if k + 1 == n {
                 Opnd::Acc
             } else {
-                self.slot(first + k)
-            };
+                l.slot(first + k)
+            }
+        };
+        for (k, arg) in args.iter().enumerate() {
+            if k < REGS && in_place[k] {
+                continue;
+            }
+            let v = self.value(arg);
+            let at = waits(self, k);
             self.mov(at, v);
         }
         let (scope, locals) = (self.scope, self.locals);
@@ -649,6 +664,12 @@ impl Lower<'_> {
             }
         }
         self.slots = self.slots.max(first + n + spills);
+        for k in 0..n.min(REGS) {
+            if !in_place[k] {
+                let from = waits(self, k);
+                self.mov(Opnd::Reg(k), from);
+            }
+        }
         let Opnd::Mem(at) = self.slot(first) else {
             unreachable!("`first` is past the registers")
         };
@@ -667,5 +688,16 @@ impl Lower<'_> {
             }
         }
         self.temps = saved;
+    }
+}
+
+/// Whether copying `e` writes no register slot and no local: a leaf, or
+/// an operator on two leaves (a bounded look, so a call's arguments are
+/// checked in constant time each).
+fn reads_only(e: &Expr) -> bool {
+    let leaf = |e: &Expr| matches!(e, Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_));
+    match e {
+        Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Lt(a, b) => leaf(a) && leaf(b),
+        e => leaf(e),
     }
 }

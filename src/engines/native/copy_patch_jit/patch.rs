@@ -38,6 +38,7 @@ pub enum Symbol {
     Arg,
     Args,
     Frame,
+    Back,
 }
 
 /// How a hole holds its value (x86-64 ELF relocation kinds).
@@ -105,8 +106,9 @@ pub struct Label(u32);
 enum Later {
     Label(Label),
     Entry(usize),
-    /// The calling function's frame size.
+    /// The calling function's frame size, and its negation.
     FrameOf(usize),
+    BackOf(usize),
     Fail,
 }
 
@@ -194,6 +196,10 @@ impl Patcher {
                     self.later.push((base, hole, Later::FrameOf(self.function)));
                     continue;
                 }
+                Symbol::Back => {
+                    self.later.push((base, hole, Later::BackOf(self.function)));
+                    continue;
+                }
                 Symbol::Fail => {
                     self.later.push((base, hole, Later::Fail));
                     continue;
@@ -224,6 +230,7 @@ impl Patcher {
                 Later::Label(l) => self.labels[l.0 as usize].expect("every label is bound") as i64,
                 Later::Entry(f) => self.entries[f] as i64,
                 Later::FrameOf(f) => self.frames[f],
+                Later::BackOf(f) => -self.frames[f],
                 Later::Fail => self.fail as i64,
             };
             self.patch(base, hole, value);

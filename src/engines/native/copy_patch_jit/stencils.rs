@@ -56,8 +56,8 @@ unsafe extern "C" {
     fn RESUME(acc: i64, frame: Frame, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
     /// The called function's first stencil: only its parameters are set.
     fn CALLEE(acc: Dead, frame: Frame, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
-    /// The stub that returns "call depth exceeded".
-    fn FAIL(acc: Dead, frame: Dead, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
+    /// The stub that returns "call depth exceeded" (it reads nothing).
+    fn FAIL(acc: i64, frame: Frame, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
     /// A literal that fits the instruction's 32-bit field.
     safe static IMM: u8;
     /// The low and high halves of any other literal.
@@ -70,8 +70,10 @@ unsafe extern "C" {
     safe static ARG: u8;
     /// Byte offset of a call's first outgoing argument in the frame.
     safe static ARGS: u8;
-    /// The caller's frame size in bytes: where the callee's frame starts.
+    /// The caller's frame size in bytes: where the callee's frame starts;
+    /// and its negation, from the callee's frame back to the caller's.
     safe static FRAME: u8;
+    safe static BACK: u8;
 }
 
 /// A hole's value: the address the engine patched in.
@@ -345,49 +347,54 @@ unsafe extern "C" fn fail(_: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> O
     }
 }
 
-/// `call_N`: calls `CALLEE` with `N` arguments: the last in the
-/// accumulator, the others at `ARGS` in this frame.
-/// The callee's frame starts `FRAME` bytes into this one; its first four
-/// parameters travel in the registers, the rest in its memory slots. A
-/// native `call`, and nothing else on the native stack: every register
-/// but the value and the frame is dead after it (the pass spilled the
-/// live register locals before and reloads them after), and the frame is
-/// the callee's, returned with its value, less `FRAME`. So rustc saves no
-/// register; the stack holds the return address and an alignment word.
+/// `call_N`: calls `CALLEE` with `N` arguments. The first four are in
+/// the registers already (the pass moved them there), the others at
+/// `ARGS` in this frame but the last, which is in the accumulator. The
+/// callee's frame starts `FRAME` bytes into this one; its parameters past
+/// the fourth go to its memory slots. A native `call`, and nothing else
+/// on the native stack: every register but the value and the frame is
+/// dead after it (the pass spilled the live register locals before and
+/// reloads them after), and the frame is the callee's, returned with its
+/// value, moved `BACK`. So rustc saves no register; the native stack
+/// holds the return address and an alignment word.
 macro_rules! calls {
     ($($n:literal)*) => {$(
         const _: () = {
             #[unsafe(export_name = concat!("call_", stringify!($n)))]
-            #[allow(unused_comparisons)]
+            #[allow(unused_comparisons, unused_variables)]
             unsafe extern "C" fn stencil(
-                acc: i64, frame: Frame, _: i64, _: i64, _: i64, _: i64,
+                acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
             ) -> Out {
                 unsafe {
-                    let left = *frame;
-                    if left == 0 {
-                        return FAIL(DEAD, DEAD, DEAD, DEAD, DEAD, DEAD);
+                    let left = *frame - 1;
+                    if left < 0 {
+                        return FAIL(acc, frame, DEAD, DEAD, DEAD, DEAD);
                     }
                     let callee = frame.byte_add(hole!(FRAME));
                     let args = frame.byte_add(hole!(ARGS)) as *const i64;
-                    *callee = left - 1;
+                    *callee = left;
                     *callee.add(1) = *frame.add(1);
+                    let r = [r0, r1, r2, r3];
                     let mut p = [DEAD; 4];
                     let mut k = 0;
                     while k < $n {
-                        let v = if k + 1 == $n { acc } else { *args.add(k) };
                         if k < 4 {
-                            p[k] = MaybeUninit::new(v);
+                            p[k] = MaybeUninit::new(r[k]);
                         } else {
+                            let v = if k + 1 == $n { acc } else { *args.add(k) };
                             *callee.add(HEADER + k - 4) = v;
                         }
                         k += 1;
                     }
                     let out = CALLEE(DEAD, callee, p[0], p[1], p[2], p[3]);
-                    if out.frame.is_null() {
-                        return FAIL(DEAD, DEAD, DEAD, DEAD, DEAD, DEAD);
+                    // Failure or not, the same registers: rustc makes this
+                    // `jne CONTINUE; jmp FAIL`, which the build turns into
+                    // `je FAIL` and the fall-through.
+                    let frame = out.frame.wrapping_byte_add(hole!(BACK));
+                    if !out.frame.is_null() {
+                        return RESUME(out.value, frame, DEAD, DEAD, DEAD, DEAD);
                     }
-                    let frame = out.frame.byte_sub(hole!(FRAME));
-                    RESUME(out.value, frame, DEAD, DEAD, DEAD, DEAD)
+                    FAIL(out.value, frame, DEAD, DEAD, DEAD, DEAD)
                 }
             }
         };
