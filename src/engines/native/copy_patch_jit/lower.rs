@@ -228,47 +228,56 @@ fn registers(e: &Expr, params: usize, locals: usize, main: bool) -> Registers {
 }
 
 /// Adds `e`'s uses of locals to `weights`; `scope` locals are in scope,
-/// inside `loops` loops. Recursion depth is the tree's, as in the pass.
-fn weigh(e: &Expr, scope: usize, loops: u32, weights: &mut [Weight]) {
-    // A use inside a loop that its local outlives carries the value from
-    // one iteration to the next: in memory, that is a store and a load on
-    // the loop's critical path. It counts four times.
-    let count = |weights: &mut [Weight], slot: usize| {
-        let w = &mut weights[slot];
-        let carried = if loops > w.bound { 4 } else { 1 };
-        w.uses += carried << (4 * loops.min(12));
-    };
-    match e {
-        Expr::Litr(_) | Expr::Arg(_) => {}
-        Expr::Get(d) => count(weights, scope - 1 - d),
-        Expr::Set(d, v) => {
-            count(weights, scope - 1 - d);
-            weigh(v, scope, loops, weights);
-        }
-        Expr::Let(init, body) => {
-            weigh(init, scope, loops, weights);
-            weights[scope].bound = loops;
-            weigh(body, scope + 1, loops, weights);
-        }
-        Expr::While(c, body) => {
-            weigh(c, scope, loops + 1, weights);
-            weigh(body, scope, loops + 1, weights);
-        }
-        Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Lt(a, b) | Expr::Then(a, b) => {
-            weigh(a, scope, loops, weights);
-            weigh(b, scope, loops, weights);
-        }
-        Expr::If(c, then, else_) => {
-            weigh(c, scope, loops, weights);
-            weigh(then, scope, loops, weights);
-            weigh(else_, scope, loops, weights);
-        }
-        Expr::Call(_, args) => {
-            for a in args.iter() {
+/// inside `loops` loops. It loops down the last child (the chains of
+/// `Let` and `Then` a body is made of) and recurses into the others, so
+/// its depth is at most the tree's.
+fn weigh(mut e: &Expr, mut scope: usize, mut loops: u32, weights: &mut [Weight]) {
+    loop {
+        match e {
+            Expr::Litr(_) | Expr::Arg(_) => return,
+            Expr::Get(d) => return count(weights, scope - 1 - d, loops),
+            Expr::Set(d, v) => {
+                count(weights, scope - 1 - d, loops);
+                e = v;
+            }
+            Expr::Let(init, body) => {
+                weigh(init, scope, loops, weights);
+                weights[scope].bound = loops;
+                scope += 1;
+                e = body;
+            }
+            Expr::While(c, body) => {
+                loops += 1;
+                weigh(c, scope, loops, weights);
+                e = body;
+            }
+            Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Lt(a, b) | Expr::Then(a, b) => {
                 weigh(a, scope, loops, weights);
+                e = b;
+            }
+            Expr::If(c, then, else_) => {
+                weigh(c, scope, loops, weights);
+                weigh(then, scope, loops, weights);
+                e = else_;
+            }
+            Expr::Call(_, args) => {
+                for a in args.iter() {
+                    weigh(a, scope, loops, weights);
+                }
+                return;
             }
         }
     }
+}
+
+/// One use of `slot` inside `loops` loops. A use inside a loop that its
+/// local outlives carries the value from one iteration to the next: in
+/// memory, that is a store and a load on the loop's critical path. It
+/// counts four times.
+fn count(weights: &mut [Weight], slot: usize, loops: u32) {
+    let w = &mut weights[slot];
+    let carried = if loops > w.bound { 4 } else { 1 };
+    w.uses += carried << (4 * loops.min(12));
 }
 
 fn dst_index(o: Opnd) -> usize {
@@ -447,7 +456,7 @@ impl Lower<'_> {
                 Opnd::Acc
             }
             Expr::Call(f, args) => {
-                self.call(*f, args);
+                self.call(*f, args, None);
                 Opnd::Acc
             }
             Expr::Litr(_) | Expr::Arg(_) | Expr::Get(_) => unreachable!("leaves return above"),
@@ -499,7 +508,7 @@ impl Lower<'_> {
             Expr::If(c, then, else_) => {
                 self.if_(c, |l| l.effect(then), |l| l.effect(else_));
             }
-            Expr::Call(f, args) => self.call(*f, args),
+            Expr::Call(f, args) => self.call(*f, args, None),
             // Leaves and operators: only their operands' effects remain.
             _ => {
                 for c in e.children() {
@@ -520,7 +529,8 @@ impl Lower<'_> {
 
     /// `Set(d, v)`. When `v` adds a leaf to local `d` itself, or subtracts
     /// a literal from it, the result is made in place (`add_r1_i`); both
-    /// reads happen at that one stencil, as they would in order.
+    /// reads happen at that one stencil, as they would in order. When `v`
+    /// is a call, the local is not saved around it.
     fn store(&mut self, d: usize, v: &Expr) {
         let dst = self.local(d);
         if let Expr::Add(a, b) = v
@@ -535,6 +545,12 @@ impl Lower<'_> {
             && self.leaf(a) == Some(dst)
         {
             self.add(dst, Opnd::Imm(n.wrapping_neg()));
+            return;
+        }
+        if let Expr::Call(f, args) = v {
+            // The local's old value dies with the call: not saved around it.
+            self.call(*f, args, Some(dst));
+            self.mov(dst, Opnd::Acc);
             return;
         }
         let v = self.value(v);
@@ -625,8 +641,9 @@ impl Lower<'_> {
     /// scope, the temporaries in use) go to the memory slots after the
     /// arguments, the first four arguments to the registers, `call_N`
     /// passes them and makes the call, and those registers come back.
-    /// The call itself keeps nothing but the frame.
-    fn call(&mut self, f: usize, args: &[Expr]) {
+    /// The call itself keeps nothing but the frame. `dies` is a local
+    /// the call's value will overwrite: its register is not saved.
+    fn call(&mut self, f: usize, args: &[Expr], dies: Option<Opnd>) {
         let saved = self.temps;
         let first = (self.locals + self.temps).max(REGS);
         let n = args.len();
@@ -654,10 +671,14 @@ impl Lower<'_> {
             self.mov(at, v);
         }
         let (scope, locals) = (self.scope, self.locals);
-        let live = |s: usize| s < scope || (locals..locals + saved).contains(&s);
+        let registers = self.registers;
+        let live = |k: usize| {
+            let s = registers[k];
+            (s < scope || (locals..locals + saved).contains(&s)) && dies != Some(Opnd::Reg(k))
+        };
         let mut spills = 0;
         for k in 0..REGS {
-            if live(self.registers[k]) {
+            if live(k) {
                 let at = self.slot(first + n + spills);
                 self.mov(at, Opnd::Reg(k));
                 spills += 1;
@@ -681,7 +702,7 @@ impl Lower<'_> {
         self.copy(self.t.call[n], &fill);
         let mut spills = 0;
         for k in 0..REGS {
-            if live(self.registers[k]) {
+            if live(k) {
                 let at = self.slot(first + n + spills);
                 self.mov(Opnd::Reg(k), at);
                 spills += 1;
