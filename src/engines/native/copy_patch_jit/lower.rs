@@ -685,8 +685,8 @@ impl Lower<'_> {
             }
         }
         self.slots = self.slots.max(first + n + spills);
-        for k in 0..n.min(REGS) {
-            if !in_place[k] {
+        for (k, &in_place) in in_place.iter().enumerate().take(n) {
+            if !in_place {
                 let from = waits(self, k);
                 self.mov(Opnd::Reg(k), from);
             }

@@ -20,36 +20,60 @@
 //! arguments, which rustc emits as a `jmp rel32` with everything still in
 //! its register; the build cuts that `jmp` when it ends the stencil (the
 //! next stencil is copied right after it, so control falls through) and
-//! resolves any other jump to `CONTINUE` to the stencil's end. Branches
-//! call `TARGET` (a `jg`/`jmp rel32` patched to a label), calls `CALLEE`.
+//! resolves any other jump to `CONTINUE` to the stencil's end; a stencil
+//! that rustc ends with `jcc CONTINUE; jmp X` becomes `jncc X`, and the
+//! next stencil follows. Branches call `TARGET` (a `jg`/`jmp rel32`
+//! patched to a label), calls `CALLEE`.
 //!
 //! **Compile** walks each body once in evaluation order, as `template_jit`
 //! does, and copies the stencil each node needs into the buffer, patching
 //! its operand holes; jump targets, callee entries and frame sizes are
 //! patched once the whole program is copied, then the code goes into
-//! `template_jit`'s W^X memory. **Values** end in the accumulator (`rdi`)
-//! unless a leaf is read where it lives. **Locals** have fixed places:
-//! four slots (locals, then temporaries) are the stencils' register
-//! arguments, the rest frame words `[rsi + 8k]`. By scope depth, as in
-//! `template_jit`, except in a main with more than four locals, where the
-//! four most used (each use weighted by 16 per enclosing loop, and by 4
-//! when the value lives from one iteration to the next) take the
-//! registers: with four registers, not eleven, the inner loop's counters
-//! must be among them.
+//! `template_jit`'s W^X memory. The buffers (code, labels, pending holes)
+//! are kept per thread from one compile to the next, so a compile
+//! allocates only what the result keeps. **Values** end in the
+//! accumulator (`rdi`) unless a leaf is read where it lives. **Locals**
+//! have fixed places: four slots (locals, then temporaries) are the
+//! stencils' register arguments, the rest frame words `[rsi + 8k]`. By
+//! scope depth, as in `template_jit`, except in a main with more than
+//! four locals, where the four most used (each use weighted by 16 per
+//! enclosing loop, and by 4 when the value lives from one iteration to
+//! the next) take the registers: with four registers, not eleven, the
+//! inner loop's counters must be among them. That choice is one extra
+//! walk over main into a table on the native stack, and a top-four pick.
 //! **Control**: `While` is `jump test; top: body; test: loop_c top`, a
-//! native loop; `If` is `skip_c else; then; jump end; else: …; end:`.
+//! native loop; `If` is `skip_c else; then; jump end; else: …; end:`. A
+//! `<` that decides a branch and whose right operand is a leaf is one
+//! compare and one conditional jump (`skip_lt_x_y`, `loop_lt_x_y`, by
+//! both operands' places), as in `template_jit`; only a `<` used as a
+//! value makes a 0 or 1. Operand-location variants besides the places
+//! themselves: `a - n` with a literal `n` is an `add` of `-n` (so
+//! `x = x - n` is made in place, like `x = x + leaf`), and a literal
+//! that a 32-bit field cannot hold takes the `w` form.
 //!
-//! **Calls**: the arguments go, left to right, to memory slots of the
-//! caller's frame; `call_N` checks the depth (frame word 0 counts the calls
-//! still allowed, from `MAX_CALLS` in main), writes the callee's frame
-//! header right after the caller's frame, passes four parameters in the
-//! registers and the rest in the callee's slots, and makes a native `call`
-//! to the callee's first stencil: rustc saved the caller's register locals
-//! on the native stack around it (64 bytes a call). The body ends in `ret`
-//! (the value in `rax`); a call past the limit jumps to the `fail` stub,
-//! which returns a flag in `rdx`, and every active `call_N` passes it on.
-//! So frames are in the engine's memory, but the native stack grows by one
-//! stencil frame per active call, declared in `native_stack`.
+//! **Calls**: a frame is a run of words in the engine's frame stack
+//! (`[0]` the calls still allowed, `[1]` the argument pointer, then the
+//! memory slots), the callee's right after its caller's. The arguments
+//! run left to right into memory slots of the caller's frame (the last
+//! into the accumulator); one of the first four that is a local already
+//! in its parameter's register, with nothing after it that could store
+//! to a local, stays where it is. Then small `mov` stencils store the
+//! register slots that hold a value (the locals in scope and the
+//! temporaries in use, not a local the call's value will overwrite) to
+//! the caller's frame and move the first four arguments into the
+//! registers, and `call_N` checks the depth, writes the callee's header
+//! and makes a native `call` to the callee's first stencil. It passes the
+//! registers the callee does not read as `MaybeUninit` and finds every
+//! register but the value dead afterwards, so rustc saves nothing around
+//! the call: the native stack holds the return address and one alignment
+//! word per active call (`native_stack` declares twice that). The callee
+//! returns its value and its own frame in `rax:rdx`; the caller's frame
+//! is that less a patched constant, and `mov` stencils reload the saved
+//! registers. A call past the limit jumps to the `fail` stub, which
+//! returns a null frame; every active `call_N` passes it on with one
+//! conditional jump. A native `call`/`ret` pair per guest call keeps the
+//! return-address predictor right, which a jump through a frame word
+//! would not.
 //!
 //! Trade-off against `template_jit`'s hand-written templates: nobody
 //! writes machine code — a stencil is a line of Rust and LLVM chooses the
@@ -57,10 +81,14 @@
 //! and adding an operation or an operand location is a line in
 //! `stencils.rs`. What it gives up: only the six argument registers carry
 //! state between stencils (four locals against `template_jit`'s eleven),
-//! the stencils are fixed at build time (no choice of encoding by value
-//! beyond the `i`/`w` forms), and a call saves every register local
-//! whether or not it is live. Compile time is the same kind of work: one
-//! pass, a `memcpy` and a few stores per node.
+//! values pass through the accumulator between stencils where a template
+//! would use any register, the stencils are fixed at build time (no
+//! choice of encoding by value beyond the `i`/`w` forms), and a call pays
+//! for what the convention does not know: its header words in memory, a
+//! store and a reload per live register local, and the frame coming back
+//! with the value. Compile time is the same kind of work: one pass, a
+//! `memcpy` and a few stores per node (and the register walk in a main
+//! with many locals).
 //! Its `unsafe` rests on the build's checks (every relocation is a known
 //! hole) and on the pass: the code reads arguments below `arg_count` and
 //! frame words below each body's frame size, in a frame stack sized for
@@ -165,9 +193,8 @@ fn compile(program: &Program) -> Result<PatchedCode, CompileError> {
         // SAFETY: `lower` put main's body at `entries[main]`: stencils that
         // follow the `Entry` signature and convention, ending in `ret`;
         // `memory` keeps it mapped executable while the `PatchedCode` lives.
-        let entry = unsafe {
-            std::mem::transmute::<*const u8, Entry>(memory.entry().add(p.entries[main]))
-        };
+        let entry =
+            unsafe { std::mem::transmute::<*const u8, Entry>(memory.entry().add(p.entries[main])) };
         let calls = if main == 0 {
             0
         } else {
@@ -279,7 +306,8 @@ fn show(code: &PatchedCode) -> String {
     format!(
         "; {} bytes of x86-64 code copied from {} stencils (each named above its code)\n\
          ; rdi = accumulator, rsi = frame, rdx rcx r8 r9 = r0-r3 (four slots: locals,\n\
-         ; then temporaries); m = a slot at [rsi+16+8k]; [rsi+8] -> arguments\n{listing}",
+         ; then temporaries); m = a slot at [rsi+16+8k]; [rsi+8] -> arguments;\n\
+         ; a body returns its value in rax and its frame in rdx (null: depth exceeded)\n{listing}",
         bytes.len(),
         code.parts.len(),
     )
@@ -389,7 +417,54 @@ mod tests {
                 }
             }
             assert!(bytes * 2 <= NATIVE_CALL_BYTES, "call_{n}: {bytes} bytes");
+            // No register is saved: the one push only aligns the stack.
+            let pushes = Decoder::new(64, s.code, DecoderOptions::NONE)
+                .iter()
+                .filter(|i| i.mnemonic() == Mnemonic::Push)
+                .count();
+            assert!(pushes <= 1, "call_{n} pushes {pushes} registers");
         }
+    }
+
+    /// Main's part of a listing.
+    fn main_of(shown: &str) -> &str {
+        &shown[shown.find("main:").expect("main")..]
+    }
+
+    #[test]
+    fn a_call_saves_only_the_registers_still_needed_and_moves_no_argument_in_place() {
+        // `total = mix(total, n, arg(1))` in a loop: `total` is the first
+        // argument and in the first register (no move), and the call's
+        // value overwrites it (not saved); `n` is saved and reloaded; the
+        // last argument comes through the accumulator.
+        let shown = crate::engines::conformance::workload_listing::<CopyPatchJit>("leaf_calls");
+        let main = main_of(&shown);
+        assert_eq!(main.matches("  mov_m_r1:").count(), 1, "{main}");
+        assert_eq!(main.matches("  mov_r1_m:").count(), 1, "{main}");
+        for absent in ["  mov_m_r0:", "  mov_r0_m:"] {
+            assert!(!main.contains(absent), "{absent} in\n{main}");
+        }
+        assert!(main.contains("  mov_r2_acc:"), "{main}");
+    }
+
+    #[test]
+    fn a_later_store_keeps_an_argument_from_staying_in_its_register() {
+        // `f(x, { x = 5; x })`: the first argument is `x` as it was (1),
+        // read before the second argument stores to `x`.
+        let src = "fn f(a, b) { a - b } let x = 1; f(x, { x = 5; x }) + x";
+        let code = compiled(src);
+        // SAFETY: no argument is read.
+        assert_eq!(unsafe { CopyPatchJit::execute(&code, &[]) }, Ok(1 - 5 + 5));
+    }
+
+    #[test]
+    fn a_comparison_that_decides_a_branch_makes_no_boolean() {
+        let shown = crate::engines::conformance::workload_listing::<CopyPatchJit>("fib_recursive");
+        assert!(shown.contains("  skip_lt_r0_i:"), "{shown}");
+        assert!(!shown.contains("  lt_acc_"), "{shown}");
+        assert!(!shown.contains("setl"), "{shown}");
+        // `fib(n - 1)` subtracts by adding -1.
+        assert!(shown.contains("  add_acc_i:") && !shown.contains("  sub_acc_i:"));
     }
 
     #[test]
