@@ -46,7 +46,10 @@ pub struct Stencils {
     jump: &'static Stencil,
     ret: &'static Stencil,
     fail: &'static Stencil,
+    /// By arity: `call_N`, and `call_N_a`, which also passes the argument
+    /// pointer (when some function reads `arg(i)`).
     call: [&'static Stencil; MAX_PARAMS + 1],
+    call_a: [&'static Stencil; MAX_PARAMS + 1],
 }
 
 fn named(name: String) -> &'static Stencil {
@@ -73,6 +76,7 @@ pub static STENCILS: LazyLock<Stencils> = LazyLock::new(|| Stencils {
     ret: named("ret".into()),
     fail: named("fail".into()),
     call: std::array::from_fn(|n| named(format!("call_{n}"))),
+    call_a: std::array::from_fn(|n| named(format!("call_{n}_a"))),
 });
 
 /// What the pass produces besides the code (which is in the patcher).
@@ -95,13 +99,20 @@ pub fn lower(p: &mut Patcher, program: &Program) -> Result<Lowered, TooFar> {
     p.reset(functions.len(), program.node_count());
     let mut function_words = 0;
     let facts = program.function_facts();
+    // A function's frame needs the argument pointer only if some function
+    // reads an argument (one walk over the functions, not main).
+    let calls = if functions.iter().any(|f| reads_arguments(&f.body)) {
+        &t.call_a
+    } else {
+        &t.call
+    };
     for (f, function) in functions.iter().enumerate() {
         let (params, locals) = (function.arity(), facts[f].max_locals);
-        let words = body(p, t, f, &function.body, params, locals)?;
+        let words = body(p, t, calls, f, &function.body, params, locals)?;
         function_words = function_words.max(words);
     }
     let main = functions.len();
-    let main_words = body(p, t, main, program.expr(), 0, program.max_locals())?;
+    let main_words = body(p, t, calls, main, program.expr(), 0, program.max_locals())?;
     p.fail = p.code.len();
     p.copy(t.fail, &Fill::default());
     p.finish();
@@ -117,6 +128,7 @@ pub fn lower(p: &mut Patcher, program: &Program) -> Result<Lowered, TooFar> {
 fn body(
     p: &mut Patcher,
     t: &'static Stencils,
+    calls: &'static [&'static Stencil; MAX_PARAMS + 1],
     f: usize,
     e: &Expr,
     params: usize,
@@ -128,9 +140,11 @@ fn body(
     let mut l = Lower {
         p,
         t,
+        calls,
         scope: params,
         locals,
         temps: 0,
+        held: 0,
         slots: locals,
         too_far: false,
         registers: registers(e, params, locals, f == main),
@@ -149,11 +163,16 @@ fn body(
 struct Lower<'p> {
     p: &'p mut Patcher,
     t: &'static Stencils,
+    /// The call stencils this program uses (`call_N` or `call_N_a`).
+    calls: &'static [&'static Stencil; MAX_PARAMS + 1],
     /// Locals in scope: the next `Let` binds slot `scope`.
     scope: usize,
     /// The body's most locals: temporaries start at this slot.
     locals: usize,
     temps: usize,
+    /// Which temporaries (by slot, the first 64) hold a value now: a call
+    /// saves those that live in registers.
+    held: u64,
     /// One past the highest slot used.
     slots: usize,
     /// An argument index beyond a 32-bit offset was met.
@@ -372,6 +391,15 @@ impl Lower<'_> {
         self.op(std::slice::from_ref(row), Opnd::Acc, src);
     }
 
+    /// Gives back the last temporary taken.
+    fn release(&mut self) {
+        self.temps -= 1;
+        let slot = self.locals + self.temps;
+        if slot < 64 {
+            self.held &= !(1 << slot);
+        }
+    }
+
     /// A fresh temporary slot (the caller gives it back).
     fn temp(&mut self) -> Opnd {
         let t = self.slot(self.locals + self.temps);
@@ -402,7 +430,7 @@ impl Lower<'_> {
                 } else {
                     let t = self.binary_in_temp(a, b);
                     self.add(Opnd::Acc, t);
-                    self.temps -= 1;
+                    self.release();
                 }
                 Opnd::Acc
             }
@@ -467,9 +495,13 @@ impl Lower<'_> {
     /// the temporary (the caller gives it back). The temporary keeps `a`'s
     /// value while `b` runs, which may store to a local `a` read.
     fn binary_in_temp(&mut self, a: &Expr, b: &Expr) -> Opnd {
+        let slot = self.locals + self.temps;
         let t = self.temp();
         let a = self.value(a);
         self.mov(t, a);
+        if slot < 64 {
+            self.held |= 1 << slot;
+        }
         let b = self.value(b);
         self.mov(Opnd::Acc, b);
         t
@@ -491,7 +523,7 @@ impl Lower<'_> {
         } else {
             let t = self.binary_in_temp(a, b);
             self.acc_op(reversed, t);
-            self.temps -= 1;
+            self.release();
         }
     }
 
@@ -638,7 +670,7 @@ impl Lower<'_> {
     /// the first four that sit in their parameter's register already (a
     /// local read as it is, with nothing after it that could store to a
     /// local). Then the register slots that hold a value (the locals in
-    /// scope, the temporaries in use) go to the memory slots after the
+    /// scope, the temporaries holding an operand) go to the memory slots after the
     /// arguments, the first four arguments to the registers, `call_N`
     /// passes them and makes the call, and those registers come back.
     /// The call itself keeps nothing but the frame. `dies` is a local
@@ -670,11 +702,10 @@ impl Lower<'_> {
             let at = waits(self, k);
             self.mov(at, v);
         }
-        let (scope, locals) = (self.scope, self.locals);
-        let registers = self.registers;
+        let (scope, held, registers) = (self.scope, self.held, self.registers);
         let live = |k: usize| {
             let s = registers[k];
-            (s < scope || (locals..locals + saved).contains(&s)) && dies != Some(Opnd::Reg(k))
+            (s < scope || (s < 64 && held >> s & 1 == 1)) && dies != Some(Opnd::Reg(k))
         };
         let mut spills = 0;
         for k in 0..REGS {
@@ -699,7 +730,7 @@ impl Lower<'_> {
             callee: f,
             ..Fill::default()
         };
-        self.copy(self.t.call[n], &fill);
+        self.copy(self.calls[n], &fill);
         let mut spills = 0;
         for k in 0..REGS {
             if live(k) {
@@ -709,6 +740,36 @@ impl Lower<'_> {
             }
         }
         self.temps = saved;
+    }
+}
+
+/// Whether `e` reads a run argument. It loops down the last child and
+/// recurses into the others, so its depth is at most the tree's.
+fn reads_arguments(mut e: &Expr) -> bool {
+    loop {
+        match e {
+            Expr::Arg(_) => return true,
+            Expr::Litr(_) | Expr::Get(_) => return false,
+            Expr::Set(_, v) => e = v,
+            Expr::Add(a, b)
+            | Expr::Sub(a, b)
+            | Expr::Lt(a, b)
+            | Expr::Let(a, b)
+            | Expr::While(a, b)
+            | Expr::Then(a, b) => {
+                if reads_arguments(a) {
+                    return true;
+                }
+                e = b;
+            }
+            Expr::If(c, then, else_) => {
+                if reads_arguments(c) || reads_arguments(then) {
+                    return true;
+                }
+                e = else_;
+            }
+            Expr::Call(_, args) => return args.iter().any(reads_arguments),
+        }
     }
 }
 

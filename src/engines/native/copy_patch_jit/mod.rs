@@ -53,13 +53,17 @@
 //!
 //! **Calls**: a frame is a run of words in the engine's frame stack
 //! (`[0]` the calls still allowed, `[1]` the argument pointer, then the
-//! memory slots), the callee's right after its caller's. The arguments
+//! memory slots), the callee's right after its caller's; the argument
+//! pointer is copied into a callee's frame (by `call_N_a` rather than
+//! `call_N`) only in programs where some function reads `arg(i)`, which
+//! one walk over the functions finds. The arguments
 //! run left to right into memory slots of the caller's frame (the last
 //! into the accumulator); one of the first four that is a local already
 //! in its parameter's register, with nothing after it that could store
 //! to a local, stays where it is. Then small `mov` stencils store the
 //! register slots that hold a value (the locals in scope and the
-//! temporaries in use, not a local the call's value will overwrite) to
+//! temporaries holding an operand, not a local the call's value will
+//! overwrite) to
 //! the caller's frame and move the first four arguments into the
 //! registers, and `call_N` checks the depth, writes the callee's header
 //! and makes a native `call` to the callee's first stencil. It passes the
@@ -402,8 +406,9 @@ mod tests {
         use iced_x86::{Code, Decoder, DecoderOptions, Mnemonic};
         let stencils = &*lower::STENCILS;
         let _ = stencils;
-        for n in 0..=crate::front::program::MAX_PARAMS {
-            let s = patch::stencil(&format!("call_{n}")).unwrap();
+        let arities = 0..=crate::front::program::MAX_PARAMS;
+        for name in arities.flat_map(|n| [format!("call_{n}"), format!("call_{n}_a")]) {
+            let s = patch::stencil(&name).unwrap();
             let mut bytes = 8; // the return address
             let mut decoder = Decoder::new(64, s.code, DecoderOptions::NONE);
             for i in decoder.iter() {
@@ -416,13 +421,13 @@ mod tests {
                     bytes += i.immediate(1) as usize;
                 }
             }
-            assert!(bytes * 2 <= NATIVE_CALL_BYTES, "call_{n}: {bytes} bytes");
+            assert!(bytes * 2 <= NATIVE_CALL_BYTES, "{name}: {bytes} bytes");
             // No register is saved: the one push only aligns the stack.
             let pushes = Decoder::new(64, s.code, DecoderOptions::NONE)
                 .iter()
                 .filter(|i| i.mnemonic() == Mnemonic::Push)
                 .count();
-            assert!(pushes <= 1, "call_{n} pushes {pushes} registers");
+            assert!(pushes <= 1, "{name} pushes {pushes} registers");
         }
     }
 
@@ -445,6 +450,20 @@ mod tests {
             assert!(!main.contains(absent), "{absent} in\n{main}");
         }
         assert!(main.contains("  mov_r2_acc:"), "{main}");
+    }
+
+    #[test]
+    fn functions_that_read_arguments_get_the_argument_pointer() {
+        let shown = crate::engines::conformance::workload_listing::<CopyPatchJit>("fib_recursive");
+        assert!(
+            shown.contains("  call_1:") && !shown.contains("call_1_a"),
+            "{shown}"
+        );
+        let code = compiled("fn f(n) { if n < 1 { arg(1) } else { f(n - 1) + 1 } } f(arg(0))");
+        let shown = CopyPatchJit::show(&code);
+        assert!(shown.contains("  call_1_a:"), "{shown}");
+        // SAFETY: two arguments.
+        assert_eq!(unsafe { CopyPatchJit::execute(&code, &[5, 100]) }, Ok(105));
     }
 
     #[test]

@@ -19,8 +19,9 @@
 //! so it becomes a `jmp`/`jcc`/`call` with a 32-bit relative relocation.
 //!
 //! Frame layout (64-bit words): `[0]` how many more calls may become
-//! active, `[1]` the run's argument pointer, then the memory slots (locals
-//! past the four registers, temporaries, outgoing call arguments).
+//! active, `[1]` the run's argument pointer (in a function's frame only
+//! when some function reads `arg(i)`), then the memory slots (locals past
+//! the four registers, temporaries, outgoing call arguments).
 
 #![no_std]
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
@@ -357,10 +358,17 @@ unsafe extern "C" fn fail(_: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> O
 /// reloads them after), and the frame is the callee's, returned with its
 /// value, moved `BACK`. So rustc saves no register; the native stack
 /// holds the return address and an alignment word.
+///
+/// `call_N_a` also copies the argument pointer into the callee's header,
+/// for programs whose functions read `arg(i)`; `call_N` leaves it out.
 macro_rules! calls {
     ($($n:literal)*) => {$(
+        calls!(@one $n, concat!("call_", stringify!($n)), false);
+        calls!(@one $n, concat!("call_", stringify!($n), "_a"), true);
+    )*};
+    (@one $n:literal, $name:expr, $arguments:expr) => {
         const _: () = {
-            #[unsafe(export_name = concat!("call_", stringify!($n)))]
+            #[unsafe(export_name = $name)]
             #[allow(unused_comparisons, unused_variables)]
             unsafe extern "C" fn stencil(
                 acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
@@ -373,7 +381,9 @@ macro_rules! calls {
                     let callee = frame.byte_add(hole!(FRAME));
                     let args = frame.byte_add(hole!(ARGS)) as *const i64;
                     *callee = left;
-                    *callee.add(1) = *frame.add(1);
+                    if $arguments {
+                        *callee.add(1) = *frame.add(1);
+                    }
                     let r = [r0, r1, r2, r3];
                     let mut p = [DEAD; 4];
                     let mut k = 0;
@@ -398,6 +408,6 @@ macro_rules! calls {
                 }
             }
         };
-    )*};
+    };
 }
 calls!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
