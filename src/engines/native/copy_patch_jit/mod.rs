@@ -54,30 +54,29 @@
 //! **Calls**: a frame is a run of words in the engine's frame stack
 //! (`[0]` the calls still allowed, `[1]` the argument pointer, then the
 //! memory slots), the callee's right after its caller's; the argument
-//! pointer is copied into a callee's frame (by `call_N_a` rather than
+//! pointer is copied into a callee's frame (`call_N_a` rather than
 //! `call_N`) only in programs where some function reads `arg(i)`, which
-//! one walk over the functions finds. The arguments
-//! run left to right into memory slots of the caller's frame (the last
-//! into the accumulator); one of the first four that is a local already
-//! in its parameter's register, with nothing after it that could store
-//! to a local, stays where it is. Then small `mov` stencils store the
-//! register slots that hold a value (the locals in scope and the
-//! temporaries holding an operand, not a local the call's value will
-//! overwrite) to
+//! one walk over the functions finds. The arguments run left to right
+//! into memory slots of the caller's frame (the last into the
+//! accumulator), except one of the first four that is a local already in
+//! its parameter's register with nothing after it that could store to a
+//! local: it stays where it is. Then `mov` stencils store the register
+//! slots that hold a value (the locals in scope and the temporaries
+//! holding an operand, not a local the call's value will overwrite) to
 //! the caller's frame and move the first four arguments into the
 //! registers, and `call_N` checks the depth, writes the callee's header
-//! and makes a native `call` to the callee's first stencil. It passes the
-//! registers the callee does not read as `MaybeUninit` and finds every
-//! register but the value dead afterwards, so rustc saves nothing around
-//! the call: the native stack holds the return address and one alignment
-//! word per active call (`native_stack` declares twice that). The callee
-//! returns its value and its own frame in `rax:rdx`; the caller's frame
-//! is that less a patched constant, and `mov` stencils reload the saved
-//! registers. A call past the limit jumps to the `fail` stub, which
-//! returns a null frame; every active `call_N` passes it on with one
-//! conditional jump. A native `call`/`ret` pair per guest call keeps the
-//! return-address predictor right, which a jump through a frame word
-//! would not.
+//! and makes a native `call` to the callee's first stencil. It passes
+//! the registers the callee does not read as `MaybeUninit` and treats
+//! every register but the value as dead afterwards, so rustc saves
+//! nothing around the call: the native stack holds the return address
+//! and one alignment word per active call (`native_stack` declares twice
+//! that). The callee returns its value and its own frame in `rax:rdx`;
+//! the caller's frame is that less a patched constant, and `mov` stencils
+//! reload the saved registers. A call past the limit jumps to the `fail`
+//! stub, which returns a null frame; every active `call_N` passes it on
+//! with one conditional jump. A native `call`/`ret` pair per guest call
+//! keeps the return-address predictor right, which a jump through a
+//! frame word would not.
 //!
 //! Trade-off against `template_jit`'s hand-written templates: nobody
 //! writes machine code — a stencil is a line of Rust and LLVM chooses the
@@ -88,9 +87,10 @@
 //! values pass through the accumulator between stencils where a template
 //! would use any register, the stencils are fixed at build time (no
 //! choice of encoding by value beyond the `i`/`w` forms), and a call pays
-//! for what the convention does not know: its header words in memory, a
-//! store and a reload per live register local, and the frame coming back
-//! with the value. Compile time is the same kind of work: one pass, a
+//! for what the convention does not know: its header in memory (each
+//! frame's count of calls left is loaded from the one its caller stored),
+//! a store and a reload per live register local, and the frame coming
+//! back with the value. Compile time is the same kind of work: one pass, a
 //! `memcpy` and a few stores per node (and the register walk in a main
 //! with many locals).
 //! Its `unsafe` rests on the build's checks (every relocation is a known
