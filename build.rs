@@ -309,6 +309,8 @@ fn stencil_table(object_file: &[u8]) -> String {
                 "ARGS" => "Args",
                 "FRAME" => "Frame",
                 "BACK" => "Back",
+                "MASK" => "Mask",
+                "LIMIT" => "Limit",
                 // A call into the runtime or a constant in another section:
                 // a stencil must be self-contained.
                 other => panic!("stencil `{name}` refers to `{other}`, which is not a hole"),

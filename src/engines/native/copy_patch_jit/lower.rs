@@ -3,7 +3,7 @@
 
 use super::patch::{Fill, Label, Patcher, Stencil, Symbol, stencil};
 use crate::front::ast::Expr;
-use crate::front::program::{MAX_PARAMS, Program};
+use crate::front::program::{MAX_CALLS, MAX_PARAMS, Program};
 use std::sync::LazyLock;
 
 /// Slots `0..REGS` (locals by scope depth, then temporaries) live in the
@@ -81,13 +81,15 @@ pub static STENCILS: LazyLock<Stencils> = LazyLock::new(|| Stencils {
 
 /// What the pass produces besides the code (which is in the patcher).
 pub struct Lowered {
-    /// Main's frame in words, and the largest function frame's.
+    /// Main's frame in words, and every function's (the largest one's).
     pub main_words: usize,
     pub function_words: usize,
+    /// What the frame stack's start must be a multiple of (0: no calls).
+    pub align: usize,
 }
 
-/// Why a program cannot be compiled.
-pub struct TooFar;
+/// Why a program cannot be compiled: an offset beyond a 32-bit field.
+pub struct TooFar(pub &'static str);
 
 /// Copies every function, then main, then the failure stub, into `p`
 /// (reset for this program). The code only reads arguments below
@@ -115,10 +117,27 @@ pub fn lower(p: &mut Patcher, program: &Program) -> Result<Lowered, TooFar> {
     let main_words = body(p, t, calls, main, program.expr(), 0, program.max_locals())?;
     p.fail = p.code.len();
     p.copy(t.fail, &Fill::default());
+    // Every function's frame takes the largest one's size, so the frame of
+    // the `k`-th active call starts at `main + (k - 1) * function` in the
+    // frame stack, whose start is a multiple of `align`: `call_N` checks
+    // the depth with the callee's offset alone.
+    let mut align = 0;
+    if main > 0 {
+        let function_bytes = function_words * 8;
+        p.frames[..main].fill(function_bytes as i64);
+        let stack = main_words * 8 + MAX_CALLS * function_bytes;
+        // Past the last frame's end too: the call that fails has its
+        // offset there, which `& MASK` must keep.
+        align = (stack + 1).next_power_of_two();
+        let too_far = TooFar("a frame stack beyond 2 GiB");
+        p.mask = i32::try_from(align - 1).map_err(|_| too_far)?.into();
+        p.limit = (stack - function_bytes) as i64;
+    }
     p.finish();
     Ok(Lowered {
         main_words,
         function_words,
+        align,
     })
 }
 
@@ -153,7 +172,7 @@ fn body(
     l.mov(Opnd::Acc, v);
     l.copy(l.t.ret, &Fill::default());
     if l.too_far {
-        return Err(TooFar);
+        return Err(TooFar("an argument index beyond a 32-bit offset"));
     }
     let words = HEADER + l.slots.saturating_sub(REGS);
     l.p.frames[f] = (words * 8) as i64;

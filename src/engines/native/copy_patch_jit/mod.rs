@@ -52,11 +52,15 @@
 //! that a 32-bit field cannot hold takes the `w` form.
 //!
 //! **Calls**: a frame is a run of words in the engine's frame stack
-//! (`[0]` the calls still allowed, `[1]` the argument pointer, then the
-//! memory slots), the callee's right after its caller's; the argument
-//! pointer is copied into a callee's frame (`call_N_a` rather than
-//! `call_N`) only in programs where some function reads `arg(i)`, which
-//! one walk over the functions finds. The arguments run left to right
+//! (`[0]` free, `[1]` the argument pointer, then the memory slots), the
+//! callee's right after its caller's; the argument pointer is copied into
+//! a callee's frame (`call_N_a` rather than `call_N`) only in programs
+//! where some function reads `arg(i)`, which one walk over the functions
+//! finds. Every function's frame has the largest one's size, and the
+//! frame stack starts at a multiple of a power of two above its size, so
+//! a frame's address `&` a patched mask is its offset, and the offset
+//! says how many calls are active: the depth check is an `and` and a
+//! compare with a patched limit, with no count in memory. The arguments run left to right
 //! into memory slots of the caller's frame (the last into the
 //! accumulator), except one of the first four that is a local already in
 //! its parameter's register with nothing after it that could store to a
@@ -64,8 +68,8 @@
 //! slots that hold a value (the locals in scope and the temporaries
 //! holding an operand, not a local the call's value will overwrite) to
 //! the caller's frame and move the first four arguments into the
-//! registers, and `call_N` checks the depth, writes the callee's header
-//! and makes a native `call` to the callee's first stencil. It passes
+//! registers, and `call_N` checks the depth and makes a native `call` to
+//! the callee's first stencil. It passes
 //! the registers the callee does not read as `MaybeUninit` and treats
 //! every register but the value as dead afterwards, so rustc saves
 //! nothing around the call: the native stack holds the return address
@@ -87,16 +91,16 @@
 //! values pass through the accumulator between stencils where a template
 //! would use any register, the stencils are fixed at build time (no
 //! choice of encoding by value beyond the `i`/`w` forms), and a call pays
-//! for what the convention does not know: its header in memory (each
-//! frame's count of calls left is loaded from the one its caller stored),
-//! a store and a reload per live register local, and the frame coming
-//! back with the value. Compile time is the same kind of work: one pass, a
+//! for what the convention does not know: a store and a reload per live
+//! register local, the frame coming back with the value, and frames as
+//! large as the largest function's (a frame stack up to twice as large,
+//! for its alignment). Compile time is the same kind of work: one pass, a
 //! `memcpy` and a few stores per node (and the register walk in a main
 //! with many locals).
 //! Its `unsafe` rests on the build's checks (every relocation is a known
 //! hole) and on the pass: the code reads arguments below `arg_count` and
-//! frame words below each body's frame size, in a frame stack sized for
-//! `MAX_CALLS` active calls.
+//! frame words below each body's frame size, in a frame stack sized and
+//! aligned for `MAX_CALLS` active calls.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod lower;
@@ -159,6 +163,10 @@ pub struct PatchedCode {
     /// Words of frame stack a run needs: main's frame, and room for
     /// `MAX_CALLS` of the largest function frame when there are calls.
     stack_words: usize,
+    /// What the frame stack's start must be a multiple of, in bytes (0
+    /// without functions): the depth check reads a frame's offset from
+    /// its address.
+    align: usize,
     /// For `show`: where each copied stencil starts and its name, where
     /// each body starts (main last) and the failure stub, the functions'
     /// names.
@@ -188,9 +196,8 @@ thread_local! {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn compile(program: &Program) -> Result<PatchedCode, CompileError> {
     PATCHER.with_borrow_mut(|p| {
-        let lowered = lower::lower(p, program).map_err(|lower::TooFar| {
-            CompileError("copy_patch_jit: an argument index beyond a 32-bit offset".into())
-        })?;
+        let lowered = lower::lower(p, program)
+            .map_err(|lower::TooFar(what)| CompileError(format!("copy_patch_jit: {what}")))?;
         let memory = super::template_jit::memory::CodeMemory::new(&p.code)
             .map_err(|e| CompileError(format!("copy_patch_jit: no executable memory: {e}")))?;
         let main = program.functions().len();
@@ -208,6 +215,7 @@ fn compile(program: &Program) -> Result<PatchedCode, CompileError> {
             memory,
             entry,
             stack_words: lowered.main_words + calls,
+            align: lowered.align,
             parts: p.parts.clone(),
             entries: p.entries.clone(),
             fail: p.fail,
@@ -230,17 +238,27 @@ fn compile(_program: &Program) -> Result<PatchedCode, CompileError> {
 /// `args` covers the program's argument count (`Technique::execute`'s contract).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 unsafe fn run(code: &PatchedCode, args: &[i64]) -> Result<i64, CallDepthExceeded> {
-    if code.stack_words <= SMALL_STACK {
+    if code.stack_words <= SMALL_STACK && code.align == 0 {
         let mut small = [0i64; SMALL_STACK];
-        // SAFETY: `small` holds `stack_words` words; our caller's promise.
+        // SAFETY: `small` holds `stack_words` words; our caller's promise;
+        // without functions no depth check reads the stack's alignment.
         unsafe { run_on(code, args, &mut small) }
     } else {
         STACK.with_borrow_mut(|stack| {
-            if stack.len() < code.stack_words {
-                stack.resize(code.stack_words, 0);
+            // Room to start the frame stack at a multiple of `align`.
+            let words = code.stack_words + code.align / 8;
+            if stack.len() < words {
+                stack.resize(words, 0);
             }
-            // SAFETY: as above, with `stack_words` words in `stack`.
-            unsafe { run_on(code, args, stack) }
+            let skip = match code.align {
+                0 => 0,
+                align => stack.as_ptr().align_offset(align),
+            };
+            // SAFETY: as above, with `stack_words` words in `stack` after
+            // `skip`, where the frame stack starts at a multiple of `align`
+            // (`align_offset` of an `i64` pointer to a power of two is at
+            // most `align / 8` words).
+            unsafe { run_on(code, args, &mut stack[skip..skip + code.stack_words]) }
         })
     }
 }
@@ -257,14 +275,15 @@ unsafe fn run_on(
     args: &[i64],
     stack: &mut [i64],
 ) -> Result<i64, CallDepthExceeded> {
-    stack[0] = MAX_CALLS as i64;
     stack[1] = args.as_ptr() as i64;
     // SAFETY: the code reads `args[i]` only for `i < arg_count`, which our
     // caller guarantees `args` holds; each body addresses only its own
     // frame's words, and a call's frame starts after its caller's and is
-    // made only while fewer than `MAX_CALLS` calls are active, so every
-    // word lies in `stack` (`stack_words`); the stencils keep what the
-    // System V convention asks (rustc compiled them as such functions).
+    // made only while its offset from the start of `stack` (a multiple of
+    // `align`, above every offset) leaves room for a whole function frame
+    // before `stack_words` words, that is while fewer than `MAX_CALLS`
+    // calls are active; the stencils keep what the System V convention
+    // asks (rustc compiled them as such functions).
     let out = unsafe { (code.entry)(0, stack.as_mut_ptr(), 0, 0, 0, 0) };
     if out.frame.is_null() {
         Err(CallDepthExceeded)

@@ -39,6 +39,8 @@ pub enum Symbol {
     Args,
     Frame,
     Back,
+    Mask,
+    Limit,
 }
 
 /// How a hole holds its value (x86-64 ELF relocation kinds).
@@ -109,6 +111,8 @@ enum Later {
     /// The calling function's frame size, and its negation.
     FrameOf(usize),
     BackOf(usize),
+    Mask,
+    Limit,
     Fail,
 }
 
@@ -129,6 +133,9 @@ pub struct Patcher {
     /// The function being copied.
     pub function: usize,
     pub fail: usize,
+    /// The depth check's constants (see `stencils.rs`).
+    pub mask: i64,
+    pub limit: i64,
 }
 
 impl Patcher {
@@ -157,6 +164,8 @@ impl Patcher {
         self.frames.resize(functions + 1, 0);
         self.function = 0;
         self.fail = 0;
+        self.mask = 0;
+        self.limit = 0;
     }
 
     pub fn label(&mut self) -> Label {
@@ -204,6 +213,14 @@ impl Patcher {
                     self.later.push((base, hole, Later::Fail));
                     continue;
                 }
+                Symbol::Mask => {
+                    self.later.push((base, hole, Later::Mask));
+                    continue;
+                }
+                Symbol::Limit => {
+                    self.later.push((base, hole, Later::Limit));
+                    continue;
+                }
             };
             self.patch(base, hole, value);
         }
@@ -232,6 +249,8 @@ impl Patcher {
                 Later::FrameOf(f) => self.frames[f],
                 Later::BackOf(f) => -self.frames[f],
                 Later::Fail => self.fail as i64,
+                Later::Mask => self.mask,
+                Later::Limit => self.limit,
             };
             self.patch(base, hole, value);
         }

@@ -18,10 +18,12 @@
 //! value; a jump target is an extern function (`TARGET`, `CALLEE`, `FAIL`),
 //! so it becomes a `jmp`/`jcc`/`call` with a 32-bit relative relocation.
 //!
-//! Frame layout (64-bit words): `[0]` how many more calls may become
-//! active, `[1]` the run's argument pointer (in a function's frame only
-//! when some function reads `arg(i)`), then the memory slots (locals past
-//! the four registers, temporaries, outgoing call arguments).
+//! Frame layout (64-bit words): `[0]` free, `[1]` the run's argument
+//! pointer (in a function's frame only when some function reads
+//! `arg(i)`), then the memory slots (locals past the four registers,
+//! temporaries, outgoing call arguments). Every function's frame has the
+//! same size, so a frame's offset in the frame stack says how many calls
+//! are active.
 
 #![no_std]
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
@@ -75,6 +77,11 @@ unsafe extern "C" {
     /// and its negation, from the callee's frame back to the caller's.
     safe static FRAME: u8;
     safe static BACK: u8;
+    /// The frame stack starts at a multiple of `MASK + 1`, which exceeds
+    /// its size: a frame's offset in it is its address `& MASK`. A callee
+    /// frame past offset `LIMIT` would be the call past the depth limit.
+    safe static MASK: u8;
+    safe static LIMIT: u8;
 }
 
 /// A hole's value: the address the engine patched in.
@@ -374,13 +381,11 @@ macro_rules! calls {
                 acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
             ) -> Out {
                 unsafe {
-                    let left = *frame - 1;
-                    if left < 0 {
+                    let callee = frame.byte_add(hole!(FRAME));
+                    if callee as usize & hole!(MASK) > hole!(LIMIT) {
                         return FAIL(acc, frame, DEAD, DEAD, DEAD, DEAD);
                     }
-                    let callee = frame.byte_add(hole!(FRAME));
                     let args = frame.byte_add(hole!(ARGS)) as *const i64;
-                    *callee = left;
                     if $arguments {
                         *callee.add(1) = *frame.add(1);
                     }
