@@ -308,6 +308,9 @@ fn stencil_table(object_file: &[u8]) -> String {
                 "ARG" => "Arg",
                 "ARGS" => "Args",
                 "FRAME" => "Frame",
+                "BACK" => "Back",
+                "MASK" => "Mask",
+                "LIMIT" => "Limit",
                 // A call into the runtime or a constant in another section:
                 // a stencil must be self-contained.
                 other => panic!("stencil `{name}` refers to `{other}`, which is not a hole"),
@@ -315,6 +318,21 @@ fn stencil_table(object_file: &[u8]) -> String {
             holes.push((at, symbol, reloc, relocation.addend()));
         }
         holes.sort();
+        // `jcc CONTINUE; jmp X` at the end (rustc's layout when both exits
+        // are tail calls) becomes `jncc X`, and the next stencil follows.
+        let n = code.len();
+        if let [.., (a, "Continue", "Rel32", -4), (b, other, "Rel32", -4)] = holes[..]
+            && n >= 11
+            && (a, b) == (n - 9, n - 4)
+            && code[n - 11] == 0x0f
+            && code[n - 10] & 0xf0 == 0x80
+            && code[n - 5] == 0xe9
+        {
+            code[n - 10] ^= 1; // the opposite condition
+            holes.truncate(holes.len() - 2);
+            holes.push((a, other, "Rel32", -4));
+            code.truncate(n - 5);
+        }
         // The final `jmp CONTINUE` goes: the next stencil is copied there.
         if let Some(&(at, "Continue", "Rel32", -4)) = holes.last()
             && at + 4 == code.len()

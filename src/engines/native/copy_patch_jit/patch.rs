@@ -38,6 +38,9 @@ pub enum Symbol {
     Arg,
     Args,
     Frame,
+    Back,
+    Mask,
+    Limit,
 }
 
 /// How a hole holds its value (x86-64 ELF relocation kinds).
@@ -105,12 +108,19 @@ pub struct Label(u32);
 enum Later {
     Label(Label),
     Entry(usize),
-    /// The calling function's frame size.
+    /// The calling function's frame size, and its negation.
     FrameOf(usize),
+    BackOf(usize),
+    Mask,
+    Limit,
     Fail,
 }
 
-/// The code being put together: copies of stencils, patched.
+/// The code being put together: copies of stencils, patched. Its
+/// buffers are kept from one compile to the next ([`Patcher::reset`]),
+/// so a compile allocates none of them once its thread has compiled a
+/// program as large.
+#[derive(Default)]
 pub struct Patcher {
     pub code: Vec<u8>,
     /// Where each copy starts, and its stencil (for `show`).
@@ -123,20 +133,39 @@ pub struct Patcher {
     /// The function being copied.
     pub function: usize,
     pub fail: usize,
+    /// The depth check's constants (see `stencils.rs`).
+    pub mask: i64,
+    pub limit: i64,
 }
 
 impl Patcher {
+    /// An empty patcher for a program of `functions` functions and `nodes`
+    /// nodes (buffers sized for it).
+    #[cfg(test)]
     pub fn new(functions: usize, nodes: usize) -> Patcher {
-        Patcher {
-            code: Vec::with_capacity(64 + nodes * 8),
-            parts: Vec::with_capacity(nodes),
-            labels: Vec::with_capacity(16),
-            later: Vec::with_capacity(16),
-            entries: vec![0; functions + 1],
-            frames: vec![0; functions + 1],
-            function: 0,
-            fail: 0,
-        }
+        let mut p = Patcher::default();
+        p.reset(functions, nodes);
+        p
+    }
+
+    /// Empties the buffers, keeping their memory, and reserves what a
+    /// program of `functions` functions and `nodes` nodes needs: a copy
+    /// per node at most, a label pair per node at most.
+    pub fn reset(&mut self, functions: usize, nodes: usize) {
+        self.code.clear();
+        self.code.reserve(64 + nodes * 16);
+        self.parts.clear();
+        self.parts.reserve(nodes + 2 * functions + 2);
+        self.labels.clear();
+        self.later.clear();
+        self.entries.clear();
+        self.entries.resize(functions + 1, 0);
+        self.frames.clear();
+        self.frames.resize(functions + 1, 0);
+        self.function = 0;
+        self.fail = 0;
+        self.mask = 0;
+        self.limit = 0;
     }
 
     pub fn label(&mut self) -> Label {
@@ -176,8 +205,20 @@ impl Patcher {
                     self.later.push((base, hole, Later::FrameOf(self.function)));
                     continue;
                 }
+                Symbol::Back => {
+                    self.later.push((base, hole, Later::BackOf(self.function)));
+                    continue;
+                }
                 Symbol::Fail => {
                     self.later.push((base, hole, Later::Fail));
+                    continue;
+                }
+                Symbol::Mask => {
+                    self.later.push((base, hole, Later::Mask));
+                    continue;
+                }
+                Symbol::Limit => {
+                    self.later.push((base, hole, Later::Limit));
                     continue;
                 }
             };
@@ -199,18 +240,20 @@ impl Patcher {
     }
 
     /// Patches the holes that waited for labels, entries and frame sizes.
-    pub fn finish(mut self) -> Patcher {
-        let later = std::mem::take(&mut self.later);
-        for (base, hole, what) in later {
+    pub fn finish(&mut self) {
+        for k in 0..self.later.len() {
+            let (base, hole, what) = self.later[k];
             let value = match what {
                 Later::Label(l) => self.labels[l.0 as usize].expect("every label is bound") as i64,
                 Later::Entry(f) => self.entries[f] as i64,
                 Later::FrameOf(f) => self.frames[f],
+                Later::BackOf(f) => -self.frames[f],
                 Later::Fail => self.fail as i64,
+                Later::Mask => self.mask,
+                Later::Limit => self.limit,
             };
             self.patch(base, hole, value);
         }
-        self
     }
 }
 
@@ -264,7 +307,7 @@ mod tests {
                 ..Fill::default()
             },
         );
-        let p = p.finish();
+        p.finish();
         let h = jump.holes[0];
         let at = s.code.len() + h.at as usize;
         let rel = i32::from_le_bytes(p.code[at..at + 4].try_into().unwrap()) as i64;

@@ -18,32 +18,49 @@
 //! value; a jump target is an extern function (`TARGET`, `CALLEE`, `FAIL`),
 //! so it becomes a `jmp`/`jcc`/`call` with a 32-bit relative relocation.
 //!
-//! Frame layout (64-bit words): `[0]` how many more calls may become
-//! active, `[1]` the run's argument pointer, then the memory slots (locals
-//! past the four registers, temporaries, outgoing call arguments).
+//! Frame layout (64-bit words): `[0]` free, `[1]` the run's argument
+//! pointer (in a function's frame only when some function reads
+//! `arg(i)`), then the memory slots (locals past the four registers,
+//! temporaries, outgoing call arguments). Every function's frame has the
+//! same size, so a frame's offset in the frame stack says how many calls
+//! are active.
 
 #![no_std]
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
+// `RESUME` is `CONTINUE` seen with dead registers.
+#![allow(clashing_extern_declarations)]
 
-/// What a compiled function returns: its value, or `failed != 0` when a
-/// call past the depth limit stopped the run (in `rax:rdx`).
+use core::mem::MaybeUninit;
+
+/// What a compiled function returns (in `rax:rdx`): its value and its
+/// own frame, from which the caller finds its frame again; a null frame
+/// when a call past the depth limit stopped the run.
 #[repr(C)]
 pub struct Out {
     value: i64,
-    failed: i64,
+    frame: Frame,
 }
 
 type Frame = *mut i64;
+
+/// A register that holds nothing anyone will read: passing one costs no
+/// instruction and makes rustc keep nothing for it.
+type Dead = MaybeUninit<i64>;
+const DEAD: Dead = MaybeUninit::uninit();
 
 unsafe extern "C" {
     /// The next stencil (the build resolves it: the stencil's end).
     fn CONTINUE(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
     /// A branch's destination (a loop's top or test, an `if`'s else or end).
     fn TARGET(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
-    /// The called function's first stencil.
-    fn CALLEE(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
-    /// The stub that returns "call depth exceeded".
-    fn FAIL(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out;
+    /// The next stencil after a call, which finds only the accumulator
+    /// and the frame set (the caller reloads the registers it needs).
+    #[link_name = "CONTINUE"]
+    fn RESUME(acc: i64, frame: Frame, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
+    /// The called function's first stencil: only its parameters are set.
+    fn CALLEE(acc: Dead, frame: Frame, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
+    /// The stub that returns "call depth exceeded" (it reads nothing).
+    fn FAIL(acc: i64, frame: Frame, r0: Dead, r1: Dead, r2: Dead, r3: Dead) -> Out;
     /// A literal that fits the instruction's 32-bit field.
     safe static IMM: u8;
     /// The low and high halves of any other literal.
@@ -56,8 +73,15 @@ unsafe extern "C" {
     safe static ARG: u8;
     /// Byte offset of a call's first outgoing argument in the frame.
     safe static ARGS: u8;
-    /// The caller's frame size in bytes: where the callee's frame starts.
+    /// The caller's frame size in bytes: where the callee's frame starts;
+    /// and its negation, from the callee's frame back to the caller's.
     safe static FRAME: u8;
+    safe static BACK: u8;
+    /// The frame stack starts at a multiple of `MASK + 1`, which exceeds
+    /// its size: a frame's offset in it is its address `& MASK`. A callee
+    /// frame past offset `LIMIT` would be the call past the depth limit.
+    safe static MASK: u8;
+    safe static LIMIT: u8;
 }
 
 /// A hole's value: the address the engine patched in.
@@ -266,18 +290,60 @@ macro_rules! branches {
 }
 branches!(acc r0 r1 r2 r3 m);
 
+/// `skip_lt_x_y` (to `TARGET` unless `x < y`) and `loop_lt_x_y` (to
+/// `TARGET` if `x < y`): a `<` that decides a branch is a compare and a
+/// conditional jump, never a 0 or 1. The left operand is read as a
+/// destination is (a memory slot at `DST`), the right as a source.
+macro_rules! compare_branches {
+    ([$($x:ident)*], $ys:tt) => {
+        $( compare_branches!(@row $x, $ys); )*
+    };
+    (@row $x:ident, [$($y:ident)*]) => {$(
+        const _: () = {
+            #[unsafe(export_name = concat!("skip_lt_", stringify!($x), "_", stringify!($y)))]
+            unsafe extern "C" fn stencil(
+                acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
+            ) -> Out {
+                let s = S { acc, frame, r: [r0, r1, r2, r3] };
+                // The taken branch first, as in `skip_c`.
+                unsafe {
+                    if <loc::$x as Dst>::load(&s) >= <loc::$y as Src>::read(&s) {
+                        TARGET(acc, frame, r0, r1, r2, r3)
+                    } else {
+                        CONTINUE(acc, frame, r0, r1, r2, r3)
+                    }
+                }
+            }
+        };
+        const _: () = {
+            #[unsafe(export_name = concat!("loop_lt_", stringify!($x), "_", stringify!($y)))]
+            unsafe extern "C" fn stencil(
+                acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
+            ) -> Out {
+                let s = S { acc, frame, r: [r0, r1, r2, r3] };
+                unsafe {
+                    if <loc::$x as Dst>::load(&s) < <loc::$y as Src>::read(&s) {
+                        TARGET(acc, frame, r0, r1, r2, r3)
+                    } else {
+                        CONTINUE(acc, frame, r0, r1, r2, r3)
+                    }
+                }
+            }
+        };
+    )*};
+}
+compare_branches!([acc r0 r1 r2 r3 m], [acc r0 r1 r2 r3 m i w a]);
+
 #[unsafe(no_mangle)]
 unsafe extern "C" fn jump(acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64) -> Out {
     unsafe { TARGET(acc, frame, r0, r1, r2, r3) }
 }
 
-/// The end of a function: its value is the accumulator.
+/// The end of a function: its value is the accumulator; its frame tells
+/// the caller where its own frame is.
 #[unsafe(no_mangle)]
-unsafe extern "C" fn ret(acc: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> Out {
-    Out {
-        value: acc,
-        failed: 0,
-    }
+unsafe extern "C" fn ret(acc: i64, frame: Frame, _: i64, _: i64, _: i64, _: i64) -> Out {
+    Out { value: acc, frame }
 }
 
 /// Returns "call depth exceeded"; every active call passes it on.
@@ -285,50 +351,68 @@ unsafe extern "C" fn ret(acc: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> 
 unsafe extern "C" fn fail(_: i64, _: Frame, _: i64, _: i64, _: i64, _: i64) -> Out {
     Out {
         value: 0,
-        failed: 1,
+        frame: core::ptr::null_mut(),
     }
 }
 
-/// `call_N`: calls `CALLEE` with the `N` values at `ARGS` in this frame.
-/// The callee's frame starts `FRAME` bytes into this one; its first four
-/// parameters travel in the registers, the rest in its memory slots. A
-/// native call: the return address and this stencil's saved registers
-/// (the caller's register locals) are on the native stack while it runs.
+/// `call_N`: calls `CALLEE` with `N` arguments. The first four are in
+/// the registers already (the pass moved them there), the others at
+/// `ARGS` in this frame but the last, which is in the accumulator. The
+/// callee's frame starts `FRAME` bytes into this one; its parameters past
+/// the fourth go to its memory slots. A native `call`, and nothing else
+/// on the native stack: every register but the value and the frame is
+/// dead after it (the pass spilled the live register locals before and
+/// reloads them after), and the frame is the callee's, returned with its
+/// value, moved `BACK`. So rustc saves no register; the native stack
+/// holds the return address and an alignment word.
+///
+/// `call_N_a` also copies the argument pointer into the callee's header,
+/// for programs whose functions read `arg(i)`; `call_N` leaves it out.
 macro_rules! calls {
     ($($n:literal)*) => {$(
+        calls!(@one $n, concat!("call_", stringify!($n)), false);
+        calls!(@one $n, concat!("call_", stringify!($n), "_a"), true);
+    )*};
+    (@one $n:literal, $name:expr, $arguments:expr) => {
         const _: () = {
-            #[unsafe(export_name = concat!("call_", stringify!($n)))]
-            #[allow(unused_comparisons)]
+            #[unsafe(export_name = $name)]
+            #[allow(unused_comparisons, unused_variables)]
             unsafe extern "C" fn stencil(
                 acc: i64, frame: Frame, r0: i64, r1: i64, r2: i64, r3: i64,
             ) -> Out {
                 unsafe {
-                    let left = *frame;
-                    if left == 0 {
-                        return FAIL(acc, frame, r0, r1, r2, r3);
-                    }
                     let callee = frame.byte_add(hole!(FRAME));
+                    if callee as usize & hole!(MASK) > hole!(LIMIT) {
+                        return FAIL(acc, frame, DEAD, DEAD, DEAD, DEAD);
+                    }
                     let args = frame.byte_add(hole!(ARGS)) as *const i64;
-                    *callee = left - 1;
-                    *callee.add(1) = *frame.add(1);
-                    let mut p = [0i64; 4];
+                    if $arguments {
+                        *callee.add(1) = *frame.add(1);
+                    }
+                    let r = [r0, r1, r2, r3];
+                    let mut p = [DEAD; 4];
                     let mut k = 0;
                     while k < $n {
                         if k < 4 {
-                            p[k] = *args.add(k);
+                            p[k] = MaybeUninit::new(r[k]);
                         } else {
-                            *callee.add(HEADER + k - 4) = *args.add(k);
+                            let v = if k + 1 == $n { acc } else { *args.add(k) };
+                            *callee.add(HEADER + k - 4) = v;
                         }
                         k += 1;
                     }
-                    let out = CALLEE(0, callee, p[0], p[1], p[2], p[3]);
-                    if out.failed != 0 {
-                        return FAIL(acc, frame, r0, r1, r2, r3);
+                    let out = CALLEE(DEAD, callee, p[0], p[1], p[2], p[3]);
+                    // Failure or not, the same registers: rustc makes this
+                    // `jne CONTINUE; jmp FAIL`, which the build turns into
+                    // `je FAIL` and the fall-through.
+                    let frame = out.frame.wrapping_byte_add(hole!(BACK));
+                    if !out.frame.is_null() {
+                        return RESUME(out.value, frame, DEAD, DEAD, DEAD, DEAD);
                     }
-                    CONTINUE(out.value, frame, r0, r1, r2, r3)
+                    FAIL(out.value, frame, DEAD, DEAD, DEAD, DEAD)
                 }
             }
         };
-    )*};
+    };
 }
 calls!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
