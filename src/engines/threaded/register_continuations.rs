@@ -349,6 +349,11 @@ macro_rules! register_family {
 
         impl $crate::engines::threaded::register_continuations::Family for Word {
             const REGS: usize = REGS;
+            // Not inlined, so the attributes hold for the one native call
+            // into the chain too (its caller must save every register a
+            // `preserve_none` callee may clobber).
+            #[inline(never)]
+            $(#[$ha])*
             unsafe fn enter(
                 ip: *const Word,
                 fp: *mut i64,
