@@ -37,7 +37,11 @@
 //! **Calling convention**: `(ip, fp, acc, r0, r1, r2)`, six integer
 //! arguments, all in registers. Arguments are copied into the frame when a
 //! run starts, so an argument is a slot and needs no pointer of its own:
-//! that is what frees the sixth register for a third local.
+//! that is what frees the sixth register for a third local. Everything the
+//! registers decide (location kinds, the instruction set's handler tables,
+//! the convention, the handlers) is written once by `register_family!`
+//! from a list of registers and an ABI; `register_preserve_none` makes the
+//! same family with eight registers on `rust-preserve-none`.
 //!
 //! **Register allocation**: every `Let` gets a home for its whole scope. A
 //! use counts 8^(loops around it); the `Let`s are taken heaviest first and
@@ -115,7 +119,7 @@ use std::fmt;
 
 /// A register family: how many locals live in handler arguments, and how a
 /// run enters the chain. Implemented by each family's tape word
-/// ([`register_family!`]): this module's three registers on Rust's
+/// (`register_family!`): this module's three registers on Rust's
 /// convention, `register_preserve_none`'s eight on `rust-preserve-none`.
 pub trait Family: TapeWord + 'static {
     /// How many locals live in handler arguments (`r0`…).
