@@ -145,8 +145,11 @@ mod tests {
 
     #[test]
     fn calls_never_grow_the_native_stack() {
-        // 10,000 active calls on a 32 KiB stack in every profile (`become`
-        // holds at opt-level 0 too); the caller's eight registers come back.
+        // 10,000 active calls on a 128 KiB stack in every profile (`become`
+        // holds at opt-level 0 too): a call that grew the native stack by
+        // even 16 bytes would need 160 KiB; the rest is room for the
+        // compile before the run, whose frames are large at opt-level 0.
+        // The caller's eight registers come back.
         let src = "fn d(n) { if 1 < n { d(n - 1) + 1 } else { 1 } }\n\
                    let a = 1; let b = 2; let c = 3; let e = 4; let f = 5; let g = 6; let h = 7; \
                    let n = 1; let t = 0; \
@@ -154,7 +157,7 @@ mod tests {
                    a = a + 1; b = b + 1; c = c + 1; e = e + 1; f = f + 1; g = g + 1; h = h + 1; \
                    n = n + -1 }; t";
         for name in ["register_preserve_none", "register_preserve_none_fused"] {
-            crate::reference::stack::on_stack(format!("{name}: 32 KiB"), 32 << 10, || {
+            crate::reference::stack::on_stack(format!("{name}: 128 KiB"), 128 << 10, || {
                 let code = compile(name, src);
                 assert!(code.show().contains("saving 8"), "{name}:\n{}", code.show());
                 assert_eq!(code.execute(&[10_000]), Ok(10_000 + 28), "{name}");
