@@ -927,6 +927,19 @@ impl<I: Isa, B: Backend> Tape<I, B> {
 
 #[cfg(test)]
 impl<I: Isa> Emitter<I> {
+    /// `code` emitted in order, each op then patched with itself (forward
+    /// targets patched once known, as compilers do).
+    pub(crate) fn of(code: &[I::Instr]) -> Self {
+        let mut e = Emitter::<I>::with_capacity(code.len(), 3);
+        for &i in code {
+            e.emit(i);
+        }
+        for (at, &i) in code.iter().enumerate() {
+            e.patch(at, i);
+        }
+        e
+    }
+
     /// Overwrites word `i` of the tape (tests of the verifier).
     pub(crate) fn set_word(&mut self, i: usize, x: i64) {
         self.words[i] = I::Word::operand(x);
@@ -943,13 +956,6 @@ pub(crate) mod tests {
     where
         I::Instr: PartialEq + std::fmt::Debug,
     {
-        let mut e = Emitter::<I>::with_capacity(all.len(), 2);
-        for &i in all {
-            e.emit(i);
-        }
-        for (at, &i) in all.iter().enumerate() {
-            e.patch(at, i);
-        }
-        assert_eq!(e.instrs(), all);
+        assert_eq!(Emitter::<I>::of(all).instrs(), all);
     }
 }

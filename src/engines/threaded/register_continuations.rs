@@ -1636,26 +1636,13 @@ pub(crate) mod tests {
         code: &[I::Instr],
         frame_len: usize,
     ) -> Result<(), String> {
-        let mut e = Emitter::<I>::with_capacity(code.len(), 3);
-        for &i in code {
-            e.emit(i);
-        }
-        for (at, &i) in code.iter().enumerate() {
-            e.patch(at, i);
-        }
-        Tape::<I, Stable>::new(e, frame_len, 0, is_stop::<I>).map(|_| ())
+        Tape::<I, Stable>::new(Emitter::of(code), frame_len, 0, is_stop::<I>).map(|_| ())
     }
 
     /// Verifies `code` as main (ops before `split`, a frame of 10 slots)
     /// and one function (from `split`, a frame of `HEADER + 3` slots).
     fn verify_two(code: &[Instr], split: usize) -> Result<(), String> {
-        let mut e = Emitter::<RegIsa>::with_capacity(code.len(), 3);
-        for &i in code {
-            e.emit(i);
-        }
-        for (at, &i) in code.iter().enumerate() {
-            e.patch(at, i);
-        }
+        let e = Emitter::<RegIsa>::of(code);
         let bodies = [
             Body {
                 first: 0,

@@ -923,8 +923,8 @@ pub(crate) fn verify<I: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>>(
     frame_len: usize,
     arg_count: usize,
 ) -> Result<(), String> {
-    let mut c = Compiler::<I> {
-        code: Emitter::with_capacity(code.len(), 2),
+    let c = Compiler::<I> {
+        code: Emitter::of(code),
         temp_base: frame_len,
         max_temps: 0,
         main_len: None,
@@ -933,13 +933,6 @@ pub(crate) fn verify<I: Isa<Word = Word, Instr: From<Instr>, Kind: From<Kind>>>(
         names: Vec::new(),
         jumps: Vec::new(),
     };
-    for &i in code {
-        c.code.emit(i);
-    }
-    // Forward targets are known once everything is emitted, as in a compiler.
-    for (at, &i) in code.iter().enumerate() {
-        c.code.patch(at, i);
-    }
     Code::<I, Stable>::new(c, arg_count)
         .map(|_| ())
         .map_err(|e| e.0)
@@ -1046,13 +1039,7 @@ mod tests {
     fn verify_rejects_calls_and_returns_out_of_place() {
         use Instr::*;
         let verify_bodies = |code: &[Instr], fn_at: usize| {
-            let mut e = Emitter::<TapeIsa>::with_capacity(code.len(), 2);
-            for &i in code {
-                e.emit(i);
-            }
-            for (at, &i) in code.iter().enumerate() {
-                e.patch(at, i);
-            }
+            let e = Emitter::<TapeIsa>::of(code);
             let bodies = [
                 Body {
                     first: 0,
