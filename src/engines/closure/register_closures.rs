@@ -389,52 +389,39 @@ fn set_slot<V: Eval>(ar: &Arena, value: V, slot: usize, k: Kind) -> Node {
     })
 }
 
-fn add<A: Eval, B: Eval>(ar: &Arena, a: A, b: B, k: Kind) -> Node {
+/// `a op b` (`+`, `-` or `<`): `op` is a function item, so each operator
+/// is its own closure type with the operation inlined.
+fn binary<A: Eval, B: Eval, Op: Fn(i64, i64) -> i64 + 'static>(
+    ar: &Arena,
+    a: A,
+    b: B,
+    op: Op,
+    k: Kind,
+) -> Node {
     node(ar, k, move |m, r| {
         let (x, r) = a.eval(m, r);
         let (y, r) = b.eval(m, r);
-        (x.wrapping_add(y), r)
+        (op(x, y), r)
     })
 }
 
-/// An `Add` whose right operand is the literal `n`: no call for it.
-fn add_lit<A: Eval>(ar: &Arena, a: A, n: i64, k: Kind) -> Node {
+/// `a op n` for a literal right operand `n`: no call for it.
+fn binary_lit<A: Eval, Op: Fn(i64, i64) -> i64 + 'static>(
+    ar: &Arena,
+    a: A,
+    n: i64,
+    op: Op,
+    k: Kind,
+) -> Node {
     node(ar, k, move |m, r| {
         let (x, r) = a.eval(m, r);
-        (x.wrapping_add(n), r)
+        (op(x, n), r)
     })
 }
 
-fn sub<A: Eval, B: Eval>(ar: &Arena, a: A, b: B, k: Kind) -> Node {
-    node(ar, k, move |m, r| {
-        let (x, r) = a.eval(m, r);
-        let (y, r) = b.eval(m, r);
-        (x.wrapping_sub(y), r)
-    })
-}
-
-/// A `Sub` whose right operand is the literal `n`: no call for it.
-fn sub_lit<A: Eval>(ar: &Arena, a: A, n: i64, k: Kind) -> Node {
-    node(ar, k, move |m, r| {
-        let (x, r) = a.eval(m, r);
-        (x.wrapping_sub(n), r)
-    })
-}
-
-fn lt<A: Eval, B: Eval>(ar: &Arena, a: A, b: B, k: Kind) -> Node {
-    node(ar, k, move |m, r| {
-        let (x, r) = a.eval(m, r);
-        let (y, r) = b.eval(m, r);
-        (i64::from(x < y), r)
-    })
-}
-
-/// A `Lt` whose right operand is the literal `n`: no call for it.
-fn lt_lit<A: Eval>(ar: &Arena, a: A, n: i64, k: Kind) -> Node {
-    node(ar, k, move |m, r| {
-        let (x, r) = a.eval(m, r);
-        (i64::from(x < n), r)
-    })
+/// `<` as a number, 1 or 0.
+fn less(x: i64, y: i64) -> i64 {
+    i64::from(x < y)
 }
 
 fn if_<C: Eval, Y: Eval, N: Eval>(ar: &Arena, cond: C, yes: Y, no: N, k: Kind) -> Node {
@@ -715,7 +702,7 @@ fn compile_inner(
             let Expr::Litr(n) = **b else { unreachable!() };
             let (a, ai) = go(a, scope);
             let info = Info { zero: false, ..ai };
-            let node = typed!(a, |a| sub_lit(ar, a, n, info.kind()));
+            let node = typed!(a, |a| binary_lit(ar, a, n, i64::wrapping_sub, info.kind()));
             (node, Label::SubLit(n), info)
         }
         Expr::Sub(a, b) => {
@@ -724,14 +711,20 @@ fn compile_inner(
                 zero: false,
                 ..ai.then(bi)
             };
-            let node = typed!(a, |a| typed!(b, |b| sub(ar, a, b, info.kind())));
+            let node = typed!(a, |a| typed!(b, |b| binary(
+                ar,
+                a,
+                b,
+                i64::wrapping_sub,
+                info.kind()
+            )));
             (node, Label::Sub, info)
         }
         Expr::Lt(a, b) if matches!(**b, Expr::Litr(_)) => {
             let Expr::Litr(n) = **b else { unreachable!() };
             let (a, ai) = go(a, scope);
             let info = Info { zero: false, ..ai };
-            let node = typed!(a, |a| lt_lit(ar, a, n, info.kind()));
+            let node = typed!(a, |a| binary_lit(ar, a, n, less, info.kind()));
             (node, Label::LtLit(n), info)
         }
         Expr::Lt(a, b) => {
@@ -740,7 +733,7 @@ fn compile_inner(
                 zero: false,
                 ..ai.then(bi)
             };
-            let node = typed!(a, |a| typed!(b, |b| lt(ar, a, b, info.kind())));
+            let node = typed!(a, |a| typed!(b, |b| binary(ar, a, b, less, info.kind())));
             (node, Label::Lt, info)
         }
         Expr::If(c, yes, no) => {
@@ -775,7 +768,7 @@ fn compile_inner(
             let Expr::Litr(n) = **b else { unreachable!() };
             let (a, ai) = go(a, scope);
             let info = Info { zero: false, ..ai };
-            let node = typed!(a, |a| add_lit(ar, a, n, info.kind()));
+            let node = typed!(a, |a| binary_lit(ar, a, n, i64::wrapping_add, info.kind()));
             (node, Label::AddLit(n), info)
         }
         Expr::Add(a, b) => {
@@ -784,7 +777,13 @@ fn compile_inner(
                 zero: false,
                 ..ai.then(bi)
             };
-            let node = typed!(a, |a| typed!(b, |b| add(ar, a, b, info.kind())));
+            let node = typed!(a, |a| typed!(b, |b| binary(
+                ar,
+                a,
+                b,
+                i64::wrapping_add,
+                info.kind()
+            )));
             (node, Label::Add, info)
         }
         Expr::Then(a, b) => {

@@ -176,35 +176,41 @@ impl Compiler<'_> {
         Node::new_in(self.arena, f)
     }
 
+    /// A closure that pushes `a op b` (`+`, `-` or `<`; a function item,
+    /// so each operator is its own closure type with the operation
+    /// inlined); `height` values are below it.
+    fn binary(
+        &mut self,
+        shape: Shape,
+        (a, b): (&Expr, &Expr),
+        scope: usize,
+        height: usize,
+        depth: u16,
+        op: impl Fn(i64, i64) -> i64 + 'static,
+    ) -> Node {
+        self.line(depth, shape);
+        let a = self.value(a, scope, height, depth + 1);
+        let b = self.value(b, scope, height + 1, depth + 1);
+        self.node(move |env, sp| {
+            a.call(env, sp);
+            // SAFETY: `b` runs one slot up, which `value` reached for it.
+            let top = unsafe { sp.add(1) };
+            b.call(env, top);
+            // SAFETY: `a` and `b` left their values at `sp`, `sp + 1`.
+            unsafe { *sp = op(*sp, *top) };
+        })
+    }
+
     /// A closure that pushes `e`'s value; `height` values are below it.
     fn value(&mut self, e: &Expr, scope: usize, height: usize, depth: u16) -> Node {
         self.reach(height + 1);
         match *e {
             Expr::Sub(ref a, ref b) => {
-                self.line(depth, Shape::Sub);
-                let a = self.value(a, scope, height, depth + 1);
-                let b = self.value(b, scope, height + 1, depth + 1);
-                self.node(move |frame, sp| {
-                    a.call(frame, sp);
-                    // SAFETY: as for `Add`.
-                    let top = unsafe { sp.add(1) };
-                    b.call(frame, top);
-                    // SAFETY: as for `Add`.
-                    unsafe { *sp = (*sp).wrapping_sub(*top) };
-                })
+                self.binary(Shape::Sub, (a, b), scope, height, depth, i64::wrapping_sub)
             }
             Expr::Lt(ref a, ref b) => {
-                self.line(depth, Shape::Lt);
-                let a = self.value(a, scope, height, depth + 1);
-                let b = self.value(b, scope, height + 1, depth + 1);
-                self.node(move |frame, sp| {
-                    a.call(frame, sp);
-                    // SAFETY: as for `Add`.
-                    let top = unsafe { sp.add(1) };
-                    b.call(frame, top);
-                    // SAFETY: as for `Add`.
-                    unsafe { *sp = i64::from(*sp < *top) };
-                })
+                let less = |x, y| i64::from(x < y);
+                self.binary(Shape::Lt, (a, b), scope, height, depth, less)
             }
             Expr::If(ref cond, ref yes, ref no) => {
                 self.line(depth, Shape::If);
@@ -277,17 +283,7 @@ impl Compiler<'_> {
                 self.node(move |env, sp| unsafe { *sp = *env.locals.add(slot) })
             }
             Expr::Add(ref a, ref b) => {
-                self.line(depth, Shape::Add);
-                let a = self.value(a, scope, height, depth + 1);
-                let b = self.value(b, scope, height + 1, depth + 1);
-                self.node(move |env, sp| {
-                    a.call(env, sp);
-                    // SAFETY: `b` runs one slot up, which this node reached.
-                    let top = unsafe { sp.add(1) };
-                    b.call(env, top);
-                    // SAFETY: `a` and `b` left their values at `sp`, `sp + 1`.
-                    unsafe { *sp = (*sp).wrapping_add(*top) };
-                })
+                self.binary(Shape::Add, (a, b), scope, height, depth, i64::wrapping_add)
             }
             Expr::Let(ref init, ref body) => {
                 self.line(depth, Shape::Let(scope));
